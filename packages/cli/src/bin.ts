@@ -1,0 +1,18 @@
+#!/usr/bin/env node
+import { main } from './main.js'
+
+const major = Number(process.versions.node.split('.')[0])
+if (major < 22) {
+  process.stderr.write(`shoal: error: Node ${process.versions.node} is too old; Shoal needs Node 22 or newer (run it through \`pnpm shoal\`, which brings one)\n`)
+  process.exit(2)
+}
+
+const code = await main(process.argv.slice(2), {
+  stdout: text => { process.stdout.write(text) },
+  log: line => { process.stderr.write(`shoal: ${line}\n`) },
+  env: process.env,
+  onSignal: (signal, handler) => { process.on(signal, handler) },
+  isTTY: process.stdout.isTTY === true
+})
+// stdout may be a pipe still draining: exit once it has flushed
+process.stdout.write('', () => process.exit(code))

@@ -1,0 +1,33 @@
+import { ApiClient, NoRunningNodeError, readIdentity } from '@shoal/node'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { DATA_DIR_FLAG, JSON_FLAG, parse } from '../args.js'
+import type { CommandSpec } from '../args.js'
+import type { Io } from '../io.js'
+import { dataDirOf } from './peers.js'
+
+export const idSpec: CommandSpec = {
+  name: 'id',
+  summary: 'print the node\'s peer id (and addresses, if it is running)',
+  usage: 'shoal id [--data-dir DIR] [--json]',
+  flags: [DATA_DIR_FLAG, JSON_FLAG],
+  details: `The peer id comes from the identity in the data dir; a node creates it on its first start.
+With --json: {"peerId": ..., "addrs": [...], "running": true|false}.`
+}
+
+export async function id (argv: string[], io: Io): Promise<number> {
+  const { values } = parse(idSpec, argv)
+  const dataDir = dataDirOf(values, io)
+  let result: { peerId: string, addrs: string[], running: boolean }
+  try {
+    const client = await ApiClient.connect(dataDir)
+    const info = await client.id()
+    result = { peerId: info.peerId, addrs: info.addrs, running: true }
+  } catch (err) {
+    if (!(err instanceof NoRunningNodeError)) throw err
+    const key = await readIdentity(dataDir)
+    if (key == null) throw new NoRunningNodeError(`no identity in data dir ${dataDir}: a node creates one on its first start (shoal node start --data-dir ${dataDir})`)
+    result = { peerId: peerIdFromPrivateKey(key).toString(), addrs: [], running: false }
+  }
+  io.stdout(values.json === true ? JSON.stringify(result, null, 2) + '\n' : [result.peerId, ...result.addrs].join('\n') + '\n')
+  return 0
+}

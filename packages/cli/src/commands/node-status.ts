@@ -1,0 +1,40 @@
+import { ApiClient } from '@shoal/node'
+import { DATA_DIR_FLAG, JSON_FLAG, parse } from '../args.js'
+import type { CommandSpec } from '../args.js'
+import { formatBytes, formatDuration } from '../format.js'
+import type { Io } from '../io.js'
+import { dataDirOf } from './peers.js'
+
+export const nodeStatusSpec: CommandSpec = {
+  name: 'node status',
+  summary: 'show what the running node is doing',
+  usage: 'shoal node status [--data-dir DIR] [--json]',
+  flags: [DATA_DIR_FLAG, JSON_FLAG],
+  details: 'With --json, prints the object GET /v1/status returns (docs/api.md).'
+}
+
+export async function nodeStatus (argv: string[], io: Io): Promise<number> {
+  const { values } = parse(nodeStatusSpec, argv)
+  const status = await (await ApiClient.connect(dataDirOf(values, io))).status()
+  if (values.json === true) {
+    io.stdout(JSON.stringify(status, null, 2) + '\n')
+    return 0
+  }
+  const c = status.capacity
+  const refused = Object.entries(status.refusedAds).map(([k, v]) => `${k} ${v}`).join(', ')
+  io.stdout([
+    `peer id      ${status.peerId}`,
+    `version      ${status.version}, up ${formatDuration(status.uptimeMs)}`,
+    `data dir     ${status.dataDir}`,
+    `API          ${status.apiUrl}`,
+    `addresses    ${status.addrs.join('\n             ')}`,
+    `connections  ${status.connections} to ${status.connectedPeers} peers; ${status.dhtPeers} peers in the DHT routing table`,
+    `peer table   ${status.peers} peers with live ads${refused === '' ? '' : `; ads refused: ${refused}`}`,
+    `hardware     ${c.cpu.cores} x ${c.cpu.model}, ${formatBytes(c.memory.totalBytes)} memory, ${c.os} ${c.arch}${c.gpu != null ? `, GPU ${c.gpu}` : ''}`,
+    `providers    ${c.providers.map(p => `${p.name} ${p.gflops} GFLOP/s`).join(', ') || 'none'}${status.calibration.cached ? ' (cached calibration)' : ''}`,
+    ...status.calibration.failed.map(f => `             ${f.name} does not work here: ${f.error}`),
+    `limits       ${c.limits.maxConcurrency} pieces at once, ${c.limits.cpuThreads} CPU threads, memory ${c.limits.maxMemoryBytes === 0 ? 'unlimited' : formatBytes(c.limits.maxMemoryBytes)}${c.limits.noGpu ? ', no GPU' : ''}`,
+    `work         ${c.freeSlots} free slots, ${c.queueLength} queued`
+  ].join('\n') + '\n')
+  return 0
+}

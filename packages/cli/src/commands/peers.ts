@@ -1,0 +1,44 @@
+import { ApiClient, DEFAULT_DATA_DIR } from '@shoal/node'
+import type { PeerView } from '@shoal/node'
+import { DATA_DIR_FLAG, JSON_FLAG, parse } from '../args.js'
+import type { CommandSpec } from '../args.js'
+import { formatBytes, formatDuration, formatTable } from '../format.js'
+import type { Io } from '../io.js'
+
+export const peersSpec: CommandSpec = {
+  name: 'peers',
+  summary: 'list the peers the running node sees, with their capacity',
+  usage: 'shoal peers [--data-dir DIR] [--json]',
+  flags: [DATA_DIR_FLAG, JSON_FLAG],
+  details: `Asks the node running on the data dir for its peer table: every peer whose capacity ad is live.
+With --json, prints an array of objects with peerId, addrs, cpu {model, cores}, memory {totalBytes,
+freeBytes}, gpu, providers [{name, gflops}], limits, freeSlots, queueLength, models and lastSeenMs
+(milliseconds since its last ad arrived).`
+}
+
+export function dataDirOf (values: Record<string, unknown>, io: Io): string {
+  return io.env.SHOAL_DATA_DIR ?? (values['data-dir'] as string | undefined) ?? DEFAULT_DATA_DIR
+}
+
+export function peersTable (peers: PeerView[]): string {
+  if (peers.length === 0) return 'no peers yet: the node has not received any capacity ad\n'
+  const rows = peers.map(p => [
+    p.peerId,
+    p.addrs.length === 0 ? '-' : p.addrs[0] + (p.addrs.length > 1 ? ` (+${p.addrs.length - 1})` : ''),
+    String(p.cpu.cores),
+    formatBytes(p.memory.totalBytes),
+    p.gpu ?? '-',
+    p.providers.map(x => `${x.name} ${x.gflops.toFixed(1)}`).join(', ') || '-',
+    `${p.freeSlots}/${p.limits.maxConcurrency}`,
+    `${formatDuration(p.lastSeenMs)} ago`
+  ])
+  return formatTable(['PEER', 'ADDRESS', 'CORES', 'MEMORY', 'GPU', 'PROVIDERS (GFLOP/s)', 'FREE', 'LAST AD'], rows)
+}
+
+export async function peers (argv: string[], io: Io): Promise<number> {
+  const { values } = parse(peersSpec, argv)
+  const client = await ApiClient.connect(dataDirOf(values, io))
+  const list = await client.peers()
+  io.stdout(values.json === true ? JSON.stringify(list, null, 2) + '\n' : peersTable(list))
+  return 0
+}

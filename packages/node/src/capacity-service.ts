@@ -1,0 +1,195 @@
+import { TopicValidatorResult } from '@libp2p/gossipsub'
+import type { GossipSub, Message } from '@libp2p/gossipsub'
+import type { ComponentLogger, Logger, PeerId, Startable } from '@libp2p/interface'
+import type { AddressManager } from '@libp2p/interface-internal'
+import { CODE_P2P } from '@multiformats/multiaddr'
+import { CAPACITY_TOPIC, decodeCapacityAd, encodeCapacityAd, InvalidMessageError, MAX_AD_ADDRS } from '@shoal/protocol'
+import type { Capacity, ProviderCapacity, VolunteerLimits } from '@shoal/protocol'
+import { LEAVE_TIMEOUT_MS, SHOAL_VERSION } from './constants.js'
+import { PeerTable } from './peer-table.js'
+import type { Hardware } from './hardware.js'
+
+/** What the node knows about itself; the service adds identity, addresses, sequence and time. */
+export interface LocalCapacity {
+  hardware: Hardware
+  gpu: string | null
+  providers: ProviderCapacity[]
+  limits: VolunteerLimits
+  freeSlots: number
+  queueLength: number
+  models: string[]
+}
+
+export interface CapacityServiceInit {
+  intervalMs: number
+  /** Called each time an ad is built, so the ad always carries current free slots and queue. */
+  local: () => LocalCapacity
+  now?: () => number
+}
+
+export interface CapacityServiceComponents {
+  peerId: PeerId
+  addressManager: AddressManager
+  logger: ComponentLogger
+  pubsub: GossipSub
+}
+
+/** Ads refused since start, by reason: malformed, oversized, bad-field, forged, replayed, stale, future, ... */
+export type RefusedAds = Record<string, number>
+
+/**
+ * Publishes this node's capacity ad on `shoal/capacity/1` every `intervalMs` and whenever something
+ * changes, validates every ad that arrives (size, schema, signer, sequence, age) and keeps the peer table.
+ */
+export class CapacityService implements Startable {
+  readonly peers: PeerTable
+  readonly refused: RefusedAds = {}
+  private readonly components: CapacityServiceComponents
+  private readonly init: CapacityServiceInit
+  private readonly log: Logger
+  private readonly now: () => number
+  /** Starts at the clock so that it keeps increasing across restarts without being stored. */
+  private seq: number
+  private timer?: ReturnType<typeof setInterval>
+  private publishSoon?: ReturnType<typeof setTimeout>
+  private started = false
+
+  constructor (components: CapacityServiceComponents, init: CapacityServiceInit) {
+    this.components = components
+    this.init = init
+    this.now = init.now ?? Date.now
+    this.log = components.logger.forComponent('shoal:capacity')
+    this.seq = this.now()
+    this.peers = new PeerTable({ now: this.now, self: components.peerId.toString() })
+  }
+
+  readonly [Symbol.toStringTag] = '@shoal/capacity'
+
+  start (): void {}
+
+  /** After start: gossipsub starts alongside us and takes subscriptions only once it runs. */
+  afterStart (): void {
+    const { pubsub } = this.components
+    pubsub.topicValidators.set(CAPACITY_TOPIC, this.validate)
+    pubsub.subscribe(CAPACITY_TOPIC)
+    pubsub.addEventListener('subscription-change', this.onSubscriptionChange)
+    // A sweep every half interval bounds how late an expiry is noticed to half an interval.
+    this.timer = setInterval(() => {
+      this.peers.expire()
+      if (this.now() - this.lastPublished >= this.init.intervalMs) this.publish()
+    }, Math.max(50, Math.floor(this.init.intervalMs / 2)))
+    this.started = true
+    this.publish()
+  }
+
+  /** The leaving ad goes out while gossipsub and connections still run. */
+  async beforeStop (): Promise<void> {
+    if (!this.started) return
+    this.started = false
+    clearInterval(this.timer)
+    clearTimeout(this.publishSoon)
+    await Promise.race([
+      this.send(this.buildAd(true)).catch(() => {}),
+      new Promise(resolve => setTimeout(resolve, LEAVE_TIMEOUT_MS).unref())
+    ])
+  }
+
+  stop (): void {
+    this.started = false
+    clearInterval(this.timer)
+    clearTimeout(this.publishSoon)
+    const { pubsub } = this.components
+    pubsub.removeEventListener('subscription-change', this.onSubscriptionChange)
+    pubsub.topicValidators.delete(CAPACITY_TOPIC)
+    this.peers.clear()
+  }
+
+  /** This node's ad as it would be published now. */
+  current (): Capacity {
+    return this.buildAd(false, false)
+  }
+
+  /** Publish soon: for changes (free slots, models) that peers should see before the next tick. */
+  changed (): void {
+    if (!this.started || this.publishSoon != null) return
+    this.publishSoon = setTimeout(() => {
+      this.publishSoon = undefined
+      this.publish()
+    }, 20)
+  }
+
+  private lastPublished = 0
+
+  private publish (): void {
+    if (!this.started) return
+    this.lastPublished = this.now()
+    this.send(this.buildAd(false)).catch(err => {
+      this.log.error('could not publish capacity ad - %e', err)
+    })
+  }
+
+  private async send (ad: Capacity): Promise<void> {
+    await this.components.pubsub.publish(CAPACITY_TOPIC, encodeCapacityAd(ad))
+  }
+
+  private buildAd (leaving: boolean, advance = true): Capacity {
+    const local = this.init.local()
+    const addrs = this.components.addressManager.getAddresses()
+      .map(ma => ma.decapsulateCode(CODE_P2P).toString())
+      .slice(0, MAX_AD_ADDRS)
+    return {
+      peerId: this.components.peerId.toString(),
+      version: SHOAL_VERSION,
+      addrs,
+      cpu: local.hardware.cpu,
+      memory: local.hardware.memory,
+      os: local.hardware.os,
+      arch: local.hardware.arch,
+      gpu: local.gpu,
+      providers: local.providers,
+      limits: local.limits,
+      freeSlots: local.freeSlots,
+      queueLength: local.queueLength,
+      models: local.models,
+      seq: advance ? ++this.seq : this.seq,
+      timestampMs: this.now(),
+      intervalMs: this.init.intervalMs,
+      leaving
+    }
+  }
+
+  /** A newcomer subscribed: tell it about us now rather than at the next tick. */
+  private readonly onSubscriptionChange = (evt: CustomEvent<{ subscriptions: Array<{ topic: string, subscribe: boolean }> }>): void => {
+    if (evt.detail.subscriptions.some(s => s.topic === CAPACITY_TOPIC && s.subscribe)) this.changed()
+  }
+
+  private refuse (reason: string, result: TopicValidatorResult): TopicValidatorResult {
+    this.refused[reason] = (this.refused[reason] ?? 0) + 1
+    return result
+  }
+
+  /** gossipsub's topic validator: runs before an ad is delivered or forwarded to anyone. */
+  private readonly validate = (_from: PeerId, message: Message): TopicValidatorResult => {
+    if (message.type !== 'signed') return this.refuse('unsigned', TopicValidatorResult.Reject)
+    let capacity: Capacity
+    try {
+      capacity = decodeCapacityAd(message.data)
+    } catch (err) {
+      const reason = err instanceof InvalidMessageError ? err.reason : 'malformed'
+      this.log('refused ad from %p: %s', message.from, (err as Error).message)
+      return this.refuse(reason, TopicValidatorResult.Reject)
+    }
+    const verdict = this.peers.check(capacity, message.from.toString())
+    if (verdict.action !== 'accept') {
+      if (verdict.reason === 'self') return TopicValidatorResult.Ignore
+      this.log('refused ad from %p: %s', message.from, verdict.reason)
+      return this.refuse(verdict.reason, verdict.action === 'reject' ? TopicValidatorResult.Reject : TopicValidatorResult.Ignore)
+    }
+    this.peers.apply(capacity)
+    return TopicValidatorResult.Accept
+  }
+}
+
+export function capacityService (init: CapacityServiceInit): (components: CapacityServiceComponents) => CapacityService {
+  return (components) => new CapacityService(components, init)
+}

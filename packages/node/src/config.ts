@@ -1,0 +1,193 @@
+import { readFile } from 'node:fs/promises'
+import os from 'node:os'
+import { join, resolve } from 'node:path'
+import { multiaddr } from '@multiformats/multiaddr'
+import { DEFAULT_AD_INTERVAL_MS, DEFAULT_DATA_DIR, DEFAULT_LISTEN } from './constants.js'
+import { ConfigError, DataDirError } from './errors.js'
+import { MAX_AD_INTERVAL_MS, MIN_AD_INTERVAL_MS } from '@shoal/protocol'
+
+/** Everything that shapes a running node. Built by `resolveConfig` from defaults, config file, flags and env. */
+export interface NodeConfig {
+  dataDir: string
+  listen: string[]
+  bootstrap: string[]
+  apiPort: number
+  mdns: boolean
+  /** Treat loopback and private addresses as reachable (DHT, dialling). Automatic on a loopback-only node. */
+  lan: boolean
+  maxConcurrency: number
+  /** 0: no limit. */
+  maxMemoryBytes: number
+  gpu: boolean
+  cpuThreads: number
+  adIntervalMs: number
+  recalibrate: boolean
+}
+
+type Kind = 'multiaddr' | 'bootstrap' | 'port' | 'count' | 'bytes' | 'boolean' | 'ms'
+
+/** One node option: its flag, environment variable, config-file key and help, in one place. */
+export interface OptionSpec {
+  key: Exclude<keyof NodeConfig, 'dataDir'>
+  flag: string
+  kind: Kind
+  multiple?: boolean
+  placeholder?: string
+  help: string
+  /** The default as the help shows it. */
+  defaultText: string
+  /** Not stored in config.json: it asks for an action, not a setting. */
+  flagOnly?: boolean
+}
+
+export const NODE_OPTIONS: OptionSpec[] = [
+  { key: 'listen', flag: 'listen', kind: 'multiaddr', multiple: true, placeholder: 'MULTIADDR', help: 'address to listen on; repeat for several', defaultText: DEFAULT_LISTEN.join(' and ') },
+  { key: 'bootstrap', flag: 'bootstrap', kind: 'bootstrap', multiple: true, placeholder: 'MULTIADDR', help: 'a peer to join the mesh through, ending in /p2p/<peerId>; repeat for several', defaultText: 'none' },
+  { key: 'apiPort', flag: 'api-port', kind: 'port', placeholder: 'N', help: 'port of the local HTTP API on 127.0.0.1 (0 picks a free one; the CLI finds it through the data dir)', defaultText: '0' },
+  { key: 'mdns', flag: 'mdns', kind: 'boolean', help: 'find peers on the local network with mDNS (--no-mdns turns it off)', defaultText: 'on' },
+  { key: 'lan', flag: 'lan', kind: 'boolean', help: 'treat private and loopback addresses as reachable: a home cluster or a simulation', defaultText: 'on when every listen address is loopback' },
+  { key: 'maxConcurrency', flag: 'max-concurrency', kind: 'count', placeholder: 'N', help: 'pieces this node runs at once', defaultText: '2' },
+  { key: 'maxMemoryBytes', flag: 'max-memory', kind: 'bytes', placeholder: 'SIZE', help: 'memory the mesh may use on this node, e.g. 4GiB or 512MB (0: no limit)', defaultText: 'half of total memory' },
+  { key: 'gpu', flag: 'gpu', kind: 'boolean', help: 'let the mesh use this machine\'s GPU (--no-gpu turns it off)', defaultText: 'on' },
+  { key: 'cpuThreads', flag: 'cpu-threads', kind: 'count', placeholder: 'N', help: 'CPU threads per inference session', defaultText: 'all logical cores' },
+  { key: 'adIntervalMs', flag: 'ad-interval', kind: 'ms', placeholder: 'MS', help: `how often to publish this node's capacity ad, in ms (${MIN_AD_INTERVAL_MS}-${MAX_AD_INTERVAL_MS})`, defaultText: String(DEFAULT_AD_INTERVAL_MS) },
+  { key: 'recalibrate', flag: 'recalibrate', kind: 'boolean', help: 'measure execution providers again instead of using the cached calibration', defaultText: 'off', flagOnly: true }
+]
+
+/** SHOAL_MAX_CONCURRENCY for max-concurrency, and so on. */
+export function envName (spec: Pick<OptionSpec, 'flag'>): string {
+  return 'SHOAL_' + spec.flag.toUpperCase().replaceAll('-', '_')
+}
+
+const BYTE_UNITS: Record<string, number> = {
+  '': 1, b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3, tib: 1024 ** 4
+}
+
+/** "4GiB" -> 4294967296. Plain numbers are bytes. */
+export function parseBytes (text: string): number {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(text)
+  const unit = BYTE_UNITS[match?.[2]?.toLowerCase() ?? 'x']
+  if (match == null || unit == null) throw new Error(`"${text}" is not a size (examples: 4GiB, 512MB, 1000000)`)
+  return Math.round(Number(match[1]) * unit)
+}
+
+function parseValue (spec: OptionSpec, raw: unknown, source: string): unknown {
+  const where = `${source}: `
+  const fail = (why: string): never => { throw new ConfigError(`${where}${why}`) }
+  switch (spec.kind) {
+    case 'boolean': {
+      if (typeof raw === 'boolean') return raw
+      const text = String(raw).toLowerCase()
+      if (['1', 'true', 'yes', 'on'].includes(text)) return true
+      if (['0', 'false', 'no', 'off'].includes(text)) return false
+      return fail(`expected true or false, got "${String(raw)}"`)
+    }
+    case 'port': case 'count': case 'ms': {
+      const n = typeof raw === 'number' ? raw : Number(String(raw).trim())
+      const [min, max] = spec.kind === 'port' ? [0, 65535] : spec.kind === 'ms' ? [MIN_AD_INTERVAL_MS, MAX_AD_INTERVAL_MS] : [1, 65535]
+      if (String(raw).trim() === '' || !Number.isInteger(n) || n < min || n > max) fail(`expected an integer from ${min} to ${max}, got "${String(raw)}"`)
+      return n
+    }
+    case 'bytes':
+      try {
+        return typeof raw === 'number' ? raw : parseBytes(String(raw))
+      } catch (err: any) {
+        return fail(err.message)
+      }
+    case 'multiaddr': case 'bootstrap': {
+      const list = Array.isArray(raw) ? raw : String(raw).split(',').map(s => s.trim()).filter(s => s !== '')
+      return list.map(text => {
+        let ma
+        try {
+          ma = multiaddr(String(text))
+        } catch (err: any) {
+          return fail(`"${String(text)}" is not a valid multiaddr (${err.message})`)
+        }
+        if (spec.kind === 'bootstrap' && ma.getComponents().findLast(c => c.name === 'p2p') == null) {
+          fail(`"${String(text)}" has no /p2p/<peerId> at the end: a bootstrap address must name the peer`)
+        }
+        return ma.toString()
+      })
+    }
+  }
+}
+
+function sourceName (spec: OptionSpec, layer: 'file' | 'flag' | 'env', file: string): string {
+  if (layer === 'flag') return `--${spec.flag}`
+  if (layer === 'env') return envName(spec)
+  return `${file}: "${spec.key}"`
+}
+
+export interface ResolveConfigInit {
+  /** --data-dir, if given. */
+  dataDir?: string
+  /** Parsed flags by option key (strings or booleans as the command line gave them). */
+  flags?: Partial<Record<OptionSpec['key'], unknown>>
+  env?: Record<string, string | undefined>
+}
+
+/**
+ * Builds the node's configuration. Precedence, lowest first: defaults, `<dataDir>/config.json`, flags,
+ * `SHOAL_*` environment variables. Every value is validated; a bad one throws `ConfigError` naming where it came from.
+ */
+export async function resolveConfig (init: ResolveConfigInit = {}): Promise<NodeConfig> {
+  const env = init.env ?? process.env
+  const dataDir = resolve(env.SHOAL_DATA_DIR ?? init.dataDir ?? DEFAULT_DATA_DIR)
+  const configFile = join(dataDir, 'config.json')
+
+  let fileValues: Record<string, unknown> = {}
+  try {
+    const text = await readFile(configFile, 'utf8')
+    try {
+      fileValues = JSON.parse(text)
+    } catch (err: any) {
+      throw new ConfigError(`${configFile} is not valid JSON (${err.message})`)
+    }
+    if (typeof fileValues !== 'object' || fileValues == null || Array.isArray(fileValues)) {
+      throw new ConfigError(`${configFile} must hold a JSON object`)
+    }
+    const known = new Set(NODE_OPTIONS.filter(o => o.flagOnly !== true).map(o => o.key as string))
+    for (const key of Object.keys(fileValues)) {
+      if (!known.has(key)) throw new ConfigError(`${configFile}: unknown setting "${key}" (known: ${[...known].join(', ')})`)
+    }
+  } catch (err: any) {
+    if (err.code === 'ENOTDIR' || err.code === 'EACCES') throw new DataDirError(`cannot use data dir ${dataDir}: ${err.code} (choose another with --data-dir)`)
+    if (err.code !== 'ENOENT') throw err.name === 'ConfigError' ? err : new ConfigError(`cannot read ${configFile}: ${err.message}`)
+  }
+
+  const totalMemory = os.totalmem()
+  const values: Record<string, unknown> = {
+    dataDir,
+    listen: DEFAULT_LISTEN,
+    bootstrap: [],
+    apiPort: 0,
+    mdns: true,
+    lan: undefined,
+    maxConcurrency: 2,
+    maxMemoryBytes: Math.floor(totalMemory / 2),
+    gpu: true,
+    cpuThreads: os.availableParallelism(),
+    adIntervalMs: DEFAULT_AD_INTERVAL_MS,
+    recalibrate: false
+  }
+  for (const spec of NODE_OPTIONS) {
+    const layers: Array<['file' | 'flag' | 'env', unknown]> = [
+      ['file', spec.flagOnly === true ? undefined : fileValues[spec.key]],
+      ['flag', init.flags?.[spec.key]],
+      ['env', env[envName(spec)]]
+    ]
+    for (const [layer, raw] of layers) {
+      if (raw === undefined || (Array.isArray(raw) && raw.length === 0 && layer !== 'file')) continue
+      values[spec.key] = parseValue(spec, raw, sourceName(spec, layer, configFile))
+    }
+  }
+  if ((values.listen as string[]).length === 0) throw new ConfigError('no listen address: give at least one --listen')
+  if (values.lan === undefined) values.lan = (values.listen as string[]).every(isLoopback)
+  return values as unknown as NodeConfig
+}
+
+/** True for a multiaddr on 127.0.0.0/8 or ::1. */
+export function isLoopback (addr: string): boolean {
+  const ip = multiaddr(addr).getComponents().find(c => c.name === 'ip4' || c.name === 'ip6')?.value
+  return ip != null && (ip.startsWith('127.') || ip === '::1')
+}

@@ -1,0 +1,61 @@
+import os from 'node:os'
+import { join } from 'node:path'
+
+/** Where a node keeps its identity, config, calibration cache and API token unless told otherwise. */
+export const DEFAULT_DATA_DIR = join(os.homedir(), '.shoal')
+
+/**
+ * Listen on every interface, on a random TCP port and a random WebSockets port: a volunteer's machine
+ * rarely has a port to spare that we could pick for it, and peers learn the real ports from ads and identify.
+ */
+export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/0', '/ip4/0.0.0.0/tcp/0/ws']
+
+/** Ads every 5 s: a peer that vanishes is noticed within 15 s while the topic carries one small ad per node per 5 s. */
+export const DEFAULT_AD_INTERVAL_MS = 5000
+
+/**
+ * A peer table entry expires after this many missed refreshes. Three tolerates one lost ad and a slow
+ * heartbeat without keeping a dead peer for long.
+ */
+export const AD_EXPIRY_INTERVALS = 3
+
+/** Ads older than this (by the publisher's clock) are ignored: they describe a node that may have changed since. */
+export const MAX_AD_AGE_MS = 60_000
+
+/** Ads timestamped further ahead than this are ignored: the publisher's clock is wrong, and so may be its ad. */
+export const MAX_AD_CLOCK_SKEW_MS = 30_000
+
+/** Most peers a table holds; beyond it new peers are ignored until entries expire, bounding memory. */
+export const MAX_PEER_TABLE_ENTRIES = 10_000
+
+/** How long a table remembers the last sequence number of a peer that left, so that its old ads cannot revive it. */
+export const TOMBSTONE_TTL_MS = 10 * 60_000
+
+/**
+ * The mesh keeper dials peers it discovers until the node has this many connections. A gossipsub mesh
+ * wants 6-12 peers per topic; 24 gives gossip and the DHT room without exhausting a home router.
+ */
+export const TARGET_CONNECTIONS = 24
+
+/** How often the mesh keeper redials bootstrap peers and known peers while below target. */
+export const MESH_KEEPER_INTERVAL_MS = 5000
+
+/** The "leaving" ad may take this long to go out at shutdown before the node stops anyway. */
+export const LEAVE_TIMEOUT_MS = 1000
+
+/** mDNS service name: Shoal nodes on a LAN find each other without answering other libp2p apps. */
+export const MDNS_SERVICE_TAG = '_shoal._udp.local'
+
+/** The DHT protocol: Shoal's own, so that the mesh is its own network and not the public IPFS DHT. */
+export const DHT_PROTOCOL = '/shoal/kad/1.0.0'
+
+/** Addresses only this machine can use; connections from them skip libp2p's per-host inbound rate limits. */
+export const LOOPBACK_ALLOW = ['/ip4/127.0.0.0/ipcidr/8', '/ip6/::1/ipcidr/128']
+
+/** The node's HTTP API answers on this host only: a volunteer's node is not a public web server. */
+export const API_HOST = '127.0.0.1'
+
+/** Requests to the API may not be larger than this (JSON bodies of later endpoints). */
+export const MAX_API_BODY_BYTES = 1024 * 1024
+
+export const SHOAL_VERSION = '0.1.0'

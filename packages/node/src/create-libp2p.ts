@@ -1,0 +1,85 @@
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { gossipsub } from '@libp2p/gossipsub'
+import type { GossipSub } from '@libp2p/gossipsub'
+import { identify } from '@libp2p/identify'
+import type { Identify } from '@libp2p/identify'
+import type { PrivateKey } from '@libp2p/interface'
+import { kadDHT, passthroughMapper, removePrivateAddressesMapper } from '@libp2p/kad-dht'
+import type { KadDHT } from '@libp2p/kad-dht'
+import { mdns } from '@libp2p/mdns'
+import { ping } from '@libp2p/ping'
+import type { Ping } from '@libp2p/ping'
+import { tcp } from '@libp2p/tcp'
+import { webSockets } from '@libp2p/websockets'
+import { createLibp2p } from 'libp2p'
+import type { Libp2p } from 'libp2p'
+import { capacityService } from './capacity-service.js'
+import type { CapacityService, CapacityServiceInit } from './capacity-service.js'
+import { DHT_PROTOCOL, LOOPBACK_ALLOW, MDNS_SERVICE_TAG, MESH_KEEPER_INTERVAL_MS, TARGET_CONNECTIONS } from './constants.js'
+import { meshKeeper } from './mesh-keeper.js'
+import type { MeshKeeper } from './mesh-keeper.js'
+import type { NodeConfig } from './config.js'
+
+export type ShoalServices = {
+  identify: Identify
+  ping: Ping
+  dht: KadDHT
+  pubsub: GossipSub
+  capacity: CapacityService
+  meshKeeper: MeshKeeper
+}
+
+export type ShoalLibp2p = Libp2p<ShoalServices>
+
+export interface CreateShoalLibp2pInit {
+  privateKey: PrivateKey
+  config: Pick<NodeConfig, 'listen' | 'bootstrap' | 'mdns' | 'lan' | 'adIntervalMs'>
+  capacity: Omit<CapacityServiceInit, 'intervalMs'>
+  /** Tests shorten the keeper's redial period. */
+  meshKeeperIntervalMs?: number
+}
+
+/**
+ * The libp2p host of a Shoal node. Defaults are those of an internet node (libp2p's connection limits,
+ * gossipsub scoring, private addresses kept out of the DHT); three relaxations make a mesh of many nodes
+ * on one machine work (FIELD-NOTES):
+ * - connections from loopback skip the per-host inbound rate limit (only this machine can use them);
+ * - gossipsub does not penalise many peers sharing 127.0.0.1 (likewise);
+ * - with `lan` (automatic when every listen address is loopback), the DHT keeps private and loopback
+ *   addresses, which an internet node must not hand out.
+ */
+export async function createShoalLibp2p (init: CreateShoalLibp2pInit): Promise<ShoalLibp2p> {
+  const { config } = init
+  return await createLibp2p({
+    privateKey: init.privateKey,
+    start: false,
+    addresses: { listen: config.listen },
+    transports: [tcp(), webSockets()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    peerDiscovery: config.mdns ? [mdns({ serviceTag: MDNS_SERVICE_TAG })] : [],
+    connectionManager: { allow: LOOPBACK_ALLOW },
+    services: {
+      identify: identify(),
+      ping: ping(),
+      dht: kadDHT({
+        protocol: DHT_PROTOCOL,
+        clientMode: false,
+        peerInfoMapper: config.lan ? passthroughMapper : removePrivateAddressesMapper
+      }),
+      pubsub: gossipsub({
+        globalSignaturePolicy: 'StrictSign',
+        // an ad published before any peer subscribed is simply not seen; the next tick reaches them
+        allowPublishToZeroTopicPeers: true,
+        scoreParams: { IPColocationFactorWhitelist: new Set(['127.0.0.1', '::1']) }
+      }),
+      capacity: capacityService({ ...init.capacity, intervalMs: config.adIntervalMs }),
+      meshKeeper: meshKeeper({
+        bootstrap: config.bootstrap,
+        targetConnections: TARGET_CONNECTIONS,
+        intervalMs: init.meshKeeperIntervalMs ?? MESH_KEEPER_INTERVAL_MS
+      })
+    }
+  }) as ShoalLibp2p
+}

@@ -1,0 +1,67 @@
+import { constants } from 'node:fs'
+import { access, mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
+import type { PrivateKey } from '@libp2p/interface'
+import { DataDirError } from './errors.js'
+
+/** The files a node keeps in its data directory. */
+export function dataDirFiles (dataDir: string): { identity: string, config: string, calibration: string, api: string } {
+  return {
+    identity: join(dataDir, 'identity.key'),
+    config: join(dataDir, 'config.json'),
+    calibration: join(dataDir, 'calibration.json'),
+    api: join(dataDir, 'api.json')
+  }
+}
+
+/** Creates the data dir if needed and checks that we can write to it, with an error a user can act on. */
+export async function prepareDataDir (dataDir: string): Promise<void> {
+  try {
+    await mkdir(dataDir, { recursive: true, mode: 0o700 })
+    await access(dataDir, constants.R_OK | constants.W_OK | constants.X_OK)
+  } catch (err: any) {
+    throw new DataDirError(`cannot use data dir ${dataDir}: ${err.code ?? err.message} (choose another with --data-dir)`)
+  }
+}
+
+/** Writes a file so that a reader never sees half of it, readable by its owner only. */
+export async function writePrivateFile (file: string, data: string | Uint8Array): Promise<void> {
+  const tmp = `${file}.${process.pid}.tmp`
+  await writeFile(tmp, data, { mode: 0o600 })
+  await rename(tmp, file)
+}
+
+/**
+ * The node's persistent Ed25519 identity: loaded from `identity.key` (libp2p's protobuf key format), or
+ * generated and saved on first start. A damaged key file is an error, never silently replaced: the
+ * peer id is the node's name in the mesh.
+ */
+export async function loadOrCreateIdentity (dataDir: string): Promise<PrivateKey> {
+  const file = dataDirFiles(dataDir).identity
+  let bytes: Uint8Array
+  try {
+    bytes = await readFile(file)
+  } catch (err: any) {
+    if (err.code !== 'ENOENT') throw new DataDirError(`cannot read ${file}: ${err.code ?? err.message}`)
+    const key = await generateKeyPair('Ed25519')
+    await writePrivateFile(file, privateKeyToProtobuf(key))
+    return key
+  }
+  try {
+    return privateKeyFromProtobuf(bytes)
+  } catch (err: any) {
+    throw new DataDirError(`${file} is not a libp2p private key (${err.message}); move it away to start with a new identity`)
+  }
+}
+
+/** Reads the identity without creating one: for commands that must not invent a node. */
+export async function readIdentity (dataDir: string): Promise<PrivateKey | undefined> {
+  const file = dataDirFiles(dataDir).identity
+  try {
+    return privateKeyFromProtobuf(await readFile(file))
+  } catch (err: any) {
+    if (err.code === 'ENOENT') return undefined
+    throw new DataDirError(`cannot read ${file}: ${err.code ?? err.message}`)
+  }
+}

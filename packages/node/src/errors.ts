@@ -1,0 +1,28 @@
+/**
+ * Errors a user can act on. Each has a stable `name` (tests and callers match on it) and a message that
+ * says what was wrong and what to do.
+ */
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+export class DataDirError extends Error {
+  override name = 'DataDirError'
+}
+
+export class ListenError extends Error {
+  override name = 'ListenError'
+}
+
+export class NoRunningNodeError extends Error {
+  override name = 'NoRunningNodeError'
+}
+
+export class ApiError extends Error {
+  override name = 'ApiError'
+  readonly status: number
+  constructor (status: number, message: string) {
+    super(message)
+    this.status = status
+  }
+}

@@ -1,0 +1,22 @@
+/**
+ * @packageDocumentation
+ *
+ * A Shoal node: a libp2p host (TCP, WebSockets, Noise, Yamux, identify, ping, Shoal's Kademlia DHT,
+ * gossipsub) that advertises its measured capacity, keeps a table of its peers' ads, and serves a
+ * local HTTP API. `ShoalNode` is the whole node; the parts are exported for tests and simulations.
+ */
+export { ShoalNode } from './shoal-node.js'
+export type { ApiInfo, NodeStatus, PeerView, ShoalNodeInit } from './shoal-node.js'
+export { NODE_OPTIONS, envName, isLoopback, parseBytes, resolveConfig } from './config.js'
+export type { NodeConfig, OptionSpec, ResolveConfigInit } from './config.js'
+export { PeerTable } from './peer-table.js'
+export type { PeerEntry, PeerEvent, PeerTableInit, Verdict } from './peer-table.js'
+export { CapacityService, capacityService } from './capacity-service.js'
+export type { LocalCapacity, CapacityServiceInit } from './capacity-service.js'
+export { createShoalLibp2p } from './create-libp2p.js'
+export type { ShoalLibp2p, ShoalServices } from './create-libp2p.js'
+export { dataDirFiles, readIdentity } from './data-dir.js'
+export { detectHardware } from './hardware.js'
+export { ApiClient } from './api-client.js'
+export * from './errors.js'
+export * from './constants.js'

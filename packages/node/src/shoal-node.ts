@@ -1,0 +1,214 @@
+import { rm } from 'node:fs/promises'
+import { calibrate } from '@shoal/runtime'
+import type { Calibration } from '@shoal/runtime'
+import type { Capacity } from '@shoal/protocol'
+import { ApiServer } from './api-server.js'
+import { SHOAL_VERSION } from './constants.js'
+import { createShoalLibp2p } from './create-libp2p.js'
+import type { ShoalLibp2p } from './create-libp2p.js'
+import { dataDirFiles, loadOrCreateIdentity, prepareDataDir, writePrivateFile } from './data-dir.js'
+import { ListenError } from './errors.js'
+import { detectHardware } from './hardware.js'
+import type { NodeConfig } from './config.js'
+import type { PeerEvent } from './peer-table.js'
+
+/** One peer as the API and `shoal peers --json` show it. */
+export interface PeerView extends Capacity {
+  lastSeenMs: number
+}
+
+export interface NodeStatus {
+  peerId: string
+  version: string
+  startedAt: number
+  uptimeMs: number
+  addrs: string[]
+  dataDir: string
+  apiUrl: string
+  connections: number
+  peers: number
+  /** Distinct peers with an open connection. */
+  connectedPeers: number
+  /** Peers in the Kademlia routing table. */
+  dhtPeers: number
+  capacity: Capacity
+  calibration: { cached: boolean, measuredAt: number, failed: Calibration['failed'] }
+  refusedAds: Record<string, number>
+}
+
+/** Where a running node's API is, as written to `<dataDir>/api.json`. */
+export interface ApiInfo {
+  url: string
+  token: string
+  pid: number
+  peerId: string
+}
+
+export interface ShoalNodeInit {
+  config: NodeConfig
+  /**
+   * Use this calibration instead of measuring (simulations and tests that start many nodes in one
+   * process, where measuring each would only measure the others).
+   */
+  calibration?: Omit<Calibration, 'fingerprint'>
+  /** Tests shorten the mesh keeper's redial period. */
+  meshKeeperIntervalMs?: number
+  /** Start the HTTP API (default true). In-process meshes can do without. */
+  api?: boolean
+}
+
+/**
+ * A Shoal node: its libp2p host with the capacity service, its calibration and its local HTTP API.
+ * `start()` is ready when the node listens, has published its first ad and the API answers.
+ */
+export class ShoalNode {
+  readonly config: NodeConfig
+  private readonly init: ShoalNodeInit
+  private libp2pNode?: ShoalLibp2p
+  private api?: ApiServer
+  private calibrationResult?: Calibration & { cached: boolean }
+  private startedAt = 0
+
+  constructor (init: ShoalNodeInit) {
+    this.init = init
+    this.config = init.config
+  }
+
+  get libp2p (): ShoalLibp2p {
+    if (this.libp2pNode == null) throw new Error('node is not started')
+    return this.libp2pNode
+  }
+
+  get peerId (): string {
+    return this.libp2p.peerId.toString()
+  }
+
+  /** Multiaddrs others can dial, each ending in /p2p/<peerId>. */
+  get addrs (): string[] {
+    return this.libp2p.getMultiaddrs().map(ma => ma.toString())
+  }
+
+  async start (): Promise<void> {
+    const { config } = this
+    await prepareDataDir(config.dataDir)
+    const files = dataDirFiles(config.dataDir)
+    // Calibration runs in child processes while libp2p starts.
+    const calibration = this.init.calibration != null
+      ? Promise.resolve({ ...this.init.calibration, fingerprint: 'given', cached: true })
+      : calibrate({ cpuThreads: config.cpuThreads, noGpu: !config.gpu, cacheFile: files.calibration, recalibrate: config.recalibrate })
+    const privateKey = await loadOrCreateIdentity(config.dataDir)
+
+    const libp2p = await createShoalLibp2p({
+      privateKey,
+      config,
+      meshKeeperIntervalMs: this.init.meshKeeperIntervalMs,
+      capacity: { local: () => this.localCapacity() }
+    })
+    this.libp2pNode = libp2p
+    this.calibrationResult = await calibration
+    try {
+      await libp2p.start()
+    } catch (err: any) {
+      await Promise.resolve(libp2p.stop()).catch(() => {})
+      throw listenError(err, config.listen)
+    }
+    this.startedAt = Date.now()
+
+    if (this.init.api !== false) {
+      this.api = new ApiServer({ port: config.apiPort, routes: this.routes() })
+      try {
+        await this.api.start()
+      } catch (err) {
+        await libp2p.stop()
+        throw err
+      }
+      const info: ApiInfo = { url: this.api.url, token: this.api.token, pid: process.pid, peerId: this.peerId }
+      await writePrivateFile(files.api, JSON.stringify(info, null, 2) + '\n')
+    }
+  }
+
+  /** Clean shutdown: a leaving ad goes out first, then libp2p and the API stop. */
+  async stop (): Promise<void> {
+    if (this.api != null) {
+      await rm(dataDirFiles(this.config.dataDir).api, { force: true })
+      await this.api.stop()
+    }
+    await this.libp2pNode?.stop()
+  }
+
+  /** Join/update/leave events of the peer table. */
+  onPeerEvent (listener: (event: PeerEvent) => void): () => void {
+    return this.libp2p.services.capacity.peers.onEvent(listener)
+  }
+
+  peers (): PeerView[] {
+    return this.libp2p.services.capacity.peers.list()
+      .map(entry => ({ ...entry.capacity, lastSeenMs: entry.lastSeenMs }))
+      .sort((a, b) => a.peerId.localeCompare(b.peerId))
+  }
+
+  status (): NodeStatus {
+    const libp2p = this.libp2p
+    const calibration = this.calibrationResult
+    return {
+      peerId: this.peerId,
+      version: SHOAL_VERSION,
+      startedAt: this.startedAt,
+      uptimeMs: Date.now() - this.startedAt,
+      addrs: this.addrs,
+      dataDir: this.config.dataDir,
+      apiUrl: this.api?.url ?? '',
+      connections: libp2p.getConnections().length,
+      peers: libp2p.services.capacity.peers.size,
+      connectedPeers: libp2p.getPeers().length,
+      dhtPeers: dhtRoutingTableSize(libp2p),
+      capacity: libp2p.services.capacity.current(),
+      calibration: { cached: calibration?.cached ?? false, measuredAt: calibration?.measuredAt ?? 0, failed: calibration?.failed ?? [] },
+      refusedAds: { ...libp2p.services.capacity.refused }
+    }
+  }
+
+  private localCapacity (): ReturnType<Parameters<typeof createShoalLibp2p>[0]['capacity']['local']> {
+    const { config } = this
+    const calibration = this.calibrationResult
+    return {
+      hardware: detectHardware(),
+      gpu: calibration?.gpu ?? null,
+      providers: calibration?.providers ?? [],
+      limits: {
+        maxConcurrency: config.maxConcurrency,
+        maxMemoryBytes: config.maxMemoryBytes,
+        cpuThreads: config.cpuThreads,
+        noGpu: !config.gpu
+      },
+      // nothing runs yet: the batch-job issue fills these in
+      freeSlots: config.maxConcurrency,
+      queueLength: 0,
+      models: []
+    }
+  }
+
+  private routes (): Record<string, () => unknown> {
+    return {
+      'GET /v1/id': () => ({ peerId: this.peerId, addrs: this.addrs, version: SHOAL_VERSION }),
+      'GET /v1/status': () => this.status(),
+      'GET /v1/peers': () => this.peers()
+    }
+  }
+}
+
+function listenError (err: any, listen: string[]): Error {
+  const text = String(err?.message ?? err)
+  if (err?.code === 'EADDRINUSE' || /EADDRINUSE|address already in use/i.test(text)) {
+    return new ListenError(`cannot listen on ${listen.join(', ')}: address already in use (pick another port, or /tcp/0 for any free one)`)
+  }
+  if (/EADDRNOTAVAIL|not available|ENOTFOUND/i.test(text)) {
+    return new ListenError(`cannot listen on ${listen.join(', ')}: no such address on this machine`)
+  }
+  return err instanceof Error ? err : new Error(text)
+}
+
+/** kad-dht does not type its routing table, but every version since 10 has one with a size. */
+export function dhtRoutingTableSize (libp2p: ShoalLibp2p): number {
+  return (libp2p.services.dht as unknown as { routingTable?: { size: number } }).routingTable?.size ?? 0
+}

@@ -1,0 +1,24 @@
+/** The gossipsub topic capacity ads travel on. The trailing 1 is the ad format's version. */
+export const CAPACITY_TOPIC = 'shoal/capacity/1'
+
+/**
+ * Largest encoded ad accepted, checked before decoding. A full ad (16 addresses, 8 providers, 64 model
+ * CIDs) encodes to about 5 KiB; 8 KiB leaves room without letting a peer make every node store much.
+ */
+export const MAX_CAPACITY_AD_BYTES = 8192
+
+/** Repeated-field limits, enforced while decoding so that a hostile ad cannot make us allocate. */
+export const MAX_AD_ADDRS = 16
+export const MAX_AD_PROVIDERS = 8
+export const MAX_AD_MODELS = 64
+
+/** Longest free-text field (CPU model, GPU name) kept; longer ones are refused, not truncated. */
+export const MAX_AD_TEXT_LENGTH = 256
+
+/** Refresh intervals a publisher may announce: faster floods the topic, slower makes expiry too lazy. */
+export const MIN_AD_INTERVAL_MS = 100
+export const MAX_AD_INTERVAL_MS = 10 * 60_000
+
+/** Plausibility bounds, so that one absurd ad cannot skew a scheduler's proportions. */
+export const MAX_CPU_CORES = 4096
+export const MAX_PROVIDER_GFLOPS = 10_000_000
