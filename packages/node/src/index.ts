@@ -5,7 +5,7 @@
  * gossipsub) that advertises its measured capacity, keeps a table of its peers' ads, and serves a
  * local HTTP API. `ShoalNode` is the whole node; the parts are exported for tests and simulations.
  */
-export { ShoalNode } from './shoal-node.js'
+export { ShoalNode, dhtRoutingTableSize } from './shoal-node.js'
 export type { ApiInfo, NodeStatus, PeerView, ShoalNodeInit } from './shoal-node.js'
 export { NODE_OPTIONS, envName, isLoopback, parseBytes, resolveConfig } from './config.js'
 export type { NodeConfig, OptionSpec, ResolveConfigInit } from './config.js'

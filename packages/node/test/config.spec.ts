@@ -1,0 +1,73 @@
+import { mkdtemp, writeFile } from 'node:fs/promises'
+import os from 'node:os'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { NODE_OPTIONS, envName, parseBytes, resolveConfig } from '../src/config.js'
+
+async function dataDirWith (config?: unknown): Promise<string> {
+  const dir = await mkdtemp(join(os.tmpdir(), 'shoal-config-'))
+  if (config !== undefined) await writeFile(join(dir, 'config.json'), typeof config === 'string' ? config : JSON.stringify(config))
+  return dir
+}
+
+describe('node config', () => {
+  it('takes defaults, then config.json, then flags, then SHOAL_* variables', async () => {
+    const dataDir = await dataDirWith({ maxConcurrency: 3, cpuThreads: 3, apiPort: 7000 })
+    const config = await resolveConfig({
+      dataDir,
+      flags: { cpuThreads: '5', apiPort: '7100' },
+      env: { SHOAL_API_PORT: '7200' }
+    })
+    expect(config.maxConcurrency).toBe(3) // file
+    expect(config.cpuThreads).toBe(5) // flag over file
+    expect(config.apiPort).toBe(7200) // env over flag
+    expect(config.mdns).toBe(true) // default
+  })
+
+  it('reads lists and booleans from the environment', async () => {
+    const config = await resolveConfig({
+      dataDir: await dataDirWith(),
+      env: { SHOAL_LISTEN: '/ip4/127.0.0.1/tcp/0, /ip4/127.0.0.1/tcp/0/ws', SHOAL_MDNS: 'false', SHOAL_MAX_MEMORY: '2GiB' }
+    })
+    expect(config.listen).toEqual(['/ip4/127.0.0.1/tcp/0', '/ip4/127.0.0.1/tcp/0/ws'])
+    expect(config.mdns).toBe(false)
+    expect(config.maxMemoryBytes).toBe(2 * 2 ** 30)
+  })
+
+  it('turns lan on by itself only when every listen address is loopback', async () => {
+    const dataDir = await dataDirWith()
+    expect((await resolveConfig({ dataDir, flags: { listen: ['/ip4/127.0.0.1/tcp/0'] }, env: {} })).lan).toBe(true)
+    expect((await resolveConfig({ dataDir, flags: { listen: ['/ip4/0.0.0.0/tcp/0'] }, env: {} })).lan).toBe(false)
+    expect((await resolveConfig({ dataDir, flags: { listen: ['/ip4/127.0.0.1/tcp/0'], lan: false }, env: {} })).lan).toBe(false)
+  })
+
+  it('names the source of a bad value', async () => {
+    const dataDir = await dataDirWith({ maxConcurrency: 0 })
+    await expect(resolveConfig({ dataDir, env: {} })).rejects.toThrow(/config.json: "maxConcurrency": expected an integer/)
+    const clean = await dataDirWith()
+    await expect(resolveConfig({ dataDir: clean, flags: { listen: ['/ip4/1.2.3/tcp/0'] }, env: {} })).rejects.toThrow(/--listen: "\/ip4\/1.2.3\/tcp\/0" is not a valid multiaddr/)
+    await expect(resolveConfig({ dataDir: clean, env: { SHOAL_AD_INTERVAL: '5' } })).rejects.toThrow(/SHOAL_AD_INTERVAL: expected an integer from 100/)
+    await expect(resolveConfig({ dataDir: clean, flags: { bootstrap: ['/ip4/127.0.0.1/tcp/1'] }, env: {} })).rejects.toThrow(/\/p2p\/<peerId>/)
+  })
+
+  it('refuses a config file that is not JSON or has unknown keys', async () => {
+    await expect(resolveConfig({ dataDir: await dataDirWith('{ nope'), env: {} })).rejects.toMatchObject({ name: 'ConfigError' })
+    await expect(resolveConfig({ dataDir: await dataDirWith({ listenn: [] }), env: {} })).rejects.toThrow(/unknown setting "listenn"/)
+  })
+
+  it('reports a data dir that cannot be one', async () => {
+    await expect(resolveConfig({ dataDir: '/etc/passwd/shoal', env: {} })).rejects.toMatchObject({ name: 'DataDirError' })
+  })
+
+  it('parses sizes', () => {
+    expect(parseBytes('4GiB')).toBe(4 * 2 ** 30)
+    expect(parseBytes('512MB')).toBe(512e6)
+    expect(parseBytes('1000')).toBe(1000)
+    expect(() => parseBytes('4 apples')).toThrow(/not a size/)
+  })
+
+  it('gives every option an environment variable', () => {
+    expect(NODE_OPTIONS.map(envName)).toContain('SHOAL_MAX_CONCURRENCY')
+    expect(new Set(NODE_OPTIONS.map(envName)).size).toBe(NODE_OPTIONS.length)
+  })
+})

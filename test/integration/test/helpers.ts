@@ -1,0 +1,92 @@
+import { spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { mkdtemp } from 'node:fs/promises'
+import os from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { resolveConfig, ShoalNode } from '@shoal/node'
+
+export const SHOAL_BIN = fileURLToPath(new URL('../../../packages/cli/dist/src/bin.js', import.meta.url))
+
+/** A short ad interval makes expiry observable in a test; the documented default is 5 s. */
+export const TEST_AD_INTERVAL_MS = 300
+
+export async function tempDir (prefix = 'shoal-test-'): Promise<string> {
+  return await mkdtemp(join(os.tmpdir(), prefix))
+}
+
+/** Polls `condition` until it holds; fails naming what it waited for. */
+export async function waitFor (condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 25))
+  }
+}
+
+/** In-process nodes skip measuring: many nodes measuring at once on 2 cores would only measure each other. */
+export const FIXED_CALIBRATION = { providers: [{ name: 'cpu', gflops: 50 }], failed: [], gpu: null, measuredAt: 0 }
+
+export async function startNode (bootstrap: string[] = [], extra: Record<string, unknown> = {}): Promise<ShoalNode> {
+  const config = await resolveConfig({
+    dataDir: await tempDir(),
+    flags: { listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, mdns: false, adIntervalMs: TEST_AD_INTERVAL_MS, ...extra },
+    env: {}
+  })
+  const node = new ShoalNode({ config, calibration: FIXED_CALIBRATION, api: false, meshKeeperIntervalMs: 500 })
+  await node.start()
+  return node
+}
+
+/** n in-process nodes; every node after the first is given only the first node's address. */
+export async function startMesh (n: number): Promise<ShoalNode[]> {
+  const first = await startNode()
+  const rest = await Promise.all(Array.from({ length: n - 1 }, async () => await startNode([first.addrs[0]])))
+  return [first, ...rest]
+}
+
+export async function stopAll (nodes: ShoalNode[]): Promise<void> {
+  await Promise.all(nodes.map(async n => { await n.stop().catch(() => {}) }))
+}
+
+export interface NodeProcess {
+  proc: ChildProcess
+  peerId: string
+  addrs: string[]
+  stderr: () => string
+  exited: Promise<number | null>
+}
+
+/** Runs `shoal <args>` to completion. */
+export async function runCli (args: string[], env: Record<string, string> = {}): Promise<{ code: number | null, stdout: string, stderr: string }> {
+  const proc = spawn(process.execPath, [SHOAL_BIN, ...args], { env: { ...process.env, ...env } })
+  let stdout = ''
+  let stderr = ''
+  proc.stdout.on('data', d => { stdout += String(d) })
+  proc.stderr.on('data', d => { stderr += String(d) })
+  const code = await new Promise<number | null>(resolve => proc.on('exit', resolve))
+  return { code, stdout, stderr }
+}
+
+/** Starts `shoal node start` as a process and waits for its ready line. */
+export async function spawnNode (args: string[], timeoutMs = 20_000): Promise<NodeProcess> {
+  const proc = spawn(process.execPath, [SHOAL_BIN, 'node', 'start', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  proc.stderr.on('data', d => { stderr += String(d) })
+  const exited = new Promise<number | null>(resolve => proc.on('exit', resolve))
+  const ready = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ready line within ${timeoutMs} ms; stderr:\n${stderr}`)), timeoutMs)
+    proc.stdout.on('data', d => {
+      stdout += String(d)
+      const line = stdout.split('\n').find(l => l.startsWith('ready '))
+      if (line != null) {
+        clearTimeout(timer)
+        resolve(line)
+      }
+    })
+    void exited.then(code => { clearTimeout(timer); reject(new Error(`node exited with ${code} before ready; stderr:\n${stderr}`)) })
+  })
+  const [, peerId, ...addrs] = ready.trim().split(' ')
+  return { proc, peerId, addrs, stderr: () => stderr, exited }
+}

@@ -1,0 +1,103 @@
+import { CAPACITY_TOPIC, encodeCapacityAd, MAX_CAPACITY_AD_BYTES } from '@shoal/protocol'
+import { dhtRoutingTableSize } from '@shoal/node'
+import type { ShoalNode } from '@shoal/node'
+import type { PeerEvent } from '@shoal/node'
+import { afterEach, describe, expect, it } from 'vitest'
+import { spawnNode, startMesh, startNode, stopAll, tempDir, TEST_AD_INTERVAL_MS, waitFor } from './helpers.js'
+
+let nodes: ShoalNode[] = []
+afterEach(async () => {
+  await stopAll(nodes)
+  nodes = []
+})
+
+const peerIds = (node: ShoalNode): string[] => node.peers().map(p => p.peerId).sort()
+
+describe('mesh discovery', () => {
+  it('eight nodes, each given only the first node\'s address, find each other through the DHT and hold each other\'s ads', async () => {
+    nodes = await startMesh(8)
+    const everyone = nodes.map(n => n.peerId)
+    await waitFor(() => nodes.every(n => n.peers().length === 7), 'every peer table to hold 7 ads')
+    // Only the first node was named: the others found each other through the DHT and dialled directly.
+    await waitFor(() => nodes.every(n => dhtRoutingTableSize(n.libp2p) === 7 && n.libp2p.getPeers().length === 7),
+      'every DHT routing table to hold the 7 others and every node to be connected to them', 15_000)
+    for (const node of nodes) {
+      expect(peerIds(node)).toEqual(everyone.filter(id => id !== node.peerId).sort())
+      for (const peer of node.peers()) {
+        expect(peer.providers).toEqual([{ name: 'cpu', gflops: 50 }])
+        expect(peer.cpu.cores).toBeGreaterThan(0)
+        expect(peer.addrs.length).toBeGreaterThan(0)
+      }
+    }
+  })
+})
+
+describe('leaving the mesh', () => {
+  it('a node that stops cleanly leaves every peer table at once', async () => {
+    nodes = await startMesh(4)
+    await waitFor(() => nodes.every(n => n.peers().length === 3), 'a converged mesh of 4')
+    const [leaver, ...stay] = nodes
+    const events: PeerEvent[] = []
+    for (const node of stay) node.onPeerEvent(e => { if (e.type === 'leave') events.push(e) })
+    await leaver.stop()
+    nodes = stay
+    await waitFor(() => events.length === 3, 'the three others to drop the leaver', 5000)
+    // 'left' is the goodbye; expiry would say 'expired' and take three intervals
+    expect(events).toEqual(Array(3).fill({ type: 'leave', peerId: leaver.peerId, reason: 'left' }))
+  })
+
+  it('a node killed without a goodbye expires from every peer table after three missed ads', async () => {
+    nodes = await startMesh(3)
+    const victim = await spawnNode(['--data-dir', await tempDir(), '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns',
+      '--ad-interval', String(TEST_AD_INTERVAL_MS), '--bootstrap', nodes[0].addrs[0], '--no-gpu', '--cpu-threads', '1'])
+    await waitFor(() => nodes.every(n => peerIds(n).includes(victim.peerId)), 'every node to see the process node')
+    const events: PeerEvent[] = []
+    for (const node of nodes) node.onPeerEvent(e => { if (e.type === 'leave') events.push(e) })
+    const killedAt = Date.now()
+    victim.proc.kill('SIGKILL')
+    await victim.exited
+    await waitFor(() => events.length === 3, 'the killed node to expire everywhere', 10_000)
+    const elapsed = Date.now() - killedAt
+    expect(events).toEqual(Array(3).fill({ type: 'leave', peerId: victim.peerId, reason: 'expired' }))
+    // not before three intervals had passed since its last ad (it may have sent one just before dying)
+    expect(elapsed).toBeGreaterThanOrEqual(2 * TEST_AD_INTERVAL_MS)
+  })
+})
+
+describe('hostile ads', () => {
+  it('malformed, oversized, replayed and forged ads are refused, and the node keeps serving the others', async () => {
+    nodes = await startMesh(3)
+    const [victim, attacker, honest] = nodes
+    await waitFor(() => nodes.every(n => n.peers().length === 2), 'a converged mesh of 3')
+    const publish = async (bytes: Uint8Array): Promise<void> => {
+      await attacker.libp2p.services.pubsub.publish(CAPACITY_TOPIC, bytes)
+    }
+    const refused = (): Record<string, number> => victim.libp2p.services.capacity.refused
+    const honestCores = victim.peers().find(p => p.peerId === honest.peerId)!.cpu.cores
+
+    await publish(new Uint8Array([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f]))
+    await waitFor(() => refused().malformed === 1, 'the malformed ad to be refused')
+
+    await publish(new Uint8Array(MAX_CAPACITY_AD_BYTES + 1).fill(0x08))
+    await waitFor(() => refused().oversized === 1, 'the oversized ad to be refused')
+
+    const own = attacker.libp2p.services.capacity.current()
+    await publish(encodeCapacityAd({ ...own, seq: 1, cpu: { ...own.cpu, cores: 999 } }))
+    await waitFor(() => refused().replayed === 1, 'the replayed ad to be refused')
+
+    const forged = { ...own, peerId: honest.peerId, seq: Number.MAX_SAFE_INTEGER, cpu: { ...own.cpu, cores: 999 } }
+    await publish(encodeCapacityAd(forged))
+    await waitFor(() => refused().forged === 1, 'the forged ad to be refused')
+
+    // nothing the attacker said reached the table, and the honest peer's ads keep arriving
+    expect(victim.peers().every(p => p.cpu.cores !== 999)).toBe(true)
+    expect(victim.peers().find(p => p.peerId === honest.peerId)!.cpu.cores).toBe(honestCores)
+    const seqBefore = victim.peers().find(p => p.peerId === honest.peerId)!.seq
+    await waitFor(() => (victim.peers().find(p => p.peerId === honest.peerId)?.seq ?? 0) > seqBefore + 2, 'fresh ads from the honest peer')
+
+    // a newcomer still joins and is seen by the victim
+    const late = await startNode([victim.addrs[0]])
+    nodes.push(late)
+    await waitFor(() => peerIds(victim).includes(late.peerId), 'the victim to see a node that joined after the attack')
+  })
+})
