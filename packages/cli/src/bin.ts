@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import './v8-flags.js'
 import { main } from './main.js'
 
 const major = Number(process.versions.node.split('.')[0])

@@ -5,7 +5,7 @@ import type { AddressManager } from '@libp2p/interface-internal'
 import { CODE_P2P } from '@multiformats/multiaddr'
 import { CAPACITY_TOPIC, decodeCapacityAd, encodeCapacityAd, InvalidMessageError, MAX_AD_ADDRS } from '@shoal/protocol'
 import type { Capacity, ProviderCapacity, VolunteerLimits } from '@shoal/protocol'
-import { LEAVE_TIMEOUT_MS, SHOAL_VERSION } from './constants.js'
+import { EARLY_AD_JITTER_MS, EARLY_AD_MIN_DELAY_MS, LEAVE_TIMEOUT_MS, SHOAL_VERSION } from './constants.js'
 import { PeerTable } from './peer-table.js'
 import type { Hardware } from './hardware.js'
 
@@ -61,6 +61,9 @@ export class CapacityService implements Startable {
     this.log = components.logger.forComponent('shoal:capacity')
     this.seq = this.now()
     this.peers = new PeerTable({ now: this.now, self: components.peerId.toString() })
+    // A newcomer knows nobody's ad yet: answering its first ad with ours lets it converge in one round
+    // trip instead of waiting up to a whole interval for everyone's next tick.
+    this.peers.onEvent(event => { if (event.type === 'join') this.changed() })
   }
 
   readonly [Symbol.toStringTag] = '@shoal/capacity'
@@ -109,13 +112,19 @@ export class CapacityService implements Startable {
     return this.buildAd(false, false)
   }
 
-  /** Publish soon: for changes (free slots, models) that peers should see before the next tick. */
+  /**
+   * Publish soon: for changes peers should see before the next tick (free slots, models, a newcomer).
+   * Early ads are spaced at least `intervalMs / 4` apart and jittered, so that a burst of changes (a
+   * flash crowd joining) costs each node at most a few extra ads per interval, not one per change.
+   */
   changed (): void {
     if (!this.started || this.publishSoon != null) return
+    const earliest = this.lastPublished + Math.floor(this.init.intervalMs / 4)
+    const delay = Math.max(EARLY_AD_MIN_DELAY_MS, earliest - this.now()) + Math.floor(Math.random() * EARLY_AD_JITTER_MS)
     this.publishSoon = setTimeout(() => {
       this.publishSoon = undefined
       this.publish()
-    }, 20)
+    }, delay)
   }
 
   private lastPublished = 0

@@ -40,6 +40,12 @@ export const TARGET_CONNECTIONS = 24
 /** How often the mesh keeper redials bootstrap peers and known peers while below target. */
 export const MESH_KEEPER_INTERVAL_MS = 5000
 
+/** An early ad (on change) waits at least this long, so that changes arriving together share one ad. */
+export const EARLY_AD_MIN_DELAY_MS = 20
+
+/** Random extra delay of early ads: nodes that all saw the same newcomer should not all answer in the same millisecond. */
+export const EARLY_AD_JITTER_MS = 100
+
 /** The "leaving" ad may take this long to go out at shutdown before the node stops anyway. */
 export const LEAVE_TIMEOUT_MS = 1000
 

@@ -34,6 +34,8 @@ export interface NodeStatus {
   capacity: Capacity
   calibration: { cached: boolean, measuredAt: number, failed: Calibration['failed'] }
   refusedAds: Record<string, number>
+  /** This process's memory, as Node reports it. */
+  memory: { rssBytes: number, heapUsedBytes: number }
 }
 
 /** Where a running node's API is, as written to `<dataDir>/api.json`. */
@@ -164,7 +166,8 @@ export class ShoalNode {
       dhtPeers: dhtRoutingTableSize(libp2p),
       capacity: libp2p.services.capacity.current(),
       calibration: { cached: calibration?.cached ?? false, measuredAt: calibration?.measuredAt ?? 0, failed: calibration?.failed ?? [] },
-      refusedAds: { ...libp2p.services.capacity.refused }
+      refusedAds: { ...libp2p.services.capacity.refused },
+      memory: { rssBytes: process.memoryUsage.rss(), heapUsedBytes: process.memoryUsage().heapUsed }
     }
   }
 

@@ -4,8 +4,8 @@
  * Shoal's adapter to ONNX Runtime. For now: finding which execution providers really work on this
  * machine and how fast each is (`calibrate`), on a calibration model built in code.
  */
-export { buildCalibrationModel, calibrationFlops, CALIBRATION_SHAPE } from './calibration-model.js'
-export type { CalibrationModelShape } from './calibration-model.js'
+// calibration-model.js (and the ONNX schema it loads, ~12 MB of memory) is loaded only where a model
+// is built: in the probe child, or by whoever imports '@shoal/runtime/calibration-model'.
 export { calibrate, calibrationFingerprint } from './calibration.js'
 export type { Calibration, CalibrateOptions, ProviderMeasure } from './calibration.js'
 export { bundledProviders, probeProvider } from './probe.js'

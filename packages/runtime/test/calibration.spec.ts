@@ -5,7 +5,8 @@ import onnxProto from 'onnx-proto'
 import ort from 'onnxruntime-node'
 import { describe, expect, it } from 'vitest'
 // the built package: probes run dist/src/probe-child.js in a child process, which plain Node must load
-import { buildCalibrationModel, calibrate, calibrationFlops, probeProvider } from '../dist/src/index.js'
+import { calibrate, probeProvider } from '../dist/src/index.js'
+import { buildCalibrationModel, calibrationFlops } from '../src/calibration-model.js'
 
 const { onnx } = onnxProto
 
