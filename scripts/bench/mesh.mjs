@@ -50,16 +50,26 @@ export async function run ({ record: save }) {
   const boot = await nodes[0].ready
   const launchedAt = performance.now()
   for (const dir of dirs.slice(1)) nodes.push(startNodeProcess(['--data-dir', dir, ...common, '--bootstrap', boot.addrs[0]]))
-  await Promise.all(nodes.map(n => n.ready))
-  const allReadyAt = performance.now()
-  const apis = await Promise.all(dirs.map(apiOf))
-  await waitFor(async () => (await Promise.all(apis.map(peerCount))).every(c => c === MESH - 1), `${MESH} nodes to converge`, 60_000, 20)
-  const convergedAt = performance.now()
+  let allReadyAt, convergedAt, rss
+  try {
+    await Promise.all(nodes.map(n => n.ready))
+    allReadyAt = performance.now()
+    const apis = await Promise.all(dirs.map(apiOf))
+    let counts = []
+    await waitFor(async () => {
+      counts = await Promise.all(apis.map(peerCount))
+      return counts.every(c => c === MESH - 1)
+    }, `${MESH} nodes to converge`, 60_000, 200).catch(err => {
+      throw new Error(`${err.message}; peers per node: ${counts.join(',')}`)
+    })
+    convergedAt = performance.now()
 
-  // 3. idle memory: let the mesh settle, then read every process's RSS
-  await new Promise(resolve => setTimeout(resolve, 5000))
-  const rss = await Promise.all(nodes.map(n => rssBytes(n.proc.pid)))
-  await stop(nodes)
+    // 3. idle memory: let the mesh settle, then read every process's RSS
+    await new Promise(resolve => setTimeout(resolve, 5000))
+    rss = await Promise.all(nodes.map(n => rssBytes(n.proc.pid)))
+  } finally {
+    await stop(nodes)
+  }
 
   // 4. the same mesh in one process: the protocol's convergence without 20 processes sharing 2 cores
   const { ShoalNode, resolveConfig } = await import('@shoal/node')

@@ -1,7 +1,11 @@
 import type { ComponentLogger, Libp2pEvents, Logger, PeerId, PeerInfo, PeerStore, Startable, TypedEventTarget } from '@libp2p/interface'
 import type { ConnectionManager } from '@libp2p/interface-internal'
+import type { Identify } from '@libp2p/identify'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
+
+/** First redial delay of a node without connections. */
+const FIRST_RETRY_MS = 250
 
 export interface MeshKeeperInit {
   /** Bootstrap multiaddrs, each ending in /p2p/<peerId>. */
@@ -11,6 +15,7 @@ export interface MeshKeeperInit {
 }
 
 export interface MeshKeeperComponents {
+  identify: Identify
   connectionManager: ConnectionManager
   peerStore: PeerStore
   events: TypedEventTarget<Libp2pEvents>
@@ -28,7 +33,9 @@ export class MeshKeeper implements Startable {
   private readonly log: Logger
   private readonly dialing = new Set<string>()
   private readonly bootstrap: Array<{ id: PeerId, addr: ReturnType<typeof multiaddr> }>
-  private timer?: ReturnType<typeof setInterval>
+  private timer?: ReturnType<typeof setTimeout>
+  private retryMs = FIRST_RETRY_MS
+  private running = false
 
   constructor (components: MeshKeeperComponents, init: MeshKeeperInit) {
     this.components = components
@@ -43,17 +50,32 @@ export class MeshKeeper implements Startable {
   readonly [Symbol.toStringTag] = '@shoal/mesh-keeper'
 
   start (): void {
+    this.running = true
     this.components.events.addEventListener('peer:discovery', this.onDiscovery)
-    this.timer = setInterval(() => { void this.topUp() }, this.init.intervalMs)
   }
 
   afterStart (): void {
-    void this.topUp()
+    void this.tick()
   }
 
   stop (): void {
+    this.running = false
     this.components.events.removeEventListener('peer:discovery', this.onDiscovery)
-    clearInterval(this.timer)
+    clearTimeout(this.timer)
+  }
+
+  /**
+   * A node with no connection at all retries quickly (250 ms, doubling up to the interval): its
+   * bootstrap peer may be starting too, or too busy to finish a handshake in time. A connected node
+   * tops up every interval.
+   */
+  private async tick (): Promise<void> {
+    await this.topUp()
+    if (!this.running) return
+    const alone = this.connected === 0
+    const delay = alone ? this.retryMs : this.init.intervalMs
+    this.retryMs = alone ? Math.min(this.retryMs * 2, this.init.intervalMs) : FIRST_RETRY_MS
+    this.timer = setTimeout(() => { void this.tick() }, delay)
   }
 
   private get connected (): number {
@@ -73,7 +95,30 @@ export class MeshKeeper implements Startable {
     if (this.connected + this.dialing.size < this.init.targetConnections) this.dial(evt.detail.id)
   }
 
+  /**
+   * A connection whose identify exchange failed (it times out after 5 s, which a machine starting many
+   * nodes at once can exceed) stays open but useless: no protocols are known, so neither gossipsub nor
+   * the DHT ever use it, and the node can sit isolated. Identify such connections again; close them
+   * if that fails too, so that they are dialled afresh.
+   */
+  private async repairUnidentified (): Promise<void> {
+    const now = Date.now()
+    for (const connection of this.components.connectionManager.getConnections()) {
+      if (connection.status !== 'open' || now - connection.timeline.open < this.init.intervalMs) continue
+      const peer = await this.components.peerStore.get(connection.remotePeer).catch(() => undefined)
+      if ((peer?.protocols.length ?? 0) > 0) continue
+      this.log('identify again with %p', connection.remotePeer)
+      try {
+        await this.components.identify.identify(connection, { signal: AbortSignal.timeout(this.init.intervalMs) })
+      } catch (err) {
+        this.log('identify with %p failed again, closing - %e', connection.remotePeer, err)
+        await connection.close().catch(() => connection.abort(new Error('identify failed')))
+      }
+    }
+  }
+
   private async topUp (): Promise<void> {
+    await this.repairUnidentified()
     if (this.connected + this.dialing.size >= this.init.targetConnections) return
     for (const peer of this.bootstrap) this.dial(peer.id, peer.addr)
     const room = this.init.targetConnections - this.connected - this.dialing.size
