@@ -1,6 +1,5 @@
 #!/usr/bin/env node
 import './v8-flags.js'
-import { main } from './main.js'
 
 const major = Number(process.versions.node.split('.')[0])
 if (major < 22) {
@@ -8,6 +7,8 @@ if (major < 22) {
   process.exit(2)
 }
 
+// loaded after the V8 flags are set: a static import would compile the whole module graph first
+const { main } = await import('./main.js')
 const code = await main(process.argv.slice(2), {
   stdout: text => { process.stdout.write(text) },
   log: line => { process.stderr.write(`shoal: ${line}\n`) },
