@@ -4,21 +4,13 @@ import type { ComponentLogger, Logger, PeerId, Startable } from '@libp2p/interfa
 import type { AddressManager } from '@libp2p/interface-internal'
 import { CODE_P2P } from '@multiformats/multiaddr'
 import { CAPACITY_TOPIC, decodeCapacityAd, encodeCapacityAd, InvalidMessageError, MAX_AD_ADDRS } from '@shoal/protocol'
-import type { Capacity, ProviderCapacity, VolunteerLimits } from '@shoal/protocol'
+import type { Capacity } from '@shoal/protocol'
 import { EARLY_AD_JITTER_MS, EARLY_AD_MIN_DELAY_MS, LEAVE_TIMEOUT_MS, SHOAL_VERSION } from './constants.js'
 import { PeerTable } from './peer-table.js'
 import type { Hardware } from './hardware.js'
 
 /** What the node knows about itself; the service adds identity, addresses, sequence and time. */
-export interface LocalCapacity {
-  hardware: Hardware
-  gpu: string | null
-  providers: ProviderCapacity[]
-  limits: VolunteerLimits
-  freeSlots: number
-  queueLength: number
-  models: string[]
-}
+export type LocalCapacity = Pick<Capacity, 'gpu' | 'providers' | 'limits' | 'freeSlots' | 'queueLength' | 'models'> & { hardware: Hardware }
 
 export interface CapacityServiceInit {
   intervalMs: number

@@ -1,11 +1,8 @@
 import os from 'node:os'
+import type { Capacity } from '@shoal/protocol'
 
-export interface Hardware {
-  cpu: { model: string, cores: number }
-  memory: { totalBytes: number, freeBytes: number }
-  os: string
-  arch: string
-}
+/** The hardware fields of a capacity ad. */
+export type Hardware = Pick<Capacity, 'cpu' | 'memory' | 'os' | 'arch'>
 
 /** What this machine is, as the ad describes it. Cores are logical cores (what threads can use). */
 export function detectHardware (): Hardware {

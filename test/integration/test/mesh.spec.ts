@@ -32,6 +32,31 @@ describe('mesh discovery', () => {
   })
 })
 
+describe('transports and LAN discovery', () => {
+  it('a node joins through a WebSockets address', async () => {
+    const a = await startNode([], { listen: ['/ip4/127.0.0.1/tcp/0/ws'] })
+    nodes.push(a)
+    expect(a.addrs[0]).toMatch(/\/ws\/p2p\//)
+    const b = await startNode([a.addrs[0]])
+    nodes.push(b)
+    await waitFor(() => peerIds(a).includes(b.peerId) && peerIds(b).includes(a.peerId), 'two nodes joined over WebSockets to see each other')
+    expect(b.libp2p.getConnections(a.libp2p.peerId)[0].remoteAddr.toString()).toContain('/ws')
+  })
+
+  it('with mDNS on, nodes given no address find each other; a node with --no-mdns is not found', async () => {
+    const quiet = await startNode([], { mdns: false })
+    nodes.push(quiet)
+    const a = await startNode([], { mdns: true })
+    nodes.push(a)
+    const b = await startNode([], { mdns: true })
+    nodes.push(b)
+    await waitFor(() => peerIds(a).includes(b.peerId) && peerIds(b).includes(a.peerId), 'mDNS to introduce the two nodes')
+    // by now the mDNS nodes have queried and answered each other; the quiet node took no part
+    expect(peerIds(a)).not.toContain(quiet.peerId)
+    expect(quiet.peers()).toEqual([])
+  })
+})
+
 describe('leaving the mesh', () => {
   it('a node that stops cleanly leaves every peer table at once', async () => {
     nodes = await startMesh(4)
