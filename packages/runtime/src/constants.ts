@@ -6,3 +6,9 @@ export const PROBE_MEASURE_MS = 400
  * shader cache or a slow driver can take much longer; a provider that needs more is not worth using.
  */
 export const PROBE_TIMEOUT_MS = 60_000
+
+/**
+ * Largest model accepted by default: 2 GiB is protobuf's own limit for one ONNX file, and a model
+ * bigger than a volunteer's memory budget is refused by the node's own limits anyway.
+ */
+export const DEFAULT_MAX_MODEL_BYTES = 2 * 1024 ** 3 - 1

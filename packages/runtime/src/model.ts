@@ -1,0 +1,111 @@
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { createRequire } from 'node:module'
+import { DEFAULT_MAX_MODEL_BYTES } from './constants.js'
+import { ModelRejectedError } from './errors.js'
+import type { Dtype } from './tensor.js'
+
+/**
+ * A model's address: CIDv1, raw codec, sha2-256 of the file's bytes (base32, "bafkrei..."). Two nodes
+ * holding the same bytes agree on the CID; a single changed byte changes it.
+ */
+export async function modelCid (bytes: Uint8Array): Promise<string> {
+  return CID.create(1, raw.code, await sha256.digest(bytes)).toString()
+}
+
+/** Operator domains ONNX Runtime implements itself; anything else needs a custom-op library. */
+const BUILT_IN_DOMAINS = new Set(['', 'ai.onnx', 'ai.onnx.ml', 'com.microsoft'])
+
+export interface ModelIo {
+  name: string
+  /** null for element types Shoal does not move (strings, sequences, maps). */
+  dtype: Dtype | null
+  /** Each dimension a number, or its symbolic name (e.g. a dynamic batch axis). */
+  dims: Array<number | string>
+}
+
+export interface ModelInfo {
+  cid: string
+  bytes: number
+  inputs: ModelIo[]
+  outputs: ModelIo[]
+  opsets: Array<{ domain: string, version: number }>
+}
+
+/** ONNX TensorProto.DataType numbers -> Shoal dtypes. */
+const ONNX_DTYPE: Record<number, Dtype> = {
+  1: 'float32', 2: 'uint8', 3: 'int8', 4: 'uint16', 5: 'int16', 6: 'int32', 7: 'int64', 9: 'bool',
+  10: 'float16', 11: 'float64', 12: 'uint32', 13: 'uint64'
+}
+
+type OnnxModule = typeof import('onnx-proto')
+let onnxModule: OnnxModule['onnx'] | undefined
+function onnx (): OnnxModule['onnx'] {
+  // loaded on first use: the ONNX schema costs ~12 MiB, and a node that never inspects a model should not pay it
+  onnxModule ??= (createRequire(import.meta.url)('onnx-proto') as OnnxModule).onnx
+  return onnxModule
+}
+
+/**
+ * Checks a model before any ONNX Runtime session sees it, and describes its inputs and outputs.
+ * Refuses (ModelRejectedError): more than `maxBytes`; bytes that are not an ONNX ModelProto with a
+ * graph; tensors stored in external data files (a worker gets one file, and a path in a model must not
+ * make it read its own disk); operators from domains ONNX Runtime does not implement itself.
+ */
+export async function inspectModel (bytes: Uint8Array, options: { maxBytes?: number } = {}): Promise<ModelInfo> {
+  const maxBytes = options.maxBytes ?? DEFAULT_MAX_MODEL_BYTES
+  if (bytes.byteLength > maxBytes) {
+    throw new ModelRejectedError('too-large', `model is ${bytes.byteLength} bytes, over the limit of ${maxBytes}`)
+  }
+  const { ModelProto, TensorProto } = onnx()
+  let model: import('onnx-proto').onnx.ModelProto
+  try {
+    model = ModelProto.decode(bytes)
+  } catch (err: any) {
+    throw new ModelRejectedError('not-onnx', `not an ONNX model (${err.message})`)
+  }
+  const graph = model.graph
+  if (graph == null || model.opsetImport.length === 0 || (graph.node ?? []).length === 0) {
+    throw new ModelRejectedError('not-onnx', 'not an ONNX model (no graph, nodes or opset imports)')
+  }
+
+  const localFunctionDomains = new Set((model.functions ?? []).map(f => f.domain ?? ''))
+  const EXTERNAL = TensorProto.DataLocation.EXTERNAL
+  const visit = (graph: import('onnx-proto').onnx.IGraphProto, where: string): void => {
+    const tensors = [...(graph.initializer ?? []), ...(graph.sparseInitializer ?? []).flatMap(s => [s.values, s.indices])]
+    for (const node of graph.node ?? []) {
+      const domain = node.domain ?? ''
+      if (!BUILT_IN_DOMAINS.has(domain) && !localFunctionDomains.has(domain)) {
+        throw new ModelRejectedError('custom-domain', `operator ${node.opType} (node "${node.name ?? ''}" in ${where}) is from custom domain "${domain}", which ONNX Runtime cannot run without a custom-op library`)
+      }
+      for (const attribute of node.attribute ?? []) {
+        if (attribute.t != null) tensors.push(attribute.t)
+        tensors.push(...(attribute.tensors ?? []))
+        if (attribute.g != null) visit(attribute.g, `subgraph of ${node.opType}`)
+        for (const g of attribute.graphs ?? []) visit(g, `subgraph of ${node.opType}`)
+      }
+    }
+    for (const tensor of tensors) {
+      if (tensor != null && (tensor.dataLocation === EXTERNAL || (tensor.externalData?.length ?? 0) > 0)) {
+        throw new ModelRejectedError('external-data', `tensor "${tensor.name ?? ''}" in ${where} is stored in an external data file; save the model with its data inside (onnx.save_model(m, path, save_as_external_data=False))`)
+      }
+    }
+  }
+  visit(graph, 'the main graph')
+
+  const initializers = new Set((graph.initializer ?? []).map(t => t.name))
+  const io = (v: import('onnx-proto').onnx.IValueInfoProto): ModelIo => ({
+    name: v.name ?? '',
+    dtype: ONNX_DTYPE[v.type?.tensorType?.elemType ?? 0] ?? null,
+    dims: (v.type?.tensorType?.shape?.dim ?? []).map(d => d.dimParam != null && d.dimParam !== '' ? d.dimParam : Number(d.dimValue ?? 0))
+  })
+  return {
+    cid: await modelCid(bytes),
+    bytes: bytes.byteLength,
+    // an input that has an initializer is a constant with a default, not something to feed
+    inputs: (graph.input ?? []).filter(v => !initializers.has(v.name)).map(io),
+    outputs: (graph.output ?? []).map(io),
+    opsets: model.opsetImport.map(o => ({ domain: o.domain ?? '', version: Number(o.version) }))
+  }
+}
