@@ -1,0 +1,29 @@
+/** Attempts of one piece before the job fails: enough to survive a few departures, few enough to stop a poisoned piece. */
+export const DEFAULT_MAX_ATTEMPTS = 4
+
+/**
+ * Pieces in flight per peer: two keep a peer busy while the next piece's inputs travel (pipelining)
+ * without queueing so much on one peer that its departure costs much.
+ */
+export const DEFAULT_WINDOW = 2
+
+/** A piece's deadline is this many times its expected time: wide enough for noise and a busy peer. */
+export const DEFAULT_TIMEOUT_FACTOR = 4
+
+/** ...but never less than this: expected times of tiny pieces are dominated by transfer and jitter. */
+export const DEFAULT_TIMEOUT_FLOOR_MS = 5000
+
+/** A peer that failed waits this long before new pieces, doubling per consecutive failure. */
+export const DEFAULT_BACKOFF_MS = 1000
+export const DEFAULT_MAX_BACKOFF_MS = 30_000
+
+/** In end-game, at most this many copies of one piece run at once (the original included). */
+export const DEFAULT_MAX_COPIES = 2
+
+/** Weight of the newest observation in a peer's observed time per row (exponential moving average). */
+export const OBSERVED_WEIGHT = 0.5
+
+/** Piece size: a piece should take about this long on the median peer... */
+export const DEFAULT_TARGET_PIECE_MS = 500
+/** ...with at least this many pieces per peer, so that work spreads and stragglers cost little. */
+export const MIN_PIECES_PER_PEER = 4

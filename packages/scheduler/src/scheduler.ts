@@ -1,0 +1,405 @@
+import {
+  DEFAULT_BACKOFF_MS, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BACKOFF_MS, DEFAULT_MAX_COPIES, DEFAULT_TIMEOUT_FACTOR,
+  DEFAULT_TIMEOUT_FLOOR_MS, DEFAULT_WINDOW, OBSERVED_WEIGHT
+} from './constants.js'
+import type { Piece } from './plan.js'
+
+/** A peer that may take pieces, as the peer table describes it. */
+export interface SchedulerPeer {
+  peerId: string
+  /** Advertised throughput of its best provider; 0 if unknown. */
+  gflops: number
+  /** Pieces it accepts at once (its advertised concurrency); the scheduler's window caps it. */
+  slots: number
+}
+
+/** Why a piece did not come back from a peer. */
+export type FailureCause =
+  | { kind: 'disconnect' }
+  | { kind: 'timeout' }
+  /** The peer answered with an error; the piece may work elsewhere. */
+  | { kind: 'error', code: string, message: string }
+  /** The peer was busy: it backs off, but the piece has not failed. */
+  | { kind: 'overloaded' }
+  /** The piece itself is bad (BAD_INPUT): no other peer will do better; the job fails now. */
+  | { kind: 'fatal', code: string, message: string }
+
+export interface Assignment {
+  pieceId: number
+  peerId: string
+  /** Local clock time after which the scheduler gives up on this copy. */
+  deadline: number
+  /** An end-game copy of a piece already running elsewhere. */
+  duplicate: boolean
+}
+
+export interface Cancellation {
+  pieceId: number
+  peerId: string
+  reason: 'timeout' | 'superseded' | 'job-ended'
+}
+
+export interface Decision {
+  assign: Assignment[]
+  cancel: Cancellation[]
+}
+
+export interface JobFailure {
+  pieceId: number
+  attempts: Array<{ peerId: string, cause: FailureCause }>
+  message: string
+}
+
+export interface Progress {
+  total: number
+  done: number
+  pending: number
+  inFlight: number
+  /** Pieces put back in the queue after a failure or timeout. */
+  retries: number
+  /** End-game copies started. */
+  duplicates: number
+  /** Pieces completed by each peer (the copy that won). */
+  perPeer: Record<string, number>
+  /** Estimated time to finish, from observed (else advertised) speeds of the current peers. */
+  etaMs: number | null
+}
+
+export interface SchedulerOptions {
+  /** Reference speed: ms per row measured on a node advertising `refGflops` (the submitter). */
+  refMsPerRow: number
+  refGflops: number
+  /** The submitting node's own peer id, if it is among the peers. */
+  localPeerId?: string
+  /** 'share': the local node always takes pieces; 'fallback': only while no remote peer can. */
+  local?: 'share' | 'fallback'
+  maxAttempts?: number
+  window?: number
+  timeoutFactor?: number
+  timeoutFloorMs?: number
+  backoffMs?: number
+  maxBackoffMs?: number
+  endgame?: boolean
+  maxCopies?: number
+}
+
+interface Flight {
+  pieceId: number
+  peerId: string
+  startedAt: number
+  expectedMs: number
+  deadline: number
+  duplicate: boolean
+}
+
+interface PeerState {
+  peer: SchedulerPeer
+  observedMsPerRow?: number
+  consecutiveFailures: number
+  backoffUntil: number
+}
+
+/**
+ * Schedules the pieces of one batch job over a changing set of peers. Pure and deterministic: it never
+ * reads a clock or does I/O; the caller reports what happened (results, failures, peer changes) and
+ * asks `next(now)` what to do. See docs/architecture.md for the rules; in short:
+ * - peers pull work: a peer with room in its window gets the next piece, fastest expected first, so
+ *   faster peers take proportionally more; expected times start from advertised throughput and follow
+ *   observed times as results arrive;
+ * - a piece whose copy fails, times out or whose peer leaves goes back to the front of the queue; its
+ *   peer backs off; after `maxAttempts` failed attempts the job fails naming the piece and the causes;
+ * - end-game: with nothing left to assign, idle peers take copies of the in-flight pieces expected to
+ *   finish last, if they would finish sooner; the first result wins and the other copies are cancelled.
+ */
+export class Scheduler {
+  private readonly pieces: Map<number, Piece>
+  private readonly options: Required<Omit<SchedulerOptions, 'localPeerId'>> & { localPeerId?: string }
+  private readonly pending: number[]
+  private readonly done = new Map<number, string>()
+  private readonly flights: Flight[] = []
+  private readonly peers = new Map<string, PeerState>()
+  private readonly attempts = new Map<number, Array<{ peerId: string, cause: FailureCause }>>()
+  private readonly cancellations: Cancellation[] = []
+  private retries = 0
+  private duplicates = 0
+  private failure?: JobFailure
+
+  constructor (pieces: Piece[], options: SchedulerOptions) {
+    this.pieces = new Map(pieces.map(p => [p.id, p]))
+    this.pending = pieces.map(p => p.id)
+    this.options = {
+      local: 'fallback',
+      maxAttempts: DEFAULT_MAX_ATTEMPTS,
+      window: DEFAULT_WINDOW,
+      timeoutFactor: DEFAULT_TIMEOUT_FACTOR,
+      timeoutFloorMs: DEFAULT_TIMEOUT_FLOOR_MS,
+      backoffMs: DEFAULT_BACKOFF_MS,
+      maxBackoffMs: DEFAULT_MAX_BACKOFF_MS,
+      endgame: true,
+      maxCopies: DEFAULT_MAX_COPIES,
+      ...options
+    }
+  }
+
+  get state (): 'running' | 'done' | 'failed' {
+    if (this.failure != null) return 'failed'
+    return this.done.size === this.pieces.size ? 'done' : 'running'
+  }
+
+  get error (): JobFailure | undefined {
+    return this.failure
+  }
+
+  /** Which peer's copy of each piece won. */
+  get winners (): ReadonlyMap<number, string> {
+    return this.done
+  }
+
+  /** Replaces the set of peers. Pieces in flight on a peer that is gone fail as disconnected. */
+  setPeers (peers: SchedulerPeer[], now: number): void {
+    const present = new Set(peers.map(p => p.peerId))
+    for (const flight of [...this.flights]) {
+      if (!present.has(flight.peerId)) this.failed(flight.pieceId, flight.peerId, { kind: 'disconnect' }, now)
+    }
+    for (const id of [...this.peers.keys()]) if (!present.has(id)) this.peers.delete(id)
+    for (const peer of peers) {
+      const state = this.peers.get(peer.peerId)
+      if (state != null) state.peer = peer
+      else this.peers.set(peer.peerId, { peer, consecutiveFailures: 0, backoffUntil: 0 })
+    }
+  }
+
+  /**
+   * A copy of a piece came back valid. Returns whether it was the first (the one to keep); the other
+   * copies are cancelled at the next `next()`.
+   */
+  succeeded (pieceId: number, peerId: string, now: number): boolean {
+    const flight = this.takeFlight(pieceId, peerId)
+    if (flight == null || this.done.has(pieceId) || this.failure != null) return false
+    const piece = this.pieces.get(pieceId)
+    const state = this.peers.get(peerId)
+    if (piece == null) return false
+    if (state != null) {
+      const msPerRow = Math.max(now - flight.startedAt, 0) / Math.max(piece.rows, 1)
+      state.observedMsPerRow = state.observedMsPerRow == null ? msPerRow : OBSERVED_WEIGHT * msPerRow + (1 - OBSERVED_WEIGHT) * state.observedMsPerRow
+      state.consecutiveFailures = 0
+      state.backoffUntil = 0
+    }
+    this.done.set(pieceId, peerId)
+    for (const other of this.flights.filter(f => f.pieceId === pieceId)) {
+      this.takeFlight(other.pieceId, other.peerId)
+      this.cancellations.push({ pieceId, peerId: other.peerId, reason: 'superseded' })
+    }
+    return true
+  }
+
+  /** A copy of a piece failed. */
+  failed (pieceId: number, peerId: string, cause: FailureCause, now: number): void {
+    const flight = this.takeFlight(pieceId, peerId)
+    if (flight == null || this.done.has(pieceId) || this.failure != null) return
+    const state = this.peers.get(peerId)
+    if (state != null) {
+      state.consecutiveFailures++
+      const backoff = Math.min(this.options.maxBackoffMs, this.options.backoffMs * 2 ** (state.consecutiveFailures - 1))
+      state.backoffUntil = now + backoff
+    }
+    if (cause.kind === 'overloaded') {
+      // not the piece's fault: it goes back without using up an attempt
+      if (!this.isRunning(pieceId)) this.pending.unshift(pieceId)
+      return
+    }
+    const attempts = this.attempts.get(pieceId) ?? []
+    attempts.push({ peerId, cause })
+    this.attempts.set(pieceId, attempts)
+    if (cause.kind === 'fatal') {
+      this.fail(pieceId, `piece ${this.describe(pieceId)} was refused by peer ${peerId}: ${cause.code}: ${cause.message}`)
+      return
+    }
+    if (attempts.length >= this.options.maxAttempts) {
+      const causes = attempts.map(a => `${a.peerId}: ${describeCause(a.cause)}`).join('; ')
+      this.fail(pieceId, `piece ${this.describe(pieceId)} failed ${attempts.length} times (${causes})`)
+      return
+    }
+    // another copy may still be running (end-game): then the piece is not lost
+    if (!this.isRunning(pieceId)) {
+      this.retries++
+      this.pending.unshift(pieceId)
+    }
+  }
+
+  /** What to do now: cancellations (timeouts, superseded copies, a finished job) and new assignments. */
+  next (now: number): Decision {
+    for (const flight of this.flights.filter(f => f.deadline <= now)) {
+      this.cancellations.push({ pieceId: flight.pieceId, peerId: flight.peerId, reason: 'timeout' })
+      this.failed(flight.pieceId, flight.peerId, { kind: 'timeout' }, now)
+    }
+    if (this.state !== 'running') {
+      for (const flight of this.flights.splice(0)) {
+        this.cancellations.push({ pieceId: flight.pieceId, peerId: flight.peerId, reason: 'job-ended' })
+      }
+      return { assign: [], cancel: this.cancellations.splice(0) }
+    }
+    const assign: Assignment[] = []
+    for (;;) {
+      const pieceId = this.pending[0]
+      if (pieceId == null) break
+      const peer = this.bestPeer(now, this.pieces.get(pieceId)!)
+      if (peer == null) break
+      this.pending.shift()
+      assign.push(this.start(pieceId, peer, now, false))
+    }
+    if (this.pending.length === 0 && this.options.endgame) assign.push(...this.endgame(now))
+    return { assign, cancel: this.cancellations.splice(0) }
+  }
+
+  /**
+   * The earliest time after `now` at which `next()` would act without being told anything: a deadline
+   * or a backoff ending. The caller sets one timer for it instead of polling.
+   */
+  nextWakeAt (now: number): number | undefined {
+    const times = [
+      ...this.flights.map(f => f.deadline),
+      ...[...this.peers.values()].map(p => p.backoffUntil)
+    ].filter(t => t > now)
+    return times.length > 0 ? Math.min(...times) : undefined
+  }
+
+  progress (now: number): Progress {
+    const perPeer: Record<string, number> = {}
+    for (const peerId of this.done.values()) perPeer[peerId] = (perPeer[peerId] ?? 0) + 1
+    let remainingRows = 0
+    for (const [id, piece] of this.pieces) if (!this.done.has(id)) remainingRows += piece.rows
+    // conservative: a peer's pieces in flight share its hardware, so its rate is one piece's rate
+    const rowsPerMs = [...this.peers.values()]
+      .filter(s => this.window(s) > 0)
+      .reduce((sum, s) => sum + 1 / this.msPerRow(s), 0)
+    return {
+      total: this.pieces.size,
+      done: this.done.size,
+      pending: this.pending.length,
+      inFlight: new Set(this.flights.map(f => f.pieceId)).size,
+      retries: this.retries,
+      duplicates: this.duplicates,
+      perPeer,
+      etaMs: remainingRows === 0 ? 0 : rowsPerMs > 0 ? Math.round(remainingRows / rowsPerMs) : null
+    }
+  }
+
+  private describe (pieceId: number): string {
+    const piece = this.pieces.get(pieceId)
+    return piece == null ? String(pieceId) : `${pieceId} (rows ${piece.start}-${piece.start + piece.rows - 1})`
+  }
+
+  private fail (pieceId: number, message: string): void {
+    this.failure = { pieceId, attempts: this.attempts.get(pieceId) ?? [], message }
+  }
+
+  private takeFlight (pieceId: number, peerId: string): Flight | undefined {
+    const index = this.flights.findIndex(f => f.pieceId === pieceId && f.peerId === peerId)
+    return index < 0 ? undefined : this.flights.splice(index, 1)[0]
+  }
+
+  private isRunning (pieceId: number): boolean {
+    return this.flights.some(f => f.pieceId === pieceId)
+  }
+
+  private msPerRow (state: PeerState): number {
+    if (state.observedMsPerRow != null) return Math.max(state.observedMsPerRow, 1e-6)
+    const { refMsPerRow, refGflops } = this.options
+    return state.peer.gflops > 0 && refGflops > 0 ? refMsPerRow * refGflops / state.peer.gflops : refMsPerRow
+  }
+
+  private window (state: PeerState): number {
+    return Math.max(0, Math.min(this.options.window, state.peer.slots))
+  }
+
+  private inFlight (peerId: string): number {
+    return this.flights.filter(f => f.peerId === peerId).length
+  }
+
+  /** May this peer get work now? The local node in fallback mode only while no remote peer may. */
+  private usable (state: PeerState, now: number): boolean {
+    if (state.backoffUntil > now) return false
+    if (this.inFlight(state.peer.peerId) >= this.window(state)) return false
+    if (state.peer.peerId === this.options.localPeerId && this.options.local === 'fallback') {
+      return ![...this.peers.values()].some(s => s.peer.peerId !== this.options.localPeerId && s.backoffUntil <= now && this.window(s) > 0)
+    }
+    return this.window(state) > 0
+  }
+
+  /** The usable peer expected to finish this piece first, counting what it already has in flight. */
+  private bestPeer (now: number, piece: Piece): PeerState | undefined {
+    let best: PeerState | undefined
+    let bestFinish = Infinity
+    for (const state of this.peers.values()) {
+      if (!this.usable(state, now)) continue
+      const finish = piece.rows * this.msPerRow(state) * (1 + this.inFlight(state.peer.peerId))
+      if (finish < bestFinish || (finish === bestFinish && best != null && state.peer.peerId < best.peer.peerId)) {
+        best = state
+        bestFinish = finish
+      }
+    }
+    return best
+  }
+
+  private start (pieceId: number, state: PeerState, now: number, duplicate: boolean): Assignment {
+    const piece = this.pieces.get(pieceId)!
+    const expectedMs = piece.rows * this.msPerRow(state)
+    const deadline = now + Math.max(this.options.timeoutFloorMs, Math.ceil(expectedMs * this.options.timeoutFactor))
+    this.flights.push({ pieceId, peerId: state.peer.peerId, startedAt: now, expectedMs, deadline, duplicate })
+    if (duplicate) this.duplicates++
+    return { pieceId, peerId: state.peer.peerId, deadline, duplicate }
+  }
+
+  /**
+   * When a copy in flight should come back, with what we know now of its peer's speed. A copy already
+   * overdue will take, as a best guess, as long again as it has run so far: it is late, and the longer
+   * it is late the more a copy elsewhere is worth.
+   */
+  private expectedFinish (flight: Flight, now: number): number {
+    const state = this.peers.get(flight.peerId)
+    const rows = this.pieces.get(flight.pieceId)?.rows ?? 1
+    const end = flight.startedAt + (state == null ? flight.expectedMs : rows * this.msPerRow(state))
+    return end > now ? end : now + (now - flight.startedAt)
+  }
+
+  /** Copies of the pieces expected to finish last, for idle peers that would finish them sooner. */
+  private endgame (now: number): Assignment[] {
+    const assign: Assignment[] = []
+    const idle = [...this.peers.values()]
+      .filter(s => this.usable(s, now))
+      .sort((a, b) => this.msPerRow(a) - this.msPerRow(b) || a.peer.peerId.localeCompare(b.peer.peerId))
+    for (const state of idle) {
+      while (this.usable(state, now)) {
+        const candidates = new Map<number, number>()
+        for (const f of this.flights) {
+          const finish = this.expectedFinish(f, now)
+          candidates.set(f.pieceId, Math.min(candidates.get(f.pieceId) ?? Infinity, finish))
+        }
+        let chosen: number | undefined
+        let latest = -Infinity
+        for (const [pieceId, finish] of candidates) {
+          const copies = this.flights.filter(f => f.pieceId === pieceId)
+          if (copies.length >= this.options.maxCopies || copies.some(f => f.peerId === state.peer.peerId)) continue
+          const mine = now + this.pieces.get(pieceId)!.rows * this.msPerRow(state)
+          if (mine < finish && (finish > latest || (finish === latest && pieceId < (chosen ?? Infinity)))) {
+            chosen = pieceId
+            latest = finish
+          }
+        }
+        if (chosen == null) break
+        assign.push(this.start(chosen, state, now, true))
+      }
+    }
+    return assign
+  }
+}
+
+export function describeCause (cause: FailureCause): string {
+  switch (cause.kind) {
+    case 'disconnect': return 'peer disconnected'
+    case 'timeout': return 'timed out'
+    case 'overloaded': return 'peer overloaded'
+    case 'error': case 'fatal': return `${cause.code}: ${cause.message}`
+  }
+}

@@ -1,0 +1,217 @@
+import { describe, expect, it } from 'vitest'
+import { choosePieceRows, planPieces } from '../src/plan.js'
+import { Scheduler } from '../src/scheduler.js'
+import type { SchedulerOptions } from '../src/scheduler.js'
+import { simulate } from './simulate.js'
+import type { SimPeer } from './simulate.js'
+
+// the reference: 1 ms per row on a 100 GFLOP/s node
+const base: SchedulerOptions = { refMsPerRow: 1, refGflops: 100, timeoutFloorMs: 200, backoffMs: 100 }
+const peer = (peerId: string, gflops: number, trueMsPerRow: number, extra: Partial<SimPeer> = {}): SimPeer =>
+  ({ peerId, gflops, slots: 2, trueMsPerRow, ...extra })
+
+describe('piece planning', () => {
+  it('sizes pieces for the target time on the median peer, several per peer, within limits', () => {
+    // 1 ms/row locally at 100 GFLOP/s; median peer 200 GFLOP/s -> 0.5 ms/row -> 1000 rows in 500 ms
+    expect(choosePieceRows({ totalRows: 100_000, localMsPerRow: 1, localGflops: 100, peerGflops: [100, 200, 400] })).toBe(1000)
+    // but never so big that a peer gets fewer than 4 pieces
+    expect(choosePieceRows({ totalRows: 1200, localMsPerRow: 1, localGflops: 100, peerGflops: [100, 200, 400] })).toBe(100)
+    expect(choosePieceRows({ totalRows: 100_000, localMsPerRow: 1, localGflops: 100, peerGflops: [100], maxRows: 64 })).toBe(64)
+    expect(choosePieceRows({ totalRows: 100, localMsPerRow: 10_000, localGflops: 100, peerGflops: [100] })).toBe(1)
+  })
+
+  it('covers every row exactly once', () => {
+    const pieces = planPieces(10, 4)
+    expect(pieces).toEqual([{ id: 0, start: 0, rows: 4 }, { id: 1, start: 4, rows: 4 }, { id: 2, start: 8, rows: 2 }])
+    expect(() => planPieces(10, 0)).toThrow(RangeError)
+  })
+})
+
+describe('assignment', () => {
+  it('gives faster peers proportionally more pieces', () => {
+    const pieces = planPieces(600, 10)
+    const result = simulate(new Scheduler(pieces, base), pieces, [peer('fast', 300, 1 / 3), peer('slow', 100, 1)])
+    expect(result.state).toBe('done')
+    const ratio = result.completedBy.fast / result.completedBy.slow
+    expect(ratio).toBeGreaterThan(2.2)
+    expect(ratio).toBeLessThan(4)
+  })
+
+  it('keeps at most a window of pieces in flight per peer, and no more than its slots', () => {
+    const pieces = planPieces(100, 10)
+    const s = new Scheduler(pieces, { ...base, window: 2 })
+    s.setPeers([{ peerId: 'a', gflops: 100, slots: 4 }, { peerId: 'b', gflops: 100, slots: 1 }], 0)
+    const first = s.next(0).assign
+    expect(first.filter(x => x.peerId === 'a')).toHaveLength(2)
+    expect(first.filter(x => x.peerId === 'b')).toHaveLength(1)
+    expect(s.next(1).assign).toEqual([])
+  })
+
+  it('corrects advertised speeds with observed ones', () => {
+    const pieces = planPieces(400, 10)
+    // 'liar' advertises 10x its real speed: once results show it, it gets few pieces
+    const result = simulate(new Scheduler(pieces, { ...base, endgame: false }), pieces, [peer('liar', 1000, 5), peer('honest', 100, 1)])
+    expect(result.state).toBe('done')
+    expect(result.completedBy.honest).toBeGreaterThan(result.completedBy.liar * 3)
+  })
+
+  it('sets deadlines from the expected time with a floor', () => {
+    const pieces = planPieces(1000, 500)
+    const s = new Scheduler(pieces, { ...base, timeoutFactor: 4, timeoutFloorMs: 200 })
+    s.setPeers([{ peerId: 'a', gflops: 100, slots: 2 }], 1000)
+    expect(s.next(1000).assign.map(a => a.deadline)).toEqual([1000 + 4 * 500, 1000 + 4 * 500])
+    const tiny = new Scheduler(planPieces(2, 1), { ...base, timeoutFloorMs: 200 })
+    tiny.setPeers([{ peerId: 'a', gflops: 100, slots: 2 }], 0)
+    expect(tiny.next(0).assign[0].deadline).toBe(200)
+    expect(tiny.nextWakeAt(0)).toBe(200)
+  })
+
+  it('is deterministic', () => {
+    const run = (): unknown => {
+      const pieces = planPieces(300, 7)
+      return simulate(new Scheduler(pieces, base), pieces, [peer('a', 100, 1), peer('b', 200, 0.5), peer('c', 50, 2, { leavesAt: 40 })]).decisions
+    }
+    expect(run()).toEqual(run())
+  })
+})
+
+describe('failures', () => {
+  it('two of four peers leaving mid-job lose their pieces to the others, and nothing is lost', () => {
+    const pieces = planPieces(400, 10)
+    const s = new Scheduler(pieces, base)
+    const result = simulate(s, pieces, [peer('a', 100, 1), peer('b', 100, 1), peer('c', 100, 1, { leavesAt: 25 }), peer('d', 100, 1, { leavesAt: 25 })])
+    expect(result.state).toBe('done')
+    expect(s.winners.size).toBe(40)
+    expect(new Set(s.winners.values())).toEqual(new Set(['a', 'b', 'c', 'd']))
+    // the pieces c and d held when they left were run again elsewhere
+    expect(s.progress(result.endedAt).retries).toBe(4)
+  })
+
+  it('a peer that accepts a piece and never answers times out; the piece is reassigned', () => {
+    const pieces = planPieces(100, 10)
+    const s = new Scheduler(pieces, { ...base, timeoutFloorMs: 300, endgame: false })
+    const result = simulate(s, pieces, [peer('mute', 1000, 1, { silent: true }), peer('ok', 100, 1)])
+    expect(result.state).toBe('done')
+    expect(result.cancelled.filter(c => c.reason === 'timeout' && c.peerId === 'mute').length).toBeGreaterThan(0)
+    expect(s.progress(result.endedAt).perPeer).toEqual({ ok: 10 })
+  })
+
+  it('after K failed attempts of one piece the job fails, naming the piece and each cause', () => {
+    const pieces = planPieces(10, 10)
+    const s = new Scheduler(pieces, { ...base, maxAttempts: 3 })
+    const error = { kind: 'error', code: 'INTERNAL', message: 'out of memory' } as const
+    const result = simulate(s, pieces, [peer('x', 100, 1, { failWith: error }), peer('y', 100, 1, { failWith: error })])
+    expect(result.state).toBe('failed')
+    expect(s.error?.pieceId).toBe(0)
+    expect(s.error?.attempts).toHaveLength(3)
+    expect(s.error?.message).toMatch(/^piece 0 \(rows 0-9\) failed 3 times \(x: INTERNAL: out of memory; y: INTERNAL: out of memory; x: INTERNAL: out of memory\)$/)
+  })
+
+  it('a bad-input refusal fails the job at once', () => {
+    const pieces = planPieces(20, 10)
+    const s = new Scheduler(pieces, base)
+    const result = simulate(s, pieces, [peer('x', 100, 1, { failWith: { kind: 'fatal', code: 'BAD_INPUT', message: 'input "x" has dtype int32, the model wants float32' } })])
+    expect(result.state).toBe('failed')
+    expect(s.error?.message).toMatch(/was refused by peer x: BAD_INPUT: input "x" has dtype int32/)
+    expect(s.error?.attempts).toHaveLength(1)
+  })
+
+  it('an overloaded peer backs off without using up the piece\'s attempts', () => {
+    const pieces = planPieces(10, 10)
+    const s = new Scheduler(pieces, { ...base, maxAttempts: 1, backoffMs: 100 })
+    s.setPeers([{ peerId: 'busy', gflops: 100, slots: 2 }], 0)
+    expect(s.next(0).assign).toHaveLength(1)
+    s.failed(0, 'busy', { kind: 'overloaded' }, 5)
+    expect(s.state).toBe('running')
+    expect(s.next(50).assign).toEqual([]) // backing off
+    expect(s.nextWakeAt(50)).toBe(105)
+    expect(s.next(105).assign.map(a => a.pieceId)).toEqual([0])
+  })
+
+  it('a failing peer backs off longer after each consecutive failure', () => {
+    const pieces = planPieces(30, 10)
+    const s = new Scheduler(pieces, { ...base, backoffMs: 100, maxAttempts: 10 })
+    s.setPeers([{ peerId: 'p', gflops: 100, slots: 1 }], 0)
+    const err = { kind: 'error', code: 'INTERNAL', message: 'x' } as const
+    s.next(0)
+    s.failed(0, 'p', err, 0)
+    expect(s.nextWakeAt(0)).toBe(100)
+    s.next(100)
+    s.failed(0, 'p', err, 100)
+    expect(s.nextWakeAt(100)).toBe(300)
+  })
+})
+
+describe('end-game', () => {
+  it('a peer slowed tenfold does not dominate wall time: idle peers duplicate its last pieces and win', () => {
+    const pieces = planPieces(400, 10)
+    const peers = [peer('a', 100, 1), peer('b', 100, 1), peer('c', 100, 1), peer('slow', 100, 10)]
+    const s = new Scheduler(pieces, base)
+    const withEndgame = simulate(s, pieces, peers)
+    const without = simulate(new Scheduler(pieces, { ...base, endgame: false }), pieces, peers)
+    expect(withEndgame.state).toBe('done')
+    expect(without.state).toBe('done')
+    expect(s.progress(withEndgame.endedAt).duplicates).toBeGreaterThan(0)
+    expect(withEndgame.cancelled.some(c => c.reason === 'superseded' && c.peerId === 'slow')).toBe(true)
+    expect(withEndgame.endedAt).toBeLessThan(0.8 * without.endedAt)
+  })
+
+  it('a late result from a superseded copy is not counted', () => {
+    const pieces = planPieces(10, 10)
+    const s = new Scheduler(pieces, base)
+    s.setPeers([{ peerId: 'a', gflops: 100, slots: 1 }, { peerId: 'b', gflops: 100, slots: 1 }], 0)
+    expect(s.next(0).assign).toEqual([{ pieceId: 0, peerId: 'a', deadline: 200, duplicate: false }])
+    // b is idle and a's copy is overdue in expectation: b gets a duplicate
+    expect(s.next(50).assign).toEqual([{ pieceId: 0, peerId: 'b', deadline: 250, duplicate: true }])
+    expect(s.succeeded(0, 'b', 60)).toBe(true)
+    expect(s.next(60).cancel).toEqual([{ pieceId: 0, peerId: 'a', reason: 'superseded' }])
+    expect(s.succeeded(0, 'a', 70)).toBe(false)
+    expect(s.state).toBe('done')
+    expect(s.progress(70).perPeer).toEqual({ b: 1 })
+  })
+
+  it('does not duplicate onto a peer that would finish later than the original', () => {
+    const pieces = planPieces(10, 10)
+    const s = new Scheduler(pieces, base)
+    s.setPeers([{ peerId: 'a', gflops: 100, slots: 1 }, { peerId: 'b', gflops: 100, slots: 1 }], 0)
+    s.next(0)
+    expect(s.next(1).assign).toEqual([]) // b would finish at 11, a at 10
+  })
+})
+
+describe('local node', () => {
+  const pieces = planPieces(40, 10)
+  it('in fallback mode, the local node works only while no remote peer can', () => {
+    const s = new Scheduler(pieces, { ...base, localPeerId: 'me', local: 'fallback' })
+    s.setPeers([{ peerId: 'me', gflops: 100, slots: 2 }, { peerId: 'r', gflops: 100, slots: 2 }], 0)
+    expect(new Set(s.next(0).assign.map(a => a.peerId))).toEqual(new Set(['r']))
+    s.setPeers([{ peerId: 'me', gflops: 100, slots: 2 }], 1) // the remote peer left
+    expect(new Set(s.next(1).assign.map(a => a.peerId))).toEqual(new Set(['me']))
+  })
+
+  it('in share mode, the local node takes pieces alongside remote peers', () => {
+    const s = new Scheduler(pieces, { ...base, localPeerId: 'me', local: 'share' })
+    s.setPeers([{ peerId: 'me', gflops: 100, slots: 2 }, { peerId: 'r', gflops: 100, slots: 2 }], 0)
+    expect(new Set(s.next(0).assign.map(a => a.peerId))).toEqual(new Set(['me', 'r']))
+  })
+
+  it('with no peer at all, nothing is assigned and the job waits rather than failing', () => {
+    const s = new Scheduler(pieces, base)
+    s.setPeers([], 0)
+    expect(s.next(0)).toEqual({ assign: [], cancel: [] })
+    expect(s.state).toBe('running')
+  })
+})
+
+describe('progress', () => {
+  it('reports pieces done, in flight, retries, duplicates, per peer and an ETA', () => {
+    const s = new Scheduler(planPieces(40, 10), base)
+    s.setPeers([{ peerId: 'a', gflops: 100, slots: 2 }], 0)
+    s.next(0)
+    s.succeeded(0, 'a', 10)
+    s.failed(1, 'a', { kind: 'disconnect' }, 10)
+    const p = s.progress(10)
+    expect(p).toMatchObject({ total: 4, done: 1, pending: 3, inFlight: 0, retries: 1, duplicates: 0, perPeer: { a: 1 } })
+    expect(p.etaMs).toBe(30) // 30 rows at the observed 1 ms/row
+  })
+})

@@ -1,0 +1,85 @@
+import { Scheduler } from '../src/scheduler.js'
+import type { Decision, FailureCause, SchedulerPeer } from '../src/scheduler.js'
+import type { Piece } from '../src/plan.js'
+
+/** How a simulated peer behaves: its true speed, and optionally a failure mode. */
+export interface SimPeer extends SchedulerPeer {
+  trueMsPerRow: number
+  /** Never answers (accepts pieces and goes silent). */
+  silent?: boolean
+  /** Answers every piece with this failure after its normal time. */
+  failWith?: FailureCause
+  /** Leaves the mesh at this time. */
+  leavesAt?: number
+}
+
+export interface SimResult {
+  endedAt: number
+  state: Scheduler['state']
+  decisions: Decision[]
+  cancelled: Decision['cancel']
+  completedBy: Record<string, number>
+}
+
+/**
+ * A discrete-event run of a scheduler over simulated peers: each assigned copy completes (or fails) at
+ * its peer's true speed; peers leave on schedule; the scheduler's own wake-up times drive timeouts.
+ */
+export function simulate (scheduler: Scheduler, plan: Piece[], peers: SimPeer[], limitMs = 10 * 60_000): SimResult {
+  let now = 0
+  let live = peers.filter(p => (p.leavesAt ?? Infinity) > 0)
+  scheduler.setPeers(live, now)
+  const events: Array<{ at: number, run: () => void }> = []
+  const decisions: Decision[] = []
+  const cancelled: Decision['cancel'] = []
+  const completedBy: Record<string, number> = {}
+  const running = new Set<string>()
+  for (const p of peers) {
+    if (p.leavesAt != null) {
+      events.push({
+        at: p.leavesAt,
+        run: () => {
+          live = live.filter(l => l.peerId !== p.peerId)
+          scheduler.setPeers(live, now)
+        }
+      })
+    }
+  }
+  const pieces = new Map(plan.map(p => [p.id, p]))
+  const act = (): void => {
+    const decision = scheduler.next(now)
+    decisions.push(decision)
+    for (const c of decision.cancel) {
+      running.delete(`${c.pieceId}@${c.peerId}`)
+      cancelled.push(c)
+    }
+    for (const a of decision.assign) {
+      const peer = peers.find(p => p.peerId === a.peerId)!
+      const key = `${a.pieceId}@${a.peerId}`
+      running.add(key)
+      if (peer.silent === true) continue
+      const rows = pieces.get(a.pieceId)?.rows ?? 1
+      events.push({
+        at: now + rows * peer.trueMsPerRow,
+        run: () => {
+          if (!running.delete(key) || !live.some(l => l.peerId === peer.peerId)) return
+          if (peer.failWith != null) scheduler.failed(a.pieceId, peer.peerId, peer.failWith, now)
+          else if (scheduler.succeeded(a.pieceId, peer.peerId, now)) completedBy[peer.peerId] = (completedBy[peer.peerId] ?? 0) + 1
+        }
+      })
+    }
+  }
+  act()
+  while (scheduler.state === 'running' && now < limitMs) {
+    const wake = scheduler.nextWakeAt(now)
+    events.sort((a, b) => a.at - b.at)
+    const nextEvent = events[0]?.at ?? Infinity
+    const at = Math.min(nextEvent, wake ?? Infinity)
+    if (at === Infinity) break
+    now = Math.max(now, at)
+    while (events.length > 0 && events[0].at <= now) events.shift()!.run()
+    act()
+  }
+  act()
+  return { endedAt: now, state: scheduler.state, decisions, cancelled, completedBy }
+}
