@@ -35,3 +35,36 @@ export function elementCount (dims: readonly number[]): number {
 export function byteLength (dtype: Dtype, dims: readonly number[]): number {
   return elementCount(dims) * ITEM_SIZE[dtype]
 }
+
+/** Bytes of one row along axis 0. */
+export function rowBytes (tensor: Pick<Tensor, 'dtype' | 'dims'>): number {
+  return byteLength(tensor.dtype, tensor.dims.slice(1))
+}
+
+/** Rows [start, start + rows) along axis 0, as a view (no copy). */
+export function sliceRows (tensor: Tensor, start: number, rows: number): Tensor {
+  if (tensor.dims.length === 0) throw new RangeError('a scalar has no rows to split')
+  const total = tensor.dims[0]
+  if (start < 0 || rows < 0 || start + rows > total) throw new RangeError(`rows ${start}-${start + rows - 1} are outside 0-${total - 1}`)
+  const size = rowBytes(tensor)
+  return { dtype: tensor.dtype, dims: [rows, ...tensor.dims.slice(1)], data: tensor.data.subarray(start * size, (start + rows) * size) }
+}
+
+/** Joins tensors along axis 0; they must agree on dtype and on every other dimension. */
+export function concatRows (parts: Tensor[]): Tensor {
+  if (parts.length === 0) throw new RangeError('nothing to join')
+  const [first] = parts
+  const rest = first.dims.slice(1).join(',')
+  for (const p of parts) {
+    if (p.dtype !== first.dtype || p.dims.length === 0 || p.dims.slice(1).join(',') !== rest) {
+      throw new RangeError(`cannot join [${p.dims.join(', ')}] ${p.dtype} to [${first.dims.join(', ')}] ${first.dtype} along axis 0`)
+    }
+  }
+  const data = new Uint8Array(parts.reduce((n, p) => n + p.data.byteLength, 0))
+  let offset = 0
+  for (const p of parts) {
+    data.set(p.data, offset)
+    offset += p.data.byteLength
+  }
+  return { dtype: first.dtype, dims: [parts.reduce((n, p) => n + p.dims[0], 0), ...first.dims.slice(1)], data }
+}

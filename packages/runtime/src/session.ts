@@ -1,0 +1,138 @@
+import { createRequire } from 'node:module'
+import type { InferenceSession, Tensor as OrtTensor } from 'onnxruntime-node'
+import { byteLength, ITEM_SIZE } from './tensor.js'
+import type { Dtype, Tensor } from './tensor.js'
+
+type Ort = typeof import('onnxruntime-node')
+let ortModule: Ort | undefined
+function ort (): Ort {
+  // loaded on first inference: the native library costs tens of MiB a node that never runs a model should not pay
+  ortModule ??= createRequire(import.meta.url)('onnxruntime-node') as Ort
+  return ortModule
+}
+
+const TYPED: Record<Dtype, new (buffer: ArrayBuffer, byteOffset: number, length: number) => ArrayBufferView> = {
+  float32: Float32Array,
+  float64: Float64Array,
+  float16: Uint16Array,
+  int8: Int8Array,
+  uint8: Uint8Array,
+  int16: Int16Array,
+  uint16: Uint16Array,
+  int32: Int32Array,
+  uint32: Uint32Array,
+  int64: BigInt64Array,
+  uint64: BigUint64Array,
+  bool: Uint8Array
+}
+
+/** A Shoal tensor as ONNX Runtime's; copies only when the bytes are not aligned for their type. */
+export function toOrtTensor (tensor: Tensor): OrtTensor {
+  const size = ITEM_SIZE[tensor.dtype]
+  let data = tensor.data
+  if (data.byteOffset % size !== 0) data = data.slice()
+  const count = data.byteLength / size
+  const typed = new TYPED[tensor.dtype](data.buffer as ArrayBuffer, data.byteOffset, count)
+  return new (ort().Tensor)(tensor.dtype, typed as any, tensor.dims)
+}
+
+export function fromOrtTensor (value: OrtTensor, name: string): Tensor {
+  const dtype = value.type as Dtype
+  if (!Object.hasOwn(ITEM_SIZE, dtype)) throw new Error(`output "${name}" has type ${value.type}, which Shoal does not carry`)
+  const view = value.data as ArrayBufferView
+  const dims = value.dims.map(Number)
+  const data = new Uint8Array(view.buffer, view.byteOffset, byteLength(dtype, dims))
+  return { dtype, dims, data }
+}
+
+export interface SessionCacheInit {
+  /** Execution providers in order of preference: the first that loads the model is used. */
+  providers: string[]
+  cpuThreads: number
+  /** Sessions kept open at most; the least recently used is released beyond it. */
+  maxSessions?: number
+  /**
+   * Test and simulation hook: each run takes this many times its real duration (the extra spent
+   * waiting). Production nodes leave it at 1.
+   */
+  slowdown?: number
+}
+
+interface Entry {
+  session: Promise<{ session: InferenceSession, provider: string }>
+  usedAt: number
+}
+
+/**
+ * ONNX Runtime sessions, one per (model CID, provider), created on first use and kept for later pieces
+ * of the same model: creating a session (graph optimisation, weight packing) often costs more than a
+ * piece's compute.
+ */
+export class SessionCache {
+  private readonly entries = new Map<string, Entry>()
+  private readonly init: Required<SessionCacheInit>
+  private clock = 0
+
+  constructor (init: SessionCacheInit) {
+    this.init = { maxSessions: 4, slowdown: 1, ...init }
+  }
+
+  /** The session for a model, creating it from `load()` (the model's bytes) on first use. */
+  async session (cid: string, load: () => Promise<Uint8Array>): Promise<{ session: InferenceSession, provider: string }> {
+    let entry = this.entries.get(cid)
+    if (entry == null) {
+      entry = { session: this.create(load), usedAt: ++this.clock }
+      this.entries.set(cid, entry)
+      entry.session.catch(() => this.entries.delete(cid))
+      await this.evict()
+    }
+    entry.usedAt = ++this.clock
+    return await entry.session
+  }
+
+  /** Runs one batch through a model; returns every output, and which provider ran it, and how long it took. */
+  async run (cid: string, load: () => Promise<Uint8Array>, inputs: Record<string, Tensor>): Promise<{ outputs: Record<string, Tensor>, provider: string, computeMs: number }> {
+    const { session, provider } = await this.session(cid, load)
+    const feeds: Record<string, OrtTensor> = {}
+    for (const [name, tensor] of Object.entries(inputs)) feeds[name] = toOrtTensor(tensor)
+    const started = performance.now()
+    const results = await session.run(feeds)
+    const elapsed = performance.now() - started
+    if (this.init.slowdown > 1) await new Promise(resolve => setTimeout(resolve, elapsed * (this.init.slowdown - 1)))
+    const outputs: Record<string, Tensor> = {}
+    for (const name of session.outputNames) outputs[name] = fromOrtTensor(results[name], name)
+    return { outputs, provider, computeMs: performance.now() - started }
+  }
+
+  async close (): Promise<void> {
+    const entries = [...this.entries.values()]
+    this.entries.clear()
+    await Promise.all(entries.map(async e => { await (await e.session.catch(() => undefined))?.session.release() }))
+  }
+
+  private async create (load: () => Promise<Uint8Array>): Promise<{ session: InferenceSession, provider: string }> {
+    const bytes = await load()
+    let lastError: unknown
+    for (const provider of this.init.providers) {
+      try {
+        const session = await ort().InferenceSession.create(bytes, {
+          executionProviders: [provider],
+          intraOpNumThreads: this.init.cpuThreads,
+          logSeverityLevel: 3
+        })
+        return { session, provider }
+      } catch (err) {
+        lastError = err
+      }
+    }
+    throw lastError ?? new Error('no execution provider available')
+  }
+
+  private async evict (): Promise<void> {
+    while (this.entries.size > this.init.maxSessions) {
+      const [oldest] = [...this.entries.entries()].sort((a, b) => a[1].usedAt - b[1].usedAt)
+      this.entries.delete(oldest[0])
+      await (await oldest[1].session.catch(() => undefined))?.session.release()
+    }
+  }
+}
