@@ -2,9 +2,9 @@ import { readFile } from 'node:fs/promises'
 import os from 'node:os'
 import { join, resolve } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
-import { DEFAULT_AD_INTERVAL_MS, DEFAULT_DATA_DIR, DEFAULT_LISTEN } from './constants.js'
+import { DEFAULT_AD_INTERVAL_MS, DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_MAX_MODEL_BYTES } from './constants.js'
 import { ConfigError, DataDirError } from './errors.js'
-import { MAX_AD_INTERVAL_MS, MIN_AD_INTERVAL_MS } from '@shoal/protocol'
+import { DEFAULT_MAX_REQUEST_BYTES, MAX_AD_INTERVAL_MS, MIN_AD_INTERVAL_MS } from '@shoal/protocol'
 
 /** Everything that shapes a running node. Built by `resolveConfig` from defaults, config file, flags and env. */
 export interface NodeConfig {
@@ -22,6 +22,8 @@ export interface NodeConfig {
   cpuThreads: number
   adIntervalMs: number
   recalibrate: boolean
+  maxRequestBytes: number
+  maxModelBytes: number
 }
 
 type Kind = 'multiaddr' | 'bootstrap' | 'port' | 'count' | 'bytes' | 'boolean' | 'ms'
@@ -51,6 +53,8 @@ export const NODE_OPTIONS: OptionSpec[] = [
   { key: 'gpu', flag: 'gpu', kind: 'boolean', help: 'let the mesh use this machine\'s GPU (--no-gpu turns it off)', defaultText: 'on' },
   { key: 'cpuThreads', flag: 'cpu-threads', kind: 'count', placeholder: 'N', help: 'CPU threads per inference session', defaultText: 'all logical cores' },
   { key: 'adIntervalMs', flag: 'ad-interval', kind: 'ms', placeholder: 'MS', help: `how often to publish this node's capacity ad, in ms (${MIN_AD_INTERVAL_MS}-${MAX_AD_INTERVAL_MS})`, defaultText: String(DEFAULT_AD_INTERVAL_MS) },
+  { key: 'maxRequestBytes', flag: 'max-request-size', kind: 'bytes', placeholder: 'SIZE', help: 'largest piece (input tensors) this node accepts from a peer', defaultText: '256MiB' },
+  { key: 'maxModelBytes', flag: 'max-model-size', kind: 'bytes', placeholder: 'SIZE', help: 'largest model this node stores or runs', defaultText: '1GiB' },
   { key: 'recalibrate', flag: 'recalibrate', kind: 'boolean', help: 'measure execution providers again instead of using the cached calibration', defaultText: 'off', flagOnly: true }
 ]
 
@@ -168,7 +172,9 @@ export async function resolveConfig (init: ResolveConfigInit = {}): Promise<Node
     gpu: true,
     cpuThreads: os.availableParallelism(),
     adIntervalMs: DEFAULT_AD_INTERVAL_MS,
-    recalibrate: false
+    recalibrate: false,
+    maxRequestBytes: DEFAULT_MAX_REQUEST_BYTES,
+    maxModelBytes: DEFAULT_MAX_MODEL_BYTES
   }
   for (const spec of NODE_OPTIONS) {
     const layers: Array<['file' | 'flag' | 'env', unknown]> = [

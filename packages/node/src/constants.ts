@@ -65,3 +65,15 @@ export const API_HOST = '127.0.0.1'
 export const MAX_API_BODY_BYTES = 1024 * 1024
 
 export const SHOAL_VERSION = '0.1.0'
+
+/** A request's header must arrive within 10 s of the stream opening: a silent stream is dropped. */
+export const HEADER_TIMEOUT_MS = 10_000
+
+/** A model fetch from one peer must finish within 5 minutes (a 2 GiB model at ~7 MB/s). */
+export const MODEL_FETCH_TIMEOUT_MS = 5 * 60_000
+
+/** Inbound infer/model streams at once per connection: a few pieces in flight plus their model fetches. */
+export const MAX_INBOUND_INFER_STREAMS = 32
+
+/** Largest model a node accepts unless configured otherwise: 1 GiB. */
+export const DEFAULT_MAX_MODEL_BYTES = 1024 ** 3

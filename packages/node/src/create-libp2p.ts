@@ -17,6 +17,8 @@ import type { Libp2p } from 'libp2p'
 import { capacityService } from './capacity-service.js'
 import type { CapacityService, CapacityServiceInit } from './capacity-service.js'
 import { DHT_PROTOCOL, LOOPBACK_ALLOW, MDNS_SERVICE_TAG, MESH_KEEPER_INTERVAL_MS, TARGET_CONNECTIONS } from './constants.js'
+import { inferenceService } from './inference-service.js'
+import type { InferenceService, InferenceServiceInit } from './inference-service.js'
 import { meshKeeper } from './mesh-keeper.js'
 import type { MeshKeeper } from './mesh-keeper.js'
 import type { NodeConfig } from './config.js'
@@ -28,6 +30,7 @@ export type ShoalServices = {
   pubsub: GossipSub
   capacity: CapacityService
   meshKeeper: MeshKeeper
+  inference: InferenceService
 }
 
 export type ShoalLibp2p = Libp2p<ShoalServices>
@@ -36,6 +39,7 @@ export interface CreateShoalLibp2pInit {
   privateKey: PrivateKey
   config: Pick<NodeConfig, 'listen' | 'bootstrap' | 'mdns' | 'lan' | 'adIntervalMs'>
   capacity: Omit<CapacityServiceInit, 'intervalMs'>
+  inference: InferenceServiceInit
   /** Tests shorten the keeper's redial period. */
   meshKeeperIntervalMs?: number
 }
@@ -75,6 +79,7 @@ export async function createShoalLibp2p (init: CreateShoalLibp2pInit): Promise<S
         scoreParams: { IPColocationFactorWhitelist: new Set(['127.0.0.1', '::1']) }
       }),
       capacity: capacityService({ ...init.capacity, intervalMs: config.adIntervalMs }),
+      inference: inferenceService(init.inference),
       meshKeeper: meshKeeper({
         bootstrap: config.bootstrap,
         targetConnections: TARGET_CONNECTIONS,

@@ -1,6 +1,6 @@
 import { rm } from 'node:fs/promises'
-import { calibrate } from '@shoal/runtime'
-import type { Calibration } from '@shoal/runtime'
+import { calibrate, SessionCache } from '@shoal/runtime'
+import type { Calibration, ModelInfo, Tensor } from '@shoal/runtime'
 import type { Capacity } from '@shoal/protocol'
 import { ApiServer } from './api-server.js'
 import { SHOAL_VERSION } from './constants.js'
@@ -8,9 +8,16 @@ import { createShoalLibp2p } from './create-libp2p.js'
 import type { ShoalLibp2p } from './create-libp2p.js'
 import { dataDirFiles, loadOrCreateIdentity, prepareDataDir, writePrivateFile } from './data-dir.js'
 import { ListenError } from './errors.js'
+import { JobError } from './job.js'
+import { MAX_AD_MODELS } from '@shoal/protocol'
 import { detectHardware } from './hardware.js'
 import type { NodeConfig } from './config.js'
 import type { PeerEvent } from './peer-table.js'
+import { runRemotePiece } from './infer-client.js'
+import { Job } from './job.js'
+import type { JobOptions } from './job.js'
+import { ModelStore } from './model-store.js'
+import { peerIdFromString } from '@libp2p/peer-id'
 
 /** One peer as the API and `shoal peers --json` show it. */
 export interface PeerView extends Capacity {
@@ -57,6 +64,8 @@ export interface ShoalNodeInit {
   meshKeeperIntervalMs?: number
   /** Start the HTTP API (default true). In-process meshes can do without. */
   api?: boolean
+  /** Test and simulation hook: every inference on this node takes this many times as long. */
+  slowdown?: number
 }
 
 /**
@@ -70,10 +79,14 @@ export class ShoalNode {
   private api?: ApiServer
   private calibrationResult?: Calibration & { cached: boolean }
   private startedAt = 0
+  readonly models: ModelStore
+  private sessions?: SessionCache
+  private readonly jobs = new Map<string, Job>()
 
   constructor (init: ShoalNodeInit) {
     this.init = init
     this.config = init.config
+    this.models = new ModelStore(init.config.dataDir, init.config.maxModelBytes)
   }
 
   get libp2p (): ShoalLibp2p {
@@ -99,15 +112,29 @@ export class ShoalNode {
       ? Promise.resolve({ ...this.init.calibration, fingerprint: 'given', cached: true })
       : calibrate({ cpuThreads: config.cpuThreads, noGpu: !config.gpu, cacheFile: files.calibration, recalibrate: config.recalibrate })
     const privateKey = await loadOrCreateIdentity(config.dataDir)
+    await this.models.start()
+    this.calibrationResult = await calibration
+    this.sessions = new SessionCache({
+      providers: this.calibrationResult.providers.map(p => p.name),
+      cpuThreads: config.cpuThreads,
+      slowdown: this.init.slowdown
+    })
 
     const libp2p = await createShoalLibp2p({
       privateKey,
       config,
       meshKeeperIntervalMs: this.init.meshKeeperIntervalMs,
-      capacity: { local: () => this.localCapacity() }
+      capacity: { local: () => this.localCapacity() },
+      inference: {
+        maxConcurrency: config.maxConcurrency,
+        maxRequestBytes: config.maxRequestBytes,
+        maxModelBytes: config.maxModelBytes,
+        store: this.models,
+        sessions: this.sessions,
+        onLoadChange: () => this.libp2pNode?.services.capacity.changed()
+      }
     })
     this.libp2pNode = libp2p
-    this.calibrationResult = await calibration
     try {
       await libp2p.start()
     } catch (err: any) {
@@ -135,7 +162,52 @@ export class ShoalNode {
       await rm(dataDirFiles(this.config.dataDir).api, { force: true })
       await this.api.stop()
     }
+    for (const job of this.jobs.values()) job.cancel()
     await this.libp2pNode?.stop()
+    await this.sessions?.close()
+  }
+
+  /** Checks a model and adds it to this node's store (and so to its capacity ad). */
+  async addModel (bytes: Uint8Array): Promise<ModelInfo> {
+    const info = await this.models.add(bytes)
+    this.libp2pNode?.services.capacity.changed()
+    return info
+  }
+
+  /**
+   * Starts a batch job on a model in this node's store. The returned job runs at once; `job.run()`'s
+   * promise (also `job.done`) gives its outputs.
+   */
+  submitJob (modelCid: string, inputs: Record<string, Tensor>, options: JobOptions = {}): Job {
+    const model = this.models.info(modelCid)
+    if (model == null) throw new JobError(`model ${modelCid} is not in this node's store: add it first (shoal model add, or POST /v1/models)`)
+    const libp2p = this.libp2p
+    const capacity = libp2p.services.capacity
+    const localGflops = Math.max(0, ...(this.calibrationResult?.providers ?? []).map(p => p.gflops))
+    const job = new Job({
+      localPeerId: this.peerId,
+      localGflops,
+      localSlots: this.config.maxConcurrency,
+      model,
+      peers: () => capacity.peers.list()
+        .filter(e => e.capacity.providers.length > 0 && e.capacity.limits.maxConcurrency > 0)
+        .map(e => ({ peerId: e.capacity.peerId, gflops: Math.max(...e.capacity.providers.map(p => p.gflops)), slots: e.capacity.limits.maxConcurrency })),
+      onPeersChanged: listener => capacity.peers.onEvent(event => { if (event.type !== 'update') listener() }),
+      runRemote: async (peerId, request, signal) => await runRemotePiece(async (peer, protocol, options) => await libp2p.dialProtocol(peer, protocol, options), peerIdFromString(peerId), request, signal),
+      runLocal: async (cid, tensors) => await this.sessions!.run(cid, async () => await this.models.bytes(cid), tensors),
+      maxResponseBytes: this.config.maxRequestBytes * 4
+    }, inputs, options)
+    this.jobs.set(job.id, job)
+    job.run().catch(() => {}) // the outcome is kept on the job (result or error)
+    return job
+  }
+
+  job (id: string): Job | undefined {
+    return this.jobs.get(id)
+  }
+
+  listJobs (): Job[] {
+    return [...this.jobs.values()]
   }
 
   /** Join/update/leave events of the peer table. */
@@ -184,10 +256,9 @@ export class ShoalNode {
         cpuThreads: config.cpuThreads,
         noGpu: !config.gpu
       },
-      // nothing runs yet: the batch-job issue fills these in
-      freeSlots: config.maxConcurrency,
+      freeSlots: this.libp2pNode?.services.inference.freeSlots ?? config.maxConcurrency,
       queueLength: 0,
-      models: []
+      models: this.models.list().map(m => m.cid).slice(0, MAX_AD_MODELS)
     }
   }
 

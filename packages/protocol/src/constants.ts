@@ -22,3 +22,28 @@ export const MAX_AD_INTERVAL_MS = 10 * 60_000
 /** Plausibility bounds, so that one absurd ad cannot skew a scheduler's proportions. */
 export const MAX_CPU_CORES = 4096
 export const MAX_PROVIDER_GFLOPS = 10_000_000
+
+/** Protocol ids of Shoal's request/response protocols. */
+export const INFER_PROTOCOL = '/shoal/infer/1.0.0'
+export const MODEL_PROTOCOL = '/shoal/model/1.0.0'
+
+/**
+ * Tensor and model bytes travel in frames of at most 1 MiB: big enough that framing costs nothing
+ * measurable, small enough that no frame has to be buffered whole before being checked.
+ */
+export const DATA_FRAME_BYTES = 1024 * 1024
+
+/** The header frames (InferRequest, InferResponse, ModelRequest, ModelResponse) are at most 64 KiB. */
+export const MAX_HEADER_FRAME_BYTES = 64 * 1024
+
+/** Every frame on the infer and model protocols is at most this long (a data frame plus nothing). */
+export const MAX_FRAME_BYTES = DATA_FRAME_BYTES
+
+/** Default limit on a request's total tensor bytes (configurable per node): 256 MiB. */
+export const DEFAULT_MAX_REQUEST_BYTES = 256 * 1024 * 1024
+
+export const MAX_TENSORS_PER_MESSAGE = 64
+export const MAX_TENSOR_DIMS = 8
+export const MAX_TENSOR_NAME_LENGTH = 256
+/** Job ids and CIDs are short strings; anything longer is not one. */
+export const MAX_ID_LENGTH = 128

@@ -109,3 +109,27 @@ export async function inspectModel (bytes: Uint8Array, options: { maxBytes?: num
     opsets: model.opsetImport.map(o => ({ domain: o.domain ?? '', version: Number(o.version) }))
   }
 }
+
+/**
+ * Why these tensors cannot feed this model, or undefined if they can: every model input given, no
+ * unknown ones, dtypes equal, ranks equal, and every fixed dimension equal (symbolic ones, such as a
+ * dynamic batch axis, take any size). The message names the input and what differs.
+ */
+export function mismatchWithModel (info: Pick<ModelInfo, 'inputs'>, tensors: Array<{ name: string, dtype: Dtype, dims: number[] }>): string | undefined {
+  const given = new Map(tensors.map(t => [t.name, t]))
+  for (const input of info.inputs) {
+    const t = given.get(input.name)
+    if (t == null) return `the model needs input "${input.name}" (${input.dtype ?? 'unknown type'} [${input.dims.join(', ')}]), which was not given`
+    if (input.dtype != null && t.dtype !== input.dtype) return `input "${input.name}" is ${t.dtype}, the model wants ${input.dtype}`
+    if (input.dims.length > 0 && t.dims.length !== input.dims.length) return `input "${input.name}" has shape [${t.dims.join(', ')}], the model wants rank ${input.dims.length}: [${input.dims.join(', ')}]`
+    for (let i = 0; i < input.dims.length; i++) {
+      const want = input.dims[i]
+      if (typeof want === 'number' && want > 0 && t.dims[i] !== want) {
+        return `input "${input.name}" has shape [${t.dims.join(', ')}], the model wants [${input.dims.join(', ')}] (dimension ${i} differs)`
+      }
+    }
+  }
+  const known = new Set(info.inputs.map(i => i.name))
+  for (const t of tensors) if (!known.has(t.name)) return `the model has no input "${t.name}" (its inputs: ${[...known].join(', ')})`
+  return undefined
+}

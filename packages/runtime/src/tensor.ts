@@ -2,7 +2,11 @@
  * Tensors as Shoal moves them: a dtype, dims and the elements' little-endian bytes. This is the form
  * .npy files, the wire protocol and ONNX Runtime sessions convert from and to.
  */
-export type Dtype = 'float32' | 'float16' | 'float64' | 'int8' | 'uint8' | 'int16' | 'uint16' | 'int32' | 'uint32' | 'int64' | 'uint64' | 'bool'
+import { DTYPE_SIZES } from '@shoal/protocol'
+import type { WireDtype } from '@shoal/protocol'
+
+/** The element types Shoal carries: ONNX Runtime's names, as the wire protocol spells them. */
+export type Dtype = WireDtype
 
 export interface Tensor {
   dtype: Dtype
@@ -11,9 +15,7 @@ export interface Tensor {
   data: Uint8Array
 }
 
-export const ITEM_SIZE: Record<Dtype, number> = {
-  float32: 4, float16: 2, float64: 8, int8: 1, uint8: 1, int16: 2, uint16: 2, int32: 4, uint32: 4, int64: 8, uint64: 8, bool: 1
-}
+export const ITEM_SIZE: Record<Dtype, number> = DTYPE_SIZES
 
 export const DTYPES = Object.keys(ITEM_SIZE) as Dtype[]
 

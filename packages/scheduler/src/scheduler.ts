@@ -137,7 +137,8 @@ export class Scheduler {
       maxBackoffMs: DEFAULT_MAX_BACKOFF_MS,
       endgame: true,
       maxCopies: DEFAULT_MAX_COPIES,
-      ...options
+      // an option given as undefined keeps its default
+      ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as SchedulerOptions
     }
   }
 

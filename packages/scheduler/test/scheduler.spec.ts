@@ -215,3 +215,11 @@ describe('progress', () => {
     expect(p.etaMs).toBe(30) // 30 rows at the observed 1 ms/row
   })
 })
+
+describe('options', () => {
+  it('an option passed as undefined keeps its default', () => {
+    const s = new Scheduler(planPieces(10, 10), { ...base, timeoutFloorMs: undefined, maxAttempts: undefined })
+    s.setPeers([{ peerId: 'a', gflops: 100, slots: 1 }], 0)
+    expect(s.next(0).assign[0].deadline).toBe(5000)
+  })
+})

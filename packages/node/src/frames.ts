@@ -1,0 +1,67 @@
+import { lpStream } from '@libp2p/utils'
+import type { LengthPrefixedStream } from '@libp2p/utils'
+import type { Stream } from '@libp2p/interface'
+import { DATA_FRAME_BYTES, InvalidMessageError, MAX_FRAME_BYTES, MAX_HEADER_FRAME_BYTES } from '@shoal/protocol'
+
+/**
+ * Framing of Shoal's request/response protocols: every frame is an unsigned-varint length and that many
+ * bytes, at most MAX_FRAME_BYTES; header frames are protobuf messages of at most 64 KiB; data frames
+ * carry raw tensor or model bytes. The limit is enforced by the decoder before a frame is buffered.
+ */
+export type Frames = LengthPrefixedStream<Stream>
+
+export function frames (stream: Stream): Frames {
+  return lpStream(stream, { maxDataLength: MAX_FRAME_BYTES })
+}
+
+export async function writeMessage<T> (lp: Frames, codec: { encode: (m: T) => Uint8Array }, message: T, signal: AbortSignal): Promise<void> {
+  const bytes = codec.encode(message)
+  if (bytes.byteLength > MAX_HEADER_FRAME_BYTES) throw new InvalidMessageError('too-large', `header of ${bytes.byteLength} bytes is over the ${MAX_HEADER_FRAME_BYTES}-byte limit`)
+  await lp.write(bytes, { signal })
+}
+
+export async function readMessage<T> (lp: Frames, codec: { decode: (b: Uint8Array) => T }, signal: AbortSignal, what: string): Promise<T> {
+  const frame = await lp.read({ signal })
+  if (frame.byteLength > MAX_HEADER_FRAME_BYTES) throw new InvalidMessageError('too-large', `${what}: header of ${frame.byteLength} bytes is over the ${MAX_HEADER_FRAME_BYTES}-byte limit`)
+  try {
+    return codec.decode(frame.subarray())
+  } catch (err: any) {
+    throw new InvalidMessageError('malformed', `${what}: not a valid message (${err.message})`)
+  }
+}
+
+/** Sends buffers back to back as data frames of at most 1 MiB (views, no copies). */
+export async function writeData (lp: Frames, buffers: Uint8Array[], signal: AbortSignal): Promise<void> {
+  for (const buffer of buffers) {
+    for (let offset = 0; offset < buffer.byteLength; offset += DATA_FRAME_BYTES) {
+      await lp.write(buffer.subarray(offset, Math.min(offset + DATA_FRAME_BYTES, buffer.byteLength)), { signal })
+    }
+  }
+}
+
+/** Reads exactly `total` bytes of data frames into one buffer (whose size the caller has validated). */
+export async function readData (lp: Frames, total: number, signal: AbortSignal, what: string): Promise<Uint8Array> {
+  const out = new Uint8Array(total)
+  let offset = 0
+  while (offset < total) {
+    const frame = await lp.read({ signal })
+    if (frame.byteLength === 0 || offset + frame.byteLength > total) {
+      throw new InvalidMessageError('bad-tensor', `${what}: data frames do not add up to the ${total} bytes announced`)
+    }
+    for (const chunk of frame) {
+      out.set(chunk, offset)
+      offset += chunk.byteLength
+    }
+  }
+  return out
+}
+
+/** Reads and discards `total` bytes of data frames (an OVERLOADED answer still lets the client finish writing). */
+export async function drainData (lp: Frames, total: number, signal: AbortSignal): Promise<void> {
+  let left = total
+  while (left > 0) {
+    const frame = await lp.read({ signal })
+    if (frame.byteLength === 0 || frame.byteLength > left) return
+    left -= frame.byteLength
+  }
+}

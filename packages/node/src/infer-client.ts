@@ -1,0 +1,63 @@
+import type { PeerId, Stream } from '@libp2p/interface'
+import { INFER_PROTOCOL, InferRequest, InferResponse, toTensorInfo, validateTensorInfos } from '@shoal/protocol'
+import type { Tensor } from '@shoal/runtime'
+import { frames, readData, readMessage, writeData, writeMessage } from './frames.js'
+import { PieceError } from './inference-service.js'
+
+export interface PieceRequest {
+  jobId: string
+  pieceId: number
+  modelCid: string
+  inputs: Record<string, Tensor>
+  /** Time the worker has for the piece, from when it reads the request. */
+  deadlineMs: number
+  /** Largest answer accepted (output bytes). */
+  maxResponseBytes: number
+}
+
+export interface PieceResult {
+  outputs: Record<string, Tensor>
+  computeMs: number
+  provider: string
+}
+
+/**
+ * Sends one piece to a peer over /shoal/infer/1.0.0 and returns its outputs. Throws PieceError with
+ * the worker's code when it answers with an error; anything else thrown means the peer or the stream
+ * failed (treated as a disconnect). `signal` cancels: the stream is reset and the worker stops sending.
+ */
+export type Dial = (peer: PeerId, protocol: string, options: { signal: AbortSignal }) => Promise<Stream>
+
+export async function runRemotePiece (dial: Dial, peer: PeerId, request: PieceRequest, signal: AbortSignal): Promise<PieceResult> {
+  const stream = await dial(peer, INFER_PROTOCOL, { signal })
+  try {
+    const lp = frames(stream)
+    const entries = Object.entries(request.inputs)
+    await writeMessage(lp, InferRequest, {
+      jobId: request.jobId,
+      pieceId: request.pieceId,
+      modelCid: request.modelCid,
+      inputs: entries.map(([name, t]) => toTensorInfo({ name, dtype: t.dtype, dims: t.dims, byteLength: t.data.byteLength })),
+      deadlineMs: Math.max(1, Math.round(request.deadlineMs))
+    }, signal)
+    // A worker that refuses early (overloaded, bad header) may stop reading: its answer still comes.
+    await writeData(lp, entries.map(([, t]) => t.data), signal).catch(() => {})
+    const response = await readMessage(lp, InferResponse, signal, 'infer response')
+    if (response.code !== InferResponse.Code.OK) {
+      throw new PieceError(response.code, response.message.slice(0, 1000))
+    }
+    const headers = validateTensorInfos(response.outputs, request.maxResponseBytes, 'infer response')
+    const data = await readData(lp, headers.reduce((n, h) => n + h.byteLength, 0), signal, 'infer response')
+    const outputs: Record<string, Tensor> = {}
+    let offset = 0
+    for (const h of headers) {
+      outputs[h.name] = { dtype: h.dtype, dims: h.dims, data: data.subarray(offset, offset + h.byteLength) }
+      offset += h.byteLength
+    }
+    await stream.close({ signal }).catch(() => {})
+    return { outputs, computeMs: response.computeMs, provider: response.provider }
+  } catch (err: any) {
+    stream.abort(err instanceof Error ? err : new Error(String(err)))
+    throw err
+  }
+}

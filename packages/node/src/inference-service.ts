@@ -1,0 +1,219 @@
+import type { ComponentLogger, Connection, Logger, PeerId, Startable, Stream } from '@libp2p/interface'
+import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
+import {
+  INFER_PROTOCOL, InferRequest, InferResponse, InvalidMessageError, MAX_ID_LENGTH, MODEL_PROTOCOL, ModelRequest, ModelResponse,
+  toTensorInfo, validateTensorInfos
+} from '@shoal/protocol'
+import type { TensorHeader } from '@shoal/protocol'
+import { mismatchWithModel } from '@shoal/runtime'
+import type { SessionCache, Tensor } from '@shoal/runtime'
+import { HEADER_TIMEOUT_MS, MAX_INBOUND_INFER_STREAMS, MODEL_FETCH_TIMEOUT_MS } from './constants.js'
+import { drainData, frames, readData, readMessage, writeData, writeMessage } from './frames.js'
+import type { Frames } from './frames.js'
+import type { ModelStore } from './model-store.js'
+
+const Code = InferResponse.Code
+
+export interface InferenceServiceInit {
+  maxConcurrency: number
+  maxRequestBytes: number
+  maxModelBytes: number
+  store: ModelStore
+  sessions: SessionCache
+  /** Called when the number of pieces running changes (the capacity ad's free slots). */
+  onLoadChange?: () => void
+}
+
+export interface InferenceServiceComponents {
+  registrar: Registrar
+  connectionManager: ConnectionManager
+  logger: ComponentLogger
+}
+
+/** A piece refused or failed, with the code the wire protocol carries. */
+export class PieceError extends Error {
+  override name = 'PieceError'
+  constructor (readonly code: InferResponse.Code, message: string) {
+    super(message)
+  }
+}
+
+/**
+ * The worker side of batch jobs: serves /shoal/infer/1.0.0 (run one piece) and /shoal/model/1.0.0
+ * (hand out a model it holds). Runs at most `maxConcurrency` pieces at once and answers OVERLOADED
+ * past that; a model it lacks is fetched from the peer that sent the piece and checked against its CID.
+ */
+export class InferenceService implements Startable {
+  private readonly components: InferenceServiceComponents
+  private readonly init: InferenceServiceInit
+  private readonly log: Logger
+  private readonly fetching = new Map<string, Promise<void>>()
+  private runningPieces = 0
+  private served = 0
+
+  constructor (components: InferenceServiceComponents, init: InferenceServiceInit) {
+    this.components = components
+    this.init = init
+    this.log = components.logger.forComponent('shoal:inference')
+  }
+
+  readonly [Symbol.toStringTag] = '@shoal/inference'
+
+  get running (): number {
+    return this.runningPieces
+  }
+
+  get freeSlots (): number {
+    return Math.max(0, this.init.maxConcurrency - this.runningPieces)
+  }
+
+  /** Pieces this node has completed for others since start. */
+  get completed (): number {
+    return this.served
+  }
+
+  async start (): Promise<void> {
+    const limits = { maxInboundStreams: MAX_INBOUND_INFER_STREAMS, maxOutboundStreams: MAX_INBOUND_INFER_STREAMS }
+    await this.components.registrar.handle(INFER_PROTOCOL, (stream, connection) => { void this.onInfer(stream, connection) }, limits)
+    await this.components.registrar.handle(MODEL_PROTOCOL, (stream) => { void this.onModel(stream) }, limits)
+  }
+
+  async stop (): Promise<void> {
+    await this.components.registrar.unhandle(INFER_PROTOCOL)
+    await this.components.registrar.unhandle(MODEL_PROTOCOL)
+  }
+
+  private async onInfer (stream: Stream, connection: Connection): Promise<void> {
+    const lp = frames(stream)
+    let signal = AbortSignal.timeout(HEADER_TIMEOUT_MS)
+    let request: InferRequest
+    let inputs: TensorHeader[]
+    try {
+      request = await readMessage(lp, InferRequest, signal, 'infer request')
+      if (request.jobId.length > MAX_ID_LENGTH || request.modelCid.length > MAX_ID_LENGTH) throw new InvalidMessageError('bad-field', 'job id or model CID too long')
+      inputs = validateTensorInfos(request.inputs, this.init.maxRequestBytes, 'infer request')
+    } catch (err: any) {
+      await this.answer(lp, stream, { code: Code.BAD_INPUT, message: err.message }, signal)
+      return
+    }
+    const total = inputs.reduce((n, t) => n + t.byteLength, 0)
+    if (this.runningPieces >= this.init.maxConcurrency) {
+      await drainData(lp, total, signal).catch(() => {})
+      await this.answer(lp, stream, { code: Code.OVERLOADED, message: `running ${this.runningPieces} pieces, the most this node takes at once` }, signal)
+      return
+    }
+    this.runningPieces++
+    this.init.onLoadChange?.()
+    const deadlineMs = Math.max(1, request.deadlineMs)
+    signal = AbortSignal.timeout(deadlineMs)
+    try {
+      const data = await readData(lp, total, signal, 'infer request')
+      const tensors: Record<string, Tensor> = {}
+      let offset = 0
+      for (const t of inputs) {
+        tensors[t.name] = { dtype: t.dtype, dims: t.dims, data: data.subarray(offset, offset + t.byteLength) }
+        offset += t.byteLength
+      }
+      await this.ensureModel(request.modelCid, connection.remotePeer, signal)
+      const info = this.init.store.info(request.modelCid)!
+      const mismatch = mismatchWithModel(info, inputs)
+      if (mismatch != null) throw new PieceError(Code.BAD_INPUT, mismatch)
+      const result = await this.init.sessions.run(request.modelCid, async () => await this.init.store.bytes(request.modelCid), tensors)
+      if (signal.aborted) throw new PieceError(Code.DEADLINE_EXCEEDED, `the piece took longer than its ${deadlineMs} ms deadline`)
+      const outputs = Object.entries(result.outputs)
+      await this.answer(lp, stream, {
+        code: Code.OK,
+        message: '',
+        outputs: outputs.map(([name, t]) => toTensorInfo({ name, dtype: t.dtype, dims: t.dims, byteLength: t.data.byteLength })),
+        computeMs: Math.round(result.computeMs),
+        provider: result.provider
+      }, signal, outputs.map(([, t]) => t.data))
+      this.served++
+    } catch (err: any) {
+      const code = err instanceof PieceError
+        ? err.code
+        : err instanceof InvalidMessageError ? Code.BAD_INPUT : signal.aborted ? Code.DEADLINE_EXCEEDED : Code.INTERNAL
+      this.log('piece %d of job %s failed - %s', request.pieceId, request.jobId, err.message)
+      await this.answer(lp, stream, { code, message: err.message }, AbortSignal.timeout(HEADER_TIMEOUT_MS))
+    } finally {
+      this.runningPieces--
+      this.init.onLoadChange?.()
+    }
+  }
+
+  private async answer (lp: Frames, stream: Stream, response: Partial<InferResponse> & { code: InferResponse.Code, message: string }, signal: AbortSignal, data: Uint8Array[] = []): Promise<void> {
+    try {
+      await writeMessage(lp, InferResponse, { outputs: [], computeMs: 0, provider: '', ...response }, signal)
+      await writeData(lp, data, signal)
+      await stream.close({ signal })
+    } catch (err: any) {
+      // the submitter went away (it cancelled a superseded copy, or left): nothing to tell anyone
+      stream.abort(err)
+    }
+  }
+
+  /** The model is in the store, or is fetched from `from` (the submitter) and verified; one fetch per CID at a time. */
+  private async ensureModel (cid: string, from: PeerId, signal: AbortSignal): Promise<void> {
+    if (this.init.store.has(cid)) return
+    let fetch = this.fetching.get(cid)
+    if (fetch == null) {
+      fetch = this.fetchModel(cid, from).finally(() => this.fetching.delete(cid))
+      this.fetching.set(cid, fetch)
+    }
+    await Promise.race([fetch, new Promise((resolve, reject) => signal.addEventListener('abort', () => reject(new PieceError(Code.DEADLINE_EXCEEDED, 'deadline passed while fetching the model')), { once: true }))])
+  }
+
+  private async fetchModel (cid: string, from: PeerId): Promise<void> {
+    const signal = AbortSignal.timeout(MODEL_FETCH_TIMEOUT_MS)
+    let stream: Stream
+    try {
+      stream = await this.components.connectionManager.openStream(from, MODEL_PROTOCOL, { signal })
+    } catch (err: any) {
+      throw new PieceError(Code.MODEL_UNAVAILABLE, `model ${cid} is not here and its submitter cannot be asked for it (${err.message})`)
+    }
+    try {
+      const lp = frames(stream)
+      await writeMessage(lp, ModelRequest, { cid }, signal)
+      const response = await readMessage(lp, ModelResponse, signal, 'model response')
+      if (!response.found) throw new PieceError(Code.MODEL_UNAVAILABLE, `model ${cid} is not here, and the submitter does not have it either`)
+      if (response.byteLength > BigInt(this.init.maxModelBytes)) throw new PieceError(Code.MODEL_UNAVAILABLE, `model ${cid} is ${response.byteLength} bytes, over this node's limit of ${this.init.maxModelBytes}`)
+      const bytes = await readData(lp, Number(response.byteLength), signal, 'model')
+      await stream.close({ signal }).catch(() => {})
+      try {
+        await this.init.store.addVerified(cid, bytes)
+      } catch (err: any) {
+        throw new PieceError(Code.MODEL_UNAVAILABLE, `refused model ${cid} from ${from.toString()}: ${err.message}`)
+      }
+    } catch (err: any) {
+      stream.abort(err)
+      throw err instanceof PieceError ? err : new PieceError(Code.MODEL_UNAVAILABLE, `fetching model ${cid} failed: ${err.message}`)
+    }
+  }
+
+  /** Serves a model this node holds. Test hook: `corruptServedModels` flips a byte of what it serves. */
+  private async onModel (stream: Stream): Promise<void> {
+    const signal = AbortSignal.timeout(MODEL_FETCH_TIMEOUT_MS)
+    const lp = frames(stream)
+    try {
+      const request = await readMessage(lp, ModelRequest, signal, 'model request')
+      if (request.cid.length > MAX_ID_LENGTH || !this.init.store.has(request.cid)) {
+        await writeMessage(lp, ModelResponse, { found: false, byteLength: 0n, message: 'not held here' }, signal)
+      } else {
+        const bytes = await this.init.store.bytes(request.cid)
+        if (this.corruptServedModels && bytes.length > 0) bytes[bytes.length - 1] ^= 0xff
+        await writeMessage(lp, ModelResponse, { found: true, byteLength: BigInt(bytes.byteLength), message: '' }, signal)
+        await writeData(lp, [bytes], signal)
+      }
+      await stream.close({ signal })
+    } catch (err: any) {
+      stream.abort(err)
+    }
+  }
+
+  /** Test-only: serve corrupted model bytes, to prove fetchers verify the CID. */
+  corruptServedModels = false
+}
+
+export function inferenceService (init: InferenceServiceInit): (components: InferenceServiceComponents) => InferenceService {
+  return (components) => new InferenceService(components, init)
+}

@@ -1,0 +1,287 @@
+import { randomUUID } from 'node:crypto'
+import { choosePieceRows, planPieces, Scheduler } from '@shoal/scheduler'
+import type { Assignment, FailureCause, Piece, Progress, SchedulerPeer } from '@shoal/scheduler'
+import { InferResponse } from '@shoal/protocol'
+import { concatRows, mismatchWithModel, sliceRows } from '@shoal/runtime'
+import type { ModelInfo, Tensor } from '@shoal/runtime'
+import { PieceError } from './inference-service.js'
+import type { PieceRequest, PieceResult } from './infer-client.js'
+
+/** A job that cannot run or did not finish; the message says which piece and why. */
+export class JobError extends Error {
+  override name = 'JobError'
+}
+
+export interface JobOptions {
+  /** 'fallback' (default): this node runs pieces only while no peer can; 'share': it always takes a share. */
+  local?: 'share' | 'fallback'
+  /** Rows per piece; default: sized so a piece takes about `targetPieceMs` on the median peer. */
+  rowsPerPiece?: number
+  targetPieceMs?: number
+  maxAttempts?: number
+  timeoutFloorMs?: number
+  endgame?: boolean
+}
+
+export interface JobDeps {
+  localPeerId: string
+  localGflops: number
+  localSlots: number
+  model: ModelInfo
+  /** Remote peers that can take pieces now. */
+  peers: () => SchedulerPeer[]
+  /** Subscribe to changes of `peers()`; returns the unsubscribe function. */
+  onPeersChanged: (listener: () => void) => () => void
+  runRemote: (peerId: string, request: PieceRequest, signal: AbortSignal) => Promise<PieceResult>
+  runLocal: (modelCid: string, inputs: Record<string, Tensor>, signal: AbortSignal) => Promise<PieceResult>
+  maxResponseBytes: number
+  now?: () => number
+}
+
+export interface JobProgress extends Progress {
+  jobId: string
+  state: 'planning' | 'running' | 'done' | 'failed'
+  elapsedMs: number
+  /** Peers (this node included) that can take pieces. */
+  peers: number
+  rowsPerPiece: number
+}
+
+export interface JobResult {
+  jobId: string
+  outputs: Record<string, Tensor>
+  progress: JobProgress
+}
+
+function causeOf (err: any): FailureCause {
+  if (err instanceof PieceError) {
+    const Code = InferResponse.Code
+    if (err.code === Code.OVERLOADED) return { kind: 'overloaded' }
+    if (err.code === Code.BAD_INPUT) return { kind: 'fatal', code: 'BAD_INPUT', message: err.message }
+    const code = Object.entries(Code).find(([, v]) => v === err.code)?.[0] ?? 'INTERNAL'
+    return { kind: 'error', code, message: err.message }
+  }
+  return { kind: 'disconnect' }
+}
+
+/**
+ * One batch job, submitted on this node: checks the inputs against the model, cuts the batch into
+ * pieces along axis 0, hands them to peers through the scheduler, and joins the outputs in order.
+ */
+export class Job {
+  readonly id = randomUUID()
+  private readonly deps: JobDeps
+  private readonly inputs: Record<string, Tensor>
+  private readonly options: JobOptions
+  private readonly now: () => number
+  private readonly listeners = new Set<(p: JobProgress) => void>()
+  private readonly flights = new Map<string, AbortController>()
+  private readonly results = new Map<number, Record<string, Tensor>>()
+  private scheduler?: Scheduler
+  private pieces: Piece[] = []
+  private state: JobProgress['state'] = 'planning'
+  private startedAt = 0
+  private rowsPerPiece = 0
+  /** Measured on this node by the probe run; 1 (to be corrected by observation) when not measured. */
+  private msPerRow = 1
+  private wake: () => void = () => {}
+  private cancelled?: string
+  private running?: Promise<JobResult>
+  /** Set once the job has ended. */
+  result?: JobResult
+  error?: Error
+
+  constructor (deps: JobDeps, inputs: Record<string, Tensor>, options: JobOptions = {}) {
+    this.deps = deps
+    this.inputs = inputs
+    this.options = options
+    this.now = deps.now ?? (() => performance.now())
+  }
+
+  onProgress (listener: (p: JobProgress) => void): () => void {
+    this.listeners.add(listener)
+    return () => this.listeners.delete(listener)
+  }
+
+  progress (): JobProgress {
+    const p = this.scheduler?.progress(this.now()) ?? { total: 0, done: 0, pending: 0, inFlight: 0, retries: 0, duplicates: 0, perPeer: {}, etaMs: null }
+    return { ...p, jobId: this.id, state: this.state, elapsedMs: this.startedAt === 0 ? 0 : Math.round(this.now() - this.startedAt), peers: this.allPeers().length, rowsPerPiece: this.rowsPerPiece }
+  }
+
+  /** Runs the job (once: later calls return the same promise). */
+  async run (): Promise<JobResult> {
+    this.running ??= this.execute().then(result => { this.result = result; return result }, err => { this.error = err; throw err })
+    return await this.running
+  }
+
+  /** Stops the job: pieces in flight are cancelled and `run()` rejects with a JobError. */
+  cancel (reason = 'the job was cancelled'): void {
+    this.cancelled ??= reason
+    this.wake()
+  }
+
+  private async execute (): Promise<JobResult> {
+    this.startedAt = this.now()
+    try {
+      const rows = this.check()
+      this.rowsPerPiece = await this.pieceRows(rows)
+      this.pieces = planPieces(rows, this.rowsPerPiece)
+      const result = await this.schedule()
+      this.state = 'done'
+      this.emit()
+      return result
+    } catch (err) {
+      this.state = 'failed'
+      this.emit()
+      throw err
+    }
+  }
+
+  /** The batch size, after checking that the inputs agree with each other and with the model. */
+  private check (): number {
+    const entries = Object.entries(this.inputs)
+    if (entries.length === 0) throw new JobError('no inputs given')
+    for (const [name, t] of entries) if (t.dims.length === 0) throw new JobError(`input "${name}" is a scalar: it has no batch axis to split`)
+    const rows = entries[0][1].dims[0]
+    const differ = entries.find(([, t]) => t.dims[0] !== rows)
+    if (differ != null) throw new JobError(`inputs disagree on the batch size (axis 0): "${entries[0][0]}" has ${rows} rows, "${differ[0]}" has ${differ[1].dims[0]}`)
+    if (rows === 0) throw new JobError('the batch is empty (0 rows)')
+    const mismatch = mismatchWithModel(this.deps.model, entries.map(([name, t]) => ({ name, dtype: t.dtype, dims: t.dims })))
+    if (mismatch != null) throw new JobError(mismatch)
+    return rows
+  }
+
+  private async pieceRows (rows: number): Promise<number> {
+    // a model whose batch axis is fixed can only take pieces of exactly that size
+    const fixed = this.deps.model.inputs.map(i => i.dims[0]).find((d): d is number => typeof d === 'number' && d > 0)
+    if (fixed != null) {
+      if (rows % fixed !== 0) throw new JobError(`the model's batch axis is fixed at ${fixed} rows; ${rows} rows cannot be cut into such pieces`)
+      return fixed
+    }
+    if (this.options.rowsPerPiece != null) return Math.min(this.options.rowsPerPiece, rows)
+    // One row run here (twice: the first creates the session) measures the model's cost, and catches
+    // inputs the model refuses before any peer sees them.
+    const probe: Record<string, Tensor> = {}
+    for (const [name, t] of Object.entries(this.inputs)) probe[name] = sliceRows(t, 0, 1)
+    let started = 0
+    try {
+      await this.deps.runLocal(this.deps.model.cid, probe, AbortSignal.timeout(60_000))
+      started = this.now()
+      await this.deps.runLocal(this.deps.model.cid, probe, AbortSignal.timeout(60_000))
+    } catch (err: any) {
+      throw new JobError(`the model does not run on these inputs: ${err.message}`)
+    }
+    this.msPerRow = Math.max(this.now() - started, 0.01)
+    return choosePieceRows({
+      totalRows: rows,
+      localMsPerRow: this.msPerRow,
+      localGflops: this.deps.localGflops,
+      peerGflops: this.allPeers().map(p => p.gflops),
+      targetMs: this.options.targetPieceMs
+    })
+  }
+
+  private allPeers (): SchedulerPeer[] {
+    return [{ peerId: this.deps.localPeerId, gflops: this.deps.localGflops, slots: this.deps.localSlots }, ...this.deps.peers()]
+  }
+
+  private async schedule (): Promise<JobResult> {
+    const scheduler = new Scheduler(this.pieces, {
+      refMsPerRow: this.msPerRow,
+      refGflops: this.deps.localGflops,
+      localPeerId: this.deps.localPeerId,
+      local: this.options.local ?? 'fallback',
+      maxAttempts: this.options.maxAttempts,
+      timeoutFloorMs: this.options.timeoutFloorMs,
+      endgame: this.options.endgame
+    })
+    this.scheduler = scheduler
+    this.state = 'running'
+    scheduler.setPeers(this.allPeers(), this.now())
+    const unsubscribe = this.deps.onPeersChanged(() => {
+      scheduler.setPeers(this.allPeers(), this.now())
+      this.wake()
+    })
+    try {
+      while (scheduler.state === 'running') {
+        if (this.cancelled != null) throw new JobError(this.cancelled)
+        const decision = scheduler.next(this.now())
+        for (const c of decision.cancel) this.flights.get(`${c.pieceId}@${c.peerId}`)?.abort()
+        for (const a of decision.assign) this.dispatch(a)
+        this.emit()
+        if (scheduler.state !== 'running') break
+        const wakeAt = scheduler.nextWakeAt(this.now())
+        await new Promise<void>(resolve => {
+          const timer = wakeAt == null ? undefined : setTimeout(resolve, Math.max(0, wakeAt - this.now()) + 1)
+          this.wake = () => { clearTimeout(timer); resolve() }
+        })
+      }
+      for (const c of scheduler.next(this.now()).cancel) this.flights.get(`${c.pieceId}@${c.peerId}`)?.abort()
+    } finally {
+      unsubscribe()
+      for (const controller of this.flights.values()) controller.abort()
+    }
+    if (scheduler.state === 'failed') throw new JobError(scheduler.error?.message ?? 'the job failed')
+    const outputs: Record<string, Tensor> = {}
+    for (const output of this.deps.model.outputs) {
+      outputs[output.name] = concatRows(this.pieces.map(p => this.results.get(p.id)![output.name]))
+    }
+    return { jobId: this.id, outputs, progress: this.progress() }
+  }
+
+  private dispatch (assignment: Assignment): void {
+    const { pieceId, peerId, deadline } = assignment
+    const piece = this.pieces[pieceId]
+    const key = `${pieceId}@${peerId}`
+    const controller = new AbortController()
+    this.flights.set(key, controller)
+    const inputs: Record<string, Tensor> = {}
+    for (const [name, t] of Object.entries(this.inputs)) inputs[name] = sliceRows(t, piece.start, piece.rows)
+    const run = peerId === this.deps.localPeerId
+      ? this.deps.runLocal(this.deps.model.cid, inputs, controller.signal)
+      : this.deps.runRemote(peerId, {
+        jobId: this.id,
+        pieceId,
+        modelCid: this.deps.model.cid,
+        inputs,
+        deadlineMs: deadline - this.now(),
+        maxResponseBytes: this.deps.maxResponseBytes
+      }, controller.signal)
+    run.then(result => {
+      if (controller.signal.aborted) return
+      const problem = this.checkOutputs(result.outputs, piece)
+      if (problem != null) {
+        this.scheduler?.failed(pieceId, peerId, problem, this.now())
+      } else if (this.scheduler?.succeeded(pieceId, peerId, this.now()) === true) {
+        this.results.set(pieceId, result.outputs)
+      }
+    }, err => {
+      if (controller.signal.aborted) return
+      this.scheduler?.failed(pieceId, peerId, causeOf(err), this.now())
+    }).finally(() => {
+      this.flights.delete(key)
+      this.wake()
+    })
+  }
+
+  /** Outputs must be the model's, each keeping the batch axis, or the pieces cannot be joined. */
+  private checkOutputs (outputs: Record<string, Tensor>, piece: Piece): FailureCause | undefined {
+    for (const output of this.deps.model.outputs) {
+      const t = outputs[output.name]
+      if (t == null) return { kind: 'error', code: 'INTERNAL', message: `the answer lacks output "${output.name}"` }
+      if (t.dims.length === 0 || t.dims[0] !== piece.rows) {
+        return { kind: 'fatal', code: 'NOT_SPLITTABLE', message: `output "${output.name}" has shape [${t.dims.join(', ')}] for a piece of ${piece.rows} rows: the model does not keep the batch axis, so its batch cannot be split` }
+      }
+    }
+    return undefined
+  }
+
+  private emit (): void {
+    const progress = this.progress()
+    for (const listener of this.listeners) {
+      try {
+        listener(progress)
+      } catch {}
+    }
+  }
+}
