@@ -14,7 +14,8 @@ const code = await main(process.argv.slice(2), {
   log: line => { process.stderr.write(`shoal: ${line}\n`) },
   env: process.env,
   onSignal: (signal, handler) => { process.on(signal, handler) },
-  isTTY: process.stdout.isTTY === true
+  isTTY: process.stderr.isTTY === true,
+  progress: line => { process.stderr.write(`\r\x1b[2K${line}`) }
 })
 // stdout may be a pipe still draining: exit once it has flushed
 process.stdout.write('', () => process.exit(code))

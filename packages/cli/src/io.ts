@@ -6,4 +6,6 @@ export interface Io {
   env: Record<string, string | undefined>
   onSignal: (signal: 'SIGINT' | 'SIGTERM', handler: () => void) => void
   isTTY: boolean
+  /** Replaces the progress line on stderr (a terminal only); '' clears it. */
+  progress: (line: string) => void
 }

@@ -4,6 +4,8 @@ import { id, idSpec } from './commands/id.js'
 import { nodeStart, nodeStartSpec } from './commands/node-start.js'
 import { nodeStatus, nodeStatusSpec } from './commands/node-status.js'
 import { peers, peersSpec } from './commands/peers.js'
+import { run, runSpec } from './commands/run.js'
+import { modelAdd, modelAddSpec } from './commands/model.js'
 import { UsageError } from './errors.js'
 import type { Io } from './io.js'
 import { SHOAL_VERSION } from '@shoal/node'
@@ -17,7 +19,9 @@ const COMMANDS: Command[] = [
   { spec: nodeStartSpec, run: nodeStart },
   { spec: nodeStatusSpec, run: nodeStatus },
   { spec: peersSpec, run: peers },
-  { spec: idSpec, run: id }
+  { spec: idSpec, run: id },
+  { spec: runSpec, run },
+  { spec: modelAddSpec, run: modelAdd }
 ]
 
 function overview (): string {
@@ -71,7 +75,8 @@ export async function main (argv: string[], io: Io): Promise<number> {
       throw err
     }
   } catch (err: any) {
-    const input = INPUT_ERRORS.has(err?.name)
+    // the node refused the request as wrong (400, 404, 413): bad input too
+    const input = INPUT_ERRORS.has(err?.name) || (err?.name === 'ApiError' && err.status < 500)
     io.log(`error: ${err?.message ?? String(err)}`)
     if (!input && io.env.SHOAL_DEBUG != null) io.log(err?.stack ?? '')
     return input ? 2 : 1

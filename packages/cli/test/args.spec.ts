@@ -24,7 +24,8 @@ function io (): Io & { out: string, err: string[] } {
     log: (line: string) => { result.err.push(line) },
     env: {},
     onSignal: () => {},
-    isTTY: false
+    isTTY: false,
+    progress: () => {}
   }
   return result
 }

@@ -2,6 +2,9 @@ import { readFile } from 'node:fs/promises'
 import { dataDirFiles } from './data-dir.js'
 import { ApiError, NoRunningNodeError } from './errors.js'
 import type { ApiInfo, NodeStatus, PeerView } from './shoal-node.js'
+import type { JobView } from './api-routes.js'
+import type { JobOptions } from './job.js'
+import type { ModelInfo } from '@shoal/runtime'
 
 /**
  * Talks to the node running on a data dir, through the API address and token the node wrote there.
@@ -24,19 +27,52 @@ export class ApiClient {
   }
 
   async get<T> (path: string): Promise<T> {
+    return await this.request<T>('GET', path)
+  }
+
+  async request<T> (method: string, path: string, body?: Uint8Array | string, timeoutMs = 60_000): Promise<T> {
     let res: Response
     try {
       res = await fetch(this.info.url + path, {
-        headers: { authorization: `Bearer ${this.info.token}` },
-        signal: AbortSignal.timeout(10_000)
+        method,
+        body: body as any,
+        headers: {
+          authorization: `Bearer ${this.info.token}`,
+          ...(typeof body === 'string' ? { 'content-type': 'application/json' } : body != null ? { 'content-type': 'application/octet-stream' } : {})
+        },
+        signal: AbortSignal.timeout(timeoutMs)
       })
     } catch (err: any) {
       // api.json outlived its node (killed without a chance to clean up)
       throw new NoRunningNodeError(`no node answers at ${this.info.url} for data dir ${this.dataDir} (${err.cause?.code ?? err.message}); start one with: shoal node start --data-dir ${this.dataDir}`)
     }
-    const body = await res.json() as any
-    if (!res.ok) throw new ApiError(res.status, body?.error?.message ?? `HTTP ${res.status}`)
-    return body as T
+    if (res.headers.get('content-type') === 'application/octet-stream' && res.ok) {
+      return new Uint8Array(await res.arrayBuffer()) as T
+    }
+    const json = await res.json() as any
+    if (!res.ok) throw new ApiError(res.status, json?.error?.message ?? `HTTP ${res.status}`)
+    return json as T
+  }
+
+  async addModel (bytes: Uint8Array): Promise<ModelInfo> {
+    return await this.request('POST', '/v1/models', bytes, 10 * 60_000)
+  }
+
+  async submitJob (body: { model: string, inputs: Record<string, { path: string } | { npy: string }>, options?: JobOptions }): Promise<{ jobId: string }> {
+    return await this.request('POST', '/v1/jobs', JSON.stringify(body))
+  }
+
+  async job (id: string): Promise<JobView> {
+    return await this.get(`/v1/jobs/${encodeURIComponent(id)}`)
+  }
+
+  async cancelJob (id: string): Promise<JobView> {
+    return await this.request('DELETE', `/v1/jobs/${encodeURIComponent(id)}`)
+  }
+
+  /** An output of a finished job, as .npy bytes. */
+  async output (id: string, name: string): Promise<Uint8Array> {
+    return await this.get(`/v1/jobs/${encodeURIComponent(id)}/outputs/${encodeURIComponent(name)}`)
   }
 
   async id (): Promise<{ peerId: string, addrs: string[], version: string }> {

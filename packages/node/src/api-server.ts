@@ -5,8 +5,60 @@ import type { AddressInfo } from 'node:net'
 import { API_HOST } from './constants.js'
 import { ListenError } from './errors.js'
 
-/** A route's handler returns the JSON body; throwing `HttpError` sends that status. */
-export type Route = (req: IncomingMessage, url: URL) => Promise<unknown> | unknown
+/**
+ * A route's handler returns the JSON body (or a `RawBody` for binary answers); throwing `HttpError`
+ * sends that status. `params` holds the `:name` segments of the route's path.
+ */
+export type Route = (req: IncomingMessage, url: URL, params: Record<string, string>) => Promise<unknown> | unknown
+
+/** A binary answer (an .npy file). */
+export class RawBody {
+  constructor (readonly bytes: Uint8Array, readonly contentType = 'application/octet-stream', readonly status = 200) {}
+}
+
+/** A JSON answer with a status other than 200 (202 Accepted for a job, say). */
+export class JsonBody {
+  constructor (readonly body: unknown, readonly status: number) {}
+}
+
+/** Reads a request body of at most `limit` bytes (413 beyond, before buffering more). */
+export async function readBody (req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length'] ?? 0)
+  if (declared > limit) throw new HttpError(413, `request body of ${declared} bytes is over the limit of ${limit}`)
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of req) {
+    size += (chunk as Buffer).byteLength
+    if (size > limit) throw new HttpError(413, `request body is over the limit of ${limit} bytes`)
+    chunks.push(chunk as Buffer)
+  }
+  return Buffer.concat(chunks)
+}
+
+/** Reads a JSON request body (at most `limit` bytes). */
+export async function readJson (req: IncomingMessage, limit: number): Promise<any> {
+  const body = await readBody(req, limit)
+  try {
+    return JSON.parse(body.toString('utf8'))
+  } catch (err: any) {
+    throw new HttpError(400, `request body is not JSON (${err.message})`)
+  }
+}
+
+function match (pattern: string, path: string): Record<string, string> | undefined {
+  const want = pattern.split('/')
+  const got = path.split('/')
+  if (want.length !== got.length) return undefined
+  const params: Record<string, string> = {}
+  for (let i = 0; i < want.length; i++) {
+    if (want[i].startsWith(':')) params[want[i].slice(1)] = decodeURIComponent(got[i])
+    else if (want[i] !== got[i]) return undefined
+  }
+  return params
+}
+
+/** Errors that mean the request was wrong, answered with 400 and their message. */
+const BAD_INPUT_ERRORS = new Set(['JobError', 'TensorFileError', 'ModelRejectedError', 'InvalidMessageError'])
 
 export class HttpError extends Error {
   override name = 'HttpError'
@@ -65,6 +117,15 @@ export class ApiServer {
 
   private async handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
     const send = (status: number, body: unknown): void => {
+      if (body instanceof RawBody) {
+        res.writeHead(body.status, { 'content-type': body.contentType, 'content-length': body.bytes.byteLength })
+        res.end(body.bytes)
+        return
+      }
+      if (body instanceof JsonBody) {
+        send(body.status, body.body)
+        return
+      }
       const text = JSON.stringify(body) + '\n'
       res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
       res.end(text)
@@ -72,14 +133,22 @@ export class ApiServer {
     try {
       if (!this.authorised(req)) throw new HttpError(401, 'missing or wrong API token: send "Authorization: Bearer <token>" with the token from <data dir>/api.json')
       const url = new URL(req.url ?? '/', 'http://localhost')
-      const route = this.init.routes[`${req.method ?? 'GET'} ${url.pathname}`]
-      if (route == null) {
+      let found: { route: Route, params: Record<string, string> } | undefined
+      for (const [key, route] of Object.entries(this.init.routes)) {
+        const [method, pattern] = key.split(' ')
+        const params = method === (req.method ?? 'GET') ? match(pattern, url.pathname) : undefined
+        if (params != null) {
+          found = { route, params }
+          break
+        }
+      }
+      if (found == null) {
         const known = Object.keys(this.init.routes).join(', ')
         throw new HttpError(404, `no such endpoint: ${req.method ?? ''} ${url.pathname} (endpoints: ${known})`)
       }
-      send(200, await route(req, url))
+      send(200, await found.route(req, url, found.params))
     } catch (err: any) {
-      const status = err instanceof HttpError ? err.status : 500
+      const status = err instanceof HttpError ? err.status : BAD_INPUT_ERRORS.has(err?.name) ? 400 : 500
       send(status, { error: { status, message: err.message } })
     }
   }

@@ -137,6 +137,15 @@ export class Job {
     }
   }
 
+  get modelCid (): string {
+    return this.deps.model.cid
+  }
+
+  /** Throws JobError if the inputs cannot feed the model (so an API can refuse before accepting the job). */
+  validate (): void {
+    this.check()
+  }
+
   /** The batch size, after checking that the inputs agree with each other and with the model. */
   private check (): number {
     const entries = Object.entries(this.inputs)

@@ -3,6 +3,7 @@ import { calibrate, SessionCache } from '@shoal/runtime'
 import type { Calibration, ModelInfo, Tensor } from '@shoal/runtime'
 import type { Capacity } from '@shoal/protocol'
 import { ApiServer } from './api-server.js'
+import { apiRoutes } from './api-routes.js'
 import { SHOAL_VERSION } from './constants.js'
 import { createShoalLibp2p } from './create-libp2p.js'
 import type { ShoalLibp2p } from './create-libp2p.js'
@@ -144,7 +145,7 @@ export class ShoalNode {
     this.startedAt = Date.now()
 
     if (this.init.api !== false) {
-      this.api = new ApiServer({ port: config.apiPort, routes: this.routes() })
+      this.api = new ApiServer({ port: config.apiPort, routes: apiRoutes(this) })
       try {
         await this.api.start()
       } catch (err) {
@@ -197,6 +198,7 @@ export class ShoalNode {
       runLocal: async (cid, tensors) => await this.sessions!.run(cid, async () => await this.models.bytes(cid), tensors),
       maxResponseBytes: this.config.maxRequestBytes * 4
     }, inputs, options)
+    job.validate()
     this.jobs.set(job.id, job)
     job.run().catch(() => {}) // the outcome is kept on the job (result or error)
     return job
@@ -262,13 +264,7 @@ export class ShoalNode {
     }
   }
 
-  private routes (): Record<string, () => unknown> {
-    return {
-      'GET /v1/id': () => ({ peerId: this.peerId, addrs: this.addrs, version: SHOAL_VERSION }),
-      'GET /v1/status': () => this.status(),
-      'GET /v1/peers': () => this.peers()
-    }
-  }
+
 }
 
 function listenError (err: any, listen: string[]): Error {

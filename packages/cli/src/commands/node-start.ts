@@ -50,7 +50,9 @@ export async function nodeStart (argv: string[], io: Io): Promise<number> {
   for (const option of NODE_OPTIONS) flags[option.key] = values[option.flag]
   const config = await resolveConfig({ dataDir: values['data-dir'] as string | undefined, flags, env: io.env })
 
-  const node = new ShoalNode({ config })
+  // test-only hook: every inference on this node takes N times as long (tests of stragglers, simulations)
+  const slowdown = io.env.SHOAL_TEST_SLOWDOWN == null ? 1 : Number(io.env.SHOAL_TEST_SLOWDOWN)
+  const node = new ShoalNode({ config, slowdown: Number.isFinite(slowdown) && slowdown >= 1 ? slowdown : 1 })
   await node.start()
   io.stdout(`ready ${node.peerId} ${node.addrs.join(' ')}\n`)
   const status = node.status()

@@ -1,0 +1,135 @@
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import { ApiClient } from '@shoal/node'
+import type { JobView } from '@shoal/node'
+import { DATA_DIR_FLAG, JSON_FLAG, parse } from '../args.js'
+import type { CommandSpec } from '../args.js'
+import { UsageError } from '../errors.js'
+import { formatDuration } from '../format.js'
+import type { Io } from '../io.js'
+import { dataDirOf } from './peers.js'
+
+const CID = /^bafkrei[a-z2-7]{52}$/
+
+export const runSpec: CommandSpec = {
+  name: 'run',
+  summary: 'run a batch through a model, split across the mesh',
+  usage: 'shoal run <model.onnx|CID> --input NAME=FILE.npy [--input ...] --output DIR [options]',
+  positionals: true,
+  flags: [
+    { name: 'input', type: 'string', multiple: true, placeholder: 'NAME=FILE', help: 'a model input and the .npy file holding its whole batch' },
+    { name: 'output', type: 'string', placeholder: 'DIR', help: 'directory for the outputs: one NAME.npy per model output' },
+    { name: 'share', type: 'boolean', help: 'this node takes a share of the pieces too (default: only when no peer can)' },
+    { name: 'rows-per-piece', type: 'string', placeholder: 'N', help: 'rows per piece (default: sized for ~0.5 s on the median peer)' },
+    DATA_DIR_FLAG,
+    JSON_FLAG
+  ],
+  details: `Runs the job through the node running on the data dir. A model given as a file is first added
+to that node's store. Every input is split along axis 0 (the batch axis): all inputs must have the same
+number of rows. The outputs are exactly what ONNX Runtime returns for the whole batch on one machine.
+
+On a terminal, progress is shown on stderr. At the end a summary is printed; with --json, stdout is one
+JSON object: {jobId, wallMs, pieces, rowsPerPiece, retries, duplicates, peers: {peerId: pieces}, outputs: {name: path}}.
+Exit status 0 only when every output is written.
+
+Example:
+  shoal run model.onnx --input x=batch.npy --output out/`
+}
+
+function fileName (output: string): string {
+  // output names come from the model: keep them readable but never a path
+  return output.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^\.+/, '_') + '.npy'
+}
+
+function bar (view: JobView, width = 28): string {
+  const p = view.progress
+  const filled = p.total === 0 ? 0 : Math.round(width * p.done / p.total)
+  const eta = p.etaMs == null || p.done === p.total ? '' : ` eta ${formatDuration(p.etaMs)}`
+  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${p.done}/${p.total} pieces, ${Object.keys(p.perPeer).length} peers, ${p.inFlight} running, ${p.retries} retries${eta}`
+}
+
+export async function run (argv: string[], io: Io): Promise<number> {
+  const { values, positionals } = parse(runSpec, argv)
+  if (positionals.length !== 1) throw new UsageError('give exactly one model: a .onnx file or a model CID')
+  const output = values.output as string | undefined
+  if (output == null) throw new UsageError('--output DIR is required')
+  const inputSpecs = (values.input as string[] | undefined) ?? []
+  if (inputSpecs.length === 0) throw new UsageError('give at least one --input NAME=FILE.npy')
+  let rowsPerPiece: number | undefined
+  if (values['rows-per-piece'] != null) {
+    rowsPerPiece = Number(values['rows-per-piece'])
+    if (!Number.isSafeInteger(rowsPerPiece) || rowsPerPiece < 1) throw new UsageError('--rows-per-piece must be a positive integer')
+  }
+
+  const inputs: Record<string, { path: string }> = {}
+  for (const spec of inputSpecs) {
+    const eq = spec.indexOf('=')
+    if (eq <= 0 || eq === spec.length - 1) throw new UsageError(`--input ${spec}: expected NAME=FILE.npy`)
+    const name = spec.slice(0, eq)
+    const path = resolve(spec.slice(eq + 1))
+    if (inputs[name] != null) throw new UsageError(`--input ${name} is given twice`)
+    try {
+      if (!(await stat(path)).isFile()) throw new Error('not a file')
+    } catch (err: any) {
+      throw new UsageError(`--input ${name}: cannot read ${path} (${err.code ?? err.message})`)
+    }
+    inputs[name] = { path }
+  }
+
+  const client = await ApiClient.connect(dataDirOf(values, io))
+  const modelArg = positionals[0]
+  let model: string
+  const isFile = await stat(modelArg).then(s => s.isFile(), () => false)
+  if (isFile) {
+    model = (await client.addModel(await readFile(modelArg))).cid
+  } else if (CID.test(modelArg)) {
+    model = modelArg
+  } else {
+    throw new UsageError(`${modelArg} is neither a model file nor a model CID`)
+  }
+
+  const outDir = resolve(output)
+  try {
+    await mkdir(outDir, { recursive: true })
+  } catch (err: any) {
+    throw new UsageError(`cannot create output directory ${outDir} (${err.code ?? err.message})`)
+  }
+
+  const started = performance.now()
+  const { jobId } = await client.submitJob({ model, inputs, options: { local: values.share === true ? 'share' : 'fallback', rowsPerPiece } })
+  const live = io.isTTY && values.json !== true
+  let view = await client.job(jobId)
+  let cancelled = false
+  io.onSignal('SIGINT', () => { cancelled = true; void client.cancelJob(jobId).catch(() => {}) })
+  while (view.state === 'planning' || view.state === 'running') {
+    if (live) io.progress(bar(view))
+    await new Promise(resolve => setTimeout(resolve, 200))
+    view = await client.job(jobId)
+  }
+  if (live) io.progress('')
+  if (view.state === 'failed') {
+    io.log(`job ${jobId} failed: ${view.error ?? 'unknown error'}${cancelled ? ' (interrupted)' : ''}`)
+    return 1
+  }
+
+  const written: Record<string, string> = {}
+  for (const out of view.outputs) {
+    const file = join(outDir, fileName(out.name))
+    await writeFile(file, await client.output(jobId, out.name))
+    written[out.name] = file
+  }
+  const wallMs = Math.round(performance.now() - started)
+  const p = view.progress
+  if (values.json === true) {
+    io.stdout(JSON.stringify({ jobId, wallMs, pieces: p.total, rowsPerPiece: p.rowsPerPiece, retries: p.retries, duplicates: p.duplicates, peers: p.perPeer, outputs: written }, null, 2) + '\n')
+    return 0
+  }
+  const lines = [
+    `done: ${p.total} pieces of ${p.rowsPerPiece} rows on ${Object.keys(p.perPeer).length} peers in ${formatDuration(wallMs)} (${p.retries} retries, ${p.duplicates} duplicates)`,
+    ...Object.entries(p.perPeer).sort((a, b) => b[1] - a[1]).map(([peer, n]) => `  ${peer}  ${n} pieces`),
+    'outputs:',
+    ...view.outputs.map(o => `  ${written[o.name]}  ${o.dtype} [${o.dims.join(', ')}]`)
+  ]
+  io.stdout(lines.join('\n') + '\n')
+  return 0
+}
