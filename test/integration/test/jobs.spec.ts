@@ -1,0 +1,198 @@
+import { readFile } from 'node:fs/promises'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { PieceError, runRemotePiece } from '@shoal/node'
+import type { ShoalNode } from '@shoal/node'
+import { INFER_PROTOCOL, InferResponse } from '@shoal/protocol'
+import { buildCalibrationModel } from '@shoal/runtime/calibration-model'
+import onnxProto from 'onnx-proto'
+import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { DETECTION_MODEL, images, localRun, sameBytes, spawnNode, startJobMesh, startNode, stopAll, tempDir, TEST_AD_INTERVAL_MS, waitFor } from './helpers.js'
+import type { NodeProcess } from './helpers.js'
+
+let nodes: ShoalNode[] = []
+let procs: NodeProcess[] = []
+afterEach(async () => {
+  for (const p of procs) p.proc.kill('SIGKILL')
+  procs = []
+  await stopAll(nodes)
+  nodes = []
+})
+
+let detection: Uint8Array
+beforeAll(async () => { detection = await readFile(DETECTION_MODEL) })
+
+const dial = (node: ShoalNode) => async (peer: any, protocol: string, options: { signal: AbortSignal }) => await node.libp2p.dialProtocol(peer, protocol, options)
+
+describe('a batch split across a mesh equals a single ONNX Runtime run, bit for bit', () => {
+  it('on a generated model', async () => {
+    nodes = await startJobMesh(3)
+    const [submitter] = nodes
+    const bytes = buildCalibrationModel({ batch: 1, width: 64, layers: 3 })
+    const model = await submitter.addModel(withDynamicBatch(bytes))
+    const values = Float32Array.from({ length: 40 * 64 }, (_, i) => Math.sin(i))
+    const x = { dtype: 'float32' as const, dims: [40, 64], data: new Uint8Array(values.buffer) }
+    const result = await submitter.submitJob(model.cid, { input: x }, { rowsPerPiece: 4 }).run()
+    const reference = await localRun(withDynamicBatch(bytes), { input: x })
+    expect(sameBytes(result.outputs.output, reference.output)).toBe(true)
+    expect(result.progress.total).toBe(10)
+    // the pieces really went to the workers
+    expect(Object.keys(result.progress.perPeer).length).toBeGreaterThanOrEqual(2)
+    expect(result.progress.perPeer[submitter.peerId]).toBeUndefined()
+  })
+
+  it('on a real pretrained model (PP-OCRv4 text detection) over a four-node mesh', async () => {
+    nodes = await startJobMesh(3)
+    const [submitter, ...workers] = nodes
+    const model = await submitter.addModel(detection)
+    const x = images(12, 64, 64)
+    const result = await submitter.submitJob(model.cid, { x }, { rowsPerPiece: 2 }).run()
+    const reference = await localRun(detection, { x })
+    const name = Object.keys(reference)[0]
+    expect(sameBytes(result.outputs[name], reference[name])).toBe(true)
+    // workers fetched the model from the submitter, verified
+    await waitFor(() => workers.filter(w => w.models.has(model.cid)).length >= 2, 'the workers to hold the model')
+  })
+})
+
+describe('peers that fail', () => {
+  it('two of four workers killed abruptly mid-job: every piece arrives, outputs identical', async () => {
+    const submitter = await startNode()
+    nodes = [submitter]
+    const model = await submitter.addModel(detection)
+    // four worker processes, each inference slowed 4x so that the job is still running when two die
+    procs = await Promise.all(Array.from({ length: 4 }, async () => await spawnNode([
+      '--data-dir', await tempDir(), '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--no-gpu', '--cpu-threads', '1',
+      '--ad-interval', String(TEST_AD_INTERVAL_MS), '--bootstrap', submitter.addrs[0]
+    ], 30_000, { SHOAL_TEST_SLOWDOWN: '4' })))
+    await waitFor(() => submitter.peers().length === 4, 'the submitter to see four workers', 20_000)
+    const x = images(24, 64, 64)
+    const job = submitter.submitJob(model.cid, { x }, { rowsPerPiece: 1 })
+    let killed = false
+    job.onProgress(p => {
+      if (!killed && p.done >= 4) {
+        killed = true
+        procs[0].proc.kill('SIGKILL')
+        procs[1].proc.kill('SIGKILL')
+      }
+    })
+    const result = await job.run()
+    expect(killed).toBe(true)
+    const reference = await localRun(detection, { x })
+    const name = Object.keys(reference)[0]
+    expect(sameBytes(result.outputs[name], reference[name])).toBe(true)
+    expect(result.progress.done).toBe(24)
+    expect(result.progress.retries).toBeGreaterThan(0)
+    const survivors = [procs[2].peerId, procs[3].peerId]
+    expect(Object.keys(result.progress.perPeer).some(p => survivors.includes(p))).toBe(true)
+  }, 60_000)
+
+  it('a worker that accepts a piece and never answers: the piece times out and is reassigned', async () => {
+    nodes = await startJobMesh(2, [{ gflops: 1000 }, {}])
+    const [submitter, mute] = nodes
+    // the mute worker takes every infer stream and says nothing
+    await mute.libp2p.unhandle(INFER_PROTOCOL)
+    await mute.libp2p.handle(INFER_PROTOCOL, () => {}, { maxInboundStreams: 64 })
+    const model = await submitter.addModel(detection)
+    const x = images(6, 64, 64)
+    // end-game off: it would copy the mute worker's pieces before their deadline; here the deadline itself is tested
+    const result = await submitter.submitJob(model.cid, { x }, { rowsPerPiece: 1, timeoutFloorMs: 1500, endgame: false }).run()
+    const reference = await localRun(detection, { x })
+    const name = Object.keys(reference)[0]
+    expect(sameBytes(result.outputs[name], reference[name])).toBe(true)
+    expect(result.progress.retries).toBeGreaterThan(0)
+    expect(result.progress.perPeer[mute.peerId]).toBeUndefined()
+  }, 30_000)
+
+  it('a worker slowed tenfold does not dominate: end-game duplicates its last pieces', async () => {
+    nodes = await startJobMesh(3, [{ slowdown: 10 }])
+    const [submitter, slow] = nodes
+    const model = await submitter.addModel(detection)
+    const x = images(16, 64, 64)
+    const result = await submitter.submitJob(model.cid, { x }, { rowsPerPiece: 1 }).run()
+    const reference = await localRun(detection, { x })
+    const name = Object.keys(reference)[0]
+    expect(sameBytes(result.outputs[name], reference[name])).toBe(true)
+    expect(result.progress.duplicates).toBeGreaterThan(0)
+    // the slow worker ran fewer than a fair third of the pieces: the fast ones took the rest and copied its last ones
+    expect(result.progress.perPeer[slow.peerId] ?? 0).toBeLessThan(16 / 3)
+  }, 30_000)
+})
+
+describe('models', () => {
+  it('a worker without the model fetches it from the submitter; bytes that do not match the CID are refused', async () => {
+    nodes = await startJobMesh(1)
+    const [submitter, worker] = nodes
+    const model = await submitter.addModel(detection)
+    expect(worker.models.has(model.cid)).toBe(false)
+    const request = { jobId: 'j', pieceId: 0, modelCid: model.cid, inputs: { x: images(1, 64, 64) }, deadlineMs: 20_000, maxResponseBytes: 1 << 24 }
+    submitter.libp2p.services.inference.corruptServedModels = true
+    const refused = await runRemotePiece(dial(submitter), peerIdFromString(worker.peerId), request, AbortSignal.timeout(20_000)).catch(err => err)
+    expect(refused).toBeInstanceOf(PieceError)
+    expect(refused.code).toBe(InferResponse.Code.MODEL_UNAVAILABLE)
+    expect(refused.message).toMatch(/do not match CID/)
+    expect(worker.models.has(model.cid)).toBe(false)
+    submitter.libp2p.services.inference.corruptServedModels = false
+    const ok = await runRemotePiece(dial(submitter), peerIdFromString(worker.peerId), request, AbortSignal.timeout(20_000))
+    expect(ok.outputs['sigmoid_0.tmp_0'].dims).toEqual([1, 1, 64, 64])
+    expect(worker.models.has(model.cid)).toBe(true)
+  })
+})
+
+describe('bad input gets a clear error, and workers go on serving', () => {
+  it('wrong dtype, wrong shape, batch sizes that differ, no such model', async () => {
+    nodes = await startJobMesh(1)
+    const [submitter] = nodes
+    const model = await submitter.addModel(detection)
+    const x = images(2, 64, 64)
+    expect(() => submitter.submitJob(model.cid, { x: { ...x, dtype: 'int32' } })).toThrow(/input "x" is int32, the model wants float32/)
+    expect(() => submitter.submitJob(model.cid, { x: { dtype: 'float32', dims: [2, 64, 64], data: new Uint8Array(2 * 64 * 64 * 4) } })).toThrow(/the model wants rank 4/)
+    expect(() => submitter.submitJob(model.cid, { x: { dtype: 'float32', dims: [2, 4, 64, 64], data: new Uint8Array(2 * 4 * 64 * 64 * 4) } })).toThrow(/dimension 1 differs/)
+    expect(() => submitter.submitJob(model.cid, { x, y: images(3, 64, 64) })).toThrow(/disagree on the batch size/)
+    expect(() => submitter.submitJob('bafkreiaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', { x })).toThrow(/not in this node's store/)
+    await expect(submitter.addModel(new TextEncoder().encode('not a model at all'))).rejects.toThrow(/not an ONNX model/)
+    // and a good job still runs
+    const result = await submitter.submitJob(model.cid, { x }, { rowsPerPiece: 1 }).run()
+    expect(result.progress.done).toBe(2)
+  })
+
+  it('a piece over the worker\'s size limit is refused with BAD_INPUT, and the worker serves the next one', async () => {
+    const submitter = await startNode()
+    const worker = await startNode([submitter.addrs[0]], { maxRequestBytes: 100_000 })
+    nodes = [submitter, worker]
+    await waitFor(() => submitter.peers().length === 1, 'the worker to be seen')
+    const model = await submitter.addModel(detection)
+    const send = async (rows: number): Promise<unknown> => await runRemotePiece(dial(submitter), peerIdFromString(worker.peerId), {
+      jobId: 'j', pieceId: rows, modelCid: model.cid, inputs: { x: images(rows, 64, 64) }, deadlineMs: 20_000, maxResponseBytes: 1 << 24
+    }, AbortSignal.timeout(20_000)).catch(err => err)
+    const big = await send(4) as PieceError // 4 x 3 x 64 x 64 x 4 bytes = 196608 > 100000
+    expect(big).toBeInstanceOf(PieceError)
+    expect(big.code).toBe(InferResponse.Code.BAD_INPUT)
+    expect(big.message).toMatch(/over the limit of 100000/)
+    const small = await send(1) as any
+    expect(small.outputs['sigmoid_0.tmp_0'].dims).toEqual([1, 1, 64, 64])
+  })
+
+  it('malformed requests do not disturb the worker', async () => {
+    nodes = await startJobMesh(1)
+    const [submitter, worker] = nodes
+    const stream = await submitter.libp2p.dialProtocol(worker.libp2p.peerId, INFER_PROTOCOL)
+    stream.send(Uint8Array.from([5, 1, 2, 3, 4, 5])) // a frame that is not an InferRequest
+    const chunks: Uint8Array[] = []
+    for await (const chunk of stream) chunks.push(chunk.subarray())
+    const answer = InferResponse.decode(Buffer.concat(chunks).subarray(1))
+    expect(answer.code).toBe(InferResponse.Code.BAD_INPUT)
+    const model = await submitter.addModel(detection)
+    const result = await submitter.submitJob(model.cid, { x: images(2, 64, 64) }, { rowsPerPiece: 1 }).run()
+    expect(result.progress.perPeer[worker.peerId]).toBe(2)
+  })
+})
+
+/** The calibration model has a fixed batch axis; jobs need a symbolic one to be split. */
+function withDynamicBatch (bytes: Uint8Array): Uint8Array {
+  const { onnx } = onnxProto
+  const model = onnx.ModelProto.decode(bytes)
+  for (const v of [...model.graph!.input!, ...model.graph!.output!]) {
+    v.type!.tensorType!.shape!.dim![0] = { dimParam: 'batch' }
+  }
+  return onnx.ModelProto.encode(model).finish()
+}
