@@ -1,0 +1,78 @@
+import { copyFile, readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { formatNpy, parseNpy } from '@shoal/runtime'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { DETECTION_MODEL, images, localRun, runCli, sameBytes, spawnNode, tempDir, TEST_AD_INTERVAL_MS, waitFor } from './helpers.js'
+import type { NodeProcess } from './helpers.js'
+
+const common = ['--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--ad-interval', String(TEST_AD_INTERVAL_MS), '--no-gpu', '--cpu-threads', '1']
+
+describe('shoal run, end to end through node processes', () => {
+  const dirs: string[] = []
+  const procs: NodeProcess[] = []
+  let work: string
+
+  beforeAll(async () => {
+    for (let i = 0; i < 3; i++) dirs.push(await tempDir('shoal-run-'))
+    procs.push(await spawnNode(['--data-dir', dirs[0], ...common]))
+    for (const dir of dirs.slice(1)) await copyFile(join(dirs[0], 'calibration.json'), join(dir, 'calibration.json'))
+    procs.push(...await Promise.all(dirs.slice(1).map(async dir => await spawnNode(['--data-dir', dir, ...common, '--bootstrap', procs[0].addrs[0]]))))
+    await waitFor(async () => JSON.parse((await runCli(['peers', '--json', '--data-dir', dirs[0]])).stdout).length === 2, 'the submitter to see both workers', 20_000)
+    work = await tempDir('shoal-run-files-')
+  })
+
+  afterAll(() => {
+    for (const p of procs) p.proc.kill('SIGKILL')
+  })
+
+  it('writes one .npy per output, identical to a local ONNX Runtime run, and a JSON summary', async () => {
+    const x = images(8, 64, 64)
+    await writeFile(join(work, 'x.npy'), formatNpy(x))
+    const out = join(work, 'out')
+    const result = await runCli(['run', DETECTION_MODEL, '--input', `x=${join(work, 'x.npy')}`, '--output', out, '--json', '--data-dir', dirs[0], '--rows-per-piece', '2'])
+    expect(result.stderr).toBe('')
+    expect(result.code).toBe(0)
+    const summary = JSON.parse(result.stdout)
+    expect(summary).toMatchObject({ pieces: 4, retries: 0 })
+    expect(typeof summary.jobId).toBe('string')
+    expect(summary.wallMs).toBeGreaterThan(0)
+    expect(Object.values(summary.peers).reduce((a: number, b: any) => a + b, 0)).toBe(4)
+    expect(Object.keys(summary.peers).every(p => p === procs[1].peerId || p === procs[2].peerId)).toBe(true)
+    const reference = await localRun(await readFile(DETECTION_MODEL), { x })
+    const [name] = Object.keys(reference)
+    expect(summary.outputs[name]).toBe(join(out, `${name}.npy`))
+    expect(sameBytes(parseNpy(await readFile(summary.outputs[name])), reference[name])).toBe(true)
+  })
+
+  it('prints a readable summary without --json', async () => {
+    await writeFile(join(work, 'x2.npy'), formatNpy(images(4, 64, 64, 7)))
+    const result = await runCli(['run', DETECTION_MODEL, '--input', `x=${join(work, 'x2.npy')}`, '--output', join(work, 'out2'), '--data-dir', dirs[0]])
+    expect(result.code).toBe(0)
+    expect(result.stdout).toMatch(/^done: \d+ pieces of \d+ rows on \d+ peers in /)
+    expect(result.stdout).toContain('sigmoid_0.tmp_0.npy  float32 [4, 1, 64, 64]')
+  })
+
+  it('refuses bad input with one clear line and exit status 2', async () => {
+    const good = formatNpy(images(2, 64, 64))
+    await writeFile(join(work, 'truncated.npy'), good.subarray(0, good.length - 100))
+    await writeFile(join(work, 'int.npy'), formatNpy({ dtype: 'int32', dims: [2, 3, 64, 64], data: new Uint8Array(2 * 3 * 64 * 64 * 4) }))
+    await writeFile(join(work, 'not-a-model.onnx'), 'hello')
+    const cases: Array<[string[], RegExp]> = [
+      [['run', DETECTION_MODEL, '--input', `x=${join(work, 'truncated.npy')}`, '--output', join(work, 'o')], /truncated/],
+      [['run', DETECTION_MODEL, '--input', `x=${join(work, 'int.npy')}`, '--output', join(work, 'o')], /input "x" is int32, the model wants float32/],
+      [['run', join(work, 'not-a-model.onnx'), '--input', `x=${join(work, 'int.npy')}`, '--output', join(work, 'o')], /not an ONNX model/],
+      [['run', DETECTION_MODEL, '--input', `x=${join(work, 'missing.npy')}`, '--output', join(work, 'o')], /cannot read .*missing\.npy/],
+      [['run', DETECTION_MODEL, '--input', 'x', '--output', join(work, 'o')], /expected NAME=FILE\.npy/],
+      [['run', DETECTION_MODEL, '--input', `x=${join(work, 'x.npy')}`], /--output DIR is required/]
+    ]
+    for (const [args, message] of cases) {
+      const result = await runCli([...args, '--data-dir', dirs[0]])
+      expect({ args, code: result.code }).toEqual({ args, code: 2 })
+      expect(result.stderr).toMatch(message)
+      expect(result.stderr.trim().split('\n')).toHaveLength(1)
+    }
+    // the mesh still serves
+    const ok = await runCli(['run', DETECTION_MODEL, '--input', `x=${join(work, 'x.npy')}`, '--output', join(work, 'o3'), '--json', '--data-dir', dirs[0]])
+    expect(ok.code).toBe(0)
+  })
+})
