@@ -1,6 +1,7 @@
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import type { GossipSub, Message } from '@libp2p/gossipsub'
-import type { ComponentLogger, Logger, PeerId, Startable } from '@libp2p/interface'
+import type { ComponentLogger, Logger, PeerId, PeerStore, Startable } from '@libp2p/interface'
+import { multiaddr } from '@multiformats/multiaddr'
 import type { AddressManager } from '@libp2p/interface-internal'
 import { CODE_P2P } from '@multiformats/multiaddr'
 import { CAPACITY_TOPIC, decodeCapacityAd, encodeCapacityAd, InvalidMessageError, MAX_AD_ADDRS } from '@shoal/protocol'
@@ -21,6 +22,7 @@ export interface CapacityServiceInit {
 
 export interface CapacityServiceComponents {
   peerId: PeerId
+  peerStore: PeerStore
   addressManager: AddressManager
   logger: ComponentLogger
   pubsub: GossipSub
@@ -187,6 +189,12 @@ export class CapacityService implements Startable {
       return this.refuse(verdict.reason, verdict.action === 'reject' ? TopicValidatorResult.Reject : TopicValidatorResult.Ignore)
     }
     this.peers.apply(capacity)
+    if (!capacity.leaving && capacity.addrs.length > 0) {
+      // a peer known only through gossip can then be dialled for work; the ad is signed by that peer,
+      // so these are addresses it claims for itself
+      this.components.peerStore.merge(message.from, { multiaddrs: capacity.addrs.map(a => multiaddr(a)) })
+        .catch(err => { this.log('could not record addresses of %p - %e', message.from, err) })
+    }
     return TopicValidatorResult.Accept
   }
 }
