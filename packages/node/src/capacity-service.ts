@@ -45,6 +45,7 @@ export class CapacityService implements Startable {
   /** Starts at the clock so that it keeps increasing across restarts without being stored. */
   private seq: number
   private timer?: ReturnType<typeof setInterval>
+  private adTimer?: ReturnType<typeof setInterval>
   private publishSoon?: ReturnType<typeof setTimeout>
   private started = false
 
@@ -71,10 +72,9 @@ export class CapacityService implements Startable {
     pubsub.subscribe(CAPACITY_TOPIC)
     pubsub.addEventListener('subscription-change', this.onSubscriptionChange)
     // A sweep every half interval bounds how late an expiry is noticed to half an interval.
-    this.timer = setInterval(() => {
-      this.peers.expire()
-      if (this.now() - this.lastPublished >= this.init.intervalMs) this.publish()
-    }, Math.max(50, Math.floor(this.init.intervalMs / 2)))
+    this.timer = setInterval(() => { this.peers.expire() }, Math.max(50, Math.floor(this.init.intervalMs / 2)))
+    // Ads exactly every interval: receivers expire us after three intervals, so gaps must not stretch.
+    this.adTimer = setInterval(() => { this.publish() }, this.init.intervalMs)
     this.started = true
     this.publish()
   }
@@ -84,6 +84,7 @@ export class CapacityService implements Startable {
     if (!this.started) return
     this.started = false
     clearInterval(this.timer)
+    clearInterval(this.adTimer)
     clearTimeout(this.publishSoon)
     await Promise.race([
       this.send(this.buildAd(true)).catch(() => {}),
@@ -94,6 +95,7 @@ export class CapacityService implements Startable {
   stop (): void {
     this.started = false
     clearInterval(this.timer)
+    clearInterval(this.adTimer)
     clearTimeout(this.publishSoon)
     const { pubsub } = this.components
     pubsub.removeEventListener('subscription-change', this.onSubscriptionChange)

@@ -1,24 +1,23 @@
 import { rm } from 'node:fs/promises'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { MAX_AD_MODELS } from '@shoal/protocol'
+import type { Capacity } from '@shoal/protocol'
 import { calibrate, SessionCache } from '@shoal/runtime'
 import type { Calibration, ModelInfo, Tensor } from '@shoal/runtime'
-import type { Capacity } from '@shoal/protocol'
-import { ApiServer } from './api-server.js'
 import { apiRoutes } from './api-routes.js'
+import { ApiServer } from './api-server.js'
 import { SHOAL_VERSION } from './constants.js'
 import { createShoalLibp2p } from './create-libp2p.js'
 import type { ShoalLibp2p } from './create-libp2p.js'
 import { dataDirFiles, loadOrCreateIdentity, prepareDataDir, writePrivateFile } from './data-dir.js'
 import { ListenError } from './errors.js'
-import { JobError } from './job.js'
-import { MAX_AD_MODELS } from '@shoal/protocol'
 import { detectHardware } from './hardware.js'
-import type { NodeConfig } from './config.js'
-import type { PeerEvent } from './peer-table.js'
 import { runRemotePiece } from './infer-client.js'
-import { Job } from './job.js'
+import { Job, JobError } from './job.js'
 import type { JobOptions } from './job.js'
 import { ModelStore } from './model-store.js'
-import { peerIdFromString } from '@libp2p/peer-id'
+import type { NodeConfig } from './config.js'
+import type { PeerEvent } from './peer-table.js'
 
 /** One peer as the API and `shoal peers --json` show it. */
 export interface PeerView extends Capacity {
@@ -70,8 +69,9 @@ export interface ShoalNodeInit {
 }
 
 /**
- * A Shoal node: its libp2p host with the capacity service, its calibration and its local HTTP API.
- * `start()` is ready when the node listens, has published its first ad and the API answers.
+ * A Shoal node: its libp2p host (capacity ads, inference service), its calibration, model store and
+ * ONNX Runtime sessions, the jobs submitted to it, and its local HTTP API. `start()` is ready when the
+ * node listens, has published its first ad and the API answers.
  */
 export class ShoalNode {
   readonly config: NodeConfig
