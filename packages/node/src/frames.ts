@@ -10,8 +10,15 @@ import { DATA_FRAME_BYTES, InvalidMessageError, MAX_FRAME_BYTES, MAX_HEADER_FRAM
  */
 export type Frames = LengthPrefixedStream<Stream>
 
+/**
+ * Bytes a stream may buffer ahead of its reader. libp2p's default (4 MiB) is below Yamux's largest
+ * window (16 MiB): a reader that falls behind a fast sender (a busy worker, a loaded machine) had its
+ * stream aborted with "Read buffer overflow" mid-tensor. A window plus a frame fits.
+ */
+const READ_BUFFER_BYTES = 16 * 1024 * 1024 + MAX_FRAME_BYTES
+
 export function frames (stream: Stream): Frames {
-  return lpStream(stream, { maxDataLength: MAX_FRAME_BYTES })
+  return lpStream(stream, { maxDataLength: MAX_FRAME_BYTES, maxBufferSize: READ_BUFFER_BYTES })
 }
 
 export async function writeMessage<T> (lp: Frames, codec: { encode: (m: T) => Uint8Array }, message: T, signal: AbortSignal): Promise<void> {
