@@ -118,6 +118,29 @@ describe('peers that fail', () => {
   }, 30_000)
 })
 
+describe('the submitting node itself', () => {
+  it('runs every piece itself when no peer can (local fallback), and takes a share when asked', async () => {
+    const alone = await startNode()
+    nodes = [alone]
+    const model = await alone.addModel(detection)
+    const x = images(4, 64, 64)
+    const solo = await alone.submitJob(model.cid, { x }, { rowsPerPiece: 1 }).run()
+    expect(solo.progress.perPeer).toEqual({ [alone.peerId]: 4 })
+    const reference = await localRun(detection, { x })
+    const [name] = Object.keys(reference)
+    expect(sameBytes(solo.outputs[name], reference[name])).toBe(true)
+
+    const worker = await startNode([alone.addrs[0]])
+    nodes.push(worker)
+    await waitFor(() => alone.peers().length === 1, 'the worker to be seen')
+    const fallback = await alone.submitJob(model.cid, { x: images(8, 64, 64) }, { rowsPerPiece: 1 }).run()
+    expect(fallback.progress.perPeer[alone.peerId]).toBeUndefined()
+    const shared = await alone.submitJob(model.cid, { x: images(8, 64, 64) }, { rowsPerPiece: 1, local: 'share', endgame: false }).run()
+    expect(shared.progress.perPeer[alone.peerId]).toBeGreaterThan(0)
+    expect(shared.progress.perPeer[worker.peerId]).toBeGreaterThan(0)
+  })
+})
+
 describe('models', () => {
   it('a worker without the model fetches it from the submitter; bytes that do not match the CID are refused', async () => {
     nodes = await startJobMesh(1)

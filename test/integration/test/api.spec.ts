@@ -1,0 +1,43 @@
+import { readFile } from 'node:fs/promises'
+import { ApiClient, resolveConfig, ShoalNode } from '@shoal/node'
+import { formatNpy, parseNpy } from '@shoal/runtime'
+import { afterEach, describe, expect, it } from 'vitest'
+import { DETECTION_MODEL, FIXED_CALIBRATION, images, localRun, sameBytes, startNode, stopAll, tempDir, waitFor } from './helpers.js'
+
+let nodes: ShoalNode[] = []
+afterEach(async () => { await stopAll(nodes); nodes = [] })
+
+describe('HTTP API: models and jobs', () => {
+  it('adds a model, runs a job with inline .npy input, serves its output, and refuses bad requests', async () => {
+    const dataDir = await tempDir()
+    const config = await resolveConfig({ dataDir, env: {}, flags: { listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, adIntervalMs: 300, cpuThreads: 1 } })
+    const submitter = new ShoalNode({ config, calibration: FIXED_CALIBRATION })
+    await submitter.start()
+    nodes.push(submitter)
+    nodes.push(await startNode([submitter.addrs[0]]))
+    await waitFor(() => submitter.peers().length === 1, 'the worker to be seen')
+    const client = await ApiClient.connect(dataDir)
+
+    const bytes = await readFile(DETECTION_MODEL)
+    const model = await client.addModel(bytes)
+    expect(model.inputs.map(i => i.name)).toEqual(['x'])
+    expect((await client.get<any[]>('/v1/models')).map(m => m.cid)).toEqual([model.cid])
+
+    const x = images(4, 64, 64)
+    const { jobId } = await client.submitJob({ model: model.cid, inputs: { x: { npy: Buffer.from(formatNpy(x)).toString('base64') } }, options: { rowsPerPiece: 1 } })
+    let view = await client.job(jobId)
+    await waitFor(async () => { view = await client.job(jobId); return view.state === 'done' || view.state === 'failed' }, 'the job to end', 30_000)
+    expect(view.state).toBe('done')
+    expect(view.progress.done).toBe(4)
+    expect(view.outputs).toEqual([{ name: 'sigmoid_0.tmp_0', dtype: 'float32', dims: [4, 1, 64, 64] }])
+    const output = parseNpy(await client.output(jobId, 'sigmoid_0.tmp_0'))
+    expect(sameBytes(output, (await localRun(bytes, { x }))['sigmoid_0.tmp_0'])).toBe(true)
+
+    await expect(client.job('nope')).rejects.toMatchObject({ status: 404 })
+    await expect(client.output(jobId, 'nope')).rejects.toMatchObject({ status: 404, message: expect.stringMatching(/outputs: sigmoid_0.tmp_0/) })
+    await expect(client.submitJob({ model: model.cid, inputs: { x: { path: 'relative.npy' } } })).rejects.toMatchObject({ status: 400, message: expect.stringMatching(/must be absolute/) })
+    await expect(client.submitJob({ model: model.cid, inputs: { x: { npy: 'AAAA' } } })).rejects.toMatchObject({ status: 400, message: expect.stringMatching(/not a \.npy file/) })
+    await expect(client.submitJob({ model: model.cid, inputs: { y: { npy: Buffer.from(formatNpy(x)).toString('base64') } } })).rejects.toMatchObject({ status: 400, message: expect.stringMatching(/needs input "x"/) })
+    await expect(client.addModel(new TextEncoder().encode('nope'))).rejects.toMatchObject({ status: 400, message: expect.stringMatching(/not an ONNX model/) })
+  })
+})
