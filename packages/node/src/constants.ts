@@ -77,3 +77,9 @@ export const MAX_INBOUND_INFER_STREAMS = 32
 
 /** Largest model a node accepts unless configured otherwise: 1 GiB. */
 export const DEFAULT_MAX_MODEL_BYTES = 1024 ** 3
+
+/**
+ * Finished jobs whose outputs a node keeps in memory for the API (GET /v1/jobs/:id/outputs/:name);
+ * older ones are forgotten. The CLI fetches outputs as soon as a job ends, so a few suffice.
+ */
+export const KEPT_FINISHED_JOBS = 16

@@ -6,7 +6,7 @@ import { calibrate, SessionCache } from '@shoal/runtime'
 import type { Calibration, ModelInfo, Tensor } from '@shoal/runtime'
 import { apiRoutes } from './api-routes.js'
 import { ApiServer } from './api-server.js'
-import { SHOAL_VERSION } from './constants.js'
+import { KEPT_FINISHED_JOBS, SHOAL_VERSION } from './constants.js'
 import { createShoalLibp2p } from './create-libp2p.js'
 import type { ShoalLibp2p } from './create-libp2p.js'
 import { dataDirFiles, loadOrCreateIdentity, prepareDataDir, writePrivateFile } from './data-dir.js'
@@ -200,8 +200,15 @@ export class ShoalNode {
     }, inputs, options)
     job.validate()
     this.jobs.set(job.id, job)
-    job.run().catch(() => {}) // the outcome is kept on the job (result or error)
+    // the outcome is kept on the job (result or error) for the API; old ones are forgotten
+    job.run().catch(() => {}).finally(() => this.forgetOldJobs())
     return job
+  }
+
+  /** Keeps the newest finished jobs (their outputs are in memory) and forgets the rest. */
+  private forgetOldJobs (): void {
+    const finished = [...this.jobs.values()].filter(j => j.result != null || j.error != null)
+    for (const job of finished.slice(0, Math.max(0, finished.length - KEPT_FINISHED_JOBS))) this.jobs.delete(job.id)
   }
 
   job (id: string): Job | undefined {
