@@ -61,7 +61,7 @@ export interface Progress {
   duplicates: number
   /** Pieces completed by each peer (the copy that won). */
   perPeer: Record<string, number>
-  /** Estimated time to finish, from observed (else advertised) speeds of the current peers. */
+  /** Estimated time to finish, from observed (else advertised) speeds of the current peers; null until a piece is done. */
   etaMs: number | null
 }
 
@@ -282,7 +282,8 @@ export class Scheduler {
       retries: this.retries,
       duplicates: this.duplicates,
       perPeer,
-      etaMs: remainingRows === 0 ? 0 : rowsPerMs > 0 ? Math.round(remainingRows / rowsPerMs) : null
+      // before any piece came back, speeds are guesses: no ETA rather than a wrong one
+      etaMs: remainingRows === 0 ? 0 : rowsPerMs > 0 && this.done.size > 0 ? Math.round(remainingRows / rowsPerMs) : null
     }
   }
 

@@ -208,6 +208,7 @@ describe('progress', () => {
     const s = new Scheduler(planPieces(40, 10), base)
     s.setPeers([{ peerId: 'a', gflops: 100, slots: 2 }], 0)
     s.next(0)
+    expect(s.progress(0).etaMs).toBeNull() // no piece back yet: no guess
     s.succeeded(0, 'a', 10)
     s.failed(1, 'a', { kind: 'disconnect' }, 10)
     const p = s.progress(10)
