@@ -5,7 +5,7 @@ import { nodeStart, nodeStartSpec } from './commands/node-start.js'
 import { nodeStatus, nodeStatusSpec } from './commands/node-status.js'
 import { peers, peersSpec } from './commands/peers.js'
 import { run, runSpec } from './commands/run.js'
-import { modelAdd, modelAddSpec } from './commands/model.js'
+import { modelAdd, modelAddSpec, modelLs, modelLsSpec } from './commands/model.js'
 import { UsageError } from './errors.js'
 import type { Io } from './io.js'
 import { SHOAL_VERSION } from '@shoal/node'
@@ -21,7 +21,8 @@ const COMMANDS: Command[] = [
   { spec: peersSpec, run: peers },
   { spec: idSpec, run: id },
   { spec: runSpec, run },
-  { spec: modelAddSpec, run: modelAdd }
+  { spec: modelAddSpec, run: modelAdd },
+  { spec: modelLsSpec, run: modelLs }
 ]
 
 function overview (): string {

@@ -42,6 +42,11 @@ describe('shoal run, end to end through node processes', () => {
     const [name] = Object.keys(reference)
     expect(summary.outputs[name]).toBe(join(out, `${name}.npy`))
     expect(sameBytes(parseNpy(await readFile(summary.outputs[name])), reference[name])).toBe(true)
+    // the model file given to `run` is now in the node's store
+    const models = JSON.parse((await runCli(['model', 'ls', '--json', '--data-dir', dirs[0]])).stdout)
+    expect(models.map((m: any) => m.inputs[0].name)).toEqual(['x'])
+    const table = await runCli(['model', 'ls', '--data-dir', dirs[0]])
+    expect(table.stdout).toMatch(/^CID\s+SIZE\s+INPUTS\s+OUTPUTS\nbafkrei/)
   })
 
   it('prints a readable summary without --json', async () => {
