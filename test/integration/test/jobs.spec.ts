@@ -118,6 +118,28 @@ describe('peers that fail', () => {
   }, 30_000)
 })
 
+describe('models that cannot be split', () => {
+  it('a model whose output drops the batch axis fails the job with a clear error instead of joining garbage', async () => {
+    nodes = await startJobMesh(1)
+    const [submitter] = nodes
+    const { onnx } = onnxProto
+    // y = ReduceSum(x, axes=[0], keepdims=0): one row out for the whole batch
+    const model = onnx.ModelProto.encode({
+      irVersion: 7,
+      opsetImport: [{ domain: '', version: 11 }],
+      graph: {
+        name: 'sum-over-batch',
+        node: [{ opType: 'ReduceSum', input: ['x'], output: ['y'], attribute: [{ name: 'axes', type: onnx.AttributeProto.AttributeType.INTS, ints: [0] }, { name: 'keepdims', type: onnx.AttributeProto.AttributeType.INT, i: 0 }] }],
+        input: [{ name: 'x', type: { tensorType: { elemType: 1, shape: { dim: [{ dimParam: 'n' }, { dimValue: 4 }] } } } }],
+        output: [{ name: 'y', type: { tensorType: { elemType: 1, shape: { dim: [{ dimValue: 4 }] } } } }]
+      }
+    }).finish()
+    const info = await submitter.addModel(model)
+    const x = { dtype: 'float32' as const, dims: [6, 4], data: new Uint8Array(6 * 4 * 4) }
+    await expect(submitter.submitJob(info.cid, { x }, { rowsPerPiece: 2 }).run()).rejects.toThrow(/output "y" has shape \[4\] for a piece of 2 rows: the model does not keep the batch axis/)
+  })
+})
+
 describe('the submitting node itself', () => {
   it('runs every piece itself when no peer can (local fallback), and takes a share when asked', async () => {
     const alone = await startNode()
