@@ -7,6 +7,11 @@ if (major < 22) {
   process.exit(2)
 }
 
+// Node 22.1+ can keep compiled code on disk: later starts skip compiling libp2p and the rest
+// (docs/benchmarks.md). Node picks the cache directory (NODE_COMPILE_CACHE overrides it).
+const nodeModule = await import('node:module')
+;(nodeModule as { enableCompileCache?: () => unknown }).enableCompileCache?.()
+
 // loaded after the V8 flags are set: a static import would compile the whole module graph first
 const { main } = await import('./main.js')
 const code = await main(process.argv.slice(2), {

@@ -16,7 +16,7 @@ import { createLibp2p } from 'libp2p'
 import type { Libp2p } from 'libp2p'
 import { capacityService } from './capacity-service.js'
 import type { CapacityService, CapacityServiceInit } from './capacity-service.js'
-import { DHT_PROTOCOL, LOOPBACK_ALLOW, MDNS_SERVICE_TAG, MESH_KEEPER_INTERVAL_MS, TARGET_CONNECTIONS } from './constants.js'
+import { AD_EXPIRY_INTERVALS, DHT_PROTOCOL, LOOPBACK_ALLOW, MDNS_SERVICE_TAG, MESH_KEEPER_INTERVAL_MS, TARGET_CONNECTIONS } from './constants.js'
 import { inferenceService } from './inference-service.js'
 import type { InferenceService, InferenceServiceInit } from './inference-service.js'
 import { meshKeeper } from './mesh-keeper.js'
@@ -55,7 +55,9 @@ export interface CreateShoalLibp2pInit {
  */
 export async function createShoalLibp2p (init: CreateShoalLibp2pInit): Promise<ShoalLibp2p> {
   const { config } = init
-  return await createLibp2p({
+  // the keeper asks the capacity service's peer table, which exists only once libp2p is built
+  let node: ShoalLibp2p | undefined
+  node = await createLibp2p({
     privateKey: init.privateKey,
     start: false,
     addresses: { listen: config.listen },
@@ -83,8 +85,11 @@ export async function createShoalLibp2p (init: CreateShoalLibp2pInit): Promise<S
       meshKeeper: meshKeeper({
         bootstrap: config.bootstrap,
         targetConnections: TARGET_CONNECTIONS,
-        intervalMs: init.meshKeeperIntervalMs ?? MESH_KEEPER_INTERVAL_MS
+        intervalMs: init.meshKeeperIntervalMs ?? MESH_KEEPER_INTERVAL_MS,
+        hasLiveAd: peerId => node?.services.capacity.peers.get(peerId) != null,
+        deafAfterMs: config.adIntervalMs * AD_EXPIRY_INTERVALS
       })
     }
   }) as ShoalLibp2p
+  return node
 }

@@ -7,11 +7,20 @@ import { multiaddr } from '@multiformats/multiaddr'
 /** First redial delay of a node without connections. */
 const FIRST_RETRY_MS = 250
 
+/** A connection this old whose peer has no live ad is deaf (see `closeDeaf`); never less than this. */
+const MIN_DEAF_AFTER_MS = 10_000
+
 export interface MeshKeeperInit {
   /** Bootstrap multiaddrs, each ending in /p2p/<peerId>. */
   bootstrap: string[]
   targetConnections: number
   intervalMs: number
+  /**
+   * Whether this peer's capacity ad is live in our peer table. A connection to a peer without one,
+   * for longer than `deafAfterMs`, carries no gossip: it is closed so that it is dialled afresh.
+   */
+  hasLiveAd?: (peerId: string) => boolean
+  deafAfterMs?: number
 }
 
 export interface MeshKeeperComponents {
@@ -117,8 +126,29 @@ export class MeshKeeper implements Startable {
     }
   }
 
+  /**
+   * A connection can be open yet carry no gossip: under load, one side's gossipsub outbound stream
+   * may fail to open, and gossipsub does not retry; the node then never hears its peer's ads (seen in
+   * a 20-process mesh on 2 cores: two nodes deaf for over a minute). A connection older than
+   * `deafAfterMs` to a peer with no live ad is closed; the keeper dials again and the new
+   * connection gets fresh streams.
+   */
+  private async closeDeaf (): Promise<void> {
+    const { hasLiveAd } = this.init
+    if (hasLiveAd == null) return
+    const deafAfter = Math.max(MIN_DEAF_AFTER_MS, this.init.deafAfterMs ?? 0)
+    const now = Date.now()
+    for (const connection of this.components.connectionManager.getConnections()) {
+      if (connection.status !== 'open' || now - connection.timeline.open < deafAfter) continue
+      if (hasLiveAd(connection.remotePeer.toString())) continue
+      this.log('no ad from %p over a connection open for %d ms: closing it to start afresh', connection.remotePeer, now - connection.timeline.open)
+      await connection.close().catch(err => connection.abort(err))
+    }
+  }
+
   private async topUp (): Promise<void> {
     await this.repairUnidentified()
+    await this.closeDeaf()
     if (this.connected + this.dialing.size >= this.init.targetConnections) return
     for (const peer of this.bootstrap) this.dial(peer.id, peer.addr)
     const room = this.init.targetConnections - this.connected - this.dialing.size
