@@ -4,11 +4,15 @@ import type { Identify } from '@libp2p/identify'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 
+/** The peer with the larger id waits this long before dialling a peer both discovered (see onDiscovery). */
+const SECOND_DIALER_DELAY_MS = 2000
+
 /** First redial delay of a node without connections. */
 const FIRST_RETRY_MS = 250
 
 /** A connection this old whose peer has no live ad is deaf (see `closeDeaf`); never less than this. */
 const MIN_DEAF_AFTER_MS = 10_000
+
 
 export interface MeshKeeperInit {
   /** Bootstrap multiaddrs, each ending in /p2p/<peerId>. */
@@ -24,6 +28,7 @@ export interface MeshKeeperInit {
 }
 
 export interface MeshKeeperComponents {
+  peerId: PeerId
   identify: Identify
   connectionManager: ConnectionManager
   peerStore: PeerStore
@@ -44,6 +49,7 @@ export class MeshKeeper implements Startable {
   private readonly bootstrap: Array<{ id: PeerId, addr: ReturnType<typeof multiaddr> }>
   private timer?: ReturnType<typeof setTimeout>
   private retryMs = FIRST_RETRY_MS
+  private readonly waiting = new Set<ReturnType<typeof setTimeout>>()
   private running = false
 
   constructor (components: MeshKeeperComponents, init: MeshKeeperInit) {
@@ -71,6 +77,8 @@ export class MeshKeeper implements Startable {
     this.running = false
     this.components.events.removeEventListener('peer:discovery', this.onDiscovery)
     clearTimeout(this.timer)
+    for (const timer of this.waiting) clearTimeout(timer)
+    this.waiting.clear()
   }
 
   /**
@@ -100,8 +108,23 @@ export class MeshKeeper implements Startable {
       .finally(() => this.dialing.delete(key))
   }
 
+  /**
+   * Two peers that discover each other at once would dial each other at once and end up with two
+   * connections, whose gossipsub streams can then replace each other's and leave the pair deaf. The
+   * peer with the smaller id dials at once; the other waits a moment and dials only if still unconnected.
+   */
   private readonly onDiscovery = (evt: CustomEvent<PeerInfo>): void => {
-    if (this.connected + this.dialing.size < this.init.targetConnections) this.dial(evt.detail.id)
+    if (this.connected + this.dialing.size >= this.init.targetConnections) return
+    const id = evt.detail.id
+    if (this.components.peerId.toString() < id.toString()) {
+      this.dial(id)
+      return
+    }
+    const timer = setTimeout(() => {
+      this.waiting.delete(timer)
+      if (this.running && this.connected + this.dialing.size < this.init.targetConnections) this.dial(id)
+    }, SECOND_DIALER_DELAY_MS)
+    this.waiting.add(timer)
   }
 
   /**
@@ -139,9 +162,13 @@ export class MeshKeeper implements Startable {
     const deafAfter = Math.max(MIN_DEAF_AFTER_MS, this.init.deafAfterMs ?? 0)
     const now = Date.now()
     for (const connection of this.components.connectionManager.getConnections()) {
-      if (connection.status !== 'open' || now - connection.timeline.open < deafAfter) continue
-      if (hasLiveAd(connection.remotePeer.toString())) continue
-      this.log('no ad from %p over a connection open for %d ms: closing it to start afresh', connection.remotePeer, now - connection.timeline.open)
+      const age = now - connection.timeline.open
+      const peer = connection.remotePeer.toString()
+      if (connection.status !== 'open') continue
+      // closing sooner (on a missing gossipsub subscription after 3 s) was tried: under load it closed
+      // healthy connections whose subscriptions were merely late, and nodes ended up with none
+      if (age < deafAfter || hasLiveAd(peer)) continue
+      this.log('no gossip from %p over a connection open for %d ms: closing it to start afresh', connection.remotePeer, age)
       await connection.close().catch(err => connection.abort(err))
     }
   }
