@@ -155,18 +155,22 @@ export class Job {
     const differ = entries.find(([, t]) => t.dims[0] !== rows)
     if (differ != null) throw new JobError(`inputs disagree on the batch size (axis 0): "${entries[0][0]}" has ${rows} rows, "${differ[0]}" has ${differ[1].dims[0]}`)
     if (rows === 0) throw new JobError('the batch is empty (0 rows)')
-    const mismatch = mismatchWithModel(this.deps.model, entries.map(([name, t]) => ({ name, dtype: t.dtype, dims: t.dims })))
+    // a model whose batch axis is fixed at n takes pieces of exactly n rows: the batch must divide
+    const fixed = this.fixedBatch()
+    if (fixed != null && rows % fixed !== 0) throw new JobError(`the model's batch axis is fixed at ${fixed} rows; ${rows} rows cannot be cut into such pieces`)
+    const mismatch = mismatchWithModel(this.deps.model, entries.map(([name, t]) => ({ name, dtype: t.dtype, dims: fixed != null ? [fixed, ...t.dims.slice(1)] : t.dims })))
     if (mismatch != null) throw new JobError(mismatch)
     return rows
   }
 
+  /** The model's batch size if its inputs fix it, else undefined. */
+  private fixedBatch (): number | undefined {
+    return this.deps.model.inputs.map(i => i.dims[0]).find((d): d is number => typeof d === 'number' && d > 0)
+  }
+
   private async pieceRows (rows: number): Promise<number> {
-    // a model whose batch axis is fixed can only take pieces of exactly that size
-    const fixed = this.deps.model.inputs.map(i => i.dims[0]).find((d): d is number => typeof d === 'number' && d > 0)
-    if (fixed != null) {
-      if (rows % fixed !== 0) throw new JobError(`the model's batch axis is fixed at ${fixed} rows; ${rows} rows cannot be cut into such pieces`)
-      return fixed
-    }
+    const fixed = this.fixedBatch()
+    if (fixed != null) return fixed
     if (this.options.rowsPerPiece != null) return Math.min(this.options.rowsPerPiece, rows)
     // One row run here (twice: the first creates the session) measures the model's cost, and catches
     // inputs the model refuses before any peer sees them.

@@ -140,6 +140,26 @@ describe('models that cannot be split', () => {
   })
 })
 
+describe('a model with a fixed batch size', () => {
+  it('gets pieces of exactly that size, and a batch that does not divide is refused', async () => {
+    nodes = await startJobMesh(2)
+    const [submitter] = nodes
+    const bytes = buildCalibrationModel({ batch: 2, width: 16, layers: 2 })
+    const model = await submitter.addModel(bytes)
+    const values = Float32Array.from({ length: 6 * 16 }, (_, i) => Math.cos(i))
+    const x = { dtype: 'float32' as const, dims: [6, 16], data: new Uint8Array(values.buffer) }
+    const result = await submitter.submitJob(model.cid, { input: x }).run()
+    expect(result.progress.total).toBe(3)
+    // reference: the model can only run 2 rows at a time, so run each pair locally and join
+    const parts = []
+    for (let start = 0; start < 6; start += 2) {
+      parts.push((await localRun(bytes, { input: { ...x, dims: [2, 16], data: x.data.subarray(start * 64, (start + 2) * 64) } })).output)
+    }
+    expect(Buffer.from(result.outputs.output.data).equals(Buffer.concat(parts.map(p => p.data)))).toBe(true)
+    expect(() => submitter.submitJob(model.cid, { input: { ...x, dims: [5, 16], data: x.data.subarray(0, 5 * 64) } })).toThrow(/fixed at 2 rows; 5 rows cannot be cut/)
+  })
+})
+
 describe('the submitting node itself', () => {
   it('runs every piece itself when no peer can (local fallback), and takes a share when asked', async () => {
     const alone = await startNode()
