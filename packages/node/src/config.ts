@@ -2,7 +2,8 @@ import { readFile } from 'node:fs/promises'
 import os from 'node:os'
 import { join, resolve } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
-import { DEFAULT_AD_INTERVAL_MS, DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_MAX_MODEL_BYTES } from './constants.js'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { DEFAULT_AD_INTERVAL_MS, DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_MAX_MODEL_BYTES, DEFAULT_MAX_STORAGE_BYTES } from './constants.js'
 import { ConfigError, DataDirError } from './errors.js'
 import { DEFAULT_MAX_REQUEST_BYTES, MAX_AD_INTERVAL_MS, MIN_AD_INTERVAL_MS } from '@shoal/protocol'
 
@@ -24,9 +25,13 @@ export interface NodeConfig {
   recalibrate: boolean
   maxRequestBytes: number
   maxModelBytes: number
+  /** Storage quota for models; least recently used unpinned models are evicted past it. */
+  maxStorageBytes: number
+  /** Peers whose signed model names (`name@version`) this node accepts, besides its own. */
+  trustedPublishers: string[]
 }
 
-type Kind = 'multiaddr' | 'bootstrap' | 'port' | 'count' | 'bytes' | 'boolean' | 'ms'
+type Kind = 'multiaddr' | 'bootstrap' | 'peerid' | 'port' | 'count' | 'bytes' | 'boolean' | 'ms'
 
 /** One node option: its flag, environment variable, config-file key and help, in one place. */
 export interface OptionSpec {
@@ -55,6 +60,8 @@ export const NODE_OPTIONS: OptionSpec[] = [
   { key: 'adIntervalMs', flag: 'ad-interval', kind: 'ms', placeholder: 'MS', help: `how often to publish this node's capacity ad, in ms (${MIN_AD_INTERVAL_MS}-${MAX_AD_INTERVAL_MS})`, defaultText: String(DEFAULT_AD_INTERVAL_MS) },
   { key: 'maxRequestBytes', flag: 'max-request-size', kind: 'bytes', placeholder: 'SIZE', help: 'largest piece (input tensors) this node accepts from a peer', defaultText: '256MiB' },
   { key: 'maxModelBytes', flag: 'max-model-size', kind: 'bytes', placeholder: 'SIZE', help: 'largest model this node stores or runs', defaultText: '1GiB' },
+  { key: 'maxStorageBytes', flag: 'max-storage', kind: 'bytes', placeholder: 'SIZE', help: 'disk space for models; the least recently used unpinned model is evicted past it', defaultText: '20GiB' },
+  { key: 'trustedPublishers', flag: 'trust', kind: 'peerid', multiple: true, placeholder: 'PEERID', help: 'accept model names (name@version) signed by this peer; repeat for several (this node\'s own names are always trusted)', defaultText: 'none' },
   { key: 'recalibrate', flag: 'recalibrate', kind: 'boolean', help: 'measure execution providers again instead of using the cached calibration', defaultText: 'off', flagOnly: true }
 ]
 
@@ -73,6 +80,11 @@ export function parseBytes (text: string): number {
   const unit = BYTE_UNITS[match?.[2]?.toLowerCase() ?? 'x']
   if (match == null || unit == null) throw new Error(`"${text}" is not a size (examples: 4GiB, 512MB, 1000000)`)
   return Math.round(Number(match[1]) * unit)
+}
+
+/** A repeatable option's values: an array (flags, config file) or one comma-separated string (env). */
+function listOf (raw: unknown): unknown[] {
+  return Array.isArray(raw) ? raw : String(raw).split(',').map(s => s.trim()).filter(s => s !== '')
 }
 
 function parseValue (spec: OptionSpec, raw: unknown, source: string): unknown {
@@ -98,9 +110,17 @@ function parseValue (spec: OptionSpec, raw: unknown, source: string): unknown {
       } catch (err: any) {
         return fail(err.message)
       }
+    case 'peerid': {
+      return listOf(raw).map(text => {
+        try {
+          return peerIdFromString(String(text)).toString()
+        } catch (err: any) {
+          return fail(`"${String(text)}" is not a peer id (${err.message})`)
+        }
+      })
+    }
     case 'multiaddr': case 'bootstrap': {
-      const list = Array.isArray(raw) ? raw : String(raw).split(',').map(s => s.trim()).filter(s => s !== '')
-      return list.map(text => {
+      return listOf(raw).map(text => {
         let ma
         try {
           ma = multiaddr(String(text))
@@ -174,7 +194,9 @@ export async function resolveConfig (init: ResolveConfigInit = {}): Promise<Node
     adIntervalMs: DEFAULT_AD_INTERVAL_MS,
     recalibrate: false,
     maxRequestBytes: DEFAULT_MAX_REQUEST_BYTES,
-    maxModelBytes: DEFAULT_MAX_MODEL_BYTES
+    maxModelBytes: DEFAULT_MAX_MODEL_BYTES,
+    maxStorageBytes: DEFAULT_MAX_STORAGE_BYTES,
+    trustedPublishers: []
   }
   for (const spec of NODE_OPTIONS) {
     const layers: Array<['file' | 'flag' | 'env', unknown]> = [

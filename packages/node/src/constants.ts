@@ -69,8 +69,26 @@ export const SHOAL_VERSION = '0.1.0'
 /** A request's header must arrive within 10 s of the stream opening: a silent stream is dropped. */
 export const HEADER_TIMEOUT_MS = 10_000
 
-/** A model fetch from one peer must finish within 5 minutes (a 2 GiB model at ~7 MB/s). */
-export const MODEL_FETCH_TIMEOUT_MS = 5 * 60_000
+/**
+ * A provider must deliver a block (1 MiB at most) within 30 s of being asked, or it is dropped from the
+ * fetch: even a 1 Mbit/s uplink with a few blocks in flight meets that.
+ */
+export const BLOCK_TIMEOUT_MS = 30_000
+
+/** Blocks asked of one provider at once: enough to keep a fast link busy, few enough that a slow one does not hold the tail. */
+export const BLOCKS_IN_FLIGHT_PER_PROVIDER = 4
+
+/** While a fetch runs, providers are looked up again this often (ads and DHT), so that new holders join in. */
+export const FETCH_DISCOVERY_INTERVAL_MS = 2000
+
+/** One DHT provider lookup may take this long. */
+export const FIND_PROVIDERS_TIMEOUT_MS = 10_000
+
+/** A fetch with no provider to ask fails after this long, saying whom it asked. */
+export const NO_PROVIDER_TIMEOUT_MS = 30_000
+
+/** Disk a node gives models unless configured otherwise: 20 GiB, a few large models. */
+export const DEFAULT_MAX_STORAGE_BYTES = 20 * 1024 ** 3
 
 /** Inbound infer/model streams at once per connection: a few pieces in flight plus their model fetches. */
 export const MAX_INBOUND_INFER_STREAMS = 32
@@ -83,3 +101,16 @@ export const DEFAULT_MAX_MODEL_BYTES = 1024 ** 3
  * older ones are forgotten. The CLI fetches outputs as soon as a job ends, so a few suffice.
  */
 export const KEPT_FINISHED_JOBS = 16
+
+/**
+ * For scheduling, a peer that lacks a job's model is expected to fetch it at this rate (bytes per ms:
+ * 20 MB/s, a home uplink shared by a few fetchers) after this setup time (finding providers).
+ */
+export const ASSUMED_FETCH_BYTES_PER_MS = 20_000
+export const MODEL_FETCH_SETUP_MS = 1000
+
+/** A node puts its model names in the DHT again this often (kad-dht records expire after 48 h). */
+export const NAME_REPUBLISH_MS = 12 * 60 * 60_000
+
+/** A DHT put or get of a model name may take this long. */
+export const NAME_TIMEOUT_MS = 10_000

@@ -21,6 +21,7 @@ import { inferenceService } from './inference-service.js'
 import type { InferenceService, InferenceServiceInit } from './inference-service.js'
 import { meshKeeper } from './mesh-keeper.js'
 import type { MeshKeeper } from './mesh-keeper.js'
+import { nameRecordSelectors, nameRecordValidators } from './names.js'
 import type { NodeConfig } from './config.js'
 
 export type ShoalServices = {
@@ -72,7 +73,9 @@ export async function createShoalLibp2p (init: CreateShoalLibp2pInit): Promise<S
       dht: kadDHT({
         protocol: DHT_PROTOCOL,
         clientMode: false,
-        peerInfoMapper: config.lan ? passthroughMapper : removePrivateAddressesMapper
+        peerInfoMapper: config.lan ? passthroughMapper : removePrivateAddressesMapper,
+        validators: nameRecordValidators,
+        selectors: nameRecordSelectors
       }),
       pubsub: gossipsub({
         globalSignaturePolicy: 'StrictSign',

@@ -1,13 +1,13 @@
 import type { ComponentLogger, Connection, Logger, PeerId, Startable, Stream } from '@libp2p/interface'
-import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
+import type { Registrar } from '@libp2p/interface-internal'
 import {
-  INFER_PROTOCOL, InferRequest, InferResponse, InvalidMessageError, MAX_ID_LENGTH, MODEL_PROTOCOL, ModelRequest, ModelResponse,
+  INFER_PROTOCOL, InferRequest, InferResponse, InvalidMessageError, MAX_ID_LENGTH,
   toTensorInfo, validateTensorInfos
 } from '@shoal/protocol'
 import type { TensorHeader } from '@shoal/protocol'
 import { mismatchWithModel } from '@shoal/runtime'
 import type { SessionCache, Tensor } from '@shoal/runtime'
-import { HEADER_TIMEOUT_MS, MAX_INBOUND_INFER_STREAMS, MODEL_FETCH_TIMEOUT_MS } from './constants.js'
+import { HEADER_TIMEOUT_MS, MAX_INBOUND_INFER_STREAMS } from './constants.js'
 import { drainData, frames, readData, readMessage, writeData, writeMessage } from './frames.js'
 import type { Frames } from './frames.js'
 import type { ModelStore } from './model-store.js'
@@ -17,16 +17,16 @@ const Code = InferResponse.Code
 export interface InferenceServiceInit {
   maxConcurrency: number
   maxRequestBytes: number
-  maxModelBytes: number
   store: ModelStore
   sessions: SessionCache
+  /** Gets a model this node lacks into the store, from the swarm; `hint` is the submitter of the piece. */
+  fetchModel: (cid: string, hint: string, signal: AbortSignal) => Promise<unknown>
   /** Called when the number of pieces running changes (the capacity ad's free slots). */
   onLoadChange?: () => void
 }
 
 export interface InferenceServiceComponents {
   registrar: Registrar
-  connectionManager: ConnectionManager
   logger: ComponentLogger
 }
 
@@ -39,15 +39,14 @@ export class PieceError extends Error {
 }
 
 /**
- * The worker side of batch jobs: serves /shoal/infer/1.0.0 (run one piece) and /shoal/model/1.0.0
- * (hand out a model it holds). Runs at most `maxConcurrency` pieces at once and answers OVERLOADED
- * past that; a model it lacks is fetched from the peer that sent the piece and checked against its CID.
+ * The worker side of batch jobs: serves /shoal/infer/1.0.0 (run one piece). Runs at most
+ * `maxConcurrency` pieces at once and answers OVERLOADED past that; a model it lacks is fetched through
+ * the model swarm, with the peer that sent the piece among the providers.
  */
 export class InferenceService implements Startable {
   private readonly components: InferenceServiceComponents
   private readonly init: InferenceServiceInit
   private readonly log: Logger
-  private readonly fetching = new Map<string, Promise<void>>()
   private runningPieces = 0
   private served = 0
 
@@ -75,12 +74,10 @@ export class InferenceService implements Startable {
   async start (): Promise<void> {
     const limits = { maxInboundStreams: MAX_INBOUND_INFER_STREAMS, maxOutboundStreams: MAX_INBOUND_INFER_STREAMS }
     await this.components.registrar.handle(INFER_PROTOCOL, (stream, connection) => { void this.onInfer(stream, connection) }, limits)
-    await this.components.registrar.handle(MODEL_PROTOCOL, (stream) => { void this.onModel(stream) }, limits)
   }
 
   async stop (): Promise<void> {
     await this.components.registrar.unhandle(INFER_PROTOCOL)
-    await this.components.registrar.unhandle(MODEL_PROTOCOL)
   }
 
   private async onInfer (stream: Stream, connection: Connection): Promise<void> {
@@ -104,6 +101,7 @@ export class InferenceService implements Startable {
     }
     this.runningPieces++
     this.init.onLoadChange?.()
+    const release = this.init.store.use(request.modelCid)
     const deadlineMs = Math.max(1, request.deadlineMs)
     signal = AbortSignal.timeout(deadlineMs)
     try {
@@ -136,6 +134,7 @@ export class InferenceService implements Startable {
       this.log('piece %d of job %s failed - %s', request.pieceId, request.jobId, err.message)
       await this.answer(lp, stream, { code, message: err.message }, AbortSignal.timeout(HEADER_TIMEOUT_MS))
     } finally {
+      release()
       this.runningPieces--
       this.init.onLoadChange?.()
     }
@@ -152,66 +151,16 @@ export class InferenceService implements Startable {
     }
   }
 
-  /** The model is in the store, or is fetched from `from` (the submitter) and verified; one fetch per CID at a time. */
+  /** The model is in the store, or is fetched through the swarm (the submitter first among providers). */
   private async ensureModel (cid: string, from: PeerId, signal: AbortSignal): Promise<void> {
     if (this.init.store.has(cid)) return
-    let fetch = this.fetching.get(cid)
-    if (fetch == null) {
-      fetch = this.fetchModel(cid, from).finally(() => this.fetching.delete(cid))
-      this.fetching.set(cid, fetch)
-    }
-    await Promise.race([fetch, new Promise((resolve, reject) => signal.addEventListener('abort', () => reject(new PieceError(Code.DEADLINE_EXCEEDED, 'deadline passed while fetching the model')), { once: true }))])
-  }
-
-  private async fetchModel (cid: string, from: PeerId): Promise<void> {
-    const signal = AbortSignal.timeout(MODEL_FETCH_TIMEOUT_MS)
-    let stream: Stream
     try {
-      stream = await this.components.connectionManager.openStream(from, MODEL_PROTOCOL, { signal })
+      await this.init.fetchModel(cid, from.toString(), signal)
     } catch (err: any) {
-      throw new PieceError(Code.MODEL_UNAVAILABLE, `model ${cid} is not here and its submitter cannot be asked for it (${err.message})`)
-    }
-    try {
-      const lp = frames(stream)
-      await writeMessage(lp, ModelRequest, { cid }, signal)
-      const response = await readMessage(lp, ModelResponse, signal, 'model response')
-      if (!response.found) throw new PieceError(Code.MODEL_UNAVAILABLE, `model ${cid} is not here, and the submitter does not have it either`)
-      if (response.byteLength > BigInt(this.init.maxModelBytes)) throw new PieceError(Code.MODEL_UNAVAILABLE, `model ${cid} is ${response.byteLength} bytes, over this node's limit of ${this.init.maxModelBytes}`)
-      const bytes = await readData(lp, Number(response.byteLength), signal, 'model')
-      await stream.close({ signal }).catch(() => {})
-      try {
-        await this.init.store.addVerified(cid, bytes)
-      } catch (err: any) {
-        throw new PieceError(Code.MODEL_UNAVAILABLE, `refused model ${cid} from ${from.toString()}: ${err.message}`)
-      }
-    } catch (err: any) {
-      stream.abort(err)
-      throw err instanceof PieceError ? err : new PieceError(Code.MODEL_UNAVAILABLE, `fetching model ${cid} failed: ${err.message}`)
+      if (signal.aborted) throw new PieceError(Code.DEADLINE_EXCEEDED, `deadline passed while fetching model ${cid}`)
+      throw new PieceError(Code.MODEL_UNAVAILABLE, `model ${cid} is not here and fetching it failed: ${err.message}`)
     }
   }
-
-  /** Serves a model this node holds. Test hook: `corruptServedModels` flips a byte of what it serves. */
-  private async onModel (stream: Stream): Promise<void> {
-    const signal = AbortSignal.timeout(MODEL_FETCH_TIMEOUT_MS)
-    const lp = frames(stream)
-    try {
-      const request = await readMessage(lp, ModelRequest, signal, 'model request')
-      if (request.cid.length > MAX_ID_LENGTH || !this.init.store.has(request.cid)) {
-        await writeMessage(lp, ModelResponse, { found: false, byteLength: 0n, message: 'not held here' }, signal)
-      } else {
-        const bytes = await this.init.store.bytes(request.cid)
-        if (this.corruptServedModels && bytes.length > 0) bytes[bytes.length - 1] ^= 0xff
-        await writeMessage(lp, ModelResponse, { found: true, byteLength: BigInt(bytes.byteLength), message: '' }, signal)
-        await writeData(lp, [bytes], signal)
-      }
-      await stream.close({ signal })
-    } catch (err: any) {
-      stream.abort(err)
-    }
-  }
-
-  /** Test-only: serve corrupted model bytes, to prove fetchers verify the CID. */
-  corruptServedModels = false
 }
 
 export function inferenceService (init: InferenceServiceInit): (components: InferenceServiceComponents) => InferenceService {

@@ -4,6 +4,7 @@ import type { Assignment, FailureCause, Piece, Progress, SchedulerPeer } from '@
 import { InferResponse } from '@shoal/protocol'
 import { concatRows, mismatchWithModel, sliceRows } from '@shoal/runtime'
 import type { ModelInfo, Tensor } from '@shoal/runtime'
+import { ASSUMED_FETCH_BYTES_PER_MS, MODEL_FETCH_SETUP_MS } from './constants.js'
 import { PieceError } from './inference-service.js'
 import type { PieceRequest, PieceResult } from './infer-client.js'
 
@@ -206,7 +207,9 @@ export class Job {
       local: this.options.local ?? 'fallback',
       maxAttempts: this.options.maxAttempts,
       timeoutFloorMs: this.options.timeoutFloorMs,
-      endgame: this.options.endgame
+      endgame: this.options.endgame,
+      // a peer without the model fetches it first: a guess from its size at a modest swarm rate
+      modelFetchMs: MODEL_FETCH_SETUP_MS + this.deps.model.bytes / ASSUMED_FETCH_BYTES_PER_MS
     })
     this.scheduler = scheduler
     this.state = 'running'

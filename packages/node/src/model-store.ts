@@ -1,77 +1,253 @@
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { FsBlockstore } from 'blockstore-fs'
+import { CID } from 'multiformats/cid'
 import { inspectModel, modelCid } from '@shoal/runtime'
 import type { ModelInfo } from '@shoal/runtime'
+import { assembleModel, isModelCid, parseModelCid } from './model-dag.js'
 
-const CID_PATTERN = /^bafkrei[a-z2-7]{52}$/
+/** A model in the store, as `model ls` and GET /v1/models show it. */
+export interface ModelEntry extends ModelInfo {
+  /** `name@version` if this node named the model when adding it. */
+  name: string | null
+  pinned: boolean
+  addedAt: number
+  lastUsedAt: number
+  /** Jobs, pieces or fetches using it now: a model in use is never evicted. */
+  inUse: number
+}
+
+interface IndexEntry extends Omit<ModelEntry, 'inUse'> {
+  blocks: string[]
+}
+
+export class StorageFullError extends Error {
+  override name = 'StorageFullError'
+}
+
+export class ModelNotFoundError extends Error {
+  override name = 'ModelNotFoundError'
+}
+
+export interface ModelStoreInit {
+  dataDir: string
+  maxModelBytes: number
+  /** Storage quota for complete models; least recently used unpinned models are evicted past it. */
+  maxStorageBytes: number
+  /** Called when the set of models held changes (the capacity ad lists them). */
+  onChange?: () => void
+}
 
 /**
- * Models held by this node, in `<data dir>/models/<cid>.onnx` with their inspected description in
- * `<cid>.json`. Every model is checked by `inspectModel` before it is stored, and stored under the CID
- * of its bytes, so a file's name always says what it holds. (The swarm store of a later issue replaces
- * the single-file layout; the interface stays.)
+ * The models a node holds: blocks in `<data dir>/models/blocks` (a filesystem blockstore, which the
+ * swarm serves from and fetches into), and an index of complete models in `models/index.json`. A model
+ * is in the index only once every block is here and `inspectModel` accepted the whole file. Blocks of a
+ * fetch cut short stay, so that the next fetch resumes from them.
  */
 export class ModelStore {
+  readonly blockstore: FsBlockstore
   private readonly dir: string
-  private readonly maxModelBytes: number
-  private readonly infos = new Map<string, ModelInfo>()
+  private readonly init: ModelStoreInit
+  private readonly entries = new Map<string, IndexEntry>()
+  private readonly using = new Map<string, number>()
+  private saving: Promise<void> = Promise.resolve()
 
-  constructor (dataDir: string, maxModelBytes: number) {
-    this.dir = join(dataDir, 'models')
-    this.maxModelBytes = maxModelBytes
+  constructor (init: ModelStoreInit) {
+    this.init = init
+    this.dir = join(init.dataDir, 'models')
+    this.blockstore = new FsBlockstore(join(this.dir, 'blocks'))
+  }
+
+  get maxModelBytes (): number {
+    return this.init.maxModelBytes
+  }
+
+  get maxStorageBytes (): number {
+    return this.init.maxStorageBytes
   }
 
   async start (): Promise<void> {
     await mkdir(this.dir, { recursive: true })
+    await this.blockstore.open()
+    try {
+      const index = JSON.parse(await readFile(join(this.dir, 'index.json'), 'utf8'))
+      for (const entry of index.models ?? []) if (isModelCid(entry?.cid)) this.entries.set(entry.cid, entry)
+    } catch (err: any) {
+      if (err.code !== 'ENOENT') throw new Error(`cannot read the model index ${join(this.dir, 'index.json')}: ${err.message} (move it away to start with an empty store; the blocks stay)`)
+    }
+    // the single-file layout of Shoal 0.1 (<cid>.onnx next to <cid>.json): move each model into blocks
     for (const file of await readdir(this.dir)) {
-      const cid = file.replace(/\.json$/, '')
-      if (!file.endsWith('.json') || !CID_PATTERN.test(cid)) continue
-      try {
-        this.infos.set(cid, JSON.parse(await readFile(join(this.dir, file), 'utf8')))
-      } catch {}
+      if (!file.endsWith('.onnx')) continue
+      await this.add(await readFile(join(this.dir, file))).catch(() => {})
+      await rm(join(this.dir, file), { force: true })
+      await rm(join(this.dir, file.replace(/\.onnx$/, '.json')), { force: true })
     }
   }
 
-  /** Checks and stores a model; returns its description. Adding the same bytes twice is a no-op. */
-  async add (bytes: Uint8Array): Promise<ModelInfo> {
-    const info = await inspectModel(bytes, { maxBytes: this.maxModelBytes })
-    if (!this.infos.has(info.cid)) {
-      const file = join(this.dir, `${info.cid}.onnx`)
-      await writeFile(`${file}.tmp`, bytes)
-      await rename(`${file}.tmp`, file)
-      await writeFile(join(this.dir, `${info.cid}.json`), JSON.stringify(info) + '\n')
-      this.infos.set(info.cid, info)
+  /** Checks a model and stores it; returns its entry. Adding the same bytes twice only updates the name or pin. */
+  async add (bytes: Uint8Array, options: { name?: string, pin?: boolean } = {}): Promise<ModelEntry> {
+    const info = await inspectModel(bytes, { maxBytes: this.init.maxModelBytes })
+    let entry = this.entries.get(info.cid)
+    if (entry == null) {
+      await this.makeRoom(bytes.byteLength)
+      const blocks: string[] = []
+      await modelCid(bytes, async (cid, block) => {
+        blocks.push(cid.toString())
+        await this.blockstore.put(cid, block)
+      })
+      const now = Date.now()
+      entry = { ...info, name: null, pinned: false, addedAt: now, lastUsedAt: now, blocks }
+      this.entries.set(info.cid, entry)
     }
-    return info
+    if (options.name != null) entry.name = options.name
+    if (options.pin != null) entry.pinned = options.pin
+    await this.save()
+    return this.view(entry)
   }
 
-  /** Stores bytes fetched from a peer only if they are what `cid` names. */
-  async addVerified (cid: string, bytes: Uint8Array): Promise<ModelInfo> {
-    const actual = await modelCid(bytes)
-    if (actual !== cid) throw new Error(`model bytes do not match CID ${cid} (they hash to ${actual})`)
-    return await this.add(bytes)
+  /**
+   * Turns blocks already in the blockstore (a finished fetch) into a stored model: reassembles the file,
+   * checks it with `inspectModel`, and indexes it. Refused bytes are removed.
+   */
+  async complete (cid: string): Promise<ModelEntry> {
+    const existing = this.entries.get(cid)
+    if (existing != null) return this.view(existing)
+    const root = parseModelCid(cid)
+    const { bytes, blocks } = await assembleModel(root, async c => await this.readBlock(c), this.init.maxModelBytes)
+    let info: ModelInfo
+    try {
+      info = await inspectModel(bytes, { maxBytes: this.init.maxModelBytes })
+    } catch (err) {
+      await this.deleteBlocks(blocks.map(String))
+      throw err
+    }
+    await this.makeRoom(bytes.byteLength)
+    const now = Date.now()
+    const entry: IndexEntry = { ...info, name: null, pinned: false, addedAt: now, lastUsedAt: now, blocks: blocks.map(String) }
+    this.entries.set(cid, entry)
+    await this.save()
+    return this.view(entry)
   }
 
   has (cid: string): boolean {
-    return this.infos.has(cid)
+    return this.entries.has(cid)
   }
 
-  info (cid: string): ModelInfo | undefined {
-    return this.infos.get(cid)
+  info (cid: string): ModelEntry | undefined {
+    const entry = this.entries.get(cid)
+    return entry == null ? undefined : this.view(entry)
   }
 
-  list (): ModelInfo[] {
-    return [...this.infos.values()]
+  list (): ModelEntry[] {
+    return [...this.entries.values()].map(e => this.view(e)).sort((a, b) => b.lastUsedAt - a.lastUsedAt)
   }
 
+  /** Bytes of complete models held. */
+  usedBytes (): number {
+    let total = 0
+    for (const entry of this.entries.values()) total += entry.bytes
+    return total
+  }
+
+  /** The model file, reassembled from its blocks. */
   async bytes (cid: string): Promise<Uint8Array> {
-    if (!this.infos.has(cid)) throw new Error(`model ${cid} is not in this node's store`)
-    return await readFile(join(this.dir, `${cid}.onnx`))
+    const entry = this.entries.get(cid)
+    if (entry == null) throw new ModelNotFoundError(`model ${cid} is not in this node's store`)
+    entry.lastUsedAt = Date.now()
+    const { bytes } = await assembleModel(CID.parse(cid), async c => await this.readBlock(c), this.init.maxModelBytes)
+    return bytes
   }
 
+  async readBlock (cid: CID): Promise<Uint8Array> {
+    const parts: Uint8Array[] = []
+    for await (const part of this.blockstore.get(cid)) parts.push(part)
+    return parts.length === 1 ? parts[0] : Buffer.concat(parts)
+  }
+
+  async hasBlock (cid: CID): Promise<boolean> {
+    return await this.blockstore.has(cid)
+  }
+
+  /**
+   * Marks a model in use until the returned function is called: jobs, pieces and fetches hold their
+   * model this way, and eviction passes it by. Also counts as a use for least-recently-used eviction.
+   */
+  use (cid: string): () => void {
+    this.using.set(cid, (this.using.get(cid) ?? 0) + 1)
+    const entry = this.entries.get(cid)
+    if (entry != null) entry.lastUsedAt = Date.now()
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      const n = (this.using.get(cid) ?? 1) - 1
+      if (n <= 0) this.using.delete(cid)
+      else this.using.set(cid, n)
+    }
+  }
+
+  async pin (cid: string, pinned: boolean): Promise<ModelEntry> {
+    const entry = this.entries.get(cid)
+    if (entry == null) throw new ModelNotFoundError(`model ${cid} is not in this node's store`)
+    entry.pinned = pinned
+    await this.save()
+    return this.view(entry)
+  }
+
+  /** Removes a model and the blocks no other model shares. Refuses a model in use. */
   async remove (cid: string): Promise<void> {
-    this.infos.delete(cid)
-    await rm(join(this.dir, `${cid}.onnx`), { force: true })
-    await rm(join(this.dir, `${cid}.json`), { force: true })
+    const entry = this.entries.get(cid)
+    if (entry == null) throw new ModelNotFoundError(`model ${cid} is not in this node's store`)
+    if ((this.using.get(cid) ?? 0) > 0) throw new StorageFullError(`model ${cid} is in use (a job, piece or fetch); remove it when that is done`)
+    await this.drop(entry)
+  }
+
+  /**
+   * Evicts least recently used models, never a pinned one or one in use, until `bytes` more fit in the
+   * quota. Throws StorageFullError when they cannot.
+   */
+  async makeRoom (bytes: number): Promise<void> {
+    const quota = this.init.maxStorageBytes
+    if (bytes > quota) throw new StorageFullError(`a model of ${bytes} bytes does not fit in this node's storage quota of ${quota} bytes (--max-storage)`)
+    const candidates = [...this.entries.values()]
+      .filter(e => !e.pinned && (this.using.get(e.cid) ?? 0) === 0)
+      .sort((a, b) => a.lastUsedAt - b.lastUsedAt)
+    while (this.usedBytes() + bytes > quota) {
+      const victim = candidates.shift()
+      if (victim == null) {
+        throw new StorageFullError(`storage quota of ${quota} bytes (--max-storage) is full of pinned or in-use models (${this.usedBytes()} bytes); a model of ${bytes} bytes does not fit. Unpin or remove one (shoal model ls)`)
+      }
+      await this.drop(victim)
+    }
+  }
+
+  private async drop (entry: IndexEntry): Promise<void> {
+    this.entries.delete(entry.cid)
+    await this.save()
+    await this.deleteBlocks(entry.blocks)
+  }
+
+  /** Deletes blocks that no indexed model uses. */
+  private async deleteBlocks (blocks: string[]): Promise<void> {
+    const kept = new Set<string>()
+    for (const other of this.entries.values()) for (const b of other.blocks) kept.add(b)
+    for (const b of blocks) if (!kept.has(b)) await this.blockstore.delete(CID.parse(b)).catch(() => {})
+  }
+
+  private view (entry: IndexEntry): ModelEntry {
+    const { blocks, ...rest } = entry
+    return { ...rest, inUse: this.using.get(entry.cid) ?? 0 }
+  }
+
+  /** Writes the index (atomically, one write at a time) and tells the node the set changed. */
+  private async save (): Promise<void> {
+    const write = async (): Promise<void> => {
+      const file = join(this.dir, 'index.json')
+      await writeFile(`${file}.tmp`, JSON.stringify({ version: 1, models: [...this.entries.values()] }) + '\n')
+      await rename(`${file}.tmp`, file)
+    }
+    this.saving = this.saving.then(write, write)
+    await this.saving
+    this.init.onChange?.()
   }
 }

@@ -3,19 +3,25 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { MAX_AD_MODELS } from '@shoal/protocol'
 import type { Capacity } from '@shoal/protocol'
 import { calibrate, SessionCache } from '@shoal/runtime'
-import type { Calibration, ModelInfo, Tensor } from '@shoal/runtime'
+import type { Calibration, Tensor } from '@shoal/runtime'
 import { apiRoutes } from './api-routes.js'
 import { ApiServer } from './api-server.js'
-import { KEPT_FINISHED_JOBS, SHOAL_VERSION } from './constants.js'
+import { KEPT_FINISHED_JOBS, NAME_REPUBLISH_MS, NAME_TIMEOUT_MS, SHOAL_VERSION } from './constants.js'
 import { createShoalLibp2p } from './create-libp2p.js'
 import type { ShoalLibp2p } from './create-libp2p.js'
 import { dataDirFiles, loadOrCreateIdentity, prepareDataDir, writePrivateFile } from './data-dir.js'
 import { ListenError } from './errors.js'
+import { isModelCid } from './model-dag.js'
 import { detectHardware } from './hardware.js'
 import { runRemotePiece } from './infer-client.js'
 import { Job, JobError } from './job.js'
 import type { JobOptions } from './job.js'
 import { ModelStore } from './model-store.js'
+import type { ModelEntry } from './model-store.js'
+import { ModelSwarm } from './model-swarm.js'
+import type { FetchSummary } from './model-swarm.js'
+import { NameService, parseNameRef } from './names.js'
+import type { Manifest, Resolved } from './names.js'
 import type { NodeConfig } from './config.js'
 import type { PeerEvent } from './peer-table.js'
 
@@ -66,6 +72,8 @@ export interface ShoalNodeInit {
   api?: boolean
   /** Test and simulation hook: every inference on this node takes this many times as long. */
   slowdown?: number
+  /** Tests shorten how long a model fetch waits for a provider to appear. */
+  noProviderTimeoutMs?: number
 }
 
 /**
@@ -82,12 +90,31 @@ export class ShoalNode {
   private startedAt = 0
   readonly models: ModelStore
   private sessions?: SessionCache
+  private swarmService?: ModelSwarm
+  private nameService?: NameService
   private readonly jobs = new Map<string, Job>()
 
   constructor (init: ShoalNodeInit) {
     this.init = init
     this.config = init.config
-    this.models = new ModelStore(init.config.dataDir, init.config.maxModelBytes)
+    this.models = new ModelStore({
+      dataDir: init.config.dataDir,
+      maxModelBytes: init.config.maxModelBytes,
+      maxStorageBytes: init.config.maxStorageBytes,
+      onChange: () => this.libp2pNode?.services.capacity.changed()
+    })
+  }
+
+  /** Moves models between this node and its peers (bitswap). */
+  get swarm (): ModelSwarm {
+    if (this.swarmService == null) throw new Error('node is not started')
+    return this.swarmService
+  }
+
+  /** Signed model names (name@version). */
+  get names (): NameService {
+    if (this.nameService == null) throw new Error('node is not started')
+    return this.nameService
   }
 
   get libp2p (): ShoalLibp2p {
@@ -129,8 +156,8 @@ export class ShoalNode {
       inference: {
         maxConcurrency: config.maxConcurrency,
         maxRequestBytes: config.maxRequestBytes,
-        maxModelBytes: config.maxModelBytes,
         store: this.models,
+        fetchModel: async (cid, hint, signal) => await this.fetchModel(cid, { hints: [hint], signal }),
         sessions: this.sessions,
         onLoadChange: () => this.libp2pNode?.services.capacity.changed()
       }
@@ -143,6 +170,26 @@ export class ShoalNode {
       throw listenError(err, config.listen)
     }
     this.startedAt = Date.now()
+    this.swarmService = new ModelSwarm({
+      libp2p,
+      store: this.models,
+      adHolders: cid => libp2p.services.capacity.peers.list().filter(e => e.capacity.models.includes(cid)).map(e => e.capacity.peerId),
+      noProviderTimeoutMs: this.init.noProviderTimeoutMs
+    })
+    await this.swarmService.start()
+    for (const model of this.models.list()) this.swarmService.announce(model.cid)
+    this.nameService = new NameService({
+      dataDir: config.dataDir,
+      privateKey,
+      peerId: this.peerId,
+      trusted: config.trustedPublishers,
+      dht: () => libp2p.services.dht,
+      republishMs: NAME_REPUBLISH_MS,
+      timeoutMs: NAME_TIMEOUT_MS,
+      log: libp2p.logger.forComponent('shoal:names')
+    })
+    await this.nameService.start()
+    this.nameService.startRepublishing()
 
     if (this.init.api !== false) {
       this.api = new ApiServer({ port: config.apiPort, routes: apiRoutes(this) })
@@ -164,15 +211,41 @@ export class ShoalNode {
       await this.api.stop()
     }
     for (const job of this.jobs.values()) job.cancel()
+    this.nameService?.stop()
+    await this.swarmService?.stop()
     await this.libp2pNode?.stop()
     await this.sessions?.close()
   }
 
-  /** Checks a model and adds it to this node's store (and so to its capacity ad). */
-  async addModel (bytes: Uint8Array): Promise<ModelInfo> {
-    const info = await this.models.add(bytes)
-    this.libp2pNode?.services.capacity.changed()
-    return info
+  /**
+   * Checks a model and adds it to this node's store, so to its capacity ad and the DHT's provider
+   * records. With `name` (`name@version`), also publishes a manifest signed by this node.
+   */
+  async addModel (bytes: Uint8Array, options: { name?: string, pin?: boolean } = {}): Promise<ModelEntry & { manifest?: Manifest }> {
+    // a bad name is refused before anything is stored
+    if (options.name != null) parseNameRef(options.name)
+    const entry = await this.models.add(bytes, options)
+    this.swarmService?.announce(entry.cid)
+    if (options.name == null) return entry
+    return { ...entry, manifest: await this.names.publish(options.name, entry.cid) }
+  }
+
+  /** Gets a model into this node's store from the peers that hold it (a no-op if it is here). */
+  async fetchModel (cid: string, options: { hints?: string[], signal?: AbortSignal } = {}): Promise<FetchSummary> {
+    return await this.swarm.fetch(cid, options)
+  }
+
+  /** Removes a model from the store and stops announcing it. */
+  async removeModel (cid: string): Promise<void> {
+    await this.models.remove(cid)
+    await this.swarmService?.unannounce(cid)
+  }
+
+  /** A model reference as a user writes it (a CID, `name@version` or `PEERID/name@version`) to a CID. */
+  async resolveModel (ref: string, alsoTrust: string[] = []): Promise<{ cid: string, name: Resolved | null }> {
+    if (isModelCid(ref)) return { cid: ref, name: null }
+    const name = await this.names.resolve(ref, alsoTrust)
+    return { cid: name.cid, name }
   }
 
   /**
@@ -192,7 +265,12 @@ export class ShoalNode {
       model,
       peers: () => capacity.peers.list()
         .filter(e => e.capacity.providers.length > 0 && e.capacity.limits.maxConcurrency > 0)
-        .map(e => ({ peerId: e.capacity.peerId, gflops: Math.max(...e.capacity.providers.map(p => p.gflops)), slots: e.capacity.limits.maxConcurrency })),
+        .map(e => ({
+          peerId: e.capacity.peerId,
+          gflops: Math.max(...e.capacity.providers.map(p => p.gflops)),
+          slots: e.capacity.limits.maxConcurrency,
+          hasModel: e.capacity.models.includes(modelCid)
+        })),
       onPeersChanged: listener => capacity.peers.onEvent(event => { if (event.type !== 'update') listener() }),
       runRemote: async (peerId, request, signal) => await runRemotePiece(async (peer, protocol, options) => await libp2p.dialProtocol(peer, protocol, options), peerIdFromString(peerId), request, signal),
       runLocal: async (cid, tensors) => await this.sessions!.run(cid, async () => await this.models.bytes(cid), tensors),
@@ -200,8 +278,12 @@ export class ShoalNode {
     }, inputs, options)
     job.validate()
     this.jobs.set(job.id, job)
+    const release = this.models.use(modelCid)
     // the outcome is kept on the job (result or error) for the API; old ones are forgotten
-    job.run().catch(() => {}).finally(() => this.forgetOldJobs())
+    job.run().catch(() => {}).finally(() => {
+      release()
+      this.forgetOldJobs()
+    })
     return job
   }
 

@@ -1,17 +1,27 @@
-import { CID } from 'multiformats/cid'
-import * as raw from 'multiformats/codecs/raw'
-import { sha256 } from 'multiformats/hashes/sha2'
+import { importBytes } from 'ipfs-unixfs-importer'
+import type { ImportContent } from 'ipfs-unixfs-importer'
+import type { CID } from 'multiformats/cid'
 import { createRequire } from 'node:module'
 import { DEFAULT_MAX_MODEL_BYTES } from './constants.js'
 import { ModelRejectedError } from './errors.js'
 import type { Dtype } from './tensor.js'
 
 /**
- * A model's address: CIDv1, raw codec, sha2-256 of the file's bytes (base32, "bafkrei..."). Two nodes
- * holding the same bytes agree on the CID; a single changed byte changes it.
+ * How model files are cut into blocks: the IPFS "unixfs-v1-2025" profile (CIDv1, sha2-256, raw leaves
+ * of 1 MiB, up to 1024 links per node, balanced tree). Every node computes a model's CID this way.
  */
-export async function modelCid (bytes: Uint8Array): Promise<string> {
-  return CID.create(1, raw.code, await sha256.digest(bytes)).toString()
+export const MODEL_DAG_PROFILE = 'unixfs-v1-2025'
+
+/**
+ * A model's address: the CID of its bytes laid out as a UnixFS file with MODEL_DAG_PROFILE. A file of
+ * 1 MiB or less is one raw block, so its CID is CIDv1 raw sha2-256 of the bytes ("bafkrei..."); a
+ * larger one is a dag-pb tree of 1 MiB blocks ("bafybei..."). Two nodes holding the same bytes agree on
+ * the CID; a single changed byte changes it. `put`, when given, receives every block.
+ */
+export async function modelCid (bytes: ImportContent, put?: (cid: CID, block: Uint8Array) => Promise<void>): Promise<string> {
+  const store = { put: async (cid: CID, block: Uint8Array) => { await put?.(cid, block); return cid } }
+  const { cid } = await importBytes(bytes, store, { profile: MODEL_DAG_PROFILE })
+  return cid.toString()
 }
 
 /** Operator domains ONNX Runtime implements itself; anything else needs a custom-op library. */

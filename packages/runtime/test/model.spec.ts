@@ -1,4 +1,8 @@
 import onnxProto from 'onnx-proto'
+import * as dagPb from '@ipld/dag-pb'
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import { sha256 } from 'multiformats/hashes/sha2'
 import { describe, expect, it } from 'vitest'
 import { buildCalibrationModel } from '../src/calibration-model.js'
 import { inspectModel, modelCid } from '../src/model.js'
@@ -26,10 +30,27 @@ describe('model CID', () => {
     const bytes = buildCalibrationModel({ batch: 2, width: 4, layers: 1 })
     const cid = await modelCid(bytes)
     expect(cid).toMatch(/^bafkrei[a-z2-7]{52}$/)
-    expect(await modelCid(bytes.slice())).toBe(cid)
-    const changed = bytes.slice()
+    expect(await modelCid(new Uint8Array(bytes))).toBe(cid)
+    const changed = new Uint8Array(bytes) // (a copy: Buffer's slice() would share memory)
     changed[changed.length - 1] ^= 1
     expect(await modelCid(changed)).not.toBe(cid)
+    // one block: the CID is CIDv1 raw over the sha2-256 of the bytes themselves
+    expect(cid).toBe(CID.create(1, raw.code, await sha256.digest(bytes)).toString())
+  })
+
+  it('cuts a file over 1 MiB into 1 MiB raw blocks under a dag-pb root', async () => {
+    const bytes = new Uint8Array(2.5 * 1024 * 1024).map((_, i) => (i * 7) % 251)
+    const blocks = new Map<string, Uint8Array>()
+    const cid = await modelCid(bytes, async (c, block) => { blocks.set(c.toString(), block) })
+    expect(cid).toMatch(/^bafybei/)
+    const root = dagPb.decode(blocks.get(cid)!)
+    expect(root.Links.map(l => l.Tsize)).toEqual([1048576, 1048576, 524288])
+    let offset = 0
+    for (const link of root.Links) {
+      const size = link.Tsize!
+      expect(link.Hash.toString()).toBe(CID.create(1, raw.code, await sha256.digest(bytes.subarray(offset, offset + size))).toString())
+      offset += size
+    }
   })
 })
 

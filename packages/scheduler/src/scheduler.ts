@@ -11,6 +11,11 @@ export interface SchedulerPeer {
   gflops: number
   /** Pieces it accepts at once (its advertised concurrency); the scheduler's window caps it. */
   slots: number
+  /**
+   * Whether it holds the job's model (its ad lists it). One that does not must fetch it first: its first
+   * piece is expected to take `modelFetchMs` longer. Unknown counts as held.
+   */
+  hasModel?: boolean
 }
 
 /** Why a piece did not come back from a peer. */
@@ -81,6 +86,8 @@ export interface SchedulerOptions {
   maxBackoffMs?: number
   endgame?: boolean
   maxCopies?: number
+  /** Expected time for a peer without the model to fetch it (see SchedulerPeer.hasModel). */
+  modelFetchMs?: number
 }
 
 interface Flight {
@@ -88,6 +95,8 @@ interface Flight {
   peerId: string
   startedAt: number
   expectedMs: number
+  /** Of expectedMs, the part expected for fetching the model. */
+  startupMs: number
   deadline: number
   duplicate: boolean
 }
@@ -97,6 +106,8 @@ interface PeerState {
   observedMsPerRow?: number
   consecutiveFailures: number
   backoffUntil: number
+  /** It has completed a piece of this job, so it holds the model whatever its ad said. */
+  proven: boolean
 }
 
 /**
@@ -108,6 +119,8 @@ interface PeerState {
  *   observed times as results arrive;
  * - a piece whose copy fails, times out or whose peer leaves goes back to the front of the queue; its
  *   peer backs off; after `maxAttempts` failed attempts the job fails naming the piece and the causes;
+ * - a peer that does not hold the model is expected to spend `modelFetchMs` fetching it before its
+ *   first piece, so peers that hold it are preferred unless they are that much busier or slower;
  * - end-game: with nothing left to assign, idle peers take copies of the in-flight pieces expected to
  *   finish last, if they would finish sooner; the first result wins and the other copies are cancelled.
  */
@@ -137,6 +150,7 @@ export class Scheduler {
       maxBackoffMs: DEFAULT_MAX_BACKOFF_MS,
       endgame: true,
       maxCopies: DEFAULT_MAX_COPIES,
+      modelFetchMs: 0,
       // an option given as undefined keeps its default
       ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as SchedulerOptions
     }
@@ -166,7 +180,7 @@ export class Scheduler {
     for (const peer of peers) {
       const state = this.peers.get(peer.peerId)
       if (state != null) state.peer = peer
-      else this.peers.set(peer.peerId, { peer, consecutiveFailures: 0, backoffUntil: 0 })
+      else this.peers.set(peer.peerId, { peer, consecutiveFailures: 0, backoffUntil: 0, proven: false })
     }
   }
 
@@ -185,6 +199,7 @@ export class Scheduler {
       state.observedMsPerRow = state.observedMsPerRow == null ? msPerRow : OBSERVED_WEIGHT * msPerRow + (1 - OBSERVED_WEIGHT) * state.observedMsPerRow
       state.consecutiveFailures = 0
       state.backoffUntil = 0
+      state.proven = true
     }
     this.done.set(pieceId, peerId)
     for (const other of this.flights.filter(f => f.pieceId === pieceId)) {
@@ -311,6 +326,11 @@ export class Scheduler {
     return state.peer.gflops > 0 && refGflops > 0 ? refMsPerRow * refGflops / state.peer.gflops : refMsPerRow
   }
 
+  /** Extra time before this peer's next piece can start: fetching the model, if it lacks it. */
+  private startupMs (state: PeerState): number {
+    return state.proven || state.peer.hasModel !== false ? 0 : this.options.modelFetchMs
+  }
+
   private window (state: PeerState): number {
     return Math.max(0, Math.min(this.options.window, state.peer.slots))
   }
@@ -335,7 +355,7 @@ export class Scheduler {
     let bestFinish = Infinity
     for (const state of this.peers.values()) {
       if (!this.usable(state, now)) continue
-      const finish = piece.rows * this.msPerRow(state) * (1 + this.inFlight(state.peer.peerId))
+      const finish = this.startupMs(state) + piece.rows * this.msPerRow(state) * (1 + this.inFlight(state.peer.peerId))
       if (finish < bestFinish || (finish === bestFinish && best != null && state.peer.peerId < best.peer.peerId)) {
         best = state
         bestFinish = finish
@@ -346,9 +366,10 @@ export class Scheduler {
 
   private start (pieceId: number, state: PeerState, now: number, duplicate: boolean): Assignment {
     const piece = this.pieces.get(pieceId)!
-    const expectedMs = piece.rows * this.msPerRow(state)
+    const startupMs = this.startupMs(state)
+    const expectedMs = startupMs + piece.rows * this.msPerRow(state)
     const deadline = now + Math.max(this.options.timeoutFloorMs, Math.ceil(expectedMs * this.options.timeoutFactor))
-    this.flights.push({ pieceId, peerId: state.peer.peerId, startedAt: now, expectedMs, deadline, duplicate })
+    this.flights.push({ pieceId, peerId: state.peer.peerId, startedAt: now, expectedMs, startupMs, deadline, duplicate })
     if (duplicate) this.duplicates++
     return { pieceId, peerId: state.peer.peerId, deadline, duplicate }
   }
@@ -361,7 +382,7 @@ export class Scheduler {
   private expectedFinish (flight: Flight, now: number): number {
     const state = this.peers.get(flight.peerId)
     const rows = this.pieces.get(flight.pieceId)?.rows ?? 1
-    const end = flight.startedAt + (state == null ? flight.expectedMs : rows * this.msPerRow(state))
+    const end = flight.startedAt + (state == null ? flight.expectedMs : flight.startupMs + rows * this.msPerRow(state))
     return end > now ? end : now + (now - flight.startedAt)
   }
 
@@ -383,7 +404,7 @@ export class Scheduler {
         for (const [pieceId, finish] of candidates) {
           const copies = this.flights.filter(f => f.pieceId === pieceId)
           if (copies.length >= this.options.maxCopies || copies.some(f => f.peerId === state.peer.peerId)) continue
-          const mine = now + this.pieces.get(pieceId)!.rows * this.msPerRow(state)
+          const mine = now + this.startupMs(state) + this.pieces.get(pieceId)!.rows * this.msPerRow(state)
           if (mine < finish && (finish > latest || (finish === latest && pieceId < (chosen ?? Infinity)))) {
             chosen = pieceId
             latest = finish

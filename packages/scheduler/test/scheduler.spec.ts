@@ -66,6 +66,27 @@ describe('assignment', () => {
     expect(tiny.nextWakeAt(0)).toBe(200)
   })
 
+  it('prefers peers that hold the model; one without it is expected to fetch first, and deadlines allow for it', () => {
+    const pieces = planPieces(40, 10)
+    const s = new Scheduler(pieces, { ...base, window: 1, modelFetchMs: 5000, timeoutFactor: 2 })
+    // 'cold' is twice as fast but lacks the model: 'warm' gets the first piece
+    s.setPeers([{ peerId: 'cold', gflops: 200, slots: 1, hasModel: false }, { peerId: 'warm', gflops: 100, slots: 1, hasModel: true }], 0)
+    const first = s.next(0).assign
+    expect(first[0]).toMatchObject({ pieceId: 0, peerId: 'warm', deadline: 200 }) // the floor
+    // with warm busy, cold takes the next, with the fetch in its deadline
+    expect(first[1]).toMatchObject({ pieceId: 1, peerId: 'cold', deadline: 2 * (5000 + 5) })
+    // once cold has completed a piece it holds the model: no more fetch time (observed 10 ms/row: 100 ms expected, 200 the floor)
+    s.succeeded(1, 'cold', 100)
+    expect(s.next(100).assign).toEqual([{ pieceId: 2, peerId: 'cold', deadline: 100 + 200, duplicate: false }])
+  })
+
+  it('without modelFetchMs, holding the model changes nothing', () => {
+    const pieces = planPieces(20, 10)
+    const s = new Scheduler(pieces, { ...base, window: 1 })
+    s.setPeers([{ peerId: 'cold', gflops: 200, slots: 1, hasModel: false }, { peerId: 'warm', gflops: 100, slots: 1 }], 0)
+    expect(s.next(0).assign[0].peerId).toBe('cold')
+  })
+
   it('is deterministic', () => {
     const run = (): unknown => {
       const pieces = planPieces(300, 7)

@@ -37,7 +37,7 @@ export async function startNode (bootstrap: string[] = [], extra: Record<string,
     env: {}
   })
   const calibration = init.gflops == null ? FIXED_CALIBRATION : { ...FIXED_CALIBRATION, providers: [{ name: 'cpu', gflops: init.gflops }] }
-  const node = new ShoalNode({ config, calibration, api: false, meshKeeperIntervalMs: 500, slowdown: init.slowdown })
+  const node = new ShoalNode({ config, calibration, api: false, meshKeeperIntervalMs: 500, slowdown: init.slowdown, noProviderTimeoutMs: 3000 })
   await node.start()
   return node
 }

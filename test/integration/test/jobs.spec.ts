@@ -184,19 +184,21 @@ describe('the submitting node itself', () => {
 })
 
 describe('models', () => {
-  it('a worker without the model fetches it from the submitter; bytes that do not match the CID are refused', async () => {
+  it('a worker without the model fetches it through the swarm from the submitter; a block that does not match its CID is refused', async () => {
     nodes = await startJobMesh(1)
     const [submitter, worker] = nodes
     const model = await submitter.addModel(detection)
     expect(worker.models.has(model.cid)).toBe(false)
     const request = { jobId: 'j', pieceId: 0, modelCid: model.cid, inputs: { x: images(1, 64, 64) }, deadlineMs: 20_000, maxResponseBytes: 1 << 24 }
-    submitter.libp2p.services.inference.corruptServedModels = true
+    submitter.swarm.corruptServedBlocks = true
     const refused = await runRemotePiece(dial(submitter), peerIdFromString(worker.peerId), request, AbortSignal.timeout(20_000)).catch(err => err)
     expect(refused).toBeInstanceOf(PieceError)
     expect(refused.code).toBe(InferResponse.Code.MODEL_UNAVAILABLE)
-    expect(refused.message).toMatch(/do not match CID/)
+    expect(refused.message).toContain(`${submitter.peerId}: sent a block that does not match its CID`)
     expect(worker.models.has(model.cid)).toBe(false)
-    submitter.libp2p.services.inference.corruptServedModels = false
+    submitter.swarm.corruptServedBlocks = false
+    // the submitter lost standing with the worker, but not so much that it is never asked again
+    expect(worker.swarm.standing.excluded(submitter.peerId)).toBe(false)
     const ok = await runRemotePiece(dial(submitter), peerIdFromString(worker.peerId), request, AbortSignal.timeout(20_000))
     expect(ok.outputs['sigmoid_0.tmp_0'].dims).toEqual([1, 1, 64, 64])
     expect(worker.models.has(model.cid)).toBe(true)

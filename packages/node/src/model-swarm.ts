@@ -1,0 +1,411 @@
+import { withBitswap } from '@helia/bitswap'
+import type { Libp2p, Logger, PeerId } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { base64 } from 'multiformats/bases/base64'
+import type { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
+import {
+  BLOCK_TIMEOUT_MS, BLOCKS_IN_FLIGHT_PER_PROVIDER, FETCH_DISCOVERY_INTERVAL_MS, FIND_PROVIDERS_TIMEOUT_MS, NO_PROVIDER_TIMEOUT_MS
+} from './constants.js'
+import { decodeBlock, ModelDagError, parseModelCid } from './model-dag.js'
+import type { ModelEntry, ModelStore } from './model-store.js'
+import { Standing } from './standing.js'
+
+/** What a finished fetch reports (`shoal model get --json`). */
+export interface FetchSummary {
+  cid: string
+  /** The model file's size. */
+  bytes: number
+  wallMs: number
+  blocks: number
+  /** Blocks already in the store when the fetch began (a resumed fetch). */
+  heldBlocks: number
+  /** The peers that served blocks, with how many bytes each. */
+  providers: Array<{ peerId: string, bytes: number }>
+  /** Peers dropped during the fetch, and why. */
+  dropped: Array<{ peerId: string, reason: string }>
+}
+
+/** A fetch in progress, as GET /v1/models/fetches/:cid shows it. */
+export interface FetchProgress {
+  cid: string
+  state: 'fetching' | 'done' | 'failed'
+  /** 0 until the root block says. */
+  bytes: number
+  bytesDone: number
+  blocks: number
+  blocksDone: number
+  heldBlocks: number
+  providers: Array<{ peerId: string, bytes: number }>
+  /** Providers known to this fetch (asked or about to be). */
+  candidates: number
+  startedAt: number
+  error: string | null
+  summary: FetchSummary | null
+}
+
+export class ModelFetchError extends Error {
+  override name = 'ModelFetchError'
+}
+
+export interface ModelSwarmInit {
+  libp2p: Libp2p<{ dht: { cancelReprovide: (cid: CID) => Promise<void> } }>
+  store: ModelStore
+  /** Peers whose capacity ads list the model. */
+  adHolders: (cid: string) => string[]
+  /** Tests shorten how long a fetch waits for a provider to appear. */
+  noProviderTimeoutMs?: number
+}
+
+/** Where the bitswap internals used here live (pinned @helia/bitswap; docs/decisions.md). */
+interface BitswapInternals {
+  start: () => Promise<void>
+  stop: () => Promise<void>
+  bitswap: {
+    wantList: EventTarget & {
+      wantSessionBlock: (cid: CID, peer: PeerId, options: { signal: AbortSignal }) => Promise<{ has: boolean, block?: Uint8Array }>
+    }
+    network: {
+      sendMessage: (peer: PeerId, message: unknown, options: { signal: AbortSignal }) => Promise<void>
+    }
+  }
+}
+
+const digestKey = (cid: CID): string => uint8ArrayToString(cid.multihash.digest, 'base64')
+
+/**
+ * A bitswap message cancelling wants, in the shape @helia/bitswap's network queue takes. A server keeps
+ * a block it sent in its ledger for 5 s and ignores a new want for it meanwhile; cancelling at the end
+ * of a fetch lets the next fetch of the same blocks from the same peer be answered at once.
+ */
+function cancelMessage (cids: CID[]): unknown {
+  return {
+    full: false,
+    pendingBytes: 0,
+    wantlist: new Map(cids.map(cid => [base64.encode(cid.multihash.bytes), { cid: cid.bytes, priority: 1, wantType: 0, cancel: true, sendDontHave: false }])),
+    blocks: new Map(),
+    blockPresences: new Map()
+  }
+}
+
+/**
+ * Models travel between nodes over bitswap (/ipfs/bitswap/1.2.0, from @helia/bitswap, serving this
+ * node's blockstore). Fetching is Shoal's own: providers come from capacity ads, the DHT and hints;
+ * each block is asked of one provider at a time, a few in flight per provider, so that faster
+ * providers serve more; every block is checked against its CID on arrival; a provider that sends a bad
+ * block is dropped from the fetch and loses standing. Blocks already held are not asked for again.
+ */
+export class ModelSwarm {
+  private readonly init: ModelSwarmInit
+  private readonly log: Logger
+  private broker?: BitswapInternals
+  private readonly fetches = new Map<string, { progress: FetchProgress, done: Promise<FetchSummary> }>()
+  /** Per fetch: digests of its blocks and who it is asking, to recognise a corrupted block on arrival. */
+  private readonly watchers = new Set<(sender: string, digest: string) => void>()
+  readonly standing = new Standing()
+  /** Test-only: blocks this node serves have one byte flipped. */
+  corruptServedBlocks = false
+
+  constructor (init: ModelSwarmInit) {
+    this.init = init
+    this.log = init.libp2p.logger.forComponent('shoal:swarm')
+  }
+
+  async start (): Promise<void> {
+    const store = this.init.store
+    const self = this
+    // what bitswap serves from: the store's blocks, or (test hook) corrupted copies
+    const served = {
+      has: async (cid: CID) => await store.hasBlock(cid),
+      get: async function * (cid: CID) {
+        const block = await store.readBlock(cid)
+        if (self.corruptServedBlocks) {
+          const copy = new Uint8Array(block)
+          copy[copy.length - 1] ^= 0xff
+          yield copy
+        } else {
+          yield block
+        }
+      },
+      put: async (cid: CID) => cid
+    }
+    const noRouting = { findProviders: async function * () {}, provide: async () => {} }
+    let broker: BitswapInternals | undefined
+    let mixin: { start: (h: unknown) => Promise<void> } | undefined
+    // @helia/bitswap plugs into a Helia node; this is the part of one that it uses (docs/decisions.md)
+    const host = {
+      status: 'starting',
+      hasBlockBroker: () => false,
+      addBlockBroker: (b: BitswapInternals) => { broker = b },
+      addMixin: (m: typeof mixin) => { mixin = m },
+      libp2p: this.init.libp2p,
+      logger: this.init.libp2p.logger,
+      blockstore: served,
+      routing: noRouting,
+      getHasher: async (code: number) => {
+        if (code === sha256.code) return sha256
+        throw new Error(`no hasher for multihash code ${code}: model blocks are sha2-256`)
+      }
+    }
+    withBitswap(host as any)
+    await mixin?.start(host)
+    if (broker?.bitswap?.wantList?.wantSessionBlock == null) throw new Error('@helia/bitswap changed its internals: pin the version in pnpm-workspace.yaml (docs/decisions.md)')
+    this.broker = broker
+    broker.bitswap.wantList.addEventListener('block', (evt: any) => {
+      const sender = evt.detail.sender.toString()
+      const digest = digestKey(evt.detail.cid)
+      for (const watch of this.watchers) watch(sender, digest)
+    })
+  }
+
+  async stop (): Promise<void> {
+    await this.broker?.stop()
+  }
+
+  /** Announces in the DHT that this node holds `cid` (kad-dht refreshes the record until cancelled). */
+  announce (cid: string): void {
+    const run = async (): Promise<void> => {
+      for await (const _ of this.init.libp2p.contentRouting.provide(parseModelCid(cid) as any, { signal: AbortSignal.timeout(60_000) }) as any) {}
+    }
+    run().catch(err => { this.log('announcing %s failed - %s', cid, err.message) })
+  }
+
+  async unannounce (cid: string): Promise<void> {
+    await this.init.libp2p.services.dht.cancelReprovide(parseModelCid(cid)).catch(() => {})
+  }
+
+  progress (cid: string): FetchProgress | undefined {
+    return this.fetches.get(cid)?.progress
+  }
+
+  listFetches (): FetchProgress[] {
+    return [...this.fetches.values()].map(f => f.progress)
+  }
+
+  /**
+   * Fetches a model into the store from every peer that has it; `hints` are peers to ask first (the
+   * submitter of a piece). One fetch per CID at a time: a second caller shares the first's. Resolves
+   * once the model is stored and checked.
+   */
+  async fetch (cid: string, options: { hints?: string[], signal?: AbortSignal } = {}): Promise<FetchSummary> {
+    const root = parseModelCid(cid)
+    const existing = this.fetches.get(cid)
+    if (existing?.progress.state === 'fetching') return await existing.done
+    const held = this.init.store.info(cid)
+    if (held != null) return { cid, bytes: held.bytes, wallMs: 0, blocks: 0, heldBlocks: 0, providers: [], dropped: [] }
+    const progress: FetchProgress = {
+      cid, state: 'fetching', bytes: 0, bytesDone: 0, blocks: 1, blocksDone: 0, heldBlocks: 0, providers: [], candidates: 0, startedAt: Date.now(), error: null, summary: null
+    }
+    const done = this.run(root, progress, options.hints ?? [], options.signal)
+    this.fetches.set(cid, { progress, done })
+    done.then(summary => {
+      progress.state = 'done'
+      progress.summary = summary
+    }, err => {
+      progress.state = 'failed'
+      progress.error = err.message
+    })
+    return await done
+  }
+
+  private async run (root: CID, progress: FetchProgress, hints: string[], outer?: AbortSignal): Promise<FetchSummary> {
+    const cid = root.toString()
+    const store = this.init.store
+    const wantList = this.broker?.bitswap.wantList
+    if (wantList == null) throw new ModelFetchError('the model swarm is not started')
+    const release = store.use(cid)
+    const stop = new AbortController()
+    const onOuterAbort = (): void => stop.abort(outer?.reason)
+    outer?.addEventListener('abort', onOuterAbort, { once: true })
+    const self = this.init.libp2p.peerId.toString()
+
+    // blocks: known (digest -> CID), queued (to ask), in flight, stored
+    const known = new Map<string, CID>([[digestKey(root), root]])
+    const queue: CID[] = []
+    const inFlight = new Set<string>()
+    const stored = new Set<string>()
+    const served = new Map<string, number>()
+    const dropped = new Map<string, string>()
+    const candidates = new Set<string>()
+    const asked = new Map<string, { peerId: PeerId, cids: CID[] }>()
+    const lanes = new Map<string, AbortController>()
+    let fatal: Error | undefined
+    let wake: () => void = () => {}
+    let changed = new Promise<void>(resolve => { wake = resolve })
+    const notify = (): void => {
+      const w = wake
+      changed = new Promise<void>(resolve => { wake = resolve })
+      w()
+    }
+    let lastProviderAt = Date.now()
+
+    /** A block is here (fetched or held): store it, and queue its children. */
+    const accept = async (block: CID, bytes: Uint8Array, from: string | null): Promise<void> => {
+      const key = digestKey(block)
+      if (stored.has(key)) return
+      const node = decodeBlock(block, bytes)
+      if (block.equals(root)) {
+        const size = node.kind === 'leaf' ? node.bytes : node.fileSize
+        if (size > store.maxModelBytes) throw new ModelFetchError(`model ${cid} is ${size} bytes, over this node's limit of ${store.maxModelBytes} (--max-model-size)`)
+        await store.makeRoom(size)
+        progress.bytes = size
+      }
+      if (from != null) await store.blockstore.put(block, bytes)
+      stored.add(key)
+      progress.blocksDone++
+      if (node.kind === 'leaf') progress.bytesDone += node.bytes
+      if (from != null) {
+        served.set(from, (served.get(from) ?? 0) + bytes.byteLength)
+        progress.providers = [...served].map(([peerId, bytes]) => ({ peerId, bytes }))
+      }
+      if (node.kind === 'file') {
+        progress.blocks += node.children.length
+        for (const child of node.children) {
+          const childKey = digestKey(child)
+          if (known.has(childKey)) continue
+          known.set(childKey, child)
+          if (await store.hasBlock(child)) {
+            progress.heldBlocks++
+            await accept(child, await store.readBlock(child), null)
+          } else {
+            queue.push(child)
+          }
+        }
+      }
+      notify()
+    }
+
+    const dropProvider = (peer: string, reason: string): void => {
+      if (dropped.has(peer)) return
+      dropped.set(peer, reason)
+      lanes.get(peer)?.abort(new ModelFetchError(reason))
+      lanes.delete(peer)
+      this.log('fetch %s: dropped %s - %s', cid, peer, reason)
+      notify()
+    }
+
+    // a block from a provider of this fetch whose bytes hash to no block of the model: corrupted
+    const watch = (sender: string, digest: string): void => {
+      if (!lanes.has(sender) || known.has(digest)) return
+      this.standing.strike(sender, 'bad-block')
+      dropProvider(sender, 'sent a block that does not match its CID')
+    }
+    this.watchers.add(watch)
+
+    const lane = async (peer: string, peerId: PeerId, signal: AbortSignal): Promise<void> => {
+      while (!signal.aborted && fatal == null && !stop.signal.aborted) {
+        const block = queue.shift()
+        if (block == null) {
+          if (inFlight.size === 0) return
+          // what is left is in flight on other lanes: wait, one of them may fail and put it back
+          await changed
+          continue
+        }
+        const key = digestKey(block)
+        inFlight.add(key)
+        let mine = asked.get(peer)
+        if (mine == null) asked.set(peer, mine = { peerId, cids: [] })
+        mine.cids.push(block)
+        try {
+          const answer = await wantList.wantSessionBlock(block, peerId, { signal: AbortSignal.any([signal, stop.signal, AbortSignal.timeout(BLOCK_TIMEOUT_MS)]) })
+          if (answer.has && answer.block != null) {
+            await accept(block, answer.block, peer)
+          } else {
+            // providers are peers that hold the whole model: one that lacks a block is no use to this fetch
+            if (!stored.has(key)) queue.push(block)
+            dropProvider(peer, block.equals(root) ? 'does not have the model' : `does not have block ${block.toString()}`)
+          }
+        } catch (err: any) {
+          if (!stored.has(key)) queue.push(block)
+          if (err instanceof ModelDagError || err instanceof ModelFetchError || err.name === 'StorageFullError') {
+            fatal ??= err
+          } else if (!signal.aborted && !stop.signal.aborted) {
+            this.standing.strike(peer, 'timeout')
+            dropProvider(peer, `no answer for block ${block.toString()} (${err.message})`)
+          }
+        } finally {
+          inFlight.delete(key)
+          notify()
+        }
+      }
+    }
+
+    const addCandidate = (peer: string): void => {
+      if (peer === self || candidates.has(peer) || dropped.has(peer) || this.standing.excluded(peer)) return
+      let peerId: PeerId
+      try {
+        peerId = peerIdFromString(peer)
+      } catch {
+        return
+      }
+      candidates.add(peer)
+      progress.candidates = candidates.size
+      lastProviderAt = Date.now()
+      const controller = new AbortController()
+      lanes.set(peer, controller)
+      for (let i = 0; i < BLOCKS_IN_FLIGHT_PER_PROVIDER; i++) {
+        void lane(peer, peerId, controller.signal).catch(err => { fatal ??= err; notify() })
+      }
+    }
+
+    const discover = async (): Promise<void> => {
+      for (const peer of this.standing.rank([...hints, ...this.init.adHolders(cid)])) addCandidate(peer)
+      try {
+        const signal = AbortSignal.any([stop.signal, AbortSignal.timeout(FIND_PROVIDERS_TIMEOUT_MS)])
+        for await (const provider of this.init.libp2p.contentRouting.findProviders(root as any, { signal })) {
+          addCandidate(provider.id.toString())
+        }
+      } catch {}
+    }
+
+    const started = Date.now()
+    try {
+      if (await store.hasBlock(root)) {
+        progress.heldBlocks++
+        await accept(root, await store.readBlock(root), null)
+      } else {
+        queue.push(root)
+      }
+      void discover()
+      let discoveredAt = Date.now()
+      const noProviderTimeout = this.init.noProviderTimeoutMs ?? NO_PROVIDER_TIMEOUT_MS
+      while (fatal == null && (queue.length > 0 || inFlight.size > 0)) {
+        outer?.throwIfAborted()
+        if (lanes.size > 0) lastProviderAt = Date.now()
+        if (lanes.size === 0 && Date.now() - lastProviderAt > noProviderTimeout) {
+          const why = [...dropped].map(([p, r]) => `${p}: ${r}`).join('; ')
+          throw new ModelFetchError(`no peer could provide model ${cid} within ${noProviderTimeout} ms` +
+            (candidates.size === 0 ? ' (no capacity ad, DHT provider record or hint names one)' : ` (asked ${candidates.size}: ${why})`))
+        }
+        if (Date.now() - discoveredAt >= FETCH_DISCOVERY_INTERVAL_MS) {
+          discoveredAt = Date.now()
+          void discover()
+        }
+        await Promise.race([changed, new Promise(resolve => setTimeout(resolve, FETCH_DISCOVERY_INTERVAL_MS / 4))])
+      }
+      if (fatal != null) throw fatal
+      outer?.throwIfAborted()
+      const entry: ModelEntry = await store.complete(cid)
+      this.announce(cid)
+      return {
+        cid,
+        bytes: entry.bytes,
+        wallMs: Date.now() - started,
+        blocks: progress.blocks,
+        heldBlocks: progress.heldBlocks,
+        providers: [...served].map(([peerId, bytes]) => ({ peerId, bytes })),
+        dropped: [...dropped].map(([peerId, reason]) => ({ peerId, reason }))
+      }
+    } finally {
+      stop.abort()
+      for (const controller of lanes.values()) controller.abort()
+      this.watchers.delete(watch)
+      await Promise.allSettled([...asked.values()].map(async ({ peerId, cids }) => {
+        await this.broker?.bitswap.network.sendMessage(peerId, cancelMessage(cids), { signal: AbortSignal.timeout(2000) })
+      }))
+      outer?.removeEventListener('abort', onOuterAbort)
+      release()
+    }
+  }
+}
