@@ -5,7 +5,7 @@ import { nodeStart, nodeStartSpec } from './commands/node-start.js'
 import { nodeStatus, nodeStatusSpec } from './commands/node-status.js'
 import { peers, peersSpec } from './commands/peers.js'
 import { run, runSpec } from './commands/run.js'
-import { modelAdd, modelAddSpec, modelLs, modelLsSpec } from './commands/model.js'
+import { modelAdd, modelAddSpec, modelGet, modelGetSpec, modelLs, modelLsSpec, modelPin, modelPinSpec, modelRm, modelRmSpec, modelUnpin, modelUnpinSpec } from './commands/model.js'
 import { UsageError } from './errors.js'
 import type { Io } from './io.js'
 import { SHOAL_VERSION } from '@shoal/node'
@@ -22,7 +22,11 @@ const COMMANDS: Command[] = [
   { spec: idSpec, run: id },
   { spec: runSpec, run },
   { spec: modelAddSpec, run: modelAdd },
-  { spec: modelLsSpec, run: modelLs }
+  { spec: modelLsSpec, run: modelLs },
+  { spec: modelGetSpec, run: modelGet },
+  { spec: modelRmSpec, run: modelRm },
+  { spec: modelPinSpec, run: modelPin },
+  { spec: modelUnpinSpec, run: modelUnpin }
 ]
 
 function overview (): string {

@@ -4,7 +4,9 @@ import { ApiError, NoRunningNodeError } from './errors.js'
 import type { ApiInfo, NodeStatus, PeerView } from './shoal-node.js'
 import type { JobView } from './api-routes.js'
 import type { JobOptions } from './job.js'
-import type { ModelInfo } from '@shoal/runtime'
+import type { ModelEntry } from './model-store.js'
+import type { FetchProgress } from './model-swarm.js'
+import type { Manifest, Resolved } from './names.js'
 
 /**
  * Talks to the node running on a data dir, through the API address and token the node wrote there.
@@ -54,11 +56,42 @@ export class ApiClient {
     return json as T
   }
 
-  async addModel (bytes: Uint8Array): Promise<ModelInfo> {
-    return await this.request('POST', '/v1/models', bytes, 10 * 60_000)
+  /** Adds a model; with `name` (name@version) also publishes a signed name for it. */
+  async addModel (bytes: Uint8Array, options: { name?: string, pin?: boolean } = {}): Promise<ModelEntry & { manifest?: Manifest }> {
+    const query = new URLSearchParams()
+    if (options.name != null) query.set('name', options.name)
+    if (options.pin === true) query.set('pin', 'true')
+    const q = query.size > 0 ? `?${query.toString()}` : ''
+    return await this.request('POST', `/v1/models${q}`, bytes, 10 * 60_000)
   }
 
-  async submitJob (body: { model: string, inputs: Record<string, { path: string } | { npy: string }>, options?: JobOptions }): Promise<{ jobId: string }> {
+  async models (): Promise<ModelEntry[]> {
+    return await this.get('/v1/models')
+  }
+
+  async removeModel (cid: string): Promise<{ removed: string }> {
+    return await this.request('DELETE', `/v1/models/${encodeURIComponent(cid)}`)
+  }
+
+  async pinModel (cid: string, pinned: boolean): Promise<ModelEntry> {
+    return await this.request(pinned ? 'POST' : 'DELETE', `/v1/models/${encodeURIComponent(cid)}/pin`)
+  }
+
+  /** A CID, name@version or PEERID/name@version to a CID (names only from trusted publishers, or those in `trust`). */
+  async resolve (model: string, trust: string[] = []): Promise<{ cid: string, name: Resolved | null }> {
+    return await this.request('POST', '/v1/resolve', JSON.stringify({ model, trust }))
+  }
+
+  /** Starts fetching a model from the swarm (or finds it held); follow it with `fetchProgress`. */
+  async startFetch (model: string, trust: string[] = []): Promise<FetchProgress> {
+    return await this.request('POST', '/v1/fetches', JSON.stringify({ model, trust }))
+  }
+
+  async fetchProgress (cid: string): Promise<FetchProgress> {
+    return await this.get(`/v1/fetches/${encodeURIComponent(cid)}`)
+  }
+
+  async submitJob (body: { model: string, inputs: Record<string, { path: string } | { npy: string }>, options?: JobOptions, trust?: string[] }): Promise<{ jobId: string }> {
     return await this.request('POST', '/v1/jobs', JSON.stringify(body))
   }
 

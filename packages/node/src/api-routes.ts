@@ -1,11 +1,15 @@
 import { readFile } from 'node:fs/promises'
 import { isAbsolute } from 'node:path'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { formatNpy, parseNpy, TensorFileError } from '@shoal/runtime'
 import type { Tensor } from '@shoal/runtime'
 import { HttpError, JsonBody, RawBody, readBody, readJson } from './api-server.js'
 import type { Route } from './api-server.js'
 import { MAX_API_BODY_BYTES, SHOAL_VERSION } from './constants.js'
 import type { Job, JobOptions } from './job.js'
+import type { ModelEntry } from './model-store.js'
+import type { FetchProgress } from './model-swarm.js'
+import { parseNameRef } from './names.js'
 import type { ShoalNode } from './shoal-node.js'
 
 /** What GET /v1/jobs/:id answers. */
@@ -47,6 +51,20 @@ async function readInput (name: string, spec: any, limit: number): Promise<Tenso
   throw new HttpError(400, `input "${name}" must be {"path": "/abs/file.npy"} or {"npy": "<base64 of a .npy file>"}`)
 }
 
+/** Extra publishers to trust for this request's names: body.trust, an array of peer ids. */
+function trustOf (body: any): string[] {
+  if (body.trust == null) return []
+  if (!Array.isArray(body.trust) || !body.trust.every((t: unknown) => typeof t === 'string')) throw new HttpError(400, '"trust" must be an array of peer ids')
+  for (const t of body.trust) {
+    try {
+      peerIdFromString(t)
+    } catch {
+      throw new HttpError(400, `"trust": ${String(t)} is not a peer id`)
+    }
+  }
+  return body.trust
+}
+
 function parseOptions (raw: any): JobOptions {
   const options: JobOptions = {}
   if (raw == null) return options
@@ -68,22 +86,66 @@ export function apiRoutes (node: ShoalNode): Record<string, Route> {
     if (job == null) throw new HttpError(404, `no job ${id} on this node`)
     return job
   }
+  const findModel = (cid: string): ModelEntry => {
+    const model = node.models.info(cid)
+    if (model == null) throw new HttpError(404, `model ${cid} is not in this node's store`)
+    return model
+  }
+  /** A fetch of a model already held: done at once, nothing moved. */
+  const fetchDone = (cid: string): FetchProgress => {
+    const bytes = node.models.info(cid)?.bytes ?? 0
+    return { cid, state: 'done', bytes, bytesDone: bytes, blocks: 0, blocksDone: 0, heldBlocks: 0, providers: [], candidates: 0, startedAt: 0, error: null, summary: { cid, bytes, wallMs: 0, blocks: 0, heldBlocks: 0, providers: [], dropped: [] } }
+  }
   return {
     'GET /v1/id': () => ({ peerId: node.peerId, addrs: node.addrs, version: SHOAL_VERSION }),
     'GET /v1/status': () => node.status(),
     'GET /v1/peers': () => node.peers(),
     'GET /v1/models': () => node.models.list(),
-    'POST /v1/models': async (req) => {
+    'POST /v1/models': async (req, url) => {
+      const name = url.searchParams.get('name') ?? undefined
+      const pin = url.searchParams.get('pin') === 'true'
+      if (name != null) parseNameRef(name)
       const bytes = await readBody(req, node.config.maxModelBytes)
-      return await node.addModel(bytes)
+      return await node.addModel(bytes, { name, pin: pin ? true : undefined })
     },
+    'GET /v1/models/:cid': (_req, _url, params) => findModel(params.cid),
+    'DELETE /v1/models/:cid': async (_req, _url, params) => {
+      findModel(params.cid)
+      await node.removeModel(params.cid)
+      return { removed: params.cid }
+    },
+    'POST /v1/models/:cid/pin': async (_req, _url, params) => await node.models.pin(findModel(params.cid).cid, true),
+    'DELETE /v1/models/:cid/pin': async (_req, _url, params) => await node.models.pin(findModel(params.cid).cid, false),
+    'POST /v1/fetches': async (req) => {
+      const body = await readJson(req, MAX_API_BODY_BYTES)
+      if (typeof body?.model !== 'string') throw new HttpError(400, 'body must have "model": a CID, name@version or PEERID/name@version')
+      const { cid } = await node.resolveModel(body.model, trustOf(body))
+      // the fetch goes on after the answer; its progress and outcome are at GET /v1/fetches/:cid
+      node.fetchModel(cid).catch(() => {})
+      return new JsonBody(node.swarm.progress(cid) ?? fetchDone(cid), 202)
+    },
+    'GET /v1/fetches': () => node.swarm.listFetches(),
+    'GET /v1/fetches/:cid': (_req, _url, params) => {
+      const progress = node.swarm.progress(params.cid) ?? (node.models.has(params.cid) ? fetchDone(params.cid) : undefined)
+      if (progress == null) throw new HttpError(404, `no fetch of ${params.cid} on this node`)
+      return progress
+    },
+    'POST /v1/resolve': async (req) => {
+      const body = await readJson(req, MAX_API_BODY_BYTES)
+      if (typeof body?.model !== 'string') throw new HttpError(400, 'body must have "model": a CID, name@version or PEERID/name@version')
+      return await node.resolveModel(body.model, trustOf(body))
+    },
+    'GET /v1/names': () => node.names.list(),
     'POST /v1/jobs': async (req) => {
       const body = await readJson(req, MAX_API_BODY_BYTES + node.config.maxRequestBytes * 2)
-      if (typeof body?.model !== 'string') throw new HttpError(400, 'body must have "model": the CID of a model added to this node')
+      if (typeof body?.model !== 'string') throw new HttpError(400, 'body must have "model": a model CID, name@version or PEERID/name@version')
       if (typeof body.inputs !== 'object' || body.inputs == null || Object.keys(body.inputs).length === 0) throw new HttpError(400, 'body must have "inputs": {name: {"path": ...} or {"npy": ...}}')
       const inputs: Record<string, Tensor> = {}
       for (const [name, spec] of Object.entries(body.inputs)) inputs[name] = await readInput(name, spec, node.config.maxRequestBytes * 64)
-      const job = node.submitJob(body.model, inputs, parseOptions(body.options))
+      const { cid } = await node.resolveModel(body.model, trustOf(body))
+      // a model this node lacks comes from the swarm first
+      if (!node.models.has(cid)) await node.fetchModel(cid)
+      const job = node.submitJob(cid, inputs, parseOptions(body.options))
       return new JsonBody({ jobId: job.id }, 202)
     },
     'GET /v1/jobs': () => node.listJobs().map(jobView),

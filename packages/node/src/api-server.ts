@@ -57,8 +57,20 @@ function match (pattern: string, path: string): Record<string, string> | undefin
   return params
 }
 
-/** Errors that mean the request was wrong, answered with 400 and their message. */
-const BAD_INPUT_ERRORS = new Set(['JobError', 'TensorFileError', 'ModelRejectedError', 'InvalidMessageError'])
+/** The status each kind of error is answered with (with its message); anything else is a 500. */
+const ERROR_STATUS: Record<string, number> = {
+  JobError: 400,
+  TensorFileError: 400,
+  ModelRejectedError: 400,
+  InvalidMessageError: 400,
+  NameError: 400,
+  ModelDagError: 400,
+  ModelNotFoundError: 404,
+  // Insufficient Storage: the quota is full of pinned or in-use models
+  StorageFullError: 507,
+  // Bad Gateway: the peers that should have provided the model did not
+  ModelFetchError: 502
+}
 
 export class HttpError extends Error {
   override name = 'HttpError'
@@ -148,7 +160,7 @@ export class ApiServer {
       }
       send(200, await found.route(req, url, found.params))
     } catch (err: any) {
-      const status = err instanceof HttpError ? err.status : BAD_INPUT_ERRORS.has(err?.name) ? 400 : 500
+      const status = err instanceof HttpError ? err.status : ERROR_STATUS[err?.name] ?? 500
       send(status, { error: { status, message: err.message } })
     }
   }

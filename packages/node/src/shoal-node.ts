@@ -11,7 +11,7 @@ import { createShoalLibp2p } from './create-libp2p.js'
 import type { ShoalLibp2p } from './create-libp2p.js'
 import { dataDirFiles, loadOrCreateIdentity, prepareDataDir, writePrivateFile } from './data-dir.js'
 import { ListenError } from './errors.js'
-import { isModelCid } from './model-dag.js'
+import { parseModelCid } from './model-dag.js'
 import { detectHardware } from './hardware.js'
 import { runRemotePiece } from './infer-client.js'
 import { Job, JobError } from './job.js'
@@ -243,7 +243,8 @@ export class ShoalNode {
 
   /** A model reference as a user writes it (a CID, `name@version` or `PEERID/name@version`) to a CID. */
   async resolveModel (ref: string, alsoTrust: string[] = []): Promise<{ cid: string, name: Resolved | null }> {
-    if (isModelCid(ref)) return { cid: ref, name: null }
+    // no @: it can only be a CID, and the error says why it is not one
+    if (!ref.includes('@')) return { cid: parseModelCid(ref).toString(), name: null }
     const name = await this.names.resolve(ref, alsoTrust)
     return { cid: name.cid, name }
   }

@@ -23,20 +23,19 @@ export const MAX_AD_INTERVAL_MS = 10 * 60_000
 export const MAX_CPU_CORES = 4096
 export const MAX_PROVIDER_GFLOPS = 10_000_000
 
-/** Protocol ids of Shoal's request/response protocols. */
+/** Protocol id of Shoal's request/response protocol. Models travel over bitswap (/ipfs/bitswap/1.2.0). */
 export const INFER_PROTOCOL = '/shoal/infer/1.0.0'
-export const MODEL_PROTOCOL = '/shoal/model/1.0.0'
 
 /**
- * Tensor and model bytes travel in frames of at most 1 MiB: big enough that framing costs nothing
+ * Tensor bytes travel in frames of at most 1 MiB: big enough that framing costs nothing
  * measurable, small enough that no frame has to be buffered whole before being checked.
  */
 export const DATA_FRAME_BYTES = 1024 * 1024
 
-/** The header frames (InferRequest, InferResponse, ModelRequest, ModelResponse) are at most 64 KiB. */
+/** The header frames (InferRequest, InferResponse) are at most 64 KiB. */
 export const MAX_HEADER_FRAME_BYTES = 64 * 1024
 
-/** Every frame on the infer and model protocols is at most this long (a data frame plus nothing). */
+/** Every frame on the infer protocol is at most this long (a data frame plus nothing). */
 export const MAX_FRAME_BYTES = DATA_FRAME_BYTES
 
 /** Default limit on a request's total tensor bytes (configurable per node): 256 MiB. */

@@ -1,3 +1,4 @@
+import onnxProto from 'onnx-proto'
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { mkdtemp } from 'node:fs/promises'
@@ -124,4 +125,14 @@ export async function startJobMesh (workers: number, workerInit: Array<{ slowdow
   const nodes = [submitter, ...rest]
   await waitFor(() => nodes.every(n => n.peers().length === workers), 'the job mesh to converge')
   return nodes
+}
+
+/** The calibration model has a fixed batch axis; jobs need a symbolic one to be split. */
+export function withDynamicBatch (bytes: Uint8Array): Uint8Array {
+  const { onnx } = onnxProto
+  const model = onnx.ModelProto.decode(bytes)
+  for (const v of [...model.graph!.input!, ...model.graph!.output!]) {
+    v.type!.tensorType!.shape!.dim![0] = { dimParam: 'batch' }
+  }
+  return onnx.ModelProto.encode(model).finish()
 }

@@ -1,12 +1,12 @@
+import onnxProto from 'onnx-proto'
 import { readFile } from 'node:fs/promises'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { PieceError, runRemotePiece } from '@shoal/node'
 import type { ShoalNode } from '@shoal/node'
 import { INFER_PROTOCOL, InferResponse } from '@shoal/protocol'
 import { buildCalibrationModel } from '@shoal/runtime/calibration-model'
-import onnxProto from 'onnx-proto'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { DETECTION_MODEL, images, localRun, sameBytes, spawnNode, startJobMesh, startNode, stopAll, tempDir, TEST_AD_INTERVAL_MS, waitFor } from './helpers.js'
+import { DETECTION_MODEL, images, localRun, sameBytes, spawnNode, startJobMesh, startNode, stopAll, tempDir, TEST_AD_INTERVAL_MS, waitFor, withDynamicBatch } from './helpers.js'
 import type { NodeProcess } from './helpers.js'
 
 let nodes: ShoalNode[] = []
@@ -253,13 +253,3 @@ describe('bad input gets a clear error, and workers go on serving', () => {
     expect(result.progress.perPeer[worker.peerId]).toBe(2)
   })
 })
-
-/** The calibration model has a fixed batch axis; jobs need a symbolic one to be split. */
-function withDynamicBatch (bytes: Uint8Array): Uint8Array {
-  const { onnx } = onnxProto
-  const model = onnx.ModelProto.decode(bytes)
-  for (const v of [...model.graph!.input!, ...model.graph!.output!]) {
-    v.type!.tensorType!.shape!.dim![0] = { dimParam: 'batch' }
-  }
-  return onnx.ModelProto.encode(model).finish()
-}

@@ -1,8 +1,9 @@
 import { copyFile, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { formatNpy, parseNpy } from '@shoal/runtime'
+import { buildCalibrationModel } from '@shoal/runtime/calibration-model'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { DETECTION_MODEL, images, localRun, runCli, sameBytes, spawnNode, tempDir, TEST_AD_INTERVAL_MS, waitFor } from './helpers.js'
+import { DETECTION_MODEL, images, localRun, runCli, sameBytes, spawnNode, tempDir, TEST_AD_INTERVAL_MS, waitFor, withDynamicBatch } from './helpers.js'
 import type { NodeProcess } from './helpers.js'
 
 const common = ['--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--ad-interval', String(TEST_AD_INTERVAL_MS), '--no-gpu', '--cpu-threads', '1']
@@ -46,7 +47,7 @@ describe('shoal run, end to end through node processes', () => {
     const models = JSON.parse((await runCli(['model', 'ls', '--json', '--data-dir', dirs[0]])).stdout)
     expect(models.map((m: any) => m.inputs[0].name)).toEqual(['x'])
     const table = await runCli(['model', 'ls', '--data-dir', dirs[0]])
-    expect(table.stdout).toMatch(/^CID\s+SIZE\s+INPUTS\s+OUTPUTS\nbafkrei/)
+    expect(table.stdout).toMatch(/^CID\s+NAME\s+SIZE\s+FLAGS\s+INPUTS\s+OUTPUTS\nbafybei\w+\s+-\s+4\.\d MiB\s+-\s+x float32/)
   })
 
   it('prints a readable summary without --json', async () => {
@@ -55,6 +56,58 @@ describe('shoal run, end to end through node processes', () => {
     expect(result.code).toBe(0)
     expect(result.stdout).toMatch(/^done: \d+ pieces of \d+ rows on \d+ peers in /)
     expect(result.stdout).toContain('sigmoid_0.tmp_0.npy  float32 [4, 1, 64, 64]')
+  })
+
+  it('model commands: add with a signed name, run by name only with --trust, get from the swarm, pin, unpin, rm', async () => {
+    const gen = join(work, 'gen.onnx')
+    await writeFile(gen, withDynamicBatch(buildCalibrationModel({ batch: 1, width: 16, layers: 2 })))
+    const added = await runCli(['model', 'add', gen, '--name', 'gen@1', '--pin', '--json', '--data-dir', dirs[2]])
+    expect(added.code).toBe(0)
+    const entry = JSON.parse(added.stdout)
+    expect(entry).toMatchObject({ name: 'gen@1', pinned: true, manifest: { name: 'gen', version: '1', cid: entry.cid, publisher: procs[2].peerId } })
+
+    const x = { dtype: 'float32' as const, dims: [3, 16], data: new Uint8Array(Float32Array.from({ length: 48 }, (_, i) => i / 7).buffer) }
+    await writeFile(join(work, 'g.npy'), formatNpy(x))
+    const args = ['run', 'gen@1', '--input', `input=${join(work, 'g.npy')}`, '--output', join(work, 'gen-out'), '--json', '--data-dir', dirs[0]]
+    // a name signed by another peer is not trusted unless asked
+    const untrusted = await runCli(args)
+    expect(untrusted.code).toBe(2)
+    expect(untrusted.stderr).toMatch(/no trusted publisher has published gen@1 .*--trust PEERID/)
+    const trusted = await runCli([...args, '--trust', procs[2].peerId])
+    expect(trusted.stderr).toBe('')
+    expect(trusted.code).toBe(0)
+    const summary = JSON.parse(trusted.stdout)
+    expect(summary.pieces).toBeGreaterThanOrEqual(1)
+    const reference = await localRun(await readFile(gen), { input: x })
+    expect(sameBytes(parseNpy(await readFile(summary.outputs.output)), reference.output)).toBe(true)
+
+    // a node that has it (the submitter fetched it) and one that does not
+    const got = await runCli(['model', 'get', entry.cid, '--json', '--data-dir', dirs[1]])
+    expect(got.code).toBe(0)
+    const fetched = JSON.parse(got.stdout)
+    expect(fetched.cid).toBe(entry.cid)
+    expect(fetched.bytes).toBe(entry.bytes)
+    // unless a piece already brought it to this worker, it came from the publisher or the submitter
+    if (fetched.wallMs > 0) expect(fetched.providers.map((p: any) => p.peerId).every((p: string) => p === procs[0].peerId || p === procs[2].peerId)).toBe(true)
+    const held = async (): Promise<any> => JSON.parse((await runCli(['model', 'ls', '--json', '--data-dir', dirs[1]])).stdout).find((m: any) => m.cid === entry.cid)
+    expect(await held()).toMatchObject({ pinned: false })
+    expect((await runCli(['model', 'pin', entry.cid, '--data-dir', dirs[1]])).code).toBe(0)
+    expect(await held()).toMatchObject({ pinned: true })
+    expect((await runCli(['model', 'unpin', entry.cid, '--data-dir', dirs[1]])).code).toBe(0)
+    expect(await held()).toMatchObject({ pinned: false })
+    expect((await runCli(['model', 'rm', entry.cid, '--data-dir', dirs[1]])).code).toBe(0)
+    expect(await held()).toBeUndefined()
+
+    for (const [argv, message] of [
+      [['model', 'get', 'bafynotacid'], /"bafynotacid" is not a CID/],
+      [['model', 'rm', 'nope'], /nope is not a model CID/],
+      [['model', 'add', gen, '--name', 'no-version'], /write NAME@VERSION/],
+      [['model', 'pin', entry.cid], new RegExp(`model ${entry.cid} is not in this node's store`)]
+    ] as Array<[string[], RegExp]>) {
+      const result = await runCli([...argv, '--data-dir', dirs[1]])
+      expect({ argv, code: result.code }).toEqual({ argv, code: 2 })
+      expect(result.stderr).toMatch(message)
+    }
   })
 
   it('refuses bad input with one clear line and exit status 2', async () => {

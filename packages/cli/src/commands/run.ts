@@ -1,31 +1,33 @@
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { ApiClient } from '@shoal/node'
+import { ApiClient, isModelCid, looksLikeNameRef } from '@shoal/node'
 import type { JobView } from '@shoal/node'
 import { DATA_DIR_FLAG, JSON_FLAG, parse } from '../args.js'
 import type { CommandSpec } from '../args.js'
 import { UsageError } from '../errors.js'
 import { formatDuration } from '../format.js'
 import type { Io } from '../io.js'
+import { fetchWithProgress, TRUST_FLAG } from './model.js'
 import { dataDirOf } from './peers.js'
-
-const CID = /^bafkrei[a-z2-7]{52}$/
 
 export const runSpec: CommandSpec = {
   name: 'run',
   summary: 'run a batch through a model, split across the mesh',
-  usage: 'shoal run <model.onnx|CID> --input NAME=FILE.npy [--input ...] --output DIR [options]',
+  usage: 'shoal run <model.onnx|CID|NAME@VERSION> --input NAME=FILE.npy [--input ...] --output DIR [options]',
   positionals: true,
   flags: [
     { name: 'input', type: 'string', multiple: true, placeholder: 'NAME=FILE', help: 'a model input and the .npy file holding its whole batch' },
     { name: 'output', type: 'string', placeholder: 'DIR', help: 'directory for the outputs: one NAME.npy per model output' },
     { name: 'share', type: 'boolean', help: 'this node takes a share of the pieces too (default: only when no peer can)' },
     { name: 'rows-per-piece', type: 'string', placeholder: 'N', help: 'rows per piece (default: sized for ~0.5 s on the median peer)' },
+    TRUST_FLAG,
     DATA_DIR_FLAG,
     JSON_FLAG
   ],
   details: `Runs the job through the node running on the data dir. A model given as a file is first added
-to that node's store. Every input is split along axis 0 (the batch axis): all inputs must have the same
+to that node's store; one given as a CID or a name (NAME@VERSION, resolved through trusted publishers:
+the node itself, its --trust list and --trust here) is fetched from the swarm if the node lacks it.
+Workers that lack the model fetch it from the swarm too. Every input is split along axis 0 (the batch axis): all inputs must have the same
 number of rows. The outputs are exactly what ONNX Runtime returns for the whole batch on one machine.
 
 On a terminal, progress is shown on stderr. At the end a summary is printed; with --json, stdout is one
@@ -50,7 +52,7 @@ function bar (view: JobView, width = 28): string {
 
 export async function run (argv: string[], io: Io): Promise<number> {
   const { values, positionals } = parse(runSpec, argv)
-  if (positionals.length !== 1) throw new UsageError('give exactly one model: a .onnx file or a model CID')
+  if (positionals.length !== 1) throw new UsageError('give exactly one model: a .onnx file, a model CID or NAME@VERSION')
   const output = values.output as string | undefined
   if (output == null) throw new UsageError('--output DIR is required')
   const inputSpecs = (values.input as string[] | undefined) ?? []
@@ -77,15 +79,17 @@ export async function run (argv: string[], io: Io): Promise<number> {
   }
 
   const client = await ApiClient.connect(dataDirOf(values, io))
+  const trust = (values.trust as string[] | undefined) ?? []
   const modelArg = positionals[0]
   let model: string
   const isFile = await stat(modelArg).then(s => s.isFile(), () => false)
   if (isFile) {
     model = (await client.addModel(await readFile(modelArg))).cid
-  } else if (CID.test(modelArg)) {
-    model = modelArg
+  } else if (isModelCid(modelArg) || looksLikeNameRef(modelArg)) {
+    // resolve the name and get the model here first, with its own progress line
+    model = (await fetchWithProgress(client, modelArg, trust, io, values.json !== true)).cid
   } else {
-    throw new UsageError(`${modelArg} is neither a model file nor a model CID`)
+    throw new UsageError(`${modelArg} is neither a model file, a model CID nor NAME@VERSION`)
   }
 
   const outDir = resolve(output)
