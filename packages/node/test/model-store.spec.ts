@@ -1,0 +1,76 @@
+import { mkdtemp, readdir } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { buildCalibrationModel } from '@shoal/runtime/calibration-model'
+import { describe, expect, it } from 'vitest'
+import { ModelStore } from '../src/model-store.js'
+
+/** Distinct small valid models: the calibration model at different widths. */
+const model = (width: number): Uint8Array => buildCalibrationModel({ batch: 1, width, layers: 1 })
+
+async function store (maxStorageBytes: number, maxModelBytes = 1 << 30): Promise<ModelStore> {
+  const s = new ModelStore({ dataDir: await mkdtemp(join(tmpdir(), 'shoal-store-')), maxModelBytes, maxStorageBytes })
+  await s.start()
+  return s
+}
+
+describe('model store', () => {
+  it('stores a model as blocks and gives back the same bytes; survives a restart', async () => {
+    const bytes = model(64)
+    const s = await store(1 << 30)
+    const entry = await s.add(bytes, { name: 'm@1' })
+    expect(entry).toMatchObject({ bytes: bytes.byteLength, name: 'm@1', pinned: false, inUse: 0 })
+    expect(Buffer.from(await s.bytes(entry.cid)).equals(Buffer.from(bytes))).toBe(true)
+    const again = new ModelStore({ dataDir: join((s as any).dir, '..'), maxModelBytes: 1 << 30, maxStorageBytes: 1 << 30 })
+    await again.start()
+    expect(again.info(entry.cid)).toMatchObject({ name: 'm@1' })
+    expect(Buffer.from(await again.bytes(entry.cid)).equals(Buffer.from(bytes))).toBe(true)
+  })
+
+  it('evicts the least recently used unpinned model past the quota, never a pinned one or one in use', async () => {
+    const [a, b, c, d] = [model(40), model(50), model(42), model(43)]
+    // all four do not fit; any three with c or d left out do
+    const quota = a.byteLength + b.byteLength + Math.max(c.byteLength, d.byteLength)
+    const s = await store(quota)
+    const ea = await s.add(a, { pin: true })
+    const eb = await s.add(b)
+    const ec = await s.add(c)
+    const release = s.use(eb.cid) // b is older than c, but in use
+    await s.add(d)
+    // a pinned, b in use: c, the least recently used of the rest, went
+    expect(s.has(ea.cid)).toBe(true)
+    expect(s.has(eb.cid)).toBe(true)
+    expect(s.has(ec.cid)).toBe(false)
+    release()
+    await expect(s.add(c)).resolves.toMatchObject({ cid: ec.cid })
+    // now b was the least recently used evictable one
+    expect(s.has(eb.cid)).toBe(false)
+    expect(s.has(ea.cid)).toBe(true)
+  })
+
+  it('refuses, with a clear error, a model that only fits by evicting pinned or in-use ones', async () => {
+    const [a, b] = [model(41), model(40)]
+    const s = await store(a.byteLength + 10)
+    await s.add(a, { pin: true })
+    await expect(s.add(b)).rejects.toThrow(/storage quota of \d+ bytes \(--max-storage\) is full of pinned or in-use models/)
+    await expect(s.add(model(500))).rejects.toThrow(/does not fit in this node's storage quota/)
+  })
+
+  it('removes a model and its blocks, but refuses while it is in use', async () => {
+    const s = await store(1 << 30)
+    const e = await s.add(model(64))
+    const release = s.use(e.cid)
+    await expect(s.remove(e.cid)).rejects.toThrow(/is in use/)
+    release()
+    await s.remove(e.cid)
+    expect(s.has(e.cid)).toBe(false)
+    const blocks = join((s as any).dir, 'blocks')
+    const files = (await readdir(blocks, { recursive: true, withFileTypes: true })).filter(f => f.isFile())
+    expect(files).toEqual([])
+  })
+
+  it('refuses a model over the size limit', async () => {
+    const s = await store(1 << 30, 1000)
+    await expect(s.add(model(64))).rejects.toThrow(/over the limit of 1000/)
+  })
+})

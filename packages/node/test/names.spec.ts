@@ -1,0 +1,60 @@
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { fromString, toString } from 'uint8arrays'
+import { describe, expect, it } from 'vitest'
+import { MAX_NAME_RECORD_BYTES, nameKey, nameRecordSelectors, parseNameRef, signManifest, verifyNameRecord } from '../src/names.js'
+import type { Manifest } from '../src/names.js'
+
+const CID = 'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'
+const OTHER_CID = 'bafkreiaxmgkpa5buowlxbrxigvmhgqpsqurxnavdtrigeolt3wdfbrcocm'
+
+async function publisher (): Promise<{ key: Awaited<ReturnType<typeof generateKeyPair>>, id: string }> {
+  const key = await generateKeyPair('Ed25519')
+  return { key, id: peerIdFromPrivateKey(key).toString() }
+}
+
+describe('model names', () => {
+  it('parses name@version and PEERID/name@version, and says what is wrong with anything else', async () => {
+    const { id } = await publisher()
+    expect(parseNameRef('my-model@1')).toEqual({ publisher: undefined, name: 'my-model', version: '1' })
+    expect(parseNameRef(`${id}/ocr.det@2.1-rc1`)).toEqual({ publisher: id, name: 'ocr.det', version: '2.1-rc1' })
+    expect(() => parseNameRef('my-model')).toThrow(/write NAME@VERSION/)
+    expect(() => parseNameRef('My Model@1')).toThrow(/not a valid model name/)
+    expect(() => parseNameRef('m@')).toThrow(/not a valid version/)
+    expect(() => parseNameRef('nobody/m@1')).toThrow(/"nobody" \(before the \/\) is not a peer id/)
+  })
+
+  it('a signed manifest verifies under its key; tampering, another signer, a mismatched key or an oversize record is refused', async () => {
+    const { key, id } = await publisher()
+    const manifest: Manifest = { name: 'm', version: '1', cid: CID, publisher: id, issuedAt: 1000 }
+    const record = await signManifest(manifest, key)
+    const dhtKey = nameKey(id, 'm', '1')
+    expect(await verifyNameRecord(dhtKey, record)).toEqual(manifest)
+
+    // the payload changed after signing: another CID
+    const outer = JSON.parse(toString(record))
+    const forged = { ...manifest, cid: OTHER_CID }
+    outer.payload = toString(fromString(JSON.stringify(forged)), 'base64')
+    await expect(verifyNameRecord(dhtKey, fromString(JSON.stringify(outer)))).rejects.toThrow(/is not signed by/)
+    // signed by someone else, claiming to be the publisher
+    const mallory = await publisher()
+    await expect(verifyNameRecord(dhtKey, await signManifest(manifest, mallory.key))).rejects.toThrow(/is not signed by/)
+    // a valid record under another key (name or publisher differ)
+    await expect(verifyNameRecord(nameKey(id, 'm', '2'), record)).rejects.toThrow(/holds a manifest for/)
+    await expect(verifyNameRecord(nameKey(mallory.id, 'm', '1'), record)).rejects.toThrow(/holds a manifest for/)
+    // garbage and oversize
+    await expect(verifyNameRecord(dhtKey, fromString('{"payload": 5'))).rejects.toThrow(/not \{"payload", "signature"\} JSON/)
+    await expect(verifyNameRecord(dhtKey, new Uint8Array(MAX_NAME_RECORD_BYTES + 1))).rejects.toThrow(/over the limit/)
+    // a manifest whose cid is not a model CID, properly signed
+    const badCid = await signManifest({ ...manifest, cid: 'hello' }, key)
+    await expect(verifyNameRecord(dhtKey, badCid)).rejects.toThrow(/not a model CID/)
+  })
+
+  it('of several records for one name, the DHT keeps the one issued last', async () => {
+    const { key, id } = await publisher()
+    const old = await signManifest({ name: 'm', version: '1', cid: CID, publisher: id, issuedAt: 1000 }, key)
+    const newer = await signManifest({ name: 'm', version: '1', cid: OTHER_CID, publisher: id, issuedAt: 2000 }, key)
+    expect(nameRecordSelectors['shoal-name'](nameKey(id, 'm', '1'), [old, newer, fromString('junk')])).toBe(1)
+    expect(nameRecordSelectors['shoal-name'](nameKey(id, 'm', '1'), [newer, old])).toBe(0)
+  })
+})
