@@ -83,8 +83,8 @@ export class ApiClient {
   }
 
   /** Starts fetching a model from the swarm (or finds it held); follow it with `fetchProgress`. */
-  async startFetch (model: string, trust: string[] = []): Promise<FetchProgress> {
-    return await this.request('POST', '/v1/fetches', JSON.stringify({ model, trust }))
+  async startFetch (model: string, trust: string[] = [], from?: string[]): Promise<FetchProgress> {
+    return await this.request('POST', '/v1/fetches', JSON.stringify({ model, trust, from }))
   }
 
   async fetchProgress (cid: string): Promise<FetchProgress> {

@@ -53,16 +53,19 @@ async function readInput (name: string, spec: any, limit: number): Promise<Tenso
 
 /** Extra publishers to trust for this request's names: body.trust, an array of peer ids. */
 function trustOf (body: any): string[] {
-  if (body.trust == null) return []
-  if (!Array.isArray(body.trust) || !body.trust.every((t: unknown) => typeof t === 'string')) throw new HttpError(400, '"trust" must be an array of peer ids')
-  for (const t of body.trust) {
+  return body.trust == null ? [] : peerIdsOf(body.trust, 'trust')
+}
+
+function peerIdsOf (value: unknown, field: string): string[] {
+  if (!Array.isArray(value) || !value.every((t: unknown) => typeof t === 'string')) throw new HttpError(400, `"${field}" must be an array of peer ids`)
+  for (const t of value) {
     try {
       peerIdFromString(t)
     } catch {
-      throw new HttpError(400, `"trust": ${String(t)} is not a peer id`)
+      throw new HttpError(400, `"${field}": ${String(t)} is not a peer id`)
     }
   }
-  return body.trust
+  return value
 }
 
 function parseOptions (raw: any): JobOptions {
@@ -120,8 +123,9 @@ export function apiRoutes (node: ShoalNode): Record<string, Route> {
       const body = await readJson(req, MAX_API_BODY_BYTES)
       if (typeof body?.model !== 'string') throw new HttpError(400, 'body must have "model": a CID, name@version or PEERID/name@version')
       const { cid } = await node.resolveModel(body.model, trustOf(body))
+      const only = body.from == null ? undefined : peerIdsOf(body.from, 'from')
       // the fetch goes on after the answer; its progress and outcome are at GET /v1/fetches/:cid
-      node.fetchModel(cid).catch(() => {})
+      node.fetchModel(cid, { only }).catch(() => {})
       return new JsonBody(node.swarm.progress(cid) ?? fetchDone(cid), 202)
     },
     'GET /v1/fetches': () => node.swarm.listFetches(),

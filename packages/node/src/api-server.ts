@@ -66,6 +66,7 @@ const ERROR_STATUS: Record<string, number> = {
   NameError: 400,
   ModelDagError: 400,
   ModelNotFoundError: 404,
+  ModelInUseError: 409,
   // Insufficient Storage: the quota is full of pinned or in-use models
   StorageFullError: 507,
   // Bad Gateway: the peers that should have provided the model did not

@@ -76,7 +76,7 @@ export const HEADER_TIMEOUT_MS = 10_000
 export const BLOCK_TIMEOUT_MS = 30_000
 
 /** Blocks asked of one provider at once: enough to keep a fast link busy, few enough that a slow one does not hold the tail. */
-export const BLOCKS_IN_FLIGHT_PER_PROVIDER = 4
+export const BLOCKS_IN_FLIGHT_PER_PROVIDER = 8
 
 /** While a fetch runs, providers are looked up again this often (ads and DHT), so that new holders join in. */
 export const FETCH_DISCOVERY_INTERVAL_MS = 2000

@@ -25,6 +25,10 @@ export class StorageFullError extends Error {
   override name = 'StorageFullError'
 }
 
+export class ModelInUseError extends Error {
+  override name = 'ModelInUseError'
+}
+
 export class ModelNotFoundError extends Error {
   override name = 'ModelNotFoundError'
 }
@@ -198,7 +202,7 @@ export class ModelStore {
   async remove (cid: string): Promise<void> {
     const entry = this.entries.get(cid)
     if (entry == null) throw new ModelNotFoundError(`model ${cid} is not in this node's store`)
-    if ((this.using.get(cid) ?? 0) > 0) throw new StorageFullError(`model ${cid} is in use (a job, piece or fetch); remove it when that is done`)
+    if ((this.using.get(cid) ?? 0) > 0) throw new ModelInUseError(`model ${cid} is in use (a job, piece or fetch); remove it when that is done`)
     await this.drop(entry)
   }
 

@@ -45,6 +45,14 @@ export interface FetchProgress {
   summary: FetchSummary | null
 }
 
+export interface FetchOptions {
+  /** Peers to ask first (the submitter of a piece). */
+  hints?: string[]
+  /** Ask only these peers: no capacity ads, no DHT. */
+  only?: string[]
+  signal?: AbortSignal
+}
+
 export class ModelFetchError extends Error {
   override name = 'ModelFetchError'
 }
@@ -71,6 +79,13 @@ interface BitswapInternals {
     }
   }
 }
+
+/**
+ * @helia/bitswap sends one message at a time to each peer by default, so a fetcher's requests are
+ * answered one block after another however many it has in flight; serving several at once lets
+ * several blocks share the connection (docs/benchmarks.md).
+ */
+const BITSWAP_OPTIONS = { sendBlocksConcurrency: 8, sendBlocksMaxQueueLength: 256 }
 
 const digestKey = (cid: CID): string => uint8ArrayToString(cid.multihash.digest, 'base64')
 
@@ -148,7 +163,7 @@ export class ModelSwarm {
         throw new Error(`no hasher for multihash code ${code}: model blocks are sha2-256`)
       }
     }
-    withBitswap(host as any)
+    withBitswap(host as any, BITSWAP_OPTIONS)
     await mixin?.start(host)
     if (broker?.bitswap?.wantList?.wantSessionBlock == null) throw new Error('@helia/bitswap changed its internals: pin the version in pnpm-workspace.yaml (docs/decisions.md)')
     this.broker = broker
@@ -185,10 +200,10 @@ export class ModelSwarm {
 
   /**
    * Fetches a model into the store from every peer that has it; `hints` are peers to ask first (the
-   * submitter of a piece). One fetch per CID at a time: a second caller shares the first's. Resolves
+   * submitter of a piece); `only` restricts the fetch to the given peers (no ads, no DHT). One fetch per CID at a time: a second caller shares the first's. Resolves
    * once the model is stored and checked.
    */
-  async fetch (cid: string, options: { hints?: string[], signal?: AbortSignal } = {}): Promise<FetchSummary> {
+  async fetch (cid: string, options: FetchOptions = {}): Promise<FetchSummary> {
     const root = parseModelCid(cid)
     const existing = this.fetches.get(cid)
     if (existing?.progress.state === 'fetching') return await existing.done
@@ -197,7 +212,7 @@ export class ModelSwarm {
     const progress: FetchProgress = {
       cid, state: 'fetching', bytes: 0, bytesDone: 0, blocks: 1, blocksDone: 0, heldBlocks: 0, providers: [], candidates: 0, startedAt: Date.now(), error: null, summary: null
     }
-    const done = this.run(root, progress, options.hints ?? [], options.signal)
+    const done = this.run(root, progress, options)
     this.fetches.set(cid, { progress, done })
     done.then(summary => {
       progress.state = 'done'
@@ -209,7 +224,8 @@ export class ModelSwarm {
     return await done
   }
 
-  private async run (root: CID, progress: FetchProgress, hints: string[], outer?: AbortSignal): Promise<FetchSummary> {
+  private async run (root: CID, progress: FetchProgress, options: FetchOptions): Promise<FetchSummary> {
+    const outer = options.signal
     const cid = root.toString()
     const store = this.init.store
     const wantList = this.broker?.bitswap.wantList
@@ -350,7 +366,11 @@ export class ModelSwarm {
     }
 
     const discover = async (): Promise<void> => {
-      for (const peer of this.standing.rank([...hints, ...this.init.adHolders(cid)])) addCandidate(peer)
+      if (options.only != null) {
+        for (const peer of options.only) addCandidate(peer)
+        return
+      }
+      for (const peer of this.standing.rank([...options.hints ?? [], ...this.init.adHolders(cid)])) addCandidate(peer)
       try {
         const signal = AbortSignal.any([stop.signal, AbortSignal.timeout(FIND_PROVIDERS_TIMEOUT_MS)])
         for await (const provider of this.init.libp2p.contentRouting.findProviders(root as any, { signal })) {

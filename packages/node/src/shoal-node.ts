@@ -19,7 +19,7 @@ import type { JobOptions } from './job.js'
 import { ModelStore } from './model-store.js'
 import type { ModelEntry } from './model-store.js'
 import { ModelSwarm } from './model-swarm.js'
-import type { FetchSummary } from './model-swarm.js'
+import type { FetchOptions, FetchSummary } from './model-swarm.js'
 import { NameService, parseNameRef } from './names.js'
 import type { Manifest, Resolved } from './names.js'
 import type { NodeConfig } from './config.js'
@@ -231,7 +231,7 @@ export class ShoalNode {
   }
 
   /** Gets a model into this node's store from the peers that hold it (a no-op if it is here). */
-  async fetchModel (cid: string, options: { hints?: string[], signal?: AbortSignal } = {}): Promise<FetchSummary> {
+  async fetchModel (cid: string, options: FetchOptions = {}): Promise<FetchSummary> {
     return await this.swarm.fetch(cid, options)
   }
 

@@ -129,9 +129,14 @@ async function setPin (spec: CommandSpec, argv: string[], io: Io, pin: boolean):
 export const modelGetSpec: CommandSpec = {
   name: 'model get',
   summary: 'fetch a model into the running node\'s store from the peers that hold it',
-  usage: 'shoal model get CID|NAME@VERSION [--trust PEERID] [--data-dir DIR] [--json]',
+  usage: 'shoal model get CID|NAME@VERSION [--from PEERID] [--trust PEERID] [--data-dir DIR] [--json]',
   positionals: true,
-  flags: [TRUST_FLAG, DATA_DIR_FLAG, JSON_FLAG],
+  flags: [
+    { name: 'from', type: 'string', multiple: true, placeholder: 'PEERID', help: 'ask only this peer (repeatable): no capacity ads, no DHT lookups' },
+    TRUST_FLAG,
+    DATA_DIR_FLAG,
+    JSON_FLAG
+  ],
   details: `Providers are found through capacity ads and DHT provider records; blocks come from several at
 once, each checked against its CID. A fetch cut short resumes from the blocks already here. On a
 terminal, progress is shown on stderr.
@@ -145,7 +150,7 @@ export async function modelGet (argv: string[], io: Io): Promise<number> {
   const { values, positionals } = parse(modelGetSpec, argv)
   if (positionals.length !== 1) throw new UsageError('give exactly one model: a CID or NAME@VERSION')
   const client = await ApiClient.connect(dataDirOf(values, io))
-  const summary = await fetchWithProgress(client, positionals[0], (values.trust as string[] | undefined) ?? [], io, values.json !== true)
+  const summary = await fetchWithProgress(client, positionals[0], (values.trust as string[] | undefined) ?? [], io, values.json !== true, values.from as string[] | undefined)
   if (values.json === true) {
     io.stdout(JSON.stringify(summary, null, 2) + '\n')
     return 0
@@ -169,8 +174,8 @@ function bar (p: FetchProgress, width = 28): string {
 }
 
 /** Starts (or joins) a fetch on the node and follows it to the end, with a progress line on a terminal. */
-export async function fetchWithProgress (client: ApiClient, model: string, trust: string[], io: Io, showProgress: boolean): Promise<FetchSummary> {
-  let progress = await client.startFetch(model, trust)
+export async function fetchWithProgress (client: ApiClient, model: string, trust: string[], io: Io, showProgress: boolean, from?: string[]): Promise<FetchSummary> {
+  let progress = await client.startFetch(model, trust, from)
   const live = io.isTTY && showProgress
   while (progress.state === 'fetching') {
     if (live) io.progress(bar(progress))
