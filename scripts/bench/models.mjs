@@ -7,7 +7,8 @@ import { buildCalibrationModel } from '@shoal/runtime/calibration-model'
 import { record, table } from '../record.mjs'
 import { startNodeProcess, tempDir, waitFor } from '../lib.mjs'
 
-const FETCHERS = [1, 4, 8]
+// SHOAL_BENCH_PEERS=4 runs one size only, for trying changes
+const FETCHERS = process.env.SHOAL_BENCH_PEERS != null ? [Number(process.env.SHOAL_BENCH_PEERS)] : [1, 4, 8]
 const common = ['--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--no-gpu', '--cpu-threads', '1', '--ad-interval', '1000']
 
 /** Starts a node process on a fresh data dir and connects an API client to it. */
@@ -63,6 +64,9 @@ export async function run ({ record: save }) {
       const group = fetchers.slice(0, n)
       const swarm = await fetchAll(group, cid)
       const providers = Math.max(...swarm.summaries.map(s => s.providers.length))
+      for (const s of swarm.summaries) {
+        process.stderr.write(`  ${s.wallMs} ms from ${s.providers.map(p => Math.round(p.bytes / MB)).join('+')} MB${s.dropped.length > 0 ? `; dropped: ${s.dropped.map(d => d.reason).join('; ')}` : ''}\n`)
+      }
       await forget(group, cid)
       let sequentialMs = 0
       for (const f of group) sequentialMs += (await fetchAll([f], cid, [publisher.peerId])).wallMs

@@ -70,16 +70,31 @@ export const SHOAL_VERSION = '0.1.0'
 export const HEADER_TIMEOUT_MS = 10_000
 
 /**
- * A provider must deliver a block (1 MiB at most) within 30 s of being asked, or it is dropped from the
- * fetch: even a 1 Mbit/s uplink with a few blocks in flight meets that.
+ * A provider must deliver a block (1 MiB at most) within 30 s of being asked: even a 1 Mbit/s uplink
+ * with a few blocks in flight meets that. Once a fetch has seen a few blocks arrive, its patience is 8
+ * times the slowest recent one, at least MIN_BLOCK_TIMEOUT_MS: a lost message then costs seconds, not 30.
  */
 export const BLOCK_TIMEOUT_MS = 30_000
+export const MIN_BLOCK_TIMEOUT_MS = 2000
+
+/** A provider that misses this many blocks in one fetch is dropped from it (fewer: others are asked for those blocks). */
+export const TIMEOUTS_BEFORE_DROP = 3
 
 /** Blocks asked of one provider at once: enough to keep a fast link busy, few enough that a slow one does not hold the tail. */
 export const BLOCKS_IN_FLIGHT_PER_PROVIDER = 8
 
+/**
+ * Blocks one fetch has in flight across all its providers: 16 MiB on the way keeps several links busy,
+ * while eight fetchers with eight providers each do not bury every node in hundreds of megabytes of
+ * messages at once (measured: with no cap, wants were lost to bitswap's 10 s message timeouts).
+ */
+export const BLOCKS_IN_FLIGHT_PER_FETCH = 16
+
 /** While a fetch runs, providers are looked up again this often (ads and DHT), so that new holders join in. */
 export const FETCH_DISCOVERY_INTERVAL_MS = 2000
+
+/** A peer that lacked some blocks (it is still fetching them) is asked for them again after this long. */
+export const REFUSAL_RETRY_MS = 1000
 
 /** One DHT provider lookup may take this long. */
 export const FIND_PROVIDERS_TIMEOUT_MS = 10_000

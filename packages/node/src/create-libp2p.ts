@@ -64,7 +64,7 @@ export async function createShoalLibp2p (init: CreateShoalLibp2pInit): Promise<S
     addresses: { listen: config.listen },
     transports: [tcp(), webSockets()],
     connectionEncrypters: [noise()],
-    streamMuxers: [yamux({ streamOptions: { initialStreamWindowSize: 16 * 1024 * 1024, maxStreamWindowSize: 16 * 1024 * 1024 } })],
+    streamMuxers: [yamux()],
     peerDiscovery: config.mdns ? [mdns({ serviceTag: MDNS_SERVICE_TAG })] : [],
     connectionManager: { allow: LOOPBACK_ALLOW },
     services: {

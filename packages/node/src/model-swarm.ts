@@ -6,7 +6,7 @@ import type { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
 import {
-  BLOCK_TIMEOUT_MS, BLOCKS_IN_FLIGHT_PER_PROVIDER, FETCH_DISCOVERY_INTERVAL_MS, FIND_PROVIDERS_TIMEOUT_MS, NO_PROVIDER_TIMEOUT_MS
+  BLOCK_TIMEOUT_MS, BLOCKS_IN_FLIGHT_PER_FETCH, BLOCKS_IN_FLIGHT_PER_PROVIDER, FETCH_DISCOVERY_INTERVAL_MS, FIND_PROVIDERS_TIMEOUT_MS, MIN_BLOCK_TIMEOUT_MS, NO_PROVIDER_TIMEOUT_MS, REFUSAL_RETRY_MS, TIMEOUTS_BEFORE_DROP
 } from './constants.js'
 import { decodeBlock, ModelDagError, parseModelCid } from './model-dag.js'
 import type { ModelEntry, ModelStore } from './model-store.js'
@@ -85,9 +85,25 @@ interface BitswapInternals {
  * answered one block after another however many it has in flight; serving several at once lets
  * several blocks share the connection (docs/benchmarks.md).
  */
-const BITSWAP_OPTIONS = { sendBlocksConcurrency: 8, sendBlocksMaxQueueLength: 256 }
+const BITSWAP_OPTIONS = {
+  sendBlocksConcurrency: 8,
+  sendBlocksMaxQueueLength: 256,
+  // a message of a few 1 MiB blocks to a busy peer can take more than bitswap's default 10 s; a lost
+  // message costs a fetcher a block timeout (BLOCK_TIMEOUT_MS, longer than these)
+  messageSendTimeout: 20_000,
+  messageReceiveTimeout: 20_000
+}
 
 const digestKey = (cid: CID): string => uint8ArrayToString(cid.multihash.digest, 'base64')
+
+function shuffled<T> (items: T[]): T[] {
+  const out = [...items]
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [out[i], out[j]] = [out[j], out[i]]
+  }
+  return out
+}
 
 /**
  * A bitswap message cancelling wants, in the shape @helia/bitswap's network queue takes. A server keeps
@@ -117,7 +133,7 @@ export class ModelSwarm {
   private broker?: BitswapInternals
   private readonly fetches = new Map<string, { progress: FetchProgress, done: Promise<FetchSummary> }>()
   /** Per fetch: digests of its blocks and who it is asking, to recognise a corrupted block on arrival. */
-  private readonly watchers = new Set<(sender: string, digest: string) => void>()
+  private readonly watchers = new Set<(sender: string, digest: string, block: Uint8Array) => void>()
   readonly standing = new Standing()
   /** Test-only: blocks this node serves have one byte flipped. */
   corruptServedBlocks = false
@@ -170,7 +186,7 @@ export class ModelSwarm {
     broker.bitswap.wantList.addEventListener('block', (evt: any) => {
       const sender = evt.detail.sender.toString()
       const digest = digestKey(evt.detail.cid)
-      for (const watch of this.watchers) watch(sender, digest)
+      for (const watch of this.watchers) watch(sender, digest, evt.detail.block)
     })
   }
 
@@ -181,7 +197,7 @@ export class ModelSwarm {
   /** Announces in the DHT that this node holds `cid` (kad-dht refreshes the record until cancelled). */
   announce (cid: string): void {
     const run = async (): Promise<void> => {
-      for await (const _ of this.init.libp2p.contentRouting.provide(parseModelCid(cid) as any, { signal: AbortSignal.timeout(60_000) }) as any) {}
+      await this.init.libp2p.contentRouting.provide(parseModelCid(cid) as any, { signal: AbortSignal.timeout(60_000) })
     }
     run().catch(err => { this.log('announcing %s failed - %s', cid, err.message) })
   }
@@ -246,6 +262,21 @@ export class ModelSwarm {
     const candidates = new Set<string>()
     const asked = new Map<string, { peerId: PeerId, cids: CID[] }>()
     const lanes = new Map<string, AbortController>()
+    /** Per peer, blocks it said it lacks (a peer still fetching holds part of the model). */
+    const refused = new Map<string, Map<string, { cid: CID, at: number }>>()
+    const accepting = new Set<string>()
+    /** Peers that said they lack some block (kept for the error message when the fetch stalls). */
+    const lackedBy = new Set<string>()
+    const timeouts = new Map<string, number>()
+    /** How long recent blocks took from asking to arriving. */
+    const blockTimes: number[] = []
+    /** Patience for one block: generous until a few blocks have shown how long they take here. */
+    const blockTimeout = (): number => {
+      if (blockTimes.length < 4) return BLOCK_TIMEOUT_MS
+      const slowest = Math.max(...blockTimes)
+      return Math.min(BLOCK_TIMEOUT_MS, Math.max(MIN_BLOCK_TIMEOUT_MS, 8 * slowest))
+    }
+    let announced = false
     let fatal: Error | undefined
     let wake: () => void = () => {}
     let changed = new Promise<void>(resolve => { wake = resolve })
@@ -254,12 +285,20 @@ export class ModelSwarm {
       changed = new Promise<void>(resolve => { wake = resolve })
       w()
     }
-    let lastProviderAt = Date.now()
+    let lastProgressAt = Date.now()
 
     /** A block is here (fetched or held): store it, and queue its children. */
     const accept = async (block: CID, bytes: Uint8Array, from: string | null): Promise<void> => {
       const key = digestKey(block)
-      if (stored.has(key)) return
+      if (stored.has(key) || accepting.has(key)) return
+      accepting.add(key)
+      try {
+        await store1(block, key, bytes, from)
+      } finally {
+        accepting.delete(key)
+      }
+    }
+    const store1 = async (block: CID, key: string, bytes: Uint8Array, from: string | null): Promise<void> => {
       const node = decodeBlock(block, bytes)
       if (block.equals(root)) {
         const size = node.kind === 'leaf' ? node.bytes : node.fileSize
@@ -269,6 +308,7 @@ export class ModelSwarm {
       }
       if (from != null) await store.blockstore.put(block, bytes)
       stored.add(key)
+      lastProgressAt = Date.now()
       progress.blocksDone++
       if (node.kind === 'leaf') progress.bytesDone += node.bytes
       if (from != null) {
@@ -277,7 +317,8 @@ export class ModelSwarm {
       }
       if (node.kind === 'file') {
         progress.blocks += node.children.length
-        for (const child of node.children) {
+        // in random order, as BitTorrent does: peers fetching at once then hold different blocks to trade
+        for (const child of shuffled(node.children)) {
           const childKey = digestKey(child)
           if (known.has(childKey)) continue
           known.set(childKey, child)
@@ -288,6 +329,11 @@ export class ModelSwarm {
             queue.push(child)
           }
         }
+      }
+      if (block.equals(root) && !announced && options.only == null) {
+        // from now on this node serves the blocks it has: others fetching the model can ask it
+        announced = true
+        this.announce(cid)
       }
       notify()
     }
@@ -301,21 +347,77 @@ export class ModelSwarm {
       notify()
     }
 
-    // a block from a provider of this fetch whose bytes hash to no block of the model: corrupted
-    const watch = (sender: string, digest: string): void => {
-      if (!lanes.has(sender) || known.has(digest)) return
-      this.standing.strike(sender, 'bad-block')
-      dropProvider(sender, 'sent a block that does not match its CID')
+    const watch = (sender: string, digest: string, block: Uint8Array): void => {
+      const cidOf = known.get(digest)
+      if (cidOf == null) {
+        // a block from a provider of this fetch whose bytes hash to no block of the model: corrupted
+        if (!lanes.has(sender)) return
+        this.standing.strike(sender, 'bad-block')
+        dropProvider(sender, 'sent a block that does not match its CID')
+        return
+      }
+      // a block of the model: the answer a lane waits for, or one sent unasked (a peer that lacked it
+      // when asked sends it on getting it, as bitswap keeps the want). Keep it either way: a server
+      // ignores a new want for a block it sent in the last 5 s, so a block dropped here could not be
+      // asked of that peer again soon.
+      if (!stored.has(digest) && lanes.has(sender)) {
+        const i = queue.findIndex(c => digestKey(c) === digest)
+        if (i >= 0) queue.splice(i, 1)
+        accept(cidOf, block, sender).catch(err => {
+          if (!stored.has(digest)) queue.unshift(cidOf)
+          fatal ??= err
+          notify()
+        })
+      }
     }
     this.watchers.add(watch)
 
+    /** The next queued block this peer has not said it lacks. */
+    const take = (peer: string): CID | undefined => {
+      const lacks = refused.get(peer)
+      const i = lacks == null ? 0 : queue.findIndex(c => !lacks.has(digestKey(c)))
+      return i < 0 ? undefined : queue.splice(i, 1)[0]
+    }
+
+    /**
+     * Lets a peer be asked again for blocks it lacked (it may have them by now): cancels those wants
+     * first, since a bitswap server answers DONT_HAVE for a block only once per want.
+     */
+    const forgiving = new Map<string, Promise<boolean>>()
+    const forgive = async (peer: string, peerId: PeerId): Promise<boolean> => {
+      const running = forgiving.get(peer)
+      if (running != null) return await running
+      const lacks = refused.get(peer)
+      if (lacks == null || lacks.size === 0) return false
+      const due = [...lacks.entries()].filter(([, r]) => Date.now() - r.at >= REFUSAL_RETRY_MS)
+      if (due.length === 0) return false
+      // the blocks stay refused (no lane asks for them) until the cancel has gone out: a want sent
+      // before it would be merged into it, or overtaken by it, and never answered
+      const run = (async () => {
+        await this.broker?.bitswap.network.sendMessage(peerId, cancelMessage(due.map(([, r]) => r.cid)), { signal: AbortSignal.timeout(2000) }).catch(() => {})
+        for (const [key] of due) lacks.delete(key)
+        return true
+      })()
+      forgiving.set(peer, run)
+      try {
+        return await run
+      } finally {
+        forgiving.delete(peer)
+      }
+    }
+
     const lane = async (peer: string, peerId: PeerId, signal: AbortSignal): Promise<void> => {
       while (!signal.aborted && fatal == null && !stop.signal.aborted) {
-        const block = queue.shift()
-        if (block == null) {
-          if (inFlight.size === 0) return
-          // what is left is in flight on other lanes: wait, one of them may fail and put it back
+        if (inFlight.size >= BLOCKS_IN_FLIGHT_PER_FETCH) {
+          // enough is on its way; many providers must not mean a flood of blocks at once
           await changed
+          continue
+        }
+        const block = take(peer)
+        if (block == null) {
+          if (queue.length === 0 && inFlight.size === 0 && accepting.size === 0) return
+          // what is left is in flight elsewhere, or this peer lacks it: wait for a change, or ask again later
+          if (!(await forgive(peer, peerId))) await Promise.race([changed, new Promise(resolve => setTimeout(resolve, REFUSAL_RETRY_MS))])
           continue
         }
         const key = digestKey(block)
@@ -323,22 +425,44 @@ export class ModelSwarm {
         let mine = asked.get(peer)
         if (mine == null) asked.set(peer, mine = { peerId, cids: [] })
         mine.cids.push(block)
+        const askedAt = Date.now()
+        const timeoutMs = blockTimeout()
         try {
-          const answer = await wantList.wantSessionBlock(block, peerId, { signal: AbortSignal.any([signal, stop.signal, AbortSignal.timeout(BLOCK_TIMEOUT_MS)]) })
+          const answer = await wantList.wantSessionBlock(block, peerId, { signal: AbortSignal.any([signal, stop.signal, AbortSignal.timeout(timeoutMs)]) })
           if (answer.has && answer.block != null) {
+            blockTimes.push(Date.now() - askedAt)
+            if (blockTimes.length > 32) blockTimes.shift()
             await accept(block, answer.block, peer)
+          } else if (block.equals(root)) {
+            if (!stored.has(key)) queue.unshift(block)
+            dropProvider(peer, 'does not have the model')
           } else {
-            // providers are peers that hold the whole model: one that lacks a block is no use to this fetch
-            if (!stored.has(key)) queue.push(block)
-            dropProvider(peer, block.equals(root) ? 'does not have the model' : `does not have block ${block.toString()}`)
+            // a peer still fetching the model lacks some blocks: others are asked for this one
+            lackedBy.add(peer)
+            let lacks = refused.get(peer)
+            if (lacks == null) refused.set(peer, lacks = new Map())
+            lacks.set(key, { cid: block, at: Date.now() })
+            if (!stored.has(key)) queue.unshift(block)
           }
         } catch (err: any) {
-          if (!stored.has(key)) queue.push(block)
-          if (err instanceof ModelDagError || err instanceof ModelFetchError || err.name === 'StorageFullError') {
+          if (!stored.has(key)) queue.unshift(block)
+          if (signal.aborted || stop.signal.aborted) {
+            // this provider was dropped (its reason is recorded), or the fetch is over
+          } else if (err instanceof ModelDagError || err instanceof ModelFetchError || err.name === 'StorageFullError') {
             fatal ??= err
-          } else if (!signal.aborted && !stop.signal.aborted) {
+          } else {
+            // a lost message or a slow peer: others are asked for the block; a peer that keeps
+            // timing out is dropped
             this.standing.strike(peer, 'timeout')
-            dropProvider(peer, `no answer for block ${block.toString()} (${err.message})`)
+            const n = (timeouts.get(peer) ?? 0) + 1
+            timeouts.set(peer, n)
+            if (n >= TIMEOUTS_BEFORE_DROP) {
+              dropProvider(peer, `no answer for ${n} blocks (the last, ${block.toString()}, within ${timeoutMs} ms)`)
+            } else {
+              let lacks = refused.get(peer)
+              if (lacks == null) refused.set(peer, lacks = new Map())
+              lacks.set(key, { cid: block, at: Date.now() })
+            }
           }
         } finally {
           inFlight.delete(key)
@@ -347,36 +471,49 @@ export class ModelSwarm {
       }
     }
 
-    const addCandidate = (peer: string): void => {
-      if (peer === self || candidates.has(peer) || dropped.has(peer) || this.standing.excluded(peer)) return
-      let peerId: PeerId
-      try {
-        peerId = peerIdFromString(peer)
-      } catch {
-        return
+    /** Starts asking new providers; lanes are started round-robin, so that each gets a share of the first blocks. */
+    const addCandidates = (peers: string[]): void => {
+      const added: Array<{ peer: string, peerId: PeerId, signal: AbortSignal }> = []
+      for (const peer of peers) {
+        if (peer === self || candidates.has(peer) || dropped.has(peer) || this.standing.excluded(peer)) continue
+        let peerId: PeerId
+        try {
+          peerId = peerIdFromString(peer)
+        } catch {
+          continue
+        }
+        candidates.add(peer)
+        const controller = new AbortController()
+        lanes.set(peer, controller)
+        added.push({ peer, peerId, signal: controller.signal })
       }
-      candidates.add(peer)
+      if (added.length === 0) return
       progress.candidates = candidates.size
-      lastProviderAt = Date.now()
-      const controller = new AbortController()
-      lanes.set(peer, controller)
+      lastProgressAt = Date.now()
       for (let i = 0; i < BLOCKS_IN_FLIGHT_PER_PROVIDER; i++) {
-        void lane(peer, peerId, controller.signal).catch(err => { fatal ??= err; notify() })
+        for (const { peer, peerId, signal } of added) void lane(peer, peerId, signal).catch(err => { fatal ??= err; notify() })
       }
     }
 
+    let lookingUp = false
     const discover = async (): Promise<void> => {
       if (options.only != null) {
-        for (const peer of options.only) addCandidate(peer)
+        addCandidates(options.only)
         return
       }
-      for (const peer of this.standing.rank([...options.hints ?? [], ...this.init.adHolders(cid)])) addCandidate(peer)
+      addCandidates(this.standing.rank([...options.hints ?? [], ...this.init.adHolders(cid)]))
+      // one DHT lookup at a time: overlapping ones would flood the DHT on a busy node
+      if (lookingUp) return
+      lookingUp = true
       try {
         const signal = AbortSignal.any([stop.signal, AbortSignal.timeout(FIND_PROVIDERS_TIMEOUT_MS)])
         for await (const provider of this.init.libp2p.contentRouting.findProviders(root as any, { signal })) {
-          addCandidate(provider.id.toString())
+          addCandidates([provider.id.toString()])
         }
-      } catch {}
+      } catch {
+      } finally {
+        lookingUp = false
+      }
     }
 
     const started = Date.now()
@@ -390,13 +527,16 @@ export class ModelSwarm {
       void discover()
       let discoveredAt = Date.now()
       const noProviderTimeout = this.init.noProviderTimeoutMs ?? NO_PROVIDER_TIMEOUT_MS
-      while (fatal == null && (queue.length > 0 || inFlight.size > 0)) {
+      while (fatal == null && (queue.length > 0 || inFlight.size > 0 || accepting.size > 0)) {
         outer?.throwIfAborted()
-        if (lanes.size > 0) lastProviderAt = Date.now()
-        if (lanes.size === 0 && Date.now() - lastProviderAt > noProviderTimeout) {
-          const why = [...dropped].map(([p, r]) => `${p}: ${r}`).join('; ')
+        // a block in flight may take up to BLOCK_TIMEOUT_MS before its provider counts as failed
+        const patience = inFlight.size > 0 ? Math.max(noProviderTimeout, BLOCK_TIMEOUT_MS + 1000) : noProviderTimeout
+        if (Date.now() - lastProgressAt > patience) {
+          const why = [...dropped].map(([p, r]) => `${p}: ${r}`)
+          const lacking = [...lackedBy].filter(p => !dropped.has(p))
+          if (lacking.length > 0) why.push(`${lacking.join(', ')}: lack the remaining blocks`)
           throw new ModelFetchError(`no peer could provide model ${cid} within ${noProviderTimeout} ms` +
-            (candidates.size === 0 ? ' (no capacity ad, DHT provider record or hint names one)' : ` (asked ${candidates.size}: ${why})`))
+            (candidates.size === 0 ? ' (no capacity ad, DHT provider record or hint names one)' : ` (asked ${candidates.size}: ${why.join('; ')})`))
         }
         if (Date.now() - discoveredAt >= FETCH_DISCOVERY_INTERVAL_MS) {
           discoveredAt = Date.now()
@@ -407,7 +547,7 @@ export class ModelSwarm {
       if (fatal != null) throw fatal
       outer?.throwIfAborted()
       const entry: ModelEntry = await store.complete(cid)
-      this.announce(cid)
+      if (!announced) this.announce(cid)
       return {
         cid,
         bytes: entry.bytes,
@@ -417,6 +557,10 @@ export class ModelSwarm {
         providers: [...served].map(([peerId, bytes]) => ({ peerId, bytes })),
         dropped: [...dropped].map(([peerId, reason]) => ({ peerId, reason }))
       }
+    } catch (err) {
+      // blocks stay for a later fetch to resume from, but this node no longer offers them
+      if (announced) await this.unannounce(cid)
+      throw err
     } finally {
       stop.abort()
       for (const controller of lanes.values()) controller.abort()

@@ -1,6 +1,7 @@
 import { readFile, readdir, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { ShoalNode } from '@shoal/node'
+import { buildCalibrationModel } from '@shoal/runtime/calibration-model'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { DETECTION_MODEL, images, localRun, sameBytes, startNode, stopAll, waitFor } from './helpers.js'
 
@@ -111,6 +112,28 @@ describe('models travel through the swarm', () => {
     const all = (await Promise.all((await filesUnder(blocksDir)).map(async f => (await stat(f)).size))).reduce((n, s) => n + s, 0)
     expect(fetched).toBe(all - heldBytes)
     expect(Buffer.from(await fetcher.models.bytes(model.cid)).equals(Buffer.from(detection))).toBe(true)
+  })
+
+  it('a node still fetching serves the blocks it has; a fetch from it alone gets those and then says the rest is missing', async () => {
+    nodes = await startSwarm(3)
+    const [publisher, partial, fetcher] = nodes
+    const model = await publisher.addModel(buildCalibrationModel({ batch: 1, width: 1400, layers: 4 })) // ~31 MB, 31 blocks
+    const abort = new AbortController()
+    const cut = partial.fetchModel(model.cid, { only: [publisher.peerId], signal: abort.signal }).catch(err => err)
+    await waitFor(() => (partial.swarm.progress(model.cid)?.blocksDone ?? 0) >= 4, 'the partial fetch to hold a few blocks', 20_000)
+    abort.abort()
+    expect(await cut).toBeInstanceOf(Error)
+    const held = (await filesUnder(join(partial.config.dataDir, 'models', 'blocks'))).length
+    expect(held).toBeGreaterThanOrEqual(4)
+    expect(held).toBeLessThan(32)
+    const err = await fetcher.fetchModel(model.cid, { only: [partial.peerId] }).catch(e => e)
+    expect(err.message).toMatch(new RegExp(`${partial.peerId}: lack the remaining blocks`))
+    // everything the partial holder had came over (and stays, for a later fetch to resume from)
+    expect((await filesUnder(join(fetcher.config.dataDir, 'models', 'blocks'))).length).toBe(held)
+    // with the publisher too, the fetch resumes and completes
+    const done = await fetcher.fetchModel(model.cid, { only: [partial.peerId, publisher.peerId] })
+    expect(done.heldBlocks).toBe(held)
+    expect(fetcher.models.has(model.cid)).toBe(true)
   })
 
   it('a model over the size limit is refused with a clear error before its blocks are fetched', async () => {
