@@ -72,7 +72,7 @@ export const HEADER_TIMEOUT_MS = 10_000
 /**
  * A provider must deliver a block (1 MiB at most) within 30 s of being asked: even a 1 Mbit/s uplink
  * with a few blocks in flight meets that. Once a fetch has seen a few blocks arrive, its patience is 8
- * times the slowest recent one, at least MIN_BLOCK_TIMEOUT_MS: a lost message then costs seconds, not 30.
+ * times the median of recent ones, at least MIN_BLOCK_TIMEOUT_MS: a lost message then costs seconds, not 30.
  */
 export const BLOCK_TIMEOUT_MS = 30_000
 export const MIN_BLOCK_TIMEOUT_MS = 2000

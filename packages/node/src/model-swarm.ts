@@ -273,8 +273,8 @@ export class ModelSwarm {
     /** Patience for one block: generous until a few blocks have shown how long they take here. */
     const blockTimeout = (): number => {
       if (blockTimes.length < 4) return BLOCK_TIMEOUT_MS
-      const slowest = Math.max(...blockTimes)
-      return Math.min(BLOCK_TIMEOUT_MS, Math.max(MIN_BLOCK_TIMEOUT_MS, 8 * slowest))
+      const median = [...blockTimes].sort((a, b) => a - b)[Math.floor(blockTimes.length / 2)]
+      return Math.min(BLOCK_TIMEOUT_MS, Math.max(MIN_BLOCK_TIMEOUT_MS, 8 * median))
     }
     let announced = false
     let fatal: Error | undefined
