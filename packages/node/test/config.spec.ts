@@ -34,6 +34,15 @@ describe('node config', () => {
     expect(config.maxMemoryBytes).toBe(2 * 2 ** 30)
   })
 
+  it('reads the storage quota and trusted publishers, and names a bad peer id', async () => {
+    const key = '12D3KooWHQVuhmNqdmXdYwpLYtDC8AvEfbXAhm3EMxxNTk6GrFMp'
+    const config = await resolveConfig({ dataDir: await dataDirWith({ maxStorageBytes: '5GiB' }), env: { SHOAL_TRUST: key } })
+    expect(config.maxStorageBytes).toBe(5 * 1024 ** 3)
+    expect(config.trustedPublishers).toEqual([key])
+    expect((await resolveConfig({ dataDir: await dataDirWith(), env: {} })).maxStorageBytes).toBe(20 * 1024 ** 3)
+    await expect(resolveConfig({ dataDir: await dataDirWith(), flags: { trustedPublishers: ['someone'] }, env: {} })).rejects.toThrow(/--trust: "someone" is not a peer id/)
+  })
+
   it('turns lan on by itself only when every listen address is loopback', async () => {
     const dataDir = await dataDirWith()
     expect((await resolveConfig({ dataDir, flags: { listen: ['/ip4/127.0.0.1/tcp/0'] }, env: {} })).lan).toBe(true)
