@@ -65,7 +65,7 @@ export async function run ({ record: save }) {
       const swarm = await fetchAll(group, cid)
       const providers = Math.max(...swarm.summaries.map(s => s.providers.length))
       for (const s of swarm.summaries) {
-        process.stderr.write(`  ${s.wallMs} ms from ${s.providers.map(p => Math.round(p.bytes / MB)).join('+')} MB${s.dropped.length > 0 ? `; dropped: ${s.dropped.map(d => d.reason).join('; ')}` : ''}\n`)
+        process.stderr.write(`  ${s.wallMs} ms from ${s.providers.map(p => Math.round(p.bytes / MB)).join('+')} MB, ${Math.round(s.duplicateBytes / MB)} MB twice${s.dropped.length > 0 ? `; dropped: ${s.dropped.map(d => d.reason).join('; ')}` : ''}\n`)
       }
       await forget(group, cid)
       let sequentialMs = 0

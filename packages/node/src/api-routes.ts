@@ -97,7 +97,7 @@ export function apiRoutes (node: ShoalNode): Record<string, Route> {
   /** A fetch of a model already held: done at once, nothing moved. */
   const fetchDone = (cid: string): FetchProgress => {
     const bytes = node.models.info(cid)?.bytes ?? 0
-    return { cid, state: 'done', bytes, bytesDone: bytes, blocks: 0, blocksDone: 0, heldBlocks: 0, providers: [], candidates: 0, startedAt: 0, error: null, summary: { cid, bytes, wallMs: 0, blocks: 0, heldBlocks: 0, providers: [], dropped: [] } }
+    return { cid, state: 'done', bytes, bytesDone: bytes, blocks: 0, blocksDone: 0, heldBlocks: 0, providers: [], candidates: 0, startedAt: 0, error: null, summary: { cid, bytes, wallMs: 0, blocks: 0, heldBlocks: 0, providers: [], duplicateBytes: 0, dropped: [] } }
   }
   return {
     'GET /v1/id': () => ({ peerId: node.peerId, addrs: node.addrs, version: SHOAL_VERSION }),

@@ -23,6 +23,8 @@ export interface FetchSummary {
   heldBlocks: number
   /** The peers that served blocks, with how many bytes each. */
   providers: Array<{ peerId: string, bytes: number }>
+  /** Bytes of blocks that arrived again after a copy was already here (wasted transfer). */
+  duplicateBytes: number
   /** Peers dropped during the fetch, and why. */
   dropped: Array<{ peerId: string, reason: string }>
 }
@@ -224,7 +226,7 @@ export class ModelSwarm {
     const existing = this.fetches.get(cid)
     if (existing?.progress.state === 'fetching') return await existing.done
     const held = this.init.store.info(cid)
-    if (held != null) return { cid, bytes: held.bytes, wallMs: 0, blocks: 0, heldBlocks: 0, providers: [], dropped: [] }
+    if (held != null) return { cid, bytes: held.bytes, wallMs: 0, blocks: 0, heldBlocks: 0, providers: [], duplicateBytes: 0, dropped: [] }
     const progress: FetchProgress = {
       cid, state: 'fetching', bytes: 0, bytesDone: 0, blocks: 1, blocksDone: 0, heldBlocks: 0, providers: [], candidates: 0, startedAt: Date.now(), error: null, summary: null
     }
@@ -263,7 +265,7 @@ export class ModelSwarm {
     const asked = new Map<string, { peerId: PeerId, cids: CID[] }>()
     const lanes = new Map<string, AbortController>()
     /** Per peer, blocks it said it lacks (a peer still fetching holds part of the model). */
-    const refused = new Map<string, Map<string, { cid: CID, at: number }>>()
+    const refused = new Map<string, Map<string, { cid: CID, at: number, cancelled: boolean }>>()
     const accepting = new Set<string>()
     /** Peers that said they lack some block (kept for the error message when the fetch stalls). */
     const lackedBy = new Set<string>()
@@ -277,6 +279,7 @@ export class ModelSwarm {
       return Math.min(BLOCK_TIMEOUT_MS, Math.max(MIN_BLOCK_TIMEOUT_MS, 8 * median))
     }
     let announced = false
+    let duplicateBytes = 0
     let fatal: Error | undefined
     let wake: () => void = () => {}
     let changed = new Promise<void>(resolve => { wake = resolve })
@@ -293,12 +296,12 @@ export class ModelSwarm {
       if (stored.has(key) || accepting.has(key)) return
       accepting.add(key)
       try {
-        await store1(block, key, bytes, from)
+        await storeBlock(block, key, bytes, from)
       } finally {
         accepting.delete(key)
       }
     }
-    const store1 = async (block: CID, key: string, bytes: Uint8Array, from: string | null): Promise<void> => {
+    const storeBlock = async (block: CID, key: string, bytes: Uint8Array, from: string | null): Promise<void> => {
       const node = decodeBlock(block, bytes)
       if (block.equals(root)) {
         const size = node.kind === 'leaf' ? node.bytes : node.fileSize
@@ -360,7 +363,11 @@ export class ModelSwarm {
       // when asked sends it on getting it, as bitswap keeps the want). Keep it either way: a server
       // ignores a new want for a block it sent in the last 5 s, so a block dropped here could not be
       // asked of that peer again soon.
-      if (!stored.has(digest) && lanes.has(sender)) {
+      if (stored.has(digest) || accepting.has(digest)) {
+        duplicateBytes += block.byteLength
+        return
+      }
+      if (lanes.has(sender)) {
         const i = queue.findIndex(c => digestKey(c) === digest)
         if (i >= 0) queue.splice(i, 1)
         accept(cidOf, block, sender).catch(err => {
@@ -372,38 +379,50 @@ export class ModelSwarm {
     }
     this.watchers.add(watch)
 
-    /** The next queued block this peer has not said it lacks. */
+    /** The next queued block this peer has not said it lacks (or said so long enough ago, and the want was cancelled). */
     const take = (peer: string): CID | undefined => {
       const lacks = refused.get(peer)
-      const i = lacks == null ? 0 : queue.findIndex(c => !lacks.has(digestKey(c)))
-      return i < 0 ? undefined : queue.splice(i, 1)[0]
+      const now = Date.now()
+      const i = lacks == null
+        ? 0
+        : queue.findIndex(c => {
+          const r = lacks.get(digestKey(c))
+          return r == null || (r.cancelled && now - r.at >= REFUSAL_RETRY_MS)
+        })
+      if (i < 0) return undefined
+      const block = queue.splice(i, 1)[0]
+      lacks?.delete(digestKey(block))
+      return block
     }
 
     /**
-     * Lets a peer be asked again for blocks it lacked (it may have them by now): cancels those wants
-     * first, since a bitswap server answers DONT_HAVE for a block only once per want.
+     * A peer lacked a block (or lost it): cancel the want at once, so that it does not send the block
+     * when it gets it (we will have it from someone else by then) and so that we may ask it again later
+     * (a server answers DONT_HAVE once per want). Cancels to one peer go out together.
      */
-    const forgiving = new Map<string, Promise<boolean>>()
-    const forgive = async (peer: string, peerId: PeerId): Promise<boolean> => {
-      const running = forgiving.get(peer)
-      if (running != null) return await running
-      const lacks = refused.get(peer)
-      if (lacks == null || lacks.size === 0) return false
-      const due = [...lacks.entries()].filter(([, r]) => Date.now() - r.at >= REFUSAL_RETRY_MS)
-      if (due.length === 0) return false
-      // the blocks stay refused (no lane asks for them) until the cancel has gone out: a want sent
-      // before it would be merged into it, or overtaken by it, and never answered
-      const run = (async () => {
-        await this.broker?.bitswap.network.sendMessage(peerId, cancelMessage(due.map(([, r]) => r.cid)), { signal: AbortSignal.timeout(2000) }).catch(() => {})
-        for (const [key] of due) lacks.delete(key)
-        return true
-      })()
-      forgiving.set(peer, run)
-      try {
-        return await run
-      } finally {
-        forgiving.delete(peer)
-      }
+    const cancelling = new Set<string>()
+    const flushCancels = (peer: string, peerId: PeerId): void => {
+      if (cancelling.has(peer)) return
+      cancelling.add(peer)
+      void (async () => {
+        await new Promise(resolve => setTimeout(resolve, 20))
+        const due = [...(refused.get(peer)?.values() ?? [])].filter(r => !r.cancelled)
+        if (due.length > 0) {
+          await this.broker?.bitswap.network.sendMessage(peerId, cancelMessage(due.map(r => r.cid)), { signal: AbortSignal.timeout(2000) }).catch(() => {})
+        }
+        // only now may a lane ask again: a want queued with the cancel would be merged into it
+        for (const r of due) r.cancelled = true
+      })().finally(() => {
+        cancelling.delete(peer)
+        // refusals that came in while this batch was on its way
+        if ([...(refused.get(peer)?.values() ?? [])].some(r => !r.cancelled)) flushCancels(peer, peerId)
+      })
+    }
+    const lacked = (peer: string, peerId: PeerId, block: CID): void => {
+      let lacks = refused.get(peer)
+      if (lacks == null) refused.set(peer, lacks = new Map())
+      lacks.set(digestKey(block), { cid: block, at: Date.now(), cancelled: false })
+      flushCancels(peer, peerId)
     }
 
     const lane = async (peer: string, peerId: PeerId, signal: AbortSignal): Promise<void> => {
@@ -417,7 +436,7 @@ export class ModelSwarm {
         if (block == null) {
           if (queue.length === 0 && inFlight.size === 0 && accepting.size === 0) return
           // what is left is in flight elsewhere, or this peer lacks it: wait for a change, or ask again later
-          if (!(await forgive(peer, peerId))) await Promise.race([changed, new Promise(resolve => setTimeout(resolve, REFUSAL_RETRY_MS))])
+          await Promise.race([changed, new Promise(resolve => setTimeout(resolve, REFUSAL_RETRY_MS / 2))])
           continue
         }
         const key = digestKey(block)
@@ -439,9 +458,7 @@ export class ModelSwarm {
           } else {
             // a peer still fetching the model lacks some blocks: others are asked for this one
             lackedBy.add(peer)
-            let lacks = refused.get(peer)
-            if (lacks == null) refused.set(peer, lacks = new Map())
-            lacks.set(key, { cid: block, at: Date.now() })
+            lacked(peer, peerId, block)
             if (!stored.has(key)) queue.unshift(block)
           }
         } catch (err: any) {
@@ -459,9 +476,7 @@ export class ModelSwarm {
             if (n >= TIMEOUTS_BEFORE_DROP) {
               dropProvider(peer, `no answer for ${n} blocks (the last, ${block.toString()}, within ${timeoutMs} ms)`)
             } else {
-              let lacks = refused.get(peer)
-              if (lacks == null) refused.set(peer, lacks = new Map())
-              lacks.set(key, { cid: block, at: Date.now() })
+              lacked(peer, peerId, block)
             }
           }
         } finally {
@@ -555,6 +570,7 @@ export class ModelSwarm {
         blocks: progress.blocks,
         heldBlocks: progress.heldBlocks,
         providers: [...served].map(([peerId, bytes]) => ({ peerId, bytes })),
+        duplicateBytes,
         dropped: [...dropped].map(([peerId, reason]) => ({ peerId, reason }))
       }
     } catch (err) {
