@@ -140,7 +140,7 @@ export const modelGetSpec: CommandSpec = {
   details: `Providers are found through capacity ads and DHT provider records; blocks come from several at
 once, each checked against its CID. A fetch cut short resumes from the blocks already here. On a
 terminal, progress is shown on stderr.
-With --json: {cid, bytes, wallMs, blocks, heldBlocks, providers: [{peerId, bytes}], dropped: [{peerId, reason}]}.
+With --json: {cid, bytes, wallMs, blocks, heldBlocks, providers: [{peerId, bytes}], duplicateBytes, dropped: [{peerId, reason}]}.
 
 A name (NAME@VERSION, or PEERID/NAME@VERSION) resolves only through publishers this node trusts: itself,
 its --trust list, and --trust given here.`
