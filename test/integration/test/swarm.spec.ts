@@ -1,5 +1,6 @@
 import { readFile, readdir, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { parseModelCid } from '@shoal/node'
 import type { ShoalNode } from '@shoal/node'
 import { buildCalibrationModel } from '@shoal/runtime/calibration-model'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
@@ -56,6 +57,20 @@ describe('models travel through the swarm', () => {
     // the first fetch could only be served by the publisher; some later one by two or more peers
     expect(summaries[0].providers.map(p => p.peerId)).toEqual([publisher.peerId])
     expect(Math.max(...summaries.map(s => s.providers.length))).toBeGreaterThanOrEqual(2)
+  })
+
+  it('holders announce themselves in the DHT: a provider lookup finds the publisher, and a fetcher once it holds the model', async () => {
+    nodes = await startSwarm(3)
+    const [publisher, fetcher, other] = nodes
+    const model = await publisher.addModel(detection)
+    const providers = async (): Promise<string[]> => {
+      const found: string[] = []
+      for await (const p of other.libp2p.contentRouting.findProviders(parseModelCid(model.cid) as any, { signal: AbortSignal.timeout(5000) })) found.push(p.id.toString())
+      return found
+    }
+    await waitFor(async () => (await providers()).includes(publisher.peerId), 'the publisher\'s provider record')
+    await fetcher.fetchModel(model.cid)
+    await waitFor(async () => (await providers()).includes(fetcher.peerId), 'the fetcher\'s provider record')
   })
 
   it('the publisher leaves once two nodes hold the model; the others still get it, and a batch job on it completes', async () => {
