@@ -96,6 +96,9 @@ const BITSWAP_OPTIONS = {
   messageReceiveTimeout: 20_000
 }
 
+/** Leaf size of the model profile (docs/protocol.md 7.1). */
+const LEAF_BYTES = 1024 * 1024
+
 const digestKey = (cid: CID): string => uint8ArrayToString(cid.multihash.digest, 'base64')
 
 function shuffled<T> (items: T[]): T[] {
@@ -318,8 +321,11 @@ export class ModelSwarm {
         served.set(from, (served.get(from) ?? 0) + bytes.byteLength)
         progress.providers = [...served].map(([peerId, bytes]) => ({ peerId, bytes }))
       }
+      // a hostile root may claim a small file and link to far more: stop at what the root announced
+      if (progress.bytesDone > progress.bytes) throw new ModelDagError(`model ${cid}: its blocks add up to more than the ${progress.bytes} bytes its root announces`)
       if (node.kind === 'file') {
         progress.blocks += node.children.length
+        if (progress.blocks > 2 * Math.ceil(progress.bytes / LEAF_BYTES) + 8) throw new ModelDagError(`model ${cid} has more blocks than a file of ${progress.bytes} bytes can have`)
         // in random order, as BitTorrent does: peers fetching at once then hold different blocks to trade
         for (const child of shuffled(node.children)) {
           const childKey = digestKey(child)

@@ -1,6 +1,11 @@
 import { readFile, readdir, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import * as dagPb from '@ipld/dag-pb'
 import { parseModelCid } from '@shoal/node'
+import { UnixFS } from 'ipfs-unixfs'
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import { sha256 } from 'multiformats/hashes/sha2'
 import type { ShoalNode } from '@shoal/node'
 import { buildCalibrationModel } from '@shoal/runtime/calibration-model'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
@@ -149,6 +154,29 @@ describe('models travel through the swarm', () => {
     const done = await fetcher.fetchModel(model.cid, { only: [partial.peerId, publisher.peerId] })
     expect(done.heldBlocks).toBe(held)
     expect(fetcher.models.has(model.cid)).toBe(true)
+  })
+
+  it('a hostile root that links to more than the size it claims is refused before its blocks fill the disk', async () => {
+    nodes = await startSwarm(2)
+    const [hostile, fetcher] = nodes
+    const leaves = await Promise.all([1, 2, 3].map(async i => {
+      const bytes = new Uint8Array(1024 * 1024).fill(i)
+      const cid = CID.create(1, raw.code, await sha256.digest(bytes))
+      await hostile.models.blockstore.put(cid, bytes)
+      return cid
+    }))
+    const rootBytes = dagPb.encode({ Data: new UnixFS({ type: 'file', blockSizes: [10n] }).marshal(), Links: leaves.map(Hash => ({ Hash, Tsize: 1024 * 1024 })) })
+    const root = CID.create(1, dagPb.code, await sha256.digest(rootBytes))
+    await hostile.models.blockstore.put(root, rootBytes)
+    const err = await fetcher.fetchModel(root.toString(), { only: [hostile.peerId] }).catch(e => e)
+    expect(err.message).toMatch(/its blocks add up to more than the 10 bytes its root announces/)
+    expect(fetcher.models.has(root.toString())).toBe(false)
+    // a root listing more blocks than its size allows is refused before any of them is asked for
+    const many = dagPb.encode({ Data: new UnixFS({ type: 'file', blockSizes: [10n] }).marshal(), Links: Array.from({ length: 40 }, () => ({ Hash: leaves[0], Tsize: 1 })) })
+    const manyRoot = CID.create(1, dagPb.code, await sha256.digest(many))
+    await hostile.models.blockstore.put(manyRoot, many)
+    const refused = await fetcher.fetchModel(manyRoot.toString(), { only: [hostile.peerId] }).catch(e => e)
+    expect(refused.message).toMatch(/has more blocks than a file of 10 bytes can have/)
   })
 
   it('a model over the size limit is refused with a clear error before its blocks are fetched', async () => {
