@@ -207,22 +207,41 @@ export class ModelStore {
   }
 
   /**
+   * Throws StorageFullError if a model of `bytes` could not fit even after evicting every model that may
+   * be evicted; evicts nothing (a fetch checks this from the root block, and evicts only once the model
+   * is complete, so that a root that lies about its size costs no one their models).
+   */
+  checkRoom (bytes: number): void {
+    const quota = this.init.maxStorageBytes
+    if (bytes > quota) throw new StorageFullError(`a model of ${bytes} bytes does not fit in this node's storage quota of ${quota} bytes (--max-storage)`)
+    let kept = 0
+    for (const e of this.entries.values()) if (e.pinned || (this.using.get(e.cid) ?? 0) > 0) kept += e.bytes
+    if (kept + bytes > quota) {
+      throw this.fullError(kept, bytes)
+    }
+  }
+
+  /**
    * Evicts least recently used models, never a pinned one or one in use, until `bytes` more fit in the
    * quota. Throws StorageFullError when they cannot.
    */
   async makeRoom (bytes: number): Promise<void> {
     const quota = this.init.maxStorageBytes
-    if (bytes > quota) throw new StorageFullError(`a model of ${bytes} bytes does not fit in this node's storage quota of ${quota} bytes (--max-storage)`)
+    this.checkRoom(bytes)
     const candidates = [...this.entries.values()]
       .filter(e => !e.pinned && (this.using.get(e.cid) ?? 0) === 0)
       .sort((a, b) => a.lastUsedAt - b.lastUsedAt)
     while (this.usedBytes() + bytes > quota) {
       const victim = candidates.shift()
       if (victim == null) {
-        throw new StorageFullError(`storage quota of ${quota} bytes (--max-storage) is full of pinned or in-use models (${this.usedBytes()} bytes); a model of ${bytes} bytes does not fit. Unpin or remove one (shoal model ls)`)
+        throw this.fullError(this.usedBytes(), bytes)
       }
       await this.drop(victim)
     }
+  }
+
+  private fullError (kept: number, bytes: number): StorageFullError {
+    return new StorageFullError(`storage quota of ${this.init.maxStorageBytes} bytes (--max-storage) is full of pinned or in-use models (${kept} bytes); a model of ${bytes} bytes does not fit. Unpin or remove one (shoal model ls)`)
   }
 
   private async drop (entry: IndexEntry): Promise<void> {

@@ -309,7 +309,7 @@ export class ModelSwarm {
       if (block.equals(root)) {
         const size = node.kind === 'leaf' ? node.bytes : node.fileSize
         if (size > store.maxModelBytes) throw new ModelFetchError(`model ${cid} is ${size} bytes, over this node's limit of ${store.maxModelBytes} (--max-model-size)`)
-        await store.makeRoom(size)
+        store.checkRoom(size)
         progress.bytes = size
       }
       if (from != null) await store.blockstore.put(block, bytes)

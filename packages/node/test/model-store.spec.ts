@@ -53,6 +53,11 @@ describe('model store', () => {
     const s = await store(a.byteLength + 10)
     await s.add(a, { pin: true })
     await expect(s.add(b)).rejects.toThrow(/storage quota of \d+ bytes \(--max-storage\) is full of pinned or in-use models/)
+    // the check a fetch makes from the root block says the same, and evicts nothing
+    expect(() => s.checkRoom(b.byteLength)).toThrow(/is full of pinned or in-use models/)
+    await s.pin(s.list()[0].cid, false)
+    expect(() => s.checkRoom(b.byteLength)).not.toThrow()
+    expect(s.list()).toHaveLength(1)
     await expect(s.add(model(500))).rejects.toThrow(/does not fit in this node's storage quota/)
   })
 
