@@ -18,6 +18,19 @@ export class NoRunningNodeError extends Error {
   override name = 'NoRunningNodeError'
 }
 
+/** The storage quota (--max-storage) cannot take the model, even after evicting what may be evicted. */
+export class StorageFullError extends Error {
+  override name = 'StorageFullError'
+}
+
+export class ModelInUseError extends Error {
+  override name = 'ModelInUseError'
+}
+
+export class ModelNotFoundError extends Error {
+  override name = 'ModelNotFoundError'
+}
+
 export class ApiError extends Error {
   override name = 'ApiError'
   readonly status: number

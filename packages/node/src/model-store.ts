@@ -4,6 +4,7 @@ import { FsBlockstore } from 'blockstore-fs'
 import { CID } from 'multiformats/cid'
 import { inspectModel, modelCid } from '@shoal/runtime'
 import type { ModelInfo } from '@shoal/runtime'
+import { ModelInUseError, ModelNotFoundError, StorageFullError } from './errors.js'
 import { assembleModel, isModelCid, parseModelCid } from './model-dag.js'
 
 /** A model in the store, as `model ls` and GET /v1/models show it. */
@@ -19,18 +20,6 @@ export interface ModelEntry extends ModelInfo {
 
 interface IndexEntry extends Omit<ModelEntry, 'inUse'> {
   blocks: string[]
-}
-
-export class StorageFullError extends Error {
-  override name = 'StorageFullError'
-}
-
-export class ModelInUseError extends Error {
-  override name = 'ModelInUseError'
-}
-
-export class ModelNotFoundError extends Error {
-  override name = 'ModelNotFoundError'
 }
 
 export interface ModelStoreInit {
