@@ -129,3 +129,6 @@ export const NAME_REPUBLISH_MS = 12 * 60 * 60_000
 
 /** A DHT put or get of a model name may take this long. */
 export const NAME_TIMEOUT_MS = 10_000
+
+/** Finished model fetches whose progress the API still shows (GET /v1/fetches). */
+export const KEPT_FINISHED_FETCHES = 64

@@ -29,6 +29,8 @@ export interface ModelStoreInit {
   maxStorageBytes: number
   /** Called when the set of models held changes (the capacity ad lists them). */
   onChange?: () => void
+  /** Called for each model removed or evicted (the node stops announcing it). */
+  onRemoved?: (cid: string) => void
 }
 
 /**
@@ -237,6 +239,7 @@ export class ModelStore {
     this.entries.delete(entry.cid)
     await this.save()
     await this.deleteBlocks(entry.blocks)
+    this.init.onRemoved?.(entry.cid)
   }
 
   /** Deletes blocks that no indexed model uses. */

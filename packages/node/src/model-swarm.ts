@@ -6,7 +6,7 @@ import type { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
 import {
-  BLOCK_TIMEOUT_MS, BLOCKS_IN_FLIGHT_PER_FETCH, BLOCKS_IN_FLIGHT_PER_PROVIDER, FETCH_DISCOVERY_INTERVAL_MS, FIND_PROVIDERS_TIMEOUT_MS, MIN_BLOCK_TIMEOUT_MS, NO_PROVIDER_TIMEOUT_MS, REFUSAL_RETRY_MS, TIMEOUTS_BEFORE_DROP
+  BLOCK_TIMEOUT_MS, BLOCKS_IN_FLIGHT_PER_FETCH, BLOCKS_IN_FLIGHT_PER_PROVIDER, FETCH_DISCOVERY_INTERVAL_MS, FIND_PROVIDERS_TIMEOUT_MS, KEPT_FINISHED_FETCHES, MIN_BLOCK_TIMEOUT_MS, NO_PROVIDER_TIMEOUT_MS, REFUSAL_RETRY_MS, TIMEOUTS_BEFORE_DROP
 } from './constants.js'
 import { decodeBlock, ModelDagError, parseModelCid } from './model-dag.js'
 import type { ModelEntry, ModelStore } from './model-store.js'
@@ -221,15 +221,19 @@ export class ModelSwarm {
 
   /**
    * Fetches a model into the store from every peer that has it; `hints` are peers to ask first (the
-   * submitter of a piece); `only` restricts the fetch to the given peers (no ads, no DHT). One fetch per CID at a time: a second caller shares the first's. Resolves
-   * once the model is stored and checked.
+   * submitter of a piece); `only` restricts the fetch to the given peers (no ads, no DHT). One fetch
+   * per CID at a time: a second caller shares the first's. Resolves once the model is stored and checked.
    */
   async fetch (cid: string, options: FetchOptions = {}): Promise<FetchSummary> {
     const root = parseModelCid(cid)
     const existing = this.fetches.get(cid)
     if (existing?.progress.state === 'fetching') return await existing.done
     const held = this.init.store.info(cid)
-    if (held != null) return { cid, bytes: held.bytes, wallMs: 0, blocks: 0, heldBlocks: 0, providers: [], duplicateBytes: 0, dropped: [] }
+    if (held != null) {
+      // an earlier fetch's outcome (failed, say) no longer describes this model
+      if (existing?.progress.state !== 'done') this.fetches.delete(cid)
+      return { cid, bytes: held.bytes, wallMs: 0, blocks: 0, heldBlocks: 0, providers: [], duplicateBytes: 0, dropped: [] }
+    }
     const progress: FetchProgress = {
       cid, state: 'fetching', bytes: 0, bytesDone: 0, blocks: 1, blocksDone: 0, heldBlocks: 0, providers: [], candidates: 0, startedAt: Date.now(), error: null, summary: null
     }
@@ -241,6 +245,10 @@ export class ModelSwarm {
     }, err => {
       progress.state = 'failed'
       progress.error = err.message
+    }).finally(() => {
+      // the API shows recent fetches; older finished ones are forgotten
+      const finished = [...this.fetches].filter(([, f]) => f.progress.state !== 'fetching')
+      for (const [key] of finished.slice(0, Math.max(0, finished.length - KEPT_FINISHED_FETCHES))) this.fetches.delete(key)
     })
     return await done
   }

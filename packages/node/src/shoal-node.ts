@@ -101,7 +101,8 @@ export class ShoalNode {
       dataDir: init.config.dataDir,
       maxModelBytes: init.config.maxModelBytes,
       maxStorageBytes: init.config.maxStorageBytes,
-      onChange: () => this.libp2pNode?.services.capacity.changed()
+      onChange: () => this.libp2pNode?.services.capacity.changed(),
+      onRemoved: cid => { void this.swarmService?.unannounce(cid) }
     })
   }
 
@@ -235,10 +236,9 @@ export class ShoalNode {
     return await this.swarm.fetch(cid, options)
   }
 
-  /** Removes a model from the store and stops announcing it. */
+  /** Removes a model from the store (the node then stops announcing it). */
   async removeModel (cid: string): Promise<void> {
     await this.models.remove(cid)
-    await this.swarmService?.unannounce(cid)
   }
 
   /** A model reference as a user writes it (a CID, `name@version` or `PEERID/name@version`) to a CID. */
