@@ -2,7 +2,7 @@ import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promise
 import { join } from 'node:path'
 import { FsBlockstore } from 'blockstore-fs'
 import { CID } from 'multiformats/cid'
-import { inspectModel, modelCid } from '@shoal/runtime'
+import { checkModelSize, inspectModel, modelCid } from '@shoal/runtime'
 import type { ModelInfo } from '@shoal/runtime'
 import { ModelInUseError, ModelNotFoundError, StorageFullError } from './errors.js'
 import { assembleModel, isModelCid, parseModelCid } from './model-dag.js'
@@ -81,19 +81,14 @@ export class ModelStore {
 
   /** Checks a model and stores it; returns its entry. Adding the same bytes twice only updates the name or pin. */
   async add (bytes: Uint8Array, options: { name?: string, pin?: boolean } = {}): Promise<ModelEntry> {
-    const info = await inspectModel(bytes, { maxBytes: this.init.maxModelBytes })
-    let entry = this.entries.get(info.cid)
-    if (entry == null) {
-      await this.makeRoom(bytes.byteLength)
-      const blocks: string[] = []
-      await modelCid(bytes, async (cid, block) => {
-        blocks.push(cid.toString())
-        await this.blockstore.put(cid, block)
-      })
-      const now = Date.now()
-      entry = { ...info, name: null, pinned: false, addedAt: now, lastUsedAt: now, blocks }
-      this.entries.set(info.cid, entry)
-    }
+    checkModelSize(bytes.byteLength, this.init.maxModelBytes)
+    // cutting the file into blocks computes its CID; the blocks go to disk as they are cut
+    const blocks: string[] = []
+    const cid = await modelCid(bytes, async (block, data) => {
+      blocks.push(block.toString())
+      await this.blockstore.put(block, data)
+    })
+    const entry = this.entries.get(cid) ?? await this.index(cid, bytes, blocks)
     if (options.name != null) entry.name = options.name
     if (options.pin != null) entry.pinned = options.pin
     await this.save()
@@ -107,21 +102,29 @@ export class ModelStore {
   async complete (cid: string): Promise<ModelEntry> {
     const existing = this.entries.get(cid)
     if (existing != null) return this.view(existing)
-    const root = parseModelCid(cid)
-    const { bytes, blocks } = await assembleModel(root, async c => await this.readBlock(c), this.init.maxModelBytes)
-    let info: ModelInfo
-    try {
-      info = await inspectModel(bytes, { maxBytes: this.init.maxModelBytes })
-    } catch (err) {
-      await this.deleteBlocks(blocks.map(String))
-      throw err
-    }
-    await this.makeRoom(bytes.byteLength)
-    const now = Date.now()
-    const entry: IndexEntry = { ...info, name: null, pinned: false, addedAt: now, lastUsedAt: now, blocks: blocks.map(String) }
-    this.entries.set(cid, entry)
+    const { bytes, blocks } = await assembleModel(parseModelCid(cid), async c => await this.readBlock(c), this.init.maxModelBytes)
+    const entry = await this.index(cid, bytes, blocks.map(String))
     await this.save()
     return this.view(entry)
+  }
+
+  /**
+   * Indexes a model whose blocks are on disk: checks the file (its CID is known: no second hashing) and
+   * makes room for it in the quota; if either fails, its blocks are deleted. The caller saves.
+   */
+  private async index (cid: string, bytes: Uint8Array, blocks: string[]): Promise<IndexEntry> {
+    let info: ModelInfo
+    try {
+      info = await inspectModel(bytes, { maxBytes: this.init.maxModelBytes, cid })
+      await this.makeRoom(bytes.byteLength)
+    } catch (err) {
+      await this.deleteBlocks(blocks)
+      throw err
+    }
+    const now = Date.now()
+    const entry: IndexEntry = { ...info, name: null, pinned: false, addedAt: now, lastUsedAt: now, blocks }
+    this.entries.set(cid, entry)
+    return entry
   }
 
   has (cid: string): boolean {

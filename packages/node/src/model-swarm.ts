@@ -29,7 +29,7 @@ export interface FetchSummary {
   dropped: Array<{ peerId: string, reason: string }>
 }
 
-/** A fetch in progress, as GET /v1/models/fetches/:cid shows it. */
+/** A fetch in progress, as GET /v1/fetches/:cid shows it. */
 export interface FetchProgress {
   cid: string
   state: 'fetching' | 'done' | 'failed'
@@ -199,6 +199,13 @@ export class ModelSwarm {
     await this.broker?.stop()
   }
 
+  /** Sends `peer` a cancel for these wants (failures are ignored: the wants expire anyway). */
+  private async sendCancels (peer: PeerId, cids: Iterable<CID>): Promise<void> {
+    const list = [...cids]
+    if (list.length === 0) return
+    await this.broker?.bitswap.network.sendMessage(peer, cancelMessage(list), { signal: AbortSignal.timeout(2000) }).catch(() => {})
+  }
+
   /** Announces in the DHT that this node holds `cid` (kad-dht refreshes the record until cancelled). */
   announce (cid: string): void {
     const run = async (): Promise<void> => {
@@ -273,7 +280,7 @@ export class ModelSwarm {
     const served = new Map<string, number>()
     const dropped = new Map<string, string>()
     const candidates = new Set<string>()
-    const asked = new Map<string, { peerId: PeerId, cids: CID[] }>()
+    const asked = new Map<string, { peerId: PeerId, cids: Map<string, CID> }>()
     const lanes = new Map<string, AbortController>()
     /** Per peer, blocks it said it lacks (a peer still fetching holds part of the model). */
     const refused = new Map<string, Map<string, { cid: CID, at: number, cancelled: boolean }>>()
@@ -321,6 +328,7 @@ export class ModelSwarm {
         progress.bytes = size
       }
       if (from != null) await store.blockstore.put(block, bytes)
+      else progress.heldBlocks++
       stored.add(key)
       lastProgressAt = Date.now()
       progress.blocksDone++
@@ -340,7 +348,6 @@ export class ModelSwarm {
           if (known.has(childKey)) continue
           known.set(childKey, child)
           if (await store.hasBlock(child)) {
-            progress.heldBlocks++
             await accept(child, await store.readBlock(child), null)
           } else {
             queue.push(child)
@@ -421,9 +428,7 @@ export class ModelSwarm {
       void (async () => {
         await new Promise(resolve => setTimeout(resolve, 20))
         const due = [...(refused.get(peer)?.values() ?? [])].filter(r => !r.cancelled)
-        if (due.length > 0) {
-          await this.broker?.bitswap.network.sendMessage(peerId, cancelMessage(due.map(r => r.cid)), { signal: AbortSignal.timeout(2000) }).catch(() => {})
-        }
+        await this.sendCancels(peerId, due.map(r => r.cid))
         // only now may a lane ask again: a want queued with the cancel would be merged into it
         for (const r of due) r.cancelled = true
       })().finally(() => {
@@ -456,8 +461,8 @@ export class ModelSwarm {
         const key = digestKey(block)
         inFlight.add(key)
         let mine = asked.get(peer)
-        if (mine == null) asked.set(peer, mine = { peerId, cids: [] })
-        mine.cids.push(block)
+        if (mine == null) asked.set(peer, mine = { peerId, cids: new Map() })
+        mine.cids.set(key, block)
         const askedAt = Date.now()
         const timeoutMs = blockTimeout()
         try {
@@ -548,7 +553,6 @@ export class ModelSwarm {
     const started = Date.now()
     try {
       if (await store.hasBlock(root)) {
-        progress.heldBlocks++
         await accept(root, await store.readBlock(root), null)
       } else {
         queue.push(root)
@@ -595,9 +599,7 @@ export class ModelSwarm {
       stop.abort()
       for (const controller of lanes.values()) controller.abort()
       this.watchers.delete(watch)
-      await Promise.allSettled([...asked.values()].map(async ({ peerId, cids }) => {
-        await this.broker?.bitswap.network.sendMessage(peerId, cancelMessage(cids), { signal: AbortSignal.timeout(2000) })
-      }))
+      await Promise.all([...asked.values()].map(async ({ peerId, cids }) => { await this.sendCancels(peerId, cids.values()) }))
       outer?.removeEventListener('abort', onOuterAbort)
       release()
     }

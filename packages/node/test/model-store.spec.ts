@@ -14,6 +14,11 @@ async function store (maxStorageBytes: number, maxModelBytes = 1 << 30): Promise
   return s
 }
 
+async function blockFiles (s: ModelStore): Promise<string[]> {
+  const files = await readdir(join((s as any).dir, 'blocks'), { recursive: true, withFileTypes: true })
+  return files.filter(f => f.isFile()).map(f => join(f.parentPath, f.name)).sort()
+}
+
 describe('model store', () => {
   it('stores a model as blocks and gives back the same bytes; survives a restart', async () => {
     const bytes = model(64)
@@ -52,7 +57,9 @@ describe('model store', () => {
     const [a, b] = [model(41), model(40)]
     const s = await store(a.byteLength + 10)
     await s.add(a, { pin: true })
+    const before = await blockFiles(s)
     await expect(s.add(b)).rejects.toThrow(/storage quota of \d+ bytes \(--max-storage\) is full of pinned or in-use models/)
+    expect(await blockFiles(s)).toEqual(before) // b's blocks went again
     // the check a fetch makes from the root block says the same, and evicts nothing
     expect(() => s.checkRoom(b.byteLength)).toThrow(/is full of pinned or in-use models/)
     await s.pin(s.list()[0].cid, false)
@@ -69,13 +76,13 @@ describe('model store', () => {
     release()
     await s.remove(e.cid)
     expect(s.has(e.cid)).toBe(false)
-    const blocks = join((s as any).dir, 'blocks')
-    const files = (await readdir(blocks, { recursive: true, withFileTypes: true })).filter(f => f.isFile())
-    expect(files).toEqual([])
+    expect(await blockFiles(s)).toEqual([])
   })
 
-  it('refuses a model over the size limit', async () => {
+  it('refuses a model over the size limit, or one that is not ONNX, leaving no blocks behind', async () => {
     const s = await store(1 << 30, 1000)
     await expect(s.add(model(64))).rejects.toThrow(/over the limit of 1000/)
+    await expect(s.add(new TextEncoder().encode('not a model'))).rejects.toThrow(/not an ONNX model/)
+    expect(await blockFiles(s)).toEqual([])
   })
 })

@@ -24,6 +24,11 @@ export async function modelCid (bytes: ImportContent, put?: (cid: CID, block: Ui
   return cid.toString()
 }
 
+/** Refuses (ModelRejectedError 'too-large') a model of more than `maxBytes`: the first check, and the cheapest. */
+export function checkModelSize (byteLength: number, maxBytes: number): void {
+  if (byteLength > maxBytes) throw new ModelRejectedError('too-large', `model is ${byteLength} bytes, over the limit of ${maxBytes}`)
+}
+
 /** Operator domains ONNX Runtime implements itself; anything else needs a custom-op library. */
 const BUILT_IN_DOMAINS = new Set(['', 'ai.onnx', 'ai.onnx.ml', 'com.microsoft'])
 
@@ -62,12 +67,11 @@ function onnx (): OnnxModule['onnx'] {
  * Refuses (ModelRejectedError): more than `maxBytes`; bytes that are not an ONNX ModelProto with a
  * graph; tensors stored in external data files (a worker gets one file, and a path in a model must not
  * make it read its own disk); operators from domains ONNX Runtime does not implement itself.
+ * `cid`, when the caller has already computed the bytes' CID (cutting them into blocks), saves
+ * hashing them again.
  */
-export async function inspectModel (bytes: Uint8Array, options: { maxBytes?: number } = {}): Promise<ModelInfo> {
-  const maxBytes = options.maxBytes ?? DEFAULT_MAX_MODEL_BYTES
-  if (bytes.byteLength > maxBytes) {
-    throw new ModelRejectedError('too-large', `model is ${bytes.byteLength} bytes, over the limit of ${maxBytes}`)
-  }
+export async function inspectModel (bytes: Uint8Array, options: { maxBytes?: number, cid?: string } = {}): Promise<ModelInfo> {
+  checkModelSize(bytes.byteLength, options.maxBytes ?? DEFAULT_MAX_MODEL_BYTES)
   const { ModelProto, TensorProto } = onnx()
   let model: import('onnx-proto').onnx.ModelProto
   try {
@@ -111,7 +115,7 @@ export async function inspectModel (bytes: Uint8Array, options: { maxBytes?: num
     dims: (v.type?.tensorType?.shape?.dim ?? []).map(d => d.dimParam != null && d.dimParam !== '' ? d.dimParam : Number(d.dimValue ?? 0))
   })
   return {
-    cid: await modelCid(bytes),
+    cid: options.cid ?? await modelCid(bytes),
     bytes: bytes.byteLength,
     // an input that has an initializer is a constant with a default, not something to feed
     inputs: (graph.input ?? []).filter(v => !initializers.has(v.name)).map(io),

@@ -22,13 +22,8 @@ beforeAll(async () => { detection = await readFile(DETECTION_MODEL) })
 
 /** Every file under a directory, recursively. */
 async function filesUnder (dir: string): Promise<string[]> {
-  const out: string[] = []
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name)
-    if (entry.isDirectory()) out.push(...await filesUnder(path))
-    else out.push(path)
-  }
-  return out
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true })
+  return entries.filter(e => e.isFile()).map(e => join(e.parentPath, e.name)).sort()
 }
 
 /** A mesh in which every node has seen every other's ad. */
