@@ -5,6 +5,7 @@ import { nodeStart, nodeStartSpec } from './commands/node-start.js'
 import { nodeStatus, nodeStatusSpec } from './commands/node-status.js'
 import { peers, peersSpec } from './commands/peers.js'
 import { run, runSpec } from './commands/run.js'
+import { sim, simSpec } from './commands/sim.js'
 import { modelAdd, modelAddSpec, modelGet, modelGetSpec, modelLs, modelLsSpec, modelPin, modelPinSpec, modelRm, modelRmSpec, modelUnpin, modelUnpinSpec } from './commands/model.js'
 import { UsageError } from './errors.js'
 import type { Io } from './io.js'
@@ -26,7 +27,8 @@ const COMMANDS: Command[] = [
   { spec: modelGetSpec, run: modelGet },
   { spec: modelRmSpec, run: modelRm },
   { spec: modelPinSpec, run: modelPin },
-  { spec: modelUnpinSpec, run: modelUnpin }
+  { spec: modelUnpinSpec, run: modelUnpin },
+  { spec: simSpec, run: sim }
 ]
 
 function overview (): string {
@@ -45,7 +47,7 @@ function overview (): string {
 }
 
 /** Errors whose message is the whole story for the user: bad input, exit status 2. */
-const INPUT_ERRORS = new Set(['UsageError', 'ConfigError', 'DataDirError', 'ListenError', 'NoRunningNodeError'])
+const INPUT_ERRORS = new Set(['UsageError', 'ConfigError', 'DataDirError', 'ListenError', 'NoRunningNodeError', 'ScenarioError'])
 
 /** Runs the CLI; returns the exit status. Never throws. */
 export async function main (argv: string[], io: Io): Promise<number> {

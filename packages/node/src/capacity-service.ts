@@ -79,13 +79,18 @@ export class CapacityService implements Startable {
     this.publish()
   }
 
-  /** The leaving ad goes out while gossipsub and connections still run. */
-  async beforeStop (): Promise<void> {
-    if (!this.started) return
+  /** Stops publishing without a leaving ad, as a crashed node would (simulations' abrupt kill). */
+  silence (): void {
     this.started = false
     clearInterval(this.timer)
     clearInterval(this.adTimer)
     clearTimeout(this.publishSoon)
+  }
+
+  /** The leaving ad goes out while gossipsub and connections still run. */
+  async beforeStop (): Promise<void> {
+    if (!this.started) return
+    this.silence()
     await Promise.race([
       this.send(this.buildAd(true)).catch(() => {}),
       new Promise(resolve => setTimeout(resolve, LEAVE_TIMEOUT_MS).unref())
@@ -93,10 +98,7 @@ export class CapacityService implements Startable {
   }
 
   stop (): void {
-    this.started = false
-    clearInterval(this.timer)
-    clearInterval(this.adTimer)
-    clearTimeout(this.publishSoon)
+    this.silence()
     const { pubsub } = this.components
     pubsub.removeEventListener('subscription-change', this.onSubscriptionChange)
     pubsub.topicValidators.delete(CAPACITY_TOPIC)

@@ -6,7 +6,7 @@ import {
 } from '@shoal/protocol'
 import type { TensorHeader } from '@shoal/protocol'
 import { mismatchWithModel } from '@shoal/runtime'
-import type { SessionCache, Tensor } from '@shoal/runtime'
+import type { PieceRuntime, Tensor } from '@shoal/runtime'
 import { HEADER_TIMEOUT_MS, MAX_INBOUND_INFER_STREAMS } from './constants.js'
 import { drainData, frames, readData, readMessage, writeData, writeMessage } from './frames.js'
 import type { Frames } from './frames.js'
@@ -18,11 +18,32 @@ export interface InferenceServiceInit {
   maxConcurrency: number
   maxRequestBytes: number
   store: ModelStore
-  sessions: SessionCache
+  sessions: PieceRuntime
   /** Gets a model this node lacks into the store, from the swarm; `hint` is the submitter of the piece. */
   fetchModel: (cid: string, hint: string, signal: AbortSignal) => Promise<unknown>
   /** Called when the number of pieces running changes (the capacity ad's free slots). */
   onLoadChange?: () => void
+  /** Simulation hook: piece traffic to and from this node as over a slower, longer link. */
+  shaping?: LinkShape
+}
+
+/**
+ * An emulated link for a simulated node (`shoal sim`'s per-group network): each direction of a piece
+ * waits `latencyMs` plus its bytes at `bytesPerSecond` (null: no bandwidth limit) before it moves.
+ */
+export interface LinkShape {
+  latencyMs: number
+  bytesPerSecond: number | null
+}
+
+function linkDelay (shape: LinkShape | undefined, bytes: number, signal: AbortSignal): Promise<void> | undefined {
+  if (shape == null) return undefined
+  const ms = shape.latencyMs + (shape.bytesPerSecond == null ? 0 : bytes * 1000 / shape.bytesPerSecond)
+  if (ms <= 0) return undefined
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(resolve, ms)
+    signal.addEventListener('abort', () => { clearTimeout(timer); reject(new PieceError(Code.DEADLINE_EXCEEDED, 'deadline passed on the (simulated) link')) }, { once: true })
+  })
 }
 
 export interface InferenceServiceComponents {
@@ -106,6 +127,7 @@ export class InferenceService implements Startable {
     signal = AbortSignal.timeout(deadlineMs)
     try {
       const data = await readData(lp, total, signal, 'infer request')
+      await linkDelay(this.init.shaping, total, signal)
       const tensors: Record<string, Tensor> = {}
       let offset = 0
       for (const t of inputs) {
@@ -119,6 +141,7 @@ export class InferenceService implements Startable {
       const result = await this.init.sessions.run(request.modelCid, async () => await this.init.store.bytes(request.modelCid), tensors)
       if (signal.aborted) throw new PieceError(Code.DEADLINE_EXCEEDED, `the piece took longer than its ${deadlineMs} ms deadline`)
       const outputs = Object.entries(result.outputs)
+      await linkDelay(this.init.shaping, outputs.reduce((n, [, t]) => n + t.data.byteLength, 0), signal)
       await this.answer(lp, stream, {
         code: Code.OK,
         message: '',

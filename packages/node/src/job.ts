@@ -41,11 +41,25 @@ export interface JobDeps {
 
 export interface JobProgress extends Progress {
   jobId: string
+  /** Input bytes sent to peers and output bytes received from them (pieces run here move nothing). */
+  bytesSent: number
+  bytesReceived: number
   state: 'planning' | 'running' | 'done' | 'failed'
   elapsedMs: number
   /** Peers (this node included) that can take pieces. */
   peers: number
   rowsPerPiece: number
+}
+
+/** One attempt of a piece on a peer, as the submitter saw it: from dispatch to answer. */
+export interface PieceAttempt {
+  pieceId: number
+  peerId: string
+  rows: number
+  startedAt: number
+  endedAt: number
+  /** done: its result was used; duplicate: another attempt finished first; cancelled: stopped by the scheduler. */
+  outcome: 'done' | 'duplicate' | 'failed' | 'cancelled'
 }
 
 export interface JobResult {
@@ -76,6 +90,9 @@ export class Job {
   private readonly options: JobOptions
   private readonly now: () => number
   private readonly listeners = new Set<(p: JobProgress) => void>()
+  private readonly attemptListeners = new Set<(a: PieceAttempt) => void>()
+  private bytesSent = 0
+  private bytesReceived = 0
   private readonly flights = new Map<string, AbortController>()
   private readonly results = new Map<number, Record<string, Tensor>>()
   private scheduler?: Scheduler
@@ -104,9 +121,15 @@ export class Job {
     return () => this.listeners.delete(listener)
   }
 
+  /** Every piece attempt as it ends (simulations draw timelines from these). */
+  onPieceAttempt (listener: (a: PieceAttempt) => void): () => void {
+    this.attemptListeners.add(listener)
+    return () => this.attemptListeners.delete(listener)
+  }
+
   progress (): JobProgress {
     const p = this.scheduler?.progress(this.now()) ?? { total: 0, done: 0, pending: 0, inFlight: 0, retries: 0, duplicates: 0, perPeer: {}, etaMs: null }
-    return { ...p, jobId: this.id, state: this.state, elapsedMs: this.startedAt === 0 ? 0 : Math.round(this.now() - this.startedAt), peers: this.allPeers().length, rowsPerPiece: this.rowsPerPiece }
+    return { ...p, jobId: this.id, bytesSent: this.bytesSent, bytesReceived: this.bytesReceived, state: this.state, elapsedMs: this.startedAt === 0 ? 0 : Math.round(this.now() - this.startedAt), peers: this.allPeers().length, rowsPerPiece: this.rowsPerPiece }
   }
 
   /** Runs the job (once: later calls return the same promise). */
@@ -253,7 +276,11 @@ export class Job {
     this.flights.set(key, controller)
     const inputs: Record<string, Tensor> = {}
     for (const [name, t] of Object.entries(this.inputs)) inputs[name] = sliceRows(t, piece.start, piece.rows)
-    const run = peerId === this.deps.localPeerId
+    const remote = peerId !== this.deps.localPeerId
+    if (remote) this.bytesSent += Object.values(inputs).reduce((n, t) => n + t.data.byteLength, 0)
+    const startedAt = this.now()
+    let outcome: PieceAttempt['outcome'] = 'failed'
+    const run = !remote
       ? this.deps.runLocal(this.deps.model.cid, inputs, controller.signal)
       : this.deps.runRemote(peerId, {
         jobId: this.id,
@@ -264,18 +291,28 @@ export class Job {
         maxResponseBytes: this.deps.maxResponseBytes
       }, controller.signal)
     run.then(result => {
-      if (controller.signal.aborted) return
+      if (remote) this.bytesReceived += Object.values(result.outputs).reduce((n, t) => n + t.data.byteLength, 0)
+      if (controller.signal.aborted) { outcome = 'cancelled'; return }
       const problem = this.checkOutputs(result.outputs, piece)
       if (problem != null) {
         this.scheduler?.failed(pieceId, peerId, problem, this.now())
       } else if (this.scheduler?.succeeded(pieceId, peerId, this.now()) === true) {
         this.results.set(pieceId, result.outputs)
+        outcome = 'done'
+      } else {
+        outcome = 'duplicate'
       }
     }, err => {
-      if (controller.signal.aborted) return
+      if (controller.signal.aborted) { outcome = 'cancelled'; return }
       this.scheduler?.failed(pieceId, peerId, causeOf(err), this.now())
     }).finally(() => {
       this.flights.delete(key)
+      const attempt: PieceAttempt = { pieceId, peerId, rows: piece.rows, startedAt, endedAt: this.now(), outcome }
+      for (const listener of this.attemptListeners) {
+        try {
+          listener(attempt)
+        } catch {}
+      }
       this.wake()
     })
   }

@@ -3,7 +3,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { MAX_AD_MODELS } from '@shoal/protocol'
 import type { Capacity } from '@shoal/protocol'
 import { calibrate, SessionCache } from '@shoal/runtime'
-import type { Calibration, Tensor } from '@shoal/runtime'
+import type { Calibration, PieceRuntime, Tensor } from '@shoal/runtime'
 import { apiRoutes } from './api-routes.js'
 import { ApiServer } from './api-server.js'
 import { KEPT_FINISHED_JOBS, NAME_REPUBLISH_MS, NAME_TIMEOUT_MS, SHOAL_VERSION } from './constants.js'
@@ -24,6 +24,7 @@ import { NameService, parseNameRef } from './names.js'
 import type { Manifest, Resolved } from './names.js'
 import type { NodeConfig } from './config.js'
 import type { PeerEvent } from './peer-table.js'
+import type { LinkShape } from './inference-service.js'
 
 /** One peer as the API and `shoal peers --json` show it. */
 export interface PeerView extends Capacity {
@@ -74,6 +75,13 @@ export interface ShoalNodeInit {
   slowdown?: number
   /** Tests shorten how long a model fetch waits for a provider to appear. */
   noProviderTimeoutMs?: number
+  /**
+   * Simulation hook: runs pieces instead of ONNX Runtime sessions (`shoal sim`'s calibrated delay).
+   * The node closes it when it stops.
+   */
+  runtime?: PieceRuntime
+  /** Simulation hook: piece traffic to and from this node goes as over this link (latency, bandwidth). */
+  shaping?: LinkShape
 }
 
 /**
@@ -89,7 +97,7 @@ export class ShoalNode {
   private calibrationResult?: Calibration & { cached: boolean }
   private startedAt = 0
   readonly models: ModelStore
-  private sessions?: SessionCache
+  private sessions?: PieceRuntime
   private swarmService?: ModelSwarm
   private nameService?: NameService
   private readonly jobs = new Map<string, Job>()
@@ -143,7 +151,7 @@ export class ShoalNode {
     const privateKey = await loadOrCreateIdentity(config.dataDir)
     await this.models.start()
     this.calibrationResult = await calibration
-    this.sessions = new SessionCache({
+    this.sessions = this.init.runtime ?? new SessionCache({
       providers: this.calibrationResult.providers.map(p => p.name),
       cpuThreads: config.cpuThreads,
       slowdown: this.init.slowdown
@@ -160,7 +168,8 @@ export class ShoalNode {
         store: this.models,
         fetchModel: async (cid, hint, signal) => await this.fetchModel(cid, { hints: [hint], signal }),
         sessions: this.sessions,
-        onLoadChange: () => this.libp2pNode?.services.capacity.changed()
+        onLoadChange: () => this.libp2pNode?.services.capacity.changed(),
+        shaping: this.init.shaping
       }
     })
     this.libp2pNode = libp2p
@@ -216,6 +225,19 @@ export class ShoalNode {
     await this.swarmService?.stop()
     await this.libp2pNode?.stop()
     await this.sessions?.close()
+  }
+
+  /**
+   * Stops the node as a crash would, for simulations in one process: no leaving ad, every connection
+   * aborted (pieces in flight are lost), then libp2p stops. Peers learn it is gone from the broken
+   * connections and from its ad expiring, as with a machine that lost power.
+   */
+  async kill (): Promise<void> {
+    const libp2p = this.libp2pNode
+    if (libp2p == null) return
+    libp2p.services.capacity.silence()
+    for (const connection of libp2p.getConnections()) connection.abort(new Error('node killed'))
+    await this.stop()
   }
 
   /**

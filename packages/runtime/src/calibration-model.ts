@@ -3,7 +3,7 @@ import onnxProto from 'onnx-proto'
 const { onnx } = onnxProto
 
 export interface CalibrationModelShape {
-  /** Rows of the input batch. */
+  /** Rows of the input batch; 0 leaves the batch axis free (any number of rows). */
   batch: number
   /** Width of every layer: each layer is a width x width MatMul followed by Relu. */
   width: number
@@ -57,7 +57,7 @@ export function buildCalibrationModel (shape: CalibrationModelShape = CALIBRATIO
     type: {
       tensorType: {
         elemType: FLOAT,
-        shape: { dim: [{ dimValue: batch }, { dimValue: width }] }
+        shape: { dim: [batch > 0 ? { dimValue: batch } : { dimParam: 'batch' }, { dimValue: width }] }
       }
     }
   })

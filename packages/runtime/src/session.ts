@@ -45,6 +45,12 @@ export function fromOrtTensor (value: OrtTensor, name: string): Tensor {
   return { dtype, dims, data }
 }
 
+/** What a node needs to run pieces: ONNX Runtime sessions here, a calibrated delay in simulations. */
+export interface PieceRuntime {
+  run: (cid: string, load: () => Promise<Uint8Array>, inputs: Record<string, Tensor>) => Promise<{ outputs: Record<string, Tensor>, provider: string, computeMs: number }>
+  close: () => Promise<void>
+}
+
 export interface SessionCacheInit {
   /** Execution providers in order of preference: the first that loads the model is used. */
   providers: string[]
@@ -68,7 +74,7 @@ interface Entry {
  * of the same model: creating a session (graph optimisation, weight packing) often costs more than a
  * piece's compute.
  */
-export class SessionCache {
+export class SessionCache implements PieceRuntime {
   private readonly entries = new Map<string, Entry>()
   private readonly init: Required<SessionCacheInit>
   private clock = 0

@@ -1,0 +1,44 @@
+/** Seed of a scenario that names none: runs are reproducible even when nobody asked. */
+export const DEFAULT_SEED = 1
+
+/** How long a scenario runs at most when it says nothing; jobs still running then are reported unfinished. */
+export const DEFAULT_DURATION_MS = 60_000
+
+/**
+ * Capacity-ad interval inside a simulation. Shorter than a volunteer's 5 s so that a killed node's ad
+ * expires (3 intervals) within a few seconds of scenario time; 100 nodes at 1 s stay well within two cores.
+ */
+export const DEFAULT_AD_INTERVAL_MS = 1000
+
+/** Pieces a simulated node runs at once, as a volunteer's default. */
+export const DEFAULT_CONCURRENCY = 2
+
+/** A random failure rate is per node per this period unless the scenario says otherwise. */
+export const DEFAULT_RANDOM_CHURN_PER_MS = 1000
+
+/** The generated model when a scenario names none: a small MLP, about 1 ms a row on one core. */
+export const DEFAULT_GENERATED_MODEL = { width: 256, layers: 4 }
+
+/** What the scheduler is told a simulated CPU node can do at speed 1 (a modest laptop core). */
+export const BASE_GFLOPS = 50
+
+/** A simulated GPU node advertises this many times a CPU node's rate at the same speed factor. */
+export const GPU_GFLOPS_FACTOR = 10
+
+/** How long the initial mesh may take to converge (every node seeing every other's ad). */
+export const CONVERGENCE_TIMEOUT_MS = 60_000
+
+/** How often convergence and liveness are sampled. */
+export const SAMPLE_INTERVAL_MS = 50
+
+/** Rows run to calibrate the delay compute mode (the median of these runs' per-row cost is used). */
+export const CALIBRATION_RUNS = 5
+
+/** Width of a bucket of the throughput plot, as a fraction of the run. */
+export const THROUGHPUT_BUCKETS = 60
+
+/** A node process (Node start, libp2p, first ad) is ready well within this on a loaded 2-core machine. */
+export const PROCESS_START_TIMEOUT_MS = 60_000
+
+/** A node process answers a question or leaves within this, or is counted as gone (and killed). */
+export const PROCESS_REPLY_TIMEOUT_MS = 5_000

@@ -1,0 +1,110 @@
+import { join } from 'node:path'
+import { resolveConfig, ShoalNode } from '@shoal/node'
+import { SessionCache } from '@shoal/runtime'
+import type { PieceRuntime } from '@shoal/runtime'
+import { BASE_GFLOPS, GPU_GFLOPS_FACTOR } from './constants.js'
+import { DelayRuntime } from './models.js'
+import type { SimModel } from './models.js'
+import type { PlannedNode } from './plan.js'
+
+/** A running simulated node, wherever it runs (this process, or its own). */
+export interface SimHost {
+  readonly name: string
+  readonly peerId: string
+  readonly addrs: string[]
+  /** Peers this node has a live capacity ad from. */
+  knownPeers: () => Promise<number>
+  /** Gone as after a crash: no leaving ad, connections cut. */
+  kill: () => Promise<void>
+  /** A clean leave: leaving ad, then stop. */
+  leave: () => Promise<void>
+}
+
+export interface HostContext {
+  workDir: string
+  compute: 'onnx' | 'delay'
+  adIntervalMs: number
+  models: Map<string, SimModel>
+  /** The fastest node's effective speed: with real compute, others are slowed relative to it. */
+  maxSpeed: number
+}
+
+/** A node's speed with its GPU counted: what the scheduler is told, and what delays are divided by. */
+export function effectiveSpeed (node: Pick<PlannedNode, 'speed' | 'gpu'>): number {
+  return node.speed * (node.gpu ? GPU_GFLOPS_FACTOR : 1)
+}
+
+/**
+ * What a simulated node says it can do: a fixed calibration (measuring 100 nodes side by side would only
+ * measure each other) scaled by its speed; a GPU node advertises a GPU provider.
+ */
+export function simCalibration (node: Pick<PlannedNode, 'speed' | 'gpu'>): { providers: Array<{ name: string, gflops: number }>, failed: [], gpu: string | null, measuredAt: number } {
+  const gflops = Math.round(BASE_GFLOPS * effectiveSpeed(node) * 100) / 100
+  return node.gpu
+    ? { providers: [{ name: 'webgpu', gflops }, { name: 'cpu', gflops: BASE_GFLOPS * node.speed }], failed: [], gpu: 'simulated GPU', measuredAt: 0 }
+    : { providers: [{ name: 'cpu', gflops }], failed: [], gpu: null, measuredAt: 0 }
+}
+
+/**
+ * The runtime that stands in for a node's compute: with real compute an ONNX Runtime session cache
+ * slowed to the node's speed relative to the fastest (real compute cannot be made faster); with delay
+ * compute the calibrated delay.
+ */
+export function simRuntime (node: Pick<PlannedNode, 'speed' | 'gpu'>, ctx: HostContext): PieceRuntime {
+  const speed = effectiveSpeed(node)
+  if (ctx.compute === 'delay') return new DelayRuntime(ctx.models, speed)
+  return new SessionCache({ providers: ['cpu'], cpuThreads: 1, slowdown: ctx.maxSpeed / speed })
+}
+
+/** A ShoalNode for a planned node, with the simulation's adapters; not started. */
+export async function simNode (node: PlannedNode, bootstrap: string[], ctx: HostContext): Promise<ShoalNode> {
+  const config = await resolveConfig({
+    dataDir: join(ctx.workDir, node.name),
+    env: {},
+    flags: { listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, mdns: false, adIntervalMs: ctx.adIntervalMs, cpuThreads: 1, maxConcurrency: node.concurrency }
+  })
+  return new ShoalNode({
+    config,
+    calibration: simCalibration(node),
+    api: false,
+    runtime: simRuntime(node, ctx),
+    shaping: node.network
+  })
+}
+
+/** A node in this process. */
+export class InProcessHost implements SimHost {
+  readonly name: string
+  readonly node: ShoalNode
+
+  private constructor (name: string, node: ShoalNode) {
+    this.name = name
+    this.node = node
+  }
+
+  static async start (planned: PlannedNode, bootstrap: string[], ctx: HostContext): Promise<InProcessHost> {
+    const node = await simNode(planned, bootstrap, ctx)
+    await node.start()
+    return new InProcessHost(planned.name, node)
+  }
+
+  get peerId (): string {
+    return this.node.peerId
+  }
+
+  get addrs (): string[] {
+    return this.node.addrs
+  }
+
+  async knownPeers (): Promise<number> {
+    return this.node.libp2p.services.capacity.peers.size
+  }
+
+  async kill (): Promise<void> {
+    await this.node.kill()
+  }
+
+  async leave (): Promise<void> {
+    await this.node.stop()
+  }
+}

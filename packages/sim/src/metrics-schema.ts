@@ -1,0 +1,114 @@
+/** JSON Schema of `metrics.json` (format shoal-sim-metrics/1); docs/simulation.md explains each field. */
+
+const count = { type: 'integer', minimum: 0 }
+const ms = { type: 'number', minimum: 0 }
+const msOrNull = { anyOf: [ms, { type: 'null' }] }
+
+const job = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['id', 'model', 'batch', 'inputSeed', 'submittedAtMs', 'endedAtMs', 'wallMs', 'state', 'pieces', 'piecesDone', 'retries', 'duplicates', 'bytesSent', 'bytesReceived', 'bytesMoved', 'lostPieces', 'correct'],
+  properties: {
+    id: { type: 'string' },
+    model: { type: 'string' },
+    batch: count,
+    inputSeed: count,
+    submittedAtMs: ms,
+    endedAtMs: msOrNull,
+    wallMs: msOrNull,
+    state: { enum: ['done', 'failed', 'unfinished'] },
+    error: { type: 'string' },
+    pieces: count,
+    piecesDone: count,
+    retries: count,
+    duplicates: count,
+    bytesSent: count,
+    bytesReceived: count,
+    bytesMoved: count,
+    lostPieces: count,
+    correct: { type: ['boolean', 'null'] }
+  }
+}
+
+const node = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'group', 'peerId', 'up', 'upMs', 'busyFraction', 'piecesDone', 'piecesFailed'],
+  properties: {
+    name: { type: 'string' },
+    group: { type: 'string' },
+    peerId: { type: 'string' },
+    up: { type: 'array', items: { type: 'object', additionalProperties: false, required: ['fromMs', 'toMs'], properties: { fromMs: ms, toMs: ms } } },
+    upMs: ms,
+    busyFraction: { type: 'number', minimum: 0, maximum: 1 },
+    piecesDone: count,
+    piecesFailed: count,
+    end: { enum: ['kill', 'leave'] }
+  }
+}
+
+export const METRICS_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['format', 'scenario', 'versions', 'computeMode', 'processes', 'models', 'nodes', 'startupMs', 'convergenceMs', 'runMs', 'lostPieces', 'jobs', 'nodeStats', 'events', 'attempts', 'throughput'],
+  properties: {
+    format: { const: 'shoal-sim-metrics/1' },
+    scenario: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['name', 'file', 'seed', 'durationMs'],
+      properties: { name: { type: 'string' }, file: { type: 'string' }, seed: count, durationMs: ms }
+    },
+    versions: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['shoal', 'node', 'libp2p', 'onnxruntime'],
+      properties: { shoal: { type: 'string' }, node: { type: 'string' }, libp2p: { type: 'string' }, onnxruntime: { type: 'string' } }
+    },
+    computeMode: { enum: ['onnx', 'delay'] },
+    processes: { type: 'boolean' },
+    models: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['key', 'label', 'cid', 'bytes', 'msPerRow'],
+        properties: { key: { type: 'string' }, label: { type: 'string' }, cid: { type: 'string' }, bytes: count, msPerRow: ms }
+      }
+    },
+    nodes: count,
+    startupMs: ms,
+    convergenceMs: ms,
+    runMs: ms,
+    lostPieces: count,
+    jobs: { type: 'array', items: job },
+    nodeStats: { type: 'array', items: node },
+    events: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['atMs', 'kind', 'node', 'doneAtMs'],
+        properties: { atMs: ms, kind: { enum: ['kill', 'leave', 'join'] }, node: { type: 'string' }, doneAtMs: msOrNull }
+      }
+    },
+    attempts: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['job', 'piece', 'node', 'rows', 'startMs', 'endMs', 'outcome'],
+        properties: { job: { type: 'string' }, piece: count, node: { type: 'string' }, rows: count, startMs: { type: 'number' }, endMs: { type: 'number' }, outcome: { enum: ['done', 'duplicate', 'failed', 'cancelled'] } }
+      }
+    },
+    throughput: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['fromMs', 'toMs', 'rowsPerSecond'],
+        properties: { fromMs: ms, toMs: ms, rowsPerSecond: { type: 'number', minimum: 0 } }
+      }
+    }
+  }
+} as const

@@ -1,0 +1,135 @@
+import { readFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
+import { buildCalibrationModel } from '@shoal/runtime/calibration-model'
+import { byteLength, inspectModel, SessionCache, syntheticBatch } from '@shoal/runtime'
+import type { Dtype, ModelInfo, PieceRuntime, Tensor } from '@shoal/runtime'
+import { CALIBRATION_RUNS } from './constants.js'
+import { SimError } from './errors.js'
+import type { ModelSpec } from './scenario.js'
+
+/** A scenario's model, loaded, with what its inputs look like and what a row costs on this machine. */
+export interface SimModel {
+  key: string
+  label: string
+  bytes: Uint8Array
+  info: ModelInfo
+  /** Dims of one row of each input (float32), the batch axis left out. */
+  rowShapes: Record<string, number[]>
+  /** Dims and dtype of one row of each output, from a real run. */
+  outputRows: Record<string, { dtype: Dtype, dims: number[] }>
+  /** Median cost of a row with ONNX Runtime on one core of this machine: the delay mode's unit. */
+  msPerRow: number
+}
+
+export function modelKey (spec: ModelSpec): string {
+  return spec.kind === 'generated' ? `generated:${spec.width}x${spec.layers}` : `package:${spec.name}/${spec.file}`
+}
+
+async function modelBytes (spec: ModelSpec): Promise<Uint8Array> {
+  if (spec.kind === 'generated') return buildCalibrationModel({ batch: 0, width: spec.width, layers: spec.layers })
+  let dir: string
+  try {
+    dir = dirname(createRequire(import.meta.url).resolve(`${spec.name}/package.json`))
+  } catch {
+    throw new SimError(`model package "${spec.name}" is not installed here (add it to the workspace, or use a generated model)`)
+  }
+  try {
+    return new Uint8Array(await readFile(join(dir, spec.file)))
+  } catch (err: any) {
+    throw new SimError(`cannot read ${spec.file} in ${spec.name}: ${err.code ?? err.message}`)
+  }
+}
+
+/** The inputs of `rows` rows for a model, from a seed: the same seed gives the same bytes. */
+export function modelInputs (model: SimModel, rows: number, seed: number): Record<string, Tensor> {
+  const inputs: Record<string, Tensor> = {}
+  let i = 0
+  for (const [name, shape] of Object.entries(model.rowShapes)) inputs[name] = syntheticBatch([rows, ...shape], (seed + i++) >>> 0)
+  return inputs
+}
+
+/**
+ * Loads a model, works out its row shapes (fixed dims from the model, the rest from the scenario's
+ * `rowShape`) and measures a row's cost by running it here, `CALIBRATION_RUNS` times after a warm-up.
+ */
+export async function loadModel (spec: ModelSpec): Promise<SimModel> {
+  const bytes = await modelBytes(spec)
+  const label = spec.kind === 'generated' ? `generated MLP ${spec.width} wide, ${spec.layers} layers` : `${spec.file} (${spec.name})`
+  const info = await inspectModel(bytes, { maxBytes: Number.MAX_SAFE_INTEGER }).catch((err: Error) => { throw new SimError(`${label}: ${err.message}`) })
+  const rowShapes: Record<string, number[]> = {}
+  for (const input of info.inputs) {
+    if (input.dtype !== 'float32') throw new SimError(`${label}: input "${input.name}" is ${input.dtype ?? 'not a tensor'}; simulations generate float32 inputs only`)
+    if (typeof input.dims[0] === 'number') throw new SimError(`${label}: input "${input.name}" fixes the batch axis at ${input.dims[0]}; a simulated job needs a free batch axis`)
+    const rest = input.dims.slice(1)
+    const given = spec.kind === 'package' ? spec.rowShape : undefined
+    if (given != null) {
+      if (given.length !== rest.length) throw new SimError(`${label}: rowShape has ${given.length} dims, input "${input.name}" has ${rest.length} after the batch axis [${rest.join(', ')}]`)
+      rowShapes[input.name] = given
+    } else if (rest.every(d => typeof d === 'number')) {
+      rowShapes[input.name] = rest as number[]
+    } else {
+      throw new SimError(`${label}: input "${input.name}" has free dims [${rest.join(', ')}] after the batch axis; give them as rowShape in the scenario`)
+    }
+  }
+  const model: SimModel = { key: modelKey(spec), label, bytes, info, rowShapes, outputRows: {}, msPerRow: 0 }
+  const sessions = new SessionCache({ providers: ['cpu'], cpuThreads: 1 })
+  try {
+    const rows = 4
+    const inputs = modelInputs(model, rows, 1)
+    const times: number[] = []
+    let outputs: Record<string, Tensor> = {}
+    for (let i = 0; i <= CALIBRATION_RUNS; i++) {
+      const result = await sessions.run(info.cid, async () => bytes, inputs)
+      if (i > 0) times.push(result.computeMs)
+      outputs = result.outputs
+    }
+    times.sort((a, b) => a - b)
+    model.msPerRow = Math.max(times[Math.floor(times.length / 2)] / rows, 0.001)
+    for (const [name, t] of Object.entries(outputs)) {
+      if (t.dims[0] !== rows) throw new SimError(`${label}: output "${name}" does not keep the batch axis, so its jobs cannot be split`)
+      model.outputRows[name] = { dtype: t.dtype, dims: t.dims.slice(1) }
+    }
+  } catch (err: any) {
+    if (err instanceof SimError) throw err
+    throw new SimError(`${label} does not run here: ${err.message}`)
+  } finally {
+    await sessions.close()
+  }
+  return model
+}
+
+/**
+ * The delay compute mode: a piece takes the measured cost of its rows divided by the node's speed, and
+ * answers zero-filled outputs of the right shapes. Everything around it (streams, scheduling, retries,
+ * model fetches) is the production code; only ONNX Runtime is left out, so 100+ nodes fit on two cores.
+ */
+export class DelayRuntime implements PieceRuntime {
+  private readonly models: Map<string, SimModel>
+  private readonly speed: number
+  private closed = false
+
+  constructor (models: Map<string, SimModel>, speed: number) {
+    this.models = models
+    this.speed = speed
+  }
+
+  async run (cid: string, _load: () => Promise<Uint8Array>, inputs: Record<string, Tensor>): Promise<{ outputs: Record<string, Tensor>, provider: string, computeMs: number }> {
+    if (this.closed) throw new Error('runtime closed')
+    const model = this.models.get(cid)
+    if (model == null) throw new Error(`model ${cid} is not one of the scenario's`)
+    const rows = Object.values(inputs)[0]?.dims[0] ?? 0
+    const ms = model.msPerRow * rows / this.speed
+    await new Promise(resolve => setTimeout(resolve, ms))
+    const outputs: Record<string, Tensor> = {}
+    for (const [name, row] of Object.entries(model.outputRows)) {
+      const dims = [rows, ...row.dims]
+      outputs[name] = { dtype: row.dtype, dims, data: new Uint8Array(byteLength(row.dtype, dims)) }
+    }
+    return { outputs, provider: 'delay', computeMs: ms }
+  }
+
+  async close (): Promise<void> {
+    this.closed = true
+  }
+}

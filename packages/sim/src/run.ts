@@ -1,0 +1,327 @@
+import { existsSync, readFileSync } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { createRequire } from 'node:module'
+import os from 'node:os'
+import { dirname, join } from 'node:path'
+import { SHOAL_VERSION } from '@shoal/node'
+import type { Job, ShoalNode } from '@shoal/node'
+import { SessionCache } from '@shoal/runtime'
+import type { Tensor } from '@shoal/runtime'
+import { CONVERGENCE_TIMEOUT_MS, SAMPLE_INTERVAL_MS } from './constants.js'
+import { SimError } from './errors.js'
+import { effectiveSpeed, InProcessHost, simNode } from './hosts.js'
+import type { HostContext, SimHost } from './hosts.js'
+import { eventRecords, nodeMetrics, throughput } from './metrics.js'
+import type { AttemptRecord, JobMetrics, NodeRecord, SimMetrics } from './metrics.js'
+import { loadModel, modelInputs, modelKey } from './models.js'
+import type { SimModel } from './models.js'
+import { planScenario } from './plan.js'
+import type { Plan, PlannedJob, PlannedNode } from './plan.js'
+import { ProcessHost } from './process-host.js'
+import type { Scenario } from './scenario.js'
+
+export interface SimOptions {
+  /** The scenario file's name, for the report. */
+  file?: string
+  /** Each node in its own OS process (the submitting client stays in this one). */
+  processes?: boolean
+  /** Progress lines for a person watching. */
+  log?: (line: string) => void
+}
+
+/** The node that submits the scenario's jobs: it holds the models and never churns. */
+const CLIENT: PlannedNode = { name: 'client', group: 'client', speed: 1, concurrency: 2, gpu: false, initial: true }
+
+const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, Math.max(0, ms))) }
+
+/**
+ * Runs a scenario: starts the client and the initial nodes on loopback, waits for the mesh to converge,
+ * then plays the plan's churn and jobs against the clock, and measures what happened.
+ */
+export async function runSimulation (scenario: Scenario, options: SimOptions = {}): Promise<SimMetrics> {
+  const log = options.log ?? (() => {})
+  const plan = planScenario(scenario)
+  const workDir = await mkdtemp(join(os.tmpdir(), 'shoal-sim-'))
+  const models = new Map<string, SimModel>()
+  const byCid = new Map<string, SimModel>()
+  for (const job of plan.jobs) {
+    const key = modelKey(job.model)
+    if (models.has(key)) continue
+    log(`loading ${key} and measuring a row on this machine`)
+    const model = await loadModel(job.model)
+    models.set(key, model)
+    byCid.set(model.info.cid, model)
+    log(`  ${model.label}: ${model.info.cid}, ${model.bytes.byteLength} bytes, ${model.msPerRow.toFixed(3)} ms a row`)
+  }
+  const ctx: HostContext = {
+    workDir,
+    compute: scenario.compute,
+    adIntervalMs: scenario.adIntervalMs,
+    models: byCid,
+    maxSpeed: Math.max(1, ...plan.nodes.map(effectiveSpeed))
+  }
+  const run = new Run(plan, ctx, options, log)
+  try {
+    return await run.execute(scenario, models)
+  } finally {
+    await run.stopAll()
+    await rm(workDir, { recursive: true, force: true }).catch(() => {})
+  }
+}
+
+class Run {
+  private readonly plan: Plan
+  private readonly ctx: HostContext
+  private readonly options: SimOptions
+  private readonly log: (line: string) => void
+  private client?: ShoalNode
+  private readonly hosts = new Map<string, SimHost>()
+  private readonly records = new Map<string, NodeRecord>()
+  private readonly nodeByPeer = new Map<string, string>()
+  private readonly attempts: AttemptRecord[] = []
+  private readonly outputs = new Map<string, Record<string, Tensor>>()
+  private t0 = 0
+
+  constructor (plan: Plan, ctx: HostContext, options: SimOptions, log: (line: string) => void) {
+    this.plan = plan
+    this.ctx = ctx
+    this.options = options
+    this.log = log
+  }
+
+  /** Scenario time now. */
+  private now (): number {
+    return Math.round(performance.now() - this.t0)
+  }
+
+  async execute (scenario: Scenario, models: Map<string, SimModel>): Promise<SimMetrics> {
+    const launch = performance.now()
+    this.t0 = launch
+    const client = await simNode(CLIENT, [], this.ctx)
+    await client.start()
+    this.client = client
+    this.record(CLIENT, client.peerId)
+    for (const model of models.values()) await client.addModel(model.bytes)
+    const initial = this.plan.nodes.filter(n => n.initial)
+    this.log(`starting ${initial.length} nodes${this.options.processes === true ? ', each in its own process' : ''}`)
+    // a few at a time: hundreds of handshakes at once on two cores time out
+    const batch = this.options.processes === true ? 4 : 16
+    for (let i = 0; i < initial.length; i += batch) {
+      await Promise.all(initial.slice(i, i + batch).map(async n => { await this.startNode(n) }))
+    }
+    const listening = performance.now()
+    const startupMs = Math.round(listening - launch)
+    this.log(`all ${initial.length + 1} nodes listening after ${startupMs} ms; waiting for every node to see every other`)
+    await this.converge(initial.length + 1)
+    const convergenceMs = Math.round(performance.now() - listening)
+    this.log(`converged in ${convergenceMs} ms; scenario clock starts`)
+
+    // scenario time 0 is now: nodes up before are up from 0
+    this.t0 = performance.now()
+    for (const record of this.records.values()) record.startedAtMs = 0
+    const doneAt = new Map<number, number>()
+    const eventsDone = this.plan.events.map(async (event, i) => {
+      await sleep(event.atMs - this.now())
+      await this.apply(event)
+      doneAt.set(i, this.now())
+    })
+    const jobMetrics: JobMetrics[] = []
+    const jobsDone = this.plan.jobs.map(async planned => {
+      await sleep(planned.atMs - this.now())
+      jobMetrics.push(await this.runJob(planned, models.get(modelKey(planned.model))!))
+    })
+    const everything = Promise.all([...eventsDone, ...jobsDone])
+    let timer: NodeJS.Timeout | undefined
+    const timedOut = await Promise.race([
+      everything.then(() => false),
+      new Promise<boolean>(resolve => { timer = setTimeout(() => resolve(true), scenario.durationMs) })
+    ])
+    clearTimeout(timer)
+    const runMs = this.now()
+    if (timedOut) {
+      this.log(`the scenario's duration (${scenario.durationMs} ms) ran out; unfinished jobs are reported as such`)
+      for (const job of client.listJobs()) job.cancel('the scenario ended')
+    }
+    const finished = new Set(jobMetrics.map(j => j.id))
+    for (const planned of this.plan.jobs) {
+      if (!finished.has(planned.id)) jobMetrics.push(this.unfinished(planned))
+    }
+    jobMetrics.sort((a, b) => Number(a.id.slice(4)) - Number(b.id.slice(4)))
+    if (scenario.compute === 'onnx') await this.verify(jobMetrics, models)
+
+    const nodes = [...this.records.values()]
+    return {
+      format: 'shoal-sim-metrics/1',
+      scenario: { name: scenario.name, file: this.options.file ?? '', seed: scenario.seed, durationMs: scenario.durationMs },
+      versions: versions(),
+      computeMode: scenario.compute,
+      processes: this.options.processes === true,
+      models: [...models.values()].map(m => ({ key: m.key, label: m.label, cid: m.info.cid, bytes: m.bytes.byteLength, msPerRow: Math.round(m.msPerRow * 1000) / 1000 })),
+      nodes: nodes.length,
+      startupMs,
+      convergenceMs,
+      runMs,
+      lostPieces: jobMetrics.reduce((n, j) => n + j.lostPieces, 0),
+      jobs: jobMetrics,
+      nodeStats: nodeMetrics(nodes, this.attempts, runMs),
+      events: eventRecords(this.plan, doneAt),
+      attempts: this.attempts,
+      throughput: throughput(this.attempts, runMs)
+    }
+  }
+
+  private record (node: PlannedNode, peerId: string): void {
+    this.records.set(node.name, { name: node.name, group: node.group, peerId, startedAtMs: this.now(), stoppedAtMs: null })
+    this.nodeByPeer.set(peerId, node.name)
+  }
+
+  private async startNode (node: PlannedNode): Promise<void> {
+    const bootstrap = [this.client!.addrs[0]]
+    const host = this.options.processes === true
+      ? await ProcessHost.start(node, bootstrap, this.ctx)
+      : await InProcessHost.start(node, bootstrap, this.ctx)
+    this.hosts.set(node.name, host)
+    this.record(node, host.peerId)
+  }
+
+  /** Waits until every node up has a live ad from every other (the client included). */
+  private async converge (total: number): Promise<void> {
+    const deadline = performance.now() + CONVERGENCE_TIMEOUT_MS
+    while (true) {
+      const counts = await Promise.all([this.client!.libp2p.services.capacity.peers.size, ...[...this.hosts.values()].map(async h => await h.knownPeers())])
+      if (counts.every(c => c >= total - 1)) return
+      if (performance.now() > deadline) {
+        const short = counts.filter(c => c < total - 1).length
+        throw new SimError(`the mesh did not converge within ${CONVERGENCE_TIMEOUT_MS} ms: ${short} of ${total} nodes still miss peers (fewest known: ${Math.min(...counts)} of ${total - 1})`)
+      }
+      await sleep(SAMPLE_INTERVAL_MS)
+    }
+  }
+
+  private async apply (event: Plan['events'][number]): Promise<void> {
+    const planned = this.plan.nodes.find(n => n.name === event.node)!
+    if (event.kind === 'join') {
+      await this.startNode(planned)
+      this.log(`${(this.now() / 1000).toFixed(1)} s: ${event.node} joined`)
+      return
+    }
+    const host = this.hosts.get(event.node)
+    if (host == null) return
+    this.hosts.delete(event.node)
+    const record = this.records.get(event.node)!
+    record.stoppedAtMs = this.now()
+    record.end = event.kind
+    this.log(`${(this.now() / 1000).toFixed(1)} s: ${event.node} ${event.kind === 'kill' ? 'killed' : 'left'}`)
+    await (event.kind === 'kill' ? host.kill() : host.leave()).catch(() => {})
+  }
+
+  private async runJob (planned: PlannedJob, model: SimModel): Promise<JobMetrics> {
+    const client = this.client!
+    const submittedAtMs = this.now()
+    let job: Job
+    try {
+      job = client.submitJob(model.info.cid, modelInputs(model, planned.batch, planned.inputSeed), { ...planned.options, local: 'fallback' })
+    } catch (err: any) {
+      return { ...this.unfinished(planned), state: 'failed', error: err.message, submittedAtMs, endedAtMs: submittedAtMs, wallMs: 0 }
+    }
+    const t0 = this.t0
+    job.onPieceAttempt(a => {
+      this.attempts.push({
+        job: planned.id,
+        piece: a.pieceId,
+        node: this.nodeByPeer.get(a.peerId) ?? a.peerId,
+        rows: a.rows,
+        startMs: Math.round(a.startedAt - t0),
+        endMs: Math.round(a.endedAt - t0),
+        outcome: a.outcome
+      })
+    })
+    this.log(`${(submittedAtMs / 1000).toFixed(1)} s: ${planned.id} submitted (${planned.batch} rows)`)
+    let error: string | undefined
+    try {
+      const result = await job.run()
+      this.outputs.set(planned.id, result.outputs)
+    } catch (err: any) {
+      error = err.message
+    }
+    const endedAtMs = this.now()
+    const p = job.progress()
+    const state = error == null ? 'done' : 'failed'
+    this.log(`${(endedAtMs / 1000).toFixed(1)} s: ${planned.id} ${state} after ${endedAtMs - submittedAtMs} ms (${p.done}/${p.total} pieces, ${p.retries} retries, ${p.duplicates} duplicates)${error != null ? `: ${error}` : ''}`)
+    return {
+      id: planned.id,
+      model: model.key,
+      batch: planned.batch,
+      inputSeed: planned.inputSeed,
+      submittedAtMs,
+      endedAtMs,
+      wallMs: endedAtMs - submittedAtMs,
+      state,
+      ...(error != null ? { error } : {}),
+      pieces: p.total,
+      piecesDone: p.done,
+      retries: p.retries,
+      duplicates: p.duplicates,
+      bytesSent: p.bytesSent,
+      bytesReceived: p.bytesReceived,
+      bytesMoved: p.bytesSent + p.bytesReceived,
+      lostPieces: p.total - p.done,
+      correct: null
+    }
+  }
+
+  private unfinished (planned: PlannedJob): JobMetrics {
+    return {
+      id: planned.id, model: modelKey(planned.model), batch: planned.batch, inputSeed: planned.inputSeed,
+      submittedAtMs: planned.atMs, endedAtMs: null, wallMs: null, state: 'unfinished',
+      pieces: 0, piecesDone: 0, retries: 0, duplicates: 0, bytesSent: 0, bytesReceived: 0, bytesMoved: 0, lostPieces: 0, correct: null
+    }
+  }
+
+  /** Real compute: each finished job's outputs against one ONNX Runtime run of its whole batch. */
+  private async verify (jobs: JobMetrics[], models: Map<string, SimModel>): Promise<void> {
+    const sessions = new SessionCache({ providers: ['cpu'], cpuThreads: 1 })
+    try {
+      for (const job of jobs) {
+        const outputs = this.outputs.get(job.id)
+        if (outputs == null) continue
+        const model = models.get(job.model)!
+        const reference = await sessions.run(model.info.cid, async () => model.bytes, modelInputs(model, job.batch, job.inputSeed))
+        job.correct = Object.entries(reference.outputs).every(([name, t]) => {
+          const got = outputs[name]
+          return got != null && got.dims.join() === t.dims.join() && Buffer.from(got.data).equals(Buffer.from(t.data))
+        })
+      }
+    } finally {
+      await sessions.close()
+    }
+  }
+
+  async stopAll (): Promise<void> {
+    await Promise.all([...this.hosts.values()].map(async h => { await h.leave().catch(() => {}) }))
+    this.hosts.clear()
+    await this.client?.stop().catch(() => {})
+  }
+}
+
+/** The version of a package as installed beside `from` (a package that depends on it). */
+function installedVersion (name: string, from: string): string {
+  try {
+    const require = createRequire(createRequire(import.meta.url).resolve(from))
+    // packages whose exports hide package.json: walk up from their entry point
+    let dir = dirname(require.resolve(name))
+    while (dir !== dirname(dir)) {
+      const file = join(dir, 'package.json')
+      if (existsSync(file)) {
+        const pkg = JSON.parse(readFileSync(file, 'utf8'))
+        if (pkg.name === name) return pkg.version
+      }
+      dir = dirname(dir)
+    }
+  } catch {}
+  return 'unknown'
+}
+
+function versions (): SimMetrics['versions'] {
+  return { shoal: SHOAL_VERSION, node: process.version, libp2p: installedVersion('libp2p', '@shoal/node'), onnxruntime: installedVersion('onnxruntime-node', '@shoal/runtime') }
+}
