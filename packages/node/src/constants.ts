@@ -132,3 +132,10 @@ export const NAME_TIMEOUT_MS = 10_000
 
 /** Finished model fetches whose progress the API still shows (GET /v1/fetches). */
 export const KEPT_FINISHED_FETCHES = 64
+
+/**
+ * A worker still fetching a piece's model answers OVERLOADED this long (at most a tenth of the
+ * deadline) before the piece's deadline, so that its answer reaches the submitter before the
+ * submitter gives up on it and counts a failed attempt.
+ */
+export const FETCH_ANSWER_MARGIN_MS = 1000

@@ -7,7 +7,7 @@ import {
 import type { TensorHeader } from '@shoal/protocol'
 import { mismatchWithModel } from '@shoal/runtime'
 import type { PieceRuntime, Tensor } from '@shoal/runtime'
-import { HEADER_TIMEOUT_MS, MAX_INBOUND_INFER_STREAMS } from './constants.js'
+import { FETCH_ANSWER_MARGIN_MS, HEADER_TIMEOUT_MS, MAX_INBOUND_INFER_STREAMS } from './constants.js'
 import { drainData, frames, readData, readMessage, writeData, writeMessage } from './frames.js'
 import type { Frames } from './frames.js'
 import type { ModelStore } from './model-store.js'
@@ -19,8 +19,11 @@ export interface InferenceServiceInit {
   maxRequestBytes: number
   store: ModelStore
   sessions: PieceRuntime
-  /** Gets a model this node lacks into the store, from the swarm; `hint` is the submitter of the piece. */
-  fetchModel: (cid: string, hint: string, signal: AbortSignal) => Promise<unknown>
+  /**
+   * Gets a model this node lacks into the store, from the swarm; `hint` is the submitter of the piece.
+   * Not tied to any piece: a fetch outlives the piece that started it.
+   */
+  fetchModel: (cid: string, hint: string) => Promise<unknown>
   /** Called when the number of pieces running changes (the capacity ad's free slots). */
   onLoadChange?: () => void
   /** Simulation hook: piece traffic to and from this node as over a slower, longer link. */
@@ -134,7 +137,7 @@ export class InferenceService implements Startable {
         tensors[t.name] = { dtype: t.dtype, dims: t.dims, data: data.subarray(offset, offset + t.byteLength) }
         offset += t.byteLength
       }
-      await this.ensureModel(request.modelCid, connection.remotePeer, signal)
+      await this.ensureModel(request.modelCid, connection.remotePeer, deadlineMs, signal)
       const info = this.init.store.info(request.modelCid)!
       const mismatch = mismatchWithModel(info, inputs)
       if (mismatch != null) throw new PieceError(Code.BAD_INPUT, mismatch)
@@ -174,13 +177,27 @@ export class InferenceService implements Startable {
     }
   }
 
-  /** The model is in the store, or is fetched through the swarm (the submitter first among providers). */
-  private async ensureModel (cid: string, from: PeerId, signal: AbortSignal): Promise<void> {
+  /**
+   * The model is in the store, or is fetched through the swarm (the submitter first among providers).
+   * The fetch goes on past this piece's deadline: when the deadline is near and the model is still on
+   * its way, the piece is answered OVERLOADED (not the piece's fault, so the submitter does not count
+   * it as a failed attempt) a little before the deadline, and the next piece finds the model here or
+   * the fetch further along. Tying the fetch to the piece made every worker of a fresh mesh restart
+   * its fetch on each attempt, and large jobs failed while their model was still spreading.
+   */
+  private async ensureModel (cid: string, from: PeerId, deadlineMs: number, signal: AbortSignal): Promise<void> {
     if (this.init.store.has(cid)) return
+    const fetching = this.init.fetchModel(cid, from.toString())
+    fetching.catch(() => {})
+    const answerBy = AbortSignal.any([signal, AbortSignal.timeout(Math.max(1, Math.floor(deadlineMs - Math.min(FETCH_ANSWER_MARGIN_MS, deadlineMs / 10))))])
     try {
-      await this.init.fetchModel(cid, from.toString(), signal)
+      await new Promise<void>((resolve, reject) => {
+        const onAbort = (): void => { reject(answerBy.reason) }
+        answerBy.addEventListener('abort', onAbort, { once: true })
+        fetching.then(() => { answerBy.removeEventListener('abort', onAbort); resolve() }, err => { answerBy.removeEventListener('abort', onAbort); reject(err) })
+      })
     } catch (err: any) {
-      if (signal.aborted) throw new PieceError(Code.DEADLINE_EXCEEDED, `deadline passed while fetching model ${cid}`)
+      if (answerBy.aborted) throw new PieceError(Code.OVERLOADED, `still fetching model ${cid} when the piece's deadline came; the fetch goes on, so try again shortly`)
       throw new PieceError(Code.MODEL_UNAVAILABLE, `model ${cid} is not here and fetching it failed: ${err.message}`)
     }
   }

@@ -60,6 +60,8 @@ export interface PieceAttempt {
   endedAt: number
   /** done: its result was used; duplicate: another attempt finished first; cancelled: stopped by the scheduler. */
   outcome: 'done' | 'duplicate' | 'failed' | 'cancelled'
+  /** Why a failed attempt failed. */
+  reason?: string
 }
 
 export interface JobResult {
@@ -280,6 +282,7 @@ export class Job {
     if (remote) this.bytesSent += Object.values(inputs).reduce((n, t) => n + t.data.byteLength, 0)
     const startedAt = this.now()
     let outcome: PieceAttempt['outcome'] = 'failed'
+    let reason: string | undefined
     const run = !remote
       ? this.deps.runLocal(this.deps.model.cid, inputs, controller.signal)
       : this.deps.runRemote(peerId, {
@@ -295,6 +298,7 @@ export class Job {
       if (controller.signal.aborted) { outcome = 'cancelled'; return }
       const problem = this.checkOutputs(result.outputs, piece)
       if (problem != null) {
+        reason = 'message' in problem ? problem.message : problem.kind
         this.scheduler?.failed(pieceId, peerId, problem, this.now())
       } else if (this.scheduler?.succeeded(pieceId, peerId, this.now()) === true) {
         this.results.set(pieceId, result.outputs)
@@ -304,10 +308,12 @@ export class Job {
       }
     }, err => {
       if (controller.signal.aborted) { outcome = 'cancelled'; return }
-      this.scheduler?.failed(pieceId, peerId, causeOf(err), this.now())
+      const cause = causeOf(err)
+      reason = 'message' in cause ? `${cause.code}: ${cause.message}` : cause.kind === 'overloaded' ? `overloaded: ${String(err.message)}` : String(err.message ?? cause.kind)
+      this.scheduler?.failed(pieceId, peerId, cause, this.now())
     }).finally(() => {
       this.flights.delete(key)
-      const attempt: PieceAttempt = { pieceId, peerId, rows: piece.rows, startedAt, endedAt: this.now(), outcome }
+      const attempt: PieceAttempt = { pieceId, peerId, rows: piece.rows, startedAt, endedAt: this.now(), outcome, ...(reason != null ? { reason } : {}) }
       for (const listener of this.attemptListeners) {
         try {
           listener(attempt)

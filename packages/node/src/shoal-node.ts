@@ -166,7 +166,7 @@ export class ShoalNode {
         maxConcurrency: config.maxConcurrency,
         maxRequestBytes: config.maxRequestBytes,
         store: this.models,
-        fetchModel: async (cid, hint, signal) => await this.fetchModel(cid, { hints: [hint], signal }),
+        fetchModel: async (cid, hint) => await this.fetchModel(cid, { hints: [hint] }),
         sessions: this.sessions,
         onLoadChange: () => this.libp2pNode?.services.capacity.changed(),
         shaping: this.init.shaping

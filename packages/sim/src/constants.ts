@@ -5,10 +5,14 @@ export const DEFAULT_SEED = 1
 export const DEFAULT_DURATION_MS = 60_000
 
 /**
- * Capacity-ad interval inside a simulation. Shorter than a volunteer's 5 s so that a killed node's ad
- * expires (3 intervals) within a few seconds of scenario time; 100 nodes at 1 s stay well within two cores.
+ * Capacity-ad interval inside a simulation when the scenario names none: this many ms per node, within
+ * [MIN, MAX]. Every ad is signature-checked by every node, so n nodes in one process cost n^2 checks
+ * per interval: short intervals make a small mesh notice a killed node's ad expire (3 intervals) within
+ * seconds, long ones keep a large mesh within two cores (docs/benchmarks.md).
  */
-export const DEFAULT_AD_INTERVAL_MS = 1000
+export const AD_INTERVAL_PER_NODE_MS = 100
+export const MIN_AUTO_AD_INTERVAL_MS = 1000
+export const MAX_AUTO_AD_INTERVAL_MS = 10_000
 
 /** Pieces a simulated node runs at once, as a volunteer's default. */
 export const DEFAULT_CONCURRENCY = 2

@@ -27,6 +27,13 @@ export interface HostContext {
   models: Map<string, SimModel>
   /** The fastest node's effective speed: with real compute, others are slowed relative to it. */
   maxSpeed: number
+  /** Every node adds the models to its store when it starts (else workers fetch them through the swarm). */
+  preload: boolean
+  /**
+   * With real compute in one process: one session cache for every node. Nodes on one machine share its
+   * cores anyway, and ten sessions of one model created at once on two cores took seconds each.
+   */
+  shared?: SessionCache
 }
 
 /** A node's speed with its GPU counted: what the scheduler is told, and what delays are divided by. */
@@ -53,7 +60,18 @@ export function simCalibration (node: Pick<PlannedNode, 'speed' | 'gpu'>): { pro
 export function simRuntime (node: Pick<PlannedNode, 'speed' | 'gpu'>, ctx: HostContext): PieceRuntime {
   const speed = effectiveSpeed(node)
   if (ctx.compute === 'delay') return new DelayRuntime(ctx.models, speed)
-  return new SessionCache({ providers: ['cpu'], cpuThreads: 1, slowdown: ctx.maxSpeed / speed })
+  const slowdown = ctx.maxSpeed / speed
+  if (ctx.shared == null) return new SessionCache({ providers: ['cpu'], cpuThreads: 1, slowdown })
+  const shared = ctx.shared
+  return {
+    run: async (cid, load, inputs) => {
+      const result = await shared.run(cid, load, inputs)
+      if (slowdown > 1) await new Promise(resolve => setTimeout(resolve, result.computeMs * (slowdown - 1)))
+      return { ...result, computeMs: result.computeMs * slowdown }
+    },
+    // the shared cache is closed by the run, after every node
+    close: async () => {}
+  }
 }
 
 /** A ShoalNode for a planned node, with the simulation's adapters; not started. */
@@ -72,6 +90,12 @@ export async function simNode (node: PlannedNode, bootstrap: string[], ctx: Host
   })
 }
 
+/** With `preload`, a started node takes every model of the scenario into its store. */
+export async function preloadModels (node: ShoalNode, ctx: Pick<HostContext, 'preload' | 'models'>): Promise<void> {
+  if (!ctx.preload) return
+  for (const model of ctx.models.values()) await node.addModel(model.bytes)
+}
+
 /** A node in this process. */
 export class InProcessHost implements SimHost {
   readonly name: string
@@ -85,6 +109,7 @@ export class InProcessHost implements SimHost {
   static async start (planned: PlannedNode, bootstrap: string[], ctx: HostContext): Promise<InProcessHost> {
     const node = await simNode(planned, bootstrap, ctx)
     await node.start()
+    await preloadModels(node, ctx)
     return new InProcessHost(planned.name, node)
   }
 

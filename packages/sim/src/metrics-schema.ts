@@ -98,7 +98,7 @@ export const METRICS_SCHEMA = {
         type: 'object',
         additionalProperties: false,
         required: ['job', 'piece', 'node', 'rows', 'startMs', 'endMs', 'outcome'],
-        properties: { job: { type: 'string' }, piece: count, node: { type: 'string' }, rows: count, startMs: { type: 'number' }, endMs: { type: 'number' }, outcome: { enum: ['done', 'duplicate', 'failed', 'cancelled'] } }
+        properties: { job: { type: 'string' }, piece: count, node: { type: 'string' }, rows: count, startMs: { type: 'number' }, endMs: { type: 'number' }, outcome: { enum: ['done', 'duplicate', 'failed', 'cancelled'] }, reason: { type: 'string' } }
       }
     },
     throughput: {

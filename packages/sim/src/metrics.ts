@@ -50,6 +50,7 @@ export interface AttemptRecord {
   startMs: number
   endMs: number
   outcome: 'done' | 'duplicate' | 'failed' | 'cancelled'
+  reason?: string
 }
 
 export interface EventRecord extends PlannedEvent {

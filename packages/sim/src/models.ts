@@ -1,11 +1,11 @@
 import { readFile } from 'node:fs/promises'
-import { createRequire } from 'node:module'
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
 import { buildCalibrationModel } from '@shoal/runtime/calibration-model'
 import { byteLength, inspectModel, SessionCache, syntheticBatch } from '@shoal/runtime'
 import type { Dtype, ModelInfo, PieceRuntime, Tensor } from '@shoal/runtime'
 import { CALIBRATION_RUNS } from './constants.js'
 import { SimError } from './errors.js'
+import { packageDir } from './packages.js'
 import type { ModelSpec } from './scenario.js'
 
 /** A scenario's model, loaded, with what its inputs look like and what a row costs on this machine. */
@@ -28,12 +28,8 @@ export function modelKey (spec: ModelSpec): string {
 
 async function modelBytes (spec: ModelSpec): Promise<Uint8Array> {
   if (spec.kind === 'generated') return buildCalibrationModel({ batch: 0, width: spec.width, layers: spec.layers })
-  let dir: string
-  try {
-    dir = dirname(createRequire(import.meta.url).resolve(`${spec.name}/package.json`))
-  } catch {
-    throw new SimError(`model package "${spec.name}" is not installed here (add it to the workspace, or use a generated model)`)
-  }
+  const dir = packageDir(spec.name)
+  if (dir == null) throw new SimError(`model package "${spec.name}" is not installed here (add it to the workspace, or use a generated model)`)
   try {
     return new Uint8Array(await readFile(join(dir, spec.file)))
   } catch (err: any) {

@@ -41,12 +41,12 @@ export class ProcessHost implements SimHost {
     let stderr = ''
     child.stderr?.on('data', d => { stderr = (stderr + String(d)).slice(-4000) })
     const exited = new Promise<void>(resolve => child.once('exit', () => { resolve() }))
-    const models: ModelProfile[] = [...ctx.models.values()].map(m => ({ cid: m.info.cid, msPerRow: m.msPerRow, outputRows: m.outputRows }))
+    const models: ModelProfile[] = [...ctx.models.values()].map(m => ({ cid: m.info.cid, msPerRow: m.msPerRow, outputRows: m.outputRows, ...(ctx.preload ? { bytes: m.bytes } : {}) }))
     const start: ParentMessage = {
       type: 'start',
       node: planned,
       bootstrap,
-      context: { workDir: ctx.workDir, compute: ctx.compute, adIntervalMs: ctx.adIntervalMs, maxSpeed: ctx.maxSpeed },
+      context: { workDir: ctx.workDir, compute: ctx.compute, adIntervalMs: ctx.adIntervalMs, maxSpeed: ctx.maxSpeed, preload: ctx.preload },
       models
     }
     const ready = await new Promise<{ peerId: string, addrs: string[] }>((resolve, reject) => {

@@ -4,7 +4,7 @@
  */
 import type { ShoalNode } from '@shoal/node'
 import type { Dtype } from '@shoal/runtime'
-import { simNode } from './hosts.js'
+import { preloadModels, simNode } from './hosts.js'
 import type { HostContext } from './hosts.js'
 import type { SimModel } from './models.js'
 import type { PlannedNode } from './plan.js'
@@ -12,6 +12,8 @@ import type { PlannedNode } from './plan.js'
 /** What the delay compute mode needs of a model: its cost and its outputs' shapes. */
 export interface ModelProfile {
   cid: string
+  /** The model itself, when nodes preload it. */
+  bytes?: Uint8Array
   msPerRow: number
   outputRows: Record<string, { dtype: Dtype, dims: number[] }>
 }
@@ -38,9 +40,10 @@ process.on('message', (message: ParentMessage) => {
       case 'start': {
         try {
           // the delay runtime reads only a model's cost and output shapes
-          const models = new Map(message.models.map(m => [m.cid, { msPerRow: m.msPerRow, outputRows: m.outputRows } as unknown as SimModel]))
+          const models = new Map(message.models.map(m => [m.cid, { msPerRow: m.msPerRow, outputRows: m.outputRows, bytes: m.bytes } as unknown as SimModel]))
           node = await simNode(message.node, message.bootstrap, { ...message.context, models })
           await node.start()
+          await preloadModels(node, { ...message.context, models })
           send({ type: 'ready', peerId: node.peerId, addrs: node.addrs })
         } catch (err: any) {
           send({ type: 'error', message: err.message })

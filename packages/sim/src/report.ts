@@ -114,7 +114,7 @@ function timeline (m: SimMetrics, end: number): string {
     if (i == null) continue
     const colour = a.outcome === 'failed' ? '#d22' : jobColour(jobIndex.get(a.job) ?? 0)
     const opacity = a.outcome === 'done' || a.outcome === 'failed' ? 0.9 : 0.35
-    parts.push(`<rect x="${x(a.startMs).toFixed(1)}" y="${i * row + 2}" width="${Math.max(0.8, x(a.endMs) - x(a.startMs)).toFixed(1)}" height="${Math.max(1, row - 4)}" fill="${colour}" fill-opacity="${opacity}"><title>${esc(a.job)} piece ${a.piece} (${a.rows} rows) on ${esc(a.node)}: ${a.outcome}, ${fmtMs(a.endMs - a.startMs)}</title></rect>`)
+    parts.push(`<rect x="${x(a.startMs).toFixed(1)}" y="${i * row + 2}" width="${Math.max(0.8, x(a.endMs) - x(a.startMs)).toFixed(1)}" height="${Math.max(1, row - 4)}" fill="${colour}" fill-opacity="${opacity}"><title>${esc(a.job)} piece ${a.piece} (${a.rows} rows) on ${esc(a.node)}: ${a.outcome}${a.reason != null ? ` (${esc(a.reason)})` : ''}, ${fmtMs(a.endMs - a.startMs)}</title></rect>`)
   }
   parts.push(timeAxis(nodes.length * row + 4, end, x))
   return `<svg id="timeline" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}" xmlns="http://www.w3.org/2000/svg" role="img" aria-label="nodes over time">${parts.join('')}</svg>`

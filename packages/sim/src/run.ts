@@ -1,8 +1,6 @@
-import { existsSync, readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { createRequire } from 'node:module'
 import os from 'node:os'
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
 import { SHOAL_VERSION } from '@shoal/node'
 import type { Job, ShoalNode } from '@shoal/node'
 import { SessionCache } from '@shoal/runtime'
@@ -15,6 +13,7 @@ import { eventRecords, nodeMetrics, throughput } from './metrics.js'
 import type { AttemptRecord, JobMetrics, NodeRecord, SimMetrics } from './metrics.js'
 import { loadModel, modelInputs, modelKey } from './models.js'
 import type { SimModel } from './models.js'
+import { packageVersion } from './packages.js'
 import { planScenario } from './plan.js'
 import type { Plan, PlannedJob, PlannedNode } from './plan.js'
 import { ProcessHost } from './process-host.js'
@@ -58,13 +57,16 @@ export async function runSimulation (scenario: Scenario, options: SimOptions = {
     compute: scenario.compute,
     adIntervalMs: scenario.adIntervalMs,
     models: byCid,
-    maxSpeed: Math.max(1, ...plan.nodes.map(effectiveSpeed))
+    maxSpeed: Math.max(1, ...plan.nodes.map(effectiveSpeed)),
+    preload: scenario.models === 'preload',
+    shared: scenario.compute === 'onnx' && options.processes !== true ? new SessionCache({ providers: ['cpu'], cpuThreads: 1 }) : undefined
   }
   const run = new Run(plan, ctx, options, log)
   try {
     return await run.execute(scenario, models)
   } finally {
     await run.stopAll()
+    await ctx.shared?.close()
     await rm(workDir, { recursive: true, force: true }).catch(() => {})
   }
 }
@@ -233,7 +235,8 @@ class Run {
         rows: a.rows,
         startMs: Math.round(a.startedAt - t0),
         endMs: Math.round(a.endedAt - t0),
-        outcome: a.outcome
+        outcome: a.outcome,
+        ...(a.reason != null ? { reason: a.reason } : {})
       })
     })
     this.log(`${(submittedAtMs / 1000).toFixed(1)} s: ${planned.id} submitted (${planned.batch} rows)`)
@@ -304,24 +307,12 @@ class Run {
   }
 }
 
-/** The version of a package as installed beside `from` (a package that depends on it). */
-function installedVersion (name: string, from: string): string {
-  try {
-    const require = createRequire(createRequire(import.meta.url).resolve(from))
-    // packages whose exports hide package.json: walk up from their entry point
-    let dir = dirname(require.resolve(name))
-    while (dir !== dirname(dir)) {
-      const file = join(dir, 'package.json')
-      if (existsSync(file)) {
-        const pkg = JSON.parse(readFileSync(file, 'utf8'))
-        if (pkg.name === name) return pkg.version
-      }
-      dir = dirname(dir)
-    }
-  } catch {}
-  return 'unknown'
-}
-
 function versions (): SimMetrics['versions'] {
-  return { shoal: SHOAL_VERSION, node: process.version, libp2p: installedVersion('libp2p', '@shoal/node'), onnxruntime: installedVersion('onnxruntime-node', '@shoal/runtime') }
+  // libp2p and onnxruntime-node are dependencies of the node and runtime packages, found from there
+  return {
+    shoal: SHOAL_VERSION,
+    node: process.version,
+    libp2p: packageVersion('libp2p', import.meta.resolve('@shoal/node')),
+    onnxruntime: packageVersion('onnxruntime-node', import.meta.resolve('@shoal/runtime'))
+  }
 }

@@ -147,6 +147,7 @@ export const SCENARIO_SCHEMA = {
       required: ['jobs'],
       properties: {
         model,
+        models: { enum: ['preload', 'fetch'] },
         jobs: { type: 'array', minItems: 1, maxItems: 1000, items: job }
       }
     }

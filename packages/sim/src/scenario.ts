@@ -1,8 +1,9 @@
+import { MAX_AD_INTERVAL_MS, MIN_AD_INTERVAL_MS } from '@shoal/protocol'
 import { Ajv } from 'ajv'
 import type { ErrorObject } from 'ajv'
 import { LineCounter, parseDocument } from 'yaml'
 import type { Document } from 'yaml'
-import { DEFAULT_AD_INTERVAL_MS, DEFAULT_CONCURRENCY, DEFAULT_DURATION_MS, DEFAULT_GENERATED_MODEL, DEFAULT_RANDOM_CHURN_PER_MS, DEFAULT_SEED } from './constants.js'
+import { AD_INTERVAL_PER_NODE_MS, DEFAULT_CONCURRENCY, MAX_AUTO_AD_INTERVAL_MS, MIN_AUTO_AD_INTERVAL_MS, DEFAULT_DURATION_MS, DEFAULT_GENERATED_MODEL, DEFAULT_RANDOM_CHURN_PER_MS, DEFAULT_SEED } from './constants.js'
 import { ScenarioError } from './errors.js'
 import type { ScenarioProblem } from './errors.js'
 import { SCENARIO_SCHEMA } from './scenario-schema.js'
@@ -51,6 +52,8 @@ export interface Scenario {
   durationMs: number
   compute: 'onnx' | 'delay'
   adIntervalMs: number
+  /** preload: every node holds the models from the start; fetch: workers get them through the swarm. */
+  models: 'preload' | 'fetch'
   groups: GroupSpec[]
   churn: {
     events: ChurnEventSpec[]
@@ -182,7 +185,10 @@ function normalise (raw: any): Scenario {
     seed: raw.seed ?? DEFAULT_SEED,
     durationMs,
     compute: raw.compute ?? 'onnx',
-    adIntervalMs: parseDuration(raw.adInterval ?? DEFAULT_AD_INTERVAL_MS),
+    adIntervalMs: raw.adInterval != null
+      ? parseDuration(raw.adInterval)
+      : Math.min(MAX_AUTO_AD_INTERVAL_MS, Math.max(MIN_AUTO_AD_INTERVAL_MS, AD_INTERVAL_PER_NODE_MS * groups.reduce((n, g) => n + g.count, 0))),
+    models: raw.workload.models ?? 'preload',
     groups,
     churn: {
       events: (raw.churn?.events ?? []).map((e: any) => ({
@@ -243,6 +249,7 @@ function checkMeaning (s: Scenario): Array<Omit<ScenarioProblem, 'line'>> {
     if (last > s.durationMs) problems.push({ path: `workload.jobs[${i}].at`, message: `the job${j.count > 1 ? 's start until' : ' starts at'} ${last} ms, after the scenario's duration (${s.durationMs} ms)` })
     if (j.rowsPerPiece != null && j.rowsPerPiece > j.batch) problems.push({ path: `workload.jobs[${i}].rowsPerPiece`, message: `rowsPerPiece (${j.rowsPerPiece}) is larger than the batch (${j.batch})` })
   })
+  if (s.adIntervalMs < MIN_AD_INTERVAL_MS || s.adIntervalMs > MAX_AD_INTERVAL_MS) problems.push({ path: 'adInterval', message: `an ad interval is between ${MIN_AD_INTERVAL_MS} ms and ${MAX_AD_INTERVAL_MS} ms, got ${s.adIntervalMs} ms` })
   const random = s.churn.random
   if (random != null && random.untilMs < random.fromMs) problems.push({ path: 'churn.random.until', message: 'until is before from' })
   return problems
