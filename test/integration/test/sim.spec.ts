@@ -1,0 +1,133 @@
+import { readdir, readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { Ajv } from 'ajv'
+import { describe, expect, it } from 'vitest'
+import { METRICS_SCHEMA, parseScenario, runSimulation, writeOutputs } from '@shoal/sim'
+import type { Scenario, SimMetrics } from '@shoal/sim'
+import { runCli, tempDir } from './helpers.js'
+
+const EXAMPLES = fileURLToPath(new URL('../../../examples/scenarios/', import.meta.url))
+const validateMetrics = new Ajv({ allErrors: true }).compile(METRICS_SCHEMA)
+
+/**
+ * An example in a form CI can afford on two cores: at most 4 nodes a group (6 for the 50-node mesh),
+ * at most 3 jobs of at most 128 rows, pieces of at most 16 rows. Churn, speeds, GPU groups, compute
+ * mode and timings stay as the example has them.
+ */
+function reduced (scenario: Scenario): Scenario {
+  const cap = scenario.groups.reduce((n, g) => n + g.count, 0) >= 50 ? 6 : 4
+  return {
+    ...scenario,
+    groups: scenario.groups.map(g => ({ ...g, count: Math.min(g.count, cap) })),
+    jobs: scenario.jobs.map(j => ({ ...j, count: Math.min(j.count, 3), batch: Math.min(j.batch, 128), rowsPerPiece: Math.min(j.rowsPerPiece ?? 16, 16) })),
+    adIntervalMs: 500
+  }
+}
+
+async function example (name: string): Promise<Scenario> {
+  return parseScenario(await readFile(join(EXAMPLES, name), 'utf8'), name)
+}
+
+function expectClean (metrics: SimMetrics): void {
+  expect(validateMetrics(metrics), JSON.stringify(validateMetrics.errors)).toBe(true)
+  expect(metrics.jobs.map(j => [j.id, j.state, j.lostPieces])).toEqual(metrics.jobs.map(j => [j.id, 'done', 0]))
+  expect(metrics.lostPieces).toBe(0)
+  for (const job of metrics.jobs) expect(job.piecesDone).toBe(job.pieces)
+  // with real compute every job's outputs equal one local run of the whole batch
+  for (const job of metrics.jobs) expect(job.correct).toBe(metrics.computeMode === 'onnx' ? true : null)
+}
+
+describe('shoal sim: the example scenarios, reduced', async () => {
+  const names = (await readdir(EXAMPLES)).filter(f => f.endsWith('.yaml')).sort()
+
+  it('ships the six documented examples', () => {
+    expect(names).toEqual(['churn-30.yaml', 'flash-crowd.yaml', 'gpu-mix.yaml', 'mesh-50.yaml', 'steady.yaml', 'stragglers.yaml'])
+  })
+
+  for (const name of names) {
+    it(`${name} finishes every job with no lost piece; metrics and report are written`, async () => {
+      const scenario = reduced(await example(name))
+      const metrics = await runSimulation(scenario, { file: name })
+      expectClean(metrics)
+      const planned = scenario.groups.reduce((n, g) => n + g.count, 0)
+      expect(metrics.nodes).toBeGreaterThanOrEqual(planned + 1)
+      expect(metrics.computeMode).toBe(scenario.compute)
+      // every planned churn event happened
+      expect(metrics.events.every(e => e.doneAtMs != null)).toBe(true)
+      const dir = await tempDir('shoal-sim-out-')
+      const files = await writeOutputs(dir, metrics)
+      expect(JSON.parse(await readFile(files.metrics, 'utf8'))).toEqual(JSON.parse(JSON.stringify(metrics)))
+      const html = await readFile(files.report, 'utf8')
+      for (const id of ['timeline', 'throughput', 'jobs']) expect(html).toContain(`<svg id="${id}"`)
+    }, 120_000)
+  }
+})
+
+describe('shoal sim: reproducible and measured', () => {
+  it('the same scenario and seed twice: the same churn events and workload', async () => {
+    const scenario = reduced(await example('churn-30.yaml'))
+    scenario.compute = 'delay'
+    const first = await runSimulation(scenario)
+    const second = await runSimulation(scenario)
+    const churn = (m: SimMetrics): unknown => m.events.map(e => [e.atMs, e.kind, e.node])
+    const workload = (m: SimMetrics): unknown => m.jobs.map(j => [j.id, j.batch, j.inputSeed, j.model])
+    expect(churn(second)).toEqual(churn(first))
+    expect(workload(second)).toEqual(workload(first))
+    expect((churn(first) as unknown[]).length).toBeGreaterThan(0)
+    expectClean(first)
+    expectClean(second)
+  }, 120_000)
+
+  it('a killed worker mid-job: its pieces are retried elsewhere and the output is still exact', async () => {
+    const scenario = parseScenario(`
+seed: 2
+nodes:
+  - { count: 3, concurrency: 1 }
+churn:
+  events:
+    - { at: 300ms, leave: 1, mode: kill }
+workload:
+  model:
+    generated: { width: 64, layers: 2 }
+  jobs:
+    - { at: 0s, batch: 96, rowsPerPiece: 4 }
+`)
+    // slow enough that the kill lands while pieces run
+    scenario.groups[0].speed = 0.002
+    const metrics = await runSimulation(scenario)
+    expectClean(metrics)
+    const killed = metrics.events[0].node
+    expect(metrics.nodeStats.find(n => n.name === killed)?.end).toBe('kill')
+    expect(metrics.attempts.some(a => a.node === killed && a.outcome === 'failed')).toBe(true)
+    expect(metrics.jobs[0].retries).toBeGreaterThan(0)
+  }, 120_000)
+})
+
+describe('shoal sim: the command', () => {
+  it('a malformed scenario is refused with its lines and fields, exit 2', async () => {
+    const dir = await tempDir('shoal-sim-cli-')
+    const file = join(dir, 'bad.yaml')
+    await (await import('node:fs/promises')).writeFile(file, 'nodes:\n  - count: 2\n    speeed: 3\nworkload:\n  jobs:\n    - { at: soon, batch: 4 }\n')
+    const { code, stderr } = await runCli(['sim', file, '--out', join(dir, 'out')])
+    expect(code).toBe(2)
+    expect(stderr).toContain('line 3, nodes[0].speeed: unknown field "speeed"')
+    expect(stderr).toContain('line 6, workload.jobs[0].at: expected a duration')
+  })
+
+  it('--json prints the summary: jobs, nodes, convergence, compute mode', async () => {
+    const dir = await tempDir('shoal-sim-cli-')
+    const file = join(dir, 'tiny.yaml')
+    await (await import('node:fs/promises')).writeFile(file, 'seed: 3\ncompute: delay\nnodes:\n  - count: 2\nworkload:\n  model: { generated: { width: 32, layers: 1 } }\n  jobs:\n    - { at: 0s, batch: 16, rowsPerPiece: 4 }\n')
+    const { code, stdout, stderr } = await runCli(['sim', file, '--out', join(dir, 'out'), '--json'])
+    expect(code, stderr).toBe(0)
+    const out = JSON.parse(stdout)
+    expect(out).toMatchObject({ nodes: 3, computeMode: 'delay', lostPieces: 0 })
+    expect(out.convergenceMs).toBeGreaterThanOrEqual(0)
+    expect(out.jobs[0]).toMatchObject({ id: 'job-0', pieces: 4, lostPieces: 0, retries: expect.any(Number), duplicates: expect.any(Number), wallMs: expect.any(Number) })
+    expect(stderr).toContain('converged in')
+    const metrics = JSON.parse(await readFile(join(dir, 'out', 'metrics.json'), 'utf8'))
+    expect(validateMetrics(metrics)).toBe(true)
+    expect(await readFile(join(dir, 'out', 'report.html'), 'utf8')).toContain('<svg id="timeline"')
+  })
+})
