@@ -23,7 +23,7 @@ export interface SimModel {
 }
 
 export function modelKey (spec: ModelSpec): string {
-  return spec.kind === 'generated' ? `generated:${spec.width}x${spec.layers}` : `package:${spec.name}/${spec.file}`
+  return spec.kind === 'generated' ? `generated:${spec.width}x${spec.layers}${spec.msPerRow != null ? `@${spec.msPerRow}ms` : ''}` : `package:${spec.name}/${spec.file}`
 }
 
 async function modelBytes (spec: ModelSpec): Promise<Uint8Array> {
@@ -81,7 +81,7 @@ export async function loadModel (spec: ModelSpec): Promise<SimModel> {
       outputs = result.outputs
     }
     times.sort((a, b) => a - b)
-    model.msPerRow = Math.max(times[Math.floor(times.length / 2)] / rows, 0.001)
+    model.msPerRow = spec.kind === 'generated' && spec.msPerRow != null ? spec.msPerRow : Math.max(times[Math.floor(times.length / 2)] / rows, 0.001)
     for (const [name, t] of Object.entries(outputs)) {
       if (t.dims[0] !== rows) throw new SimError(`${label}: output "${name}" does not keep the batch axis, so its jobs cannot be split`)
       model.outputRows[name] = { dtype: t.dtype, dims: t.dims.slice(1) }

@@ -150,3 +150,39 @@ function jobsPlot (m: SimMetrics, end: number): string {
   const height = m.jobs.length * row + 30
   return `<svg id="jobs" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}" xmlns="http://www.w3.org/2000/svg" role="img" aria-label="job completion times">${parts.join('')}</svg>`
 }
+
+/** One series of a sweep: y against x, e.g. wall time against the share of workers killed. */
+export interface SweepSeries {
+  name: string
+  points: Array<{ x: number, y: number }>
+}
+
+/**
+ * A small self-contained page with one line chart per sweep (benchmarks: wall time against churn,
+ * against stragglers), each point labelled. Pure.
+ */
+export function renderSweeps (title: string, charts: Array<{ title: string, xLabel: string, yLabel: string, series: SweepSeries[] }>): string {
+  const body = charts.map((chart, c) => {
+    const points = chart.series.flatMap(s => s.points)
+    const maxX = Math.max(1e-9, ...points.map(p => p.x))
+    const maxY = Math.max(1e-9, ...points.map(p => p.y)) * 1.1
+    const h = 220
+    const top = 10
+    const x = (v: number): number => LEFT + v / maxX * PLOT
+    const y = (v: number): number => top + h - v / maxY * h
+    const parts = [`<line x1="${LEFT}" y1="${top + h}" x2="${LEFT + PLOT}" y2="${top + h}" stroke="#999"/><line x1="${LEFT}" y1="${top}" x2="${LEFT}" y2="${top + h}" stroke="#999"/>`,
+      `<text x="${LEFT - 6}" y="${top + 10}" text-anchor="end">${maxY.toFixed(1)}</text><text x="${LEFT - 6}" y="${top + h}" text-anchor="end">0</text>`,
+      `<text x="${LEFT + PLOT / 2}" y="${top + h + 30}" text-anchor="middle">${esc(chart.xLabel)}</text><text x="8" y="${top + h / 2}">${esc(chart.yLabel)}</text>`]
+    for (const p of [...new Set(points.map(p => p.x))]) parts.push(`<text x="${x(p).toFixed(1)}" y="${top + h + 14}" text-anchor="middle">${p}</text>`)
+    chart.series.forEach((s, i) => {
+      const colour = jobColour(i)
+      const sorted = [...s.points].sort((a, b) => a.x - b.x)
+      parts.push(`<polyline fill="none" stroke="${colour}" stroke-width="2" points="${sorted.map(p => `${x(p.x).toFixed(1)},${y(p.y).toFixed(1)}`).join(' ')}"/>`)
+      for (const p of sorted) parts.push(`<circle cx="${x(p.x).toFixed(1)}" cy="${y(p.y).toFixed(1)}" r="3" fill="${colour}"><title>${esc(s.name)}: ${p.x} → ${p.y}</title></circle><text x="${(x(p.x) + 5).toFixed(1)}" y="${(y(p.y) - 5).toFixed(1)}">${p.y.toFixed(2)}</text>`)
+      parts.push(`<text x="${LEFT + PLOT - 160}" y="${top + 14 + i * 14}" style="fill:${colour}">${esc(s.name)}</text>`)
+    })
+    const height = top + h + 40
+    return `<h2>${esc(chart.title)}</h2>\n<svg id="sweep-${c}" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}" xmlns="http://www.w3.org/2000/svg">${parts.join('')}</svg>`
+  }).join('\n')
+  return `<!doctype html>\n<html lang="en">\n<head><meta charset="utf-8"><title>${esc(title)}</title>\n<style>body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; max-width: 1040px; } svg text { font: 11px system-ui, sans-serif; fill: #444; }</style></head>\n<body>\n<h1>${esc(title)}</h1>\n${body}\n</body>\n</html>\n`
+}

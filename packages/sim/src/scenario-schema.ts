@@ -62,7 +62,8 @@ const model = {
       additionalProperties: false,
       properties: {
         width: { type: 'integer', minimum: 1, maximum: 4096 },
-        layers: { type: 'integer', minimum: 1, maximum: 64 }
+        layers: { type: 'integer', minimum: 1, maximum: 64 },
+        msPerRow: { type: 'number', exclusiveMinimum: 0, maximum: 60000 }
       }
     },
     package: {

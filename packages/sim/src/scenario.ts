@@ -21,7 +21,7 @@ export interface GroupSpec {
 }
 
 export type ModelSpec =
-  | { kind: 'generated', width: number, layers: number }
+  | { kind: 'generated', width: number, layers: number, /** Delay compute: this cost per row instead of the measured one. */ msPerRow?: number }
   | { kind: 'package', name: string, file: string, rowShape?: number[] }
 
 export interface JobSpec {
@@ -225,7 +225,7 @@ function normalise (raw: any): Scenario {
 
 function modelSpec (raw: any): ModelSpec {
   if (raw?.package != null) return { kind: 'package', name: raw.package.name, file: raw.package.file, rowShape: raw.package.rowShape }
-  return { kind: 'generated', width: raw?.generated?.width ?? DEFAULT_GENERATED_MODEL.width, layers: raw?.generated?.layers ?? DEFAULT_GENERATED_MODEL.layers }
+  return { kind: 'generated', width: raw?.generated?.width ?? DEFAULT_GENERATED_MODEL.width, layers: raw?.generated?.layers ?? DEFAULT_GENERATED_MODEL.layers, msPerRow: raw?.generated?.msPerRow }
 }
 
 /** What the schema cannot say: names that must exist, percentages, times inside the run. */
@@ -245,6 +245,7 @@ function checkMeaning (s: Scenario): Array<Omit<ScenarioProblem, 'line'>> {
     if (e.atMs > s.durationMs) problems.push({ path: `${path}.at`, message: `at ${e.atMs} ms is after the scenario's duration (${s.durationMs} ms)` })
   })
   s.jobs.forEach((j, i) => {
+    if (j.model.kind === 'generated' && j.model.msPerRow != null && s.compute !== 'delay') problems.push({ path: `workload.jobs[${i}].model.generated.msPerRow`, message: 'a set cost per row needs compute: delay (ONNX Runtime takes what it takes)' })
     const last = j.atMs + (j.count - 1) * j.everyMs
     if (last > s.durationMs) problems.push({ path: `workload.jobs[${i}].at`, message: `the job${j.count > 1 ? 's start until' : ' starts at'} ${last} ms, after the scenario's duration (${s.durationMs} ms)` })
     if (j.rowsPerPiece != null && j.rowsPerPiece > j.batch) problems.push({ path: `workload.jobs[${i}].rowsPerPiece`, message: `rowsPerPiece (${j.rowsPerPiece}) is larger than the batch (${j.batch})` })
