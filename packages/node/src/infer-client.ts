@@ -28,8 +28,19 @@ export interface PieceResult {
  */
 export type Dial = (peer: PeerId, protocol: string, options: { signal: AbortSignal }) => Promise<Stream>
 
+/** No stream to the peer could be opened: the piece never left this node (the peer is most likely gone). */
+export class PeerUnreachableError extends Error {
+  override name = 'PeerUnreachableError'
+}
+
 export async function runRemotePiece (dial: Dial, peer: PeerId, request: PieceRequest, signal: AbortSignal): Promise<PieceResult> {
-  const stream = await dial(peer, INFER_PROTOCOL, { signal })
+  let stream: Stream
+  try {
+    stream = await dial(peer, INFER_PROTOCOL, { signal })
+  } catch (err: any) {
+    if (signal.aborted) throw err
+    throw new PeerUnreachableError(String(err.message ?? err))
+  }
   try {
     const lp = frames(stream)
     const entries = Object.entries(request.inputs)

@@ -6,6 +6,7 @@ import { concatRows, mismatchWithModel, sliceRows } from '@shoal/runtime'
 import type { ModelInfo, Tensor } from '@shoal/runtime'
 import { ASSUMED_FETCH_BYTES_PER_MS, MODEL_FETCH_SETUP_MS } from './constants.js'
 import { PieceError } from './inference-service.js'
+import { PeerUnreachableError } from './infer-client.js'
 import type { PieceRequest, PieceResult } from './infer-client.js'
 
 /** A job that cannot run or did not finish; the message says which piece and why. */
@@ -71,6 +72,7 @@ export interface JobResult {
 }
 
 function causeOf (err: any): FailureCause {
+  if (err instanceof PeerUnreachableError) return { kind: 'unreachable', message: err.message }
   if (err instanceof PieceError) {
     const Code = InferResponse.Code
     if (err.code === Code.OVERLOADED) return { kind: 'overloaded' }
@@ -309,7 +311,7 @@ export class Job {
     }, err => {
       if (controller.signal.aborted) { outcome = 'cancelled'; return }
       const cause = causeOf(err)
-      reason = 'message' in cause ? `${cause.code}: ${cause.message}` : cause.kind === 'overloaded' ? `overloaded: ${String(err.message)}` : String(err.message ?? cause.kind)
+      reason = cause.kind === 'error' || cause.kind === 'fatal' ? `${cause.code}: ${cause.message}` : `${cause.kind}: ${String(err.message ?? '')}`
       this.scheduler?.failed(pieceId, peerId, cause, this.now())
     }).finally(() => {
       this.flights.delete(key)

@@ -27,3 +27,9 @@ export const OBSERVED_WEIGHT = 0.5
 export const DEFAULT_TARGET_PIECE_MS = 500
 /** ...with at least this many pieces per peer, so that work spreads and stragglers cost little. */
 export const MIN_PIECES_PER_PEER = 4
+
+/**
+ * A peer that could not be reached is not offered pieces for this long: three default ad intervals,
+ * the time a crashed peer's ad takes to expire; a peer that is back sooner waits that long at most.
+ */
+export const UNREACHABLE_BACKOFF_MS = 15_000

@@ -1,6 +1,6 @@
 import {
   DEFAULT_BACKOFF_MS, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BACKOFF_MS, DEFAULT_MAX_COPIES, DEFAULT_TIMEOUT_FACTOR,
-  DEFAULT_TIMEOUT_FLOOR_MS, DEFAULT_WINDOW, OBSERVED_WEIGHT
+  DEFAULT_TIMEOUT_FLOOR_MS, DEFAULT_WINDOW, OBSERVED_WEIGHT, UNREACHABLE_BACKOFF_MS
 } from './constants.js'
 import type { Piece } from './plan.js'
 
@@ -26,6 +26,11 @@ export type FailureCause =
   | { kind: 'error', code: string, message: string }
   /** The peer was busy: it backs off, but the piece has not failed. */
   | { kind: 'overloaded' }
+  /**
+   * The peer could not be reached at all (the piece never left): most likely it is gone and its ad has
+   * not expired yet. Not the piece's fault; the peer is left alone for `unreachableBackoffMs`.
+   */
+  | { kind: 'unreachable', message: string }
   /** The piece itself is bad (BAD_INPUT): no other peer will do better; the job fails now. */
   | { kind: 'fatal', code: string, message: string }
 
@@ -84,6 +89,8 @@ export interface SchedulerOptions {
   timeoutFloorMs?: number
   backoffMs?: number
   maxBackoffMs?: number
+  /** How long a peer that could not be reached is left alone (default: UNREACHABLE_BACKOFF_MS). */
+  unreachableBackoffMs?: number
   endgame?: boolean
   maxCopies?: number
   /** Expected time for a peer without the model to fetch it (see SchedulerPeer.hasModel). */
@@ -148,6 +155,7 @@ export class Scheduler {
       timeoutFloorMs: DEFAULT_TIMEOUT_FLOOR_MS,
       backoffMs: DEFAULT_BACKOFF_MS,
       maxBackoffMs: DEFAULT_MAX_BACKOFF_MS,
+      unreachableBackoffMs: UNREACHABLE_BACKOFF_MS,
       endgame: true,
       maxCopies: DEFAULT_MAX_COPIES,
       modelFetchMs: 0,
@@ -217,9 +225,11 @@ export class Scheduler {
     if (state != null) {
       state.consecutiveFailures++
       const backoff = Math.min(this.options.maxBackoffMs, this.options.backoffMs * 2 ** (state.consecutiveFailures - 1))
-      state.backoffUntil = now + backoff
+      state.backoffUntil = now + (cause.kind === 'unreachable' ? Math.max(backoff, this.options.unreachableBackoffMs) : backoff)
     }
-    if (cause.kind === 'overloaded') {
+    // A crashed peer keeps its ad for up to three ad intervals; without this, each dead peer could
+    // use up an attempt of the same piece, and a job losing as many peers as it allows attempts failed.
+    if (cause.kind === 'overloaded' || cause.kind === 'unreachable') {
       // not the piece's fault: it goes back without using up an attempt
       if (!this.isRunning(pieceId)) this.pending.unshift(pieceId)
       return
@@ -423,6 +433,7 @@ export function describeCause (cause: FailureCause): string {
     case 'disconnect': return 'peer disconnected'
     case 'timeout': return 'timed out'
     case 'overloaded': return 'peer overloaded'
+    case 'unreachable': return `peer unreachable: ${cause.message}`
     case 'error': case 'fatal': return `${cause.code}: ${cause.message}`
   }
 }

@@ -149,6 +149,27 @@ describe('failures', () => {
     expect(s.next(105).assign.map(a => a.pieceId)).toEqual([0])
   })
 
+  it('crashed peers still advertised do not use up a piece\'s attempts, and are left alone a while', () => {
+    // four peers gone with their ads still live, one alive; a piece may fail only twice
+    const pieces = planPieces(10, 10)
+    const s = new Scheduler(pieces, { ...base, maxAttempts: 2, unreachableBackoffMs: 10_000 })
+    const dead = ['d1', 'd2', 'd3', 'd4']
+    s.setPeers([...dead.map(id => ({ peerId: id, gflops: 1000, slots: 1 })), { peerId: 'alive', gflops: 10, slots: 1 }], 0)
+    let now = 0
+    for (let round = 0; round < dead.length; round++) {
+      const assigned = s.next(now).assign.filter(a => dead.includes(a.peerId))
+      for (const a of assigned) s.failed(a.pieceId, a.peerId, { kind: 'unreachable', message: 'connect ECONNREFUSED' }, now)
+      now += 100
+    }
+    expect(s.state).toBe('running')
+    // every dead peer is backing off: the piece goes to the live one
+    const next = s.next(now).assign
+    expect(next.map(a => a.peerId)).toEqual(['alive'])
+    expect(s.nextWakeAt(now)).toBeLessThanOrEqual(10_000)
+    expect(s.succeeded(next[0].pieceId, 'alive', now + 50)).toBe(true)
+    expect(s.state).toBe('done')
+  })
+
   it('a failing peer backs off longer after each consecutive failure', () => {
     const pieces = planPieces(30, 10)
     const s = new Scheduler(pieces, { ...base, backoffMs: 100, maxAttempts: 10 })

@@ -10,7 +10,7 @@ export const DEFAULT_DURATION_MS = 60_000
  * per interval: short intervals make a small mesh notice a killed node's ad expire (3 intervals) within
  * seconds, long ones keep a large mesh within two cores (docs/benchmarks.md).
  */
-export const AD_INTERVAL_PER_NODE_MS = 100
+export const AD_INTERVAL_PER_NODE_MS = 200
 export const MIN_AUTO_AD_INTERVAL_MS = 1000
 export const MAX_AUTO_AD_INTERVAL_MS = 10_000
 

@@ -31,7 +31,13 @@ export interface SimOptions {
 /** The node that submits the scenario's jobs: it holds the models and never churns. */
 const CLIENT: PlannedNode = { name: 'client', group: 'client', speed: 1, concurrency: 2, gpu: false, initial: true }
 
-const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, Math.max(0, ms))) }
+/** Waits `ms`, or less if `signal` aborts first (the run ended). */
+async function sleep (ms: number, signal?: AbortSignal): Promise<void> {
+  await new Promise<void>(resolve => {
+    const timer = setTimeout(resolve, Math.max(0, ms))
+    signal?.addEventListener('abort', () => { clearTimeout(timer); resolve() }, { once: true })
+  })
+}
 
 /**
  * Runs a scenario: starts the client and the initial nodes on loopback, waits for the mesh to converge,
@@ -83,6 +89,8 @@ class Run {
   private readonly attempts: AttemptRecord[] = []
   private readonly outputs = new Map<string, Record<string, Tensor>>()
   private t0 = 0
+  /** Aborted when the run ends: events and jobs still waiting for their time do not happen. */
+  private readonly ended = new AbortController()
 
   constructor (plan: Plan, ctx: HostContext, options: SimOptions, log: (line: string) => void) {
     this.plan = plan
@@ -107,7 +115,7 @@ class Run {
     const initial = this.plan.nodes.filter(n => n.initial)
     this.log(`starting ${initial.length} nodes${this.options.processes === true ? ', each in its own process' : ''}`)
     // a few at a time: hundreds of handshakes at once on two cores time out
-    const batch = this.options.processes === true ? 4 : 16
+    const batch = this.options.processes === true ? 4 : 8
     for (let i = 0; i < initial.length; i += batch) {
       await Promise.all(initial.slice(i, i + batch).map(async n => { await this.startNode(n) }))
     }
@@ -123,13 +131,15 @@ class Run {
     for (const record of this.records.values()) record.startedAtMs = 0
     const doneAt = new Map<number, number>()
     const eventsDone = this.plan.events.map(async (event, i) => {
-      await sleep(event.atMs - this.now())
+      await sleep(event.atMs - this.now(), this.ended.signal)
+      if (this.ended.signal.aborted) return
       await this.apply(event)
       doneAt.set(i, this.now())
     })
     const jobMetrics: JobMetrics[] = []
     const jobsDone = this.plan.jobs.map(async planned => {
-      await sleep(planned.atMs - this.now())
+      await sleep(planned.atMs - this.now(), this.ended.signal)
+      if (this.ended.signal.aborted) return
       jobMetrics.push(await this.runJob(planned, models.get(modelKey(planned.model))!))
     })
     const everything = Promise.all([...eventsDone, ...jobsDone])
@@ -139,17 +149,20 @@ class Run {
       new Promise<boolean>(resolve => { timer = setTimeout(() => resolve(true), scenario.durationMs) })
     ])
     clearTimeout(timer)
+    this.ended.abort()
     const runMs = this.now()
     if (timedOut) {
       this.log(`the scenario's duration (${scenario.durationMs} ms) ran out; unfinished jobs are reported as such`)
       for (const job of client.listJobs()) job.cancel('the scenario ended')
     }
-    const finished = new Set(jobMetrics.map(j => j.id))
+    // jobs cancelled by the end of the run report in later: what ended by now is what the run saw
+    const jobs = [...jobMetrics]
+    const finished = new Set(jobs.map(j => j.id))
     for (const planned of this.plan.jobs) {
-      if (!finished.has(planned.id)) jobMetrics.push(this.unfinished(planned))
+      if (!finished.has(planned.id)) jobs.push(this.unfinished(planned))
     }
-    jobMetrics.sort((a, b) => Number(a.id.slice(4)) - Number(b.id.slice(4)))
-    if (scenario.compute === 'onnx') await this.verify(jobMetrics, models)
+    jobs.sort((a, b) => Number(a.id.slice(4)) - Number(b.id.slice(4)))
+    if (scenario.compute === 'onnx') await this.verify(jobs, models)
 
     const nodes = [...this.records.values()]
     return {
@@ -163,8 +176,8 @@ class Run {
       startupMs,
       convergenceMs,
       runMs,
-      lostPieces: jobMetrics.reduce((n, j) => n + j.lostPieces, 0),
-      jobs: jobMetrics,
+      lostPieces: jobs.reduce((n, j) => n + j.lostPieces, 0),
+      jobs,
       nodeStats: nodeMetrics(nodes, this.attempts, runMs),
       events: eventRecords(this.plan, doneAt),
       attempts: this.attempts,
@@ -301,6 +314,7 @@ class Run {
   }
 
   async stopAll (): Promise<void> {
+    this.ended.abort()
     await Promise.all([...this.hosts.values()].map(async h => { await h.leave().catch(() => {}) }))
     this.hosts.clear()
     await this.client?.stop().catch(() => {})

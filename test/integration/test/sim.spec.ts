@@ -152,6 +152,27 @@ workload:
   }, 120_000)
 })
 
+describe('shoal sim: the end of a run', () => {
+  it('at its duration the run stops: a job still running is cancelled and reported unfinished', async () => {
+    // 8 pieces of 1 row at 1 s a row on 2 one-slot workers: at least 4 s of work, in a run of 1.5 s
+    const scenario = parseScenario(`
+duration: 1500ms
+compute: delay
+nodes:
+  - { count: 2, concurrency: 1 }
+workload:
+  model:
+    generated: { width: 32, layers: 1, msPerRow: 1000 }
+  jobs:
+    - { at: 0s, batch: 8, rowsPerPiece: 1 }
+`)
+    const metrics = await runSimulation(scenario)
+    expect(metrics.jobs.map(j => [j.id, j.state, j.wallMs])).toEqual([['job-0', 'unfinished', null]])
+    expect(metrics.runMs).toBeGreaterThanOrEqual(1500)
+    expect(validateMetrics(metrics), JSON.stringify(validateMetrics.errors)).toBe(true)
+  }, 60_000)
+})
+
 describe('shoal sim: the command', () => {
   it('a malformed scenario is refused with its lines and fields, exit 2', async () => {
     const dir = await tempDir('shoal-sim-cli-')
