@@ -194,8 +194,8 @@ export class CapacityService implements Startable {
     // A newcomer knows nobody's ad yet: answering its first ad with ours lets it converge in one round
     // trip instead of waiting up to a whole interval for everyone's next tick. Only its direct
     // neighbours answer: if every node answered every newcomer, n nodes joining would cost n^2 ads,
-    // each checked by every node (n^3 signature checks; `shoal sim` measured 100 nodes taking 50 s to
-    // start, all of it in gossipsub's signature checks). The others' ads reach it on their next tick.
+    // each signature-checked by every node (found starting large meshes with `shoal sim`). The others'
+    // ads reach it on their next tick.
     if (isNew && !capacity.leaving && propagationSource.equals(message.from)) this.changed()
     if (!capacity.leaving && capacity.addrs.length > 0) {
       // a peer known only through gossip can then be dialled for work; the ad is signed by that peer,
