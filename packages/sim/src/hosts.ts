@@ -1,10 +1,10 @@
 import { join } from 'node:path'
 import { resolveConfig, ShoalNode } from '@shoal/node'
-import { SessionCache } from '@shoal/runtime'
+import { SessionCache, slowed } from '@shoal/runtime'
 import type { PieceRuntime } from '@shoal/runtime'
 import { BASE_GFLOPS, GPU_GFLOPS_FACTOR } from './constants.js'
 import { DelayRuntime } from './models.js'
-import type { SimModel } from './models.js'
+import type { ModelProfile } from './models.js'
 import type { PlannedNode } from './plan.js'
 
 /** A running simulated node, wherever it runs (this process, or its own). */
@@ -24,7 +24,8 @@ export interface HostContext {
   workDir: string
   compute: 'onnx' | 'delay'
   adIntervalMs: number
-  models: Map<string, SimModel>
+  /** By CID. */
+  models: Map<string, ModelProfile>
   /** The fastest node's effective speed: with real compute, others are slowed relative to it. */
   maxSpeed: number
   /** Every node adds the models to its store when it starts (else workers fetch them through the swarm). */
@@ -61,17 +62,10 @@ export function simRuntime (node: Pick<PlannedNode, 'speed' | 'gpu'>, ctx: HostC
   const speed = effectiveSpeed(node)
   if (ctx.compute === 'delay') return new DelayRuntime(ctx.models, speed)
   const slowdown = ctx.maxSpeed / speed
-  if (ctx.shared == null) return new SessionCache({ providers: ['cpu'], cpuThreads: 1, slowdown })
   const shared = ctx.shared
-  return {
-    run: async (cid, load, inputs) => {
-      const result = await shared.run(cid, load, inputs)
-      if (slowdown > 1) await new Promise(resolve => setTimeout(resolve, result.computeMs * (slowdown - 1)))
-      return { ...result, computeMs: result.computeMs * slowdown }
-    },
-    // the shared cache is closed by the run, after every node
-    close: async () => {}
-  }
+  if (shared == null) return slowed(new SessionCache({ providers: ['cpu'], cpuThreads: 1 }), slowdown)
+  // the shared cache is closed by the run, after every node
+  return slowed({ run: async (cid, load, inputs) => await shared.run(cid, load, inputs), close: async () => {} }, slowdown)
 }
 
 /** A ShoalNode for a planned node, with the simulation's adapters; not started. */
@@ -93,7 +87,7 @@ export async function simNode (node: PlannedNode, bootstrap: string[], ctx: Host
 /** With `preload`, a started node takes every model of the scenario into its store. */
 export async function preloadModels (node: ShoalNode, ctx: Pick<HostContext, 'preload' | 'models'>): Promise<void> {
   if (!ctx.preload) return
-  for (const model of ctx.models.values()) await node.addModel(model.bytes)
+  for (const model of ctx.models.values()) if (model.bytes != null) await node.addModel(model.bytes)
 }
 
 /** A node in this process. */

@@ -8,18 +8,23 @@ import { SimError } from './errors.js'
 import { packageDir } from './packages.js'
 import type { ModelSpec } from './scenario.js'
 
+/** What a simulated node needs of a model: its cost and output shapes (delay compute), its bytes (preloading). */
+export interface ModelProfile {
+  /** Median cost of a row with ONNX Runtime on one core of this machine: the delay mode's unit. */
+  msPerRow: number
+  /** Dims and dtype of one row of each output, from a real run. */
+  outputRows: Record<string, { dtype: Dtype, dims: number[] }>
+  bytes?: Uint8Array
+}
+
 /** A scenario's model, loaded, with what its inputs look like and what a row costs on this machine. */
-export interface SimModel {
+export interface SimModel extends ModelProfile {
   key: string
   label: string
   bytes: Uint8Array
   info: ModelInfo
   /** Dims of one row of each input (float32), the batch axis left out. */
   rowShapes: Record<string, number[]>
-  /** Dims and dtype of one row of each output, from a real run. */
-  outputRows: Record<string, { dtype: Dtype, dims: number[] }>
-  /** Median cost of a row with ONNX Runtime on one core of this machine: the delay mode's unit. */
-  msPerRow: number
 }
 
 export function modelKey (spec: ModelSpec): string {
@@ -98,14 +103,14 @@ export async function loadModel (spec: ModelSpec): Promise<SimModel> {
 /**
  * The delay compute mode: a piece takes the measured cost of its rows divided by the node's speed, and
  * answers zero-filled outputs of the right shapes. Everything around it (streams, scheduling, retries,
- * model fetches) is the production code; only ONNX Runtime is left out, so 100+ nodes fit on two cores.
+ * model fetches) is the production code; only ONNX Runtime is left out, so nodes do not compete for this machine's cores.
  */
 export class DelayRuntime implements PieceRuntime {
-  private readonly models: Map<string, SimModel>
+  private readonly models: Map<string, ModelProfile>
   private readonly speed: number
   private closed = false
 
-  constructor (models: Map<string, SimModel>, speed: number) {
+  constructor (models: Map<string, ModelProfile>, speed: number) {
     this.models = models
     this.speed = speed
   }

@@ -5,7 +5,7 @@ import { PROCESS_START_TIMEOUT_MS, PROCESS_REPLY_TIMEOUT_MS } from './constants.
 import { SimError } from './errors.js'
 import type { HostContext, SimHost } from './hosts.js'
 import type { PlannedNode } from './plan.js'
-import type { ChildMessage, ModelProfile, ParentMessage } from './process-node.js'
+import type { ChildMessage, ParentMessage } from './process-node.js'
 
 const CHILD = fileURLToPath(new URL('./process-node.js', import.meta.url))
 
@@ -41,7 +41,7 @@ export class ProcessHost implements SimHost {
     let stderr = ''
     child.stderr?.on('data', d => { stderr = (stderr + String(d)).slice(-4000) })
     const exited = new Promise<void>(resolve => child.once('exit', () => { resolve() }))
-    const models: ModelProfile[] = [...ctx.models.values()].map(m => ({ cid: m.info.cid, msPerRow: m.msPerRow, outputRows: m.outputRows, ...(ctx.preload ? { bytes: m.bytes } : {}) }))
+    const models = [...ctx.models].map(([cid, m]) => ({ cid, msPerRow: m.msPerRow, outputRows: m.outputRows, ...(ctx.preload ? { bytes: m.bytes } : {}) }))
     const start: ParentMessage = {
       type: 'start',
       node: planned,

@@ -3,23 +3,14 @@
  * questioned by the parent over Node's IPC channel.
  */
 import type { ShoalNode } from '@shoal/node'
-import type { Dtype } from '@shoal/runtime'
 import { preloadModels, simNode } from './hosts.js'
 import type { HostContext } from './hosts.js'
-import type { SimModel } from './models.js'
+import type { ModelProfile } from './models.js'
 import type { PlannedNode } from './plan.js'
 
-/** What the delay compute mode needs of a model: its cost and its outputs' shapes. */
-export interface ModelProfile {
-  cid: string
-  /** The model itself, when nodes preload it. */
-  bytes?: Uint8Array
-  msPerRow: number
-  outputRows: Record<string, { dtype: Dtype, dims: number[] }>
-}
 
 export type ParentMessage =
-  | { type: 'start', node: PlannedNode, bootstrap: string[], context: Omit<HostContext, 'models'>, models: ModelProfile[] }
+  | { type: 'start', node: PlannedNode, bootstrap: string[], context: Omit<HostContext, 'models'>, models: Array<ModelProfile & { cid: string }> }
   | { type: 'peers', id: number }
   | { type: 'leave' }
 
@@ -40,7 +31,7 @@ process.on('message', (message: ParentMessage) => {
       case 'start': {
         try {
           // the delay runtime reads only a model's cost and output shapes
-          const models = new Map(message.models.map(m => [m.cid, { msPerRow: m.msPerRow, outputRows: m.outputRows, bytes: m.bytes } as unknown as SimModel]))
+          const models = new Map(message.models.map(m => [m.cid, m]))
           node = await simNode(message.node, message.bootstrap, { ...message.context, models })
           await node.start()
           await preloadModels(node, { ...message.context, models })

@@ -296,7 +296,8 @@ class Run {
 
   /** Real compute: each finished job's outputs against one ONNX Runtime run of its whole batch. */
   private async verify (jobs: JobMetrics[], models: Map<string, SimModel>): Promise<void> {
-    const sessions = new SessionCache({ providers: ['cpu'], cpuThreads: 1 })
+    // the nodes' shared cache already holds each model's session; with nodes in other processes, a new one
+    const sessions = this.ctx.shared ?? new SessionCache({ providers: ['cpu'], cpuThreads: 1 })
     try {
       for (const job of jobs) {
         const outputs = this.outputs.get(job.id)
@@ -309,7 +310,7 @@ class Run {
         })
       }
     } finally {
-      await sessions.close()
+      if (sessions !== this.ctx.shared) await sessions.close()
     }
   }
 

@@ -14,7 +14,7 @@ export const simSpec: CommandSpec = {
   flags: [
     { name: 'out', type: 'string', placeholder: 'DIR', help: 'where metrics.json and report.html are written (created if missing)' },
     { name: 'processes', type: 'boolean', help: 'run each node in its own OS process (default: all in this one)' },
-    { name: 'compute', type: 'string', placeholder: 'MODE', help: 'onnx: real ONNX Runtime; delay: a delay calibrated from the real model, so 100+ nodes fit on two cores', defaultText: 'the scenario\'s, else onnx' },
+    { name: 'compute', type: 'string', placeholder: 'MODE', help: 'onnx: real ONNX Runtime; delay: a delay calibrated from the real model, so the mesh rather than this machine\'s cores is measured', defaultText: 'the scenario\'s, else onnx' },
     { name: 'seed', type: 'string', placeholder: 'N', help: 'seed for churn and inputs, instead of the scenario\'s' },
     JSON_FLAG
   ],
