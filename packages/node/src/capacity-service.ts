@@ -56,6 +56,9 @@ export class CapacityService implements Startable {
     this.log = components.logger.forComponent('shoal:capacity')
     this.seq = this.now()
     this.peers = new PeerTable({ now: this.now, self: components.peerId.toString() })
+    // A newcomer knows nobody's ad yet: answering its first ad with ours lets it converge in one round
+    // trip instead of waiting up to a whole interval for everyone's next tick.
+    this.peers.onEvent(event => { if (event.type === 'join') this.changed() })
   }
 
   readonly [Symbol.toStringTag] = '@shoal/capacity'
@@ -173,7 +176,7 @@ export class CapacityService implements Startable {
   }
 
   /** gossipsub's topic validator: runs before an ad is delivered or forwarded to anyone. */
-  private readonly validate = (propagationSource: PeerId, message: Message): TopicValidatorResult => {
+  private readonly validate = (_from: PeerId, message: Message): TopicValidatorResult => {
     if (message.type !== 'signed') return this.refuse('unsigned', TopicValidatorResult.Reject)
     let capacity: Capacity
     try {
@@ -189,14 +192,7 @@ export class CapacityService implements Startable {
       this.log('refused ad from %p: %s', message.from, verdict.reason)
       return this.refuse(verdict.reason, verdict.action === 'reject' ? TopicValidatorResult.Reject : TopicValidatorResult.Ignore)
     }
-    const isNew = this.peers.get(capacity.peerId) == null
     this.peers.apply(capacity)
-    // A newcomer knows nobody's ad yet: answering its first ad with ours lets it converge in one round
-    // trip instead of waiting up to a whole interval for everyone's next tick. Only its direct
-    // neighbours answer: if every node answered every newcomer, n nodes joining would cost n^2 ads,
-    // each signature-checked by every node (found starting large meshes with `shoal sim`). The others'
-    // ads reach it on their next tick.
-    if (isNew && !capacity.leaving && propagationSource.equals(message.from)) this.changed()
     if (!capacity.leaving && capacity.addrs.length > 0) {
       // a peer known only through gossip can then be dialled for work; the ad is signed by that peer,
       // so these are addresses it claims for itself
