@@ -29,7 +29,8 @@ export const DEFAULT_TARGET_PIECE_MS = 500
 export const MIN_PIECES_PER_PEER = 4
 
 /**
- * A peer that could not be reached is not offered pieces for this long: three default ad intervals,
- * the time a crashed peer's ad takes to expire; a peer that is back sooner waits that long at most.
+ * The least a peer that could not be reached waits before it is offered pieces again (its usual
+ * backoff applies beyond it). Kept at the ordinary first backoff: a 15 s exclusion also shut out live
+ * peers whose stream failed to open once, and a job then ran on its submitter alone.
  */
-export const UNREACHABLE_BACKOFF_MS = 15_000
+export const UNREACHABLE_BACKOFF_MS = 1000
