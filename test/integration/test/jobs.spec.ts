@@ -66,7 +66,11 @@ describe('peers that fail', () => {
     ], 30_000, { SHOAL_TEST_SLOWDOWN: '4' })))
     await waitFor(() => submitter.peers().length === 4, 'the submitter to see four workers', 20_000)
     const x = images(24, 64, 64)
-    const job = submitter.submitJob(model.cid, { x }, { rowsPerPiece: 1 })
+    // Each worker's first piece waits for it to fetch the model and load it, in a process sharing two
+    // cores with four others: on a loaded machine that can pass the default 5 s deadline floor, the
+    // workers then back off and the (unslowed) submitter runs everything itself. The killed workers are
+    // found by their closed connections, not by deadlines, so a longer floor changes nothing under test.
+    const job = submitter.submitJob(model.cid, { x }, { rowsPerPiece: 1, timeoutFloorMs: 20_000 })
     let killed = false
     job.onProgress(p => {
       if (!killed && p.done >= 4) {
