@@ -165,8 +165,13 @@ export class CapacityService implements Startable {
     }
   }
 
-  /** A newcomer subscribed: tell it about us now rather than at the next tick. */
-  private readonly onSubscriptionChange = (evt: CustomEvent<{ subscriptions: Array<{ topic: string, subscribe: boolean }> }>): void => {
+  /**
+   * A newcomer subscribed: tell it about us now rather than at the next tick. A peer whose ad we hold
+   * is no newcomer (it reconnected, or dialled us for work): answering every new connection this way
+   * made connection churn in a large mesh an ad storm.
+   */
+  private readonly onSubscriptionChange = (evt: CustomEvent<{ peerId: PeerId, subscriptions: Array<{ topic: string, subscribe: boolean }> }>): void => {
+    if (this.peers.get(evt.detail.peerId.toString()) != null) return
     if (evt.detail.subscriptions.some(s => s.topic === CAPACITY_TOPIC && s.subscribe)) this.changed()
   }
 

@@ -18,9 +18,20 @@ describe('mesh discovery', () => {
     nodes = await startMesh(8)
     const everyone = nodes.map(n => n.peerId)
     await waitFor(() => nodes.every(n => n.peers().length === 7), 'every peer table to hold 7 ads')
-    // Only the first node was named: the others found each other through the DHT and dialled directly.
-    await waitFor(() => nodes.every(n => dhtRoutingTableSize(n.libp2p) === 7 && n.libp2p.getPeers().length === 7),
-      'every DHT routing table to hold the 7 others and every node to be connected to them', 15_000)
+    // Only the first node was named: the others found each other and dialled directly.
+    await waitFor(() => nodes.every(n => n.libp2p.getPeers().length === 7), 'every node to be connected to the 7 others', 15_000)
+    // Every DHT routing table learned most of the mesh. (Not necessarily all 7: kad-dht adds a peer only
+    // after a ping it sends succeeds, and on a loaded machine one of those sometimes fails; that peer then
+    // waits for kad-dht's next refresh, minutes away. Seen in about one run in three, with 5 or 6 of 7.)
+    await waitFor(() => nodes.every(n => dhtRoutingTableSize(n.libp2p) >= 4), 'every DHT routing table to hold at least 4 of the 7 others', 15_000)
+    // A DHT query from the last node walks the mesh and returns peers beyond the one it was given.
+    const last = nodes[7]
+    const found = new Set<string>()
+    for await (const event of last.libp2p.services.dht.getClosestPeers(last.libp2p.peerId.toMultihash().bytes, { signal: AbortSignal.timeout(10_000) })) {
+      if (event.name === 'FINAL_PEER') found.add(event.peer.id.toString())
+    }
+    expect(found.has(last.peerId)).toBe(false)
+    expect([...found].filter(id => id !== nodes[0].peerId && everyone.includes(id)).length).toBeGreaterThan(0)
     for (const node of nodes) {
       expect(peerIds(node)).toEqual(everyone.filter(id => id !== node.peerId).sort())
       for (const peer of node.peers()) {
