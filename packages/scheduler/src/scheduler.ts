@@ -279,14 +279,17 @@ export class Scheduler {
   }
 
   /**
-   * The earliest time after `now` at which `next()` would act without being told anything: a deadline
-   * or a backoff ending. The caller sets one timer for it instead of polling.
+   * The earliest time at which `next()` would act without being told anything: a deadline or a backoff
+   * ending. The caller sets one timer for it instead of polling. A deadline counts even when it is
+   * already past (`now` read after the last `next()`): the caller must then call `next()` at once.
+   * Dropping past deadlines once left a job waiting forever on a piece whose deadline fell between
+   * the two readings of the clock (a timer may fire a fraction of a millisecond early).
    */
   nextWakeAt (now: number): number | undefined {
     const times = [
       ...this.flights.map(f => f.deadline),
-      ...[...this.peers.values()].map(p => p.backoffUntil)
-    ].filter(t => t > now)
+      ...[...this.peers.values()].map(p => p.backoffUntil).filter(t => t > now)
+    ]
     return times.length > 0 ? Math.min(...times) : undefined
   }
 

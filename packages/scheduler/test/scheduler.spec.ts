@@ -170,6 +170,18 @@ describe('failures', () => {
     expect(s.state).toBe('done')
   })
 
+  it('a deadline that passes between next() and nextWakeAt() still wakes the caller at once', () => {
+    // a timer fired a fraction of a millisecond early: next() ran just before the deadline, the wake
+    // time was asked just after it; the job must not wait forever on the piece
+    const pieces = planPieces(10, 10)
+    const s = new Scheduler(pieces, { ...base, timeoutFloorMs: 1000 })
+    s.setPeers([{ peerId: 'mute', gflops: 100, slots: 1 }], 0)
+    const [a] = s.next(0).assign
+    expect(s.next(a.deadline - 0.5).cancel).toEqual([])
+    expect(s.nextWakeAt(a.deadline + 0.3)).toBe(a.deadline)
+    expect(s.next(a.deadline + 1).cancel).toEqual([{ pieceId: 0, peerId: 'mute', reason: 'timeout' }])
+  })
+
   it('a failing peer backs off longer after each consecutive failure', () => {
     const pieces = planPieces(30, 10)
     const s = new Scheduler(pieces, { ...base, backoffMs: 100, maxAttempts: 10 })
