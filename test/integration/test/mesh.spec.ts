@@ -20,9 +20,9 @@ describe('mesh discovery', () => {
     await waitFor(() => nodes.every(n => n.peers().length === 7), 'every peer table to hold 7 ads')
     // Only the first node was named: the others found each other and dialled directly.
     await waitFor(() => nodes.every(n => n.libp2p.getPeers().length === 7), 'every node to be connected to the 7 others', 15_000)
-    // Every DHT routing table learned most of the mesh. (Not necessarily all 7: kad-dht adds a peer only
-    // after a ping it sends succeeds, and on a loaded machine one of those sometimes fails; that peer then
-    // waits for kad-dht's next refresh, minutes away. Seen in about one run in three, with 5 or 6 of 7.)
+    // Every DHT routing table learned most of the mesh. (Not necessarily all 7: in about one run in three
+    // a table held 5 or 6 of the 7 connected peers. kad-dht adds a peer only after a verification ping
+    // succeeds and otherwise waits for its next refresh, minutes away; which step failed is not pinned down.)
     await waitFor(() => nodes.every(n => dhtRoutingTableSize(n.libp2p) >= 4), 'every DHT routing table to hold at least 4 of the 7 others', 15_000)
     // A DHT query from the last node walks the mesh and returns peers beyond the one it was given.
     const last = nodes[7]
