@@ -32,11 +32,22 @@ export interface SimOptions {
 const CLIENT: PlannedNode = { name: 'client', group: 'client', speed: 1, concurrency: 2, gpu: false, initial: true }
 
 /** Waits `ms`, or less if `signal` aborts first (the run ended). */
+/**
+ * Waits `ms` (or until `signal` aborts). A timer may fire a fraction of a millisecond before
+ * performance.now() says the time has come, so it is set again for what is left: a scenario event at
+ * 1500 ms never happens at 1499.
+ */
 async function sleep (ms: number, signal?: AbortSignal): Promise<void> {
-  await new Promise<void>(resolve => {
-    const timer = setTimeout(resolve, Math.max(0, ms))
-    signal?.addEventListener('abort', () => { clearTimeout(timer); resolve() }, { once: true })
-  })
+  const until = performance.now() + ms
+  while (signal?.aborted !== true) {
+    const left = until - performance.now()
+    if (left <= 0) return
+    await new Promise<void>(resolve => {
+      const done = (): void => { clearTimeout(timer); signal?.removeEventListener('abort', done); resolve() }
+      const timer = setTimeout(done, Math.ceil(left))
+      signal?.addEventListener('abort', done, { once: true })
+    })
+  }
 }
 
 /**
