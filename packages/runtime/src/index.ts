@@ -19,4 +19,4 @@ export { checkModelSize, inspectModel, mismatchWithModel, modelCid } from './mod
 export type { ModelInfo, ModelIo } from './model.js'
 export { ModelRejectedError, TensorFileError } from './errors.js'
 export { SessionCache, fromOrtTensor, slowed, toOrtTensor } from './session.js'
-export type { PieceRuntime, SessionCacheInit } from './session.js'
+export type { PieceRun, PieceRuntime, SessionCacheInit } from './session.js'

@@ -45,9 +45,16 @@ export function fromOrtTensor (value: OrtTensor, name: string): Tensor {
   return { dtype, dims, data }
 }
 
+/** One piece's outputs, the execution provider that ran it, and its compute time. */
+export interface PieceRun {
+  outputs: Record<string, Tensor>
+  provider: string
+  computeMs: number
+}
+
 /** What a node needs to run pieces: ONNX Runtime sessions here, a calibrated delay in simulations. */
 export interface PieceRuntime {
-  run: (cid: string, load: () => Promise<Uint8Array>, inputs: Record<string, Tensor>) => Promise<{ outputs: Record<string, Tensor>, provider: string, computeMs: number }>
+  run: (cid: string, load: () => Promise<Uint8Array>, inputs: Record<string, Tensor>) => Promise<PieceRun>
   close: () => Promise<void>
 }
 
@@ -108,7 +115,7 @@ export class SessionCache implements PieceRuntime {
   }
 
   /** Runs one batch through a model; returns every output, and which provider ran it, and how long it took. */
-  async run (cid: string, load: () => Promise<Uint8Array>, inputs: Record<string, Tensor>): Promise<{ outputs: Record<string, Tensor>, provider: string, computeMs: number }> {
+  async run (cid: string, load: () => Promise<Uint8Array>, inputs: Record<string, Tensor>): Promise<PieceRun> {
     const { session, provider } = await this.session(cid, load)
     const feeds: Record<string, OrtTensor> = {}
     for (const [name, tensor] of Object.entries(inputs)) feeds[name] = toOrtTensor(tensor)

@@ -27,10 +27,3 @@ export const OBSERVED_WEIGHT = 0.5
 export const DEFAULT_TARGET_PIECE_MS = 500
 /** ...with at least this many pieces per peer, so that work spreads and stragglers cost little. */
 export const MIN_PIECES_PER_PEER = 4
-
-/**
- * The least a peer that could not be reached waits before it is offered pieces again (its usual
- * backoff applies beyond it). Kept at the ordinary first backoff: a 15 s exclusion also shut out live
- * peers whose stream failed to open once, and a job then ran on its submitter alone.
- */
-export const UNREACHABLE_BACKOFF_MS = 1000

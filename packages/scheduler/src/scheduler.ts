@@ -1,6 +1,6 @@
 import {
   DEFAULT_BACKOFF_MS, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BACKOFF_MS, DEFAULT_MAX_COPIES, DEFAULT_TIMEOUT_FACTOR,
-  DEFAULT_TIMEOUT_FLOOR_MS, DEFAULT_WINDOW, OBSERVED_WEIGHT, UNREACHABLE_BACKOFF_MS
+  DEFAULT_TIMEOUT_FLOOR_MS, DEFAULT_WINDOW, OBSERVED_WEIGHT
 } from './constants.js'
 import type { Piece } from './plan.js'
 
@@ -28,7 +28,7 @@ export type FailureCause =
   | { kind: 'overloaded' }
   /**
    * The peer could not be reached at all (the piece never left): most likely it is gone and its ad has
-   * not expired yet. Not the piece's fault; the peer is left alone for `unreachableBackoffMs`.
+   * not expired yet. Not the piece's fault; the peer backs off as after any failure.
    */
   | { kind: 'unreachable', message: string }
   /** The piece itself is bad (BAD_INPUT): no other peer will do better; the job fails now. */
@@ -89,8 +89,6 @@ export interface SchedulerOptions {
   timeoutFloorMs?: number
   backoffMs?: number
   maxBackoffMs?: number
-  /** How long a peer that could not be reached is left alone (default: UNREACHABLE_BACKOFF_MS). */
-  unreachableBackoffMs?: number
   endgame?: boolean
   maxCopies?: number
   /** Expected time for a peer without the model to fetch it (see SchedulerPeer.hasModel). */
@@ -155,7 +153,6 @@ export class Scheduler {
       timeoutFloorMs: DEFAULT_TIMEOUT_FLOOR_MS,
       backoffMs: DEFAULT_BACKOFF_MS,
       maxBackoffMs: DEFAULT_MAX_BACKOFF_MS,
-      unreachableBackoffMs: UNREACHABLE_BACKOFF_MS,
       endgame: true,
       maxCopies: DEFAULT_MAX_COPIES,
       modelFetchMs: 0,
@@ -225,7 +222,7 @@ export class Scheduler {
     if (state != null) {
       state.consecutiveFailures++
       const backoff = Math.min(this.options.maxBackoffMs, this.options.backoffMs * 2 ** (state.consecutiveFailures - 1))
-      state.backoffUntil = now + (cause.kind === 'unreachable' ? Math.max(backoff, this.options.unreachableBackoffMs) : backoff)
+      state.backoffUntil = now + backoff
     }
     // A crashed peer keeps its ad for up to three ad intervals; without this, each dead peer could
     // use up an attempt of the same piece, and a job losing as many peers as it allows attempts failed.

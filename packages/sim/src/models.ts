@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { buildCalibrationModel } from '@shoal/runtime/calibration-model'
 import { byteLength, inspectModel, SessionCache, syntheticBatch } from '@shoal/runtime'
-import type { Dtype, ModelInfo, PieceRuntime, Tensor } from '@shoal/runtime'
+import type { Dtype, ModelInfo, PieceRun, PieceRuntime, Tensor } from '@shoal/runtime'
 import { CALIBRATION_RUNS } from './constants.js'
 import { SimError } from './errors.js'
 import { packageDir } from './packages.js'
@@ -115,7 +115,7 @@ export class DelayRuntime implements PieceRuntime {
     this.speed = speed
   }
 
-  async run (cid: string, _load: () => Promise<Uint8Array>, inputs: Record<string, Tensor>): Promise<{ outputs: Record<string, Tensor>, provider: string, computeMs: number }> {
+  async run (cid: string, _load: () => Promise<Uint8Array>, inputs: Record<string, Tensor>): Promise<PieceRun> {
     if (this.closed) throw new Error('runtime closed')
     const model = this.models.get(cid)
     if (model == null) throw new Error(`model ${cid} is not one of the scenario's`)

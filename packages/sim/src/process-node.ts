@@ -8,7 +8,6 @@ import type { HostContext } from './hosts.js'
 import type { ModelProfile } from './models.js'
 import type { PlannedNode } from './plan.js'
 
-
 export type ParentMessage =
   | { type: 'start', node: PlannedNode, bootstrap: string[], context: Omit<HostContext, 'models'>, models: Array<ModelProfile & { cid: string }> }
   | { type: 'peers', id: number }

@@ -31,7 +31,6 @@ export interface SimOptions {
 /** The node that submits the scenario's jobs: it holds the models and never churns. */
 const CLIENT: PlannedNode = { name: 'client', group: 'client', speed: 1, concurrency: 2, gpu: false, initial: true }
 
-/** Waits `ms`, or less if `signal` aborts first (the run ended). */
 /**
  * Waits `ms` (or until `signal` aborts). A timer may fire a fraction of a millisecond before
  * performance.now() says the time has come, so it is set again for what is left: a scenario event at
@@ -154,12 +153,10 @@ class Run {
       jobMetrics.push(await this.runJob(planned, models.get(modelKey(planned.model))!))
     })
     const everything = Promise.all([...eventsDone, ...jobsDone])
-    let timer: NodeJS.Timeout | undefined
     const timedOut = await Promise.race([
       everything.then(() => false),
-      new Promise<boolean>(resolve => { timer = setTimeout(() => resolve(true), scenario.durationMs) })
+      sleep(scenario.durationMs - this.now(), this.ended.signal).then(() => true)
     ])
-    clearTimeout(timer)
     this.ended.abort()
     const runMs = this.now()
     if (timedOut) {
