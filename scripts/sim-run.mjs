@@ -26,7 +26,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const options = JSON.parse(process.argv[2])
   let out
   try {
-    const m = await runSimulation(benchScenario(options))
+    const m = await runSimulation(benchScenario(options), { threads: options.threads ?? 1, log: process.env.SIM_LOG != null ? line => process.stderr.write(line + '\n') : undefined })
     const job = m.jobs[0]
     out = { state: job.state, error: job.error, wallMs: job.wallMs, retries: job.retries, duplicates: job.duplicates, lost: job.lostPieces, startupMs: m.startupMs, convergenceMs: m.convergenceMs }
   } catch (err) {

@@ -6,7 +6,7 @@ import type { AddressManager } from '@libp2p/interface-internal'
 import { CODE_P2P } from '@multiformats/multiaddr'
 import { CAPACITY_TOPIC, decodeCapacityAd, encodeCapacityAd, InvalidMessageError, MAX_AD_ADDRS } from '@shoal/protocol'
 import type { Capacity } from '@shoal/protocol'
-import { EARLY_AD_JITTER_MS, EARLY_AD_MIN_DELAY_MS, LEAVE_TIMEOUT_MS, SHOAL_VERSION } from './constants.js'
+import { EARLY_AD_JITTER_MS, EARLY_AD_MIN_DELAY_MS, LEAVE_TIMEOUT_MS, NEWCOMER_ANSWERS, SHOAL_VERSION } from './constants.js'
 import { PeerTable } from './peer-table.js'
 import type { Hardware } from './hardware.js'
 
@@ -18,6 +18,8 @@ export interface CapacityServiceInit {
   /** Called each time an ad is built, so the ad always carries current free slots and queue. */
   local: () => LocalCapacity
   now?: () => number
+  /** In [0, 1): decides which nodes answer a newcomer (tests pin it). */
+  random?: () => number
 }
 
 export interface CapacityServiceComponents {
@@ -26,6 +28,14 @@ export interface CapacityServiceComponents {
   addressManager: AddressManager
   logger: ComponentLogger
   pubsub: GossipSub
+}
+
+/**
+ * Whether a node that knows `knownPeers` peers answers a newcomer with an early ad, given a uniform
+ * draw in [0, 1): with probability NEWCOMER_ANSWERS / knownPeers, always in a mesh that small.
+ */
+export function answersNewcomer (draw: number, knownPeers: number): boolean {
+  return draw * Math.max(1, knownPeers) < NEWCOMER_ANSWERS
 }
 
 /** Ads refused since start, by reason: malformed, oversized, bad-field, forged, replayed, stale, future, ... */
@@ -55,10 +65,24 @@ export class CapacityService implements Startable {
     this.now = init.now ?? Date.now
     this.log = components.logger.forComponent('shoal:capacity')
     this.seq = this.now()
+    this.random = init.random ?? Math.random
     this.peers = new PeerTable({ now: this.now, self: components.peerId.toString() })
-    // A newcomer knows nobody's ad yet: answering its first ad with ours lets it converge in one round
-    // trip instead of waiting up to a whole interval for everyone's next tick.
-    this.peers.onEvent(event => { if (event.type === 'join') this.changed() })
+    this.peers.onEvent(event => { if (event.type === 'join') this.answerNewcomer() })
+  }
+
+  private readonly random: () => number
+
+  /**
+   * A newcomer knows nobody's ad yet: answering its first ad (or its subscription) with ours lets it
+   * learn the mesh in one round trip instead of waiting up to a whole interval. Every ad reaches every
+   * node, so if every node answered every newcomer, n nodes joining would cost n^3 deliveries (a
+   * 50-node mesh starting in one process never settled); each node answers with probability
+   * NEWCOMER_ANSWERS / (peers it knows), so a newcomer gets about that many answers whatever the
+   * mesh's size, and the rest of the ads at their next tick. In a mesh of up to that many nodes,
+   * every node answers.
+   */
+  private answerNewcomer (): void {
+    if (answersNewcomer(this.random(), this.peers.size)) this.changed()
   }
 
   readonly [Symbol.toStringTag] = '@shoal/capacity'
@@ -172,7 +196,7 @@ export class CapacityService implements Startable {
    */
   private readonly onSubscriptionChange = (evt: CustomEvent<{ peerId: PeerId, subscriptions: Array<{ topic: string, subscribe: boolean }> }>): void => {
     if (this.peers.get(evt.detail.peerId.toString()) != null) return
-    if (evt.detail.subscriptions.some(s => s.topic === CAPACITY_TOPIC && s.subscribe)) this.changed()
+    if (evt.detail.subscriptions.some(s => s.topic === CAPACITY_TOPIC && s.subscribe)) this.answerNewcomer()
   }
 
   private refuse (reason: string, result: TopicValidatorResult): TopicValidatorResult {

@@ -43,6 +43,8 @@ export const MESH_KEEPER_INTERVAL_MS = 5000
 /** An early ad (on change) waits at least this long, so that changes arriving together share one ad. */
 export const EARLY_AD_MIN_DELAY_MS = 20
 
+/** About how many nodes answer a newcomer with an early ad (capacity-service.ts, answerNewcomer). */
+export const NEWCOMER_ANSWERS = 8
 /** Random extra delay of early ads: nodes that all saw the same newcomer should not all answer in the same millisecond. */
 export const EARLY_AD_JITTER_MS = 100
 

@@ -44,6 +44,23 @@ export interface CreateShoalLibp2pInit {
   inference: InferenceServiceInit
   /** Tests shorten the keeper's redial period. */
   meshKeeperIntervalMs?: number
+  /** Many nodes sharing one machine's cores (`shoal sim`); defaults are those of a volunteer's node. */
+  tuning?: MeshTuning
+}
+
+/**
+ * Settings for a node that shares a machine with many others (`shoal sim` runs up to hundreds on two
+ * cores). There a busy event loop, not the network, makes replies late: libp2p's connection monitor
+ * then closes healthy connections whose ping was merely slow, handshakes time out, and the
+ * reconnections cost more of the CPU that was short (docs/simulation.md, "Large meshes").
+ */
+export interface MeshTuning {
+  /** Connections the mesh keeper dials up to (default TARGET_CONNECTIONS). */
+  targetConnections?: number
+  /** libp2p's connection monitor: a ping on every connection every 10 s, closing those that fail (default on). */
+  connectionMonitor?: boolean
+  /** Timeout of a dial and of an inbound connection's handshake (default libp2p's, 10 s). */
+  handshakeTimeoutMs?: number
 }
 
 /**
@@ -70,6 +87,8 @@ function adCopyId (message: { from?: Uint8Array, seqno?: Uint8Array }): string {
  */
 export async function createShoalLibp2p (init: CreateShoalLibp2pInit): Promise<ShoalLibp2p> {
   const { config } = init
+  const tuning = init.tuning ?? {}
+  const handshake = tuning.handshakeTimeoutMs != null ? { dialTimeout: tuning.handshakeTimeoutMs, addressDialTimeout: tuning.handshakeTimeoutMs, inboundUpgradeTimeout: tuning.handshakeTimeoutMs } : {}
   // the keeper asks the capacity service's peer table, which exists only once libp2p is built
   let node: ShoalLibp2p | undefined
   node = await createLibp2p({
@@ -80,7 +99,8 @@ export async function createShoalLibp2p (init: CreateShoalLibp2pInit): Promise<S
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     peerDiscovery: config.mdns ? [mdns({ serviceTag: MDNS_SERVICE_TAG })] : [],
-    connectionManager: { allow: LOOPBACK_ALLOW },
+    connectionManager: { allow: LOOPBACK_ALLOW, ...handshake },
+    connectionMonitor: { enabled: tuning.connectionMonitor ?? true },
     services: {
       identify: identify(),
       ping: ping(),
@@ -102,7 +122,7 @@ export async function createShoalLibp2p (init: CreateShoalLibp2pInit): Promise<S
       inference: inferenceService(init.inference),
       meshKeeper: meshKeeper({
         bootstrap: config.bootstrap,
-        targetConnections: TARGET_CONNECTIONS,
+        targetConnections: tuning.targetConnections ?? TARGET_CONNECTIONS,
         intervalMs: init.meshKeeperIntervalMs ?? MESH_KEEPER_INTERVAL_MS,
         hasLiveAd: peerId => node?.services.capacity.peers.get(peerId) != null,
         deafAfterMs: config.adIntervalMs * AD_EXPIRY_INTERVALS

@@ -14,7 +14,7 @@ export type { PeerEntry, PeerEvent, PeerTableInit, Verdict } from './peer-table.
 export { CapacityService, capacityService } from './capacity-service.js'
 export type { LocalCapacity, CapacityServiceInit } from './capacity-service.js'
 export { createShoalLibp2p } from './create-libp2p.js'
-export type { ShoalLibp2p, ShoalServices } from './create-libp2p.js'
+export type { MeshTuning, ShoalLibp2p, ShoalServices } from './create-libp2p.js'
 export { dataDirFiles, readIdentity } from './data-dir.js'
 export { detectHardware } from './hardware.js'
 export { ApiClient } from './api-client.js'

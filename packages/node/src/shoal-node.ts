@@ -8,7 +8,7 @@ import { apiRoutes } from './api-routes.js'
 import { ApiServer } from './api-server.js'
 import { KEPT_FINISHED_JOBS, NAME_REPUBLISH_MS, NAME_TIMEOUT_MS, SHOAL_VERSION } from './constants.js'
 import { createShoalLibp2p } from './create-libp2p.js'
-import type { ShoalLibp2p } from './create-libp2p.js'
+import type { MeshTuning, ShoalLibp2p } from './create-libp2p.js'
 import { dataDirFiles, loadOrCreateIdentity, prepareDataDir, writePrivateFile } from './data-dir.js'
 import { ListenError } from './errors.js'
 import { parseModelCid } from './model-dag.js'
@@ -71,6 +71,8 @@ export interface ShoalNodeInit {
   meshKeeperIntervalMs?: number
   /** Start the HTTP API (default true). In-process meshes can do without. */
   api?: boolean
+  /** Simulation hook: settings for many nodes sharing one machine's cores. */
+  tuning?: MeshTuning
   /** Test and simulation hook: every inference on this node takes this many times as long. */
   slowdown?: number
   /** Tests shorten how long a model fetch waits for a provider to appear. */
@@ -160,6 +162,7 @@ export class ShoalNode {
       privateKey,
       config,
       meshKeeperIntervalMs: this.init.meshKeeperIntervalMs,
+      tuning: this.init.tuning,
       capacity: { local: () => this.localCapacity() },
       inference: {
         maxConcurrency: config.maxConcurrency,

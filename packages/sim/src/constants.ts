@@ -12,7 +12,17 @@ export const DEFAULT_DURATION_MS = 60_000
  */
 export const AD_INTERVAL_PER_NODE_MS = 200
 export const MIN_AUTO_AD_INTERVAL_MS = 1000
-export const MAX_AUTO_AD_INTERVAL_MS = 10_000
+export const MAX_AUTO_AD_INTERVAL_MS = 20_000
+
+/**
+ * libp2p settings of simulated nodes: a hundred nodes share two cores, so replies are late because the
+ * event loop is busy, not because a peer died (docs/simulation.md, "Large meshes"). Fewer connections
+ * each (a volunteer's node aims for 24; with 24 every node of a 50-node mesh ended connected to nearly
+ * every other); no connection monitor (under load its pings time out and it closes healthy connections,
+ * whose reconnection costs more CPU: killed nodes are still noticed at once, their sockets close); and
+ * handshakes that may take 30 s instead of 10 before they are given up.
+ */
+export const SIM_TUNING = { targetConnections: 8, connectionMonitor: false, handshakeTimeoutMs: 30_000 }
 
 /** Pieces a simulated node runs at once, as a volunteer's default. */
 export const DEFAULT_CONCURRENCY = 2

@@ -2,7 +2,7 @@ import { join } from 'node:path'
 import { resolveConfig, ShoalNode } from '@shoal/node'
 import { SessionCache, slowed } from '@shoal/runtime'
 import type { PieceRuntime } from '@shoal/runtime'
-import { BASE_GFLOPS, GPU_GFLOPS_FACTOR } from './constants.js'
+import { BASE_GFLOPS, GPU_GFLOPS_FACTOR, SIM_TUNING } from './constants.js'
 import { DelayRuntime } from './models.js'
 import type { ModelProfile } from './models.js'
 import type { PlannedNode } from './plan.js'
@@ -12,6 +12,8 @@ export interface SimHost {
   readonly name: string
   readonly peerId: string
   readonly addrs: string[]
+  /** With `--threads`, the worker thread (1..N) it runs on. */
+  readonly thread?: number
   /** Peers this node has a live capacity ad from. */
   knownPeers: () => Promise<number>
   /** Gone as after a crash: no leaving ad, connections cut. */
@@ -80,8 +82,14 @@ export async function simNode (node: PlannedNode, bootstrap: string[], ctx: Host
     calibration: simCalibration(node),
     api: false,
     runtime: simRuntime(node, ctx),
-    shaping: node.network
+    shaping: node.network,
+    tuning: SIM_TUNING
   })
+}
+
+/** The models as a node in another thread or process needs them: cost and output shapes, bytes with `preload`. */
+export function modelProfiles (ctx: Pick<HostContext, 'models' | 'preload'>): Array<ModelProfile & { cid: string }> {
+  return [...ctx.models].map(([cid, m]) => ({ cid, msPerRow: m.msPerRow, outputRows: m.outputRows, ...(ctx.preload ? { bytes: m.bytes } : {}) }))
 }
 
 /** With `preload`, a started node takes every model of the scenario into its store. */

@@ -43,6 +43,7 @@ const node = {
     busyFraction: { type: 'number', minimum: 0, maximum: 1 },
     piecesDone: count,
     piecesFailed: count,
+    thread: { type: 'integer', minimum: 1 },
     end: { enum: ['kill', 'leave'] }
   }
 }
@@ -50,7 +51,7 @@ const node = {
 export const METRICS_SCHEMA = {
   type: 'object',
   additionalProperties: false,
-  required: ['format', 'scenario', 'versions', 'computeMode', 'processes', 'models', 'nodes', 'startupMs', 'convergenceMs', 'runMs', 'lostPieces', 'jobs', 'nodeStats', 'events', 'attempts', 'throughput'],
+  required: ['format', 'scenario', 'versions', 'computeMode', 'processes', 'threads', 'models', 'nodes', 'startupMs', 'convergenceMs', 'runMs', 'lostPieces', 'jobs', 'nodeStats', 'events', 'attempts', 'throughput'],
   properties: {
     format: { const: 'shoal-sim-metrics/1' },
     scenario: {
@@ -67,6 +68,7 @@ export const METRICS_SCHEMA = {
     },
     computeMode: { enum: ['onnx', 'delay'] },
     processes: { type: 'boolean' },
+    threads: { type: 'integer', minimum: 1 },
     models: {
       type: 'array',
       items: {

@@ -40,6 +40,8 @@ export interface NodeMetrics {
   piecesFailed: number
   /** How it went down, if it did. */
   end?: 'kill' | 'leave'
+  /** With `--threads`, the worker thread (1..N) it ran on. */
+  thread?: number
 }
 
 export interface AttemptRecord {
@@ -64,6 +66,8 @@ export interface SimMetrics {
   versions: { shoal: string, node: string, libp2p: string, onnxruntime: string }
   computeMode: 'onnx' | 'delay'
   processes: boolean
+  /** Worker threads the nodes ran on (1: the main thread). */
+  threads: number
   /** Per model: the measured cost of a row on this machine (the delay mode's unit). */
   models: Array<{ key: string, label: string, cid: string, bytes: number, msPerRow: number }>
   /** Nodes that ran at some point, the submitting client included. */
@@ -109,6 +113,7 @@ export interface NodeRecord {
   startedAtMs: number
   stoppedAtMs: number | null
   end?: 'kill' | 'leave'
+  thread?: number
 }
 
 /** Per-node figures from the nodes' lives and every piece attempt. Pure. */
@@ -128,7 +133,8 @@ export function nodeMetrics (nodes: NodeRecord[], attempts: AttemptRecord[], run
       busyFraction: upMs > 0 ? Math.round(busy / upMs * 1000) / 1000 : 0,
       piecesDone: mine.filter(a => a.outcome === 'done').length,
       piecesFailed: mine.filter(a => a.outcome === 'failed').length,
-      ...(n.end != null ? { end: n.end } : {})
+      ...(n.end != null ? { end: n.end } : {}),
+      ...(n.thread != null ? { thread: n.thread } : {})
     }
   })
 }

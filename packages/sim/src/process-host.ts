@@ -3,6 +3,7 @@ import type { ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { PROCESS_START_TIMEOUT_MS, PROCESS_REPLY_TIMEOUT_MS } from './constants.js'
 import { SimError } from './errors.js'
+import { modelProfiles } from './hosts.js'
 import type { HostContext, SimHost } from './hosts.js'
 import type { PlannedNode } from './plan.js'
 import type { ChildMessage, ParentMessage } from './process-node.js'
@@ -41,13 +42,12 @@ export class ProcessHost implements SimHost {
     let stderr = ''
     child.stderr?.on('data', d => { stderr = (stderr + String(d)).slice(-4000) })
     const exited = new Promise<void>(resolve => child.once('exit', () => { resolve() }))
-    const models = [...ctx.models].map(([cid, m]) => ({ cid, msPerRow: m.msPerRow, outputRows: m.outputRows, ...(ctx.preload ? { bytes: m.bytes } : {}) }))
     const start: ParentMessage = {
       type: 'start',
       node: planned,
       bootstrap,
       context: { workDir: ctx.workDir, compute: ctx.compute, adIntervalMs: ctx.adIntervalMs, maxSpeed: ctx.maxSpeed, preload: ctx.preload },
-      models
+      models: modelProfiles(ctx)
     }
     const ready = await new Promise<{ peerId: string, addrs: string[] }>((resolve, reject) => {
       const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new SimError(`${planned.name} did not start within ${PROCESS_START_TIMEOUT_MS} ms: ${stderr}`)) }, PROCESS_START_TIMEOUT_MS)

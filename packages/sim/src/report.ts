@@ -26,7 +26,7 @@ svg { display: block; margin: 8px 0; } svg text { font: 11px system-ui, sans-ser
 </head>
 <body>
 <h1>shoal sim: ${esc(m.scenario.name)}</h1>
-<p>${esc(m.scenario.file)} · seed ${m.scenario.seed} · ${m.nodes} nodes${m.processes ? ' (one process each)' : ' (one process)'} ·
+<p>${esc(m.scenario.file)} · seed ${m.scenario.seed} · ${m.nodes} nodes${m.processes ? ' (one process each)' : m.threads > 1 ? ` (one process, ${m.threads} threads)` : ' (one process)'} ·
 compute: <b>${m.computeMode === 'delay' ? 'calibrated delay' : 'ONNX Runtime'}</b>
 ${m.computeMode === 'delay' ? '<br><span class="note">Compute was replaced by a delay measured from the real model on this machine: pieces took the measured time, their outputs were not computed.</span>' : ''}</p>
 <p>${jobsDone} of ${m.jobs.length} jobs done · <b>${lost} lost pieces</b> · mesh converged in ${m.convergenceMs} ms (nodes started in ${m.startupMs} ms) · run ${fmtMs(m.runMs)}</p>

@@ -17,6 +17,7 @@ import { packageVersion } from './packages.js'
 import { planScenario } from './plan.js'
 import type { Plan, PlannedJob, PlannedNode } from './plan.js'
 import { ProcessHost } from './process-host.js'
+import { ThreadPool } from './thread-host.js'
 import type { Scenario } from './scenario.js'
 
 export interface SimOptions {
@@ -24,6 +25,11 @@ export interface SimOptions {
   file?: string
   /** Each node in its own OS process (the submitting client stays in this one). */
   processes?: boolean
+  /**
+   * Spread the nodes over this many worker threads of this process (default 1: every node on the main
+   * thread with the submitting client). One event loop is what limits the mesh one process holds.
+   */
+  threads?: number
   /** Progress lines for a person watching. */
   log?: (line: string) => void
 }
@@ -55,6 +61,9 @@ async function sleep (ms: number, signal?: AbortSignal): Promise<void> {
  */
 export async function runSimulation (scenario: Scenario, options: SimOptions = {}): Promise<SimMetrics> {
   const log = options.log ?? (() => {})
+  const threads = options.threads ?? 1
+  if (!Number.isInteger(threads) || threads < 1) throw new SimError(`threads must be a whole number of at least 1, not ${threads}`)
+  if (threads > 1 && options.processes === true) throw new SimError('threads and processes exclude each other: with processes every node has its own already')
   const plan = planScenario(scenario)
   const workDir = await mkdtemp(join(os.tmpdir(), 'shoal-sim-'))
   const models = new Map<string, SimModel>()
@@ -75,9 +84,9 @@ export async function runSimulation (scenario: Scenario, options: SimOptions = {
     models: byCid,
     maxSpeed: Math.max(1, ...plan.nodes.map(effectiveSpeed)),
     preload: scenario.models === 'preload',
-    shared: scenario.compute === 'onnx' && options.processes !== true ? new SessionCache({ providers: ['cpu'], cpuThreads: 1 }) : undefined
+    shared: scenario.compute === 'onnx' && options.processes !== true && threads === 1 ? new SessionCache({ providers: ['cpu'], cpuThreads: 1 }) : undefined
   }
-  const run = new Run(plan, ctx, options, log)
+  const run = new Run(plan, ctx, { ...options, threads }, log)
   try {
     return await run.execute(scenario, models)
   } finally {
@@ -94,6 +103,7 @@ class Run {
   private readonly log: (line: string) => void
   private client?: ShoalNode
   private readonly hosts = new Map<string, SimHost>()
+  private readonly pool?: ThreadPool
   private readonly records = new Map<string, NodeRecord>()
   private readonly nodeByPeer = new Map<string, string>()
   private readonly attempts: AttemptRecord[] = []
@@ -107,6 +117,7 @@ class Run {
     this.ctx = ctx
     this.options = options
     this.log = log
+    if ((options.threads ?? 1) > 1) this.pool = new ThreadPool(options.threads!)
   }
 
   /** Scenario time now. */
@@ -123,7 +134,7 @@ class Run {
     this.record(CLIENT, client.peerId)
     for (const model of models.values()) await client.addModel(model.bytes)
     const initial = this.plan.nodes.filter(n => n.initial)
-    this.log(`starting ${initial.length} nodes${this.options.processes === true ? ', each in its own process' : ''}`)
+    this.log(`starting ${initial.length} nodes${this.options.processes === true ? ', each in its own process' : this.pool != null ? ` over ${this.options.threads!} threads` : ''}`)
     // a few at a time: hundreds of handshakes at once on two cores time out
     const batch = this.options.processes === true ? 4 : 8
     for (let i = 0; i < initial.length; i += batch) {
@@ -179,6 +190,7 @@ class Run {
       versions: versions(),
       computeMode: scenario.compute,
       processes: this.options.processes === true,
+      threads: this.options.threads ?? 1,
       models: [...models.values()].map(m => ({ key: m.key, label: m.label, cid: m.info.cid, bytes: m.bytes.byteLength, msPerRow: Math.round(m.msPerRow * 1000) / 1000 })),
       nodes: nodes.length,
       startupMs,
@@ -193,18 +205,20 @@ class Run {
     }
   }
 
-  private record (node: PlannedNode, peerId: string): void {
-    this.records.set(node.name, { name: node.name, group: node.group, peerId, startedAtMs: this.now(), stoppedAtMs: null })
+  private record (node: PlannedNode, peerId: string, thread?: number): void {
+    this.records.set(node.name, { name: node.name, group: node.group, peerId, startedAtMs: this.now(), stoppedAtMs: null, ...(thread != null ? { thread } : {}) })
     this.nodeByPeer.set(peerId, node.name)
   }
 
   private async startNode (node: PlannedNode): Promise<void> {
     const bootstrap = [this.client!.addrs[0]]
-    const host = this.options.processes === true
+    const host: SimHost = this.options.processes === true
       ? await ProcessHost.start(node, bootstrap, this.ctx)
-      : await InProcessHost.start(node, bootstrap, this.ctx)
+      : this.pool != null
+        ? await this.pool.start(node, bootstrap, this.ctx)
+        : await InProcessHost.start(node, bootstrap, this.ctx)
     this.hosts.set(node.name, host)
-    this.record(node, host.peerId)
+    this.record(node, host.peerId, host.thread)
   }
 
   /** Waits until every node up has a live ad from every other (the client included). */
@@ -326,6 +340,7 @@ class Run {
     this.ended.abort()
     await Promise.all([...this.hosts.values()].map(async h => { await h.leave().catch(() => {}) }))
     this.hosts.clear()
+    await this.pool?.close()
     await this.client?.stop().catch(() => {})
   }
 }

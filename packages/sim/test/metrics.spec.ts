@@ -20,6 +20,7 @@ function sample (): SimMetrics {
     versions: { shoal: '0.1.0', node: 'v24', libp2p: '3', onnxruntime: '1.30.0' },
     computeMode: 'delay',
     processes: false,
+    threads: 1,
     models: [{ key: 'generated:8x1', label: 'generated', cid: 'bafk', bytes: 10, msPerRow: 0.5 }],
     nodes: 2,
     startupMs: 10,

@@ -131,6 +131,42 @@ workload:
     expect(metrics.attempts.filter(a => a.outcome === 'done').every(a => a.node !== killed || a.endMs <= metrics.events[0].doneAtMs!)).toBe(true)
   }, 120_000)
 
+  it('--threads 2: the nodes run on two worker threads of this process; one killed mid-job, nothing lost', async () => {
+    const scenario = parseScenario(`
+seed: 7
+compute: delay
+nodes:
+  - { count: 4, concurrency: 1, speed: 0.01 }
+churn:
+  events:
+    - { at: 600ms, leave: 1, mode: kill }
+workload:
+  model:
+    generated: { width: 64, layers: 2, msPerRow: 1 }
+  jobs:
+    - { at: 0s, batch: 48, rowsPerPiece: 4 }
+`)
+    const metrics = await runSimulation(scenario, { threads: 2 })
+    expect(metrics.threads).toBe(2)
+    expectClean(metrics)
+    // round-robin: two nodes on each thread; the client (no thread) stays on the main one
+    const workers = metrics.nodeStats.filter(n => n.name !== 'client')
+    expect(workers.map(n => n.thread).sort()).toEqual([1, 1, 2, 2])
+    expect(metrics.nodeStats.find(n => n.name === 'client')?.thread).toBeUndefined()
+    // nodes on both threads ran pieces for the client on the main thread
+    const ran = new Set(metrics.attempts.filter(a => a.outcome === 'done' && a.node !== 'client').map(a => workers.find(w => w.name === a.node)?.thread))
+    expect(ran).toEqual(new Set([1, 2]))
+    const killed = metrics.events[0].node
+    expect(metrics.nodeStats.find(n => n.name === killed)?.end).toBe('kill')
+    expect(metrics.attempts.filter(a => a.outcome === 'done').every(a => a.node !== killed || a.endMs <= metrics.events[0].doneAtMs!)).toBe(true)
+  }, 120_000)
+
+  it('threads and processes exclude each other; threads must be a whole number', async () => {
+    const scenario = parseScenario('nodes:\n  - { count: 1 }\nworkload:\n  jobs:\n    - { at: 0s, batch: 4 }\n')
+    await expect(runSimulation(scenario, { threads: 2, processes: true })).rejects.toThrow(/exclude each other/)
+    await expect(runSimulation(scenario, { threads: 0 })).rejects.toThrow(/whole number of at least 1/)
+  })
+
   it('a group\'s link latency delays every piece to and from its nodes', async () => {
     const scenario = parseScenario(`
 seed: 8
