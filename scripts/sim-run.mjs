@@ -18,7 +18,7 @@ workload:
   model:
     generated: { width: 32, layers: 1, msPerRow: 50 }
   jobs:
-    - { at: 0s, batch: ${batch}, rowsPerPiece: 32 }
+    - { at: ${process.env.JOB_AT ?? '0s'}, batch: ${batch}, rowsPerPiece: 32 }
 `)
 }
 

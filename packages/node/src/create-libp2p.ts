@@ -61,6 +61,29 @@ export interface MeshTuning {
   connectionMonitor?: boolean
   /** Timeout of a dial and of an inbound connection's handshake (default libp2p's, 10 s). */
   handshakeTimeoutMs?: number
+  /**
+   * Refuse inbound connections beyond this many, before their handshake (default: no limit). Without
+   * it every newcomer's DHT queries and keeper connect it to the oldest nodes, which end up connected
+   * to nearly everyone.
+   */
+  maxInboundConnections?: number
+  /**
+   * gossipsub's mesh degree D (default 6). Each ad reaches a node from about D mesh peers: in a
+   * 40-node mesh in one process, nodes received every ad 7.5 times, and those copies, not the first,
+   * were most of the gossip work.
+   */
+  gossipDegree?: number
+  /**
+   * gossipsub's flood publishing (default on): a node sends its own ads to every subscribed peer, not
+   * only its mesh, which guards against being eclipsed on the open internet; on one machine it is
+   * only more copies.
+   */
+  floodPublish?: boolean
+}
+
+/** gossipsub's mesh bounds for a degree d, in the proportions of its defaults (D 6, Dlo 4, Dhi 12). */
+function gossipDegree (d: number): { D: number, Dlo: number, Dhi: number, Dlazy: number, Dscore: number, Dout: number } {
+  return { D: d, Dlo: Math.max(1, d - 2), Dhi: 2 * d, Dlazy: d, Dscore: Math.min(4, d), Dout: Math.min(2, Math.floor(d / 2), Math.max(0, d - 3)) }
 }
 
 /**
@@ -74,6 +97,10 @@ export interface MeshTuning {
  */
 function adCopyId (message: { from?: Uint8Array, seqno?: Uint8Array }): string {
   return `${toString(message.from ?? new Uint8Array(), 'base64')}/${toString(message.seqno ?? new Uint8Array(), 'base64')}`
+}
+
+function inbound (node: ShoalLibp2p | undefined): number {
+  return node?.getConnections().filter(c => c.direction === 'inbound').length ?? 0
 }
 
 /**
@@ -101,6 +128,9 @@ export async function createShoalLibp2p (init: CreateShoalLibp2pInit): Promise<S
     peerDiscovery: config.mdns ? [mdns({ serviceTag: MDNS_SERVICE_TAG })] : [],
     connectionManager: { allow: LOOPBACK_ALLOW, ...handshake },
     connectionMonitor: { enabled: tuning.connectionMonitor ?? true },
+    connectionGater: tuning.maxInboundConnections == null
+      ? {}
+      : { denyInboundConnection: () => inbound(node) >= tuning.maxInboundConnections! },
     services: {
       identify: identify(),
       ping: ping(),
@@ -116,7 +146,9 @@ export async function createShoalLibp2p (init: CreateShoalLibp2pInit): Promise<S
         // an ad published before any peer subscribed is simply not seen; the next tick reaches them
         allowPublishToZeroTopicPeers: true,
         scoreParams: { IPColocationFactorWhitelist: new Set(['127.0.0.1', '::1']) },
-        fastMsgIdFn: adCopyId
+        fastMsgIdFn: adCopyId,
+        ...(tuning.gossipDegree != null ? gossipDegree(tuning.gossipDegree) : {}),
+        ...(tuning.floodPublish != null ? { floodPublish: tuning.floodPublish } : {})
       }),
       capacity: capacityService({ ...init.capacity, intervalMs: config.adIntervalMs }),
       inference: inferenceService(init.inference),

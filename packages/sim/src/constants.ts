@@ -1,3 +1,5 @@
+import type { MeshTuning } from '@shoal/node'
+
 /** Seed of a scenario that names none: runs are reproducible even when nobody asked. */
 export const DEFAULT_SEED = 1
 
@@ -19,10 +21,15 @@ export const MAX_AUTO_AD_INTERVAL_MS = 20_000
  * event loop is busy, not because a peer died (docs/simulation.md, "Large meshes"). Fewer connections
  * each (a volunteer's node aims for 24; with 24 every node of a 50-node mesh ended connected to nearly
  * every other); no connection monitor (under load its pings time out and it closes healthy connections,
- * whose reconnection costs more CPU: killed nodes are still noticed at once, their sockets close); and
- * handshakes that may take 30 s instead of 10 before they are given up.
+ * whose reconnection costs more CPU: killed nodes are still noticed at once, their sockets close);
+ * handshakes that may take 30 s instead of 10 before they are given up; at most 16 inbound
+ * connections (else the oldest nodes end up connected to every newcomer); and a gossip mesh of degree
+ * 4 without flood publishing (each ad reached a node about 7 times with gossipsub's defaults, and
+ * those copies were most of the gossip work). The client, every node's bootstrap and every job's
+ * submitter, takes every connection.
  */
-export const SIM_TUNING = { targetConnections: 8, connectionMonitor: false, handshakeTimeoutMs: 30_000 }
+export const SIM_TUNING: MeshTuning = { targetConnections: 8, connectionMonitor: false, handshakeTimeoutMs: 30_000, maxInboundConnections: 16, gossipDegree: 4, floodPublish: false }
+export const CLIENT_TUNING: MeshTuning = { ...SIM_TUNING, maxInboundConnections: undefined }
 
 /** Pieces a simulated node runs at once, as a volunteer's default. */
 export const DEFAULT_CONCURRENCY = 2

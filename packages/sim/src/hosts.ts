@@ -1,5 +1,6 @@
 import { join } from 'node:path'
 import { resolveConfig, ShoalNode } from '@shoal/node'
+import type { MeshTuning } from '@shoal/node'
 import { SessionCache, slowed } from '@shoal/runtime'
 import type { PieceRuntime } from '@shoal/runtime'
 import { BASE_GFLOPS, GPU_GFLOPS_FACTOR, SIM_TUNING } from './constants.js'
@@ -71,7 +72,7 @@ export function simRuntime (node: Pick<PlannedNode, 'speed' | 'gpu'>, ctx: HostC
 }
 
 /** A ShoalNode for a planned node, with the simulation's adapters; not started. */
-export async function simNode (node: PlannedNode, bootstrap: string[], ctx: HostContext): Promise<ShoalNode> {
+export async function simNode (node: PlannedNode, bootstrap: string[], ctx: HostContext, tuning: MeshTuning = SIM_TUNING): Promise<ShoalNode> {
   const config = await resolveConfig({
     dataDir: join(ctx.workDir, node.name),
     env: {},
@@ -83,7 +84,7 @@ export async function simNode (node: PlannedNode, bootstrap: string[], ctx: Host
     api: false,
     runtime: simRuntime(node, ctx),
     shaping: node.network,
-    tuning: SIM_TUNING
+    tuning
   })
 }
 

@@ -5,7 +5,7 @@ import { SHOAL_VERSION } from '@shoal/node'
 import type { Job, ShoalNode } from '@shoal/node'
 import { SessionCache } from '@shoal/runtime'
 import type { Tensor } from '@shoal/runtime'
-import { CONVERGENCE_TIMEOUT_MS, SAMPLE_INTERVAL_MS } from './constants.js'
+import { CLIENT_TUNING, CONVERGENCE_TIMEOUT_MS, SAMPLE_INTERVAL_MS } from './constants.js'
 import { SimError } from './errors.js'
 import { effectiveSpeed, InProcessHost, simNode } from './hosts.js'
 import type { HostContext, SimHost } from './hosts.js'
@@ -128,7 +128,7 @@ class Run {
   async execute (scenario: Scenario, models: Map<string, SimModel>): Promise<SimMetrics> {
     const launch = performance.now()
     this.t0 = launch
-    const client = await simNode(CLIENT, [], this.ctx)
+    const client = await simNode(CLIENT, [], this.ctx, CLIENT_TUNING)
     await client.start()
     this.client = client
     this.record(CLIENT, client.peerId)

@@ -32,7 +32,7 @@ Exit status: 0 when every job finished with no lost piece, 1 otherwise, 2 for a 
 Examples:
   shoal sim examples/scenarios/churn-30.yaml --out /tmp/churn
   shoal sim examples/scenarios/mesh-50.yaml --out /tmp/m50 --compute delay --json
-  shoal sim examples/scenarios/mesh-100.yaml --out /tmp/m100 --threads 2`
+  shoal sim examples/scenarios/mesh-50.yaml --out /tmp/m50 --threads 2`
 }
 
 export async function sim (argv: string[], io: Io): Promise<number> {
