@@ -1,6 +1,7 @@
 // One `shoal sim` run of the benchmark scenario (scripts/bench/sim.mjs), in a fresh process so that
 // runs do not share a heap or an event loop: `node scripts/sim-run.mjs '{"seed":1,...}'` prints one
-// JSON line with the figures.
+// JSON line with the figures (`threads` spreads the nodes over worker threads; SIM_LOG=1 prints the
+// run's progress on stderr).
 import { parseScenario, runSimulation } from '@shoal/sim'
 
 export function benchScenario ({ seed, killPercent = 0, killAtMs = 1000, stragglers = 0, nodes = 10, batch = 2048 }) {
@@ -18,7 +19,7 @@ workload:
   model:
     generated: { width: 32, layers: 1, msPerRow: 50 }
   jobs:
-    - { at: ${process.env.JOB_AT ?? '0s'}, batch: ${batch}, rowsPerPiece: 32 }
+    - { at: 0s, batch: ${batch}, rowsPerPiece: 32 }
 `)
 }
 

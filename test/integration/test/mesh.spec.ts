@@ -1,3 +1,5 @@
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
 import { CAPACITY_TOPIC, encodeCapacityAd, MAX_CAPACITY_AD_BYTES } from '@shoal/protocol'
 import { dhtRoutingTableSize } from '@shoal/node'
 import type { ShoalNode } from '@shoal/node'
@@ -39,6 +41,26 @@ describe('mesh discovery', () => {
         expect(peer.cpu.cores).toBeGreaterThan(0)
         expect(peer.addrs.length).toBeGreaterThan(0)
       }
+    }
+  })
+})
+
+describe('tuning for many nodes on one machine', () => {
+  it('inbound connections past the limit are refused before their handshake; the connection monitor can be off', async () => {
+    {
+      const a = await startNode([], {}, { tuning: { maxInboundConnections: 1, connectionMonitor: false } })
+      const b = await startNode()
+      const c = await startNode()
+      nodes = [a, b, c]
+      await b.libp2p.dial(multiaddr(a.addrs[0]))
+      await expect(c.libp2p.dial(multiaddr(a.addrs[0]))).rejects.toThrow()
+      expect(a.libp2p.getConnections().filter(x => x.direction === 'inbound').map(x => x.remotePeer.toString())).toEqual([b.peerId])
+      // a limit on inbound connections does not stop the node dialling out
+      await a.libp2p.dial(multiaddr(c.addrs[0]))
+      expect(a.libp2p.getConnections(peerIdFromString(c.peerId))).toHaveLength(1)
+      // libp2p builds its connection monitor only when enabled; the default node has one
+      expect(() => (a.libp2p as any).components.connectionMonitor).toThrow(/connectionMonitor not set/)
+      expect((b.libp2p as any).components.connectionMonitor).toBeDefined()
     }
   })
 })
