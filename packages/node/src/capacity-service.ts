@@ -18,7 +18,7 @@ export interface CapacityServiceInit {
   /** Called each time an ad is built, so the ad always carries current free slots and queue. */
   local: () => LocalCapacity
   now?: () => number
-  /** In [0, 1): decides which nodes answer a newcomer (tests pin it). */
+  /** Uniform in [0, 1): decides whether this node answers a newcomer (injectable, like the clock). */
   random?: () => number
 }
 
