@@ -110,8 +110,13 @@ describe('peers that fail', () => {
   it('a worker slowed tenfold does not dominate: end-game duplicates its last pieces', async () => {
     nodes = await startJobMesh(3, [{ slowdown: 10 }])
     const [submitter, slow] = nodes
+    // every worker holds the model: the slowdown multiplies compute only, and a fetch that ends a few
+    // hundred ms earlier on the slow worker could otherwise let it finish its one piece before the
+    // fast ones run out of work (nothing left to copy: seen once in CI). Rows of 128x128 make a
+    // piece's compute outweigh what is left of such jitter (session creation).
     const model = await submitter.addModel(detection)
-    const x = images(16, 64, 64)
+    for (const worker of nodes.slice(1)) await worker.addModel(detection)
+    const x = images(16, 128, 128)
     const result = await submitter.submitJob(model.cid, { x }, { rowsPerPiece: 1 }).run()
     const reference = await localRun(detection, { x })
     const name = Object.keys(reference)[0]
