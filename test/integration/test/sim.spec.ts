@@ -220,6 +220,17 @@ describe('shoal sim: the command', () => {
     expect(stderr).toContain('line 6, workload.jobs[0].at: expected a duration')
   })
 
+  it('--threads takes a whole number of at least 1 and not with --processes, exit 2', async () => {
+    const dir = await tempDir('shoal-sim-cli-')
+    const file = join(EXAMPLES, 'steady.yaml')
+    const zero = await runCli(['sim', file, '--out', join(dir, 'out'), '--threads', '0'])
+    expect(zero.code).toBe(2)
+    expect(zero.stderr).toContain('--threads is a whole number of at least 1, not "0"')
+    const both = await runCli(['sim', file, '--out', join(dir, 'out'), '--threads', '2', '--processes'])
+    expect(both.code).toBe(2)
+    expect(both.stderr).toContain('--threads and --processes exclude each other')
+  })
+
   it('--json prints the summary: jobs, nodes, convergence, compute mode', async () => {
     const dir = await tempDir('shoal-sim-cli-')
     const file = join(dir, 'tiny.yaml')
