@@ -104,13 +104,16 @@ workload:
   }, 120_000)
 })
 
-describe('shoal sim: processes and links', () => {
-  it('--processes: each node its own OS process; one SIGKILLed mid-job, nothing lost', async () => {
-    const scenario = parseScenario(`
-seed: 6
+/**
+ * `workers` one-slot workers at speed 0.01 with 1 ms rows: a piece of 4 rows takes 400 ms, 12 pieces
+ * about 1.6 s on 3 workers, so a worker killed at 600 ms dies mid-job.
+ */
+function killMidJob (seed: number, workers: number): Scenario {
+  return parseScenario(`
+seed: ${seed}
 compute: delay
 nodes:
-  - { count: 3, concurrency: 1, speed: 0.01 }
+  - { count: ${workers}, concurrency: 1, speed: 0.01 }
 churn:
   events:
     - { at: 600ms, leave: 1, mode: kill }
@@ -120,8 +123,11 @@ workload:
   jobs:
     - { at: 0s, batch: 48, rowsPerPiece: 4 }
 `)
-    // 1 ms a row at speed 0.01: a piece of 4 rows takes 400 ms, 12 pieces on 3 one-slot workers about 1.6 s: the kill at 600 ms lands mid-job
-    const metrics = await runSimulation(scenario, { processes: true })
+}
+
+describe('shoal sim: processes and links', () => {
+  it('--processes: each node its own OS process; one SIGKILLed mid-job, nothing lost', async () => {
+    const metrics = await runSimulation(killMidJob(6, 3), { processes: true })
     expect(metrics.processes).toBe(true)
     expectClean(metrics)
     const killed = metrics.events[0].node
@@ -132,21 +138,7 @@ workload:
   }, 120_000)
 
   it('--threads 2: the nodes run on two worker threads of this process; one killed mid-job, nothing lost', async () => {
-    const scenario = parseScenario(`
-seed: 7
-compute: delay
-nodes:
-  - { count: 4, concurrency: 1, speed: 0.01 }
-churn:
-  events:
-    - { at: 600ms, leave: 1, mode: kill }
-workload:
-  model:
-    generated: { width: 64, layers: 2, msPerRow: 1 }
-  jobs:
-    - { at: 0s, batch: 48, rowsPerPiece: 4 }
-`)
-    const metrics = await runSimulation(scenario, { threads: 2 })
+    const metrics = await runSimulation(killMidJob(7, 4), { threads: 2 })
     expect(metrics.threads).toBe(2)
     expectClean(metrics)
     // round-robin: two nodes on each thread; the client (no thread) stays on the main one
