@@ -52,6 +52,7 @@ export class CapacityService implements Startable {
   private readonly init: CapacityServiceInit
   private readonly log: Logger
   private readonly now: () => number
+  private readonly random: () => number
   /** Starts at the clock so that it keeps increasing across restarts without being stored. */
   private seq: number
   private timer?: ReturnType<typeof setInterval>
@@ -69,8 +70,6 @@ export class CapacityService implements Startable {
     this.peers = new PeerTable({ now: this.now, self: components.peerId.toString() })
     this.peers.onEvent(event => { if (event.type === 'join') this.answerNewcomer() })
   }
-
-  private readonly random: () => number
 
   /**
    * A newcomer knows nobody's ad yet: answering its first ad (or its subscription) with ours lets it

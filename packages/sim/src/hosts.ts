@@ -88,6 +88,11 @@ export async function simNode (node: PlannedNode, bootstrap: string[], ctx: Host
   })
 }
 
+/** The context as a node in another thread or process gets it: plain data, no models, no shared sessions. */
+export function portableContext (ctx: HostContext): Omit<HostContext, 'models' | 'shared'> {
+  return { workDir: ctx.workDir, compute: ctx.compute, adIntervalMs: ctx.adIntervalMs, maxSpeed: ctx.maxSpeed, preload: ctx.preload }
+}
+
 /** The models as a node in another thread or process needs them: cost and output shapes, bytes with `preload`. */
 export function modelProfiles (ctx: Pick<HostContext, 'models' | 'preload'>): Array<ModelProfile & { cid: string }> {
   return [...ctx.models].map(([cid, m]) => ({ cid, msPerRow: m.msPerRow, outputRows: m.outputRows, ...(ctx.preload ? { bytes: m.bytes } : {}) }))

@@ -3,7 +3,7 @@ import type { ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { PROCESS_START_TIMEOUT_MS, PROCESS_REPLY_TIMEOUT_MS } from './constants.js'
 import { SimError } from './errors.js'
-import { modelProfiles } from './hosts.js'
+import { modelProfiles, portableContext } from './hosts.js'
 import type { HostContext, SimHost } from './hosts.js'
 import type { PlannedNode } from './plan.js'
 import type { ChildMessage, ParentMessage } from './process-node.js'
@@ -46,7 +46,7 @@ export class ProcessHost implements SimHost {
       type: 'start',
       node: planned,
       bootstrap,
-      context: { workDir: ctx.workDir, compute: ctx.compute, adIntervalMs: ctx.adIntervalMs, maxSpeed: ctx.maxSpeed, preload: ctx.preload },
+      context: portableContext(ctx),
       models: modelProfiles(ctx)
     }
     const ready = await new Promise<{ peerId: string, addrs: string[] }>((resolve, reject) => {

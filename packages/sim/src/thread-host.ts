@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads'
 import { PROCESS_REPLY_TIMEOUT_MS, PROCESS_START_TIMEOUT_MS } from './constants.js'
 import { SimError } from './errors.js'
-import { modelProfiles } from './hosts.js'
+import { modelProfiles, portableContext } from './hosts.js'
 import type { HostContext, SimHost } from './hosts.js'
 import type { PlannedNode } from './plan.js'
 import type { FromThread, ToThread } from './thread-node.js'
@@ -68,7 +68,7 @@ export class ThreadPool {
       type: 'start',
       node: planned,
       bootstrap,
-      context: { workDir: ctx.workDir, compute: ctx.compute, adIntervalMs: ctx.adIntervalMs, maxSpeed: ctx.maxSpeed, preload: ctx.preload },
+      context: portableContext(ctx),
       models: modelProfiles(ctx)
     }, PROCESS_START_TIMEOUT_MS)
     if (reply.type !== 'ready') throw new SimError(`${planned.name} could not start: ${reply.type === 'error' ? reply.message : reply.type}`)
