@@ -13,6 +13,10 @@ export interface NodeConfig {
   listen: string[]
   bootstrap: string[]
   apiPort: number
+  /** Serve the direct data channel (a TLS listener for big pieces' tensors; docs/protocol.md 6.1). */
+  direct: boolean
+  /** Its TCP port (0: any free one). */
+  directPort: number
   mdns: boolean
   /** Treat loopback and private addresses as reachable (DHT, dialling). Automatic on a loopback-only node. */
   lan: boolean
@@ -51,6 +55,8 @@ export const NODE_OPTIONS: OptionSpec[] = [
   { key: 'listen', flag: 'listen', kind: 'multiaddr', multiple: true, placeholder: 'MULTIADDR', help: 'address to listen on; repeat for several', defaultText: DEFAULT_LISTEN.join(' and ') },
   { key: 'bootstrap', flag: 'bootstrap', kind: 'bootstrap', multiple: true, placeholder: 'MULTIADDR', help: 'a peer to join the mesh through, ending in /p2p/<peerId>; repeat for several', defaultText: 'none' },
   { key: 'apiPort', flag: 'api-port', kind: 'port', placeholder: 'N', help: 'port of the local HTTP API on 127.0.0.1 (0 picks a free one; the CLI finds it through the data dir)', defaultText: '0' },
+  { key: 'direct', flag: 'direct', kind: 'boolean', help: 'accept big pieces\' tensors over a direct TLS connection, much faster than the libp2p stream (--no-direct turns the listener off)', defaultText: 'on' },
+  { key: 'directPort', flag: 'direct-port', kind: 'port', placeholder: 'N', help: 'TCP port of the direct data channel, on the host of the first TCP listen address (0 picks a free one; forward it too behind NAT)', defaultText: '0' },
   { key: 'mdns', flag: 'mdns', kind: 'boolean', help: 'find peers on the local network with mDNS (--no-mdns turns it off)', defaultText: 'on' },
   { key: 'lan', flag: 'lan', kind: 'boolean', help: 'treat private and loopback addresses as reachable: a home cluster or a simulation', defaultText: 'on when every listen address is loopback' },
   { key: 'maxConcurrency', flag: 'max-concurrency', kind: 'count', placeholder: 'N', help: 'pieces this node runs at once', defaultText: '2' },
@@ -185,6 +191,8 @@ export async function resolveConfig (init: ResolveConfigInit = {}): Promise<Node
     listen: DEFAULT_LISTEN,
     bootstrap: [],
     apiPort: 0,
+    direct: true,
+    directPort: 0,
     mdns: true,
     lan: undefined,
     maxConcurrency: 2,

@@ -141,3 +141,29 @@ export const KEPT_FINISHED_FETCHES = 64
  * submitter gives up on it and counts a failed attempt.
  */
 export const FETCH_ANSWER_MARGIN_MS = 1000
+
+/**
+ * Pieces whose input tensors reach this many bytes go over a direct data channel (direct-channel.ts)
+ * when the worker offers one: below it, the extra round trips (offer, TCP, TLS) cost more than the
+ * faster transfer saves (about 9 ms per MiB on the libp2p stream against 2 on the direct channel).
+ */
+export const DIRECT_MIN_BYTES = 1024 * 1024
+
+/** An unused direct-channel ticket expires after this long. */
+export const DIRECT_TICKET_TTL_MS = 10_000
+
+/** Tickets one peer may hold unused at once, and all peers together. */
+export const DIRECT_TICKETS_PER_PEER = 16
+export const DIRECT_TICKETS_TOTAL = 256
+
+/** Direct connections a node serves at once (beyond them the TLS listener refuses). */
+export const DIRECT_MAX_CONNECTIONS = 128
+
+/** The TCP connection and TLS handshake of a direct channel must complete within this. */
+export const DIRECT_CONNECT_TIMEOUT_MS = 3000
+
+/** After a direct channel to a peer fails to open, that peer's pieces use the libp2p stream for this long. */
+export const DIRECT_RETRY_AFTER_MS = 10 * 60_000
+
+/** Bytes a direct connection's reader buffers before it stops reading the socket (one frame always fits). */
+export const DIRECT_READ_BUFFER_BYTES = 8 * 1024 * 1024

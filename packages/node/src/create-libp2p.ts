@@ -12,12 +12,16 @@ import { ping } from '@libp2p/ping'
 import type { Ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { webSockets } from '@libp2p/websockets'
+import { multiaddr } from '@multiformats/multiaddr'
+import { INFER_PROTOCOL, MAX_FRAME_BYTES } from '@shoal/protocol'
 import { createLibp2p } from 'libp2p'
 import { toString } from 'uint8arrays/to-string'
 import type { Libp2p } from 'libp2p'
 import { capacityService } from './capacity-service.js'
 import type { CapacityService, CapacityServiceInit } from './capacity-service.js'
 import { AD_EXPIRY_INTERVALS, DHT_PROTOCOL, LOOPBACK_ALLOW, MDNS_SERVICE_TAG, MESH_KEEPER_INTERVAL_MS, TARGET_CONNECTIONS } from './constants.js'
+import { directChannelService } from './direct-channel.js'
+import type { DirectChannelService } from './direct-channel.js'
 import { inferenceService } from './inference-service.js'
 import type { InferenceService, InferenceServiceInit } from './inference-service.js'
 import { meshKeeper } from './mesh-keeper.js'
@@ -33,13 +37,14 @@ export type ShoalServices = {
   capacity: CapacityService
   meshKeeper: MeshKeeper
   inference: InferenceService
+  direct: DirectChannelService
 }
 
 export type ShoalLibp2p = Libp2p<ShoalServices>
 
 export interface CreateShoalLibp2pInit {
   privateKey: PrivateKey
-  config: Pick<NodeConfig, 'listen' | 'bootstrap' | 'mdns' | 'lan' | 'adIntervalMs'>
+  config: Pick<NodeConfig, 'listen' | 'bootstrap' | 'mdns' | 'lan' | 'adIntervalMs' | 'direct' | 'directPort'>
   capacity: Omit<CapacityServiceInit, 'intervalMs'>
   inference: InferenceServiceInit
   /** Tests shorten the keeper's redial period. */
@@ -152,6 +157,7 @@ export async function createShoalLibp2p (init: CreateShoalLibp2pInit): Promise<S
       }),
       capacity: capacityService({ ...init.capacity, intervalMs: config.adIntervalMs }),
       inference: inferenceService(init.inference),
+      direct: directChannelService({ enabled: config.direct, host: directHost(config.listen), port: config.directPort, maxFrameBytes: MAX_FRAME_BYTES }),
       meshKeeper: meshKeeper({
         bootstrap: config.bootstrap,
         targetConnections: tuning.targetConnections ?? TARGET_CONNECTIONS,
@@ -161,5 +167,17 @@ export async function createShoalLibp2p (init: CreateShoalLibp2pInit): Promise<S
       })
     }
   }) as ShoalLibp2p
+  const inference = node.services.inference
+  node.services.direct.serve(INFER_PROTOCOL, async (channel, peer) => { await inference.serve(channel, peer) })
   return node
+}
+
+/** The direct channel listens on the host of the first TCP listen address (all interfaces if none names one). */
+export function directHost (listen: string[]): string {
+  for (const addr of listen) {
+    const components = multiaddr(addr).getComponents()
+    const ip = components.find(c => c.name === 'ip4' || c.name === 'ip6')
+    if (ip?.value != null && components.some(c => c.name === 'tcp') && !components.some(c => c.name === 'ws' || c.name === 'wss')) return ip.value
+  }
+  return '0.0.0.0'
 }

@@ -1,6 +1,6 @@
 import { lpStream } from '@libp2p/utils'
-import type { LengthPrefixedStream } from '@libp2p/utils'
-import type { Stream } from '@libp2p/interface'
+import type { AbortOptions, Stream } from '@libp2p/interface'
+import type { Uint8ArrayList } from 'uint8arraylist'
 import { DATA_FRAME_BYTES, InvalidMessageError, MAX_FRAME_BYTES, MAX_HEADER_FRAME_BYTES } from '@shoal/protocol'
 
 /**
@@ -8,7 +8,22 @@ import { DATA_FRAME_BYTES, InvalidMessageError, MAX_FRAME_BYTES, MAX_HEADER_FRAM
  * bytes, at most MAX_FRAME_BYTES; header frames are protobuf messages of at most 64 KiB; data frames
  * carry raw tensor or model bytes. The limit is enforced by the decoder before a frame is buffered.
  */
-export type Frames = LengthPrefixedStream<Stream>
+export interface Frames {
+  read: (options?: AbortOptions) => Promise<Uint8ArrayList>
+  write: (bytes: Uint8Array | Uint8ArrayList, options?: AbortOptions) => Promise<void>
+}
+
+/**
+ * One exchange's frames and the means to end it: a libp2p stream (`streamChannel`), or a direct TLS
+ * connection (direct-channel.ts) that carries the same frames.
+ */
+export interface Channel {
+  readonly frames: Frames
+  /** Finishes writing; the exchange is over. */
+  close: (options?: AbortOptions) => Promise<void>
+  /** Ends the exchange at once (the other side sees a reset). */
+  abort: (err: Error) => void
+}
 
 /**
  * Bytes a stream may buffer ahead of its reader. libp2p's default (4 MiB) is below Yamux's largest
@@ -21,15 +36,24 @@ export function frames (stream: Stream): Frames {
   return lpStream(stream, { maxDataLength: MAX_FRAME_BYTES, maxBufferSize: READ_BUFFER_BYTES })
 }
 
+/** A channel over a libp2p stream. */
+export function streamChannel (stream: Stream): Channel {
+  return {
+    frames: frames(stream),
+    close: async (options) => { await stream.close(options) },
+    abort: (err) => { stream.abort(err) }
+  }
+}
+
 export async function writeMessage<T> (lp: Frames, codec: { encode: (m: T) => Uint8Array }, message: T, signal: AbortSignal): Promise<void> {
   const bytes = codec.encode(message)
   if (bytes.byteLength > MAX_HEADER_FRAME_BYTES) throw new InvalidMessageError('too-large', `header of ${bytes.byteLength} bytes is over the ${MAX_HEADER_FRAME_BYTES}-byte limit`)
   await lp.write(bytes, { signal })
 }
 
-export async function readMessage<T> (lp: Frames, codec: { decode: (b: Uint8Array) => T }, signal: AbortSignal, what: string): Promise<T> {
+export async function readMessage<T> (lp: Frames, codec: { decode: (b: Uint8Array) => T }, signal: AbortSignal, what: string, maxBytes = MAX_HEADER_FRAME_BYTES): Promise<T> {
   const frame = await lp.read({ signal })
-  if (frame.byteLength > MAX_HEADER_FRAME_BYTES) throw new InvalidMessageError('too-large', `${what}: header of ${frame.byteLength} bytes is over the ${MAX_HEADER_FRAME_BYTES}-byte limit`)
+  if (frame.byteLength > maxBytes) throw new InvalidMessageError('too-large', `${what}: header of ${frame.byteLength} bytes is over the ${maxBytes}-byte limit`)
   try {
     return codec.decode(frame.subarray())
   } catch (err: any) {

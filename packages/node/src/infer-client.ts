@@ -1,7 +1,9 @@
 import type { PeerId, Stream } from '@libp2p/interface'
 import { INFER_PROTOCOL, InferRequest, InferResponse, toTensorInfo, validateTensorInfos } from '@shoal/protocol'
 import type { Tensor } from '@shoal/runtime'
-import { frames, readData, readMessage, writeData, writeMessage } from './frames.js'
+import { DIRECT_MIN_BYTES } from './constants.js'
+import { readData, readMessage, streamChannel, writeData, writeMessage } from './frames.js'
+import type { Channel } from './frames.js'
 import { PieceError } from './inference-service.js'
 
 export interface PieceRequest {
@@ -19,6 +21,8 @@ export interface PieceResult {
   outputs: Record<string, Tensor>
   computeMs: number
   provider: string
+  /** The piece went over a direct data channel (direct-channel.ts), not a libp2p stream. */
+  direct?: boolean
 }
 
 /**
@@ -33,17 +37,33 @@ export class PeerUnreachableError extends Error {
   override name = 'PeerUnreachableError'
 }
 
-export async function runRemotePiece (dial: Dial, peer: PeerId, request: PieceRequest, signal: AbortSignal): Promise<PieceResult> {
-  let stream: Stream
-  try {
-    stream = await dial(peer, INFER_PROTOCOL, { signal })
-  } catch (err: any) {
-    if (signal.aborted) throw err
-    throw new PeerUnreachableError(String(err.message ?? err))
+/**
+ * Opens a direct data channel for /shoal/infer/1.0.0 to a peer, or resolves undefined when there is
+ * none to be had (the piece then goes over a libp2p stream).
+ */
+export type OpenDirect = (peer: PeerId, signal: AbortSignal) => Promise<Channel | undefined>
+
+/**
+ * Runs one piece on `peer`. A piece whose inputs reach DIRECT_MIN_BYTES goes over a direct data
+ * channel when `openDirect` gets one; any other over a new /shoal/infer/1.0.0 stream.
+ */
+export async function runRemotePiece (dial: Dial, peer: PeerId, request: PieceRequest, signal: AbortSignal, openDirect?: OpenDirect): Promise<PieceResult> {
+  const entries = Object.entries(request.inputs)
+  const inputBytes = entries.reduce((n, [, t]) => n + t.data.byteLength, 0)
+  let channel = openDirect != null && inputBytes >= DIRECT_MIN_BYTES ? await openDirect(peer, signal) : undefined
+  const direct = channel != null
+  if (channel == null) {
+    let stream: Stream
+    try {
+      stream = await dial(peer, INFER_PROTOCOL, { signal })
+    } catch (err: any) {
+      if (signal.aborted) throw err
+      throw new PeerUnreachableError(String(err.message ?? err))
+    }
+    channel = streamChannel(stream)
   }
   try {
-    const lp = frames(stream)
-    const entries = Object.entries(request.inputs)
+    const lp = channel.frames
     await writeMessage(lp, InferRequest, {
       jobId: request.jobId,
       pieceId: request.pieceId,
@@ -65,10 +85,10 @@ export async function runRemotePiece (dial: Dial, peer: PeerId, request: PieceRe
       outputs[h.name] = { dtype: h.dtype, dims: h.dims, data: data.subarray(offset, offset + h.byteLength) }
       offset += h.byteLength
     }
-    await stream.close({ signal }).catch(() => {})
-    return { outputs, computeMs: response.computeMs, provider: response.provider }
+    await channel.close({ signal }).catch(() => {})
+    return { outputs, computeMs: response.computeMs, provider: response.provider, direct }
   } catch (err: any) {
-    stream.abort(err instanceof Error ? err : new Error(String(err)))
+    channel.abort(err instanceof Error ? err : new Error(String(err)))
     throw err
   }
 }

@@ -1,4 +1,4 @@
-import type { ComponentLogger, Connection, Logger, PeerId, Startable, Stream } from '@libp2p/interface'
+import type { ComponentLogger, Logger, PeerId, Startable } from '@libp2p/interface'
 import type { Registrar } from '@libp2p/interface-internal'
 import {
   INFER_PROTOCOL, InferRequest, InferResponse, InvalidMessageError, MAX_ID_LENGTH,
@@ -8,8 +8,8 @@ import type { TensorHeader } from '@shoal/protocol'
 import { mismatchWithModel } from '@shoal/runtime'
 import type { PieceRuntime, Tensor } from '@shoal/runtime'
 import { FETCH_ANSWER_MARGIN_MS, HEADER_TIMEOUT_MS, MAX_INBOUND_INFER_STREAMS } from './constants.js'
-import { drainData, frames, readData, readMessage, writeData, writeMessage } from './frames.js'
-import type { Frames } from './frames.js'
+import { drainData, readData, readMessage, streamChannel, writeData, writeMessage } from './frames.js'
+import type { Channel } from './frames.js'
 import type { ModelStore } from './model-store.js'
 
 const Code = InferResponse.Code
@@ -98,15 +98,16 @@ export class InferenceService implements Startable {
 
   async start (): Promise<void> {
     const limits = { maxInboundStreams: MAX_INBOUND_INFER_STREAMS, maxOutboundStreams: MAX_INBOUND_INFER_STREAMS }
-    await this.components.registrar.handle(INFER_PROTOCOL, (stream, connection) => { void this.onInfer(stream, connection) }, limits)
+    await this.components.registrar.handle(INFER_PROTOCOL, (stream, connection) => { void this.serve(streamChannel(stream), connection.remotePeer) }, limits)
   }
 
   async stop (): Promise<void> {
     await this.components.registrar.unhandle(INFER_PROTOCOL)
   }
 
-  private async onInfer (stream: Stream, connection: Connection): Promise<void> {
-    const lp = frames(stream)
+  /** Serves one piece on `channel` (a libp2p stream or a direct connection) for `remotePeer`. */
+  async serve (channel: Channel, remotePeer: PeerId): Promise<void> {
+    const lp = channel.frames
     let signal = AbortSignal.timeout(HEADER_TIMEOUT_MS)
     let request: InferRequest
     let inputs: TensorHeader[]
@@ -115,13 +116,13 @@ export class InferenceService implements Startable {
       if (request.jobId.length > MAX_ID_LENGTH || request.modelCid.length > MAX_ID_LENGTH) throw new InvalidMessageError('bad-field', 'job id or model CID too long')
       inputs = validateTensorInfos(request.inputs, this.init.maxRequestBytes, 'infer request')
     } catch (err: any) {
-      await this.answer(lp, stream, { code: Code.BAD_INPUT, message: err.message }, signal)
+      await this.answer(channel, { code: Code.BAD_INPUT, message: err.message }, signal)
       return
     }
     const total = inputs.reduce((n, t) => n + t.byteLength, 0)
     if (this.runningPieces >= this.init.maxConcurrency) {
       await drainData(lp, total, signal).catch(() => {})
-      await this.answer(lp, stream, { code: Code.OVERLOADED, message: `running ${this.runningPieces} pieces, the most this node takes at once` }, signal)
+      await this.answer(channel, { code: Code.OVERLOADED, message: `running ${this.runningPieces} pieces, the most this node takes at once` }, signal)
       return
     }
     this.runningPieces++
@@ -138,7 +139,7 @@ export class InferenceService implements Startable {
         tensors[t.name] = { dtype: t.dtype, dims: t.dims, data: data.subarray(offset, offset + t.byteLength) }
         offset += t.byteLength
       }
-      await this.ensureModel(request.modelCid, connection.remotePeer, deadlineMs, signal)
+      await this.ensureModel(request.modelCid, remotePeer, deadlineMs, signal)
       const info = this.init.store.info(request.modelCid)!
       const mismatch = mismatchWithModel(info, inputs)
       if (mismatch != null) throw new PieceError(Code.BAD_INPUT, mismatch)
@@ -146,7 +147,7 @@ export class InferenceService implements Startable {
       if (signal.aborted) throw new PieceError(Code.DEADLINE_EXCEEDED, `the piece took longer than its ${deadlineMs} ms deadline`)
       const outputs = Object.entries(result.outputs)
       await linkDelay(this.init.shaping, outputs.reduce((n, [, t]) => n + t.data.byteLength, 0), signal)
-      await this.answer(lp, stream, {
+      await this.answer(channel, {
         code: Code.OK,
         message: '',
         outputs: outputs.map(([name, t]) => toTensorInfo({ name, dtype: t.dtype, dims: t.dims, byteLength: t.data.byteLength })),
@@ -159,7 +160,7 @@ export class InferenceService implements Startable {
         ? err.code
         : err instanceof InvalidMessageError ? Code.BAD_INPUT : signal.aborted ? Code.DEADLINE_EXCEEDED : Code.INTERNAL
       this.log('piece %d of job %s failed - %s', request.pieceId, request.jobId, err.message)
-      await this.answer(lp, stream, { code, message: err.message }, AbortSignal.timeout(HEADER_TIMEOUT_MS))
+      await this.answer(channel, { code, message: err.message }, AbortSignal.timeout(HEADER_TIMEOUT_MS))
     } finally {
       release()
       this.runningPieces--
@@ -167,14 +168,14 @@ export class InferenceService implements Startable {
     }
   }
 
-  private async answer (lp: Frames, stream: Stream, response: Partial<InferResponse> & { code: InferResponse.Code, message: string }, signal: AbortSignal, data: Uint8Array[] = []): Promise<void> {
+  private async answer (channel: Channel, response: Partial<InferResponse> & { code: InferResponse.Code, message: string }, signal: AbortSignal, data: Uint8Array[] = []): Promise<void> {
     try {
-      await writeMessage(lp, InferResponse, { outputs: [], computeMs: 0, provider: '', ...response }, signal)
-      await writeData(lp, data, signal)
-      await stream.close({ signal })
+      await writeMessage(channel.frames, InferResponse, { outputs: [], computeMs: 0, provider: '', ...response }, signal)
+      await writeData(channel.frames, data, signal)
+      await channel.close({ signal })
     } catch (err: any) {
       // the submitter went away (it cancelled a superseded copy, or left): nothing to tell anyone
-      stream.abort(err)
+      channel.abort(err)
     }
   }
 

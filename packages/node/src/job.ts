@@ -45,6 +45,8 @@ export interface JobProgress extends Progress {
   /** Input bytes sent to peers and output bytes received from them (pieces run here move nothing). */
   bytesSent: number
   bytesReceived: number
+  /** Remote pieces answered over a direct data channel rather than a libp2p stream (docs/protocol.md 6.1). */
+  directPieces: number
   state: 'planning' | 'running' | 'done' | 'failed'
   elapsedMs: number
   /** Peers (this node included) that can take pieces. */
@@ -97,6 +99,7 @@ export class Job {
   private readonly attemptListeners = new Set<(a: PieceAttempt) => void>()
   private bytesSent = 0
   private bytesReceived = 0
+  private directPieces = 0
   private readonly flights = new Map<string, AbortController>()
   private readonly results = new Map<number, Record<string, Tensor>>()
   private scheduler?: Scheduler
@@ -133,7 +136,7 @@ export class Job {
 
   progress (): JobProgress {
     const p = this.scheduler?.progress(this.now()) ?? { total: 0, done: 0, pending: 0, inFlight: 0, retries: 0, duplicates: 0, perPeer: {}, etaMs: null }
-    return { ...p, jobId: this.id, bytesSent: this.bytesSent, bytesReceived: this.bytesReceived, state: this.state, elapsedMs: this.startedAt === 0 ? 0 : Math.round(this.now() - this.startedAt), peers: this.allPeers().length, rowsPerPiece: this.rowsPerPiece }
+    return { ...p, jobId: this.id, bytesSent: this.bytesSent, bytesReceived: this.bytesReceived, directPieces: this.directPieces, state: this.state, elapsedMs: this.startedAt === 0 ? 0 : Math.round(this.now() - this.startedAt), peers: this.allPeers().length, rowsPerPiece: this.rowsPerPiece }
   }
 
   /** Runs the job (once: later calls return the same promise). */
@@ -297,6 +300,7 @@ export class Job {
       }, controller.signal)
     run.then(result => {
       if (remote) this.bytesReceived += Object.values(result.outputs).reduce((n, t) => n + t.data.byteLength, 0)
+      if (result.direct === true) this.directPieces++
       if (controller.signal.aborted) { outcome = 'cancelled'; return }
       const problem = this.checkOutputs(result.outputs, piece)
       if (problem != null) {

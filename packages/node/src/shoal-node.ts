@@ -1,12 +1,14 @@
 import { rm } from 'node:fs/promises'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { MAX_AD_MODELS } from '@shoal/protocol'
+import type { PeerId } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import { DIRECT_PROTOCOL, INFER_PROTOCOL, MAX_AD_MODELS, MAX_FRAME_BYTES } from '@shoal/protocol'
 import type { Capacity } from '@shoal/protocol'
 import { calibrate, SessionCache, slowed } from '@shoal/runtime'
 import type { Calibration, PieceRuntime, Tensor } from '@shoal/runtime'
 import { apiRoutes } from './api-routes.js'
 import { ApiServer } from './api-server.js'
-import { KEPT_FINISHED_JOBS, NAME_REPUBLISH_MS, NAME_TIMEOUT_MS, SHOAL_VERSION } from './constants.js'
+import { DIRECT_RETRY_AFTER_MS, KEPT_FINISHED_JOBS, NAME_REPUBLISH_MS, NAME_TIMEOUT_MS, SHOAL_VERSION } from './constants.js'
 import { createShoalLibp2p } from './create-libp2p.js'
 import type { MeshTuning, ShoalLibp2p } from './create-libp2p.js'
 import { dataDirFiles, loadOrCreateIdentity, prepareDataDir, writePrivateFile } from './data-dir.js'
@@ -14,6 +16,8 @@ import { ListenError } from './errors.js'
 import { parseModelCid } from './model-dag.js'
 import { detectHardware } from './hardware.js'
 import { runRemotePiece } from './infer-client.js'
+import { DirectUnavailableError, openDirectChannel } from './direct-channel.js'
+import type { Channel } from './frames.js'
 import { Job, JobError } from './job.js'
 import type { JobOptions } from './job.js'
 import { ModelStore } from './model-store.js'
@@ -103,6 +107,8 @@ export class ShoalNode {
   private swarmService?: ModelSwarm
   private nameService?: NameService
   private readonly jobs = new Map<string, Job>()
+  /** Peers whose direct channel failed to open, until when their pieces use libp2p streams. */
+  private readonly directRefused = new Map<string, number>()
 
   constructor (init: ShoalNodeInit) {
     this.init = init
@@ -297,7 +303,11 @@ export class ShoalNode {
           hasModel: e.capacity.models.includes(modelCid)
         })),
       onPeersChanged: listener => capacity.peers.onEvent(event => { if (event.type !== 'update') listener() }),
-      runRemote: async (peerId, request, signal) => await runRemotePiece(async (peer, protocol, options) => await libp2p.dialProtocol(peer, protocol, options), peerIdFromString(peerId), request, signal),
+      runRemote: async (peerId, request, signal) => await runRemotePiece(
+        async (peer, protocol, options) => await libp2p.dialProtocol(peer, protocol, options),
+        peerIdFromString(peerId), request, signal,
+        async (peer, signal) => await this.openDirect(peer, signal)
+      ),
       runLocal: async (cid, tensors) => await this.sessions!.run(cid, async () => await this.models.bytes(cid), tensors),
       maxResponseBytes: this.config.maxRequestBytes * 4
     }, inputs, options)
@@ -310,6 +320,29 @@ export class ShoalNode {
       this.forgetOldJobs()
     })
     return job
+  }
+
+  /**
+   * A direct data channel for a piece to `peer` (docs/protocol.md 6.1), or undefined: no open TCP
+   * connection to it whose address we could connect to again, the peer offers none, or the channel
+   * failed to open (then that peer's pieces use libp2p streams for DIRECT_RETRY_AFTER_MS).
+   */
+  private async openDirect (peer: PeerId, signal: AbortSignal): Promise<Channel | undefined> {
+    const key = peer.toString()
+    if ((this.directRefused.get(key) ?? 0) > Date.now()) return undefined
+    const connection = this.libp2p.getConnections(peer).find(c => c.status === 'open' && directlyDialable(c.remoteAddr))
+    const host = connection?.remoteAddr.getComponents().find(c => c.name === 'ip4' || c.name === 'ip6')?.value
+    if (connection == null || host == null) return undefined
+    try {
+      const stream = await connection.newStream(DIRECT_PROTOCOL, { signal })
+      return await openDirectChannel(stream, host, INFER_PROTOCOL, MAX_FRAME_BYTES, signal)
+    } catch (err: any) {
+      if (signal.aborted) throw err
+      // a busy peer may have a ticket for the next piece; any other failure will not mend itself soon
+      if (!(err instanceof DirectUnavailableError && err.busy)) this.directRefused.set(key, Date.now() + DIRECT_RETRY_AFTER_MS)
+      this.libp2p.logger.forComponent('shoal:direct')('no direct channel to %p, using a libp2p stream - %s', peer, err.message)
+      return undefined
+    }
   }
 
   /** Keeps the newest finished jobs (their outputs are in memory) and forgets the rest. */
@@ -381,7 +414,14 @@ export class ShoalNode {
 
 }
 
+/** A plain TCP address (not relayed, not a browser transport): the same host can be reached on another port. */
+function directlyDialable (addr: Multiaddr): boolean {
+  const names = addr.getComponents().map(c => c.name)
+  return (names[0] === 'ip4' || names[0] === 'ip6') && names[1] === 'tcp' && !names.includes('p2p-circuit')
+}
+
 function listenError (err: any, listen: string[]): Error {
+  if (err instanceof ListenError) return err
   const text = String(err?.message ?? err)
   if (err?.code === 'EADDRINUSE' || /EADDRINUSE|address already in use/i.test(text)) {
     return new ListenError(`cannot listen on ${listen.join(', ')}: address already in use (pick another port, or /tcp/0 for any free one)`)

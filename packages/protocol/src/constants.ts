@@ -46,3 +46,15 @@ export const MAX_TENSOR_DIMS = 8
 export const MAX_TENSOR_NAME_LENGTH = 256
 /** Job ids and CIDs are short strings; anything longer is not one. */
 export const MAX_ID_LENGTH = 128
+
+/**
+ * Protocol id of the direct data channel's offer (docs/protocol.md 6.1): it moves a protocol's bytes
+ * from the libp2p connection onto a direct TLS 1.3 connection with a one-time pre-shared key.
+ */
+export const DIRECT_PROTOCOL = '/shoal/direct/1.0.0'
+export const DIRECT_TICKET_BYTES = 16
+export const DIRECT_KEY_BYTES = 32
+/** Largest DirectRequest or DirectOffer frame accepted. */
+export const MAX_DIRECT_MESSAGE_BYTES = 1024
+/** TLS 1.3 cipher suites a direct connection may use, in order of preference (AES-GCM where the CPU has AES instructions). */
+export const DIRECT_CIPHER_SUITES = 'TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384'

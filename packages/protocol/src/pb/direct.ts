@@ -1,0 +1,315 @@
+import { decodeMessage, encodeMessage, enumeration, message, streamMessage } from 'protons-runtime'
+import { alloc as uint8ArrayAlloc } from 'uint8arrays/alloc'
+import type { Codec, DecodeOptions } from 'protons-runtime'
+import type { Uint8ArrayList } from 'uint8arraylist'
+
+export interface DirectRequest {
+  protocol: string
+}
+
+export namespace DirectRequest {
+  let _codec: Codec<DirectRequest>
+
+  export const codec = (): Codec<DirectRequest> => {
+    if (_codec == null) {
+      _codec = message<DirectRequest>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.protocol != null && obj.protocol !== '')) {
+          w.uint32(10)
+          w.string(obj.protocol)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          protocol: ''
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.protocol = reader.string()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.protocol`,
+                value: reader.string()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface DirectRequestProtocolFieldEvent {
+    field: '$.protocol'
+    value: string
+  }
+
+  export function encode (obj: Partial<DirectRequest>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, DirectRequest.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<DirectRequest>): DirectRequest {
+    return decodeMessage(buf, DirectRequest.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<DirectRequest>): Generator<DirectRequestProtocolFieldEvent> {
+    return streamMessage(buf, DirectRequest.codec(), opts)
+  }
+}
+
+export interface DirectOffer {
+  code: DirectOffer.Code
+  message: string
+  port: number
+  ticket: Uint8Array<ArrayBuffer>
+  key: Uint8Array<ArrayBuffer>
+  ttlMs: number
+}
+
+export namespace DirectOffer {
+  export enum Code {
+    OK = 'OK',
+    UNAVAILABLE = 'UNAVAILABLE',
+    BUSY = 'BUSY'
+  }
+
+  enum __CodeValues {
+    OK = 0,
+    UNAVAILABLE = 1,
+    BUSY = 2
+  }
+
+  export namespace Code {
+    export const codec = (): Codec<Code> => {
+      return enumeration<Code>(__CodeValues)
+    }
+  }
+
+  let _codec: Codec<DirectOffer>
+
+  export const codec = (): Codec<DirectOffer> => {
+    if (_codec == null) {
+      _codec = message<DirectOffer>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if (obj.code != null && __CodeValues[obj.code] !== 0) {
+          w.uint32(8)
+          DirectOffer.Code.codec().encode(obj.code, w)
+        }
+
+        if ((obj.message != null && obj.message !== '')) {
+          w.uint32(18)
+          w.string(obj.message)
+        }
+
+        if ((obj.port != null && obj.port !== 0)) {
+          w.uint32(24)
+          w.uint32(obj.port)
+        }
+
+        if ((obj.ticket != null && obj.ticket.byteLength > 0)) {
+          w.uint32(34)
+          w.bytes(obj.ticket)
+        }
+
+        if ((obj.key != null && obj.key.byteLength > 0)) {
+          w.uint32(42)
+          w.bytes(obj.key)
+        }
+
+        if ((obj.ttlMs != null && obj.ttlMs !== 0)) {
+          w.uint32(48)
+          w.uint32(obj.ttlMs)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          code: Code.OK,
+          message: '',
+          port: 0,
+          ticket: uint8ArrayAlloc(0),
+          key: uint8ArrayAlloc(0),
+          ttlMs: 0
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.code = DirectOffer.Code.codec().decode(reader)
+              break
+            }
+            case 2: {
+              obj.message = reader.string()
+              break
+            }
+            case 3: {
+              obj.port = reader.uint32()
+              break
+            }
+            case 4: {
+              obj.ticket = reader.bytes()
+              break
+            }
+            case 5: {
+              obj.key = reader.bytes()
+              break
+            }
+            case 6: {
+              obj.ttlMs = reader.uint32()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.code`,
+                value: DirectOffer.Code.codec().decode(reader)
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.message`,
+                value: reader.string()
+              }
+              break
+            }
+            case 3: {
+              yield {
+                field: `${prefix}.port`,
+                value: reader.uint32()
+              }
+              break
+            }
+            case 4: {
+              yield {
+                field: `${prefix}.ticket`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 5: {
+              yield {
+                field: `${prefix}.key`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 6: {
+              yield {
+                field: `${prefix}.ttlMs`,
+                value: reader.uint32()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface DirectOfferCodeFieldEvent {
+    field: '$.code'
+    value: DirectOffer.Code
+  }
+
+  export interface DirectOfferMessageFieldEvent {
+    field: '$.message'
+    value: string
+  }
+
+  export interface DirectOfferPortFieldEvent {
+    field: '$.port'
+    value: number
+  }
+
+  export interface DirectOfferTicketFieldEvent {
+    field: '$.ticket'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface DirectOfferKeyFieldEvent {
+    field: '$.key'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface DirectOfferTtlMsFieldEvent {
+    field: '$.ttlMs'
+    value: number
+  }
+
+  export function encode (obj: Partial<DirectOffer>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, DirectOffer.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<DirectOffer>): DirectOffer {
+    return decodeMessage(buf, DirectOffer.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<DirectOffer>): Generator<DirectOfferCodeFieldEvent | DirectOfferMessageFieldEvent | DirectOfferPortFieldEvent | DirectOfferTicketFieldEvent | DirectOfferKeyFieldEvent | DirectOfferTtlMsFieldEvent> {
+    return streamMessage(buf, DirectOffer.codec(), opts)
+  }
+}

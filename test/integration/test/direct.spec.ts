@@ -1,0 +1,177 @@
+import { connect as tlsConnect } from 'node:tls'
+import type { TLSSocket } from 'node:tls'
+import { randomBytes } from 'node:crypto'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { DirectUnavailableError, frames, openDirectChannel, readMessage, runRemotePiece, writeMessage } from '@shoal/node'
+import type { ShoalNode } from '@shoal/node'
+import { DIRECT_CIPHER_SUITES, DIRECT_PROTOCOL, DirectOffer, DirectRequest, INFER_PROTOCOL, InferResponse, MAX_FRAME_BYTES } from '@shoal/protocol'
+import { buildCalibrationModel } from '@shoal/runtime/calibration-model'
+import { afterEach, describe, expect, it } from 'vitest'
+import { localRun, sameBytes, startNode, stopAll, waitFor, withDynamicBatch } from './helpers.js'
+
+let nodes: ShoalNode[] = []
+afterEach(async () => {
+  await stopAll(nodes)
+  nodes = []
+})
+
+/** A job whose pieces carry 1 MiB of input each (512 rows of 512 float32), on a 512-wide generated model. */
+async function bigPieceJob (submitter: ShoalNode): Promise<{ cid: string, x: any, bytes: Uint8Array }> {
+  const bytes = withDynamicBatch(buildCalibrationModel({ batch: 1, width: 512, layers: 2 }))
+  const { cid } = await submitter.addModel(bytes)
+  const values = Float32Array.from({ length: 2048 * 512 }, (_, i) => Math.sin(i))
+  return { cid, bytes, x: { dtype: 'float32' as const, dims: [2048, 512], data: new Uint8Array(values.buffer) } }
+}
+
+/** Asks `to` for a direct-channel ticket over a libp2p stream, as openDirectChannel does. */
+async function requestOffer (from: ShoalNode, to: ShoalNode, protocol: string): Promise<DirectOffer> {
+  const stream = await from.libp2p.dialProtocol(to.libp2p.peerId, DIRECT_PROTOCOL)
+  const lp = frames(stream)
+  const signal = AbortSignal.timeout(5000)
+  await writeMessage(lp, DirectRequest, { protocol }, signal)
+  const offer = await readMessage(lp, DirectOffer, signal, 'offer')
+  await stream.close()
+  return offer
+}
+
+/** A TLS 1.3 handshake with an external pre-shared key; resolves with the socket once it is secure. */
+async function handshake (port: number, identity: string, key: Uint8Array): Promise<TLSSocket> {
+  const socket = tlsConnect({ host: '127.0.0.1', port, minVersion: 'TLSv1.3', ciphers: DIRECT_CIPHER_SUITES, pskCallback: () => ({ psk: Buffer.from(key), identity }), checkServerIdentity: () => undefined })
+  return await new Promise((resolve, reject) => {
+    socket.once('secureConnect', () => { resolve(socket) })
+    socket.once('error', reject)
+  })
+}
+
+const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
+
+describe('the direct data channel (TLS 1.3 with a one-time key, docs/protocol.md 6.1)', () => {
+  it('carries pieces of 1 MiB and more; the outputs equal a local run bit for bit', async () => {
+    const submitter = await startNode()
+    const workers = await Promise.all([0, 1].map(async () => await startNode([submitter.addrs[0]])))
+    nodes = [submitter, ...workers]
+    await waitFor(() => submitter.peers().length === 2, 'the submitter to see both workers')
+    const { cid, x, bytes } = await bigPieceJob(submitter)
+    const result = await submitter.submitJob(cid, { input: x }, { rowsPerPiece: 512 }).run()
+    const reference = await localRun(bytes, { input: x })
+    expect(sameBytes(result.outputs.output, reference.output)).toBe(true)
+    const remote = workers.reduce((n, w) => n + (result.progress.perPeer[w.peerId] ?? 0), 0)
+    expect(remote).toBeGreaterThan(0)
+    // every remote piece (and any end-game copy) came back over a direct connection
+    expect(result.progress.directPieces).toBeGreaterThanOrEqual(remote)
+  })
+
+  it('a worker started with --no-direct gets the same pieces over libp2p streams', async () => {
+    const submitter = await startNode()
+    const worker = await startNode([submitter.addrs[0]], { direct: false })
+    nodes = [submitter, worker]
+    await waitFor(() => submitter.peers().length === 1, 'the submitter to see the worker')
+    expect(worker.libp2p.services.direct.port).toBe(0)
+    const { cid, x, bytes } = await bigPieceJob(submitter)
+    const result = await submitter.submitJob(cid, { input: x }, { rowsPerPiece: 512 }).run()
+    expect(sameBytes(result.outputs.output, (await localRun(bytes, { input: x })).output)).toBe(true)
+    expect(result.progress.perPeer[worker.peerId]).toBeGreaterThan(0)
+    expect(result.progress.directPieces).toBe(0)
+    // and the worker says why when asked
+    await expect(openDirectChannel(await submitter.libp2p.dialProtocol(worker.libp2p.peerId, DIRECT_PROTOCOL), '127.0.0.1', INFER_PROTOCOL, MAX_FRAME_BYTES, AbortSignal.timeout(5000)))
+      .rejects.toThrow(/UNAVAILABLE/)
+  })
+
+  it('a peer that does not speak /shoal/direct/1.0.0 (an older node) gets its pieces over libp2p streams', async () => {
+    const submitter = await startNode()
+    const worker = await startNode([submitter.addrs[0]])
+    nodes = [submitter, worker]
+    await waitFor(() => submitter.peers().length === 1, 'the submitter to see the worker')
+    await worker.libp2p.services.direct.stop()
+    const { cid, x, bytes } = await bigPieceJob(submitter)
+    const result = await submitter.submitJob(cid, { input: x }, { rowsPerPiece: 512 }).run()
+    expect(sameBytes(result.outputs.output, (await localRun(bytes, { input: x })).output)).toBe(true)
+    expect(result.progress.perPeer[worker.peerId]).toBeGreaterThan(0)
+    expect(result.progress.directPieces).toBe(0)
+  })
+
+  it('a connection needs an unused ticket and its key, and belongs to the peer the ticket was issued to', async () => {
+    const a = await startNode()
+    const b = await startNode([a.addrs[0]])
+    nodes = [a, b]
+    await waitFor(() => a.peers().length === 1, 'the nodes to see each other')
+    const seen: string[] = []
+    b.libp2p.services.direct.serve('/test/echo/1', async (channel, peer) => {
+      seen.push(peer.toString())
+      await channel.frames.write(await channel.frames.read())
+      await channel.close()
+    })
+    const channel = await openDirectChannel(await a.libp2p.dialProtocol(b.libp2p.peerId, DIRECT_PROTOCOL), '127.0.0.1', '/test/echo/1', MAX_FRAME_BYTES, AbortSignal.timeout(5000))
+    await channel.frames.write(Uint8Array.from([1, 2, 3]))
+    expect([...(await channel.frames.read()).subarray()]).toEqual([1, 2, 3])
+    await channel.close()
+    expect(seen).toEqual([a.peerId])
+
+    // a wrong key fails the handshake, and burns the ticket
+    const first = await requestOffer(a, b, '/test/echo/1')
+    expect(first.code).toBe(DirectOffer.Code.OK)
+    await expect(handshake(first.port, hex(first.ticket), randomBytes(32))).rejects.toThrow()
+    await expect(handshake(first.port, hex(first.ticket), first.key)).rejects.toThrow()
+    // a made-up ticket fails; a real one works once
+    await expect(handshake(first.port, hex(randomBytes(16)), randomBytes(32))).rejects.toThrow()
+    const second = await requestOffer(a, b, '/test/echo/1')
+    const socket = await handshake(second.port, hex(second.ticket), second.key)
+    socket.destroy()
+    await expect(handshake(second.port, hex(second.ticket), second.key)).rejects.toThrow()
+    // a protocol the node does not serve this way is refused over the offer stream
+    const refused = await openDirectChannel(await a.libp2p.dialProtocol(b.libp2p.peerId, DIRECT_PROTOCOL), '127.0.0.1', '/not/served/1', MAX_FRAME_BYTES, AbortSignal.timeout(5000)).catch(err => err)
+    expect(refused).toBeInstanceOf(DirectUnavailableError)
+    expect(refused.message).toMatch(/UNAVAILABLE/)
+  })
+
+  it('one peer holds at most 16 unused tickets: the next request is answered BUSY', async () => {
+    const a = await startNode()
+    const b = await startNode([a.addrs[0]])
+    nodes = [a, b]
+    await waitFor(() => a.peers().length === 1, 'the nodes to see each other')
+    const offers = []
+    for (let i = 0; i < 17; i++) offers.push(await requestOffer(a, b, INFER_PROTOCOL))
+    expect(offers.slice(0, 16).every(o => o.code === DirectOffer.Code.OK)).toBe(true)
+    expect(new Set(offers.slice(0, 16).map(o => hex(o.ticket))).size).toBe(16)
+    expect(offers[16].code).toBe(DirectOffer.Code.BUSY)
+    // using one frees a place
+    const socket = await handshake(offers[0].port, hex(offers[0].ticket), offers[0].key)
+    socket.destroy()
+    expect((await requestOffer(a, b, INFER_PROTOCOL)).code).toBe(DirectOffer.Code.OK)
+  })
+
+  it('a frame over the size limit on a direct connection gets BAD_INPUT, and the worker serves the next piece', async () => {
+    const submitter = await startNode()
+    const worker = await startNode([submitter.addrs[0]])
+    nodes = [submitter, worker]
+    await waitFor(() => submitter.peers().length === 1, 'the submitter to see the worker')
+    const offer = await requestOffer(submitter, worker, INFER_PROTOCOL)
+    const socket = await handshake(offer.port, hex(offer.ticket), offer.key)
+    const answer: Buffer[] = []
+    socket.on('data', (d: Buffer) => answer.push(d))
+    const closed = new Promise(resolve => socket.once('close', resolve))
+    socket.write(Uint8Array.from([0x80, 0x80, 0x80, 0x80, 0x04])) // a frame length of 1 GiB
+    await closed
+    const bytes = Buffer.concat(answer)
+    const response = InferResponse.decode(bytes.subarray(1, 1 + bytes[0]))
+    expect(response.code).toBe(InferResponse.Code.BAD_INPUT)
+    expect(response.message).toMatch(/over the 1048576-byte limit/)
+    // a real piece, direct, still runs
+    const { cid, x } = await bigPieceJob(submitter)
+    const result = await runRemotePiece(
+      async (peer, protocol, options) => await submitter.libp2p.dialProtocol(peer, protocol, options),
+      peerIdFromString(worker.peerId),
+      { jobId: 'j', pieceId: 0, modelCid: cid, inputs: { input: { ...x, dims: [512, 512], data: x.data.subarray(0, 512 * 512 * 4) } }, deadlineMs: 30_000, maxResponseBytes: 1 << 24 },
+      AbortSignal.timeout(30_000),
+      async (peer, signal) => await openDirectChannel(await submitter.libp2p.dialProtocol(peer, DIRECT_PROTOCOL, { signal }), '127.0.0.1', INFER_PROTOCOL, MAX_FRAME_BYTES, signal)
+    )
+    expect(result.direct).toBe(true)
+    expect(result.outputs.output.dims).toEqual([512, 512])
+  })
+
+  it('a direct port already in use is a clear error at start', async () => {
+    const a = await startNode()
+    nodes = [a]
+    await expect(startNode([], { directPort: a.libp2p.services.direct.port })).rejects.toThrow(/cannot listen for direct connections on 127.0.0.1 port \d+: address already in use \(choose another with --direct-port/)
+  })
+})
