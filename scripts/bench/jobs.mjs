@@ -158,6 +158,12 @@ async function throughput () {
 }
 
 export async function run ({ record: save, args = [] }) {
+  if (args.includes('overhead')) {
+    // just the dispatch overhead, for trying changes; never recorded
+    const o = await dispatchOverhead()
+    process.stdout.write(`overhead per piece p50 ${o.p50.toFixed(2)} ms, p90 ${o.p90.toFixed(2)} ms\n`)
+    return
+  }
   if (args.includes('transfer')) {
     // just the transfer part, for trying changes; never recorded
     const moved = await transfer()

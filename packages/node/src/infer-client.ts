@@ -30,7 +30,7 @@ export interface PieceResult {
  * the worker's code when it answers with an error; anything else thrown means the peer or the stream
  * failed (treated as a disconnect). `signal` cancels: the stream is reset and the worker stops sending.
  */
-export type Dial = (peer: PeerId, protocol: string, options: { signal: AbortSignal }) => Promise<Stream>
+export type Dial = (peer: PeerId, protocol: string, options: { signal: AbortSignal, negotiateFully?: boolean }) => Promise<Stream>
 
 /** No stream to the peer could be opened: the piece never left this node (the peer is most likely gone). */
 export class PeerUnreachableError extends Error {
@@ -55,7 +55,8 @@ export async function runRemotePiece (dial: Dial, peer: PeerId, request: PieceRe
   if (channel == null) {
     let stream: Stream
     try {
-      stream = await dial(peer, INFER_PROTOCOL, { signal })
+      // the request goes out with the protocol selection: no round trip waiting for the worker to confirm
+      stream = await dial(peer, INFER_PROTOCOL, { signal, negotiateFully: false })
     } catch (err: any) {
       if (signal.aborted) throw err
       throw new PeerUnreachableError(String(err.message ?? err))
@@ -86,7 +87,8 @@ export async function runRemotePiece (dial: Dial, peer: PeerId, request: PieceRe
       offset += h.byteLength
     }
     await channel.close({ signal }).catch(() => {})
-    return { outputs, computeMs: response.computeMs, provider: response.provider, direct }
+    const computeMs = response.computeUs > 0 ? response.computeUs / 1000 : response.computeMs
+    return { outputs, computeMs, provider: response.provider, direct }
   } catch (err: any) {
     channel.abort(err instanceof Error ? err : new Error(String(err)))
     throw err

@@ -152,6 +152,7 @@ export class InferenceService implements Startable {
         message: '',
         outputs: outputs.map(([name, t]) => toTensorInfo({ name, dtype: t.dtype, dims: t.dims, byteLength: t.data.byteLength })),
         computeMs: Math.round(result.computeMs),
+        computeUs: Math.min(0xffffffff, Math.round(result.computeMs * 1000)),
         provider: result.provider
       }, signal, outputs.map(([, t]) => t.data))
       this.served++
@@ -170,7 +171,7 @@ export class InferenceService implements Startable {
 
   private async answer (channel: Channel, response: Partial<InferResponse> & { code: InferResponse.Code, message: string }, signal: AbortSignal, data: Uint8Array[] = []): Promise<void> {
     try {
-      await writeMessage(channel.frames, InferResponse, { outputs: [], computeMs: 0, provider: '', ...response }, signal)
+      await writeMessage(channel.frames, InferResponse, { outputs: [], computeMs: 0, computeUs: 0, provider: '', ...response }, signal)
       await writeData(channel.frames, data, signal)
       await channel.close({ signal })
     } catch (err: any) {

@@ -334,7 +334,7 @@ export class ShoalNode {
     const host = connection?.remoteAddr.getComponents().find(c => c.name === 'ip4' || c.name === 'ip6')?.value
     if (connection == null || host == null) return undefined
     try {
-      const stream = await connection.newStream(DIRECT_PROTOCOL, { signal })
+      const stream = await connection.newStream(DIRECT_PROTOCOL, { signal, negotiateFully: false })
       return await openDirectChannel(stream, host, INFER_PROTOCOL, MAX_FRAME_BYTES, signal)
     } catch (err: any) {
       if (signal.aborted) throw err

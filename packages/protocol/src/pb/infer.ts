@@ -408,6 +408,7 @@ export interface InferResponse {
   outputs: TensorInfo[]
   computeMs: number
   provider: string
+  computeUs: number
 }
 
 export namespace InferResponse {
@@ -471,6 +472,11 @@ export namespace InferResponse {
           w.string(obj.provider)
         }
 
+        if ((obj.computeUs != null && obj.computeUs !== 0)) {
+          w.uint32(48)
+          w.uint32(obj.computeUs)
+        }
+
         if (opts.lengthDelimited !== false) {
           w.ldelim()
         }
@@ -480,7 +486,8 @@ export namespace InferResponse {
           message: '',
           outputs: [],
           computeMs: 0,
-          provider: ''
+          provider: '',
+          computeUs: 0
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -513,6 +520,10 @@ export namespace InferResponse {
             }
             case 5: {
               obj.provider = reader.string()
+              break
+            }
+            case 6: {
+              obj.computeUs = reader.uint32()
               break
             }
             default: {
@@ -580,6 +591,13 @@ export namespace InferResponse {
               }
               break
             }
+            case 6: {
+              yield {
+                field: `${prefix}.computeUs`,
+                value: reader.uint32()
+              }
+              break
+            }
             default: {
               reader.skipType(tag & 7)
               break
@@ -636,6 +654,11 @@ export namespace InferResponse {
     value: string
   }
 
+  export interface InferResponseComputeUsFieldEvent {
+    field: '$.computeUs'
+    value: number
+  }
+
   export function encode (obj: Partial<InferResponse>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, InferResponse.codec())
   }
@@ -644,7 +667,7 @@ export namespace InferResponse {
     return decodeMessage(buf, InferResponse.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<InferResponse>): Generator<InferResponseCodeFieldEvent | InferResponseMessageFieldEvent | InferResponseOutputsNameFieldEvent | InferResponseOutputsDtypeFieldEvent | InferResponseOutputsDimsFieldEvent | InferResponseOutputsByteLengthFieldEvent | InferResponseComputeMsFieldEvent | InferResponseProviderFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<InferResponse>): Generator<InferResponseCodeFieldEvent | InferResponseMessageFieldEvent | InferResponseOutputsNameFieldEvent | InferResponseOutputsDtypeFieldEvent | InferResponseOutputsDimsFieldEvent | InferResponseOutputsByteLengthFieldEvent | InferResponseComputeMsFieldEvent | InferResponseProviderFieldEvent | InferResponseComputeUsFieldEvent> {
     return streamMessage(buf, InferResponse.codec(), opts)
   }
 }
