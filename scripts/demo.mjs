@@ -54,7 +54,7 @@ try {
   const summary = JSON.parse(result.stdout)
   say(`Job done in ${summary.wallMs} ms: ${summary.pieces} pieces, ${summary.retries} retried, ${summary.duplicates} duplicated in end-game.`)
   for (const [peer, count] of Object.entries(summary.peers).sort((a, b) => b[1] - a[1])) {
-    say(`  ${short(peer)}  ${String(count).padStart(3)} pieces${peer === ready[victim].peerId ? '  (killed mid-job)' : ''}`)
+    say(`  ${short(peer)}  ${String(count).padStart(3)} piece${count === 1 ? '' : 's'}${peer === ready[victim].peerId ? '  (killed mid-job)' : ''}`)
   }
 
   say('Running the same batch through ONNX Runtime in one process, for comparison...')

@@ -130,7 +130,7 @@ export async function run (argv: string[], io: Io): Promise<number> {
   }
   const lines = [
     `done: ${p.total} pieces of ${p.rowsPerPiece} rows on ${Object.keys(p.perPeer).length} peers in ${formatDuration(wallMs)} (${p.retries} retries, ${p.duplicates} duplicates${p.directPieces > 0 ? `, ${p.directPieces} over direct connections` : ''})`,
-    ...Object.entries(p.perPeer).sort((a, b) => b[1] - a[1]).map(([peer, n]) => `  ${peer}  ${n} pieces`),
+    ...Object.entries(p.perPeer).sort((a, b) => b[1] - a[1]).map(([peer, n]) => `  ${peer}  ${n} piece${n === 1 ? '' : 's'}`),
     'outputs:',
     ...view.outputs.map(o => `  ${written[o.name]}  ${o.dtype} [${o.dims.join(', ')}]`)
   ]
