@@ -17,9 +17,9 @@ import { startNodeProcess, tempDir, waitFor } from '../lib.mjs'
 const calibration = { providers: [{ name: 'cpu', gflops: 50 }], failed: [], gpu: null, measuredAt: 0 }
 const loopback = { listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, cpuThreads: 1, adIntervalMs: 1000 }
 
-async function inProcessNode (bootstrap = []) {
+async function inProcessNode (bootstrap = [], runtime) {
   const config = await resolveConfig({ env: {}, dataDir: await tempDir('shoal-bench-'), flags: { ...loopback, bootstrap } })
-  const node = new ShoalNode({ config, calibration, api: false })
+  const node = new ShoalNode({ config, calibration, api: false, runtime })
   await node.start()
   return node
 }
@@ -47,6 +47,46 @@ async function dispatchOverhead () {
   }
   await Promise.all([submitter.stop(), worker.stop()])
   return { p50: percentile(overheads, 50), p90: percentile(overheads, 90), total50: percentile(totals, 50) }
+}
+
+/**
+ * 4. One piece's round trip by size, over a libp2p stream and over the direct data channel: a worker
+ * whose runtime answers the input as the output at once, so that the figure is moving the bytes both
+ * ways plus the protocol (the direct channel's offer, TCP connection and TLS handshake included).
+ */
+async function pieceSizes () {
+  const echo = { run: async (cid, load, inputs) => ({ outputs: { output: inputs.input }, provider: 'echo', computeMs: 0 }), close: async () => {} }
+  const submitter = await inProcessNode()
+  const worker = await inProcessNode([submitter.addrs[0]], echo)
+  await waitFor(() => submitter.peers().length === 1, 'the worker')
+  const { openDirectChannel } = await import('../../packages/node/dist/src/direct-channel.js')
+  const direct = async (peer, signal) => await openDirectChannel(await submitter.libp2p.dialProtocol(peer, '/shoal/direct/1.0.0', { signal, negotiateFully: false }), '127.0.0.1', '/shoal/infer/1.0.0', 1 << 20, signal)
+  const peer = peerIdFromString(worker.peerId)
+  const width = 256
+  const rows = []
+  for (const kib of [64, 256, 1024, 4096, 16384]) {
+    const batch = kib * 1024 / (width * 4)
+    // a model with exactly this batch on both nodes (the echo runtime never runs it)
+    const bytes = buildCalibrationModel({ batch, width, layers: 1 })
+    const model = await submitter.addModel(bytes.slice())
+    await worker.addModel(bytes.slice())
+    const request = { jobId: 'bench', pieceId: 0, modelCid: model.cid, inputs: { input: { dtype: 'float32', dims: [batch, width], data: new Uint8Array(kib * 1024).fill(1) } }, deadlineMs: 30_000, maxResponseBytes: 1 << 30 }
+    const p50 = {}
+    for (const mode of ['stream', 'direct']) {
+      const times = []
+      const runs = kib >= 4096 ? 15 : 50
+      for (let i = -3; i < runs; i++) {
+        const started = performance.now()
+        const result = await runRemotePiece(dial(submitter), peer, request, AbortSignal.timeout(30_000), mode === 'direct' ? direct : undefined, 0)
+        if (result.direct !== (mode === 'direct')) throw new Error(`a ${mode} piece went the other way`)
+        if (i >= 0) times.push(performance.now() - started)
+      }
+      p50[mode] = percentile(times, 50)
+    }
+    rows.push([kib >= 1024 ? `${kib / 1024} MiB` : `${kib} KiB`, `${p50.stream.toFixed(1)} ms`, `${p50.direct.toFixed(1)} ms`, (p50.direct / p50.stream).toFixed(2)])
+  }
+  await Promise.all([submitter.stop(), worker.stop()])
+  return rows
 }
 
 /** Starts the receiving side of the transfer benchmark in its own process; resolves with what it printed. */
@@ -164,6 +204,10 @@ export async function run ({ record: save, args = [] }) {
     process.stdout.write(`overhead per piece p50 ${o.p50.toFixed(2)} ms, p90 ${o.p90.toFixed(2)} ms\n`)
     return
   }
+  if (args.includes('sizes')) {
+    process.stdout.write(table(['input (and output)', 'libp2p stream, p50', 'direct channel, p50', 'direct / stream'], await pieceSizes()) + '\n')
+    return
+  }
   if (args.includes('transfer')) {
     // just the transfer part, for trying changes; never recorded
     const moved = await transfer()
@@ -172,6 +216,7 @@ export async function run ({ record: save, args = [] }) {
   }
   const overhead = await dispatchOverhead()
   const moved = await transfer()
+  const sizes = await pieceSizes()
   const scaling = await throughput()
   const markdown = [
     '**Dispatch overhead per piece** (in-process submitter and worker over loopback TCP+Noise+Yamux, 300 tiny pieces of a 4x32 MLP; round trip minus the worker\'s reported compute time):',
@@ -190,6 +235,10 @@ export async function run ({ record: save, args = [] }) {
       ['Shoal data frames on a libp2p stream (TCP + Noise + Yamux)', moved.shoal.toFixed(0), (moved.shoal / moved.tcp).toFixed(2), '>= 0.50'],
       ['Shoal data frames on the direct data channel (TLS 1.3, pieces of 1 MiB and more)', moved.direct.toFixed(0), (moved.direct / moved.tcp).toFixed(2), '>= 0.50']
     ]),
+    '',
+    '**One piece by size**, over a libp2p stream and over the direct data channel (offer, TCP and TLS handshake included), in-process submitter and worker, the worker answering the input as its output at once; jobs send pieces direct from 1 MiB of input:',
+    '',
+    table(['input (and output)', 'libp2p stream, p50', 'direct channel, p50', 'direct / stream'], sizes),
     '',
     `**Job throughput**: PP-OCRv4 detection, 96 images of 128x128, pieces of 4 rows; worker processes with 1 CPU thread and concurrency 1; second of two runs (the first fetches the model and creates sessions). Reference: one ONNX Runtime session with 1 thread running the whole batch in ${Math.round(scaling.localMs)} ms. This machine has 2 cores, so more than 2 workers cannot add compute.`,
     '',

@@ -44,13 +44,14 @@ export class PeerUnreachableError extends Error {
 export type OpenDirect = (peer: PeerId, signal: AbortSignal) => Promise<Channel | undefined>
 
 /**
- * Runs one piece on `peer`. A piece whose inputs reach DIRECT_MIN_BYTES goes over a direct data
- * channel when `openDirect` gets one; any other over a new /shoal/infer/1.0.0 stream.
+ * Runs one piece on `peer`. A piece whose inputs reach `directMinBytes` (DIRECT_MIN_BYTES unless a
+ * benchmark says otherwise) goes over a direct data channel when `openDirect` gets one; any other over
+ * a new /shoal/infer/1.0.0 stream.
  */
-export async function runRemotePiece (dial: Dial, peer: PeerId, request: PieceRequest, signal: AbortSignal, openDirect?: OpenDirect): Promise<PieceResult> {
+export async function runRemotePiece (dial: Dial, peer: PeerId, request: PieceRequest, signal: AbortSignal, openDirect?: OpenDirect, directMinBytes = DIRECT_MIN_BYTES): Promise<PieceResult> {
   const entries = Object.entries(request.inputs)
   const inputBytes = entries.reduce((n, [, t]) => n + t.data.byteLength, 0)
-  let channel = openDirect != null && inputBytes >= DIRECT_MIN_BYTES ? await openDirect(peer, signal) : undefined
+  let channel = openDirect != null && inputBytes >= directMinBytes ? await openDirect(peer, signal) : undefined
   const direct = channel != null
   if (channel == null) {
     let stream: Stream
