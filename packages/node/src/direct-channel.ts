@@ -104,6 +104,8 @@ export class SocketFrames implements Channel {
   private async write (bytes: Uint8Array | Uint8ArrayList, options: AbortOptions = {}): Promise<void> {
     options.signal?.throwIfAborted()
     if (this.failure != null) throw this.failure
+    // a write to a closed socket would wait for a 'drain' that never comes
+    if (this.socket.destroyed || this.socket.writableEnded) throw new Error('the direct connection is closed')
     let more: boolean
     if (bytes.byteLength <= SMALL_FRAME_BYTES) {
       // a header goes out as one TLS record (the socket does not wait to fill a packet)
