@@ -28,7 +28,6 @@ if (mode === 'tcp' || mode === 'tcp-store') {
   node.libp2p.services.direct.serve('/shoal-bench/transfer/1', async (channel) => {
     await readData(channel.frames, TOTAL, AbortSignal.timeout(120_000), 'bench')
     await channel.close()
-    if (process.env.PROF_EXIT) process.exit(0)
   })
   process.stdout.write(`ready ${node.addrs[0]}\n`)
 }

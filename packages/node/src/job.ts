@@ -47,6 +47,8 @@ export interface JobProgress extends Progress {
   bytesReceived: number
   /** Remote pieces answered over a direct data channel rather than a libp2p stream (docs/protocol.md 6.1). */
   directPieces: number
+  /** Pieces completed per execution provider ("cpu", "webgpu"; "delay" in simulations). */
+  perProvider: Record<string, number>
   state: 'planning' | 'running' | 'done' | 'failed'
   elapsedMs: number
   /** Peers (this node included) that can take pieces. */
@@ -100,6 +102,7 @@ export class Job {
   private bytesSent = 0
   private bytesReceived = 0
   private directPieces = 0
+  private readonly perProvider: Record<string, number> = {}
   private readonly flights = new Map<string, AbortController>()
   private readonly results = new Map<number, Record<string, Tensor>>()
   private scheduler?: Scheduler
@@ -136,7 +139,7 @@ export class Job {
 
   progress (): JobProgress {
     const p = this.scheduler?.progress(this.now()) ?? { total: 0, done: 0, pending: 0, inFlight: 0, retries: 0, duplicates: 0, perPeer: {}, etaMs: null }
-    return { ...p, jobId: this.id, bytesSent: this.bytesSent, bytesReceived: this.bytesReceived, directPieces: this.directPieces, state: this.state, elapsedMs: this.startedAt === 0 ? 0 : Math.round(this.now() - this.startedAt), peers: this.allPeers().length, rowsPerPiece: this.rowsPerPiece }
+    return { ...p, jobId: this.id, bytesSent: this.bytesSent, bytesReceived: this.bytesReceived, directPieces: this.directPieces, perProvider: { ...this.perProvider }, state: this.state, elapsedMs: this.startedAt === 0 ? 0 : Math.round(this.now() - this.startedAt), peers: this.allPeers().length, rowsPerPiece: this.rowsPerPiece }
   }
 
   /** Runs the job (once: later calls return the same promise). */
@@ -308,6 +311,7 @@ export class Job {
         this.scheduler?.failed(pieceId, peerId, problem, this.now())
       } else if (this.scheduler?.succeeded(pieceId, peerId, this.now()) === true) {
         this.results.set(pieceId, result.outputs)
+        this.perProvider[result.provider] = (this.perProvider[result.provider] ?? 0) + 1
         outcome = 'done'
       } else {
         outcome = 'duplicate'

@@ -35,6 +35,7 @@ describe('a batch split across a mesh equals a single ONNX Runtime run, bit for 
     const reference = await localRun(withDynamicBatch(bytes), { input: x })
     expect(sameBytes(result.outputs.output, reference.output)).toBe(true)
     expect(result.progress.total).toBe(10)
+    expect(result.progress.perProvider).toEqual({ cpu: 10 })
     // the pieces really went to the workers
     expect(Object.keys(result.progress.perPeer).length).toBeGreaterThanOrEqual(2)
     expect(result.progress.perPeer[submitter.peerId]).toBeUndefined()

@@ -31,7 +31,8 @@ Workers that lack the model fetch it from the swarm too. Every input is split al
 number of rows. The outputs are exactly what ONNX Runtime returns for the whole batch on one machine.
 
 On a terminal, progress is shown on stderr. At the end a summary is printed; with --json, stdout is one
-JSON object: {jobId, wallMs, pieces, rowsPerPiece, retries, duplicates, directPieces, peers: {peerId: pieces}, outputs: {name: path}}.
+JSON object: {jobId, wallMs, pieces, rowsPerPiece, retries, duplicates, directPieces, peers: {peerId: pieces},
+executionProviders: {provider: pieces}, outputs: {name: path}}.
 Exit status 0 only when every output is written.
 
 Example:
@@ -125,12 +126,13 @@ export async function run (argv: string[], io: Io): Promise<number> {
   const wallMs = Math.round(performance.now() - started)
   const p = view.progress
   if (values.json === true) {
-    io.stdout(JSON.stringify({ jobId, wallMs, pieces: p.total, rowsPerPiece: p.rowsPerPiece, retries: p.retries, duplicates: p.duplicates, directPieces: p.directPieces, peers: p.perPeer, outputs: written }, null, 2) + '\n')
+    io.stdout(JSON.stringify({ jobId, wallMs, pieces: p.total, rowsPerPiece: p.rowsPerPiece, retries: p.retries, duplicates: p.duplicates, directPieces: p.directPieces, peers: p.perPeer, executionProviders: p.perProvider, outputs: written }, null, 2) + '\n')
     return 0
   }
   const lines = [
     `done: ${p.total} pieces of ${p.rowsPerPiece} rows on ${Object.keys(p.perPeer).length} peers in ${formatDuration(wallMs)} (${p.retries} retries, ${p.duplicates} duplicates${p.directPieces > 0 ? `, ${p.directPieces} over direct connections` : ''})`,
     ...Object.entries(p.perPeer).sort((a, b) => b[1] - a[1]).map(([peer, n]) => `  ${peer}  ${n} piece${n === 1 ? '' : 's'}`),
+    `  execution providers: ${Object.entries(p.perProvider).map(([name, n]) => `${name} ${n}`).join(', ')}`,
     'outputs:',
     ...view.outputs.map(o => `  ${written[o.name]}  ${o.dtype} [${o.dims.join(', ')}]`)
   ]
