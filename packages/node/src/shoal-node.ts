@@ -339,7 +339,11 @@ export class ShoalNode {
     } catch (err: any) {
       if (signal.aborted) throw err
       // a busy peer may have a ticket for the next piece; any other failure will not mend itself soon
-      if (!(err instanceof DirectUnavailableError && err.busy)) this.directRefused.set(key, Date.now() + DIRECT_RETRY_AFTER_MS)
+      if (!(err instanceof DirectUnavailableError && err.busy)) {
+        const now = Date.now()
+        for (const [other, until] of this.directRefused) if (until <= now) this.directRefused.delete(other)
+        this.directRefused.set(key, now + DIRECT_RETRY_AFTER_MS)
+      }
       this.libp2p.logger.forComponent('shoal:direct')('no direct channel to %p, using a libp2p stream - %s', peer, err.message)
       return undefined
     }
