@@ -146,7 +146,7 @@ export const FETCH_ANSWER_MARGIN_MS = 1000
  * Pieces whose input tensors reach this many bytes go over a direct data channel (direct-channel.ts)
  * when the worker offers one. `pnpm bench jobs` (one piece by size, input and output each way): at
  * 64 KiB the direct channel's offer, TCP connection and TLS handshake make it 1.2-1.6x slower than a
- * libp2p stream, at 256 KiB they are even, at 1 MiB it takes 0.72-0.82 of the time, at 4 MiB 0.4-0.5.
+ * libp2p stream, at 256 KiB 0.85-1.26x, at 1 MiB it takes 0.72-0.82 of the time, at 4 MiB 0.4-0.5.
  */
 export const DIRECT_MIN_BYTES = 1024 * 1024
 
