@@ -15,12 +15,12 @@ afterEach(async () => {
   nodes = []
 })
 
-/** A job whose pieces carry 1 MiB of input each (512 rows of 512 float32), on a 512-wide generated model. */
-async function bigPieceJob (submitter: ShoalNode): Promise<{ cid: string, x: any, bytes: Uint8Array }> {
+/** A batch for pieces of 1 MiB of input each (512 rows of 512 float32), on a 512-wide generated model. */
+async function bigPieceJob (submitter: ShoalNode, rows = 2048): Promise<{ cid: string, x: any, bytes: Uint8Array }> {
   const bytes = withDynamicBatch(buildCalibrationModel({ batch: 1, width: 512, layers: 2 }))
   const { cid } = await submitter.addModel(bytes)
-  const values = Float32Array.from({ length: 2048 * 512 }, (_, i) => Math.sin(i))
-  return { cid, bytes, x: { dtype: 'float32' as const, dims: [2048, 512], data: new Uint8Array(values.buffer) } }
+  const values = Float32Array.from({ length: rows * 512 }, (_, i) => Math.sin(i))
+  return { cid, bytes, x: { dtype: 'float32' as const, dims: [rows, 512], data: new Uint8Array(values.buffer) } }
 }
 
 /** Asks `to` for a direct-channel ticket over a libp2p stream, as openDirectChannel does. */
@@ -59,6 +59,32 @@ describe('the direct data channel (TLS 1.3 with a one-time key, docs/protocol.md
     expect(remote).toBeGreaterThan(0)
     // every remote piece (and any end-game copy) came back over a direct connection
     expect(result.progress.directPieces).toBeGreaterThanOrEqual(remote)
+  })
+
+  it('a worker that crashes with direct pieces in flight: they go to the other worker, outputs identical', async () => {
+    const submitter = await startNode()
+    // slowed so that the job is still running when one dies
+    const workers = await Promise.all([0, 1].map(async () => await startNode([submitter.addrs[0]], {}, { slowdown: 4 })))
+    nodes = [submitter, ...workers]
+    await waitFor(() => submitter.peers().length === 2, 'the submitter to see both workers')
+    const { cid, x, bytes } = await bigPieceJob(submitter, 4096)
+    const job = submitter.submitJob(cid, { input: x }, { rowsPerPiece: 512 })
+    let killed = false
+    job.onProgress(p => {
+      if (!killed && p.done >= 1 && p.inFlight > 0) {
+        killed = true
+        // as a crash: connections and direct connections broken, no goodbye
+        void workers[0].kill()
+      }
+    })
+    const result = await job.run()
+    expect(killed).toBe(true)
+    expect(sameBytes(result.outputs.output, (await localRun(bytes, { input: x })).output)).toBe(true)
+    expect(result.progress.total).toBe(8)
+    // the dead worker's pieces in flight failed and ran again
+    expect(result.progress.retries).toBeGreaterThan(0)
+    expect(result.progress.perPeer[workers[1].peerId]).toBeGreaterThan(0)
+    expect(result.progress.directPieces).toBeGreaterThan(0)
   })
 
   it('a worker started with --no-direct gets the same pieces over libp2p streams', async () => {
