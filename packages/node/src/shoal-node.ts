@@ -52,6 +52,8 @@ export interface NodeStatus {
   capacity: Capacity
   calibration: { cached: boolean, measuredAt: number, failed: Calibration['failed'] }
   refusedAds: Record<string, number>
+  /** The direct data channel's listener (docs/protocol.md 6.1): null when off (--no-direct). */
+  direct: { host: string, port: number } | null
   /** This process's memory, as Node reports it. */
   memory: { rssBytes: number, heapUsedBytes: number }
 }
@@ -392,6 +394,7 @@ export class ShoalNode {
       capacity: libp2p.services.capacity.current(),
       calibration: { cached: calibration?.cached ?? false, measuredAt: calibration?.measuredAt ?? 0, failed: calibration?.failed ?? [] },
       refusedAds: { ...libp2p.services.capacity.refused },
+      direct: libp2p.services.direct.listening,
       memory: { rssBytes: process.memoryUsage.rss(), heapUsedBytes: process.memoryUsage().heapUsed }
     }
   }

@@ -1,5 +1,5 @@
 import { copyFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
+import { connect, createServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -69,8 +69,15 @@ describe('shoal CLI, three node processes', () => {
     expect(status.peerId).toBe(procs[1].peerId)
     expect(status.capacity.limits.noGpu).toBe(true)
     expect(status.calibration.cached).toBe(true)
+    // the direct data channel's listener, on the host of the listen address, really listening
+    expect(status.direct.host).toBe('127.0.0.1')
+    await new Promise<void>((resolve, reject) => {
+      const socket = connect(status.direct.port, '127.0.0.1', () => { socket.destroy(); resolve() })
+      socket.on('error', reject)
+    })
     const text = await runCli(['node', 'status', '--data-dir', dirs[1]])
     expect(text.stdout).toMatch(/peer table\s+2 peers/)
+    expect(text.stdout).toContain(`direct       TLS on 127.0.0.1 port ${status.direct.port as number}`)
   })
 
   it('a node stopped with SIGTERM says goodbye, exits 0, and leaves the others\' tables', async () => {
