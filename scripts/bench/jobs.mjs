@@ -16,8 +16,10 @@ import { percentile, record, table } from '../record.mjs'
 import { startNodeProcess, tempDir, waitFor } from '../lib.mjs'
 
 // On a many-core machine (the device: FIELD-NOTES): SHOAL_BENCH_WORKERS=1,2,4,8,12 SHOAL_BENCH_JOB_ROWS=480
+// SHOAL_BENCH_ROWS_PER_PIECE=8 (pieces of 1.5 MiB, which go over the direct data channel)
 const WORKERS = (process.env.SHOAL_BENCH_WORKERS ?? '1,2,4').split(',').map(Number)
 const JOB_ROWS = Number(process.env.SHOAL_BENCH_JOB_ROWS ?? 96)
+const ROWS_PER_PIECE = Number(process.env.SHOAL_BENCH_ROWS_PER_PIECE ?? 4)
 
 const calibration = { providers: [{ name: 'cpu', gflops: 50 }], failed: [], gpu: null, measuredAt: 0 }
 const loopback = { listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, cpuThreads: 1, adIntervalMs: 1000 }
@@ -155,7 +157,7 @@ async function transfer () {
 function throughputText (scaling) {
   const cores = os.availableParallelism()
   return [
-    `**Job throughput**: PP-OCRv4 detection, ${JOB_ROWS} images of 128x128, pieces of 4 rows; worker processes with 1 CPU thread and concurrency 1; second of two runs (the first fetches the model and creates sessions). Reference: one ONNX Runtime session with 1 thread running the whole batch in ${Math.round(scaling.localMs)} ms. This machine has ${cores} cores${cores <= Math.max(...WORKERS) ? `, so more than ${cores} workers cannot add compute` : ''}.`,
+    `**Job throughput**: PP-OCRv4 detection, ${JOB_ROWS} images of 128x128, pieces of ${ROWS_PER_PIECE} rows (${(ROWS_PER_PIECE * 3 * 128 * 128 * 4 / 1024).toFixed(0)} KiB of input${ROWS_PER_PIECE * 3 * 128 * 128 * 4 >= 1024 * 1024 ? ', over the direct data channel' : ''}); worker processes with 1 CPU thread and concurrency 1; second of two runs (the first fetches the model and creates sessions). Reference: one ONNX Runtime session with 1 thread running the whole batch in ${Math.round(scaling.localMs)} ms. This machine has ${cores} cores${cores <= Math.max(...WORKERS) ? `, so more than ${cores} workers cannot add compute` : ''}.`,
     '',
     table(['workers', 'job wall time', 'speed-up vs one ORT process', 'parallel efficiency'], scaling.rows)
   ].join('\n')
@@ -194,7 +196,7 @@ async function throughput () {
       await waitFor(async () => (await api.peers()).length === workers, 'workers')
       const model = (await api.addModel(bytes)).cid
       const runJob = async () => {
-        const { jobId } = await api.submitJob({ model, inputs: { x: { path: join(work, 'x.npy') } }, options: { rowsPerPiece: 4 } })
+        const { jobId } = await api.submitJob({ model, inputs: { x: { path: join(work, 'x.npy') } }, options: { rowsPerPiece: ROWS_PER_PIECE } })
         let view
         await waitFor(async () => { view = await api.job(jobId); return view.state === 'done' || view.state === 'failed' }, 'the job', 300_000, 20)
         if (view.state !== 'done') throw new Error(view.error)
