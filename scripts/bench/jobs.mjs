@@ -98,7 +98,7 @@ async function pieceSizes () {
 
 /** Starts the receiving side of the transfer benchmark in its own process; resolves with what it printed. */
 function receiver (mode, total) {
-  const child = spawn(process.execPath, [fileURLToPath(new URL('./transfer-receiver.mjs', import.meta.url)), mode, String(total)], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn(process.execPath, [fileURLToPath(new URL('./_transfer-receiver.mjs', import.meta.url)), mode, String(total)], { stdio: ['ignore', 'pipe', 'inherit'] })
   return new Promise((resolve, reject) => {
     let out = ''
     child.stdout.on('data', d => {
