@@ -16,10 +16,13 @@ import { percentile, record, table } from '../record.mjs'
 import { startNodeProcess, tempDir, waitFor } from '../lib.mjs'
 
 // On a many-core machine (the device: FIELD-NOTES): SHOAL_BENCH_WORKERS=1,2,4,8,12 SHOAL_BENCH_JOB_ROWS=480
-// SHOAL_BENCH_ROWS_PER_PIECE=8 (pieces of 1.5 MiB, which go over the direct data channel)
+// SHOAL_BENCH_ROWS_PER_PIECE=8 (pieces of 1.5 MiB, which go over the direct data channel); and
+// SHOAL_BENCH_JOB_MODEL=mlp SHOAL_BENCH_JOB_ROWS=6144 SHOAL_BENCH_ROWS_PER_PIECE=128 for a job whose
+// compute outweighs its tensors
 const WORKERS = (process.env.SHOAL_BENCH_WORKERS ?? '1,2,4').split(',').map(Number)
 const JOB_ROWS = Number(process.env.SHOAL_BENCH_JOB_ROWS ?? 96)
 const ROWS_PER_PIECE = Number(process.env.SHOAL_BENCH_ROWS_PER_PIECE ?? 4)
+const JOB_MODEL = process.env.SHOAL_BENCH_JOB_MODEL ?? 'ocr'
 
 const calibration = { providers: [{ name: 'cpu', gflops: 50 }], failed: [], gpu: null, measuredAt: 0 }
 const loopback = { listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, cpuThreads: 1, adIntervalMs: 1000 }
@@ -156,23 +159,37 @@ async function transfer () {
 
 function throughputText (scaling) {
   const cores = os.availableParallelism()
+  const pieceBytes = ROWS_PER_PIECE * scaling.rowBytes
   return [
-    `**Job throughput**: PP-OCRv4 detection, ${JOB_ROWS} images of 128x128, pieces of ${ROWS_PER_PIECE} rows (${(ROWS_PER_PIECE * 3 * 128 * 128 * 4 / 1024).toFixed(0)} KiB of input${ROWS_PER_PIECE * 3 * 128 * 128 * 4 >= 1024 * 1024 ? ', over the direct data channel' : ''}); worker processes with 1 CPU thread and concurrency 1; second of two runs (the first fetches the model and creates sessions). Reference: one ONNX Runtime session with 1 thread running the whole batch in ${Math.round(scaling.localMs)} ms. This machine has ${cores} cores${cores <= Math.max(...WORKERS) ? `, so more than ${cores} workers cannot add compute` : ''}.`,
+    `**Job throughput**: ${scaling.what}, pieces of ${ROWS_PER_PIECE} rows (${(pieceBytes / 1024).toFixed(0)} KiB of input${pieceBytes >= 1024 * 1024 ? ', over the direct data channel' : ''}); worker processes with 1 CPU thread and concurrency 1; second of two runs (the first fetches the model and creates sessions). Reference: one ONNX Runtime session with 1 thread running the whole batch in ${Math.round(scaling.localMs)} ms. This machine has ${cores} cores${cores <= Math.max(...WORKERS) ? `, so more than ${cores} workers cannot add compute` : ''}.`,
     '',
     table(['workers', 'job wall time', 'speed-up vs one ORT process', 'parallel efficiency'], scaling.rows)
   ].join('\n')
 }
 
-/** 2. The same PP-OCRv4 batch through 1, 2 and 4 worker processes, against one ONNX Runtime process. */
-async function throughput () {
-  const ROWS = JOB_ROWS
+/**
+ * The throughput job's model and batch: PP-OCRv4 detection on 128x128 images (default; 196 KiB of
+ * input a row for ~7 ms of compute here, so moving tensors weighs), or with SHOAL_BENCH_JOB_MODEL=mlp
+ * a generated 8-layer 2048-wide MLP (8 KiB a row for ~67 MFLOP: compute dominates).
+ */
+async function throughputJob () {
+  if (JOB_MODEL === 'mlp') {
+    const width = 2048
+    const x = syntheticBatch([JOB_ROWS, width])
+    return { what: `a generated MLP (8 layers of 2048x2048), ${JOB_ROWS} rows`, bytes: buildCalibrationModel({ batch: 0, width, layers: 8 }), name: 'input', x, one: { ...x, dims: [1, width], data: x.data.subarray(0, width * 4) }, rowBytes: width * 4 }
+  }
   const SIZE = 128
-  const x = syntheticBatch([ROWS, 3, SIZE, SIZE])
-  const bytes = await readFile(ocrModels.detectionPath)
+  const x = syntheticBatch([JOB_ROWS, 3, SIZE, SIZE])
+  return { what: `PP-OCRv4 detection, ${JOB_ROWS} images of 128x128`, bytes: await readFile(ocrModels.detectionPath), name: 'x', x, one: { ...x, dims: [1, 3, SIZE, SIZE], data: x.data.subarray(0, 3 * SIZE * SIZE * 4) }, rowBytes: 3 * SIZE * SIZE * 4 }
+}
+
+/** 2. The same batch through 1, 2 and 4 (SHOAL_BENCH_WORKERS) worker processes, against one ONNX Runtime process. */
+async function throughput () {
+  const { what, bytes, name, x, one, rowBytes } = await throughputJob()
   const sessions = new SessionCache({ providers: ['cpu'], cpuThreads: 1 })
-  await sessions.run('m', async () => bytes, { x: { ...x, dims: [1, 3, SIZE, SIZE], data: x.data.subarray(0, 3 * SIZE * SIZE * 4) } })
+  await sessions.run('m', async () => bytes, { [name]: one })
   const localStarted = performance.now()
-  await sessions.run('m', async () => bytes, { x })
+  await sessions.run('m', async () => bytes, { [name]: x })
   const localMs = performance.now() - localStarted
   await sessions.close()
 
@@ -196,7 +213,7 @@ async function throughput () {
       await waitFor(async () => (await api.peers()).length === workers, 'workers')
       const model = (await api.addModel(bytes)).cid
       const runJob = async () => {
-        const { jobId } = await api.submitJob({ model, inputs: { x: { path: join(work, 'x.npy') } }, options: { rowsPerPiece: ROWS_PER_PIECE } })
+        const { jobId } = await api.submitJob({ model, inputs: { [name]: { path: join(work, 'x.npy') } }, options: { rowsPerPiece: ROWS_PER_PIECE } })
         let view
         await waitFor(async () => { view = await api.job(jobId); return view.state === 'done' || view.state === 'failed' }, 'the job', 300_000, 20)
         if (view.state !== 'done') throw new Error(view.error)
@@ -210,7 +227,7 @@ async function throughput () {
       await Promise.all(nodes.map(n => n.exited))
     }
   }
-  return { localMs, rows }
+  return { what, rowBytes, localMs, rows }
 }
 
 export async function run ({ record: save, args = [] }) {
