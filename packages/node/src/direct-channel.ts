@@ -267,6 +267,11 @@ export class DirectChannelService implements Startable {
     await closed
   }
 
+  /** Breaks every open direct connection at once (a simulated crash: `ShoalNode.kill`). */
+  abortAll (): void {
+    for (const socket of this.open) socket.destroy()
+  }
+
   private onConnection (socket: TLSSocket): void {
     const ticket = this.ticketOf.get(socket)
     if (ticket == null) {

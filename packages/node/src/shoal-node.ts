@@ -4,7 +4,7 @@ import type { PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { DIRECT_PROTOCOL, INFER_PROTOCOL, MAX_AD_MODELS, MAX_FRAME_BYTES } from '@shoal/protocol'
 import type { Capacity } from '@shoal/protocol'
-import { calibrate, SessionCache, slowed } from '@shoal/runtime'
+import { calibrate, slowed, ThreadedSessions } from '@shoal/runtime'
 import type { Calibration, PieceRuntime, Tensor } from '@shoal/runtime'
 import { apiRoutes } from './api-routes.js'
 import { ApiServer } from './api-server.js'
@@ -161,7 +161,9 @@ export class ShoalNode {
     const privateKey = await loadOrCreateIdentity(config.dataDir)
     await this.models.start()
     this.calibrationResult = await calibration
-    this.sessions = this.init.runtime ?? slowed(new SessionCache({
+    // sessions in a worker thread: ONNX Runtime runs synchronously, and on this thread a piece would
+    // stop the node's ads, transfers and answers for its whole compute
+    this.sessions = this.init.runtime ?? slowed(new ThreadedSessions({
       providers: this.calibrationResult.providers.map(p => p.name),
       cpuThreads: config.cpuThreads
     }), this.init.slowdown ?? 1)
@@ -247,6 +249,7 @@ export class ShoalNode {
     if (libp2p == null) return
     libp2p.services.capacity.silence()
     for (const connection of libp2p.getConnections()) connection.abort(new Error('node killed'))
+    libp2p.services.direct.abortAll()
     await this.stop()
   }
 

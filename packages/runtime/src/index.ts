@@ -21,4 +21,6 @@ export { checkModelSize, inspectModel, mismatchWithModel, modelCid } from './mod
 export type { ModelInfo, ModelIo } from './model.js'
 export { ModelRejectedError, TensorFileError } from './errors.js'
 export { SessionCache, fromOrtTensor, slowed, toOrtTensor } from './session.js'
+export { ThreadedSessions } from './threaded.js'
+export type { ThreadedSessionsInit } from './threaded.js'
 export type { PieceRun, PieceRuntime, SessionCacheInit } from './session.js'

@@ -1,0 +1,63 @@
+import { describe, expect, it } from 'vitest'
+// the built module: its worker thread is dist/src/session-thread.js (`pnpm test` builds first)
+import { ThreadedSessions } from '../dist/src/threaded.js'
+import { SessionCache } from '../src/session.js'
+import { buildCalibrationModel } from '../src/calibration-model.js'
+import type { Tensor } from '../src/tensor.js'
+
+const model = buildCalibrationModel({ batch: 256, width: 1024, layers: 8 })
+const x: Tensor = { dtype: 'float32', dims: [256, 1024], data: new Uint8Array(Float32Array.from({ length: 256 * 1024 }, (_, i) => Math.sin(i)).buffer) }
+
+describe('ThreadedSessions: ONNX Runtime off the node\'s event loop', () => {
+  it('gives the bytes a session on the main thread gives, asking for the model once', async () => {
+    const threaded = new ThreadedSessions({ providers: ['cpu'], cpuThreads: 1 })
+    const local = new SessionCache({ providers: ['cpu'], cpuThreads: 1 })
+    let loads = 0
+    try {
+      const reference = await local.run('m', async () => model, { input: x })
+      for (let i = 0; i < 2; i++) {
+        const run = await threaded.run('m', async () => { loads++; return model }, { input: x })
+        expect(run.provider).toBe('cpu')
+        expect(Buffer.from(run.outputs.output.data).equals(Buffer.from(reference.outputs.output.data))).toBe(true)
+      }
+      expect(loads).toBe(1)
+    } finally {
+      await threaded.close()
+      await local.close()
+    }
+  })
+
+  it('the event loop keeps turning while a piece computes (on the main thread it would not)', async () => {
+    const threaded = new ThreadedSessions({ providers: ['cpu'], cpuThreads: 1 })
+    const big: Tensor = { dtype: 'float32', dims: [1024, 1024], data: new Uint8Array(1024 * 1024 * 4).fill(1) }
+    const heavy = buildCalibrationModel({ batch: 1024, width: 1024, layers: 8 }) // 17 GFLOP: well over 50 ms on one core
+    try {
+      await threaded.run('heavy', async () => heavy, { input: big }) // the session exists: what follows is compute alone
+      let ticks = 0
+      const beat = setInterval(() => { ticks++ }, 2)
+      const started = performance.now()
+      await threaded.run('heavy', async () => heavy, { input: big })
+      const ms = performance.now() - started
+      clearInterval(beat)
+      // a run holding this thread would let the interval fire at most once before it and once after
+      expect(ms).toBeGreaterThan(20)
+      expect(ticks).toBeGreaterThanOrEqual(5)
+    } finally {
+      await threaded.close()
+    }
+  })
+
+  it('a model that cannot be loaded or parsed is an error for that run; the thread serves the next', async () => {
+    const threaded = new ThreadedSessions({ providers: ['cpu'], cpuThreads: 1 })
+    try {
+      await expect(threaded.run('gone', async () => { throw new Error('no such model here') }, { input: x })).rejects.toThrow(/no such model here/)
+      await expect(threaded.run('junk', async () => new TextEncoder().encode('not onnx'), { input: x })).rejects.toThrow(/protobuf parsing failed/)
+      const run = await threaded.run('m', async () => model, { input: x })
+      expect(run.outputs.output.dims).toEqual([256, 1024])
+      await threaded.close()
+      await expect(threaded.run('m', async () => model, { input: x })).rejects.toThrow(/closed/)
+    } finally {
+      await threaded.close()
+    }
+  })
+})
