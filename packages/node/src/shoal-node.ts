@@ -4,7 +4,7 @@ import type { PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { DIRECT_PROTOCOL, INFER_PROTOCOL, MAX_AD_MODELS, MAX_FRAME_BYTES } from '@shoal/protocol'
 import type { Capacity } from '@shoal/protocol'
-import { calibrate, slowed, ThreadedSessions } from '@shoal/runtime'
+import { calibrate, SessionCache, slowed, ThreadedSessions } from '@shoal/runtime'
 import type { Calibration, PieceRuntime, Tensor } from '@shoal/runtime'
 import { apiRoutes } from './api-routes.js'
 import { ApiServer } from './api-server.js'
@@ -162,11 +162,12 @@ export class ShoalNode {
     await this.models.start()
     this.calibrationResult = await calibration
     // sessions in a worker thread: ONNX Runtime runs synchronously, and on this thread a piece would
-    // stop the node's ads, transfers and answers for its whole compute
-    this.sessions = this.init.runtime ?? slowed(new ThreadedSessions({
-      providers: this.calibrationResult.providers.map(p => p.name),
-      cpuThreads: config.cpuThreads
-    }), this.init.slowdown ?? 1)
+    // stop the node's ads, transfers and answers for its whole compute. SHOAL_INFERENCE_THREAD=0 keeps
+    // them here (to compare, or should a provider not work from a worker thread)
+    const sessionInit = { providers: this.calibrationResult.providers.map(p => p.name), cpuThreads: config.cpuThreads }
+    this.sessions = this.init.runtime ?? slowed(
+      process.env.SHOAL_INFERENCE_THREAD === '0' ? new SessionCache(sessionInit) : new ThreadedSessions(sessionInit),
+      this.init.slowdown ?? 1)
 
     const libp2p = await createShoalLibp2p({
       privateKey,
