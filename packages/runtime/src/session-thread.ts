@@ -21,6 +21,7 @@ const port = parentPort
 if (port == null) throw new Error('session-thread.js runs as a worker thread of ThreadedSessions')
 const cache = new SessionCache(workerData as SessionCacheInit)
 const models = new Map<number, { resolve: (bytes: Uint8Array) => void, reject: (err: Error) => void }>()
+const active = new Set<Promise<unknown>>()
 const send = (message: FromThread, transfer: ArrayBuffer[] = []): void => { port.postMessage(message, transfer) }
 
 port.on('message', (message: ToThread) => {
@@ -35,7 +36,10 @@ port.on('message', (message: ToThread) => {
       models.set(id, { resolve, reject })
       send({ type: 'load', id, cid })
     })
-    cache.run(cid, load, inputs).then(result => {
+    const running = cache.run(cid, load, inputs)
+    active.add(running)
+    void running.catch(() => {}).finally(() => active.delete(running))
+    running.then(result => {
       // ONNX Runtime's output memory is its own (and may not be detachable): copy each output into a
       // buffer of ours and move that to the main thread
       const outputs: Record<string, Tensor> = {}
@@ -45,11 +49,12 @@ port.on('message', (message: ToThread) => {
       send({ type: 'error', id, name: String(err?.name ?? 'Error'), message: String(err?.message ?? err) })
     })
   } else if (message.type === 'close') {
-    // sessions released here, then the thread ends by itself: terminating a thread that ONNX Runtime
-    // is running in (or still holds sessions in) aborts the whole process
-    void cache.close().finally(() => {
+    // terminating a thread that ONNX Runtime is running in (or still holds sessions in) aborts the
+    // whole process: sessions are released here first
+    // runs already here finish first (their answers go out before 'closed'); the main thread ends the
+    // thread once it has 'closed', when nothing of ONNX Runtime is left running in it
+    void Promise.allSettled([...active]).then(async () => { await cache.close() }).finally(() => {
       send({ type: 'closed' })
-      port.close()
     })
   }
 })

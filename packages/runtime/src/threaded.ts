@@ -33,7 +33,7 @@ interface Slot {
  */
 export class ThreadedSessions implements PieceRuntime {
   private readonly slots: Slot[] = []
-  private readonly waiting: Array<(slot: Slot) => void> = []
+  private readonly waiting: Array<{ resolve: (slot: Slot) => void, reject: (err: Error) => void }> = []
   private readonly init: ThreadedSessionsInit
   private nextId = 0
   private closed = false
@@ -46,6 +46,8 @@ export class ThreadedSessions implements PieceRuntime {
     if (this.closed) throw new Error('the inference sessions are closed')
     const slot = await this.acquire()
     try {
+      // closed while this run waited: nothing may reach a thread after its 'close'
+      if (this.closed) throw new Error('the inference sessions are closed')
       return await new Promise<PieceRun>((resolve, reject) => {
         const id = ++this.nextId
         slot.calls.set(id, { load, resolve, reject })
@@ -62,19 +64,23 @@ export class ThreadedSessions implements PieceRuntime {
   }
 
   /**
-   * Releases the sessions and lets the threads end. A thread is never terminated: one that is running
-   * a piece (ONNX Runtime cannot be interrupted) finishes it first, then closes; if that takes longer
-   * than CLOSE_WAIT_MS, close() returns and the thread no longer keeps the process alive.
+   * Releases the sessions and ends the threads. A thread that is running a piece (ONNX Runtime cannot
+   * be interrupted, and terminating a thread inside it aborts the process) finishes it first, releases
+   * its sessions and says so; only then is it terminated. If that takes longer than CLOSE_WAIT_MS,
+   * close() returns and leaves the thread to finish, no longer keeping the process alive.
    */
   async close (): Promise<void> {
     this.closed = true
+    for (const waiter of this.waiting.splice(0)) waiter.reject(new Error('the inference sessions are closed'))
     const slots = this.slots.splice(0)
     await Promise.all(slots.map(async slot => {
-      await new Promise<void>(resolve => {
-        const timer = setTimeout(() => { slot.worker.unref(); resolve() }, CLOSE_WAIT_MS)
-        slot.worker.once('exit', () => { clearTimeout(timer); resolve() })
+      const closed = await new Promise<boolean>(resolve => {
+        const timer = setTimeout(() => { slot.worker.unref(); resolve(false) }, CLOSE_WAIT_MS)
+        slot.worker.on('message', (m: FromThread) => { if (m.type === 'closed') { clearTimeout(timer); resolve(true) } })
+        slot.worker.once('exit', () => { clearTimeout(timer); resolve(false) })
         slot.worker.postMessage({ type: 'close' } satisfies ToThread)
       })
+      if (closed) await slot.worker.terminate()
     }))
   }
 
@@ -89,14 +95,14 @@ export class ThreadedSessions implements PieceRuntime {
       slot.busy = true
       return slot
     }
-    return await new Promise(resolve => this.waiting.push(resolve))
+    return await new Promise((resolve, reject) => this.waiting.push({ resolve, reject }))
   }
 
   private release (slot: Slot): void {
     // a thread that died is gone; lose() has handed a new one to the next in line
     if (!this.slots.includes(slot)) return
     const next = this.waiting.shift()
-    if (next != null) next(slot)
+    if (next != null) next.resolve(slot)
     else slot.busy = false
   }
 
@@ -144,7 +150,7 @@ export class ThreadedSessions implements PieceRuntime {
       const next = this.waiting.shift()!
       const fresh = this.spawn()
       fresh.busy = true
-      next(fresh)
+      next.resolve(fresh)
     }
   }
 }

@@ -54,7 +54,14 @@ describe('ThreadedSessions: ONNX Runtime off the node\'s event loop', () => {
       await expect(threaded.run('junk', async () => new TextEncoder().encode('not onnx'), { input: x })).rejects.toThrow(/protobuf parsing failed/)
       const run = await threaded.run('m', async () => model, { input: x })
       expect(run.outputs.output.dims).toEqual([256, 1024])
+      // a run waiting for the (busy) thread when the sessions close is refused, not left hanging
+      const running = threaded.run('m', async () => model, { input: x })
+      await new Promise(resolve => setImmediate(resolve)) // the run has been handed to the thread (microtasks done)
+      const queued = threaded.run('m', async () => model, { input: x }).catch((err: Error) => err)
       await threaded.close()
+      expect(String(await queued)).toMatch(/closed/)
+      // and the run the thread had finishes before the thread ends
+      expect((await running).outputs.output.dims).toEqual([256, 1024])
       await expect(threaded.run('m', async () => model, { input: x })).rejects.toThrow(/closed/)
     } finally {
       await threaded.close()
