@@ -49,10 +49,9 @@ port.on('message', (message: ToThread) => {
       send({ type: 'error', id, name: String(err?.name ?? 'Error'), message: String(err?.message ?? err) })
     })
   } else if (message.type === 'close') {
-    // terminating a thread that ONNX Runtime is running in (or still holds sessions in) aborts the
-    // whole process: sessions are released here first
-    // runs already here finish first (their answers go out before 'closed'); the main thread ends the
-    // thread once it has 'closed', when nothing of ONNX Runtime is left running in it
+    // Terminating a thread that ONNX Runtime is running in (or still holds sessions in) aborts the
+    // whole process. So the runs already here finish (their answers go out before 'closed'), the
+    // sessions are released, and only on 'closed' does the main thread end this one.
     void Promise.allSettled([...active]).then(async () => { await cache.close() }).finally(() => {
       send({ type: 'closed' })
     })
