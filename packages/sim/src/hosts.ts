@@ -37,7 +37,7 @@ export interface HostContext {
    * With real compute in one process: one session cache for every node. Nodes on one machine share its
    * cores anyway, and ten sessions of one model created at once on two cores took seconds each.
    */
-  shared?: SessionCache
+  shared?: PieceRuntime
 }
 
 /** A node's speed with its GPU counted: what the scheduler is told, and what delays are divided by. */

@@ -3,7 +3,7 @@ import os from 'node:os'
 import { join } from 'node:path'
 import { SHOAL_VERSION } from '@shoal/node'
 import type { Job, ShoalNode } from '@shoal/node'
-import { SessionCache } from '@shoal/runtime'
+import { SessionCache, ThreadedSessions } from '@shoal/runtime'
 import type { Tensor } from '@shoal/runtime'
 import { CLIENT_TUNING, CONVERGENCE_TIMEOUT_MS, SAMPLE_INTERVAL_MS } from './constants.js'
 import { SimError } from './errors.js'
@@ -84,7 +84,9 @@ export async function runSimulation (scenario: Scenario, options: SimOptions = {
     models: byCid,
     maxSpeed: Math.max(1, ...plan.nodes.map(effectiveSpeed)),
     preload: scenario.models === 'preload',
-    shared: scenario.compute === 'onnx' && options.processes !== true && threads === 1 ? new SessionCache({ providers: ['cpu'], cpuThreads: 1 }) : undefined
+    // one inference thread for every node of a one-process run: their pieces compute one at a time, as
+    // they did on the shared event loop, but no longer stop it (gossip, transfers and timers go on)
+    shared: scenario.compute === 'onnx' && options.processes !== true && threads === 1 ? new ThreadedSessions({ providers: ['cpu'], cpuThreads: 1 }) : undefined
   }
   const run = new Run(plan, ctx, { ...options, threads }, log)
   try {
