@@ -1,11 +1,28 @@
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { FsBlockstore } from 'blockstore-fs'
+import { base32upper } from 'multiformats/bases/base32'
 import { CID } from 'multiformats/cid'
 import { checkModelSize, inspectModel, modelCid } from '@shoal/runtime'
 import type { ModelInfo } from '@shoal/runtime'
 import { ModelInUseError, ModelNotFoundError, StorageFullError } from './errors.js'
 import { assembleModel, isModelCid, parseModelCid } from './model-dag.js'
+
+/**
+ * Where a block's file lies: blockstore-fs's default layout (its NextToLast strategy, which the package
+ * does not export), spelled out so that the store can read a block's file itself. Data dirs written
+ * before keep working: the layout is the same.
+ */
+const BLOCK_LAYOUT = {
+  extension: '.data',
+  encode (cid: CID): { dir: string, file: string } {
+    const name = base32upper.encoder.encode(cid.multihash.bytes)
+    return { dir: name.slice(-2), file: `${name}.data` }
+  },
+  decode (path: string): CID {
+    return CID.decode(base32upper.decoder.decode(basename(path, '.data')))
+  }
+}
 
 /** A model in the store, as `model ls` and GET /v1/models show it. */
 export interface ModelEntry extends ModelInfo {
@@ -42,6 +59,7 @@ export interface ModelStoreInit {
 export class ModelStore {
   readonly blockstore: FsBlockstore
   private readonly dir: string
+  private readonly blocksDir: string
   private readonly init: ModelStoreInit
   private readonly entries = new Map<string, IndexEntry>()
   private readonly using = new Map<string, number>()
@@ -50,7 +68,8 @@ export class ModelStore {
   constructor (init: ModelStoreInit) {
     this.init = init
     this.dir = join(init.dataDir, 'models')
-    this.blockstore = new FsBlockstore(join(this.dir, 'blocks'))
+    this.blocksDir = join(this.dir, 'blocks')
+    this.blockstore = new FsBlockstore(this.blocksDir, { shardingStrategy: BLOCK_LAYOUT })
   }
 
   get maxModelBytes (): number {
@@ -156,10 +175,20 @@ export class ModelStore {
     return bytes
   }
 
+  /**
+   * A block's bytes, in one read of its file: blockstore-fs's `get` streams it in 64 KiB chunks, which
+   * made assembling a 100 MB model take 330-450 ms against 150-220 (this path serves bitswap too).
+   */
   async readBlock (cid: CID): Promise<Uint8Array> {
-    const parts: Uint8Array[] = []
-    for await (const part of this.blockstore.get(cid)) parts.push(part)
-    return parts.length === 1 ? parts[0] : Buffer.concat(parts)
+    const { dir, file } = BLOCK_LAYOUT.encode(cid)
+    try {
+      return await readFile(join(this.blocksDir, dir, file))
+    } catch (err: any) {
+      if (err.code !== 'ENOENT') throw err
+      const missing = new Error(`block ${cid.toString()} is not in the store`)
+      missing.name = 'NotFoundError'
+      throw missing
+    }
   }
 
   async hasBlock (cid: CID): Promise<boolean> {
