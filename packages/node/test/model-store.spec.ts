@@ -3,6 +3,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { buildCalibrationModel } from '@shoal/runtime/calibration-model'
 import { describe, expect, it } from 'vitest'
+import { FsBlockstore } from 'blockstore-fs'
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import { sha256 } from 'multiformats/hashes/sha2'
 import { ModelStore } from '../src/model-store.js'
 
 /** Distinct small valid models: the calibration model at different widths. */
@@ -20,6 +24,20 @@ async function blockFiles (s: ModelStore): Promise<string[]> {
 }
 
 describe('model store', () => {
+  it('reads blocks where blockstore-fs\'s own default layout puts them (data dirs written before stay readable)', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'shoal-store-'))
+    const plain = new FsBlockstore(join(dataDir, 'models', 'blocks'))
+    await plain.open()
+    const bytes = new TextEncoder().encode('a block written by an unmodified FsBlockstore')
+    const cid = CID.createV1(raw.code, await sha256.digest(bytes))
+    await plain.put(cid, bytes)
+    const s = new ModelStore({ dataDir, maxModelBytes: 1 << 30, maxStorageBytes: 1 << 30 })
+    await s.start()
+    expect(new TextDecoder().decode(await s.readBlock(cid))).toBe('a block written by an unmodified FsBlockstore')
+    const absent = CID.createV1(raw.code, await sha256.digest(new Uint8Array(1)))
+    await expect(s.readBlock(absent)).rejects.toMatchObject({ name: 'NotFoundError' })
+  })
+
   it('stores a model as blocks and gives back the same bytes; survives a restart', async () => {
     const bytes = model(64)
     const s = await store(1 << 30)
