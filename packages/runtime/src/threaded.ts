@@ -84,13 +84,17 @@ export class ThreadedSessions implements PieceRuntime {
     }))
   }
 
+  private get maxThreads (): number {
+    return Math.max(1, this.init.threads ?? 1)
+  }
+
   private async acquire (): Promise<Slot> {
     const idle = this.slots.find(s => !s.busy)
     if (idle != null) {
       idle.busy = true
       return idle
     }
-    if (this.slots.length < Math.max(1, this.init.threads ?? 1)) {
+    if (this.slots.length < this.maxThreads) {
       const slot = this.spawn()
       slot.busy = true
       return slot
@@ -146,7 +150,7 @@ export class ThreadedSessions implements PieceRuntime {
     if (i >= 0) this.slots.splice(i, 1)
     for (const call of slot.calls.values()) call.reject(err)
     slot.calls.clear()
-    if (!this.closed && this.waiting.length > 0 && this.slots.length < Math.max(1, this.init.threads ?? 1)) {
+    if (!this.closed && this.waiting.length > 0 && this.slots.length < this.maxThreads) {
       const next = this.waiting.shift()!
       const fresh = this.spawn()
       fresh.busy = true

@@ -96,7 +96,7 @@ describe('the direct data channel (TLS 1.3 with a one-time key, docs/protocol.md
     const worker = await startNode([submitter.addrs[0]], { direct: false })
     nodes = [submitter, worker]
     await waitFor(() => submitter.peers().length === 1, 'the submitter to see the worker')
-    expect(worker.libp2p.services.direct.port).toBe(0)
+    expect(worker.libp2p.services.direct.listening).toBeNull()
     const { cid, x, bytes } = await bigPieceJob(submitter)
     const result = await submitter.submitJob(cid, { input: x }, { rowsPerPiece: 512 }).run()
     expect(sameBytes(result.outputs.output, (await localRun(bytes, { input: x })).output)).toBe(true)
@@ -202,6 +202,6 @@ describe('the direct data channel (TLS 1.3 with a one-time key, docs/protocol.md
   it('a direct port already in use is a clear error at start', async () => {
     const a = await startNode()
     nodes = [a]
-    await expect(startNode([], { directPort: a.libp2p.services.direct.port })).rejects.toThrow(/cannot listen for direct connections on 127.0.0.1 port \d+: address already in use \(choose another with --direct-port/)
+    await expect(startNode([], { directPort: a.libp2p.services.direct.listening?.port })).rejects.toThrow(/cannot listen for direct connections on 127.0.0.1 port \d+: address already in use \(choose another with --direct-port/)
   })
 })
