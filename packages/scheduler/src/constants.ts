@@ -20,8 +20,8 @@ export const DEFAULT_MAX_BACKOFF_MS = 30_000
 /** In end-game, at most this many copies of one piece run at once (the original included). */
 export const DEFAULT_MAX_COPIES = 2
 
-/** Weight of the newest observation in a peer's observed time per row (exponential moving average). */
-export const OBSERVED_WEIGHT = 0.5
+/** A peer's observed speed: the rows of its last this many results over the time it was busy for them. */
+export const OBSERVED_RESULTS = 4
 
 /** Piece size: a piece should take about this long on the median peer... */
 export const DEFAULT_TARGET_PIECE_MS = 500

@@ -1,6 +1,6 @@
 import {
   DEFAULT_BACKOFF_MS, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BACKOFF_MS, DEFAULT_MAX_COPIES, DEFAULT_TIMEOUT_FACTOR,
-  DEFAULT_TIMEOUT_FLOOR_MS, DEFAULT_WINDOW, OBSERVED_WEIGHT
+  DEFAULT_TIMEOUT_FLOOR_MS, DEFAULT_WINDOW, OBSERVED_RESULTS
 } from './constants.js'
 import type { Piece } from './plan.js'
 
@@ -99,6 +99,8 @@ interface Flight {
   pieceId: number
   peerId: string
   startedAt: number
+  /** Rows already in flight on its peer when it was assigned: a worker computes one piece at a time. */
+  aheadRows: number
   expectedMs: number
   /** Of expectedMs, the part expected for fetching the model. */
   startupMs: number
@@ -108,7 +110,16 @@ interface Flight {
 
 interface PeerState {
   peer: SchedulerPeer
-  observedMsPerRow?: number
+  /**
+   * Its last OBSERVED_RESULTS results: rows, and the time the peer was busy for each, from the later of
+   * the piece's start and the peer's previous answer. A worker computes its pieces one at a time, so a
+   * piece's time since its assignment also counts the wait behind the pieces ahead of it: with a window
+   * of 2 that doubled every peer's estimate, and the ETA. Summing over several results also measures a
+   * peer that computes pieces side by side by the rate at which they come back.
+   */
+  observed: Array<{ busyMs: number, rows: number }>
+  /** When the peer last answered (a result or an error). */
+  lastAnswerAt?: number
   consecutiveFailures: number
   backoffUntil: number
   /** It has completed a piece of this job, so it holds the model whatever its ad said. */
@@ -185,7 +196,7 @@ export class Scheduler {
     for (const peer of peers) {
       const state = this.peers.get(peer.peerId)
       if (state != null) state.peer = peer
-      else this.peers.set(peer.peerId, { peer, consecutiveFailures: 0, backoffUntil: 0, proven: false })
+      else this.peers.set(peer.peerId, { peer, observed: [], consecutiveFailures: 0, backoffUntil: 0, proven: false })
     }
   }
 
@@ -200,8 +211,10 @@ export class Scheduler {
     const state = this.peers.get(peerId)
     if (piece == null) return false
     if (state != null) {
-      const msPerRow = Math.max(now - flight.startedAt, 0) / Math.max(piece.rows, 1)
-      state.observedMsPerRow = state.observedMsPerRow == null ? msPerRow : OBSERVED_WEIGHT * msPerRow + (1 - OBSERVED_WEIGHT) * state.observedMsPerRow
+      const busyMs = Math.max(now - Math.max(flight.startedAt, state.lastAnswerAt ?? -Infinity), 0)
+      state.observed.push({ busyMs, rows: Math.max(piece.rows, 1) })
+      if (state.observed.length > OBSERVED_RESULTS) state.observed.shift()
+      state.lastAnswerAt = now
       state.consecutiveFailures = 0
       state.backoffUntil = 0
       state.proven = true
@@ -220,6 +233,8 @@ export class Scheduler {
     if (flight == null || this.done.has(pieceId) || this.failure != null) return
     const state = this.peers.get(peerId)
     if (state != null) {
+      // a peer that answered is no longer busy with this piece; one that timed out or left may be
+      if (cause.kind === 'error' || cause.kind === 'overloaded' || cause.kind === 'fatal') state.lastAnswerAt = now
       state.consecutiveFailures++
       const backoff = Math.min(this.options.maxBackoffMs, this.options.backoffMs * 2 ** (state.consecutiveFailures - 1))
       state.backoffUntil = now + backoff
@@ -331,7 +346,11 @@ export class Scheduler {
   }
 
   private msPerRow (state: PeerState): number {
-    if (state.observedMsPerRow != null) return Math.max(state.observedMsPerRow, 1e-6)
+    if (state.observed.length > 0) {
+      const busyMs = state.observed.reduce((sum, o) => sum + o.busyMs, 0)
+      const rows = state.observed.reduce((sum, o) => sum + o.rows, 0)
+      return Math.max(busyMs / rows, 1e-6)
+    }
     const { refMsPerRow, refGflops } = this.options
     return state.peer.gflops > 0 && refGflops > 0 ? refMsPerRow * refGflops / state.peer.gflops : refMsPerRow
   }
@@ -347,6 +366,11 @@ export class Scheduler {
 
   private inFlight (peerId: string): number {
     return this.flights.filter(f => f.peerId === peerId).length
+  }
+
+  /** Rows of the copies in flight on this peer: work it must do before a piece given to it now. */
+  private rowsInFlight (peerId: string): number {
+    return this.flights.reduce((sum, f) => f.peerId === peerId ? sum + (this.pieces.get(f.pieceId)?.rows ?? 0) : sum, 0)
   }
 
   /** May this peer get work now? The local node in fallback mode only while no remote peer may. */
@@ -365,7 +389,7 @@ export class Scheduler {
     let bestFinish = Infinity
     for (const state of this.peers.values()) {
       if (!this.usable(state, now)) continue
-      const finish = this.startupMs(state) + piece.rows * this.msPerRow(state) * (1 + this.inFlight(state.peer.peerId))
+      const finish = this.startupMs(state) + (this.rowsInFlight(state.peer.peerId) + piece.rows) * this.msPerRow(state)
       if (finish < bestFinish || (finish === bestFinish && best != null && state.peer.peerId < best.peer.peerId)) {
         best = state
         bestFinish = finish
@@ -377,9 +401,10 @@ export class Scheduler {
   private start (pieceId: number, state: PeerState, now: number, duplicate: boolean): Assignment {
     const piece = this.pieces.get(pieceId)!
     const startupMs = this.startupMs(state)
-    const expectedMs = startupMs + piece.rows * this.msPerRow(state)
+    const aheadRows = this.rowsInFlight(state.peer.peerId)
+    const expectedMs = startupMs + (aheadRows + piece.rows) * this.msPerRow(state)
     const deadline = now + Math.max(this.options.timeoutFloorMs, Math.ceil(expectedMs * this.options.timeoutFactor))
-    this.flights.push({ pieceId, peerId: state.peer.peerId, startedAt: now, expectedMs, startupMs, deadline, duplicate })
+    this.flights.push({ pieceId, peerId: state.peer.peerId, startedAt: now, aheadRows, expectedMs, startupMs, deadline, duplicate })
     if (duplicate) this.duplicates++
     return { pieceId, peerId: state.peer.peerId, deadline, duplicate }
   }
@@ -392,7 +417,7 @@ export class Scheduler {
   private expectedFinish (flight: Flight, now: number): number {
     const state = this.peers.get(flight.peerId)
     const rows = this.pieces.get(flight.pieceId)?.rows ?? 1
-    const end = flight.startedAt + (state == null ? flight.expectedMs : flight.startupMs + rows * this.msPerRow(state))
+    const end = flight.startedAt + (state == null ? flight.expectedMs : flight.startupMs + (flight.aheadRows + rows) * this.msPerRow(state))
     return end > now ? end : now + (now - flight.startedAt)
   }
 
@@ -414,7 +439,7 @@ export class Scheduler {
         for (const [pieceId, finish] of candidates) {
           const copies = this.flights.filter(f => f.pieceId === pieceId)
           if (copies.length >= this.options.maxCopies || copies.some(f => f.peerId === state.peer.peerId)) continue
-          const mine = now + this.startupMs(state) + this.pieces.get(pieceId)!.rows * this.msPerRow(state)
+          const mine = now + this.startupMs(state) + (this.rowsInFlight(state.peer.peerId) + this.pieces.get(pieceId)!.rows) * this.msPerRow(state)
           if (mine < finish && (finish > latest || (finish === latest && pieceId < (chosen ?? Infinity)))) {
             chosen = pieceId
             latest = finish

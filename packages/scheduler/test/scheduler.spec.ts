@@ -55,11 +55,59 @@ describe('assignment', () => {
     expect(result.completedBy.honest).toBeGreaterThan(result.completedBy.liar * 3)
   })
 
+  it('measures a peer that computes one piece at a time by its compute, not by the wait in its queue', () => {
+    // with a window of 2, each piece waits behind the one before it on the worker: measured from its
+    // assignment it seemed to take twice its compute, and the ETA said twice the real time left
+    const pieces = planPieces(200, 10)
+    const result = simulate(new Scheduler(pieces, { ...base, endgame: false }), pieces, [peer('a', 100, 1, { serial: true })])
+    expect(result.state).toBe('done')
+    expect(result.endedAt).toBe(200)
+    const samples = result.progress.filter(p => p.done >= 4 && result.endedAt - p.at >= 40)
+    expect(samples.length).toBeGreaterThan(5)
+    for (const p of samples) {
+      const left = result.endedAt - p.at
+      expect(p.etaMs).toBeGreaterThanOrEqual(left * 0.8)
+      expect(p.etaMs).toBeLessThanOrEqual(left * 1.25)
+    }
+  })
+
+  it('measures a peer that runs its pieces side by side by the rate at which they come back', () => {
+    // two slots computing at once, 2 ms/row each: 1 ms/row of throughput
+    const pieces = planPieces(200, 10)
+    const result = simulate(new Scheduler(pieces, { ...base, endgame: false }), pieces, [peer('a', 100, 2)])
+    expect(result.state).toBe('done')
+    const samples = result.progress.filter(p => p.done >= 4 && result.endedAt - p.at >= 40)
+    expect(samples.length).toBeGreaterThan(5)
+    for (const p of samples) {
+      const left = result.endedAt - p.at
+      expect(p.etaMs).toBeGreaterThanOrEqual(left * 0.8)
+      expect(p.etaMs).toBeLessThanOrEqual(left * 1.5)
+    }
+  })
+
+  it('gives serial peers work in proportion to their compute speed', () => {
+    const pieces = planPieces(600, 10)
+    const result = simulate(new Scheduler(pieces, base), pieces, [peer('fast', 300, 1 / 3, { serial: true }), peer('slow', 100, 1, { serial: true })])
+    expect(result.state).toBe('done')
+    const ratio = result.completedBy.fast / result.completedBy.slow
+    expect(ratio).toBeGreaterThan(2.2)
+    expect(ratio).toBeLessThan(4)
+  })
+
+  it('a piece queued behind another on its peer gets a deadline that allows for the wait', () => {
+    const pieces = planPieces(400, 100)
+    const s = new Scheduler(pieces, { ...base, timeoutFactor: 4, timeoutFloorMs: 200 })
+    s.setPeers([{ peerId: 'a', gflops: 100, slots: 2 }], 0)
+    // 100 rows at the advertised 1 ms/row: 100 ms; the second waits for the first: 200 ms
+    expect(s.next(0).assign.map(a => a.deadline)).toEqual([400, 800])
+  })
+
   it('sets deadlines from the expected time with a floor', () => {
     const pieces = planPieces(1000, 500)
     const s = new Scheduler(pieces, { ...base, timeoutFactor: 4, timeoutFloorMs: 200 })
     s.setPeers([{ peerId: 'a', gflops: 100, slots: 2 }], 1000)
-    expect(s.next(1000).assign.map(a => a.deadline)).toEqual([1000 + 4 * 500, 1000 + 4 * 500])
+    // 500 rows at 1 ms/row, times 4; the second piece also waits for the first
+    expect(s.next(1000).assign.map(a => a.deadline)).toEqual([1000 + 4 * 500, 1000 + 4 * 1000])
     const tiny = new Scheduler(planPieces(2, 1), { ...base, timeoutFloorMs: 200 })
     tiny.setPeers([{ peerId: 'a', gflops: 100, slots: 2 }], 0)
     expect(tiny.next(0).assign[0].deadline).toBe(200)

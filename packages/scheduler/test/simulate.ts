@@ -1,5 +1,5 @@
 import { Scheduler } from '../src/scheduler.js'
-import type { Decision, FailureCause, SchedulerPeer } from '../src/scheduler.js'
+import type { Decision, FailureCause, Progress, SchedulerPeer } from '../src/scheduler.js'
 import type { Piece } from '../src/plan.js'
 
 /** How a simulated peer behaves: its true speed, and optionally a failure mode. */
@@ -11,6 +11,12 @@ export interface SimPeer extends SchedulerPeer {
   failWith?: FailureCause
   /** Leaves the mesh at this time. */
   leavesAt?: number
+  /**
+   * Computes one piece at a time, as a Shoal worker does: the other pieces it accepted wait in its
+   * queue (and a cancelled copy still takes its time: a running ONNX Runtime session cannot be stopped).
+   * Otherwise each accepted piece runs at once, at full speed.
+   */
+  serial?: boolean
 }
 
 export interface SimResult {
@@ -19,6 +25,8 @@ export interface SimResult {
   decisions: Decision[]
   cancelled: Decision['cancel']
   completedBy: Record<string, number>
+  /** The scheduler's progress right after each result came back, with the time. */
+  progress: Array<Progress & { at: number }>
 }
 
 /**
@@ -34,6 +42,9 @@ export function simulate (scheduler: Scheduler, plan: Piece[], peers: SimPeer[],
   const cancelled: Decision['cancel'] = []
   const completedBy: Record<string, number> = {}
   const running = new Set<string>()
+  const progress: SimResult['progress'] = []
+  /** When each serial peer's queue empties. */
+  const freeAt = new Map<string, number>()
   for (const p of peers) {
     if (p.leavesAt != null) {
       events.push({
@@ -59,12 +70,15 @@ export function simulate (scheduler: Scheduler, plan: Piece[], peers: SimPeer[],
       running.add(key)
       if (peer.silent === true) continue
       const rows = pieces.get(a.pieceId)?.rows ?? 1
+      const at = (peer.serial === true ? Math.max(now, freeAt.get(peer.peerId) ?? 0) : now) + rows * peer.trueMsPerRow
+      if (peer.serial === true) freeAt.set(peer.peerId, at)
       events.push({
-        at: now + rows * peer.trueMsPerRow,
+        at,
         run: () => {
           if (!running.delete(key) || !live.some(l => l.peerId === peer.peerId)) return
           if (peer.failWith != null) scheduler.failed(a.pieceId, peer.peerId, peer.failWith, now)
           else if (scheduler.succeeded(a.pieceId, peer.peerId, now)) completedBy[peer.peerId] = (completedBy[peer.peerId] ?? 0) + 1
+          progress.push({ ...scheduler.progress(now), at: now })
         }
       })
     }
@@ -81,5 +95,5 @@ export function simulate (scheduler: Scheduler, plan: Piece[], peers: SimPeer[],
     act()
   }
   act()
-  return { endedAt: now, state: scheduler.state, decisions, cancelled, completedBy }
+  return { endedAt: now, state: scheduler.state, decisions, cancelled, completedBy, progress }
 }
