@@ -9,7 +9,7 @@
 # "packages/protocol/dist", "packages/runtime/dist", "packages/scheduler/dist", "packages/sim/dist"]
 # and a command that begins with `source .device/setup.sh && `, for example
 #   node scripts/bench.mjs gpu
-#   SHOAL_BENCH_WORKERS=1,2,4,8,12 SHOAL_BENCH_JOB_ROWS=480 SHOAL_BENCH_ROWS_PER_PIECE=8 node scripts/bench.mjs jobs throughput
+#   SHOAL_BENCH_WORKERS=1,2,4,8,12 SHOAL_BENCH_JOB_ROWS=1920 SHOAL_BENCH_ROWS_PER_PIECE=8 node scripts/bench.mjs jobs throughput
 #   SHOAL_BENCH_WORKERS=1,2,4,8,12 SHOAL_BENCH_JOB_MODEL=mlp SHOAL_BENCH_JOB_ROWS=6144 SHOAL_BENCH_ROWS_PER_PIECE=128 node scripts/bench.mjs jobs throughput
 set -euo pipefail
 root=$(git rev-parse --show-toplevel)
