@@ -6,6 +6,7 @@ import type { Tensor } from '@shoal/runtime'
 import { HttpError, JsonBody, RawBody, readBody, readJson } from './api-server.js'
 import type { Route } from './api-server.js'
 import { MAX_API_BODY_BYTES, SHOAL_VERSION } from './constants.js'
+import { METRICS_CONTENT_TYPE } from './metrics.js'
 import type { Job, JobOptions } from './job.js'
 import type { ModelEntry } from './model-store.js'
 import type { FetchProgress } from './model-swarm.js'
@@ -100,6 +101,7 @@ export function apiRoutes (node: ShoalNode): Record<string, Route> {
     return { cid, state: 'done', bytes, bytesDone: bytes, blocks: 0, blocksDone: 0, heldBlocks: 0, providers: [], candidates: 0, startedAt: 0, error: null, summary: { cid, bytes, wallMs: 0, blocks: 0, heldBlocks: 0, providers: [], duplicateBytes: 0, dropped: [] } }
   }
   return {
+    'GET /metrics': async () => new RawBody(Buffer.from(await node.metrics.text()), METRICS_CONTENT_TYPE),
     'GET /v1/id': () => ({ peerId: node.peerId, addrs: node.addrs, version: SHOAL_VERSION }),
     'GET /v1/status': () => node.status(),
     'GET /v1/peers': () => node.peers(),

@@ -6,12 +6,13 @@ import type { PrivateKey } from '@libp2p/interface'
 import { DataDirError } from './errors.js'
 
 /** The files a node keeps in its data directory. */
-export function dataDirFiles (dataDir: string): { identity: string, config: string, calibration: string, api: string } {
+export function dataDirFiles (dataDir: string): { identity: string, config: string, calibration: string, api: string, apiToken: string } {
   return {
     identity: join(dataDir, 'identity.key'),
     config: join(dataDir, 'config.json'),
     calibration: join(dataDir, 'calibration.json'),
-    api: join(dataDir, 'api.json')
+    api: join(dataDir, 'api.json'),
+    apiToken: join(dataDir, 'api-token')
   }
 }
 

@@ -34,6 +34,7 @@ const SMALL_FRAME_BYTES = 64 * 1024
 
 /** A frame channel over a TLS socket: the same framing as `frames()` on a libp2p stream. */
 export class SocketFrames implements Channel {
+  readonly kind = 'direct'
   readonly frames: Frames
   private readonly buffer = new Uint8ArrayList()
   private wake: (() => void) | undefined

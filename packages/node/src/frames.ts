@@ -18,6 +18,8 @@ export interface Frames {
  * connection (direct-channel.ts) that carries the same frames.
  */
 export interface Channel {
+  /** What carries the frames. */
+  readonly kind: 'stream' | 'direct'
   readonly frames: Frames
   /** Finishes writing; the exchange is over. */
   close: (options?: AbortOptions) => Promise<void>
@@ -39,6 +41,7 @@ export function frames (stream: Stream): Frames {
 /** A channel over a libp2p stream. */
 export function streamChannel (stream: Stream): Channel {
   return {
+    kind: 'stream',
     frames: frames(stream),
     close: async (options) => { await stream.close(options) },
     abort: (err) => { stream.abort(err) }

@@ -38,3 +38,4 @@ export { DirectChannelService, DirectUnavailableError, SocketFrames, openDirectC
 export type { ChannelHandler, DirectChannelInit } from './direct-channel.js'
 export { frames, readData, readMessage, streamChannel, writeData, writeMessage } from './frames.js'
 export type { Channel, Frames } from './frames.js'
+export { METRICS_CONTENT_TYPE, NodeMetrics } from './metrics.js'

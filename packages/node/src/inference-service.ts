@@ -10,6 +10,7 @@ import type { PieceRuntime, Tensor } from '@shoal/runtime'
 import { FETCH_ANSWER_MARGIN_MS, HEADER_TIMEOUT_MS, MAX_INBOUND_INFER_STREAMS } from './constants.js'
 import { drainData, readData, readMessage, streamChannel, writeData, writeMessage } from './frames.js'
 import type { Channel } from './frames.js'
+import type { NodeMetrics } from './metrics.js'
 import type { ModelStore } from './model-store.js'
 
 const Code = InferResponse.Code
@@ -28,6 +29,8 @@ export interface InferenceServiceInit {
   onLoadChange?: () => void
   /** Simulation hook: piece traffic to and from this node as over a slower, longer link. */
   shaping?: LinkShape
+  /** Where pieces are counted (`GET /metrics`). */
+  metrics?: NodeMetrics
 }
 
 /**
@@ -107,6 +110,7 @@ export class InferenceService implements Startable {
 
   /** Serves one piece on `channel` (a libp2p stream or a direct connection) for `remotePeer`. */
   async serve (channel: Channel, remotePeer: PeerId): Promise<void> {
+    const started = performance.now()
     const lp = channel.frames
     let signal = AbortSignal.timeout(HEADER_TIMEOUT_MS)
     let request: InferRequest
@@ -132,6 +136,7 @@ export class InferenceService implements Startable {
     signal = AbortSignal.timeout(deadlineMs)
     try {
       const data = await readData(lp, total, signal, 'infer request')
+      this.init.metrics?.workerTensorBytes.inc({ direction: 'in', channel: channel.kind }, total)
       await linkDelay(this.init.shaping, total, signal)
       const tensors: Record<string, Tensor> = {}
       let offset = 0
@@ -146,7 +151,8 @@ export class InferenceService implements Startable {
       const result = await this.init.sessions.run(request.modelCid, async () => await this.init.store.bytes(request.modelCid), tensors)
       if (signal.aborted) throw new PieceError(Code.DEADLINE_EXCEEDED, `the piece took longer than its ${deadlineMs} ms deadline`)
       const outputs = Object.entries(result.outputs)
-      await linkDelay(this.init.shaping, outputs.reduce((n, [, t]) => n + t.data.byteLength, 0), signal)
+      const outputBytes = outputs.reduce((n, [, t]) => n + t.data.byteLength, 0)
+      await linkDelay(this.init.shaping, outputBytes, signal)
       await this.answer(channel, {
         code: Code.OK,
         message: '',
@@ -156,6 +162,13 @@ export class InferenceService implements Startable {
         provider: result.provider
       }, signal, outputs.map(([, t]) => t.data))
       this.served++
+      const metrics = this.init.metrics
+      if (metrics != null) {
+        metrics.workerRows.inc(inputs[0]?.dims[0] ?? 0)
+        metrics.workerComputeSeconds.inc({ provider: result.provider }, result.computeMs / 1000)
+        metrics.workerTensorBytes.inc({ direction: 'out', channel: channel.kind }, outputBytes)
+        metrics.workerPieceSeconds.observe((performance.now() - started) / 1000)
+      }
     } catch (err: any) {
       const code = err instanceof PieceError
         ? err.code
@@ -170,6 +183,7 @@ export class InferenceService implements Startable {
   }
 
   private async answer (channel: Channel, response: Partial<InferResponse> & { code: InferResponse.Code, message: string }, signal: AbortSignal, data: Uint8Array[] = []): Promise<void> {
+    this.init.metrics?.workerPieces.inc({ outcome: String(response.code).toLowerCase() })
     try {
       await writeMessage(channel.frames, InferResponse, { outputs: [], computeMs: 0, computeUs: 0, provider: '', ...response }, signal)
       await writeData(channel.frames, data, signal)

@@ -10,6 +10,7 @@ import {
 } from './constants.js'
 import { decodeBlock, ModelDagError, parseModelCid } from './model-dag.js'
 import type { ModelEntry, ModelStore } from './model-store.js'
+import type { NodeMetrics } from './metrics.js'
 import { Standing } from './standing.js'
 
 /** What a finished fetch reports (`shoal model get --json`). */
@@ -66,6 +67,8 @@ export interface ModelSwarmInit {
   adHolders: (cid: string) => string[]
   /** Tests shorten how long a fetch waits for a provider to appear. */
   noProviderTimeoutMs?: number
+  /** Where blocks served and fetches are counted (`GET /metrics`). */
+  metrics?: NodeMetrics
 }
 
 /** Where the bitswap internals used here live (pinned @helia/bitswap; docs/decisions.md). */
@@ -156,6 +159,7 @@ export class ModelSwarm {
       has: async (cid: CID) => await store.hasBlock(cid),
       get: async function * (cid: CID) {
         const block = await store.readBlock(cid)
+        self.init.metrics?.modelServedBytes.inc(block.byteLength)
         if (self.corruptServedBlocks) {
           const copy = new Uint8Array(block)
           copy[copy.length - 1] ^= 0xff
@@ -249,9 +253,11 @@ export class ModelSwarm {
     done.then(summary => {
       progress.state = 'done'
       progress.summary = summary
+      this.init.metrics?.modelFetches.inc({ outcome: 'done' })
     }, err => {
       progress.state = 'failed'
       progress.error = err.message
+      this.init.metrics?.modelFetches.inc({ outcome: 'failed' })
     }).finally(() => {
       // the API shows recent fetches; older finished ones are forgotten
       const finished = [...this.fetches].filter(([, f]) => f.progress.state !== 'fetching')
@@ -334,6 +340,7 @@ export class ModelSwarm {
       progress.blocksDone++
       if (node.kind === 'leaf') progress.bytesDone += node.bytes
       if (from != null) {
+        this.init.metrics?.modelFetchedBytes.inc(bytes.byteLength)
         served.set(from, (served.get(from) ?? 0) + bytes.byteLength)
         progress.providers = [...served].map(([peerId, bytes]) => ({ peerId, bytes }))
       }

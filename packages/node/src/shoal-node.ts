@@ -29,6 +29,7 @@ import type { Manifest, Resolved } from './names.js'
 import type { NodeConfig } from './config.js'
 import type { PeerEvent } from './peer-table.js'
 import type { LinkShape } from './inference-service.js'
+import { NodeMetrics } from './metrics.js'
 
 /** One peer as the API and `shoal peers --json` show it. */
 export interface PeerView extends Capacity {
@@ -111,6 +112,8 @@ export class ShoalNode {
   private readonly jobs = new Map<string, Job>()
   /** Peers whose direct channel failed to open, until when their pieces use libp2p streams. */
   private readonly directRefused = new Map<string, number>()
+  /** Prometheus metrics (`GET /metrics`; docs/operators.md). */
+  readonly metrics: NodeMetrics
 
   constructor (init: ShoalNodeInit) {
     this.init = init
@@ -121,6 +124,15 @@ export class ShoalNode {
       maxStorageBytes: init.config.maxStorageBytes,
       onChange: () => this.libp2pNode?.services.capacity.changed(),
       onRemoved: cid => { void this.swarmService?.unannounce(cid) }
+    })
+    this.metrics = new NodeMetrics({ version: SHOAL_VERSION, peerId: () => this.libp2pNode?.peerId.toString() ?? '' }, {
+      peers: () => this.libp2pNode?.services.capacity.peers.size ?? 0,
+      connections: () => this.libp2pNode?.getConnections().length ?? 0,
+      piecesRunning: () => this.libp2pNode?.services.inference.running ?? 0,
+      jobsRunning: () => [...this.jobs.values()].filter(j => j.result == null && j.error == null).length,
+      models: () => this.models.list().length,
+      storeBytes: () => this.models.usedBytes(),
+      storeQuotaBytes: () => this.config.maxStorageBytes
     })
   }
 
@@ -182,7 +194,8 @@ export class ShoalNode {
         fetchModel: async (cid, hint) => await this.fetchModel(cid, { hints: [hint] }),
         sessions: this.sessions,
         onLoadChange: () => this.libp2pNode?.services.capacity.changed(),
-        shaping: this.init.shaping
+        shaping: this.init.shaping,
+        metrics: this.metrics
       }
     })
     this.libp2pNode = libp2p
@@ -197,7 +210,8 @@ export class ShoalNode {
       libp2p,
       store: this.models,
       adHolders: cid => libp2p.services.capacity.peers.list().filter(e => e.capacity.models.includes(cid)).map(e => e.capacity.peerId),
-      noProviderTimeoutMs: this.init.noProviderTimeoutMs
+      noProviderTimeoutMs: this.init.noProviderTimeoutMs,
+      metrics: this.metrics
     })
     await this.swarmService.start()
     for (const model of this.models.list()) this.swarmService.announce(model.cid)
@@ -224,13 +238,18 @@ export class ShoalNode {
       }
       const info: ApiInfo = { url: this.api.url, token: this.api.token, pid: process.pid, peerId: this.peerId }
       await writePrivateFile(files.api, JSON.stringify(info, null, 2) + '\n')
+      // the token alone, for a Prometheus scrape config's credentials_file
+      await writePrivateFile(files.apiToken, this.api.token + '\n')
+      // a node with an API is a node process of its own (not one of many nodes in a simulation)
+      this.metrics.collectProcessMetrics()
     }
   }
 
   /** Clean shutdown: a leaving ad goes out first, then libp2p and the API stop. */
   async stop (): Promise<void> {
     if (this.api != null) {
-      await rm(dataDirFiles(this.config.dataDir).api, { force: true })
+      const files = dataDirFiles(this.config.dataDir)
+      await Promise.all([rm(files.api, { force: true }), rm(files.apiToken, { force: true })])
       await this.api.stop()
     }
     for (const job of this.jobs.values()) job.cancel()
@@ -322,6 +341,7 @@ export class ShoalNode {
     const release = this.models.use(modelCid)
     // the outcome is kept on the job (result or error) for the API; old ones are forgotten
     job.run().catch(() => {}).finally(() => {
+      this.countJob(job)
       release()
       this.forgetOldJobs()
     })
@@ -353,6 +373,17 @@ export class ShoalNode {
       this.libp2p.logger.forComponent('shoal:direct')('no direct channel to %p, using a libp2p stream - %s', peer, err.message)
       return undefined
     }
+  }
+
+  /** Adds an ended job to the metrics. */
+  private countJob (job: Job): void {
+    const p = job.progress()
+    const local = p.perPeer[this.peerId] ?? 0
+    this.metrics.jobs.inc({ state: job.result != null ? 'done' : 'failed' })
+    this.metrics.jobPieces.inc({ where: 'remote' }, p.done - local)
+    this.metrics.jobPieces.inc({ where: 'local' }, local)
+    this.metrics.jobRetries.inc(p.retries)
+    this.metrics.jobDuplicates.inc(p.duplicates)
   }
 
   /** Keeps the newest finished jobs (their outputs are in memory) and forgets the rest. */

@@ -1,8 +1,9 @@
 import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { ApiClient, resolveConfig, ShoalNode } from '@shoal/node'
 import { formatNpy, parseNpy } from '@shoal/runtime'
 import { afterEach, describe, expect, it } from 'vitest'
-import { DETECTION_MODEL, FIXED_CALIBRATION, images, localRun, sameBytes, startNode, stopAll, tempDir, waitFor } from './helpers.js'
+import { DETECTION_MODEL, FIXED_CALIBRATION, images, localRun, metricValue, sameBytes, startNode, stopAll, tempDir, waitFor } from './helpers.js'
 
 let nodes: ShoalNode[] = []
 afterEach(async () => { await stopAll(nodes); nodes = [] })
@@ -39,5 +40,44 @@ describe('HTTP API: models and jobs', () => {
     await expect(client.submitJob({ model: model.cid, inputs: { x: { npy: 'AAAA' } } })).rejects.toMatchObject({ status: 400, message: expect.stringMatching(/not a \.npy file/) })
     await expect(client.submitJob({ model: model.cid, inputs: { y: { npy: Buffer.from(formatNpy(x)).toString('base64') } } })).rejects.toMatchObject({ status: 400, message: expect.stringMatching(/needs input "x"/) })
     await expect(client.addModel(new TextEncoder().encode('nope'))).rejects.toMatchObject({ status: 400, message: expect.stringMatching(/not an ONNX model/) })
+  })
+
+  it('serves Prometheus metrics at GET /metrics, with the token written alone for a scrape config', async () => {
+    const dataDir = await tempDir()
+    const config = await resolveConfig({ dataDir, env: {}, flags: { listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, adIntervalMs: 300, cpuThreads: 1 } })
+    const submitter = new ShoalNode({ config, calibration: FIXED_CALIBRATION })
+    await submitter.start()
+    nodes.push(submitter)
+    const worker = await startNode([submitter.addrs[0]])
+    nodes.push(worker)
+    await waitFor(() => submitter.peers().length === 1, 'the worker to be seen')
+    const model = await submitter.addModel(await readFile(DETECTION_MODEL))
+    const result = await submitter.submitJob(model.cid, { x: images(3, 64, 64) }, { rowsPerPiece: 1 }).run()
+
+    const { url, token } = JSON.parse(await readFile(join(dataDir, 'api.json'), 'utf8'))
+    expect(await readFile(join(dataDir, 'api-token'), 'utf8')).toBe(`${token}\n`)
+    const res = await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${token}` } })
+    expect(res.status).toBe(200)
+    expect(res.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8')
+    const text = await res.text()
+    expect(metricValue(text, `shoal_info{version="${submitter.status().version}",peer_id="${submitter.peerId}"}`)).toBe(1)
+    expect(metricValue(text, 'shoal_jobs_total{state="done"}')).toBe(1)
+    expect(metricValue(text, 'shoal_job_pieces_total{where="remote"}')).toBe(result.progress.perPeer[worker.peerId])
+    expect(metricValue(text, 'shoal_job_pieces_total{where="local"}')).toBe(result.progress.perPeer[submitter.peerId] ?? 0)
+    expect(metricValue(text, 'shoal_peers')).toBe(1)
+    expect(metricValue(text, 'shoal_models')).toBe(1)
+    expect(metricValue(text, 'shoal_model_store_bytes')).toBe(model.bytes)
+    // the worker fetched the model from here: its blocks (the file's bytes and the DAG's links)
+    const served = metricValue(text, 'shoal_model_served_bytes_total')!
+    expect(served).toBeGreaterThanOrEqual(model.bytes)
+    expect(served).toBeLessThan(model.bytes * 1.01)
+    expect(metricValue(text, 'process_resident_memory_bytes')).toBeGreaterThan(0)
+    // what the worker did, seen from its side
+    const workerText = await worker.metrics.text()
+    expect(metricValue(workerText, 'shoal_worker_pieces_total{outcome="ok"}')).toBe(result.progress.perPeer[worker.peerId])
+    expect(metricValue(workerText, 'shoal_model_fetches_total{outcome="done"}')).toBe(1)
+    expect(metricValue(workerText, 'shoal_model_fetched_bytes_total')).toBe(served)
+    // like every endpoint, only with the token
+    expect((await fetch(`${url}/metrics`)).status).toBe(401)
   })
 })

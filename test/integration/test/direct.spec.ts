@@ -7,7 +7,7 @@ import type { PieceAttempt, ShoalNode } from '@shoal/node'
 import { DIRECT_CIPHER_SUITES, DIRECT_PROTOCOL, DirectOffer, DirectRequest, INFER_PROTOCOL, InferResponse, MAX_FRAME_BYTES } from '@shoal/protocol'
 import { buildCalibrationModel } from '@shoal/runtime/calibration-model'
 import { afterEach, describe, expect, it } from 'vitest'
-import { localRun, sameBytes, startNode, stopAll, waitFor, withDynamicBatch } from './helpers.js'
+import { localRun, metricValue, sameBytes, startNode, stopAll, waitFor, withDynamicBatch } from './helpers.js'
 
 let nodes: ShoalNode[] = []
 afterEach(async () => {
@@ -59,6 +59,17 @@ describe('the direct data channel (TLS 1.3 with a one-time key, docs/protocol.md
     expect(remote).toBeGreaterThan(0)
     // every remote piece (and any end-game copy) came back over a direct connection
     expect(result.progress.directPieces).toBeGreaterThanOrEqual(remote)
+    // and the workers' metrics say so: inputs came in on the direct channel, none on streams
+    for (const worker of workers) {
+      const text = await worker.metrics.text()
+      const served = metricValue(text, 'shoal_worker_pieces_total{outcome="ok"}')!
+      const pieceBytes = 512 * 512 * 4
+      const directIn = metricValue(text, 'shoal_worker_tensor_bytes_total{direction="in",channel="direct"}') ?? 0
+      // an end-game copy cancelled after its inputs arrived counts its bytes but no answer
+      expect(directIn % pieceBytes).toBe(0)
+      expect(directIn).toBeGreaterThanOrEqual(served * pieceBytes)
+      expect(metricValue(text, 'shoal_worker_tensor_bytes_total{direction="in",channel="stream"}')).toBeUndefined()
+    }
   })
 
   it('a worker that crashes with direct pieces in flight: they go to the other worker, outputs identical', async () => {

@@ -137,3 +137,9 @@ export function withDynamicBatch (bytes: Uint8Array): Uint8Array {
   }
   return onnx.ModelProto.encode(model).finish()
 }
+
+/** A sample's value in Prometheus text format: `name{labels}` exactly as written (labels in order), or undefined. */
+export function metricValue (text: string, sample: string): number | undefined {
+  const line = text.split('\n').find(l => l.startsWith(sample + ' '))
+  return line == null ? undefined : Number(line.slice(sample.length + 1))
+}

@@ -6,7 +6,7 @@ import type { ShoalNode } from '@shoal/node'
 import { INFER_PROTOCOL, InferResponse } from '@shoal/protocol'
 import { buildCalibrationModel } from '@shoal/runtime/calibration-model'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { DETECTION_MODEL, images, localRun, sameBytes, spawnNode, startJobMesh, startNode, stopAll, tempDir, TEST_AD_INTERVAL_MS, waitFor, withDynamicBatch } from './helpers.js'
+import { DETECTION_MODEL, images, localRun, metricValue, sameBytes, spawnNode, startJobMesh, startNode, stopAll, tempDir, TEST_AD_INTERVAL_MS, waitFor, withDynamicBatch } from './helpers.js'
 import type { NodeProcess } from './helpers.js'
 
 let nodes: ShoalNode[] = []
@@ -247,6 +247,15 @@ describe('bad input gets a clear error, and workers go on serving', () => {
     expect(big.message).toMatch(/over the limit of 100000/)
     const small = await send(1) as any
     expect(small.outputs['sigmoid_0.tmp_0'].dims).toEqual([1, 1, 64, 64])
+    // the worker's metrics count both answers, and only the piece it ran
+    const metrics = await worker.metrics.text()
+    expect(metricValue(metrics, 'shoal_worker_pieces_total{outcome="bad_input"}')).toBe(1)
+    expect(metricValue(metrics, 'shoal_worker_pieces_total{outcome="ok"}')).toBe(1)
+    expect(metricValue(metrics, 'shoal_worker_rows_total')).toBe(1)
+    expect(metricValue(metrics, 'shoal_worker_tensor_bytes_total{direction="in",channel="stream"}')).toBe(3 * 64 * 64 * 4)
+    expect(metricValue(metrics, 'shoal_worker_tensor_bytes_total{direction="out",channel="stream"}')).toBe(64 * 64 * 4)
+    expect(metricValue(metrics, 'shoal_worker_compute_seconds_total{provider="cpu"}')).toBeGreaterThan(0)
+    expect(metricValue(metrics, 'shoal_worker_piece_duration_seconds_count')).toBe(1)
   })
 
   it('malformed requests do not disturb the worker', async () => {
