@@ -162,13 +162,14 @@ export class InferenceService implements Startable {
         provider: result.provider
       }, signal, outputs.map(([, t]) => t.data))
       this.served++
-      const metrics = this.init.metrics
-      if (metrics != null) {
-        metrics.workerRows.inc(inputs[0]?.dims[0] ?? 0)
-        metrics.workerComputeSeconds.inc({ provider: result.provider }, result.computeMs / 1000)
-        metrics.workerTensorBytes.inc({ direction: 'out', channel: channel.kind }, outputBytes)
-        metrics.workerPieceSeconds.observe((performance.now() - started) / 1000)
-      }
+      this.init.metrics?.pieceComputed({
+        rows: inputs[0]?.dims[0] ?? 0,
+        provider: result.provider,
+        computeMs: result.computeMs,
+        outputBytes,
+        channel: channel.kind,
+        seconds: (performance.now() - started) / 1000
+      })
     } catch (err: any) {
       const code = err instanceof PieceError
         ? err.code

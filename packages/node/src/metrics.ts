@@ -14,6 +14,15 @@ export interface NodeGauges {
   storeQuotaBytes: () => number
 }
 
+/** What a node has done for others since it started (`shoal node status`). */
+export interface Contribution {
+  /** Pieces answered ok. */
+  pieces: number
+  rows: number
+  computeSeconds: number
+  modelBytesServed: number
+}
+
 /**
  * A node's Prometheus metrics (docs/operators.md lists them): what it computed for others, the jobs it
  * ran, the models it stored and served, and gauges of its state. One registry per node, so that nodes
@@ -34,6 +43,7 @@ export class NodeMetrics {
   readonly modelServedBytes = new Counter({ name: 'shoal_model_served_bytes_total', help: 'Model block bytes this node served to other nodes', registers: [this.registry] })
   readonly modelFetches = new Counter({ name: 'shoal_model_fetches_total', help: 'Model fetches through the swarm that ended, by outcome (done or failed)', labelNames: ['outcome'] as const, registers: [this.registry] })
   readonly modelFetchedBytes = new Counter({ name: 'shoal_model_fetched_bytes_total', help: 'Model bytes fetched from other nodes (blocks already held not counted)', registers: [this.registry] })
+  private readonly contribution: Contribution = { pieces: 0, rows: 0, computeSeconds: 0, modelBytesServed: 0 }
 
   constructor (info: { version: string, peerId: () => string }, gauges: NodeGauges) {
     // the usual label values exist from the start (at 0), so that rate() and alerts see them before the first event
@@ -55,6 +65,28 @@ export class NodeMetrics {
     gauge('shoal_models', 'Complete models in this node\'s store', gauges.models)
     gauge('shoal_model_store_bytes', 'Bytes of the models in this node\'s store', gauges.storeBytes)
     gauge('shoal_model_store_quota_bytes', 'This node\'s storage quota for models (--max-storage)', gauges.storeQuotaBytes)
+  }
+
+  /** A piece computed for another node and answered ok. */
+  pieceComputed (piece: { rows: number, provider: string, computeMs: number, outputBytes: number, channel: 'stream' | 'direct', seconds: number }): void {
+    this.workerRows.inc(piece.rows)
+    this.workerComputeSeconds.inc({ provider: piece.provider }, piece.computeMs / 1000)
+    this.workerTensorBytes.inc({ direction: 'out', channel: piece.channel }, piece.outputBytes)
+    this.workerPieceSeconds.observe(piece.seconds)
+    this.contribution.pieces++
+    this.contribution.rows += piece.rows
+    this.contribution.computeSeconds += piece.computeMs / 1000
+  }
+
+  /** A model block served to another node. */
+  blockServed (bytes: number): void {
+    this.modelServedBytes.inc(bytes)
+    this.contribution.modelBytesServed += bytes
+  }
+
+  /** What this node has done for others since it started. */
+  contributed (): Contribution {
+    return { ...this.contribution }
   }
 
   /** Adds Node.js process metrics (CPU, memory, event loop lag, GC): for a node that has its process to itself. */

@@ -159,7 +159,7 @@ export class ModelSwarm {
       has: async (cid: CID) => await store.hasBlock(cid),
       get: async function * (cid: CID) {
         const block = await store.readBlock(cid)
-        self.init.metrics?.modelServedBytes.inc(block.byteLength)
+        self.init.metrics?.blockServed(block.byteLength)
         if (self.corruptServedBlocks) {
           const copy = new Uint8Array(block)
           copy[copy.length - 1] ^= 0xff

@@ -30,6 +30,7 @@ import type { NodeConfig } from './config.js'
 import type { PeerEvent } from './peer-table.js'
 import type { LinkShape } from './inference-service.js'
 import { NodeMetrics } from './metrics.js'
+import type { Contribution } from './metrics.js'
 
 /** One peer as the API and `shoal peers --json` show it. */
 export interface PeerView extends Capacity {
@@ -57,6 +58,8 @@ export interface NodeStatus {
   direct: { host: string, port: number } | null
   /** This process's memory, as Node reports it. */
   memory: { rssBytes: number, heapUsedBytes: number }
+  /** What this node has done for others since it started. */
+  contributed: Contribution
 }
 
 /** Where a running node's API is, as written to `<dataDir>/api.json`. */
@@ -430,7 +433,8 @@ export class ShoalNode {
       calibration: { cached: calibration?.cached ?? false, measuredAt: calibration?.measuredAt ?? 0, failed: calibration?.failed ?? [] },
       refusedAds: { ...libp2p.services.capacity.refused },
       direct: libp2p.services.direct.listening,
-      memory: { rssBytes: process.memoryUsage.rss(), heapUsedBytes: process.memoryUsage().heapUsed }
+      memory: { rssBytes: process.memoryUsage.rss(), heapUsedBytes: process.memoryUsage().heapUsed },
+      contributed: this.metrics.contributed()
     }
   }
 

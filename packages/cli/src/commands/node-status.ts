@@ -1,4 +1,5 @@
 import { ApiClient } from '@shoal/node'
+import type { Contribution } from '@shoal/node'
 import { DATA_DIR_FLAG, JSON_FLAG, parse } from '../args.js'
 import type { CommandSpec } from '../args.js'
 import { formatBytes, formatDuration } from '../format.js'
@@ -11,6 +12,11 @@ export const nodeStatusSpec: CommandSpec = {
   usage: 'shoal node status [--data-dir DIR] [--json]',
   flags: [DATA_DIR_FLAG, JSON_FLAG],
   details: 'With --json, prints the object GET /v1/status returns (docs/api.md).'
+}
+
+function contribution (c: Contribution): string {
+  const pieces = `${c.pieces} ${c.pieces === 1 ? 'piece' : 'pieces'} (${c.rows} rows, ${formatDuration(c.computeSeconds * 1000)} of compute)`
+  return `${pieces} and ${formatBytes(c.modelBytesServed)} of models served to others since start`
 }
 
 export async function nodeStatus (argv: string[], io: Io): Promise<number> {
@@ -35,7 +41,8 @@ export async function nodeStatus (argv: string[], io: Io): Promise<number> {
     `providers    ${c.providers.map(p => `${p.name} ${p.gflops} GFLOP/s`).join(', ') || 'none'}${status.calibration.cached ? ' (cached calibration)' : ''}`,
     ...status.calibration.failed.map(f => `             ${f.name} does not work here: ${f.error}`),
     `limits       ${c.limits.maxConcurrency} pieces at once, ${c.limits.cpuThreads} CPU threads, memory ${c.limits.maxMemoryBytes === 0 ? 'unlimited' : formatBytes(c.limits.maxMemoryBytes)}${c.limits.noGpu ? ', no GPU' : ''}`,
-    `work         ${c.freeSlots} free slots, ${c.queueLength} queued`
+    `work         ${c.freeSlots} free slots, ${c.queueLength} queued`,
+    `contributed  ${contribution(status.contributed)}`
   ].join('\n') + '\n')
   return 0
 }
