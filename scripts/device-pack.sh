@@ -7,10 +7,8 @@
 #   bash scripts/device-pack.sh
 # then run the device tool with carry [".device", "packages/cli/dist", "packages/node/dist",
 # "packages/protocol/dist", "packages/runtime/dist", "packages/scheduler/dist", "packages/sim/dist"]
-# and a command that begins with `source .device/setup.sh && `, for example
-#   node scripts/bench.mjs gpu
-#   SHOAL_BENCH_WORKERS=1,2,4,8,12 SHOAL_BENCH_JOB_ROWS=1920 SHOAL_BENCH_ROWS_PER_PIECE=8 node scripts/bench.mjs jobs throughput
-#   SHOAL_BENCH_WORKERS=1,2,4,8,12 SHOAL_BENCH_JOB_MODEL=mlp SHOAL_BENCH_JOB_ROWS=6144 SHOAL_BENCH_ROWS_PER_PIECE=128 node scripts/bench.mjs jobs throughput
+# and a command that begins with `source .device/setup.sh && `: `bash scripts/device-run.sh` runs and
+# records every benchmark that needs the device (read that script first).
 set -euo pipefail
 root=$(git rev-parse --show-toplevel)
 tool="$root/../shared/tools/device-pack"

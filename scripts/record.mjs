@@ -1,8 +1,16 @@
 // Writes a benchmark's result into docs/benchmarks.md, between <!-- bench:NAME --> and <!-- /bench:NAME -->.
+// SHOAL_BENCH_RECORD_AS=device records into NAME-device instead (runs on the lent machine, kept apart
+// from this machine's figures; scripts/device-run.sh).
 import { readFile, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 
 export async function record (name, command, markdown) {
+  const as = process.env.SHOAL_BENCH_RECORD_AS
+  if (as != null && as !== '') {
+    if (!/^[a-z0-9-]+$/.test(as)) throw new Error(`SHOAL_BENCH_RECORD_AS must be lower-case letters, digits and dashes, got ${as}`)
+    name = `${name}-${as}`
+    command = `SHOAL_BENCH_RECORD_AS=${as} ${command}`
+  }
   const file = new URL('../docs/benchmarks.md', import.meta.url)
   const text = await readFile(file, 'utf8')
   const begin = `<!-- bench:${name} -->`

@@ -96,6 +96,8 @@ export async function run ({ record: save }) {
     `WebGPU against CPU: ${speedup.toFixed(2)}x. Outputs ${close.ok ? 'agree' : 'DIFFER'} within the cross-provider tolerance (rtol 1e-3, atol 1e-5): largest difference ${close.maxAbsDiff.toExponential(2)}${close.ok ? '' : `; ${close.reason}`}.`
   ].join('\n')
   process.stdout.write(markdown + '\n')
-  if (save) await record('gpu', 'pnpm bench gpu --record', markdown)
+  // with SHOAL_INFERENCE_THREAD=0 (inherited by the node processes) sessions ran on each node's main thread
+  const mainThread = process.env.SHOAL_INFERENCE_THREAD === '0'
+  if (save) await record('gpu', `${mainThread ? 'SHOAL_INFERENCE_THREAD=0 ' : ''}pnpm bench gpu --record`, markdown + (mainThread ? '\n\nSessions ran on the nodes\' main threads (`SHOAL_INFERENCE_THREAD=0`), not on their inference threads.' : ''))
   if (!close.ok) process.exitCode = 1
 }

@@ -15,7 +15,7 @@ import { buildCalibrationModel } from '@shoal/runtime/calibration-model'
 import { percentile, record, table } from '../record.mjs'
 import { startNodeProcess, tempDir, waitFor } from '../lib.mjs'
 
-// On a many-core machine (the device: FIELD-NOTES): SHOAL_BENCH_WORKERS=1,2,4,8,12 SHOAL_BENCH_JOB_ROWS=480
+// On a many-core machine (the device: FIELD-NOTES, scripts/device-run.sh): SHOAL_BENCH_WORKERS=1,2,4,8,12 SHOAL_BENCH_JOB_ROWS=1920
 // SHOAL_BENCH_ROWS_PER_PIECE=8 (pieces of 1.5 MiB, which go over the direct data channel); and
 // SHOAL_BENCH_JOB_MODEL=mlp SHOAL_BENCH_JOB_ROWS=6144 SHOAL_BENCH_ROWS_PER_PIECE=128 for a job whose
 // compute outweighs its tensors
@@ -156,6 +156,19 @@ async function transfer () {
   return { tcp: TOTAL / MiB / tcpSeconds, tcpStore: TOTAL / MiB / storeSeconds, shoal: TOTAL / MiB / shoalSeconds, direct: TOTAL / MiB / directSeconds }
 }
 
+function transferText (moved) {
+  return [
+    '**Tensor transfer**, 256 MiB in one direction in 1 MiB frames, the receiver in another process storing the bytes in one buffer (as a tensor), same run:',
+    '',
+    table(['path', 'MB/s', 'ratio to raw TCP', 'goal'], [
+      ['raw TCP socket, receiver drops the bytes (the reference)', moved.tcp.toFixed(0), '1.00', '-'],
+      ['raw TCP socket, receiver copies them into one buffer', moved.tcpStore.toFixed(0), (moved.tcpStore / moved.tcp).toFixed(2), '-'],
+      ['Shoal data frames on a libp2p stream (TCP + Noise + Yamux)', moved.shoal.toFixed(0), (moved.shoal / moved.tcp).toFixed(2), '>= 0.50'],
+      ['Shoal data frames on the direct data channel (TLS 1.3, pieces of 1 MiB and more)', moved.direct.toFixed(0), (moved.direct / moved.tcp).toFixed(2), '>= 0.50']
+    ])
+  ].join('\n')
+}
+
 function throughputText (scaling) {
   const cores = os.availableParallelism()
   const pieceBytes = ROWS_PER_PIECE * scaling.rowBytes
@@ -231,8 +244,12 @@ async function throughput () {
 
 export async function run ({ record: save, args = [] }) {
   if (args.includes('throughput')) {
+    // the throughput table alone (the device's scaling runs); recorded into jobs-scaling-<model>
     const scaling = await throughput()
-    process.stdout.write(`${throughputText(scaling)}\n`)
+    const markdown = throughputText(scaling)
+    process.stdout.write(`${markdown}\n`)
+    const env = `SHOAL_BENCH_WORKERS=${WORKERS.join(',')} SHOAL_BENCH_JOB_MODEL=${JOB_MODEL} SHOAL_BENCH_JOB_ROWS=${JOB_ROWS} SHOAL_BENCH_ROWS_PER_PIECE=${ROWS_PER_PIECE} SHOAL_BENCH_WORKER_SLOTS=${WORKER_SLOTS}`
+    if (save) await record(`jobs-scaling-${JOB_MODEL}`, `${env} pnpm bench jobs throughput --record`, markdown)
     return
   }
   if (args.includes('overhead')) {
@@ -246,9 +263,10 @@ export async function run ({ record: save, args = [] }) {
     return
   }
   if (args.includes('transfer')) {
-    // just the transfer part, for trying changes; never recorded
+    // the transfer part alone, for trying changes (recorded only into jobs-transfer, for the device)
     const moved = await transfer()
     process.stdout.write(`raw TCP ${moved.tcp.toFixed(0)} MB/s (storing: ${moved.tcpStore.toFixed(0)}), Shoal stream ${moved.shoal.toFixed(0)} MB/s (ratio ${(moved.shoal / moved.tcp).toFixed(2)}), direct channel ${moved.direct.toFixed(0)} MB/s (ratio ${(moved.direct / moved.tcp).toFixed(2)})\n`)
+    if (save) await record('jobs-transfer', 'pnpm bench jobs transfer --record', transferText(moved))
     return
   }
   const overhead = await dispatchOverhead()
@@ -264,14 +282,7 @@ export async function run ({ record: save, args = [] }) {
       ['whole round trip, p50', `${overhead.total50.toFixed(2)} ms`, '-']
     ]),
     '',
-    '**Tensor transfer**, 256 MiB in one direction in 1 MiB frames, the receiver in another process storing the bytes in one buffer (as a tensor), same run:',
-    '',
-    table(['path', 'MB/s', 'ratio to raw TCP', 'goal'], [
-      ['raw TCP socket, receiver drops the bytes (the reference)', moved.tcp.toFixed(0), '1.00', '-'],
-      ['raw TCP socket, receiver copies them into one buffer', moved.tcpStore.toFixed(0), (moved.tcpStore / moved.tcp).toFixed(2), '-'],
-      ['Shoal data frames on a libp2p stream (TCP + Noise + Yamux)', moved.shoal.toFixed(0), (moved.shoal / moved.tcp).toFixed(2), '>= 0.50'],
-      ['Shoal data frames on the direct data channel (TLS 1.3, pieces of 1 MiB and more)', moved.direct.toFixed(0), (moved.direct / moved.tcp).toFixed(2), '>= 0.50']
-    ]),
+    transferText(moved),
     '',
     '**One piece by size**, over a libp2p stream and over the direct data channel (offer, TCP and TLS handshake included), in-process submitter and worker, the worker answering the input as its output at once; jobs send pieces direct from 1 MiB of input:',
     '',
