@@ -60,7 +60,7 @@ export const NODE_OPTIONS: OptionSpec[] = [
   { key: 'mdns', flag: 'mdns', kind: 'boolean', help: 'find peers on the local network with mDNS (--no-mdns turns it off)', defaultText: 'on' },
   { key: 'lan', flag: 'lan', kind: 'boolean', help: 'treat private and loopback addresses as reachable: a home cluster or a simulation', defaultText: 'on when every listen address is loopback' },
   { key: 'maxConcurrency', flag: 'max-concurrency', kind: 'count', placeholder: 'N', help: 'pieces this node runs at once', defaultText: '2' },
-  { key: 'maxMemoryBytes', flag: 'max-memory', kind: 'bytes', placeholder: 'SIZE', help: 'memory the mesh may use on this node, e.g. 4GiB or 512MB (0: no limit)', defaultText: 'half of total memory' },
+  { key: 'maxMemoryBytes', flag: 'max-memory', kind: 'bytes', placeholder: 'SIZE', help: 'memory this node may use, e.g. 4GiB or 512MB: no piece starts while the process\'s resident memory plus its inputs would exceed it (0: no limit)', defaultText: 'half of total memory' },
   { key: 'gpu', flag: 'gpu', kind: 'boolean', help: 'let the mesh use this machine\'s GPU (--no-gpu turns it off)', defaultText: 'on' },
   { key: 'cpuThreads', flag: 'cpu-threads', kind: 'count', placeholder: 'N', help: 'CPU threads per inference session', defaultText: 'all logical cores' },
   { key: 'adIntervalMs', flag: 'ad-interval', kind: 'ms', placeholder: 'MS', help: `how often to publish this node's capacity ad, in ms (${MIN_AD_INTERVAL_MS}-${MAX_AD_INTERVAL_MS})`, defaultText: String(DEFAULT_AD_INTERVAL_MS) },

@@ -18,6 +18,13 @@ const Code = InferResponse.Code
 export interface InferenceServiceInit {
   maxConcurrency: number
   maxRequestBytes: number
+  /**
+   * The volunteer's memory limit (--max-memory; 0: none): no piece starts while the node's memory in
+   * use plus the piece's inputs would exceed it, and a piece whose inputs alone exceed it is refused.
+   */
+  maxMemoryBytes: number
+  /** The node's memory in use now: its process's resident set (tests inject their own). */
+  memoryInUse?: () => number
   store: ModelStore
   sessions: PieceRuntime
   /**
@@ -124,9 +131,10 @@ export class InferenceService implements Startable {
       return
     }
     const total = inputs.reduce((n, t) => n + t.byteLength, 0)
-    if (this.runningPieces >= this.init.maxConcurrency) {
+    const refusal = this.admit(total)
+    if (refusal != null) {
       await drainData(lp, total, signal).catch(() => {})
-      await this.answer(channel, { code: Code.OVERLOADED, message: `running ${this.runningPieces} pieces, the most this node takes at once` }, signal)
+      await this.answer(channel, refusal, signal)
       return
     }
     this.runningPieces++
@@ -181,6 +189,27 @@ export class InferenceService implements Startable {
       this.runningPieces--
       this.init.onLoadChange?.()
     }
+  }
+
+  /**
+   * Why a piece with `inputBytes` of inputs cannot start now, if it cannot: the concurrency limit, or
+   * the memory limit (OVERLOADED: not the piece's fault, later or elsewhere it may run), or inputs
+   * bigger than the memory limit itself (BAD_INPUT, as for --max-request-size: this node never will).
+   */
+  private admit (inputBytes: number): { code: InferResponse.Code, message: string } | undefined {
+    if (this.runningPieces >= this.init.maxConcurrency) {
+      return { code: Code.OVERLOADED, message: `running ${this.runningPieces} pieces, the most this node takes at once` }
+    }
+    const limit = this.init.maxMemoryBytes
+    if (limit <= 0) return undefined
+    if (inputBytes > limit) {
+      return { code: Code.BAD_INPUT, message: `the piece's ${inputBytes} bytes of inputs are over this node's memory limit of ${limit} bytes (--max-memory)` }
+    }
+    const inUse = (this.init.memoryInUse ?? process.memoryUsage.rss)()
+    if (inUse + inputBytes > limit) {
+      return { code: Code.OVERLOADED, message: `using ${inUse} bytes of memory; with this piece's ${inputBytes} bytes of inputs that is over its limit of ${limit} bytes (--max-memory)` }
+    }
+    return undefined
   }
 
   private async answer (channel: Channel, response: Partial<InferResponse> & { code: InferResponse.Code, message: string }, signal: AbortSignal, data: Uint8Array[] = []): Promise<void> {

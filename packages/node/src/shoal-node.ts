@@ -87,6 +87,8 @@ export interface ShoalNodeInit {
   slowdown?: number
   /** Tests shorten how long a model fetch waits for a provider to appear. */
   noProviderTimeoutMs?: number
+  /** Test hook: the memory in use that `--max-memory` is checked against (default: the process's resident set). */
+  memoryInUse?: () => number
   /**
    * Simulation hook: runs pieces instead of ONNX Runtime sessions (`shoal sim`'s calibrated delay).
    * The node closes it when it stops.
@@ -193,6 +195,8 @@ export class ShoalNode {
       inference: {
         maxConcurrency: config.maxConcurrency,
         maxRequestBytes: config.maxRequestBytes,
+        maxMemoryBytes: config.maxMemoryBytes,
+        memoryInUse: this.init.memoryInUse,
         store: this.models,
         fetchModel: async (cid, hint) => await this.fetchModel(cid, { hints: [hint] }),
         sessions: this.sessions,

@@ -76,7 +76,8 @@ export async function simNode (node: PlannedNode, bootstrap: string[], ctx: Host
   const config = await resolveConfig({
     dataDir: join(ctx.workDir, node.name),
     env: {},
-    flags: { listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, mdns: false, adIntervalMs: ctx.adIntervalMs, cpuThreads: 1, maxConcurrency: node.concurrency }
+    // no memory limit: nodes sharing a process would each measure all of them (memory is not simulated)
+    flags: { listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, mdns: false, adIntervalMs: ctx.adIntervalMs, cpuThreads: 1, maxConcurrency: node.concurrency, maxMemoryBytes: 0 }
   })
   return new ShoalNode({
     config,

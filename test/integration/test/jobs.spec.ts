@@ -23,6 +23,13 @@ beforeAll(async () => { detection = await readFile(DETECTION_MODEL) })
 
 const dial = (node: ShoalNode) => async (peer: any, protocol: string, options: { signal: AbortSignal }) => await node.libp2p.dialProtocol(peer, protocol, options)
 
+/** One piece of `rows` 64x64 images straight to `worker`: its outputs, or the error it answered. */
+async function sendPiece (submitter: ShoalNode, worker: ShoalNode, modelCid: string, rows: number): Promise<any> {
+  return await runRemotePiece(dial(submitter), peerIdFromString(worker.peerId), {
+    jobId: 'j', pieceId: rows, modelCid, inputs: { x: images(rows, 64, 64) }, deadlineMs: 20_000, maxResponseBytes: 1 << 24
+  }, AbortSignal.timeout(20_000)).catch(err => err)
+}
+
 describe('a batch split across a mesh equals a single ONNX Runtime run, bit for bit', () => {
   it('on a generated model', async () => {
     nodes = await startJobMesh(3)
@@ -238,9 +245,7 @@ describe('bad input gets a clear error, and workers go on serving', () => {
     nodes = [submitter, worker]
     await waitFor(() => submitter.peers().length === 1, 'the worker to be seen')
     const model = await submitter.addModel(detection)
-    const send = async (rows: number): Promise<unknown> => await runRemotePiece(dial(submitter), peerIdFromString(worker.peerId), {
-      jobId: 'j', pieceId: rows, modelCid: model.cid, inputs: { x: images(rows, 64, 64) }, deadlineMs: 20_000, maxResponseBytes: 1 << 24
-    }, AbortSignal.timeout(20_000)).catch(err => err)
+    const send = async (rows: number): Promise<any> => await sendPiece(submitter, worker, model.cid, rows)
     const big = await send(4) as PieceError // 4 x 3 x 64 x 64 x 4 bytes = 196608 > 100000
     expect(big).toBeInstanceOf(PieceError)
     expect(big.code).toBe(InferResponse.Code.BAD_INPUT)
@@ -256,6 +261,30 @@ describe('bad input gets a clear error, and workers go on serving', () => {
     expect(metricValue(metrics, 'shoal_worker_tensor_bytes_total{direction="out",channel="stream"}')).toBe(64 * 64 * 4)
     expect(metricValue(metrics, 'shoal_worker_compute_seconds_total{provider="cpu"}')).toBeGreaterThan(0)
     expect(metricValue(metrics, 'shoal_worker_piece_duration_seconds_count')).toBe(1)
+  })
+
+  it('a worker keeps to its memory limit: no piece while it uses too much, none bigger than the limit', async () => {
+    let inUse = 0
+    const submitter = await startNode()
+    const worker = await startNode([submitter.addrs[0]], { maxMemoryBytes: 100_000 }, { memoryInUse: () => inUse })
+    nodes = [submitter, worker]
+    await waitFor(() => submitter.peers().length === 1, 'the worker to be seen')
+    const model = await submitter.addModel(detection)
+    // inputs of 196608 bytes can never fit in 100000: refused as bad input, as over --max-request-size
+    const big = await sendPiece(submitter, worker, model.cid, 4)
+    expect(big).toBeInstanceOf(PieceError)
+    expect(big.code).toBe(InferResponse.Code.BAD_INPUT)
+    expect(big.message).toMatch(/196608 bytes of inputs are over this node's memory limit of 100000 bytes \(--max-memory\)/)
+    // 49152 bytes fit, but not next to 60000 in use: busy for now (the submitter tries elsewhere, costing no attempt)
+    inUse = 60_000
+    const busy = await sendPiece(submitter, worker, model.cid, 1)
+    expect(busy).toBeInstanceOf(PieceError)
+    expect(busy.code).toBe(InferResponse.Code.OVERLOADED)
+    expect(busy.message).toMatch(/using 60000 bytes of memory.*over its limit of 100000 bytes \(--max-memory\)/)
+    // once the memory is free again, the same piece runs
+    inUse = 0
+    const ok = await sendPiece(submitter, worker, model.cid, 1)
+    expect(ok.outputs['sigmoid_0.tmp_0'].dims).toEqual([1, 1, 64, 64])
   })
 
   it('malformed requests do not disturb the worker', async () => {

@@ -2,6 +2,7 @@ import { envName, NODE_OPTIONS, resolveConfig, ShoalNode } from '@shoal/node'
 import type { OptionSpec, PeerEvent } from '@shoal/node'
 import { DATA_DIR_FLAG, parse } from '../args.js'
 import type { CommandSpec, FlagSpec } from '../args.js'
+import { formatBytes } from '../format.js'
 import type { Io } from '../io.js'
 
 const NEGATABLE = new Set(['mdns', 'gpu', 'lan'])
@@ -59,6 +60,9 @@ export async function nodeStart (argv: string[], io: Io): Promise<number> {
   io.log(`node ${node.peerId} on ${config.dataDir}`)
   io.log(`API at ${status.apiUrl}; providers: ${status.capacity.providers.map(p => `${p.name} ${p.gflops} GFLOP/s`).join(', ') || 'none'}${status.calibration.cached ? ' (cached calibration)' : ''}`)
   for (const failed of status.calibration.failed) io.log(`provider ${failed.name} does not work here: ${failed.error}`)
+  if (config.maxMemoryBytes > 0 && status.memory.rssBytes >= config.maxMemoryBytes) {
+    io.log(`warning: this node already uses ${formatBytes(status.memory.rssBytes)} of memory, over its --max-memory of ${formatBytes(config.maxMemoryBytes)}: it will take no pieces until that changes`)
+  }
   node.onPeerEvent(event => { if (event.type !== 'update') io.log(describe(event)) })
 
   return await new Promise<number>(resolve => {
