@@ -211,9 +211,12 @@ export class Scheduler {
     const state = this.peers.get(peerId)
     if (piece == null) return false
     if (state != null) {
-      const busyMs = Math.max(now - Math.max(flight.startedAt, state.lastAnswerAt ?? -Infinity), 0)
-      state.observed.push({ busyMs, rows: Math.max(piece.rows, 1) })
-      if (state.observed.length > OBSERVED_RESULTS) state.observed.shift()
+      // a copy that was to include fetching the model says how fast the peer fetched, not computes
+      if (flight.startupMs === 0) {
+        const busyMs = Math.max(now - Math.max(flight.startedAt, state.lastAnswerAt ?? -Infinity), 0)
+        state.observed.push({ busyMs, rows: Math.max(piece.rows, 1) })
+        if (state.observed.length > OBSERVED_RESULTS) state.observed.shift()
+      }
       state.lastAnswerAt = now
       state.consecutiveFailures = 0
       state.backoffUntil = 0

@@ -85,6 +85,22 @@ describe('assignment', () => {
     }
   })
 
+  it('does not take a peer\'s model fetch for slowness', () => {
+    // 'b' fetches the model (500 ms) with its first piece, then computes as fast as 'a'; the ETA
+    // after that must count it at its compute speed, not at (500 + 10) ms for 10 rows
+    const pieces = planPieces(2000, 10)
+    const s = new Scheduler(pieces, { ...base, endgame: false, modelFetchMs: 500 })
+    const result = simulate(s, pieces, [peer('a', 100, 1, { serial: true }), peer('b', 100, 1, { serial: true, hasModel: false, fetchMs: 500 })])
+    expect(result.state).toBe('done')
+    const samples = result.progress.filter(p => p.at >= 510 && result.endedAt - p.at >= 100)
+    expect(samples.length).toBeGreaterThan(5)
+    for (const p of samples) {
+      const left = result.endedAt - p.at
+      expect(p.etaMs).toBeGreaterThanOrEqual(left * 0.8)
+      expect(p.etaMs).toBeLessThanOrEqual(left * 1.25)
+    }
+  })
+
   it('gives serial peers work in proportion to their compute speed', () => {
     const pieces = planPieces(600, 10)
     const result = simulate(new Scheduler(pieces, base), pieces, [peer('fast', 300, 1 / 3, { serial: true }), peer('slow', 100, 1, { serial: true })])

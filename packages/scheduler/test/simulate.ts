@@ -17,6 +17,8 @@ export interface SimPeer extends SchedulerPeer {
    * Otherwise each accepted piece runs at once, at full speed.
    */
   serial?: boolean
+  /** Its first piece takes this much longer: it fetches the model first. */
+  fetchMs?: number
 }
 
 export interface SimResult {
@@ -45,6 +47,8 @@ export function simulate (scheduler: Scheduler, plan: Piece[], peers: SimPeer[],
   const progress: SimResult['progress'] = []
   /** When each serial peer's queue empties. */
   const freeAt = new Map<string, number>()
+  /** Peers that have the model (fetched it with their first piece). */
+  const fetched = new Set<string>()
   for (const p of peers) {
     if (p.leavesAt != null) {
       events.push({
@@ -70,7 +74,9 @@ export function simulate (scheduler: Scheduler, plan: Piece[], peers: SimPeer[],
       running.add(key)
       if (peer.silent === true) continue
       const rows = pieces.get(a.pieceId)?.rows ?? 1
-      const at = (peer.serial === true ? Math.max(now, freeAt.get(peer.peerId) ?? 0) : now) + rows * peer.trueMsPerRow
+      const fetching = fetched.has(peer.peerId) ? 0 : (peer.fetchMs ?? 0)
+      fetched.add(peer.peerId)
+      const at = (peer.serial === true ? Math.max(now, freeAt.get(peer.peerId) ?? 0) : now) + fetching + rows * peer.trueMsPerRow
       if (peer.serial === true) freeAt.set(peer.peerId, at)
       events.push({
         at,
