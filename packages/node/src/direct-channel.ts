@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
-import { connect as tlsConnect, createServer as createTlsServer } from 'node:tls'
-import type { Server as TlsServer, TLSSocket } from 'node:tls'
+import { connect as tlsConnect, createSecureContext, createServer as createTlsServer } from 'node:tls'
+import type { SecureContext, Server as TlsServer, TLSSocket } from 'node:tls'
 import type { AbortOptions, ComponentLogger, Connection, Logger, PeerId, Startable, Stream } from '@libp2p/interface'
 import type { Registrar } from '@libp2p/interface-internal'
 import {
@@ -347,6 +347,17 @@ export class DirectUnavailableError extends Error {
   }
 }
 
+let clientContext: SecureContext | undefined
+
+/**
+ * The TLS settings of every client connection, made once: creating them for each connection (what
+ * `tls.connect` does when given none) was about a tenth of the CPU of opening a direct channel.
+ */
+function directClientContext (): SecureContext {
+  clientContext ??= createSecureContext({ minVersion: 'TLSv1.3', ciphers: DIRECT_CIPHER_SUITES })
+  return clientContext
+}
+
 /**
  * The client side: asks `peer` for a ticket over `stream` (a fresh /shoal/direct/1.0.0 stream on a
  * connection whose remote IP is `host`), then opens the TLS connection to `host` and returns it as a
@@ -374,8 +385,7 @@ export async function openDirectChannel (stream: Stream, host: string, protocol:
   const socket = tlsConnect({
     host,
     port: offer.port,
-    minVersion: 'TLSv1.3',
-    ciphers: DIRECT_CIPHER_SUITES,
+    secureContext: directClientContext(),
     pskCallback: () => ({ psk: key, identity }),
     // the pre-shared key authenticates the server; there is no certificate to check
     checkServerIdentity: () => undefined
