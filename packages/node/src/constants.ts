@@ -168,3 +168,12 @@ export const DIRECT_RETRY_AFTER_MS = 10 * 60_000
 
 /** Bytes a direct connection's reader buffers before it stops reading the socket (one frame always fits). */
 export const DIRECT_READ_BUFFER_BYTES = 8 * 1024 * 1024
+
+/**
+ * A reused direct connection (the offer's `reuse`): the worker closes it after this long without a new
+ * exchange; the client keeps at most DIRECT_IDLE_PER_PEER idle ones per peer (a window of pieces), each
+ * for DIRECT_CLIENT_IDLE_MS, well within the worker's wait so that it is not closed under a new piece.
+ */
+export const DIRECT_SERVER_IDLE_MS = 30_000
+export const DIRECT_CLIENT_IDLE_MS = 5000
+export const DIRECT_IDLE_PER_PEER = 2

@@ -51,6 +51,8 @@ export interface CreateShoalLibp2pInit {
   meshKeeperIntervalMs?: number
   /** Many nodes sharing one machine's cores (`shoal sim`); defaults are those of a volunteer's node. */
   tuning?: MeshTuning
+  /** Test hook: false makes the direct channel refuse reuse, as a node from before it could. */
+  directReuse?: boolean
 }
 
 /**
@@ -157,7 +159,7 @@ export async function createShoalLibp2p (init: CreateShoalLibp2pInit): Promise<S
       }),
       capacity: capacityService({ ...init.capacity, intervalMs: config.adIntervalMs }),
       inference: inferenceService(init.inference),
-      direct: directChannelService({ enabled: config.direct, host: directHost(config.listen), port: config.directPort, maxFrameBytes: MAX_FRAME_BYTES }),
+      direct: directChannelService({ enabled: config.direct, host: directHost(config.listen), port: config.directPort, maxFrameBytes: MAX_FRAME_BYTES, reuse: init.directReuse }),
       meshKeeper: meshKeeper({
         bootstrap: config.bootstrap,
         targetConnections: tuning.targetConnections ?? TARGET_CONNECTIONS,

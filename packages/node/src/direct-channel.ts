@@ -10,7 +10,7 @@ import {
 import { encode as encodeVarint, decode as decodeVarint } from 'uint8-varint'
 import { Uint8ArrayList } from 'uint8arraylist'
 import {
-  DIRECT_CONNECT_TIMEOUT_MS, DIRECT_MAX_CONNECTIONS, DIRECT_READ_BUFFER_BYTES, DIRECT_TICKET_TTL_MS,
+  DIRECT_CONNECT_TIMEOUT_MS, DIRECT_MAX_CONNECTIONS, DIRECT_READ_BUFFER_BYTES, DIRECT_SERVER_IDLE_MS, DIRECT_TICKET_TTL_MS,
   DIRECT_TICKETS_PER_PEER, DIRECT_TICKETS_TOTAL, HEADER_TIMEOUT_MS
 } from './constants.js'
 import { ListenError } from './errors.js'
@@ -36,6 +36,8 @@ const SMALL_FRAME_BYTES = 64 * 1024
 export class SocketFrames implements Channel {
   readonly kind = 'direct'
   readonly frames: Frames
+  /** Both sides agreed to run several exchanges on this connection, one after another (the offer's `reuse`). */
+  reuse = false
   private readonly buffer = new Uint8ArrayList()
   private wake: (() => void) | undefined
   private ended = false
@@ -56,6 +58,51 @@ export class SocketFrames implements Channel {
     this.frames = {
       read: async (options) => await this.read(options),
       write: async (bytes, options) => { await this.write(bytes, options) }
+    }
+  }
+
+  /**
+   * Whether another exchange may start on the connection: it is open both ways and nothing has
+   * failed; on the side that starts exchanges, also nothing unread is left of the last one.
+   */
+  reusable (emptyBuffer: boolean): boolean {
+    return this.reuse && this.failure == null && !this.ended && !this.socket.destroyed && this.socket.writable &&
+      (!emptyBuffer || this.buffer.byteLength === 0)
+  }
+
+  /**
+   * Waits for the first bytes of the next exchange: true when they are here, false when the other
+   * side ended the connection, it failed, or `idleMs` passed first.
+   */
+  async waitForData (idleMs: number): Promise<boolean> {
+    while (this.buffer.byteLength === 0) {
+      if (this.failure != null || this.ended || this.socket.destroyed) return false
+      this.needed = 1
+      const woke = await new Promise<boolean>(resolve => {
+        const timer = setTimeout(() => { this.wake = undefined; resolve(false) }, idleMs)
+        this.wake = () => { clearTimeout(timer); resolve(true) }
+      })
+      if (!woke) return false
+    }
+    return true
+  }
+
+  /**
+   * One exchange on a connection kept for several: its `close` leaves the connection open unless
+   * `final`, and tells `onEnd` whether the connection may carry another; its `abort` breaks it.
+   */
+  exchange (onEnd: (kept: boolean) => void): Channel {
+    let ended = false
+    const end = (kept: boolean): void => {
+      if (ended) return
+      ended = true
+      onEnd(kept)
+    }
+    return {
+      kind: 'direct',
+      frames: this.frames,
+      close: async (options) => { end(options?.final !== true) },
+      abort: (err) => { this.abort(err); end(false) }
     }
   }
 
@@ -164,6 +211,10 @@ export interface DirectChannelInit {
   port: number
   /** The most bytes one frame may carry on a direct connection. */
   maxFrameBytes: number
+  /** Agree to run several exchanges on a connection when a client asks (default true; tests turn it off to play an older node). */
+  reuse?: boolean
+  /** How long a reused connection waits for its next exchange (default DIRECT_SERVER_IDLE_MS). */
+  idleMs?: number
 }
 
 export interface DirectChannelComponents {
@@ -176,6 +227,8 @@ interface Ticket {
   key: Buffer
   peer: PeerId
   protocol: string
+  /** The connection will carry exchanges one after another (the client asked, the offer agreed). */
+  reuse: boolean
   expires: NodeJS.Timeout
 }
 
@@ -195,6 +248,7 @@ export class DirectChannelService implements Startable {
   private readonly open = new Set<TLSSocket>()
   private server: TlsServer | undefined
   private boundPort = 0
+  private accepted = 0
 
   constructor (components: DirectChannelComponents, init: DirectChannelInit) {
     this.components = components
@@ -207,6 +261,11 @@ export class DirectChannelService implements Startable {
   /** Where the listener is bound, or null when there is none (off, or not started). */
   get listening (): { host: string, port: number } | null {
     return this.server == null ? null : { host: this.init.host, port: this.boundPort }
+  }
+
+  /** Direct connections accepted since start (each one a TLS handshake). */
+  get connectionsAccepted (): number {
+    return this.accepted
   }
 
   /** Lets `protocol` run over direct connections, served by `handler`. */
@@ -280,13 +339,39 @@ export class DirectChannelService implements Startable {
       return
     }
     socket.setNoDelay(true)
+    this.accepted++
     this.open.add(socket)
     socket.once('close', () => this.open.delete(socket))
     const channel = new SocketFrames(socket, this.init.maxFrameBytes)
+    if (ticket.reuse) {
+      channel.reuse = true
+      void this.serveExchanges(channel, handler, ticket)
+      return
+    }
     handler(channel, ticket.peer).catch((err: any) => {
       this.log('direct %s exchange with %p failed - %s', ticket.protocol, ticket.peer, err.message)
       channel.abort(err)
     })
+  }
+
+  /**
+   * A connection that carries exchanges one after another: each starts when its first bytes arrive
+   * (the client sends a request only once it has read the whole answer to the last), until the client
+   * ends the connection, an exchange fails or ends it (`final`), or none comes for the idle time.
+   */
+  private async serveExchanges (conn: SocketFrames, handler: ChannelHandler, ticket: Ticket): Promise<void> {
+    while (await conn.waitForData(this.init.idleMs ?? DIRECT_SERVER_IDLE_MS)) {
+      let kept = false
+      const exchange = conn.exchange(k => { kept = k })
+      try {
+        await handler(exchange, ticket.peer)
+      } catch (err: any) {
+        this.log('direct %s exchange with %p failed - %s', ticket.protocol, ticket.peer, err.message)
+        exchange.abort(err)
+      }
+      if (!kept || !conn.reusable(false)) break
+    }
+    await conn.close().catch(() => {})
   }
 
   private forget (ticket: Ticket): void {
@@ -300,7 +385,7 @@ export class DirectChannelService implements Startable {
     let offer: DirectOffer
     try {
       const request = await readMessage(lp, DirectRequest, signal, 'direct request', MAX_DIRECT_MESSAGE_BYTES)
-      offer = this.offer(request.protocol, connection.remotePeer)
+      offer = this.offer(request.protocol, request.reuse, connection.remotePeer)
     } catch (err: any) {
       stream.abort(err)
       return
@@ -313,8 +398,8 @@ export class DirectChannelService implements Startable {
     }
   }
 
-  private offer (protocol: string, peer: PeerId): DirectOffer {
-    const refuse = (code: DirectOffer.Code, message: string): DirectOffer => ({ code, message, port: 0, ticket: new Uint8Array(), key: new Uint8Array(), ttlMs: 0 })
+  private offer (protocol: string, reuse: boolean, peer: PeerId): DirectOffer {
+    const refuse = (code: DirectOffer.Code, message: string): DirectOffer => ({ code, message, port: 0, ticket: new Uint8Array(), key: new Uint8Array(), ttlMs: 0, reuse: false })
     if (this.server == null || !this.handlers.has(protocol)) return refuse(DirectOffer.Code.UNAVAILABLE, `${protocol.slice(0, 100)} is not served over direct connections here`)
     if (this.tickets.size >= DIRECT_TICKETS_TOTAL) return refuse(DirectOffer.Code.BUSY, `${this.tickets.size} direct tickets outstanding, the most this node issues`)
     let held = 0
@@ -326,11 +411,12 @@ export class DirectChannelService implements Startable {
       key: randomBytes(DIRECT_KEY_BYTES),
       peer,
       protocol,
+      reuse: reuse && this.init.reuse !== false,
       expires: setTimeout(() => { this.forget(ticket) }, DIRECT_TICKET_TTL_MS)
     }
     ticket.expires.unref()
     this.tickets.set(ticket.id, ticket)
-    return { code: DirectOffer.Code.OK, message: '', port: this.boundPort, ticket: new Uint8Array(id), key: new Uint8Array(ticket.key), ttlMs: DIRECT_TICKET_TTL_MS }
+    return { code: DirectOffer.Code.OK, message: '', port: this.boundPort, ticket: new Uint8Array(id), key: new Uint8Array(ticket.key), ttlMs: DIRECT_TICKET_TTL_MS, reuse: ticket.reuse }
   }
 }
 
@@ -361,15 +447,16 @@ function directClientContext (): SecureContext {
 /**
  * The client side: asks `peer` for a ticket over `stream` (a fresh /shoal/direct/1.0.0 stream on a
  * connection whose remote IP is `host`), then opens the TLS connection to `host` and returns it as a
- * channel for `protocol`. Throws DirectUnavailableError when the peer offers none or the connection
- * cannot be made.
+ * channel for `protocol`. With `reuse` it asks to run several exchanges on it; the result's `reuse`
+ * says whether the worker agreed (then each exchange goes through `exchange()`). Throws
+ * DirectUnavailableError when the peer offers none or the connection cannot be made.
  */
-export async function openDirectChannel (stream: Stream, host: string, protocol: string, maxFrameBytes: number, signal: AbortSignal): Promise<SocketFrames> {
+export async function openDirectChannel (stream: Stream, host: string, protocol: string, maxFrameBytes: number, signal: AbortSignal, reuse = false): Promise<SocketFrames> {
   let offer: DirectOffer
   const lp = frames(stream)
   try {
     const deadline = AbortSignal.any([signal, AbortSignal.timeout(HEADER_TIMEOUT_MS)])
-    await writeMessage(lp, DirectRequest, { protocol }, deadline)
+    await writeMessage(lp, DirectRequest, { protocol, reuse }, deadline)
     offer = await readMessage(lp, DirectOffer, deadline, 'direct offer', MAX_DIRECT_MESSAGE_BYTES)
     await stream.close({ signal: deadline }).catch(() => {})
   } catch (err: any) {
@@ -404,5 +491,7 @@ export async function openDirectChannel (stream: Stream, host: string, protocol:
     throw new DirectUnavailableError(`direct connection to ${host}:${offer.port} failed: ${err.message}`)
   }
   socket.setNoDelay(true)
-  return new SocketFrames(socket, maxFrameBytes)
+  const channel = new SocketFrames(socket, maxFrameBytes)
+  channel.reuse = reuse && offer.reuse
+  return channel
 }

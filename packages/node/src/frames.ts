@@ -21,8 +21,11 @@ export interface Channel {
   /** What carries the frames. */
   readonly kind: 'stream' | 'direct'
   readonly frames: Frames
-  /** Finishes writing; the exchange is over. */
-  close: (options?: AbortOptions) => Promise<void>
+  /**
+   * Finishes writing; the exchange is over. `final`: nothing more may follow on the connection (a
+   * direct connection kept for further exchanges is closed after this one; a stream is always closed).
+   */
+  close: (options?: AbortOptions & { final?: boolean }) => Promise<void>
   /** Ends the exchange at once (the other side sees a reset). */
   abort: (err: Error) => void
 }

@@ -39,9 +39,10 @@ export class PeerUnreachableError extends Error {
 
 /**
  * Opens a direct data channel for /shoal/infer/1.0.0 to a peer, or resolves undefined when there is
- * none to be had (the piece then goes over a libp2p stream).
+ * none to be had (the piece then goes over a libp2p stream). The channel may be a connection kept
+ * from an earlier piece (`reused`); `fresh` asks for a new one.
  */
-export type OpenDirect = (peer: PeerId, signal: AbortSignal) => Promise<Channel | undefined>
+export type OpenDirect = (peer: PeerId, signal: AbortSignal, fresh?: boolean) => Promise<(Channel & { reused?: boolean }) | undefined>
 
 /**
  * Runs one piece on `peer`. A piece whose inputs reach `directMinBytes` (DIRECT_MIN_BYTES unless a
@@ -51,19 +52,34 @@ export type OpenDirect = (peer: PeerId, signal: AbortSignal) => Promise<Channel 
 export async function runRemotePiece (dial: Dial, peer: PeerId, request: PieceRequest, signal: AbortSignal, openDirect?: OpenDirect, directMinBytes = DIRECT_MIN_BYTES): Promise<PieceResult> {
   const entries = Object.entries(request.inputs)
   const inputBytes = entries.reduce((n, [, t]) => n + t.data.byteLength, 0)
-  let channel = openDirect != null && inputBytes >= directMinBytes ? await openDirect(peer, signal) : undefined
-  const direct = channel != null
-  if (channel == null) {
-    let stream: Stream
+  const useDirect = openDirect != null && inputBytes >= directMinBytes
+  const open = async (fresh: boolean): Promise<Channel & { reused?: boolean }> => {
+    const direct = useDirect ? await openDirect(peer, signal, fresh) : undefined
+    if (direct != null) return direct
     try {
       // the request goes out with the protocol selection: no round trip waiting for the worker to confirm
-      stream = await dial(peer, INFER_PROTOCOL, { signal, negotiateFully: false })
+      return streamChannel(await dial(peer, INFER_PROTOCOL, { signal, negotiateFully: false }))
     } catch (err: any) {
       if (signal.aborted) throw err
       throw new PeerUnreachableError(String(err.message ?? err))
     }
-    channel = streamChannel(stream)
   }
+  const channel = await open(false)
+  const state = { answered: false }
+  try {
+    return await exchange(channel, request, signal, state)
+  } catch (err: any) {
+    // A kept connection can have died since its last piece (the worker restarted, or dropped it) with
+    // the news still on its way: if nothing came back on it, the piece goes once more on a new one.
+    if (channel.reused !== true || state.answered || err instanceof PieceError || signal.aborted) throw err
+    return await exchange(await open(true), request, signal, state)
+  }
+}
+
+/** One exchange of /shoal/infer/1.0.0 on `channel`; `state.answered` once the worker's answer began. */
+async function exchange (channel: Channel, request: PieceRequest, signal: AbortSignal, state: { answered: boolean }): Promise<PieceResult> {
+  const entries = Object.entries(request.inputs)
+  const direct = channel.kind === 'direct'
   try {
     const lp = channel.frames
     await writeMessage(lp, InferRequest, {
@@ -76,6 +92,7 @@ export async function runRemotePiece (dial: Dial, peer: PeerId, request: PieceRe
     // A worker that refuses early (overloaded, bad header) may stop reading: its answer still comes.
     await writeData(lp, entries.map(([, t]) => t.data), signal).catch(() => {})
     const response = await readMessage(lp, InferResponse, signal, 'infer response')
+    state.answered = true
     if (response.code !== InferResponse.Code.OK) {
       throw new PieceError(response.code, response.message.slice(0, 1000))
     }

@@ -217,7 +217,8 @@ export class InferenceService implements Startable {
     try {
       await writeMessage(channel.frames, InferResponse, { outputs: [], computeMs: 0, computeUs: 0, provider: '', ...response }, signal)
       await writeData(channel.frames, data, signal)
-      await channel.close({ signal })
+      // after an error nothing more on this connection: the client may still be sending the piece's data
+      await channel.close({ signal, final: response.code !== Code.OK })
     } catch (err: any) {
       // the submitter went away (it cancelled a superseded copy, or left): nothing to tell anyone
       channel.abort(err)

@@ -8,7 +8,7 @@ import { calibrate, SessionCache, slowed, ThreadedSessions } from '@shoal/runtim
 import type { Calibration, PieceRuntime, Tensor } from '@shoal/runtime'
 import { apiRoutes } from './api-routes.js'
 import { ApiServer } from './api-server.js'
-import { DIRECT_RETRY_AFTER_MS, KEPT_FINISHED_JOBS, NAME_REPUBLISH_MS, NAME_TIMEOUT_MS, SHOAL_VERSION } from './constants.js'
+import { DIRECT_CLIENT_IDLE_MS, DIRECT_IDLE_PER_PEER, DIRECT_RETRY_AFTER_MS, KEPT_FINISHED_JOBS, NAME_REPUBLISH_MS, NAME_TIMEOUT_MS, SHOAL_VERSION } from './constants.js'
 import { createShoalLibp2p } from './create-libp2p.js'
 import type { MeshTuning, ShoalLibp2p } from './create-libp2p.js'
 import { dataDirFiles, loadOrCreateIdentity, prepareDataDir, writePrivateFile } from './data-dir.js'
@@ -17,6 +17,7 @@ import { parseModelCid } from './model-dag.js'
 import { detectHardware } from './hardware.js'
 import { runRemotePiece } from './infer-client.js'
 import { DirectUnavailableError, openDirectChannel } from './direct-channel.js'
+import type { SocketFrames } from './direct-channel.js'
 import type { Channel } from './frames.js'
 import { Job, JobError } from './job.js'
 import type { JobOptions } from './job.js'
@@ -89,6 +90,8 @@ export interface ShoalNodeInit {
   noProviderTimeoutMs?: number
   /** Test hook: the memory in use that `--max-memory` is checked against (default: the process's resident set). */
   memoryInUse?: () => number
+  /** Test hook: false makes this node refuse to reuse direct connections, as a node from before it could. */
+  directReuse?: boolean
   /**
    * Simulation hook: runs pieces instead of ONNX Runtime sessions (`shoal sim`'s calibrated delay).
    * The node closes it when it stops.
@@ -117,6 +120,8 @@ export class ShoalNode {
   private readonly jobs = new Map<string, Job>()
   /** Peers whose direct channel failed to open, until when their pieces use libp2p streams. */
   private readonly directRefused = new Map<string, number>()
+  /** Direct connections kept between pieces, per peer (docs/protocol.md 6.1, reuse). */
+  private readonly directIdle = new Map<string, Array<{ conn: SocketFrames, timer: NodeJS.Timeout }>>()
   /** Prometheus metrics (`GET /metrics`; docs/operators.md). */
   readonly metrics: NodeMetrics
 
@@ -191,6 +196,7 @@ export class ShoalNode {
       config,
       meshKeeperIntervalMs: this.init.meshKeeperIntervalMs,
       tuning: this.init.tuning,
+      directReuse: this.init.directReuse,
       capacity: { local: () => this.localCapacity() },
       inference: {
         maxConcurrency: config.maxConcurrency,
@@ -260,6 +266,7 @@ export class ShoalNode {
       await this.api.stop()
     }
     for (const job of this.jobs.values()) job.cancel()
+    this.closeIdleDirect()
     this.nameService?.stop()
     await this.swarmService?.stop()
     await this.libp2pNode?.stop()
@@ -277,6 +284,7 @@ export class ShoalNode {
     libp2p.services.capacity.silence()
     for (const connection of libp2p.getConnections()) connection.abort(new Error('node killed'))
     libp2p.services.direct.abortAll()
+    this.closeIdleDirect()
     await this.stop()
   }
 
@@ -338,7 +346,7 @@ export class ShoalNode {
       runRemote: async (peerId, request, signal) => await runRemotePiece(
         async (peer, protocol, options) => await libp2p.dialProtocol(peer, protocol, options),
         peerIdFromString(peerId), request, signal,
-        async (peer, signal) => await this.openDirect(peer, signal)
+        async (peer, signal, fresh) => await this.directChannelTo(peer, signal, fresh)
       ),
       runLocal: async (cid, tensors) => await this.sessions!.run(cid, async () => await this.models.bytes(cid), tensors),
       maxResponseBytes: this.config.maxRequestBytes * 4
@@ -356,19 +364,26 @@ export class ShoalNode {
   }
 
   /**
-   * A direct data channel for a piece to `peer` (docs/protocol.md 6.1), or undefined: no open TCP
-   * connection to it whose address we could connect to again, the peer offers none, or the channel
-   * failed to open (then that peer's pieces use libp2p streams for DIRECT_RETRY_AFTER_MS).
+   * A direct data channel for a piece to `peer` (docs/protocol.md 6.1): a connection kept from an
+   * earlier piece (`reused`; not with `fresh`), or a new one; or undefined: no open TCP connection to
+   * it whose address we could connect to again, the peer offers none, or the channel failed to open
+   * (then that peer's pieces use libp2p streams for DIRECT_RETRY_AFTER_MS).
    */
-  private async openDirect (peer: PeerId, signal: AbortSignal): Promise<Channel | undefined> {
+  async directChannelTo (peer: PeerId, signal: AbortSignal, fresh = false): Promise<(Channel & { reused?: boolean }) | undefined> {
     const key = peer.toString()
+    for (let idle = fresh ? undefined : this.directIdle.get(key)?.pop(); idle != null; idle = this.directIdle.get(key)?.pop()) {
+      clearTimeout(idle.timer)
+      if (idle.conn.reusable(true)) return { ...this.directExchange(key, idle.conn), reused: true }
+      idle.conn.abort(new Error('no longer usable'))
+    }
     if ((this.directRefused.get(key) ?? 0) > Date.now()) return undefined
     const connection = this.libp2p.getConnections(peer).find(c => c.status === 'open' && directlyDialable(c.remoteAddr))
     const host = connection?.remoteAddr.getComponents().find(c => c.name === 'ip4' || c.name === 'ip6')?.value
     if (connection == null || host == null) return undefined
     try {
       const stream = await connection.newStream(DIRECT_PROTOCOL, { signal, negotiateFully: false })
-      return await openDirectChannel(stream, host, INFER_PROTOCOL, MAX_FRAME_BYTES, signal)
+      const conn = await openDirectChannel(stream, host, INFER_PROTOCOL, MAX_FRAME_BYTES, signal, true)
+      return conn.reuse ? this.directExchange(key, conn) : conn
     } catch (err: any) {
       if (signal.aborted) throw err
       // a busy peer may have a ticket for the next piece; any other failure will not mend itself soon
@@ -380,6 +395,45 @@ export class ShoalNode {
       this.libp2p.logger.forComponent('shoal:direct')('no direct channel to %p, using a libp2p stream - %s', peer, err.message)
       return undefined
     }
+  }
+
+  /**
+   * One piece's exchange on a direct connection that may carry more: when it ends cleanly the
+   * connection waits for the next piece to that peer (at most DIRECT_IDLE_PER_PEER of them, each for
+   * DIRECT_CLIENT_IDLE_MS), saving the next piece the offer and the TLS handshake.
+   */
+  private directExchange (key: string, conn: SocketFrames): Channel {
+    return conn.exchange(kept => {
+      const idle = this.directIdle.get(key) ?? []
+      if (!kept || !conn.reusable(true) || idle.length >= DIRECT_IDLE_PER_PEER || this.libp2pNode?.status !== 'started') {
+        conn.close().catch(() => {})
+        return
+      }
+      const entry = {
+        conn,
+        timer: setTimeout(() => {
+          const list = this.directIdle.get(key) ?? []
+          const i = list.indexOf(entry)
+          if (i >= 0) list.splice(i, 1)
+          if (list.length === 0) this.directIdle.delete(key)
+          conn.close().catch(() => {})
+        }, DIRECT_CLIENT_IDLE_MS)
+      }
+      entry.timer.unref()
+      idle.push(entry)
+      this.directIdle.set(key, idle)
+    })
+  }
+
+  /** Closes the direct connections kept between pieces. */
+  private closeIdleDirect (): void {
+    for (const list of this.directIdle.values()) {
+      for (const { conn, timer } of list) {
+        clearTimeout(timer)
+        conn.abort(new Error('the node is stopping'))
+      }
+    }
+    this.directIdle.clear()
   }
 
   /** Adds an ended job to the metrics. */

@@ -102,6 +102,95 @@ describe('the direct data channel (TLS 1.3 with a one-time key, docs/protocol.md
     expect(result.progress.directPieces).toBeGreaterThan(0)
   })
 
+  it('runs the next pieces to a worker on the connections of the last: a TLS handshake per piece in flight, not per piece', async () => {
+    const submitter = await startNode()
+    const worker = await startNode([submitter.addrs[0]])
+    nodes = [submitter, worker]
+    await waitFor(() => submitter.peers().length === 1, 'the submitter to see the worker')
+    const { cid, x, bytes } = await bigPieceJob(submitter, 4096)
+    const reference = await localRun(bytes, { input: x })
+    const result = await submitter.submitJob(cid, { input: x }, { rowsPerPiece: 512 }).run()
+    expect(sameBytes(result.outputs.output, reference.output)).toBe(true)
+    expect(result.progress.directPieces).toBe(8)
+    // a window of 2 pieces in flight: 2 connections carried all 8
+    const accepted = worker.libp2p.services.direct.connectionsAccepted
+    expect(accepted).toBeGreaterThan(0)
+    expect(accepted).toBeLessThanOrEqual(2)
+    // the next job, a moment later, finds them still open
+    const again = await submitter.submitJob(cid, { input: x }, { rowsPerPiece: 512 }).run()
+    expect(sameBytes(again.outputs.output, reference.output)).toBe(true)
+    expect(again.progress.directPieces).toBe(8)
+    expect(worker.libp2p.services.direct.connectionsAccepted).toBe(accepted)
+  })
+
+  it('a worker that does not keep connections (an older node) gets one per piece', async () => {
+    const submitter = await startNode()
+    const worker = await startNode([submitter.addrs[0]], {}, { directReuse: false })
+    nodes = [submitter, worker]
+    await waitFor(() => submitter.peers().length === 1, 'the submitter to see the worker')
+    const { cid, x, bytes } = await bigPieceJob(submitter, 4096)
+    const result = await submitter.submitJob(cid, { input: x }, { rowsPerPiece: 512 }).run()
+    expect(sameBytes(result.outputs.output, (await localRun(bytes, { input: x })).output)).toBe(true)
+    expect(result.progress.directPieces).toBe(8)
+    expect(worker.libp2p.services.direct.connectionsAccepted).toBe(8)
+  })
+
+  it('kept connections that the worker dropped cost no piece: the next job completes, outputs identical', async () => {
+    const submitter = await startNode()
+    const worker = await startNode([submitter.addrs[0]])
+    nodes = [submitter, worker]
+    await waitFor(() => submitter.peers().length === 1, 'the submitter to see the worker')
+    const { cid, x, bytes } = await bigPieceJob(submitter, 4096)
+    const reference = await localRun(bytes, { input: x })
+    await submitter.submitJob(cid, { input: x }, { rowsPerPiece: 512 }).run()
+    const before = worker.libp2p.services.direct.connectionsAccepted
+    worker.libp2p.services.direct.abortAll()
+    const result = await submitter.submitJob(cid, { input: x }, { rowsPerPiece: 512 }).run()
+    expect(sameBytes(result.outputs.output, reference.output)).toBe(true)
+    // a piece that met a dead kept connection went again on a new one: no retry, no piece elsewhere
+    expect(result.progress.retries).toBe(0)
+    expect(result.progress.perPeer[worker.peerId]).toBe(8)
+    expect(result.progress.directPieces).toBe(8)
+    expect(worker.libp2p.services.direct.connectionsAccepted).toBeGreaterThan(before)
+  })
+
+  it('a kept connection carries exchanges one after another; the worker ends it after a final one', async () => {
+    const a = await startNode()
+    const b = await startNode([a.addrs[0]])
+    nodes = [a, b]
+    await waitFor(() => a.peers().length === 1, 'the nodes to see each other')
+    // echoes a frame; a frame [0] is answered [255] and ends the connection, as an error answer does
+    b.libp2p.services.direct.serve('/test/echo/1', async (channel) => {
+      const frame = (await channel.frames.read()).subarray()
+      await channel.frames.write(frame[0] === 0 ? Uint8Array.of(255) : frame)
+      await channel.close({ final: frame[0] === 0 })
+    })
+    const open = async (reuse: boolean) => await openDirectChannel(await a.libp2p.dialProtocol(b.libp2p.peerId, DIRECT_PROTOCOL), '127.0.0.1', '/test/echo/1', MAX_FRAME_BYTES, AbortSignal.timeout(5000), reuse)
+    // kept only when asked for
+    const single = await open(false)
+    expect(single.reuse).toBe(false)
+    single.abort(new Error('not used'))
+    const conn = await open(true)
+    expect(conn.reuse).toBe(true)
+    let accepted = 0
+    for (const n of [1, 2, 3]) {
+      let kept: boolean | undefined
+      const exchange = conn.exchange(k => { kept = k })
+      await exchange.frames.write(Uint8Array.of(n))
+      expect([...(await exchange.frames.read()).subarray()]).toEqual([n])
+      await exchange.close()
+      expect(kept).toBe(true)
+      expect(conn.reusable(true)).toBe(true)
+      // no new connection after the first exchange
+      if (n === 1) accepted = b.libp2p.services.direct.connectionsAccepted
+      else expect(b.libp2p.services.direct.connectionsAccepted).toBe(accepted)
+    }
+    const last = conn.exchange(() => {})
+    await last.frames.write(Uint8Array.of(0))
+    expect([...(await last.frames.read()).subarray()]).toEqual([255])
+    await waitFor(() => !conn.reusable(true), 'the worker to end the connection')
+  })
+
   it('a worker started with --no-direct gets the same pieces over libp2p streams', async () => {
     const submitter = await startNode()
     const worker = await startNode([submitter.addrs[0]], { direct: false })

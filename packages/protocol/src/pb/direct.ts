@@ -5,6 +5,7 @@ import type { Uint8ArrayList } from 'uint8arraylist'
 
 export interface DirectRequest {
   protocol: string
+  reuse: boolean
 }
 
 export namespace DirectRequest {
@@ -22,12 +23,18 @@ export namespace DirectRequest {
           w.string(obj.protocol)
         }
 
+        if ((obj.reuse != null && obj.reuse !== false)) {
+          w.uint32(16)
+          w.bool(obj.reuse)
+        }
+
         if (opts.lengthDelimited !== false) {
           w.ldelim()
         }
       }, (reader, length, opts = {}) => {
         const obj: any = {
-          protocol: ''
+          protocol: '',
+          reuse: false
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -38,6 +45,10 @@ export namespace DirectRequest {
           switch (tag >>> 3) {
             case 1: {
               obj.protocol = reader.string()
+              break
+            }
+            case 2: {
+              obj.reuse = reader.bool()
               break
             }
             default: {
@@ -62,6 +73,13 @@ export namespace DirectRequest {
               }
               break
             }
+            case 2: {
+              yield {
+                field: `${prefix}.reuse`,
+                value: reader.bool()
+              }
+              break
+            }
             default: {
               reader.skipType(tag & 7)
               break
@@ -79,6 +97,11 @@ export namespace DirectRequest {
     value: string
   }
 
+  export interface DirectRequestReuseFieldEvent {
+    field: '$.reuse'
+    value: boolean
+  }
+
   export function encode (obj: Partial<DirectRequest>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, DirectRequest.codec())
   }
@@ -87,7 +110,7 @@ export namespace DirectRequest {
     return decodeMessage(buf, DirectRequest.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<DirectRequest>): Generator<DirectRequestProtocolFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<DirectRequest>): Generator<DirectRequestProtocolFieldEvent | DirectRequestReuseFieldEvent> {
     return streamMessage(buf, DirectRequest.codec(), opts)
   }
 }
@@ -99,6 +122,7 @@ export interface DirectOffer {
   ticket: Uint8Array<ArrayBuffer>
   key: Uint8Array<ArrayBuffer>
   ttlMs: number
+  reuse: boolean
 }
 
 export namespace DirectOffer {
@@ -159,6 +183,11 @@ export namespace DirectOffer {
           w.uint32(obj.ttlMs)
         }
 
+        if ((obj.reuse != null && obj.reuse !== false)) {
+          w.uint32(56)
+          w.bool(obj.reuse)
+        }
+
         if (opts.lengthDelimited !== false) {
           w.ldelim()
         }
@@ -169,7 +198,8 @@ export namespace DirectOffer {
           port: 0,
           ticket: uint8ArrayAlloc(0),
           key: uint8ArrayAlloc(0),
-          ttlMs: 0
+          ttlMs: 0,
+          reuse: false
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -200,6 +230,10 @@ export namespace DirectOffer {
             }
             case 6: {
               obj.ttlMs = reader.uint32()
+              break
+            }
+            case 7: {
+              obj.reuse = reader.bool()
               break
             }
             default: {
@@ -259,6 +293,13 @@ export namespace DirectOffer {
               }
               break
             }
+            case 7: {
+              yield {
+                field: `${prefix}.reuse`,
+                value: reader.bool()
+              }
+              break
+            }
             default: {
               reader.skipType(tag & 7)
               break
@@ -301,6 +342,11 @@ export namespace DirectOffer {
     value: number
   }
 
+  export interface DirectOfferReuseFieldEvent {
+    field: '$.reuse'
+    value: boolean
+  }
+
   export function encode (obj: Partial<DirectOffer>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, DirectOffer.codec())
   }
@@ -309,7 +355,7 @@ export namespace DirectOffer {
     return decodeMessage(buf, DirectOffer.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<DirectOffer>): Generator<DirectOfferCodeFieldEvent | DirectOfferMessageFieldEvent | DirectOfferPortFieldEvent | DirectOfferTicketFieldEvent | DirectOfferKeyFieldEvent | DirectOfferTtlMsFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<DirectOffer>): Generator<DirectOfferCodeFieldEvent | DirectOfferMessageFieldEvent | DirectOfferPortFieldEvent | DirectOfferTicketFieldEvent | DirectOfferKeyFieldEvent | DirectOfferTtlMsFieldEvent | DirectOfferReuseFieldEvent> {
     return streamMessage(buf, DirectOffer.codec(), opts)
   }
 }
