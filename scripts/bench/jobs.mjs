@@ -178,7 +178,7 @@ function transferText (moved) {
       ['raw TCP socket, receiver drops the bytes (the reference)', moved.tcp.toFixed(0), '1.00', '-'],
       ['raw TCP socket, receiver copies them into one buffer', moved.tcpStore.toFixed(0), (moved.tcpStore / moved.tcp).toFixed(2), '-'],
       ['Shoal data frames on a libp2p stream (TCP + Noise + Yamux)', moved.shoal.toFixed(0), (moved.shoal / moved.tcp).toFixed(2), '>= 0.50'],
-      ['Shoal data frames on the direct data channel (TLS 1.3, pieces of 1 MiB and more)', moved.direct.toFixed(0), (moved.direct / moved.tcp).toFixed(2), '>= 0.50']
+      ['Shoal data frames on the direct data channel (TLS 1.3, pieces of 64 KiB and more)', moved.direct.toFixed(0), (moved.direct / moved.tcp).toFixed(2), '>= 0.50']
     ])
   ].join('\n')
 }
@@ -298,7 +298,7 @@ export async function run ({ record: save, args = [] }) {
     '',
     transferText(moved),
     '',
-    '**One piece by size**, over a libp2p stream, over a new direct connection (offer, TCP and TLS handshake included) and over the direct connection kept from the previous piece (what jobs do), in-process submitter and worker, the worker answering the input as its output at once; jobs send pieces direct from 1 MiB of input:',
+    '**One piece by size**, over a libp2p stream, over a new direct connection (offer, TCP and TLS handshake included) and over the direct connection kept from the previous piece (what jobs do), in-process submitter and worker, the worker answering the input as its output at once; jobs send pieces direct from 64 KiB of input:',
     '',
     table(SIZES_HEADER, sizes),
     '',

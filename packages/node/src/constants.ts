@@ -145,10 +145,12 @@ export const FETCH_ANSWER_MARGIN_MS = 1000
 /**
  * Pieces whose input tensors reach this many bytes go over a direct data channel (direct-channel.ts)
  * when the worker offers one. `pnpm bench jobs` (one piece by size, input and output each way): at
- * 64 KiB the direct channel's offer, TCP connection and TLS handshake make it 1.2-1.6x slower than a
- * libp2p stream, at 256 KiB 0.85-1.26x, at 1 MiB it takes 0.72-0.82 of the time, at 4 MiB 0.4-0.5.
+ * 64 KiB a new direct connection (offer, TCP connection, TLS handshake) takes 1.4-1.5x a libp2p
+ * stream's time, but the connection is kept for the next pieces, which then take 0.2-0.3x; from 1 MiB
+ * even a new one is faster. Below 64 KiB the time saved is a millisecond or two a piece, and a worker
+ * whose direct port cannot be reached would make a tiny job wait for the connection attempt.
  */
-export const DIRECT_MIN_BYTES = 1024 * 1024
+export const DIRECT_MIN_BYTES = 64 * 1024
 
 /** An unused direct-channel ticket expires after this long. */
 export const DIRECT_TICKET_TTL_MS = 10_000

@@ -34,8 +34,8 @@ describe('shoal run, end to end through node processes', () => {
     expect(result.stderr).toBe('')
     expect(result.code).toBe(0)
     const summary = JSON.parse(result.stdout)
-    // pieces of 98 KB: under the 1 MiB at which pieces go over direct connections
-    expect(summary).toMatchObject({ pieces: 4, retries: 0, directPieces: 0, executionProviders: { cpu: 4 } })
+    // pieces of 98 KB: over the 64 KiB from which pieces go over direct connections
+    expect(summary).toMatchObject({ pieces: 4, retries: 0, directPieces: 4, executionProviders: { cpu: 4 } })
     expect(typeof summary.jobId).toBe('string')
     expect(summary.wallMs).toBeGreaterThan(0)
     expect(Object.values(summary.peers).reduce((a: number, b: any) => a + b, 0)).toBe(4)
