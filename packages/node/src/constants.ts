@@ -144,13 +144,13 @@ export const FETCH_ANSWER_MARGIN_MS = 1000
 
 /**
  * Pieces whose input tensors reach this many bytes go over a direct data channel (direct-channel.ts)
- * when the worker offers one. `pnpm bench jobs` (one piece by size, input and output each way): at
- * 64 KiB a new direct connection (offer, TCP connection, TLS handshake) takes 1.4-1.5x a libp2p
- * stream's time, but the connection is kept for the next pieces, which then take 0.2-0.3x; from 1 MiB
- * even a new one is faster. Below 64 KiB the time saved is a millisecond or two a piece, and a worker
- * whose direct port cannot be reached would make a tiny job wait for the connection attempt.
+ * when the worker offers one: every piece. `pnpm bench jobs`: a new direct connection (offer, TCP
+ * connection, TLS handshake) makes a 64 KiB piece 1.3-1.4x slower than a libp2p stream, but the
+ * connection is kept for the next pieces, which then take 0.2-0.3x a stream's time at every size, and
+ * a tiny piece's dispatch overhead falls from ~2 ms to ~0.6 ms. (Until 2026-11-23, without kept
+ * connections, only pieces of 1 MiB and more were worth a connection each.)
  */
-export const DIRECT_MIN_BYTES = 64 * 1024
+export const DIRECT_MIN_BYTES = 0
 
 /** An unused direct-channel ticket expires after this long. */
 export const DIRECT_TICKET_TTL_MS = 10_000

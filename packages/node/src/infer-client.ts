@@ -72,7 +72,12 @@ export async function runRemotePiece (dial: Dial, peer: PeerId, request: PieceRe
     // A kept connection can have died since its last piece (the worker restarted, or dropped it) with
     // the news still on its way: if nothing came back on it, the piece goes once more on a new one.
     if (channel.reused !== true || state.answered || err instanceof PieceError || signal.aborted) throw err
-    return await exchange(await open(true), request, signal, state)
+    try {
+      return await exchange(await open(true), request, signal, state)
+    } catch (again: any) {
+      // the peer is gone, not unreachable from the start: the piece did go out, and failed with it
+      throw again instanceof PeerUnreachableError ? err : again
+    }
   }
 }
 

@@ -101,9 +101,10 @@ describe('peers that fail', () => {
   it('a worker that accepts a piece and never answers: the piece times out and is reassigned', async () => {
     nodes = await startJobMesh(2, [{ gflops: 1000 }, {}])
     const [submitter, mute] = nodes
-    // the mute worker takes every infer stream and says nothing
+    // the mute worker takes every piece, on an infer stream or a direct connection, and says nothing
     await mute.libp2p.unhandle(INFER_PROTOCOL)
     await mute.libp2p.handle(INFER_PROTOCOL, () => {}, { maxInboundStreams: 64 })
+    mute.libp2p.services.direct.serve(INFER_PROTOCOL, async () => await new Promise(() => {}))
     const model = await submitter.addModel(detection)
     const x = images(6, 64, 64)
     // end-game off: it would copy the mute worker's pieces before their deadline; here the deadline itself is tested
