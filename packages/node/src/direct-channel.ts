@@ -213,8 +213,6 @@ export interface DirectChannelInit {
   maxFrameBytes: number
   /** Agree to run several exchanges on a connection when a client asks (default true; tests turn it off to play an older node). */
   reuse?: boolean
-  /** How long a reused connection waits for its next exchange (default DIRECT_SERVER_IDLE_MS). */
-  idleMs?: number
 }
 
 export interface DirectChannelComponents {
@@ -360,7 +358,7 @@ export class DirectChannelService implements Startable {
    * ends the connection, an exchange fails or ends it (`final`), or none comes for the idle time.
    */
   private async serveExchanges (conn: SocketFrames, handler: ChannelHandler, ticket: Ticket): Promise<void> {
-    while (await conn.waitForData(this.init.idleMs ?? DIRECT_SERVER_IDLE_MS)) {
+    while (await conn.waitForData(DIRECT_SERVER_IDLE_MS)) {
       let kept = false
       const exchange = conn.exchange(k => { kept = k })
       try {
