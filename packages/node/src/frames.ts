@@ -78,19 +78,36 @@ export async function writeData (lp: Frames, buffers: Uint8Array[], signal: Abor
 
 /** Reads exactly `total` bytes of data frames into one buffer (whose size the caller has validated). */
 export async function readData (lp: Frames, total: number, signal: AbortSignal, what: string): Promise<Uint8Array> {
-  const out = new Uint8Array(total)
+  return (await readDataParts(lp, [total], signal, what))[0]
+}
+
+/**
+ * Reads data frames into one buffer per part (`sizes`, whose total the caller has validated): a
+ * frame may end inside a part or run across parts. Each buffer is the caller's alone.
+ */
+export async function readDataParts (lp: Frames, sizes: number[], signal: AbortSignal, what: string): Promise<Uint8Array[]> {
+  const parts = sizes.map(size => new Uint8Array(size))
+  const total = sizes.reduce((n, size) => n + size, 0)
+  let part = 0
   let offset = 0
-  while (offset < total) {
+  let read = 0
+  while (read < total) {
     const frame = await lp.read({ signal })
-    if (frame.byteLength === 0 || offset + frame.byteLength > total) {
+    if (frame.byteLength === 0 || read + frame.byteLength > total) {
       throw new InvalidMessageError('bad-tensor', `${what}: data frames do not add up to the ${total} bytes announced`)
     }
-    for (const chunk of frame) {
-      out.set(chunk, offset)
-      offset += chunk.byteLength
+    for (let chunk of frame) {
+      read += chunk.byteLength
+      while (chunk.byteLength > 0) {
+        while (offset === parts[part].byteLength) { part++; offset = 0 }
+        const n = Math.min(chunk.byteLength, parts[part].byteLength - offset)
+        parts[part].set(chunk.subarray(0, n), offset)
+        offset += n
+        chunk = chunk.subarray(n)
+      }
     }
   }
-  return out
+  return parts
 }
 
 /** Reads and discards `total` bytes of data frames (an OVERLOADED answer still lets the client finish writing). */

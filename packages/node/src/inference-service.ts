@@ -8,7 +8,7 @@ import type { TensorHeader } from '@shoal/protocol'
 import { mismatchWithModel } from '@shoal/runtime'
 import type { PieceRuntime, Tensor } from '@shoal/runtime'
 import { FETCH_ANSWER_MARGIN_MS, HEADER_TIMEOUT_MS, MAX_INBOUND_INFER_STREAMS } from './constants.js'
-import { drainData, readData, readMessage, streamChannel, writeData, writeMessage } from './frames.js'
+import { drainData, readDataParts, readMessage, streamChannel, writeData, writeMessage } from './frames.js'
 import type { Channel } from './frames.js'
 import type { NodeMetrics } from './metrics.js'
 import type { ModelStore } from './model-store.js'
@@ -143,20 +143,17 @@ export class InferenceService implements Startable {
     const deadlineMs = Math.max(1, request.deadlineMs)
     signal = AbortSignal.timeout(deadlineMs)
     try {
-      const data = await readData(lp, total, signal, 'infer request')
+      // one buffer per input, which the inference thread can then take over without a copy
+      const data = await readDataParts(lp, inputs.map(t => t.byteLength), signal, 'infer request')
       this.init.metrics?.workerTensorBytes.inc({ direction: 'in', channel: channel.kind }, total)
       await linkDelay(this.init.shaping, total, signal)
       const tensors: Record<string, Tensor> = {}
-      let offset = 0
-      for (const t of inputs) {
-        tensors[t.name] = { dtype: t.dtype, dims: t.dims, data: data.subarray(offset, offset + t.byteLength) }
-        offset += t.byteLength
-      }
+      inputs.forEach((t, i) => { tensors[t.name] = { dtype: t.dtype, dims: t.dims, data: data[i] } })
       await this.ensureModel(request.modelCid, remotePeer, deadlineMs, signal)
       const info = this.init.store.info(request.modelCid)!
       const mismatch = mismatchWithModel(info, inputs)
       if (mismatch != null) throw new PieceError(Code.BAD_INPUT, mismatch)
-      const result = await this.init.sessions.run(request.modelCid, async () => await this.init.store.bytes(request.modelCid), tensors)
+      const result = await this.init.sessions.run(request.modelCid, async () => await this.init.store.bytes(request.modelCid), tensors, { owned: true })
       if (signal.aborted) throw new PieceError(Code.DEADLINE_EXCEEDED, `the piece took longer than its ${deadlineMs} ms deadline`)
       const outputs = Object.entries(result.outputs)
       const outputBytes = outputs.reduce((n, [, t]) => n + t.data.byteLength, 0)

@@ -1,7 +1,9 @@
 import { streamPair } from '@libp2p/utils'
 import { InferRequest, MAX_FRAME_BYTES } from '@shoal/protocol'
 import { describe, expect, it } from 'vitest'
-import { frames, readData, readMessage, writeData, writeMessage } from '../src/frames.js'
+import { frames, readData, readDataParts, readMessage, writeData, writeMessage } from '../src/frames.js'
+import type { Frames } from '../src/frames.js'
+import { Uint8ArrayList } from 'uint8arraylist'
 
 const signal = (): AbortSignal => AbortSignal.timeout(5000)
 
@@ -26,6 +28,22 @@ describe('frames', () => {
     const [a, b] = await streamPair()
     void writeData(frames(a), [new Uint8Array(100)], signal()).catch(() => {})
     await expect(readData(frames(b), 60, signal(), 'test')).rejects.toThrow(/do not add up to the 60 bytes announced/)
+  })
+
+  it('reads data into one buffer per part, whatever the frames\' boundaries', async () => {
+    // frames of 3 bytes (each of two chunks) across parts of 5, 0, 1 and 4 bytes
+    const bytes = Uint8Array.from({ length: 10 }, (_, i) => i + 1)
+    const queued: Uint8ArrayList[] = []
+    for (let i = 0; i < bytes.byteLength; i += 3) {
+      const frame = bytes.subarray(i, Math.min(i + 3, bytes.byteLength))
+      queued.push(new Uint8ArrayList(frame.subarray(0, 1), frame.subarray(1)))
+    }
+    const lp: Frames = { read: async () => queued.shift()!, write: async () => {} }
+    const parts = await readDataParts(lp, [5, 0, 1, 4], signal(), 'test')
+    expect(parts.map(p => [...p])).toEqual([[1, 2, 3, 4, 5], [], [6], [7, 8, 9, 10]])
+    // each part has a buffer of its own, which a receiver can move to another thread
+    expect(parts.every(p => p.byteOffset === 0 && p.byteLength === p.buffer.byteLength)).toBe(true)
+    expect(queued).toHaveLength(0)
   })
 
   it('refuses a header that is not the expected message', async () => {

@@ -53,8 +53,16 @@ export interface PieceRun {
 }
 
 /** What a node needs to run pieces: ONNX Runtime sessions here, a calibrated delay in simulations. */
+export interface PieceRunOptions {
+  /**
+   * The inputs' buffers are the runtime's to keep or move (the caller made them for this run and will
+   * not touch them again): a runtime in another thread moves them there instead of copying.
+   */
+  owned?: boolean
+}
+
 export interface PieceRuntime {
-  run: (cid: string, load: () => Promise<Uint8Array>, inputs: Record<string, Tensor>) => Promise<PieceRun>
+  run: (cid: string, load: () => Promise<Uint8Array>, inputs: Record<string, Tensor>, options?: PieceRunOptions) => Promise<PieceRun>
   close: () => Promise<void>
 }
 
@@ -73,8 +81,8 @@ export interface SessionCacheInit {
 export function slowed (runtime: PieceRuntime, slowdown: number): PieceRuntime {
   if (!(slowdown > 1)) return runtime
   return {
-    run: async (cid, load, inputs) => {
-      const result = await runtime.run(cid, load, inputs)
+    run: async (cid, load, inputs, options) => {
+      const result = await runtime.run(cid, load, inputs, options)
       await new Promise(resolve => setTimeout(resolve, result.computeMs * (slowdown - 1)))
       return { ...result, computeMs: result.computeMs * slowdown }
     },

@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads'
-import type { PieceRun, PieceRuntime, SessionCacheInit } from './session.js'
+import type { PieceRun, PieceRunOptions, PieceRuntime, SessionCacheInit } from './session.js'
 import type { FromThread, ToThread } from './session-thread.js'
 import type { Tensor } from './tensor.js'
 
@@ -42,7 +42,7 @@ export class ThreadedSessions implements PieceRuntime {
     this.init = init
   }
 
-  async run (cid: string, load: () => Promise<Uint8Array>, inputs: Record<string, Tensor>): Promise<PieceRun> {
+  async run (cid: string, load: () => Promise<Uint8Array>, inputs: Record<string, Tensor>, options: PieceRunOptions = {}): Promise<PieceRun> {
     if (this.closed) throw new Error('the inference sessions are closed')
     const slot = await this.acquire()
     try {
@@ -51,10 +51,14 @@ export class ThreadedSessions implements PieceRuntime {
       return await new Promise<PieceRun>((resolve, reject) => {
         const id = ++this.nextId
         slot.calls.set(id, { load, resolve, reject })
-        // each input copied into a buffer of its own, which is then moved to the thread: the caller's may
-        // be a view into a whole batch or a Node Buffer pool (whose slice() is no copy), not ours to move
+        // each input moved to the thread in a buffer of its own: the caller's own when it gave them up
+        // (`owned`) and each fills its whole buffer, else a copy (the caller's may be a view into a whole
+        // batch or a Node Buffer pool, whose slice() is no copy: not ours to move)
         const own: Record<string, Tensor> = {}
-        for (const [name, t] of Object.entries(inputs)) own[name] = { dtype: t.dtype, dims: t.dims, data: new Uint8Array(t.data) }
+        for (const [name, t] of Object.entries(inputs)) {
+          const whole = options.owned === true && t.data.byteOffset === 0 && t.data.byteLength === t.data.buffer.byteLength && !(t.data.buffer instanceof SharedArrayBuffer)
+          own[name] = { dtype: t.dtype, dims: t.dims, data: whole ? t.data : new Uint8Array(t.data) }
+        }
         const message: ToThread = { type: 'run', id, cid, inputs: own }
         slot.worker.postMessage(message, Object.values(own).map(t => t.data.buffer as ArrayBuffer))
       })

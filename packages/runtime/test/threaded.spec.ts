@@ -27,6 +27,32 @@ describe('ThreadedSessions: ONNX Runtime off the node\'s event loop', () => {
     }
   })
 
+  it('moves inputs the caller gave up (owned) to the thread instead of copying them; copies the rest', async () => {
+    const threaded = new ThreadedSessions({ providers: ['cpu'], cpuThreads: 1 })
+    const local = new SessionCache({ providers: ['cpu'], cpuThreads: 1 })
+    try {
+      const reference = await local.run('m', async () => model, { input: x })
+      const same = (run: { outputs: Record<string, Tensor> }): boolean => Buffer.from(run.outputs.output.data).equals(Buffer.from(reference.outputs.output.data))
+      // owned and filling its own buffer: moved (the caller's buffer is detached)
+      const mine: Tensor = { ...x, data: new Uint8Array(x.data) }
+      expect(same(await threaded.run('m', async () => model, { input: mine }, { owned: true }))).toBe(true)
+      expect(mine.data.byteLength).toBe(0)
+      // not owned: copied, the caller's intact
+      const kept: Tensor = { ...x, data: new Uint8Array(x.data) }
+      expect(same(await threaded.run('m', async () => model, { input: kept }))).toBe(true)
+      expect(kept.data.byteLength).toBe(x.data.byteLength)
+      // owned but a view into a bigger buffer: copied, the rest of that buffer untouched
+      const batch = new Uint8Array(x.data.byteLength * 2)
+      batch.set(x.data, x.data.byteLength)
+      const view: Tensor = { ...x, data: batch.subarray(x.data.byteLength) }
+      expect(same(await threaded.run('m', async () => model, { input: view }, { owned: true }))).toBe(true)
+      expect(batch.byteLength).toBe(x.data.byteLength * 2)
+    } finally {
+      await threaded.close()
+      await local.close()
+    }
+  })
+
   it('the event loop keeps turning while a piece computes (on the main thread it would not)', async () => {
     const threaded = new ThreadedSessions({ providers: ['cpu'], cpuThreads: 1 })
     const big: Tensor = { dtype: 'float32', dims: [1024, 1024], data: new Uint8Array(1024 * 1024 * 4).fill(1) }
