@@ -3,12 +3,23 @@ import { choosePieceRows, planPieces } from '../src/plan.js'
 import { Scheduler } from '../src/scheduler.js'
 import type { SchedulerOptions } from '../src/scheduler.js'
 import { simulate } from './simulate.js'
-import type { SimPeer } from './simulate.js'
+import type { SimPeer, SimResult } from './simulate.js'
 
 // the reference: 1 ms per row on a 100 GFLOP/s node
 const base: SchedulerOptions = { refMsPerRow: 1, refGflops: 100, timeoutFloorMs: 200, backoffMs: 100 }
 const peer = (peerId: string, gflops: number, trueMsPerRow: number, extra: Partial<SimPeer> = {}): SimPeer =>
   ({ peerId, gflops, slots: 2, trueMsPerRow, ...extra })
+
+/** The ETA after each result that `which` picks (more than 5 of them) is within 0.8 and `high` times the time that was really left. */
+function expectEtaWithin (result: SimResult, which: (p: SimResult['progress'][number]) => boolean, high: number): void {
+  const samples = result.progress.filter(which)
+  expect(samples.length).toBeGreaterThan(5)
+  for (const p of samples) {
+    const left = result.endedAt - p.at
+    expect(p.etaMs).toBeGreaterThanOrEqual(left * 0.8)
+    expect(p.etaMs).toBeLessThanOrEqual(left * high)
+  }
+}
 
 describe('piece planning', () => {
   it('sizes pieces for the target time on the median peer, several per peer, within limits', () => {
@@ -62,13 +73,7 @@ describe('assignment', () => {
     const result = simulate(new Scheduler(pieces, { ...base, endgame: false }), pieces, [peer('a', 100, 1, { serial: true })])
     expect(result.state).toBe('done')
     expect(result.endedAt).toBe(200)
-    const samples = result.progress.filter(p => p.done >= 4 && result.endedAt - p.at >= 40)
-    expect(samples.length).toBeGreaterThan(5)
-    for (const p of samples) {
-      const left = result.endedAt - p.at
-      expect(p.etaMs).toBeGreaterThanOrEqual(left * 0.8)
-      expect(p.etaMs).toBeLessThanOrEqual(left * 1.25)
-    }
+    expectEtaWithin(result, p => p.done >= 4 && result.endedAt - p.at >= 40, 1.25)
   })
 
   it('measures a peer that runs its pieces side by side by the rate at which they come back', () => {
@@ -76,13 +81,7 @@ describe('assignment', () => {
     const pieces = planPieces(200, 10)
     const result = simulate(new Scheduler(pieces, { ...base, endgame: false }), pieces, [peer('a', 100, 2)])
     expect(result.state).toBe('done')
-    const samples = result.progress.filter(p => p.done >= 4 && result.endedAt - p.at >= 40)
-    expect(samples.length).toBeGreaterThan(5)
-    for (const p of samples) {
-      const left = result.endedAt - p.at
-      expect(p.etaMs).toBeGreaterThanOrEqual(left * 0.8)
-      expect(p.etaMs).toBeLessThanOrEqual(left * 1.5)
-    }
+    expectEtaWithin(result, p => p.done >= 4 && result.endedAt - p.at >= 40, 1.5)
   })
 
   it('does not take a peer\'s model fetch for slowness', () => {
@@ -92,13 +91,7 @@ describe('assignment', () => {
     const s = new Scheduler(pieces, { ...base, endgame: false, modelFetchMs: 500 })
     const result = simulate(s, pieces, [peer('a', 100, 1, { serial: true }), peer('b', 100, 1, { serial: true, hasModel: false, fetchMs: 500 })])
     expect(result.state).toBe('done')
-    const samples = result.progress.filter(p => p.at >= 510 && result.endedAt - p.at >= 100)
-    expect(samples.length).toBeGreaterThan(5)
-    for (const p of samples) {
-      const left = result.endedAt - p.at
-      expect(p.etaMs).toBeGreaterThanOrEqual(left * 0.8)
-      expect(p.etaMs).toBeLessThanOrEqual(left * 1.25)
-    }
+    expectEtaWithin(result, p => p.at >= 510 && result.endedAt - p.at >= 100, 1.25)
   })
 
   it('gives serial peers work in proportion to their compute speed', () => {

@@ -23,6 +23,15 @@ async function bigPieceJob (submitter: ShoalNode, rows = 2048): Promise<{ cid: s
   return { cid, bytes, x: { dtype: 'float32' as const, dims: [rows, 512], data: new Uint8Array(values.buffer) } }
 }
 
+/** A submitter and one worker (started with these flags and test hooks) that it sees. */
+async function workerPair (flags: Record<string, unknown> = {}, init: Parameters<typeof startNode>[2] = {}): Promise<[ShoalNode, ShoalNode]> {
+  const submitter = await startNode()
+  const worker = await startNode([submitter.addrs[0]], flags, init)
+  nodes = [submitter, worker]
+  await waitFor(() => submitter.peers().length === 1, 'the submitter to see the worker')
+  return [submitter, worker]
+}
+
 /** Asks `to` for a direct-channel ticket over a libp2p stream, as openDirectChannel does. */
 async function requestOffer (from: ShoalNode, to: ShoalNode, protocol: string): Promise<DirectOffer> {
   const stream = await from.libp2p.dialProtocol(to.libp2p.peerId, DIRECT_PROTOCOL)
@@ -103,10 +112,7 @@ describe('the direct data channel (TLS 1.3 with a one-time key, docs/protocol.md
   })
 
   it('runs the next pieces to a worker on the connections of the last: a TLS handshake per piece in flight, not per piece', async () => {
-    const submitter = await startNode()
-    const worker = await startNode([submitter.addrs[0]])
-    nodes = [submitter, worker]
-    await waitFor(() => submitter.peers().length === 1, 'the submitter to see the worker')
+    const [submitter, worker] = await workerPair()
     const { cid, x, bytes } = await bigPieceJob(submitter, 4096)
     const reference = await localRun(bytes, { input: x })
     const result = await submitter.submitJob(cid, { input: x }, { rowsPerPiece: 512 }).run()
@@ -124,10 +130,7 @@ describe('the direct data channel (TLS 1.3 with a one-time key, docs/protocol.md
   })
 
   it('a worker that does not keep connections (an older node) gets one per piece', async () => {
-    const submitter = await startNode()
-    const worker = await startNode([submitter.addrs[0]], {}, { directReuse: false })
-    nodes = [submitter, worker]
-    await waitFor(() => submitter.peers().length === 1, 'the submitter to see the worker')
+    const [submitter, worker] = await workerPair({}, { directReuse: false })
     const { cid, x, bytes } = await bigPieceJob(submitter, 4096)
     const result = await submitter.submitJob(cid, { input: x }, { rowsPerPiece: 512 }).run()
     expect(sameBytes(result.outputs.output, (await localRun(bytes, { input: x })).output)).toBe(true)
@@ -136,10 +139,7 @@ describe('the direct data channel (TLS 1.3 with a one-time key, docs/protocol.md
   })
 
   it('kept connections that the worker dropped cost no piece: the next job completes, outputs identical', async () => {
-    const submitter = await startNode()
-    const worker = await startNode([submitter.addrs[0]])
-    nodes = [submitter, worker]
-    await waitFor(() => submitter.peers().length === 1, 'the submitter to see the worker')
+    const [submitter, worker] = await workerPair()
     const { cid, x, bytes } = await bigPieceJob(submitter, 4096)
     const reference = await localRun(bytes, { input: x })
     await submitter.submitJob(cid, { input: x }, { rowsPerPiece: 512 }).run()
@@ -192,10 +192,7 @@ describe('the direct data channel (TLS 1.3 with a one-time key, docs/protocol.md
   })
 
   it('a worker started with --no-direct gets the same pieces over libp2p streams', async () => {
-    const submitter = await startNode()
-    const worker = await startNode([submitter.addrs[0]], { direct: false })
-    nodes = [submitter, worker]
-    await waitFor(() => submitter.peers().length === 1, 'the submitter to see the worker')
+    const [submitter, worker] = await workerPair({ direct: false })
     expect(worker.libp2p.services.direct.listening).toBeNull()
     const { cid, x, bytes } = await bigPieceJob(submitter)
     const result = await submitter.submitJob(cid, { input: x }, { rowsPerPiece: 512 }).run()
@@ -208,10 +205,7 @@ describe('the direct data channel (TLS 1.3 with a one-time key, docs/protocol.md
   })
 
   it('a peer that does not speak /shoal/direct/1.0.0 (an older node) gets its pieces over libp2p streams', async () => {
-    const submitter = await startNode()
-    const worker = await startNode([submitter.addrs[0]])
-    nodes = [submitter, worker]
-    await waitFor(() => submitter.peers().length === 1, 'the submitter to see the worker')
+    const [submitter, worker] = await workerPair()
     await worker.libp2p.services.direct.stop()
     const { cid, x, bytes } = await bigPieceJob(submitter)
     const result = await submitter.submitJob(cid, { input: x }, { rowsPerPiece: 512 }).run()
@@ -271,10 +265,7 @@ describe('the direct data channel (TLS 1.3 with a one-time key, docs/protocol.md
   })
 
   it('a frame over the size limit on a direct connection gets BAD_INPUT, and the worker serves the next piece', async () => {
-    const submitter = await startNode()
-    const worker = await startNode([submitter.addrs[0]])
-    nodes = [submitter, worker]
-    await waitFor(() => submitter.peers().length === 1, 'the submitter to see the worker')
+    const [submitter, worker] = await workerPair()
     const offer = await requestOffer(submitter, worker, INFER_PROTOCOL)
     const socket = await handshake(offer.port, hex(offer.ticket), offer.key)
     const answer: Buffer[] = []
