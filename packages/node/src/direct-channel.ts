@@ -266,6 +266,11 @@ export class DirectChannelService implements Startable {
     return this.accepted
   }
 
+  /** Direct connections open now. */
+  get connectionsOpen (): number {
+    return this.open.size
+  }
+
   /** Lets `protocol` run over direct connections, served by `handler`. */
   serve (protocol: string, handler: ChannelHandler): void {
     this.handlers.set(protocol, handler)

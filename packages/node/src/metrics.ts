@@ -12,6 +12,9 @@ export interface NodeGauges {
   models: () => number
   storeBytes: () => number
   storeQuotaBytes: () => number
+  /** Direct connections this node serves now, and has accepted since start. */
+  directOpen: () => number
+  directAccepted: () => number
 }
 
 /** What a node has done for others since it started (`shoal node status`). */
@@ -65,6 +68,9 @@ export class NodeMetrics {
     gauge('shoal_models', 'Complete models in this node\'s store', gauges.models)
     gauge('shoal_model_store_bytes', 'Bytes of the models in this node\'s store', gauges.storeBytes)
     gauge('shoal_model_store_quota_bytes', 'This node\'s storage quota for models (--max-storage)', gauges.storeQuotaBytes)
+    gauge('shoal_direct_connections', 'Direct data channel connections this node serves now (kept between pieces)', gauges.directOpen)
+    // eslint-disable-next-line no-new
+    new Counter({ name: 'shoal_direct_connections_accepted_total', help: 'Direct data channel connections this node accepted (each a TLS handshake)', registers, collect () { this.reset(); this.inc(gauges.directAccepted()) } })
   }
 
   /** A piece computed for another node and answered ok. */

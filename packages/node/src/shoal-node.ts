@@ -142,7 +142,9 @@ export class ShoalNode {
       jobsRunning: () => [...this.jobs.values()].filter(j => j.result == null && j.error == null).length,
       models: () => this.models.list().length,
       storeBytes: () => this.models.usedBytes(),
-      storeQuotaBytes: () => this.config.maxStorageBytes
+      storeQuotaBytes: () => this.config.maxStorageBytes,
+      directOpen: () => this.libp2pNode?.services.direct.connectionsOpen ?? 0,
+      directAccepted: () => this.libp2pNode?.services.direct.connectionsAccepted ?? 0
     })
   }
 

@@ -127,6 +127,11 @@ describe('the direct data channel (TLS 1.3 with a one-time key, docs/protocol.md
     expect(sameBytes(again.outputs.output, reference.output)).toBe(true)
     expect(again.progress.directPieces).toBe(8)
     expect(worker.libp2p.services.direct.connectionsAccepted).toBe(accepted)
+    // which the worker's metrics show
+    const metrics = await worker.metrics.text()
+    expect(metricValue(metrics, 'shoal_direct_connections_accepted_total')).toBe(accepted)
+    expect(metricValue(metrics, 'shoal_direct_connections')).toBe(worker.libp2p.services.direct.connectionsOpen)
+    expect(worker.libp2p.services.direct.connectionsOpen).toBeGreaterThan(0)
   })
 
   it('a worker that does not keep connections (an older node) gets one per piece', async () => {
