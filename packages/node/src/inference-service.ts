@@ -83,7 +83,6 @@ export class InferenceService implements Startable {
   private readonly init: InferenceServiceInit
   private readonly log: Logger
   private runningPieces = 0
-  private served = 0
 
   constructor (components: InferenceServiceComponents, init: InferenceServiceInit) {
     this.components = components
@@ -101,10 +100,6 @@ export class InferenceService implements Startable {
     return Math.max(0, this.init.maxConcurrency - this.runningPieces)
   }
 
-  /** Pieces this node has completed for others since start. */
-  get completed (): number {
-    return this.served
-  }
 
   async start (): Promise<void> {
     const limits = { maxInboundStreams: MAX_INBOUND_INFER_STREAMS, maxOutboundStreams: MAX_INBOUND_INFER_STREAMS }
@@ -166,7 +161,6 @@ export class InferenceService implements Startable {
         computeUs: Math.min(0xffffffff, Math.round(result.computeMs * 1000)),
         provider: result.provider
       }, signal, outputs.map(([, t]) => t.data))
-      this.served++
       this.init.metrics?.pieceComputed({
         rows: inputs[0]?.dims[0] ?? 0,
         provider: result.provider,

@@ -375,7 +375,7 @@ export class ShoalNode {
     const key = peer.toString()
     for (let idle = fresh ? undefined : this.directIdle.get(key)?.pop(); idle != null; idle = this.directIdle.get(key)?.pop()) {
       clearTimeout(idle.timer)
-      if (idle.conn.reusable(true)) return { ...this.directExchange(key, idle.conn), reused: true }
+      if (idle.conn.reusable(true)) return this.directExchange(key, idle.conn, true)
       idle.conn.abort(new Error('no longer usable'))
     }
     if ((this.directRefused.get(key) ?? 0) > Date.now()) return undefined
@@ -404,8 +404,8 @@ export class ShoalNode {
    * connection waits for the next piece to that peer (at most DIRECT_IDLE_PER_PEER of them, each for
    * DIRECT_CLIENT_IDLE_MS), saving the next piece the offer and the TLS handshake.
    */
-  private directExchange (key: string, conn: SocketFrames): Channel {
-    return conn.exchange(kept => {
+  private directExchange (key: string, conn: SocketFrames, reused = false): Channel & { reused: boolean } {
+    const exchange = conn.exchange(kept => {
       const idle = this.directIdle.get(key) ?? []
       if (!kept || !conn.reusable(true) || idle.length >= DIRECT_IDLE_PER_PEER || this.libp2pNode?.status !== 'started') {
         conn.close().catch(() => {})
@@ -425,6 +425,7 @@ export class ShoalNode {
       idle.push(entry)
       this.directIdle.set(key, idle)
     })
+    return { ...exchange, reused }
   }
 
   /** Closes the direct connections kept between pieces. */

@@ -52,7 +52,6 @@ export interface PieceRun {
   computeMs: number
 }
 
-/** What a node needs to run pieces: ONNX Runtime sessions here, a calibrated delay in simulations. */
 export interface PieceRunOptions {
   /**
    * The inputs' buffers are the runtime's to keep or move (the caller made them for this run and will
@@ -61,6 +60,7 @@ export interface PieceRunOptions {
   owned?: boolean
 }
 
+/** What a node needs to run pieces: ONNX Runtime sessions here, a calibrated delay in simulations. */
 export interface PieceRuntime {
   run: (cid: string, load: () => Promise<Uint8Array>, inputs: Record<string, Tensor>, options?: PieceRunOptions) => Promise<PieceRun>
   close: () => Promise<void>
