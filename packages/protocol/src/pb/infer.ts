@@ -30,10 +30,12 @@ export namespace TensorInfo {
         }
 
         if (obj.dims != null && obj.dims.length > 0) {
+          w.uint32(26)
+          w.fork()
           for (const value of obj.dims) {
-            w.uint32(24)
             w.uint64(value)
           }
+          w.ldelim()
         }
 
         if ((obj.byteLength != null && obj.byteLength !== 0n)) {
@@ -67,6 +69,24 @@ export namespace TensorInfo {
               break
             }
             case 3: {
+              if ((tag & 7) === 2) {
+                const packedEnd = reader.uint32() + reader.pos
+                if (packedEnd > end) {
+                  throw new Error('Decode error - packed field "dims" overruns its message')
+                }
+                while (reader.pos < packedEnd) {
+              if (opts.limits?.dims != null && obj.dims.length === opts.limits.dims) {
+                throw new MaxLengthError('Decode error - repeated field "dims" had too many elements')
+              }
+
+                  obj.dims.push(reader.uint64())
+                }
+                if (reader.pos !== packedEnd) {
+                  throw new Error('Decode error - packed field "dims" ends inside a value')
+                }
+                break
+              }
+
               if (opts.limits?.dims != null && obj.dims.length === opts.limits.dims) {
                 throw new MaxLengthError('Decode error - repeated field "dims" had too many elements')
               }
@@ -112,6 +132,31 @@ export namespace TensorInfo {
               break
             }
             case 3: {
+              if ((tag & 7) === 2) {
+                const packedEnd = reader.uint32() + reader.pos
+                if (packedEnd > end) {
+                  throw new Error('Streaming decode error - packed field "dims" overruns its message')
+                }
+                while (reader.pos < packedEnd) {
+              if (opts.limits?.dims != null && obj.dims === opts.limits.dims) {
+                throw new MaxLengthError('Streaming decode error - repeated field "dims" had too many elements')
+              }
+
+              yield {
+                field: `${prefix}.dims[]`,
+                index: obj.dims,
+                value: reader.uint64()
+              }
+
+              obj.dims++
+
+                }
+                if (reader.pos !== packedEnd) {
+                  throw new Error('Streaming decode error - packed field "dims" ends inside a value')
+                }
+                break
+              }
+
               if (opts.limits?.dims != null && obj.dims === opts.limits.dims) {
                 throw new MaxLengthError('Streaming decode error - repeated field "dims" had too many elements')
               }
