@@ -169,3 +169,9 @@ export const DIRECT_READ_BUFFER_BYTES = 8 * 1024 * 1024
 export const DIRECT_SERVER_IDLE_MS = 30_000
 export const DIRECT_CLIENT_IDLE_MS = 5000
 export const DIRECT_IDLE_PER_PEER = 2
+
+/**
+ * Failed attempts a job lists (GET /v1/jobs/:id, `shoal run --json`); the rest are only counted. Enough
+ * to show every peer's reasons in a job that goes wrong, bounded for a job of a million pieces.
+ */
+export const MAX_LISTED_FAILURES = 100

@@ -83,6 +83,7 @@ export class InferenceService implements Startable {
   private readonly init: InferenceServiceInit
   private readonly log: Logger
   private runningPieces = 0
+  private waitingPieces = 0
 
   constructor (components: InferenceServiceComponents, init: InferenceServiceInit) {
     this.components = components
@@ -98,6 +99,14 @@ export class InferenceService implements Startable {
 
   get freeSlots (): number {
     return Math.max(0, this.init.maxConcurrency - this.runningPieces)
+  }
+
+  /**
+   * Pieces accepted that have not started computing: receiving their inputs, waiting for their model,
+   * or waiting for an inference thread (the capacity ad's `queue_length`).
+   */
+  get queueLength (): number {
+    return this.waitingPieces
   }
 
 
@@ -122,17 +131,27 @@ export class InferenceService implements Startable {
       if (request.jobId.length > MAX_ID_LENGTH || request.modelCid.length > MAX_ID_LENGTH) throw new InvalidMessageError('bad-field', 'job id or model CID too long')
       inputs = validateTensorInfos(request.inputs, this.init.maxRequestBytes, 'infer request')
     } catch (err: any) {
+      this.log('refused a piece from %p: BAD_INPUT - %s', remotePeer, err.message)
       await this.answer(channel, { code: Code.BAD_INPUT, message: err.message }, signal)
       return
     }
     const total = inputs.reduce((n, t) => n + t.byteLength, 0)
     const refusal = this.admit(total)
     if (refusal != null) {
+      this.log('refused piece %d of job %s from %p: %s - %s', request.pieceId, request.jobId, remotePeer, refusal.code, refusal.message)
       await drainData(lp, total, signal).catch(() => {})
       await this.answer(channel, refusal, signal)
       return
     }
     this.runningPieces++
+    this.waitingPieces++
+    let waiting = true
+    const computing = (): void => {
+      if (!waiting) return
+      waiting = false
+      this.waitingPieces--
+      this.init.onLoadChange?.()
+    }
     this.init.onLoadChange?.()
     const release = this.init.store.use(request.modelCid)
     const deadlineMs = Math.max(1, request.deadlineMs)
@@ -148,7 +167,7 @@ export class InferenceService implements Startable {
       const info = this.init.store.info(request.modelCid)!
       const mismatch = mismatchWithModel(info, inputs)
       if (mismatch != null) throw new PieceError(Code.BAD_INPUT, mismatch)
-      const result = await this.init.sessions.run(request.modelCid, async () => await this.init.store.bytes(request.modelCid), tensors, { owned: true })
+      const result = await this.init.sessions.run(request.modelCid, async () => await this.init.store.bytes(request.modelCid), tensors, { owned: true, onStart: computing })
       if (signal.aborted) throw new PieceError(Code.DEADLINE_EXCEEDED, `the piece took longer than its ${deadlineMs} ms deadline`)
       const outputs = Object.entries(result.outputs)
       const outputBytes = outputs.reduce((n, [, t]) => n + t.data.byteLength, 0)
@@ -177,6 +196,7 @@ export class InferenceService implements Startable {
       await this.answer(channel, { code, message: err.message }, AbortSignal.timeout(HEADER_TIMEOUT_MS))
     } finally {
       release()
+      computing()
       this.runningPieces--
       this.init.onLoadChange?.()
     }

@@ -4,7 +4,7 @@ import type { Assignment, FailureCause, Piece, Progress, SchedulerPeer } from '@
 import { InferResponse } from '@shoal/protocol'
 import { concatRows, mismatchWithModel, sliceRows } from '@shoal/runtime'
 import type { ModelInfo, Tensor } from '@shoal/runtime'
-import { ASSUMED_FETCH_BYTES_PER_MS, MODEL_FETCH_SETUP_MS } from './constants.js'
+import { ASSUMED_FETCH_BYTES_PER_MS, MAX_LISTED_FAILURES, MODEL_FETCH_SETUP_MS } from './constants.js'
 import { PieceError } from './inference-service.js'
 import { PeerUnreachableError } from './infer-client.js'
 import type { PieceRequest, PieceResult } from './infer-client.js'
@@ -38,6 +38,16 @@ export interface JobDeps {
   runLocal: (modelCid: string, inputs: Record<string, Tensor>, signal: AbortSignal) => Promise<PieceResult>
   maxResponseBytes: number
   now?: () => number
+  /** Debug log (`shoal:job`): every failed attempt and why. */
+  log?: (format: string, ...args: unknown[]) => void
+}
+
+/** A failed attempt of a piece on a peer, as `GET /v1/jobs/:id` and `shoal run --json` show it. */
+export interface PieceFailure {
+  peerId: string
+  piece: number
+  /** Why: the worker's error code and message, a refused answer (`BAD_ANSWER: ...`), a timeout, a disconnect. */
+  reason: string
 }
 
 export interface JobProgress extends Progress {
@@ -54,6 +64,10 @@ export interface JobProgress extends Progress {
   /** Peers (this node included) that can take pieces. */
   peers: number
   rowsPerPiece: number
+  /** Failed attempts, the first MAX_LISTED_FAILURES of them: what a worker's operator needs to see why its answers are refused. */
+  failures: PieceFailure[]
+  /** Every failed attempt, listed or not. */
+  failedAttempts: number
 }
 
 /** One attempt of a piece on a peer, as the submitter saw it: from dispatch to answer. */
@@ -103,6 +117,8 @@ export class Job {
   private bytesReceived = 0
   private directPieces = 0
   private readonly perProvider: Record<string, number> = {}
+  private readonly failures: PieceFailure[] = []
+  private failedAttempts = 0
   private readonly flights = new Map<string, AbortController>()
   private readonly results = new Map<number, Record<string, Tensor>>()
   private scheduler?: Scheduler
@@ -139,7 +155,7 @@ export class Job {
 
   progress (): JobProgress {
     const p = this.scheduler?.progress(this.now()) ?? { total: 0, done: 0, pending: 0, inFlight: 0, retries: 0, duplicates: 0, perPeer: {}, etaMs: null }
-    return { ...p, jobId: this.id, bytesSent: this.bytesSent, bytesReceived: this.bytesReceived, directPieces: this.directPieces, perProvider: { ...this.perProvider }, state: this.state, elapsedMs: this.startedAt === 0 ? 0 : Math.round(this.now() - this.startedAt), peers: this.allPeers().length, rowsPerPiece: this.rowsPerPiece }
+    return { ...p, jobId: this.id, bytesSent: this.bytesSent, bytesReceived: this.bytesReceived, directPieces: this.directPieces, perProvider: { ...this.perProvider }, state: this.state, elapsedMs: this.startedAt === 0 ? 0 : Math.round(this.now() - this.startedAt), peers: this.allPeers().length, rowsPerPiece: this.rowsPerPiece, failures: [...this.failures], failedAttempts: this.failedAttempts }
   }
 
   /** Runs the job (once: later calls return the same promise). */
@@ -324,6 +340,7 @@ export class Job {
       this.scheduler?.failed(pieceId, peerId, cause, this.now())
     }).finally(() => {
       this.flights.delete(key)
+      if (outcome === 'failed') this.recordFailure(peerId, pieceId, reason ?? 'unknown')
       const attempt: PieceAttempt = { pieceId, peerId, rows: piece.rows, startedAt, endedAt: this.now(), outcome, ...(reason != null ? { reason } : {}) }
       for (const listener of this.attemptListeners) {
         try {
@@ -334,11 +351,29 @@ export class Job {
     })
   }
 
-  /** Outputs must be the model's, each keeping the batch axis, or the pieces cannot be joined. */
+  private recordFailure (peerId: string, piece: number, reason: string): void {
+    this.failedAttempts++
+    if (this.failures.length < MAX_LISTED_FAILURES) this.failures.push({ peerId, piece, reason })
+    this.deps.log?.('job %s: piece %d on %s failed - %s', this.id, piece, peerId, reason)
+  }
+
+  /**
+   * An answer is used only if it has every output of the model, by name, with the model's element
+   * type, the batch axis of the piece and the other dimensions of the answers already used: else the
+   * pieces could not be joined into what one machine returns. Outputs the model does not have are ignored. A refused answer
+   * is a failed attempt (BAD_ANSWER) and the piece goes to another peer.
+   */
   private checkOutputs (outputs: Record<string, Tensor>, piece: Piece): FailureCause | undefined {
+    const refuse = (message: string): FailureCause => ({ kind: 'error', code: 'BAD_ANSWER', message })
     for (const output of this.deps.model.outputs) {
       const t = outputs[output.name]
-      if (t == null) return { kind: 'error', code: 'INTERNAL', message: `the answer lacks output "${output.name}"` }
+      if (t == null) return refuse(`the answer lacks output "${output.name}"`)
+      if (output.dtype != null && t.dtype !== output.dtype) return refuse(`output "${output.name}" is ${t.dtype}, the model's is ${output.dtype}`)
+      // the other dimensions as in every answer used so far (declared shapes can be symbolic, or wrong)
+      const used = this.results.values().next().value?.[output.name]
+      if (used != null && t.dims.slice(1).join() !== used.dims.slice(1).join()) {
+        return refuse(`output "${output.name}" has shape [${t.dims.join(', ')}] where other pieces had [${piece.rows}, ${used.dims.slice(1).join(', ')}]`)
+      }
       if (t.dims.length === 0 || t.dims[0] !== piece.rows) {
         return { kind: 'fatal', code: 'NOT_SPLITTABLE', message: `output "${output.name}" has shape [${t.dims.join(', ')}] for a piece of ${piece.rows} rows: the model does not keep the batch axis, so its batch cannot be split` }
       }

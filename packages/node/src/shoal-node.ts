@@ -351,7 +351,8 @@ export class ShoalNode {
         async (peer, signal, fresh) => await this.directChannelTo(peer, signal, fresh)
       ),
       runLocal: async (cid, tensors) => await this.sessions!.run(cid, async () => await this.models.bytes(cid), tensors),
-      maxResponseBytes: this.config.maxRequestBytes * 4
+      maxResponseBytes: this.config.maxRequestBytes * 4,
+      log: libp2p.logger.forComponent('shoal:job')
     }, inputs, options)
     job.validate()
     this.jobs.set(job.id, job)
@@ -513,7 +514,7 @@ export class ShoalNode {
         noGpu: !config.gpu
       },
       freeSlots: this.libp2pNode?.services.inference.freeSlots ?? config.maxConcurrency,
-      queueLength: 0,
+      queueLength: this.libp2pNode?.services.inference.queueLength ?? 0,
       models: this.models.list().map(m => m.cid).slice(0, MAX_AD_MODELS)
     }
   }

@@ -58,6 +58,11 @@ export interface PieceRunOptions {
    * not touch them again): a runtime in another thread moves them there instead of copying.
    */
   owned?: boolean
+  /**
+   * Called once when the run starts (a runtime with a fixed number of threads may keep a run waiting
+   * for one until then): a worker counts the pieces it has accepted and not yet started as its queue.
+   */
+  onStart?: () => void
 }
 
 /** What a node needs to run pieces: ONNX Runtime sessions here, a calibrated delay in simulations. */
@@ -123,7 +128,8 @@ export class SessionCache implements PieceRuntime {
   }
 
   /** Runs one batch through a model; returns every output, and which provider ran it, and how long it took. */
-  async run (cid: string, load: () => Promise<Uint8Array>, inputs: Record<string, Tensor>): Promise<PieceRun> {
+  async run (cid: string, load: () => Promise<Uint8Array>, inputs: Record<string, Tensor>, options: PieceRunOptions = {}): Promise<PieceRun> {
+    options.onStart?.()
     const { session, provider } = await this.session(cid, load)
     const feeds: Record<string, OrtTensor> = {}
     for (const [name, tensor] of Object.entries(inputs)) feeds[name] = toOrtTensor(tensor)

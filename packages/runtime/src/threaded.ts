@@ -48,6 +48,7 @@ export class ThreadedSessions implements PieceRuntime {
     try {
       // closed while this run waited: nothing may reach a thread after its 'close'
       if (this.closed) throw new Error('the inference sessions are closed')
+      options.onStart?.()
       return await new Promise<PieceRun>((resolve, reject) => {
         const id = ++this.nextId
         slot.calls.set(id, { load, resolve, reject })

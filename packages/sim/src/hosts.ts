@@ -68,7 +68,7 @@ export function simRuntime (node: Pick<PlannedNode, 'speed' | 'gpu'>, ctx: HostC
   const shared = ctx.shared
   if (shared == null) return slowed(new SessionCache({ providers: ['cpu'], cpuThreads: 1 }), slowdown)
   // the shared cache is closed by the run, after every node
-  return slowed({ run: async (cid, load, inputs) => await shared.run(cid, load, inputs), close: async () => {} }, slowdown)
+  return slowed({ run: async (cid, load, inputs, options) => await shared.run(cid, load, inputs, options), close: async () => {} }, slowdown)
 }
 
 /** A ShoalNode for a planned node, with the simulation's adapters; not started. */

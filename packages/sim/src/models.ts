@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { buildCalibrationModel } from '@shoal/runtime/calibration-model'
 import { byteLength, inspectModel, SessionCache, syntheticBatch } from '@shoal/runtime'
-import type { Dtype, ModelInfo, PieceRun, PieceRuntime, Tensor } from '@shoal/runtime'
+import type { Dtype, ModelInfo, PieceRun, PieceRunOptions, PieceRuntime, Tensor } from '@shoal/runtime'
 import { CALIBRATION_RUNS } from './constants.js'
 import { SimError } from './errors.js'
 import { packageDir } from './packages.js'
@@ -115,8 +115,9 @@ export class DelayRuntime implements PieceRuntime {
     this.speed = speed
   }
 
-  async run (cid: string, _load: () => Promise<Uint8Array>, inputs: Record<string, Tensor>): Promise<PieceRun> {
+  async run (cid: string, _load: () => Promise<Uint8Array>, inputs: Record<string, Tensor>, options: PieceRunOptions = {}): Promise<PieceRun> {
     if (this.closed) throw new Error('runtime closed')
+    options.onStart?.()
     const model = this.models.get(cid)
     if (model == null) throw new Error(`model ${cid} is not one of the scenario's`)
     const rows = Object.values(inputs)[0]?.dims[0] ?? 0

@@ -32,7 +32,10 @@ number of rows. The outputs are exactly what ONNX Runtime returns for the whole 
 
 On a terminal, progress is shown on stderr. At the end a summary is printed; with --json, stdout is one
 JSON object: {jobId, wallMs, pieces, rowsPerPiece, retries, duplicates, directPieces, peers: {peerId: pieces},
-executionProviders: {provider: pieces}, outputs: {name: path}}.
+executionProviders: {provider: pieces}, failures: [{peerId, piece, reason}], failedAttempts, outputs: {name: path}}.
+failures lists failed attempts (the first 100; failedAttempts counts them all): a worker's error answer,
+an answer refused by this node (BAD_ANSWER: an output missing, of the wrong type or shape), a timeout or a
+disconnect. The human summary groups them by peer and reason. A failed job prints them too.
 Exit status 0 only when every output is written.
 
 Example:
@@ -49,6 +52,25 @@ function bar (view: JobView, width = 28): string {
   const filled = p.total === 0 ? 0 : Math.round(width * p.done / p.total)
   const eta = p.etaMs == null || p.done === p.total ? '' : ` eta ${formatDuration(p.etaMs)}`
   return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${p.done}/${p.total} pieces, ${Object.keys(p.perPeer).length} peers, ${p.inFlight} running, ${p.retries} retries${eta}`
+}
+
+/** Failed attempts grouped by peer and reason: `  3 failed attempts on 12D3Koo...: BAD_ANSWER: ...`. */
+function failureLines (view: JobView): string[] {
+  const p = view.progress
+  if (p.failedAttempts === 0) return []
+  const groups = new Map<string, number>()
+  for (const f of p.failures) {
+    const key = `${f.peerId}\u0000${f.reason}`
+    groups.set(key, (groups.get(key) ?? 0) + 1)
+  }
+  const unlisted = p.failedAttempts - p.failures.length
+  return [
+    `  ${p.failedAttempts} failed attempt${p.failedAttempts === 1 ? '' : 's'}${unlisted > 0 ? ` (${unlisted} not listed)` : ''}:`,
+    ...[...groups].map(([key, n]) => {
+      const [peer, reason] = key.split('\u0000')
+      return `    ${n} x on ${peer}: ${reason}`
+    })
+  ]
 }
 
 export async function run (argv: string[], io: Io): Promise<number> {
@@ -114,6 +136,7 @@ export async function run (argv: string[], io: Io): Promise<number> {
   if (live) io.progress('')
   if (view.state === 'failed') {
     io.log(`job ${jobId} failed: ${view.error ?? 'unknown error'}${cancelled ? ' (interrupted)' : ''}`)
+    for (const line of failureLines(view)) io.log(line)
     return 1
   }
 
@@ -126,13 +149,14 @@ export async function run (argv: string[], io: Io): Promise<number> {
   const wallMs = Math.round(performance.now() - started)
   const p = view.progress
   if (values.json === true) {
-    io.stdout(JSON.stringify({ jobId, wallMs, pieces: p.total, rowsPerPiece: p.rowsPerPiece, retries: p.retries, duplicates: p.duplicates, directPieces: p.directPieces, peers: p.perPeer, executionProviders: p.perProvider, outputs: written }, null, 2) + '\n')
+    io.stdout(JSON.stringify({ jobId, wallMs, pieces: p.total, rowsPerPiece: p.rowsPerPiece, retries: p.retries, duplicates: p.duplicates, directPieces: p.directPieces, peers: p.perPeer, executionProviders: p.perProvider, failures: p.failures, failedAttempts: p.failedAttempts, outputs: written }, null, 2) + '\n')
     return 0
   }
   const lines = [
     `done: ${p.total} pieces of ${p.rowsPerPiece} rows on ${Object.keys(p.perPeer).length} peers in ${formatDuration(wallMs)} (${p.retries} retries, ${p.duplicates} duplicates${p.directPieces > 0 ? `, ${p.directPieces} over direct connections` : ''})`,
     ...Object.entries(p.perPeer).sort((a, b) => b[1] - a[1]).map(([peer, n]) => `  ${peer}  ${n} piece${n === 1 ? '' : 's'}`),
     `  execution providers: ${Object.entries(p.perProvider).map(([name, n]) => `${name} ${n}`).join(', ')}`,
+    ...failureLines(view),
     'outputs:',
     ...view.outputs.map(o => `  ${written[o.name]}  ${o.dtype} [${o.dims.join(', ')}]`)
   ]

@@ -1,0 +1,142 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { readdirSync, readFileSync } from 'node:fs'
+import type { ShoalNode } from '@shoal/node'
+import { buildCalibrationModel } from '@shoal/runtime/calibration-model'
+import { sliceRows, syntheticBatch } from '@shoal/runtime'
+import type { Tensor } from '@shoal/runtime'
+import { localRun, sameBytes, startNode, stopAll, waitFor, withDynamicBatch } from '../../integration/test/helpers.js'
+import { CAPACITY_TOPIC, IndependentPeer, rawModelCid } from '../peer/independent-peer.js'
+
+/**
+ * A peer written from docs/protocol.md and the `.proto` files alone (../peer, protobufjs with its
+ * default packed encoding, nothing from @shoal/*) works with Shoal nodes in both roles, and its
+ * answers are bit-identical to a local run.
+ */
+
+// small enough to be one raw block (section 7.1), with a free batch axis
+const MODEL = withDynamicBatch(buildCalibrationModel({ batch: 1, width: 64, layers: 2 }))
+const ROWS = 40
+const BATCH: Tensor = syntheticBatch([ROWS, 64], 7)
+
+async function withPeer (init: ConstructorParameters<typeof IndependentPeer>[0], node: ShoalNode): Promise<IndependentPeer> {
+  const peer = new IndependentPeer(init)
+  await peer.start()
+  await peer.dial(node.addrs[0])
+  return peer
+}
+
+describe('a peer written from the spec alone', () => {
+  it('uses public packages and the .proto files only, nothing of Shoal\'s code', () => {
+    const dir = new URL('../peer/', import.meta.url)
+    for (const file of readdirSync(dir)) {
+      const imports = [...readFileSync(new URL(file, dir), 'utf8').matchAll(/from '([^']+)'/g)].map(m => m[1])
+      expect(imports.length).toBeGreaterThan(0)
+      for (const source of imports) expect(source, `${file} imports ${source}`).toMatch(/^(node:|\.\/|@libp2p\/|@chainsafe\/|@multiformats\/|libp2p$|multiformats\/|onnxruntime-node$|protobufjs$)/)
+    }
+  })
+
+  const nodes: ShoalNode[] = []
+  const peers: IndependentPeer[] = []
+  let reference: Record<string, Tensor>
+
+  beforeAll(async () => {
+    reference = await localRun(MODEL, { input: BATCH })
+  })
+
+  afterAll(async () => {
+    await Promise.all(peers.map(async p => { await p.stop().catch(() => {}) }))
+    await stopAll(nodes)
+  })
+
+  it('takes every piece of a Shoal job, with no retries, and the outputs equal a local run bit for bit', async () => {
+    const submitter = await startNode()
+    nodes.push(submitter)
+    const peer = await withPeer({ models: [MODEL], slots: 2 }, submitter)
+    peers.push(peer)
+    const cid = (await submitter.addModel(MODEL)).cid
+    expect(cid).toBe(await rawModelCid(MODEL))
+    await waitFor(() => submitter.peers().some(p => p.peerId === peer.peerId.toString() && p.models.includes(cid)), 'the outside peer\'s ad in the submitter\'s table')
+
+    const job = submitter.submitJob(cid, { input: BATCH }, { rowsPerPiece: 8 })
+    const result = await job.run()
+    const p = result.progress
+    expect(p.total).toBe(5)
+    expect(p.perPeer).toEqual({ [peer.peerId.toString()]: 5 })
+    expect(p.retries).toBe(0)
+    expect(p.failures).toEqual([])
+    expect(peer.answered.map(a => a.code)).toEqual(['OK', 'OK', 'OK', 'OK', 'OK'])
+    expect(Object.keys(result.outputs)).toEqual(Object.keys(reference))
+    for (const [name, t] of Object.entries(reference)) expect(sameBytes(result.outputs[name], t)).toBe(true)
+  })
+
+  it('submits pieces to a Shoal worker, packed or unpacked, and gets what a local run gives', async () => {
+    const worker = await startNode()
+    nodes.push(worker)
+    const cid = (await worker.addModel(MODEL)).cid
+    for (const packed of [true, false]) {
+      const peer = await withPeer({ packed }, worker)
+      peers.push(peer)
+      const rows = sliceRows(BATCH, 8, 5)
+      const answer = await peer.infer(worker.peerId, cid, { input: rows }, { pieceId: 3 })
+      expect(answer.code).toBe('OK')
+      const expected = await localRun(MODEL, { input: rows })
+      for (const [name, t] of Object.entries(expected)) expect(sameBytes(answer.outputs[name] as Tensor, t)).toBe(true)
+    }
+  })
+
+  it('is told why a bad request is refused, and the worker serves the next one', async () => {
+    const worker = nodes[1]
+    const peer = peers[peers.length - 1]
+    const cid = await rawModelCid(MODEL)
+    const rows = sliceRows(BATCH, 0, 2)
+    // the header announces a byte length that does not match the shape
+    const bad = await peer.infer(worker.peerId, cid, { input: { ...rows, dims: [3, 64] } })
+    expect(bad.code).toBe('BAD_INPUT')
+    expect(bad.message).toMatch(/shape \[3, 64\] of float32 is 768 bytes, the message says 512/)
+    const good = await peer.infer(worker.peerId, cid, { input: rows })
+    expect(good.code).toBe('OK')
+  })
+
+  it('sees in a Shoal worker\'s ad the pieces waiting behind the one computing (queue_length)', async () => {
+    // one inference thread, two slots: the second of two pieces waits for the thread
+    const worker = await startNode([], { maxConcurrency: 2 })
+    nodes.push(worker)
+    const heavy = withDynamicBatch(buildCalibrationModel({ batch: 1, width: 512, layers: 4 }))
+    const cid = (await worker.addModel(heavy)).cid
+    const peer = await withPeer({}, worker)
+    peers.push(peer)
+    const seen: number[] = []
+    peer.libp2p.services.pubsub.addEventListener('message', (event) => {
+      if (event.detail.topic !== CAPACITY_TOPIC) return
+      const ad = peer.wire.decode('CapacityAd', event.detail.data)
+      if (ad.peerId.length > 0 && Buffer.from(ad.peerId).equals(worker.libp2p.peerId.toMultihash().bytes)) seen.push(ad.queueLength)
+    })
+    await waitFor(() => seen.length > 0, 'an ad from the worker')
+    const input = syntheticBatch([2048, 512], 3)
+    const answers = await Promise.all([0, 1].map(async i => await peer.infer(worker.peerId, cid, { input }, { pieceId: i })))
+    expect(answers.map(a => a.code)).toEqual(['OK', 'OK'])
+    expect(Math.max(...seen)).toBe(1)
+    await waitFor(() => seen[seen.length - 1] === 0, 'an ad with an empty queue after the pieces')
+  })
+
+  it('has each refused answer listed with its peer and reason, and the job still finishes', async () => {
+    const submitter = nodes[0]
+    // a faulty implementation: answers OK but leaves out the model's output
+    const faulty = await withPeer({ models: [MODEL], tamper: answer => { answer.outputs.splice(0) } }, submitter)
+    peers.push(faulty)
+    await peers[0].stop()
+    const cid = await rawModelCid(MODEL)
+    await waitFor(() => submitter.peers().map(p => p.peerId).join() === faulty.peerId.toString(), 'the faulty peer alone in the table')
+    const job = submitter.submitJob(cid, { input: BATCH }, { rowsPerPiece: 20, maxAttempts: 10 })
+    const result = await job.run()
+    for (const [name, t] of Object.entries(reference)) expect(sameBytes(result.outputs[name], t)).toBe(true)
+    const failures = result.progress.failures
+    expect(failures.length).toBeGreaterThan(0)
+    expect(result.progress.failedAttempts).toBe(failures.length)
+    for (const f of failures) {
+      expect(f.peerId).toBe(faulty.peerId.toString())
+      expect([0, 1]).toContain(f.piece)
+      expect(f.reason).toMatch(/^BAD_ANSWER: the answer lacks output "output"/)
+    }
+  })
+})
