@@ -4,7 +4,10 @@ import type { ShoalNode } from '@shoal/node'
 import { buildCalibrationModel } from '@shoal/runtime/calibration-model'
 import { sliceRows, syntheticBatch } from '@shoal/runtime'
 import type { Tensor } from '@shoal/runtime'
-import { localRun, sameBytes, startNode, stopAll, waitFor, withDynamicBatch } from '../../integration/test/helpers.js'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { formatNpy } from '@shoal/runtime'
+import { localRun, runCli, sameBytes, spawnNode, startNode, stopAll, tempDir, TEST_AD_INTERVAL_MS, waitFor, withDynamicBatch } from '../../integration/test/helpers.js'
 import { CAPACITY_TOPIC, IndependentPeer, rawModelCid } from '../peer/independent-peer.js'
 
 /**
@@ -137,6 +140,36 @@ describe('a peer written from the spec alone', () => {
       expect(f.peerId).toBe(faulty.peerId.toString())
       expect([0, 1]).toContain(f.piece)
       expect(f.reason).toMatch(/^BAD_ANSWER: the answer lacks output "output"/)
+    }
+  })
+})
+
+describe('refused answers, seen by the user of a Shoal node', () => {
+  it('shoal run --json lists each failed attempt with its peer and reason, and the node logs it under shoal:job', async () => {
+    const dir = await tempDir('shoal-conformance-')
+    const node = await spawnNode(['--data-dir', dir, '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--ad-interval', String(TEST_AD_INTERVAL_MS), '--no-gpu', '--cpu-threads', '1'], 30_000, { DEBUG: 'shoal:job' })
+    const faulty = new IndependentPeer({ models: [MODEL], tamper: answer => { answer.outputs[0].dtype = 'float64'; answer.outputs[0].data = new Uint8Array(answer.outputs[0].data.byteLength * 2) } })
+    try {
+      await faulty.start()
+      await faulty.dial(node.addrs[0])
+      await waitFor(async () => JSON.parse((await runCli(['peers', '--json', '--data-dir', dir])).stdout).length === 1, 'the node to list the outside peer', 20_000)
+      const work = await tempDir('shoal-conformance-files-')
+      await writeFile(join(work, 'model.onnx'), MODEL)
+      await writeFile(join(work, 'x.npy'), formatNpy(BATCH))
+      const result = await runCli(['run', join(work, 'model.onnx'), '--input', `input=${join(work, 'x.npy')}`, '--output', join(work, 'out'), '--json', '--rows-per-piece', '20', '--data-dir', dir])
+      expect(result.code).toBe(0)
+      const summary = JSON.parse(result.stdout)
+      expect(summary.failedAttempts).toBeGreaterThan(0)
+      expect(summary.failures).toHaveLength(summary.failedAttempts)
+      for (const f of summary.failures) {
+        expect(f).toEqual({ peerId: faulty.peerId.toString(), piece: expect.any(Number), reason: 'BAD_ANSWER: output "output" is float64, the model\'s is float32' })
+      }
+      await waitFor(() => /shoal:job .*piece \d+ on 12D3\w+ failed - BAD_ANSWER: output "output" is float64/.test(node.stderr()), 'the failure in the node\'s debug log')
+      const text = await runCli(['run', join(work, 'model.onnx'), '--input', `input=${join(work, 'x.npy')}`, '--output', join(work, 'out2'), '--rows-per-piece', '20', '--data-dir', dir])
+      expect(text.stdout).toMatch(new RegExp(`failed attempts?:\n    \\d+ x on ${faulty.peerId.toString()}: BAD_ANSWER: output "output" is float64`))
+    } finally {
+      await faulty.stop().catch(() => {})
+      node.proc.kill('SIGKILL')
     }
   })
 })

@@ -35,7 +35,7 @@ describe('shoal run, end to end through node processes', () => {
     expect(result.code).toBe(0)
     const summary = JSON.parse(result.stdout)
     // every piece goes over a direct connection when the worker offers one
-    expect(summary).toMatchObject({ pieces: 4, retries: 0, directPieces: 4, executionProviders: { cpu: 4 } })
+    expect(summary).toMatchObject({ pieces: 4, retries: 0, directPieces: 4, executionProviders: { cpu: 4 }, failures: [], failedAttempts: 0 })
     expect(typeof summary.jobId).toBe('string')
     expect(summary.wallMs).toBeGreaterThan(0)
     expect(Object.values(summary.peers).reduce((a: number, b: any) => a + b, 0)).toBe(4)
