@@ -66,7 +66,11 @@ export const API_HOST = '127.0.0.1'
 /** Requests to the API may not be larger than this (JSON bodies of later endpoints). */
 export const MAX_API_BODY_BYTES = 1024 * 1024
 
-export const SHOAL_VERSION = '0.1.0'
+/**
+ * The software version in capacity ads and `node status`. The minor version moves with every change on
+ * the wire (docs/protocol.md, "Changes"): 0.2.0 writes `TensorInfo.dims` packed, which 0.1.0 cannot read.
+ */
+export const SHOAL_VERSION = '0.2.0'
 
 /** A request's header must arrive within 10 s of the stream opening: a silent stream is dropped. */
 export const HEADER_TIMEOUT_MS = 10_000
