@@ -77,6 +77,7 @@ export class IndependentPeer {
   private readonly models = new Map<string, Uint8Array>()
   private readonly init: IndependentPeerInit
   private running = 0
+  private leaving = false
   private seq = BigInt(Date.now()) * 1000n
   private timer?: ReturnType<typeof setInterval>
   libp2p!: Libp2p<{ pubsub: ReturnType<ReturnType<typeof gossipsub>> }>
@@ -112,6 +113,9 @@ export class IndependentPeer {
 
   async stop (): Promise<void> {
     clearInterval(this.timer)
+    // section 3.4: a clean shutdown sends one last ad with leaving = true
+    this.leaving = true
+    await this.publishAd()
     await this.libp2p.stop()
     for (const session of this.sessions.values()) await (await session).release()
   }
@@ -135,7 +139,7 @@ export class IndependentPeer {
       models: [...this.models.keys()],
       seq: String(++this.seq),
       timestampMs: String(Date.now()),
-      leaving: false,
+      leaving: this.leaving,
       intervalMs: this.init.adIntervalMs ?? 300
     })
   }

@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { formatNpy } from '@shoal/runtime'
 import { localRun, runCli, sameBytes, spawnNode, startNode, stopAll, tempDir, TEST_AD_INTERVAL_MS, waitFor, withDynamicBatch } from '../../integration/test/helpers.js'
 import { CAPACITY_TOPIC, IndependentPeer, rawModelCid } from '../peer/independent-peer.js'
+import type { IndependentPeerInit } from '../peer/independent-peer.js'
 
 /**
  * A peer written from docs/protocol.md and the `.proto` files alone (../peer, protobufjs with its
@@ -124,22 +125,30 @@ describe('a peer written from the spec alone', () => {
 
   it('has each refused answer listed with its peer and reason, and the job still finishes', async () => {
     const submitter = nodes[0]
-    // a faulty implementation: answers OK but leaves out the model's output
-    const faulty = await withPeer({ models: [MODEL], tamper: answer => { answer.outputs.splice(0) } }, submitter)
-    peers.push(faulty)
     await peers[0].stop()
     const cid = await rawModelCid(MODEL)
-    await waitFor(() => submitter.peers().map(p => p.peerId).join() === faulty.peerId.toString(), 'the faulty peer alone in the table')
-    const job = submitter.submitJob(cid, { input: BATCH }, { rowsPerPiece: 20, maxAttempts: 10 })
-    const result = await job.run()
-    for (const [name, t] of Object.entries(reference)) expect(sameBytes(result.outputs[name], t)).toBe(true)
-    const failures = result.progress.failures
-    expect(failures.length).toBeGreaterThan(0)
-    expect(result.progress.failedAttempts).toBe(failures.length)
-    for (const f of failures) {
-      expect(f.peerId).toBe(faulty.peerId.toString())
-      expect([0, 1]).toContain(f.piece)
-      expect(f.reason).toMatch(/^BAD_ANSWER: the answer lacks output "output"/)
+    // faulty implementations: an answer without the model's output; one whose header's shape does not match its bytes
+    const faults: Array<[IndependentPeerInit['tamper'], RegExp]> = [
+      [answer => { answer.outputs.splice(0) }, /^BAD_ANSWER: the answer lacks output "output"$/],
+      [answer => { answer.outputs[0].dims = [answer.outputs[0].dims[0], 65] }, /^BAD_ANSWER: infer response tensor "output": shape \[20, 65\] of float32 is 5200 bytes, the message says 5120$/]
+    ]
+    for (const [tamper, reason] of faults) {
+      const faulty = await withPeer({ models: [MODEL], tamper }, submitter)
+      peers.push(faulty)
+      await waitFor(() => submitter.peers().map(p => p.peerId).join() === faulty.peerId.toString(), 'the faulty peer alone in the table')
+      const job = submitter.submitJob(cid, { input: BATCH }, { rowsPerPiece: 20, maxAttempts: 10 })
+      const result = await job.run()
+      for (const [name, t] of Object.entries(reference)) expect(sameBytes(result.outputs[name], t)).toBe(true)
+      const failures = result.progress.failures
+      expect(failures.length).toBeGreaterThan(0)
+      expect(result.progress.failedAttempts).toBe(failures.length)
+      for (const f of failures) {
+        expect(f.peerId).toBe(faulty.peerId.toString())
+        expect([0, 1]).toContain(f.piece)
+        expect(f.reason).toMatch(reason)
+      }
+      await faulty.stop()
+      await waitFor(() => submitter.peers().length === 0, 'the faulty peer to leave the table')
     }
   })
 })
