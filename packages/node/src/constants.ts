@@ -179,3 +179,10 @@ export const DIRECT_IDLE_PER_PEER = 2
  * to show every peer's reasons in a job that goes wrong, bounded for a job of a million pieces.
  */
 export const MAX_LISTED_FAILURES = 100
+
+/**
+ * Versions of Shoal (capacity ad `version`) that cannot take this version's pieces: 0.1.0 reads
+ * `TensorInfo.dims` only unpacked and answers a packed request BAD_INPUT, which would fail the whole
+ * job. Such peers get no pieces (docs/protocol.md, "Changes").
+ */
+export const INCOMPATIBLE_VERSIONS: ReadonlySet<string> = new Set(['0.1.0'])

@@ -1,5 +1,5 @@
 import type { PeerId, Stream } from '@libp2p/interface'
-import { INFER_PROTOCOL, InferRequest, InferResponse, toTensorInfo, validateTensorInfos } from '@shoal/protocol'
+import { INFER_PROTOCOL, InferRequest, InferResponse, InvalidMessageError, toTensorInfo, validateTensorInfos } from '@shoal/protocol'
 import type { Tensor } from '@shoal/runtime'
 import { readData, readMessage, streamChannel, writeData, writeMessage } from './frames.js'
 import type { Channel } from './frames.js'
@@ -47,8 +47,8 @@ export type OpenDirect = (peer: PeerId, signal: AbortSignal, fresh?: boolean) =>
  * Runs one piece on `peer`: over a direct data channel when `openDirect` gets one, else over a new
  * /shoal/infer/1.0.0 stream. Every piece goes direct when it can: with connections kept between
  * pieces that is faster at every size (`pnpm bench jobs`, one piece by size: 0.2-0.5x a stream's time;
- * a tiny piece's dispatch overhead ~0.6 ms against ~2 ms). Until 2026-11-23, with a connection per
- * piece, only pieces of 1 MiB and more were worth one.
+ * a tiny piece's dispatch overhead ~0.6 ms against ~2 ms); with a new connection per piece only
+ * pieces of 1 MiB and more were worth one.
  */
 export async function runRemotePiece (dial: Dial, peer: PeerId, request: PieceRequest, signal: AbortSignal, openDirect?: OpenDirect): Promise<PieceResult> {
   const open = async (fresh: boolean): Promise<Channel & { reused?: boolean }> => {
@@ -69,7 +69,8 @@ export async function runRemotePiece (dial: Dial, peer: PeerId, request: PieceRe
   } catch (err: any) {
     // A kept connection can have died since its last piece (the worker restarted, or dropped it) with
     // the news still on its way: if nothing came back on it, the piece goes once more on a new one.
-    if (channel.reused !== true || state.answered || err instanceof PieceError || signal.aborted) throw err
+    // (an answer that came but was malformed is the worker's, not the connection's)
+    if (channel.reused !== true || state.answered || err instanceof PieceError || err instanceof InvalidMessageError || signal.aborted) throw err
     try {
       return await exchange(await open(true), request, signal, state)
     } catch (again: any) {

@@ -11,6 +11,7 @@ import { FETCH_ANSWER_MARGIN_MS, HEADER_TIMEOUT_MS, MAX_INBOUND_INFER_STREAMS } 
 import { drainData, readDataParts, readMessage, streamChannel, writeData, writeMessage } from './frames.js'
 import type { Channel } from './frames.js'
 import type { NodeMetrics } from './metrics.js'
+import { isModelCid } from './model-dag.js'
 import type { ModelStore } from './model-store.js'
 
 const Code = InferResponse.Code
@@ -129,6 +130,8 @@ export class InferenceService implements Startable {
     try {
       request = await readMessage(lp, InferRequest, signal, 'infer request')
       if (request.jobId.length > MAX_ID_LENGTH || request.modelCid.length > MAX_ID_LENGTH) throw new InvalidMessageError('bad-field', 'job id or model CID too long')
+      // models are known by their canonical CID string: another encoding of the same CID would be fetched as a stranger
+      if (!isModelCid(request.modelCid)) throw new InvalidMessageError('bad-field', `model_cid "${request.modelCid}" is not a model CID in canonical form ("bafkrei..." or "bafybei...", docs/protocol.md 7.1)`)
       inputs = validateTensorInfos(request.inputs, this.init.maxRequestBytes, 'infer request')
     } catch (err: any) {
       this.log('refused a piece from %p: BAD_INPUT - %s', remotePeer, err.message)

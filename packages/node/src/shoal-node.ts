@@ -8,7 +8,7 @@ import { calibrate, SessionCache, slowed, ThreadedSessions } from '@shoal/runtim
 import type { Calibration, PieceRuntime, Tensor } from '@shoal/runtime'
 import { apiRoutes } from './api-routes.js'
 import { ApiServer } from './api-server.js'
-import { DIRECT_CLIENT_IDLE_MS, DIRECT_IDLE_PER_PEER, DIRECT_RETRY_AFTER_MS, KEPT_FINISHED_JOBS, NAME_REPUBLISH_MS, NAME_TIMEOUT_MS, SHOAL_VERSION } from './constants.js'
+import { DIRECT_CLIENT_IDLE_MS, DIRECT_IDLE_PER_PEER, DIRECT_RETRY_AFTER_MS, INCOMPATIBLE_VERSIONS, KEPT_FINISHED_JOBS, NAME_REPUBLISH_MS, NAME_TIMEOUT_MS, SHOAL_VERSION } from './constants.js'
 import { createShoalLibp2p } from './create-libp2p.js'
 import type { MeshTuning, ShoalLibp2p } from './create-libp2p.js'
 import { dataDirFiles, loadOrCreateIdentity, prepareDataDir, writePrivateFile } from './data-dir.js'
@@ -337,7 +337,7 @@ export class ShoalNode {
       localSlots: this.config.maxConcurrency,
       model,
       peers: () => capacity.peers.list()
-        .filter(e => e.capacity.providers.length > 0 && e.capacity.limits.maxConcurrency > 0)
+        .filter(e => e.capacity.providers.length > 0 && e.capacity.limits.maxConcurrency > 0 && !INCOMPATIBLE_VERSIONS.has(e.capacity.version))
         .map(e => ({
           peerId: e.capacity.peerId,
           gflops: Math.max(...e.capacity.providers.map(p => p.gflops)),

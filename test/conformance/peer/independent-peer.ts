@@ -51,6 +51,8 @@ export interface IndependentPeerInit {
   gflops?: number
   /** How often it publishes its ad, ms. */
   adIntervalMs?: number
+  /** Software version in its ad (`version`). */
+  version?: string
   /** Encode repeated scalars packed (proto3's default, true) or unpacked: a Shoal node must read both. */
   packed?: boolean
   /** Test hook: changes an OK answer before it is sent (a faulty implementation). */
@@ -129,7 +131,7 @@ export class IndependentPeer {
     const slots = this.init.slots ?? 2
     return this.wire.encode('CapacityAd', {
       peerId: this.peerId.toMultihash().bytes,
-      version: '0.0.1-outside',
+      version: this.init.version ?? '0.0.1-outside',
       addrs: this.libp2p.getMultiaddrs().map(a => multiaddr(a.toString().replace(/\/p2p\/.*$/, '')).bytes),
       hardware: { cpuModel: os.cpus()[0]?.model ?? '', cpuCores: os.cpus().length, memoryTotalBytes: String(os.totalmem()), memoryFreeBytes: String(os.freemem()), os: `${os.platform()} ${os.release()}`, arch: os.arch(), gpu: '' },
       providers: [{ name: 'cpu', gflops: this.init.gflops ?? 50 }],
