@@ -362,8 +362,8 @@ export class Job {
   /**
    * An answer is used only if it has every output of the model, by name, with the model's element
    * type, the batch axis of the piece and the other dimensions of the answers already used: else the
-   * pieces could not be joined into what one machine returns. Outputs the model does not have are ignored. A refused answer
-   * is a failed attempt (BAD_ANSWER) and the piece goes to another peer.
+   * pieces could not be joined into what one machine returns. Outputs the model does not have are
+   * ignored. A refused answer is a failed attempt (BAD_ANSWER) and the piece goes to another peer.
    */
   private checkOutputs (outputs: Record<string, Tensor>, piece: Piece): FailureCause | undefined {
     const refuse = (message: string): FailureCause => ({ kind: 'error', code: 'BAD_ANSWER', message })

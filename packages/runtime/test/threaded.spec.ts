@@ -73,6 +73,21 @@ describe('ThreadedSessions: ONNX Runtime off the node\'s event loop', () => {
     }
   })
 
+  it('says when a run starts: a second run waits for the only thread, and starts once the first is done', async () => {
+    const threaded = new ThreadedSessions({ providers: ['cpu'], cpuThreads: 1, threads: 1 })
+    const started: number[] = []
+    try {
+      const runs = [0, 1].map(async i => await threaded.run('m', async () => model, { input: x }, { onStart: () => { started.push(i) } }))
+      // the first run is creating its session in the thread: the second waits
+      await new Promise(resolve => setImmediate(resolve))
+      expect(started).toEqual([0])
+      await Promise.all(runs)
+      expect(started).toEqual([0, 1])
+    } finally {
+      await threaded.close()
+    }
+  })
+
   it('a model that cannot be loaded or parsed is an error for that run; the thread serves the next', async () => {
     const threaded = new ThreadedSessions({ providers: ['cpu'], cpuThreads: 1 })
     try {
