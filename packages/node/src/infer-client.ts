@@ -44,6 +44,17 @@ export class PeerUnreachableError extends Error {
 export type OpenDirect = (peer: PeerId, signal: AbortSignal, fresh?: boolean) => Promise<(Channel & { reused?: boolean }) | undefined>
 
 /**
+ * An answer that broke the protocol (not a valid InferResponse, a frame over the limit, tensors that do
+ * not add up): the worker's fault, not the link's. A connection that ended mid-answer is not one of
+ * them: a worker that died looks the same.
+ */
+export function isMalformedAnswer (err: any): boolean {
+  if (err instanceof InvalidMessageError) return err.reason !== 'truncated'
+  // @libp2p/utils' length-prefixed reader: a length over the frame limit, or not a valid varint
+  return err?.name === 'InvalidDataLengthError' || err?.name === 'InvalidDataLengthLengthError'
+}
+
+/**
  * Runs one piece on `peer`: over a direct data channel when `openDirect` gets one, else over a new
  * /shoal/infer/1.0.0 stream. Every piece goes direct when it can: with connections kept between
  * pieces that is faster at every size (`pnpm bench jobs`, one piece by size: 0.2-0.5x a stream's time;
@@ -70,7 +81,7 @@ export async function runRemotePiece (dial: Dial, peer: PeerId, request: PieceRe
     // A kept connection can have died since its last piece (the worker restarted, or dropped it) with
     // the news still on its way: if nothing came back on it, the piece goes once more on a new one.
     // (an answer that came but was malformed is the worker's, not the connection's)
-    if (channel.reused !== true || state.answered || err instanceof PieceError || err instanceof InvalidMessageError || signal.aborted) throw err
+    if (channel.reused !== true || state.answered || err instanceof PieceError || isMalformedAnswer(err) || signal.aborted) throw err
     try {
       return await exchange(await open(true), request, signal, state)
     } catch (again: any) {

@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto'
 import { choosePieceRows, describeCause, planPieces, Scheduler } from '@shoal/scheduler'
 import type { Assignment, FailureCause, Piece, Progress, SchedulerPeer } from '@shoal/scheduler'
-import { InferResponse, InvalidMessageError } from '@shoal/protocol'
+import { InferResponse } from '@shoal/protocol'
 import { concatRows, mismatchWithModel, sliceRows } from '@shoal/runtime'
 import type { ModelInfo, Tensor } from '@shoal/runtime'
 import { ASSUMED_FETCH_BYTES_PER_MS, MAX_LISTED_FAILURES, MODEL_FETCH_SETUP_MS } from './constants.js'
 import { PieceError } from './inference-service.js'
-import { PeerUnreachableError } from './infer-client.js'
+import { isMalformedAnswer, PeerUnreachableError } from './infer-client.js'
 import type { PieceRequest, PieceResult } from './infer-client.js'
 
 /** A job that cannot run or did not finish; the message says which piece and why. */
@@ -91,8 +91,7 @@ export interface JobResult {
 
 function causeOf (err: any): FailureCause {
   if (err instanceof PeerUnreachableError) return { kind: 'unreachable', message: err.message }
-  // an answer that is not a valid InferResponse, or whose tensors do not add up: the worker's fault, not the link's
-  if (err instanceof InvalidMessageError) return { kind: 'error', code: 'BAD_ANSWER', message: err.message }
+  if (isMalformedAnswer(err)) return { kind: 'error', code: 'BAD_ANSWER', message: err.message }
   if (err instanceof PieceError) {
     const Code = InferResponse.Code
     if (err.code === Code.OVERLOADED) return { kind: 'overloaded' }

@@ -1,4 +1,4 @@
-import { ApiClient, DEFAULT_DATA_DIR } from '@shoal/node'
+import { ApiClient, DEFAULT_DATA_DIR, INCOMPATIBLE_VERSIONS } from '@shoal/node'
 import type { PeerView } from '@shoal/node'
 import { DATA_DIR_FLAG, JSON_FLAG, parse } from '../args.js'
 import type { CommandSpec } from '../args.js'
@@ -11,7 +11,9 @@ export const peersSpec: CommandSpec = {
   usage: 'shoal peers [--data-dir DIR] [--json]',
   flags: [DATA_DIR_FLAG, JSON_FLAG],
   details: `Asks the node running on the data dir for its peer table: every peer whose capacity ad is live.
-With --json, prints an array of objects with peerId, addrs, cpu {model, cores}, memory {totalBytes,
+VERSION is the software version of its ad; a peer of a version whose wire this node cannot share
+pieces with is marked "(no work: older wire)" and gets no pieces of this node's jobs.
+With --json, prints an array of objects with peerId, version, addrs, cpu {model, cores}, memory {totalBytes,
 freeBytes}, gpu, providers [{name, gflops}], limits, freeSlots, queueLength, models and lastSeenMs
 (milliseconds since its last ad arrived).`
 }
@@ -24,6 +26,8 @@ export function peersTable (peers: PeerView[]): string {
   if (peers.length === 0) return 'no peers yet: the node has not received any capacity ad\n'
   const rows = peers.map(p => [
     p.peerId,
+    // a version this node gives no pieces to says so: otherwise the peer looks idle for no reason
+    INCOMPATIBLE_VERSIONS.has(p.version) ? `${p.version} (no work: older wire)` : p.version,
     p.addrs.length === 0 ? '-' : p.addrs[0] + (p.addrs.length > 1 ? ` (+${p.addrs.length - 1})` : ''),
     String(p.cpu.cores),
     formatBytes(p.memory.totalBytes),
@@ -32,7 +36,7 @@ export function peersTable (peers: PeerView[]): string {
     `${p.freeSlots}/${p.limits.maxConcurrency}`,
     `${formatDuration(p.lastSeenMs)} ago`
   ])
-  return formatTable(['PEER', 'ADDRESS', 'CORES', 'MEMORY', 'GPU', 'PROVIDERS (GFLOP/s)', 'FREE', 'LAST AD'], rows)
+  return formatTable(['PEER', 'VERSION', 'ADDRESS', 'CORES', 'MEMORY', 'GPU', 'PROVIDERS (GFLOP/s)', 'FREE', 'LAST AD'], rows)
 }
 
 export async function peers (argv: string[], io: Io): Promise<number> {
