@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import protobuf from 'protobufjs'
+import { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { modelCid } from '@shoal/runtime'
 import {
   CapacityAdMessage, DirectOffer, DirectRequest, HardwareMessage, InferRequest, InferResponse, LimitsMessage,
   ProviderMessage, TensorInfo
@@ -193,5 +196,22 @@ describe('Shoal codecs against an independent proto3 implementation', () => {
     for (let i = 0; i < 100; i++) w.uint64(1)
     w.ldelim()
     expect(() => TensorInfo.decode(w.finish(), { limits: { dims: 8 } })).toThrow(/too many elements/)
+  })
+
+  it('gives a model over 1 MiB the CID that docs/protocol.md 7.1\'s byte layout of its root gives', async () => {
+    const file = Uint8Array.from({ length: 2.5 * 2 ** 20 }, (_, i) => i % 251)
+    const leaves = [0, 1, 2].map(i => file.subarray(i * 2 ** 20, Math.min(file.length, (i + 1) * 2 ** 20)))
+    const node = protobuf.Writer.create()
+    for (const leaf of leaves) {
+      const cid = CID.createV1(0x55, await sha256.digest(leaf))
+      // Links (field 2) first, each: Hash, an empty Name, Tsize
+      node.uint32((2 << 3) | 2).fork().uint32((1 << 3) | 2).bytes(cid.bytes).uint32((2 << 3) | 2).bytes(new Uint8Array(0)).uint32(3 << 3).uint64(leaf.length).ldelim()
+    }
+    // then Data: UnixFS Type File, filesize, blocksizes unpacked
+    const data = protobuf.Writer.create().uint32(1 << 3).uint32(2).uint32(3 << 3).uint64(file.length)
+    for (const leaf of leaves) data.uint32(4 << 3).uint64(leaf.length)
+    node.uint32((1 << 3) | 2).bytes(data.finish())
+    const root = CID.createV1(0x70, await sha256.digest(node.finish()))
+    expect(root.toString()).toBe(await modelCid(file))
   })
 })
