@@ -12,3 +12,15 @@ export const PROBE_TIMEOUT_MS = 60_000
  * bigger than a volunteer's memory budget is refused by the node's own limits anyway.
  */
 export const DEFAULT_MAX_MODEL_BYTES = 2 * 1024 ** 3 - 1
+
+/**
+ * What a model may hold, counted on its bytes before it is decoded (model-scan.ts): decoding builds an
+ * object per node, attribute and tensor, and a file of millions of empty nodes is a few MB of bytes
+ * but the whole heap once decoded. Real models are far below: PP-OCRv4's models have hundreds to a few
+ * thousand nodes, transformer exports of billions of parameters tens of thousands.
+ */
+export const MAX_MODEL_NODES = 200_000
+export const MAX_MODEL_ATTRIBUTES = 1_000_000
+export const MAX_MODEL_TENSORS = 200_000
+/** Graphs nested in graphs (If, Loop, Scan bodies): real models nest a few deep. */
+export const MAX_MODEL_DEPTH = 32

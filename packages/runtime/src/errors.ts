@@ -6,7 +6,7 @@ export class TensorFileError extends Error {
 /** A model refused before loading (too big, not ONNX, external data, custom operators). */
 export class ModelRejectedError extends Error {
   override name = 'ModelRejectedError'
-  constructor (readonly reason: 'too-large' | 'not-onnx' | 'external-data' | 'custom-domain', message: string) {
+  constructor (readonly reason: 'too-large' | 'too-complex' | 'not-onnx' | 'external-data' | 'custom-domain', message: string) {
     super(message)
   }
 }

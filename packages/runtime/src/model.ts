@@ -4,6 +4,7 @@ import type { CID } from 'multiformats/cid'
 import { createRequire } from 'node:module'
 import { DEFAULT_MAX_MODEL_BYTES } from './constants.js'
 import { ModelRejectedError } from './errors.js'
+import { scanModel } from './model-scan.js'
 import type { Dtype } from './tensor.js'
 
 /**
@@ -64,15 +65,18 @@ function onnx (): OnnxModule['onnx'] {
 
 /**
  * Checks a model before any ONNX Runtime session sees it, and describes its inputs and outputs.
- * Refuses (ModelRejectedError): more than `maxBytes`; bytes that are not an ONNX ModelProto with a
- * graph; tensors stored in external data files (a worker gets one file, and a path in a model must not
- * make it read its own disk); operators from domains ONNX Runtime does not implement itself.
+ * Refuses (ModelRejectedError): more than `maxBytes`; more nodes, attributes, tensors or nesting than a
+ * real model has, counted before decoding (model-scan.ts); bytes that are not an ONNX ModelProto with a
+ * graph; tensors stored in external data files, anywhere in the model (a path in a model must not make
+ * a worker read its own disk: ONNX Runtime resolves relative paths against the working directory);
+ * operators from domains ONNX Runtime does not implement itself, in any graph or function.
  * `cid`, when the caller has already computed the bytes' CID (cutting them into blocks), saves
  * hashing them again.
  */
 export async function inspectModel (bytes: Uint8Array, options: { maxBytes?: number, cid?: string } = {}): Promise<ModelInfo> {
   checkModelSize(bytes.byteLength, options.maxBytes ?? DEFAULT_MAX_MODEL_BYTES)
-  const { ModelProto, TensorProto } = onnx()
+  scanModel(bytes)
+  const { ModelProto } = onnx()
   let model: import('onnx-proto').onnx.ModelProto
   try {
     model = ModelProto.decode(bytes)
@@ -83,30 +87,7 @@ export async function inspectModel (bytes: Uint8Array, options: { maxBytes?: num
   if (graph == null || model.opsetImport.length === 0 || (graph.node ?? []).length === 0) {
     throw new ModelRejectedError('not-onnx', 'not an ONNX model (no graph, nodes or opset imports)')
   }
-
-  const localFunctionDomains = new Set((model.functions ?? []).map(f => f.domain ?? ''))
-  const EXTERNAL = TensorProto.DataLocation.EXTERNAL
-  const visit = (graph: import('onnx-proto').onnx.IGraphProto, where: string): void => {
-    const tensors = [...(graph.initializer ?? []), ...(graph.sparseInitializer ?? []).flatMap(s => [s.values, s.indices])]
-    for (const node of graph.node ?? []) {
-      const domain = node.domain ?? ''
-      if (!BUILT_IN_DOMAINS.has(domain) && !localFunctionDomains.has(domain)) {
-        throw new ModelRejectedError('custom-domain', `operator ${node.opType} (node "${node.name ?? ''}" in ${where}) is from custom domain "${domain}", which ONNX Runtime cannot run without a custom-op library`)
-      }
-      for (const attribute of node.attribute ?? []) {
-        if (attribute.t != null) tensors.push(attribute.t)
-        tensors.push(...(attribute.tensors ?? []))
-        if (attribute.g != null) visit(attribute.g, `subgraph of ${node.opType}`)
-        for (const g of attribute.graphs ?? []) visit(g, `subgraph of ${node.opType}`)
-      }
-    }
-    for (const tensor of tensors) {
-      if (tensor != null && (tensor.dataLocation === EXTERNAL || (tensor.externalData?.length ?? 0) > 0)) {
-        throw new ModelRejectedError('external-data', `tensor "${tensor.name ?? ''}" in ${where} is stored in an external data file; save the model with its data inside (onnx.save_model(m, path, save_as_external_data=False))`)
-      }
-    }
-  }
-  visit(graph, 'the main graph')
+  checkEverything(model)
 
   const initializers = new Set((graph.initializer ?? []).map(t => t.name))
   const io = (v: import('onnx-proto').onnx.IValueInfoProto): ModelIo => ({
@@ -146,4 +127,55 @@ export function mismatchWithModel (info: Pick<ModelInfo, 'inputs'>, tensors: Arr
   const known = new Set(info.inputs.map(i => i.name))
   for (const t of tensors) if (!known.has(t.name)) return `the model has no input "${t.name}" (its inputs: ${[...known].join(', ')})`
   return undefined
+}
+
+interface Visit { value: any, key: string, parent?: Visit }
+
+/**
+ * Goes through every message of a decoded model, wherever it sits (graphs, subgraphs of any depth,
+ * local functions, training graphs, tensor and sparse-tensor attributes, and any place a later ONNX
+ * version adds): no tensor may live in external data, and every node's operator must come from a
+ * domain ONNX Runtime implements or from one of the model's local functions. Walking the whole tree,
+ * rather than the places a tensor is known to sit, is what keeps a newly found place from being a hole.
+ */
+function checkEverything (model: import('onnx-proto').onnx.ModelProto): void {
+  const EXTERNAL = onnx().TensorProto.DataLocation.EXTERNAL
+  const localFunctionDomains = new Set((model.functions ?? []).map(f => f.domain ?? ''))
+  const stack: Visit[] = [{ value: model, key: 'model' }]
+  for (let visit = stack.pop(); visit != null; visit = stack.pop()) {
+    const value = visit.value
+    if (typeof value.opType === 'string') {
+      const domain: string = value.domain ?? ''
+      if (!BUILT_IN_DOMAINS.has(domain) && !localFunctionDomains.has(domain)) {
+        throw new ModelRejectedError('custom-domain', `operator ${value.opType as string} (node "${(value.name as string | undefined) ?? ''}" in ${where(visit)}) is from custom domain "${domain}", which ONNX Runtime cannot run without a custom-op library`)
+      }
+    }
+    if (value.dataLocation === EXTERNAL || (Array.isArray(value.externalData) && value.externalData.length > 0)) {
+      throw new ModelRejectedError('external-data', `tensor "${(value.name as string | undefined) ?? ''}" in ${where(visit)} is stored in an external data file; save the model with its data inside (onnx.save_model(m, path, save_as_external_data=False))`)
+    }
+    for (const [key, child] of Object.entries(value)) {
+      if (Array.isArray(child)) {
+        // arrays of numbers or strings (float_data, dims, inputs) hold no message
+        child.forEach((item, i) => { if (isMessage(item)) stack.push({ value: item, key: `${key}[${i}]`, parent: visit }) })
+      } else if (isMessage(child)) {
+        stack.push({ value: child, key, parent: visit })
+      }
+    }
+  }
+}
+
+function isMessage (value: unknown): boolean {
+  return value != null && typeof value === 'object' && !ArrayBuffer.isView(value) && !('low' in value && 'high' in value)
+}
+
+/** Where a message sits, as a person would say it: the innermost graph or function around it. */
+function where (visit: Visit): string {
+  for (let v: Visit | undefined = visit; v != null; v = v.parent) {
+    if (/^functions\[/.test(v.key)) return `function "${(v.value.name as string | undefined) ?? ''}"`
+    if (/^trainingInfo\[/.test(v.key)) return 'the training info'
+    if ((v.key === 'g' || /^graphs\[/.test(v.key)) && v.parent?.parent != null) {
+      return `subgraph of ${(v.parent.parent.value.opType as string | undefined) ?? 'a node'}`
+    }
+  }
+  return 'the main graph'
 }

