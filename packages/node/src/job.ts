@@ -95,7 +95,9 @@ function causeOf (err: any): FailureCause {
   if (err instanceof PieceError) {
     const Code = InferResponse.Code
     if (err.code === Code.OVERLOADED) return { kind: 'overloaded' }
-    if (err.code === Code.BAD_INPUT) return { kind: 'fatal', code: 'BAD_INPUT', message: err.message }
+    // the submitter checked the inputs against the model before the job: a worker that refuses them
+    // (its own size or memory limits, or a faulty or hostile peer) fails this attempt, not the job
+    if (err.code === Code.BAD_INPUT) return { kind: 'error', code: 'BAD_INPUT', message: err.message }
     const code = Object.entries(Code).find(([, v]) => v === err.code)?.[0] ?? 'INTERNAL'
     return { kind: 'error', code, message: err.message }
   }
@@ -228,12 +230,17 @@ export class Job {
     const probe: Record<string, Tensor> = {}
     for (const [name, t] of Object.entries(this.inputs)) probe[name] = sliceRows(t, 0, 1)
     let started = 0
+    let outputs: Record<string, Tensor>
     try {
       await this.deps.runLocal(this.deps.model.cid, probe, AbortSignal.timeout(60_000))
       started = this.now()
-      await this.deps.runLocal(this.deps.model.cid, probe, AbortSignal.timeout(60_000))
+      outputs = (await this.deps.runLocal(this.deps.model.cid, probe, AbortSignal.timeout(60_000))).outputs
     } catch (err: any) {
       throw new JobError(`the model does not run on these inputs: ${err.message}`)
+    }
+    // the probe shows at once a model that drops the batch axis, before any peer is asked
+    for (const [name, t] of Object.entries(outputs)) {
+      if (t.dims.length === 0 || t.dims[0] !== 1) throw new JobError(`NOT_SPLITTABLE: output "${name}" has shape [${t.dims.join(', ')}] for one row: the model does not keep the batch axis, so its batch cannot be split`)
     }
     this.msPerRow = Math.max(this.now() - started, 0.01)
     return choosePieceRows({
@@ -322,7 +329,7 @@ export class Job {
       if (remote) this.bytesReceived += Object.values(result.outputs).reduce((n, t) => n + t.data.byteLength, 0)
       if (result.direct === true) this.directPieces++
       if (controller.signal.aborted) { outcome = 'cancelled'; return }
-      const problem = this.checkOutputs(result.outputs, piece)
+      const problem = this.checkOutputs(result.outputs, piece, remote)
       if (problem != null) {
         reason = describeCause(problem)
         this.scheduler?.failed(pieceId, peerId, problem, this.now())
@@ -362,9 +369,11 @@ export class Job {
    * An answer is used only if it has every output of the model, by name, with the model's element
    * type, the batch axis of the piece and the other dimensions of the answers already used: else the
    * pieces could not be joined into what one machine returns. Outputs the model does not have are
-   * ignored. A refused answer is a failed attempt (BAD_ANSWER) and the piece goes to another peer.
+   * ignored. A refused answer is a failed attempt (BAD_ANSWER) and the piece goes to another peer. Only
+   * this node's own run can show that the model drops the batch axis (NOT_SPLITTABLE, the job fails):
+   * from a peer, a wrong row count is that peer's failure.
    */
-  private checkOutputs (outputs: Record<string, Tensor>, piece: Piece): FailureCause | undefined {
+  private checkOutputs (outputs: Record<string, Tensor>, piece: Piece, remote: boolean): FailureCause | undefined {
     const refuse = (message: string): FailureCause => ({ kind: 'error', code: 'BAD_ANSWER', message })
     for (const output of this.deps.model.outputs) {
       const t = outputs[output.name]
@@ -376,7 +385,9 @@ export class Job {
         return refuse(`output "${output.name}" has shape [${t.dims.join(', ')}] where other pieces had [${piece.rows}, ${used.dims.slice(1).join(', ')}]`)
       }
       if (t.dims.length === 0 || t.dims[0] !== piece.rows) {
-        return { kind: 'fatal', code: 'NOT_SPLITTABLE', message: `output "${output.name}" has shape [${t.dims.join(', ')}] for a piece of ${piece.rows} rows: the model does not keep the batch axis, so its batch cannot be split` }
+        const message = `output "${output.name}" has shape [${t.dims.join(', ')}] for a piece of ${piece.rows} rows`
+        if (remote) return refuse(message)
+        return { kind: 'fatal', code: 'NOT_SPLITTABLE', message: `${message}: the model does not keep the batch axis, so its batch cannot be split` }
       }
     }
     return undefined

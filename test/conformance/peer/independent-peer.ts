@@ -55,6 +55,8 @@ export interface IndependentPeerInit {
   version?: string
   /** Encode repeated scalars packed (proto3's default, true) or unpacked: a Shoal node must read both. */
   packed?: boolean
+  /** Test hook: answer every piece with this error code and a message instead of running it. */
+  refuseWith?: string
   /** Test hook: changes an OK answer before it is sent (a faulty implementation). */
   tamper?: (answer: { outputs: Array<{ name: string, dtype: string, dims: number[], data: Uint8Array }> }) => void
 }
@@ -170,6 +172,7 @@ export class IndependentPeer {
         const expected = t.dims.reduce((n, d) => n * Number(d), 1) * (ITEM[t.dtype] ?? NaN)
         if (expected !== Number(t.byteLength)) { await answer({ code: 'BAD_INPUT', message: `tensor ${t.name}: byte length does not match its shape` }); return }
       }
+      if (this.init.refuseWith != null) { await answer({ code: this.init.refuseWith, message: 'refused by a test hook' }); return }
       const model = this.models.get(request.modelCid)
       if (model == null) { await answer({ code: 'MODEL_UNAVAILABLE', message: 'this peer does not hold the model' }); return }
       this.running++

@@ -147,12 +147,15 @@ describe('a peer written from the spec alone', () => {
     await peers[0].stop()
     const cid = await rawModelCid(MODEL)
     // faulty implementations: an answer without the model's output; one whose header's shape does not match its bytes
-    const faults: Array<[IndependentPeerInit['tamper'], RegExp]> = [
-      [answer => { answer.outputs.splice(0) }, /^BAD_ANSWER: the answer lacks output "output"$/],
-      [answer => { answer.outputs[0].dims = [answer.outputs[0].dims[0], 65] }, /^BAD_ANSWER: infer response tensor "output": shape \[20, 65\] of float32 is 5200 bytes, the message says 5120$/]
+    // a worker that refuses every piece as BAD_INPUT, and one answering twice the rows: that peer's failures, not the job's
+    const faults: Array<[Partial<IndependentPeerInit>, RegExp]> = [
+      [{ tamper: answer => { answer.outputs.splice(0) } }, /^BAD_ANSWER: the answer lacks output "output"$/],
+      [{ tamper: answer => { answer.outputs[0].dims = [answer.outputs[0].dims[0], 65] } }, /^BAD_ANSWER: infer response tensor "output": shape \[20, 65\] of float32 is 5200 bytes, the message says 5120$/],
+      [{ refuseWith: 'BAD_INPUT' }, /^BAD_INPUT: refused by a test hook$/],
+      [{ tamper: answer => { const o = answer.outputs[0]; o.dims = [o.dims[0] * 2, ...o.dims.slice(1)]; o.data = new Uint8Array(o.data.byteLength * 2) } }, /^BAD_ANSWER: output "output" has shape \[40, 64\] for a piece of 20 rows$/]
     ]
-    for (const [tamper, reason] of faults) {
-      const faulty = await withPeer({ models: [MODEL], tamper }, submitter)
+    for (const [fault, reason] of faults) {
+      const faulty = await withPeer({ models: [MODEL], ...fault }, submitter)
       peers.push(faulty)
       await waitFor(() => submitter.peers().map(p => p.peerId).join() === faulty.peerId.toString(), 'the faulty peer alone in the table')
       const job = submitter.submitJob(cid, { input: BATCH }, { rowsPerPiece: 20, maxAttempts: 10 })

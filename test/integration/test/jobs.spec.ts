@@ -154,7 +154,12 @@ describe('models that cannot be split', () => {
     }).finish()
     const info = await submitter.addModel(model)
     const x = { dtype: 'float32' as const, dims: [6, 4], data: new Uint8Array(6 * 4 * 4) }
+    // the worker's answer is only that worker's failure; the submitter's own run of the piece shows the model
     await expect(submitter.submitJob(info.cid, { x }, { rowsPerPiece: 2 }).run()).rejects.toThrow(/output "y" has shape \[4\] for a piece of 2 rows: the model does not keep the batch axis/)
+    // sized by a probe run of one row, the job fails before any peer is asked
+    const probed = submitter.submitJob(info.cid, { x })
+    await expect(probed.run()).rejects.toThrow(/NOT_SPLITTABLE: output "y" has shape \[4\] for one row/)
+    expect(probed.progress().failedAttempts).toBe(0)
   })
 })
 
