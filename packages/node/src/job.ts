@@ -124,6 +124,8 @@ export class Job {
   private failedAttempts = 0
   private readonly flights = new Map<string, AbortController>()
   private readonly results = new Map<number, Record<string, Tensor>>()
+  /** Each output's dimensions after the batch axis, from this node's probe run (when it ran). */
+  private readonly outputShapes = new Map<string, number[]>()
   private scheduler?: Scheduler
   private pieces: Piece[] = []
   private state: JobProgress['state'] = 'planning'
@@ -238,9 +240,11 @@ export class Job {
     } catch (err: any) {
       throw new JobError(`the model does not run on these inputs: ${err.message}`)
     }
-    // the probe shows at once a model that drops the batch axis, before any peer is asked
+    // the probe shows at once a model that drops the batch axis, before any peer is asked; its other
+    // dimensions are what every answer's must be (this node's own run: no peer can set them)
     for (const [name, t] of Object.entries(outputs)) {
       if (t.dims.length === 0 || t.dims[0] !== 1) throw new JobError(`NOT_SPLITTABLE: output "${name}" has shape [${t.dims.join(', ')}] for one row: the model does not keep the batch axis, so its batch cannot be split`)
+      this.outputShapes.set(name, t.dims.slice(1))
     }
     this.msPerRow = Math.max(this.now() - started, 0.01)
     return choosePieceRows({
@@ -359,6 +363,21 @@ export class Job {
     })
   }
 
+  /** Why a peer's output does not have the dimensions after the batch axis it must have, if it does not. */
+  private shapeProblem (output: ModelInfo['outputs'][number], t: Tensor, rows: number): string | undefined {
+    const probed = this.outputShapes.get(output.name)
+    if (probed != null) {
+      if (t.dims.slice(1).join() === probed.join()) return undefined
+      return `output "${output.name}" has shape [${t.dims.join(', ')}] where [${[rows, ...probed].join(', ')}] was expected`
+    }
+    if (output.dims.length === 0) return undefined
+    const fixed = (d: number | string, i: number): boolean => i > 0 && typeof d === 'number' && d > 0
+    if (t.dims.length !== output.dims.length || output.dims.some((d, i) => fixed(d, i) && t.dims[i] !== d)) {
+      return `output "${output.name}" has shape [${t.dims.join(', ')}], the model's is [${output.dims.join(', ')}]`
+    }
+    return undefined
+  }
+
   private recordFailure (peerId: string, piece: number, reason: string): void {
     this.failedAttempts++
     if (this.failures.length < MAX_LISTED_FAILURES) this.failures.push({ peerId, piece, reason })
@@ -379,11 +398,10 @@ export class Job {
       const t = outputs[output.name]
       if (t == null) return refuse(`the answer lacks output "${output.name}"`)
       if (output.dtype != null && t.dtype !== output.dtype) return refuse(`output "${output.name}" is ${t.dtype}, the model's is ${output.dtype}`)
-      // the other dimensions as in every answer used so far (declared shapes can be symbolic, or wrong)
-      const used = this.results.values().next().value?.[output.name]
-      if (used != null && t.dims.slice(1).join() !== used.dims.slice(1).join()) {
-        return refuse(`output "${output.name}" has shape [${t.dims.join(', ')}] where other pieces had [${piece.rows}, ${used.dims.slice(1).join(', ')}]`)
-      }
+      // a peer's other dimensions: as this node's probe run gave them, else as far as the model fixes
+      // them (never as an earlier answer: a wrong first answer would make the honest ones refused)
+      const problem = remote ? this.shapeProblem(output, t, piece.rows) : undefined
+      if (problem != null) return refuse(problem)
       if (t.dims.length === 0 || t.dims[0] !== piece.rows) {
         const message = `output "${output.name}" has shape [${t.dims.join(', ')}] for a piece of ${piece.rows} rows`
         if (remote) return refuse(message)

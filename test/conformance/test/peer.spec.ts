@@ -152,7 +152,9 @@ describe('a peer written from the spec alone', () => {
       [{ tamper: answer => { answer.outputs.splice(0) } }, /^BAD_ANSWER: the answer lacks output "output"$/],
       [{ tamper: answer => { answer.outputs[0].dims = [answer.outputs[0].dims[0], 65] } }, /^BAD_ANSWER: infer response tensor "output": shape \[20, 65\] of float32 is 5200 bytes, the message says 5120$/],
       [{ refuseWith: 'BAD_INPUT' }, /^BAD_INPUT: refused by a test hook$/],
-      [{ tamper: answer => { const o = answer.outputs[0]; o.dims = [o.dims[0] * 2, ...o.dims.slice(1)]; o.data = new Uint8Array(o.data.byteLength * 2) } }, /^BAD_ANSWER: output "output" has shape \[40, 64\] for a piece of 20 rows$/]
+      [{ tamper: answer => { const o = answer.outputs[0]; o.dims = [o.dims[0] * 2, ...o.dims.slice(1)]; o.data = new Uint8Array(o.data.byteLength * 2) } }, /^BAD_ANSWER: output "output" has shape \[40, 64\] for a piece of 20 rows$/],
+      // the same bytes in another shape: against the model's declared [batch, 64]
+      [{ tamper: answer => { const o = answer.outputs[0]; o.dims = [o.dims[0], 2, 32] } }, /^BAD_ANSWER: output "output" has shape \[20, 2, 32\], the model's is \[batch, 64\]$/]
     ]
     for (const [fault, reason] of faults) {
       const faulty = await withPeer({ models: [MODEL], ...fault }, submitter)
@@ -172,6 +174,14 @@ describe('a peer written from the spec alone', () => {
       await faulty.stop()
       await waitFor(() => submitter.peers().length === 0, 'the faulty peer to leave the table')
     }
+    // a job sized by the submitter's own run of one row knows each output's shape from that run
+    const reshaping = await withPeer({ models: [MODEL], tamper: answer => { const o = answer.outputs[0]; o.dims = [o.dims[0], 1, 64] } }, submitter)
+    peers.push(reshaping)
+    await waitFor(() => submitter.peers().map(p => p.peerId).join() === reshaping.peerId.toString(), 'the reshaping peer alone in the table')
+    const probed = await submitter.submitJob(cid, { input: BATCH }, { maxAttempts: 10 }).run()
+    for (const [name, t] of Object.entries(reference)) expect(sameBytes(probed.outputs[name], t)).toBe(true)
+    expect(probed.progress.failures.length).toBeGreaterThan(0)
+    for (const f of probed.progress.failures) expect(f.reason).toMatch(/^BAD_ANSWER: output "output" has shape \[(\d+), 1, 64\] where \[\1, 64\] was expected$/)
   })
 })
 
