@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises'
+import { open } from 'node:fs/promises'
 import { isAbsolute } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { formatNpy, parseNpy, TensorFileError } from '@shoal/runtime'
@@ -39,13 +39,26 @@ function jobView (job: Job): JobView {
 async function readInput (name: string, spec: any, limit: number): Promise<Tensor> {
   if (typeof spec?.path === 'string') {
     if (!isAbsolute(spec.path)) throw new HttpError(400, `input "${name}": path must be absolute, got ${spec.path}`)
+    // a regular file of at most `limit` bytes, checked before reading: /dev/zero or a FIFO would never end
     let bytes: Uint8Array
+    let file: Awaited<ReturnType<typeof open>> | undefined
     try {
-      bytes = await readFile(spec.path)
+      file = await open(spec.path, 'r')
+      const stat = await file.stat()
+      if (!stat.isFile()) throw new TensorFileError(`input "${name}": ${spec.path} is not a regular file`)
+      if (stat.size > limit) throw new TensorFileError(`input "${name}": ${spec.path} is ${stat.size} bytes, over the limit of ${limit}`)
+      bytes = new Uint8Array(stat.size)
+      for (let at = 0; at < stat.size;) {
+        const { bytesRead } = await file.read(bytes, at, stat.size - at, at)
+        if (bytesRead === 0) throw new TensorFileError(`input "${name}": ${spec.path} got shorter while it was read`)
+        at += bytesRead
+      }
     } catch (err: any) {
+      if (err instanceof TensorFileError) throw err
       throw new TensorFileError(`input "${name}": cannot read ${spec.path}: ${err.code ?? err.message}`)
+    } finally {
+      await file?.close()
     }
-    if (bytes.byteLength > limit) throw new TensorFileError(`input "${name}": ${spec.path} is ${bytes.byteLength} bytes, over the limit of ${limit}`)
     return parseNpy(bytes, `input "${name}" (${spec.path})`)
   }
   if (typeof spec?.npy === 'string') return parseNpy(Buffer.from(spec.npy, 'base64'), `input "${name}"`)

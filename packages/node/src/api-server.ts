@@ -51,7 +51,13 @@ function match (pattern: string, path: string): Record<string, string> | undefin
   if (want.length !== got.length) return undefined
   const params: Record<string, string> = {}
   for (let i = 0; i < want.length; i++) {
-    if (want[i].startsWith(':')) params[want[i].slice(1)] = decodeURIComponent(got[i])
+    if (want[i].startsWith(':')) {
+      try {
+        params[want[i].slice(1)] = decodeURIComponent(got[i])
+      } catch {
+        throw new HttpError(400, `bad %-encoding in the path: ${got[i].slice(0, 200)}`)
+      }
+    }
     else if (want[i] !== got[i]) return undefined
   }
   return params

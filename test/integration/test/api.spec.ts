@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ApiClient, resolveConfig, ShoalNode } from '@shoal/node'
 import { formatNpy, parseNpy } from '@shoal/runtime'
@@ -40,6 +40,14 @@ describe('HTTP API: models and jobs', () => {
     await expect(client.submitJob({ model: model.cid, inputs: { x: { npy: 'AAAA' } } })).rejects.toMatchObject({ status: 400, message: expect.stringMatching(/not a \.npy file/) })
     await expect(client.submitJob({ model: model.cid, inputs: { y: { npy: Buffer.from(formatNpy(x)).toString('base64') } } })).rejects.toMatchObject({ status: 400, message: expect.stringMatching(/needs input "x"/) })
     await expect(client.addModel(new TextEncoder().encode('nope'))).rejects.toMatchObject({ status: 400, message: expect.stringMatching(/not an ONNX model/) })
+    // a device or directory never ends or is no file: refused before reading
+    await expect(client.submitJob({ model: model.cid, inputs: { x: { path: '/dev/zero' } } })).rejects.toMatchObject({ status: 400, message: expect.stringMatching(/\/dev\/zero is not a regular file/) })
+    await expect(client.submitJob({ model: model.cid, inputs: { x: { path: dataDir } } })).rejects.toMatchObject({ status: 400, message: expect.stringMatching(/is not a regular file/) })
+    const onDisk = join(dataDir, 'x.npy')
+    await writeFile(onDisk, formatNpy(x))
+    const fromFile = await client.submitJob({ model: model.cid, inputs: { x: { path: onDisk } }, options: { rowsPerPiece: 2 } })
+    await waitFor(async () => (await client.job(fromFile.jobId)).state === 'done', 'the job read from a file to end', 30_000)
+    await expect(client.get('/v1/jobs/%E0%A4%A')).rejects.toMatchObject({ status: 400, message: expect.stringMatching(/bad %-encoding/) })
   })
 
   it('serves Prometheus metrics at GET /metrics, with the token written alone for a scrape config', async () => {
