@@ -42,9 +42,22 @@ Example:
   shoal run model.onnx --input x=batch.npy --output out/`
 }
 
-function fileName (output: string): string {
-  // output names come from the model: keep them readable but never a path
-  return output.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^\.+/, '_') + '.npy'
+/**
+ * A file name for each output: its name with characters other than `A-Za-z0-9._-` as `_`, at most 200
+ * of them, `.npy`; names that come out the same (`a/b` and `a_b`, or any case-insensitive match) get
+ * `-2`, `-3`, ... so that no output overwrites another. Output names come from the model: never a path.
+ */
+export function outputFileNames (outputs: string[]): Map<string, string> {
+  const taken = new Set<string>()
+  const names = new Map<string, string>()
+  for (const output of outputs) {
+    const base = output.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^\.+/, '_').slice(0, 200) || '_'
+    let name = `${base}.npy`
+    for (let n = 2; taken.has(name.toLowerCase()); n++) name = `${base}-${n}.npy`
+    taken.add(name.toLowerCase())
+    names.set(output, name)
+  }
+  return names
 }
 
 function bar (view: JobView, width = 28): string {
@@ -141,8 +154,9 @@ export async function run (argv: string[], io: Io): Promise<number> {
   }
 
   const written: Record<string, string> = {}
+  const files = outputFileNames(view.outputs.map(o => o.name))
   for (const out of view.outputs) {
-    const file = join(outDir, fileName(out.name))
+    const file = join(outDir, files.get(out.name)!)
     await writeFile(file, await client.output(jobId, out.name))
     written[out.name] = file
   }
