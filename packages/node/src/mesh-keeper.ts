@@ -87,7 +87,13 @@ export class MeshKeeper implements Startable {
    * tops up every interval.
    */
   private async tick (): Promise<void> {
-    await this.topUp()
+    try {
+      await this.topUp()
+    } catch (err) {
+      // one bad round (a connection that throws while closing, a peer store error) must not end the
+      // keeper: a node that stops keeping its connections drifts out of the mesh
+      this.log.error('topping up connections failed - %e', err)
+    }
     if (!this.running) return
     const alone = this.connected === 0
     const delay = alone ? this.retryMs : this.init.intervalMs
