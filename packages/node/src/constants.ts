@@ -186,3 +186,9 @@ export const MAX_LISTED_FAILURES = 100
  * job. Such peers get no pieces (docs/protocol.md, "Changes").
  */
 export const INCOMPATIBLE_VERSIONS: ReadonlySet<string> = new Set(['0.1.0'])
+
+/**
+ * The probe that sizes a job's pieces (one row run twice on the submitter) gets this long per run:
+ * creating a session of a large model takes seconds, and one that takes a minute is a model to refuse.
+ */
+export const PROBE_TIMEOUT_MS = 60_000

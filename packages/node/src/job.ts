@@ -4,7 +4,7 @@ import type { Assignment, FailureCause, Piece, Progress, SchedulerPeer } from '@
 import { InferResponse } from '@shoal/protocol'
 import { concatRows, mismatchWithModel, sliceRows } from '@shoal/runtime'
 import type { ModelInfo, Tensor } from '@shoal/runtime'
-import { ASSUMED_FETCH_BYTES_PER_MS, MAX_LISTED_FAILURES, MODEL_FETCH_SETUP_MS } from './constants.js'
+import { ASSUMED_FETCH_BYTES_PER_MS, MAX_LISTED_FAILURES, MODEL_FETCH_SETUP_MS, PROBE_TIMEOUT_MS } from './constants.js'
 import { PieceError } from './inference-service.js'
 import { isMalformedAnswer, PeerUnreachableError } from './infer-client.js'
 import type { PieceRequest, PieceResult } from './infer-client.js'
@@ -135,6 +135,8 @@ export class Job {
   private msPerRow = 1
   private wake: () => void = () => {}
   private cancelled?: string
+  /** Aborted by cancel(): stops the probe runs too, which no scheduler loop watches. */
+  private readonly stopping = new AbortController()
   private running?: Promise<JobResult>
   /** Set once the job has ended. */
   result?: JobResult
@@ -172,6 +174,7 @@ export class Job {
   /** Stops the job: pieces in flight are cancelled and `run()` rejects with a JobError. */
   cancel (reason = 'the job was cancelled'): void {
     this.cancelled ??= reason
+    this.stopping.abort(new JobError(reason))
     this.wake()
   }
 
@@ -234,10 +237,12 @@ export class Job {
     let started = 0
     let outputs: Record<string, Tensor>
     try {
-      await this.deps.runLocal(this.deps.model.cid, probe, AbortSignal.timeout(60_000))
+      const signal = (): AbortSignal => AbortSignal.any([AbortSignal.timeout(PROBE_TIMEOUT_MS), this.stopping.signal])
+      await this.deps.runLocal(this.deps.model.cid, probe, signal())
       started = this.now()
-      outputs = (await this.deps.runLocal(this.deps.model.cid, probe, AbortSignal.timeout(60_000))).outputs
+      outputs = (await this.deps.runLocal(this.deps.model.cid, probe, signal())).outputs
     } catch (err: any) {
+      if (this.cancelled != null) throw new JobError(this.cancelled)
       throw new JobError(`the model does not run on these inputs: ${err.message}`)
     }
     // the probe shows at once a model that drops the batch axis, before any peer is asked; its other

@@ -350,7 +350,8 @@ export class ShoalNode {
         peerIdFromString(peerId), request, signal,
         async (peer, signal, fresh) => await this.directChannelTo(peer, signal, fresh)
       ),
-      runLocal: async (cid, tensors) => await this.sessions!.run(cid, async () => await this.models.bytes(cid), tensors),
+      // ONNX Runtime cannot be interrupted: an aborted run goes on in its thread, its result dropped
+      runLocal: async (cid, tensors, signal) => await abortable(this.sessions!.run(cid, async () => await this.models.bytes(cid), tensors), signal),
       maxResponseBytes: this.config.maxRequestBytes * 4,
       log: libp2p.logger.forComponent('shoal:job')
     }, inputs, options)
@@ -520,6 +521,16 @@ export class ShoalNode {
   }
 
 
+}
+
+/** `promise`, or a rejection with the signal's reason as soon as `signal` aborts. */
+async function abortable<T> (promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  signal.throwIfAborted()
+  return await new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => { reject(signal.reason) }
+    signal.addEventListener('abort', onAbort, { once: true })
+    promise.then(resolve, reject).finally(() => { signal.removeEventListener('abort', onAbort) })
+  })
 }
 
 /** A plain TCP address (not relayed, not a browser transport): the same host can be reached on another port. */

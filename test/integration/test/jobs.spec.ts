@@ -1,12 +1,11 @@
 import onnxProto from 'onnx-proto'
 import { readFile } from 'node:fs/promises'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { PieceError, runRemotePiece } from '@shoal/node'
-import type { ShoalNode } from '@shoal/node'
+import { PieceError, resolveConfig, runRemotePiece, ShoalNode } from '@shoal/node'
 import { INFER_PROTOCOL, InferResponse } from '@shoal/protocol'
 import { buildCalibrationModel } from '@shoal/runtime/calibration-model'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { DETECTION_MODEL, images, localRun, metricValue, sameBytes, spawnNode, startJobMesh, startNode, stopAll, tempDir, TEST_AD_INTERVAL_MS, waitFor, withDynamicBatch } from './helpers.js'
+import { DETECTION_MODEL, FIXED_CALIBRATION, images, localRun, metricValue, sameBytes, spawnNode, startJobMesh, startNode, stopAll, tempDir, TEST_AD_INTERVAL_MS, waitFor, withDynamicBatch } from './helpers.js'
 import type { NodeProcess } from './helpers.js'
 
 let nodes: ShoalNode[] = []
@@ -160,6 +159,22 @@ describe('models that cannot be split', () => {
     const probed = submitter.submitJob(info.cid, { x })
     await expect(probed.run()).rejects.toThrow(/NOT_SPLITTABLE: output "y" has shape \[4\] for one row/)
     expect(probed.progress().failedAttempts).toBe(0)
+  })
+})
+
+describe('cancelling a job', () => {
+  it('stops it while its pieces are still being sized (the probe run is not waited for)', async () => {
+    // a runtime whose runs never end: ONNX Runtime cannot be interrupted, so the node must not wait
+    const config = await resolveConfig({ dataDir: await tempDir(), env: {}, flags: { listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, cpuThreads: 1 } })
+    const node = new ShoalNode({ config, calibration: FIXED_CALIBRATION, api: false, runtime: { run: async () => await new Promise(() => {}), close: async () => {} } })
+    await node.start()
+    nodes = [node]
+    const model = await node.addModel(withDynamicBatch(buildCalibrationModel({ batch: 1, width: 8, layers: 1 })))
+    const job = node.submitJob(model.cid, { input: { dtype: 'float32', dims: [4, 8], data: new Uint8Array(4 * 8 * 4) } })
+    expect(job.progress().state).toBe('planning')
+    const ended = job.run().then(() => 'done', err => String(err.message))
+    job.cancel('stopped by the user')
+    expect(await ended).toBe('stopped by the user')
   })
 })
 
