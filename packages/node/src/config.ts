@@ -3,7 +3,7 @@ import os from 'node:os'
 import { join, resolve } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { DEFAULT_AD_INTERVAL_MS, DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_MAX_MODEL_BYTES, DEFAULT_MAX_STORAGE_BYTES } from './constants.js'
+import { DEFAULT_AD_INTERVAL_MS, DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_MAX_MODEL_BYTES, DEFAULT_MAX_PIECE_MS, DEFAULT_MAX_STORAGE_BYTES } from './constants.js'
 import { ConfigError, DataDirError } from './errors.js'
 import { DEFAULT_MAX_REQUEST_BYTES, MAX_AD_INTERVAL_MS, MIN_AD_INTERVAL_MS } from '@shoal/protocol'
 
@@ -28,6 +28,11 @@ export interface NodeConfig {
   adIntervalMs: number
   recalibrate: boolean
   maxRequestBytes: number
+  /**
+   * The longest a piece from a peer may hold a slot, whatever deadline its submitter asked for (a
+   * deadline is the client's choice, up to 49 days on the wire).
+   */
+  maxPieceSeconds: number
   maxModelBytes: number
   /** Storage quota for models; least recently used unpinned models are evicted past it. */
   maxStorageBytes: number
@@ -35,7 +40,7 @@ export interface NodeConfig {
   trustedPublishers: string[]
 }
 
-type Kind = 'multiaddr' | 'bootstrap' | 'peerid' | 'port' | 'count' | 'bytes' | 'boolean' | 'ms'
+type Kind = 'multiaddr' | 'bootstrap' | 'peerid' | 'port' | 'count' | 'bytes' | 'boolean' | 'ms' | 'seconds'
 
 /** One node option: its flag, environment variable, config-file key and help, in one place. */
 export interface OptionSpec {
@@ -65,6 +70,7 @@ export const NODE_OPTIONS: OptionSpec[] = [
   { key: 'cpuThreads', flag: 'cpu-threads', kind: 'count', placeholder: 'N', help: 'CPU threads per inference session', defaultText: 'all logical cores' },
   { key: 'adIntervalMs', flag: 'ad-interval', kind: 'ms', placeholder: 'MS', help: `how often to publish this node's capacity ad, in ms (${MIN_AD_INTERVAL_MS}-${MAX_AD_INTERVAL_MS})`, defaultText: String(DEFAULT_AD_INTERVAL_MS) },
   { key: 'maxRequestBytes', flag: 'max-request-size', kind: 'bytes', placeholder: 'SIZE', help: 'largest piece (input tensors) this node accepts from a peer', defaultText: '256MiB' },
+  { key: 'maxPieceSeconds', flag: 'max-piece-time', kind: 'seconds', placeholder: 'SECONDS', help: 'longest a piece from a peer may run here, its inputs\' transfer included, whatever deadline the peer asks for (1-86400)', defaultText: String(DEFAULT_MAX_PIECE_MS / 1000) },
   { key: 'maxModelBytes', flag: 'max-model-size', kind: 'bytes', placeholder: 'SIZE', help: 'largest model this node stores or runs', defaultText: '1GiB' },
   { key: 'maxStorageBytes', flag: 'max-storage', kind: 'bytes', placeholder: 'SIZE', help: 'disk space for models; the least recently used unpinned model is evicted past it', defaultText: '20GiB' },
   { key: 'trustedPublishers', flag: 'trust', kind: 'peerid', multiple: true, placeholder: 'PEERID', help: 'accept model names (name@version) signed by this peer; repeat for several (this node\'s own names are always trusted)', defaultText: 'none' },
@@ -104,9 +110,9 @@ function parseValue (spec: OptionSpec, raw: unknown, source: string): unknown {
       if (['0', 'false', 'no', 'off'].includes(text)) return false
       return fail(`expected true or false, got "${String(raw)}"`)
     }
-    case 'port': case 'count': case 'ms': {
+    case 'port': case 'count': case 'ms': case 'seconds': {
       const n = typeof raw === 'number' ? raw : Number(String(raw).trim())
-      const [min, max] = spec.kind === 'port' ? [0, 65535] : spec.kind === 'ms' ? [MIN_AD_INTERVAL_MS, MAX_AD_INTERVAL_MS] : [1, 65535]
+      const [min, max] = spec.kind === 'port' ? [0, 65535] : spec.kind === 'ms' ? [MIN_AD_INTERVAL_MS, MAX_AD_INTERVAL_MS] : spec.kind === 'seconds' ? [1, 86_400] : [1, 65535]
       if (String(raw).trim() === '' || !Number.isInteger(n) || n < min || n > max) fail(`expected an integer from ${min} to ${max}, got "${String(raw)}"`)
       return n
     }
@@ -202,6 +208,7 @@ export async function resolveConfig (init: ResolveConfigInit = {}): Promise<Node
     adIntervalMs: DEFAULT_AD_INTERVAL_MS,
     recalibrate: false,
     maxRequestBytes: DEFAULT_MAX_REQUEST_BYTES,
+    maxPieceSeconds: DEFAULT_MAX_PIECE_MS / 1000,
     maxModelBytes: DEFAULT_MAX_MODEL_BYTES,
     maxStorageBytes: DEFAULT_MAX_STORAGE_BYTES,
     trustedPublishers: []

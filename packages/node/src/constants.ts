@@ -192,3 +192,19 @@ export const INCOMPATIBLE_VERSIONS: ReadonlySet<string> = new Set(['0.1.0'])
  * creating a session of a large model takes seconds, and one that takes a minute is a model to refuse.
  */
 export const PROBE_TIMEOUT_MS = 60_000
+
+/**
+ * The longest a piece from a peer holds a slot by default (--max-piece-time), whatever `deadline_ms`
+ * it asks for: a submitter's deadline is 4x the piece's expected time, so this admits pieces of up to
+ * 2.5 minutes of expected work, far more than the 0.5 s pieces are sized for, while two streams that
+ * send a header and nothing more can no longer pin a worker's slots for weeks.
+ */
+export const DEFAULT_MAX_PIECE_MS = 10 * 60_000
+
+/**
+ * After admission a piece's inputs must keep arriving: every data frame within INPUT_IDLE_MS of the
+ * last, and all of them within INPUT_IDLE_MS + bytes / MIN_INPUT_BYTES_PER_S (256 KiB/s: a slow home
+ * uplink sends 1 MB/s). A client that stops sending is dropped instead of holding a slot.
+ */
+export const INPUT_IDLE_MS = 10_000
+export const MIN_INPUT_BYTES_PER_S = 256 * 1024

@@ -85,7 +85,7 @@ export async function readData (lp: Frames, total: number, signal: AbortSignal, 
  * Reads data frames into one buffer per part (`sizes`, whose total the caller has validated): a
  * frame may end inside a part or run across parts. Each buffer is the caller's alone.
  */
-export async function readDataParts (lp: Frames, sizes: number[], signal: AbortSignal, what: string): Promise<Uint8Array[]> {
+export async function readDataParts (lp: Frames, sizes: number[], signal: AbortSignal, what: string, onFrame?: () => void): Promise<Uint8Array[]> {
   const parts = sizes.map(size => new Uint8Array(size))
   const total = sizes.reduce((n, size) => n + size, 0)
   let part = 0
@@ -93,6 +93,7 @@ export async function readDataParts (lp: Frames, sizes: number[], signal: AbortS
   let read = 0
   while (read < total) {
     const frame = await lp.read({ signal })
+    onFrame?.()
     if (frame.byteLength === 0 || read + frame.byteLength > total) {
       throw new InvalidMessageError('bad-tensor', `${what}: data frames do not add up to the ${total} bytes announced`)
     }

@@ -7,7 +7,7 @@ import {
 import type { TensorHeader } from '@shoal/protocol'
 import { mismatchWithModel } from '@shoal/runtime'
 import type { PieceRuntime, Tensor } from '@shoal/runtime'
-import { FETCH_ANSWER_MARGIN_MS, HEADER_TIMEOUT_MS, MAX_INBOUND_INFER_STREAMS } from './constants.js'
+import { DEFAULT_MAX_PIECE_MS, FETCH_ANSWER_MARGIN_MS, HEADER_TIMEOUT_MS, INPUT_IDLE_MS, MAX_INBOUND_INFER_STREAMS, MIN_INPUT_BYTES_PER_S } from './constants.js'
 import { drainData, readDataParts, readMessage, streamChannel, writeData, writeMessage } from './frames.js'
 import type { Channel } from './frames.js'
 import type { NodeMetrics } from './metrics.js'
@@ -19,6 +19,10 @@ const Code = InferResponse.Code
 export interface InferenceServiceInit {
   maxConcurrency: number
   maxRequestBytes: number
+  /** The longest a piece may hold a slot, whatever `deadline_ms` asks (default DEFAULT_MAX_PIECE_MS). */
+  maxPieceMs?: number
+  /** How long an admitted piece's inputs may pause (default INPUT_IDLE_MS; tests shorten it). */
+  inputIdleMs?: number
   /**
    * The volunteer's memory limit (--max-memory; 0: none): no piece starts while the node's memory in
    * use plus the piece's inputs would exceed it, and a piece whose inputs alone exceed it is refused.
@@ -157,11 +161,11 @@ export class InferenceService implements Startable {
     }
     this.init.onLoadChange?.()
     const release = this.init.store.use(request.modelCid)
-    const deadlineMs = Math.max(1, request.deadlineMs)
+    const deadlineMs = Math.min(Math.max(1, request.deadlineMs), this.init.maxPieceMs ?? DEFAULT_MAX_PIECE_MS)
     signal = AbortSignal.timeout(deadlineMs)
     try {
       // one buffer per input, which the inference thread can then take over without a copy
-      const data = await readDataParts(lp, inputs.map(t => t.byteLength), signal, 'infer request')
+      const data = await this.readInputs(lp, inputs.map(t => t.byteLength), total, signal)
       this.init.metrics?.workerTensorBytes.inc({ direction: 'in', channel: channel.kind }, total)
       await linkDelay(this.init.shaping, total, signal)
       const tensors: Record<string, Tensor> = {}
@@ -202,6 +206,34 @@ export class InferenceService implements Startable {
       computing()
       this.runningPieces--
       this.init.onLoadChange?.()
+    }
+  }
+
+  /**
+   * Reads an admitted piece's inputs, as long as they keep coming: each frame within INPUT_IDLE_MS of
+   * the last, all of them within INPUT_IDLE_MS + total / MIN_INPUT_BYTES_PER_S (and the piece's
+   * deadline). A client that sends a header and then trickles or nothing would otherwise hold a slot
+   * until a deadline of its own choosing.
+   */
+  private async readInputs (lp: Channel['frames'], sizes: number[], total: number, deadline: AbortSignal): Promise<Uint8Array[]> {
+    const stalled = new AbortController()
+    const idleMs = this.init.inputIdleMs ?? INPUT_IDLE_MS
+    const budgetMs = idleMs + Math.ceil(total * 1000 / MIN_INPUT_BYTES_PER_S)
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const watch = (): void => {
+      clearTimeout(timer)
+      timer = setTimeout(() => { stalled.abort(new PieceError(Code.DEADLINE_EXCEEDED, `the piece's inputs stopped arriving (nothing for ${idleMs} ms)`)) }, idleMs)
+    }
+    const slow = AbortSignal.timeout(budgetMs)
+    watch()
+    try {
+      return await readDataParts(lp, sizes, AbortSignal.any([deadline, stalled.signal, slow]), 'infer request', watch)
+    } catch (err) {
+      if (stalled.signal.aborted && !deadline.aborted) throw stalled.signal.reason
+      if (slow.aborted && !deadline.aborted) throw new PieceError(Code.DEADLINE_EXCEEDED, `the piece's ${total} bytes of inputs arrived slower than ${MIN_INPUT_BYTES_PER_S} bytes/s`)
+      throw err
+    } finally {
+      clearTimeout(timer)
     }
   }
 

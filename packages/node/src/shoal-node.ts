@@ -90,6 +90,8 @@ export interface ShoalNodeInit {
   noProviderTimeoutMs?: number
   /** Test hook: the memory in use that `--max-memory` is checked against (default: the process's resident set). */
   memoryInUse?: () => number
+  /** Test hook: how long a piece's inputs may pause (default INPUT_IDLE_MS). */
+  inputIdleMs?: number
   /** Test hook: false makes this node refuse to reuse direct connections, as a node from before it could. */
   directReuse?: boolean
   /**
@@ -203,8 +205,10 @@ export class ShoalNode {
       inference: {
         maxConcurrency: config.maxConcurrency,
         maxRequestBytes: config.maxRequestBytes,
+        maxPieceMs: config.maxPieceSeconds * 1000,
         maxMemoryBytes: config.maxMemoryBytes,
         memoryInUse: this.init.memoryInUse,
+        inputIdleMs: this.init.inputIdleMs,
         store: this.models,
         fetchModel: async (cid, hint) => await this.fetchModel(cid, { hints: [hint] }),
         sessions: this.sessions,

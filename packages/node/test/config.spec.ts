@@ -43,6 +43,14 @@ describe('node config', () => {
     await expect(resolveConfig({ dataDir: await dataDirWith(), flags: { trustedPublishers: ['someone'] }, env: {} })).rejects.toThrow(/--trust: "someone" is not a peer id/)
   })
 
+  it('reads the longest time a piece may take, in seconds, and refuses none or more than a day', async () => {
+    const dataDir = await dataDirWith()
+    expect((await resolveConfig({ dataDir, env: {} })).maxPieceSeconds).toBe(600)
+    expect((await resolveConfig({ dataDir, flags: { maxPieceSeconds: '30' }, env: {} })).maxPieceSeconds).toBe(30)
+    await expect(resolveConfig({ dataDir, env: { SHOAL_MAX_PIECE_TIME: '0' } })).rejects.toThrow(/SHOAL_MAX_PIECE_TIME: expected an integer from 1 to 86400/)
+    await expect(resolveConfig({ dataDir, env: { SHOAL_MAX_PIECE_TIME: '86401' } })).rejects.toThrow(/expected an integer from 1 to 86400/)
+  })
+
   it('turns lan on by itself only when every listen address is loopback', async () => {
     const dataDir = await dataDirWith()
     expect((await resolveConfig({ dataDir, flags: { listen: ['/ip4/127.0.0.1/tcp/0'] }, env: {} })).lan).toBe(true)

@@ -32,14 +32,14 @@ export async function waitFor (condition: () => boolean | Promise<boolean>, what
 /** In-process nodes skip measuring: many nodes measuring at once on 2 cores would only measure each other. */
 export const FIXED_CALIBRATION = { providers: [{ name: 'cpu', gflops: 50 }], failed: [], gpu: null, measuredAt: 0 }
 
-export async function startNode (bootstrap: string[] = [], extra: Record<string, unknown> = {}, init: { slowdown?: number, gflops?: number, tuning?: MeshTuning, memoryInUse?: () => number, directReuse?: boolean } = {}): Promise<ShoalNode> {
+export async function startNode (bootstrap: string[] = [], extra: Record<string, unknown> = {}, init: { slowdown?: number, gflops?: number, tuning?: MeshTuning, memoryInUse?: () => number, directReuse?: boolean, inputIdleMs?: number } = {}): Promise<ShoalNode> {
   const config = await resolveConfig({
     dataDir: await tempDir(),
     flags: { listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, mdns: false, adIntervalMs: TEST_AD_INTERVAL_MS, cpuThreads: 1, ...extra },
     env: {}
   })
   const calibration = init.gflops == null ? FIXED_CALIBRATION : { ...FIXED_CALIBRATION, providers: [{ name: 'cpu', gflops: init.gflops }] }
-  const node = new ShoalNode({ config, calibration, api: false, meshKeeperIntervalMs: 500, slowdown: init.slowdown, noProviderTimeoutMs: 3000, tuning: init.tuning, memoryInUse: init.memoryInUse, directReuse: init.directReuse })
+  const node = new ShoalNode({ config, calibration, api: false, meshKeeperIntervalMs: 500, slowdown: init.slowdown, noProviderTimeoutMs: 3000, tuning: init.tuning, memoryInUse: init.memoryInUse, directReuse: init.directReuse, inputIdleMs: init.inputIdleMs })
   await node.start()
   return node
 }

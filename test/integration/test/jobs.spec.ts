@@ -2,7 +2,8 @@ import onnxProto from 'onnx-proto'
 import { readFile } from 'node:fs/promises'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { PieceError, resolveConfig, runRemotePiece, ShoalNode } from '@shoal/node'
-import { INFER_PROTOCOL, InferResponse } from '@shoal/protocol'
+import { INFER_PROTOCOL, InferRequest, InferResponse } from '@shoal/protocol'
+import { lpStream } from '@libp2p/utils'
 import { buildCalibrationModel } from '@shoal/runtime/calibration-model'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { DETECTION_MODEL, FIXED_CALIBRATION, images, localRun, metricValue, sameBytes, spawnNode, startJobMesh, startNode, stopAll, tempDir, TEST_AD_INTERVAL_MS, waitFor, withDynamicBatch } from './helpers.js'
@@ -282,6 +283,29 @@ describe('bad input gets a clear error, and workers go on serving', () => {
     expect(metricValue(metrics, 'shoal_worker_tensor_bytes_total{direction="out",channel="stream"}')).toBe(64 * 64 * 4)
     expect(metricValue(metrics, 'shoal_worker_compute_seconds_total{provider="cpu"}')).toBeGreaterThan(0)
     expect(metricValue(metrics, 'shoal_worker_piece_duration_seconds_count')).toBe(1)
+  })
+
+  it('a client that sends a header and then nothing (slowloris) is dropped; the worker serves the next piece', async () => {
+    const submitter = await startNode()
+    const worker = await startNode([submitter.addrs[0]], {}, { inputIdleMs: 300 })
+    nodes = [submitter, worker]
+    await waitFor(() => submitter.peers().length === 1, 'the worker to be seen')
+    const model = await submitter.addModel(detection)
+    await sendPiece(submitter, worker, model.cid, 1) // the worker fetches the model
+    // two streams pin both slots: a valid header announcing 4 images, a deadline of 49 days, then silence
+    const stalls = await Promise.all([0, 1].map(async () => {
+      const stream = await submitter.libp2p.dialProtocol(peerIdFromString(worker.peerId), INFER_PROTOCOL)
+      const lp = lpStream(stream, { maxDataLength: 1 << 20 })
+      await lp.write(InferRequest.encode({ jobId: 'slow', pieceId: 0, modelCid: model.cid, inputs: [{ name: 'x', dtype: 'float32', dims: [4n, 3n, 64n, 64n], byteLength: 4n * 3n * 64n * 64n * 4n }], deadlineMs: 0xffffffff }))
+      return lp
+    }))
+    const answers = await Promise.all(stalls.map(async lp => InferResponse.decode((await lp.read({ signal: AbortSignal.timeout(10_000) })).subarray())))
+    for (const answer of answers) {
+      expect(answer.code).toBe(InferResponse.Code.DEADLINE_EXCEEDED)
+      expect(answer.message).toMatch(/inputs stopped arriving \(nothing for 300 ms\)/)
+    }
+    const ok = await sendPiece(submitter, worker, model.cid, 1)
+    expect(ok.outputs['sigmoid_0.tmp_0'].dims).toEqual([1, 1, 64, 64])
   })
 
   it('a worker keeps to its memory limit: no piece while it uses too much, none bigger than the limit', async () => {
