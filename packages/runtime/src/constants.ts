@@ -24,3 +24,18 @@ export const MAX_MODEL_ATTRIBUTES = 1_000_000
 export const MAX_MODEL_TENSORS = 200_000
 /** Graphs nested in graphs (If, Loop, Scan bodies): real models nest a few deep. */
 export const MAX_MODEL_DEPTH = 32
+
+/**
+ * A child process of ProcessSessions gets at least this much address space: Node and ONNX Runtime
+ * reserve about 1.5 GB of it before any model (under 1 GB they did not start), and it is reserved,
+ * not used, memory. Beyond that a child gets its memory limit plus SANDBOX_ADDRESS_SPACE_MARGIN_BYTES.
+ */
+export const MIN_SANDBOX_ADDRESS_SPACE_BYTES = 2 * 1024 ** 3
+export const SANDBOX_ADDRESS_SPACE_MARGIN_BYTES = 1024 ** 3
+
+/**
+ * A model whose run was killed, crashed its process or used too much memory is refused this long
+ * before it may be tried again: long enough that a hostile model costs a worker one attempt in
+ * minutes, short enough that a model refused for a passing reason (a busy machine) comes back.
+ */
+export const SANDBOX_REFUSE_MS = 10 * 60_000

@@ -10,3 +10,15 @@ export class ModelRejectedError extends Error {
     super(message)
   }
 }
+
+/**
+ * A run the sandbox stopped or will not start (process-sessions.ts): 'deadline' (killed past its
+ * signal), 'crashed' (its process died), 'memory' (it ran out of, or held too much, memory),
+ * 'refused' (its model did one of these lately).
+ */
+export class SandboxError extends Error {
+  override name = 'SandboxError'
+  constructor (readonly kind: 'deadline' | 'crashed' | 'memory' | 'refused', message: string) {
+    super(message)
+  }
+}

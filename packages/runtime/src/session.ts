@@ -63,6 +63,11 @@ export interface PieceRunOptions {
    * for one until then): a worker counts the pieces it has accepted and not yet started as its queue.
    */
   onStart?: () => void
+  /**
+   * The run is no longer wanted (its deadline passed). A runtime that can stop a run does (a child
+   * process is killed); one that cannot lets it finish and drops the result.
+   */
+  signal?: AbortSignal
 }
 
 /** What a node needs to run pieces: ONNX Runtime sessions here, a calibrated delay in simulations. */

@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads'
 import type { PieceRun, PieceRunOptions, PieceRuntime, SessionCacheInit } from './session.js'
-import type { FromThread, ToThread } from './session-thread.js'
+import type { FromHost as FromThread, ToHost as ToThread } from './session-host.js'
 import type { Tensor } from './tensor.js'
 
 export interface ThreadedSessionsInit extends SessionCacheInit {

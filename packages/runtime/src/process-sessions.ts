@@ -1,0 +1,265 @@
+import { spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import os from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { MIN_SANDBOX_ADDRESS_SPACE_BYTES, SANDBOX_ADDRESS_SPACE_MARGIN_BYTES, SANDBOX_REFUSE_MS } from './constants.js'
+import { SandboxError } from './errors.js'
+import type { PieceRun, PieceRunOptions, PieceRuntime, SessionCacheInit } from './session.js'
+import type { FromHost, ToHost } from './session-host.js'
+
+export interface ProcessSessionsInit extends SessionCacheInit {
+  /** Child processes, each with its own sessions: pieces that compute at once (default 1). */
+  processes?: number
+  /**
+   * Memory a child may hold (0: no limit): its resident memory is checked after every run, and the
+   * operating system refuses it address space beyond this plus a margin (RLIMIT_AS, on Linux).
+   */
+  memoryLimitBytes?: number
+  /** How long a model that crashed, was killed or used too much memory is refused (default SANDBOX_REFUSE_MS). */
+  refuseForMs?: number
+  now?: () => number
+}
+
+/** How long close() waits for a child to finish its piece and end before it is killed. */
+const CLOSE_WAIT_MS = 10_000
+/** The end of a child's stderr kept to explain a crash. */
+const STDERR_TAIL_BYTES = 2048
+
+interface Call {
+  cid: string
+  load: () => Promise<Uint8Array>
+  resolve: (run: PieceRun) => void
+  reject: (err: Error) => void
+}
+
+interface Slot {
+  child: ChildProcess
+  cwd: string
+  busy: boolean
+  calls: Map<number, Call>
+  stderr: string
+}
+
+/**
+ * ONNX Runtime sessions in child processes: a model is a stranger's code, and a process is what the
+ * node can stop. Each child runs in an empty working directory of its own (a relative path inside a
+ * model finds nothing of the node's), under an address-space limit, with no environment but PATH.
+ * A run that outlives its signal is killed with its process (ONNX Runtime cannot be interrupted: an
+ * endless Loop held a thread, and its slot, until the node restarted); a child that crashes fails
+ * its run; a child that holds more memory than allowed after a run is ended, so its memory returns.
+ * Each of those makes its model refused for a while (SandboxError 'refused'), without a new attempt.
+ * Inputs and outputs cross the process boundary by copy over the IPC channel.
+ */
+export class ProcessSessions implements PieceRuntime {
+  private readonly slots: Slot[] = []
+  private readonly waiting: Array<{ resolve: (slot: Slot) => void, reject: (err: Error) => void }> = []
+  private readonly refused = new Map<string, { until: number, why: string }>()
+  private readonly init: ProcessSessionsInit
+  private readonly now: () => number
+  private nextId = 0
+  private closed = false
+
+  constructor (init: ProcessSessionsInit) {
+    this.init = init
+    this.now = init.now ?? Date.now
+  }
+
+  async run (cid: string, load: () => Promise<Uint8Array>, inputs: Record<string, import('./tensor.js').Tensor>, options: PieceRunOptions = {}): Promise<PieceRun> {
+    if (this.closed) throw new Error('the inference sessions are closed')
+    const refusal = this.refusal(cid)
+    if (refusal != null) throw refusal
+    options.signal?.throwIfAborted()
+    const slot = await this.acquire()
+    let settled = false
+    try {
+      if (this.closed) throw new Error('the inference sessions are closed')
+      options.onStart?.()
+      const run = await new Promise<PieceRun>((resolve, reject) => {
+        const id = ++this.nextId
+        const onAbort = (): void => {
+          this.refuse(cid, 'outlived its deadline and was killed')
+          this.kill(slot, new SandboxError('deadline', `the run of model ${cid} outlived its deadline: its process was killed`))
+        }
+        const done = (): void => { settled = true; options.signal?.removeEventListener('abort', onAbort) }
+        slot.calls.set(id, {
+          cid,
+          load,
+          resolve: run => { done(); resolve(run) },
+          reject: err => { done(); reject(err) }
+        })
+        options.signal?.addEventListener('abort', onAbort, { once: true })
+        slot.child.send({ type: 'run', id, cid, inputs } satisfies ToHost)
+      })
+      this.checkMemory(slot, cid)
+      return run
+    } catch (err: any) {
+      // ONNX Runtime's own words for an allocation the address-space limit refused
+      if (settled && /bad.?alloc|failed to allocate|out of memory/i.test(String(err?.message))) {
+        this.refuse(cid, 'ran out of the memory it may use')
+        this.kill(slot, new SandboxError('memory', `model ${cid} ran out of memory`))
+      }
+      throw err
+    } finally {
+      this.release(slot)
+    }
+  }
+
+  /** Resident memory of the children now, in bytes (0 where /proc cannot tell). */
+  memoryBytes (): number {
+    return this.slots.reduce((sum, slot) => sum + residentBytes(slot.child.pid), 0)
+  }
+
+  /**
+   * Ends the children: each finishes the piece it runs (within CLOSE_WAIT_MS, else it is killed),
+   * releases its sessions and exits; their working directories are removed.
+   */
+  async close (): Promise<void> {
+    this.closed = true
+    for (const waiter of this.waiting.splice(0)) waiter.reject(new Error('the inference sessions are closed'))
+    const slots = this.slots.splice(0)
+    await Promise.all(slots.map(async slot => {
+      await new Promise<void>(resolve => {
+        const timer = setTimeout(() => { slot.child.kill('SIGKILL') }, CLOSE_WAIT_MS)
+        slot.child.once('exit', () => { clearTimeout(timer); resolve() })
+        if (slot.child.exitCode != null || slot.child.signalCode != null || !slot.child.connected) {
+          slot.child.kill('SIGKILL')
+          if (slot.child.exitCode != null || slot.child.signalCode != null) { clearTimeout(timer); resolve() }
+          return
+        }
+        slot.child.on('message', (m: FromHost) => { if (m.type === 'closed') slot.child.kill('SIGKILL') })
+        slot.child.send({ type: 'close' } satisfies ToHost)
+      })
+      rmSync(slot.cwd, { recursive: true, force: true })
+    }))
+  }
+
+  private refusal (cid: string): SandboxError | undefined {
+    const entry = this.refused.get(cid)
+    if (entry == null) return undefined
+    if (entry.until <= this.now()) {
+      this.refused.delete(cid)
+      return undefined
+    }
+    return new SandboxError('refused', `model ${cid} ${entry.why} here; it is refused for ${Math.ceil((entry.until - this.now()) / 1000)} s more`)
+  }
+
+  private refuse (cid: string, why: string): void {
+    this.refused.set(cid, { until: this.now() + (this.init.refuseForMs ?? SANDBOX_REFUSE_MS), why })
+  }
+
+  /** A child holding more than it may after a run is ended: its memory returns to the machine. */
+  private checkMemory (slot: Slot, cid: string): void {
+    const limit = this.init.memoryLimitBytes ?? 0
+    if (limit <= 0) return
+    const rss = residentBytes(slot.child.pid)
+    if (rss <= limit) return
+    this.refuse(cid, `held ${rss} bytes of memory, over the limit of ${limit}`)
+    this.kill(slot, new SandboxError('memory', `model ${cid} held ${rss} bytes of memory`))
+  }
+
+  private get maxProcesses (): number {
+    return Math.max(1, this.init.processes ?? 1)
+  }
+
+  private async acquire (): Promise<Slot> {
+    const idle = this.slots.find(s => !s.busy)
+    if (idle != null) {
+      idle.busy = true
+      return idle
+    }
+    if (this.slots.length < this.maxProcesses) {
+      const slot = this.spawn()
+      slot.busy = true
+      return slot
+    }
+    return await new Promise((resolve, reject) => this.waiting.push({ resolve, reject }))
+  }
+
+  private release (slot: Slot): void {
+    // a child that died is gone; kill() has handed a new one to the next in line
+    if (!this.slots.includes(slot)) return
+    const next = this.waiting.shift()
+    if (next != null) next.resolve(slot)
+    else slot.busy = false
+  }
+
+  private spawn (): Slot {
+    const { processes, memoryLimitBytes, refuseForMs, now, ...cacheInit } = this.init
+    const cwd = mkdtempSync(join(os.tmpdir(), 'shoal-sandbox-'))
+    const script = fileURLToPath(new URL('./session-process.js', import.meta.url))
+    const env = { PATH: process.env.PATH ?? '', SHOAL_SESSION_INIT: JSON.stringify(cacheInit) }
+    const options = { cwd, env, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] as Array<'ignore' | 'pipe' | 'ipc'>, serialization: 'advanced' as const }
+    const limit = memoryLimitBytes ?? 0
+    // Node itself reserves about 1.5 GB of address space (1 GB was too little to start): the limit is
+    // on allocations far beyond what the node allows, such as a 3 GB ConstantOfShape
+    const addressSpaceKb = Math.ceil(Math.max(MIN_SANDBOX_ADDRESS_SPACE_BYTES, limit + SANDBOX_ADDRESS_SPACE_MARGIN_BYTES) / 1024)
+    const child = process.platform === 'linux' && limit > 0
+      ? spawn('/bin/sh', ['-c', `ulimit -v ${addressSpaceKb} && exec "$0" "$1"`, process.execPath, script], options)
+      : spawn(process.execPath, [script], options)
+    const slot: Slot = { child, cwd, busy: false, calls: new Map(), stderr: '' }
+    child.stderr?.on('data', (chunk: Buffer) => { slot.stderr = (slot.stderr + chunk.toString('utf8')).slice(-STDERR_TAIL_BYTES) })
+    child.on('message', (m: FromHost) => { this.onMessage(slot, m) })
+    child.on('error', (err) => { this.kill(slot, err) })
+    child.on('exit', (code, signal) => {
+      if (!this.slots.includes(slot)) return
+      for (const call of slot.calls.values()) this.refuse(call.cid, `crashed its inference process (${signal ?? `exit code ${String(code)}`})`)
+      const why = slot.stderr.trim().split('\n').slice(-3).join(' ').slice(0, 500)
+      this.kill(slot, new SandboxError('crashed', `the inference process exited (${signal ?? `exit code ${String(code)}`})${why === '' ? '' : `: ${why}`}`))
+    })
+    this.slots.push(slot)
+    return slot
+  }
+
+  private onMessage (slot: Slot, m: FromHost): void {
+    if (m.type === 'load') {
+      const call = slot.calls.get(m.id)
+      if (call == null) return
+      call.load().then(bytes => {
+        if (slot.child.connected) slot.child.send({ type: 'model', id: m.id, bytes } satisfies ToHost)
+      }, (err: any) => {
+        if (slot.child.connected) slot.child.send({ type: 'model', id: m.id, error: String(err?.message ?? err) } satisfies ToHost)
+      })
+    } else if (m.type === 'result' || m.type === 'error') {
+      const call = slot.calls.get(m.id)
+      slot.calls.delete(m.id)
+      if (call == null) return
+      if (m.type === 'result') {
+        call.resolve({ outputs: m.outputs, provider: m.provider, computeMs: m.computeMs })
+      } else {
+        const err = new Error(m.message)
+        err.name = m.name
+        call.reject(err)
+      }
+    }
+  }
+
+  /** Ends a child at once: its runs fail with `err`, and the next waiting run gets a new child. */
+  private kill (slot: Slot, err: Error): void {
+    const i = this.slots.indexOf(slot)
+    if (i < 0) return
+    this.slots.splice(i, 1)
+    slot.child.kill('SIGKILL')
+    for (const call of slot.calls.values()) call.reject(err)
+    slot.calls.clear()
+    rmSync(slot.cwd, { recursive: true, force: true })
+    if (!this.closed && this.waiting.length > 0 && this.slots.length < this.maxProcesses) {
+      const next = this.waiting.shift()!
+      const fresh = this.spawn()
+      fresh.busy = true
+      next.resolve(fresh)
+    }
+  }
+}
+
+/** A process's resident memory from /proc (Linux); 0 elsewhere or once it is gone. */
+function residentBytes (pid: number | undefined): number {
+  if (pid == null) return 0
+  try {
+    const pages = Number(readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ')[1])
+    return Number.isFinite(pages) ? pages * 4096 : 0
+  } catch {
+    return 0
+  }
+}

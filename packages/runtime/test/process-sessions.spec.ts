@@ -1,0 +1,122 @@
+import onnxProto from 'onnx-proto'
+import { describe, expect, it } from 'vitest'
+// the built module: its child process runs dist/src/session-process.js (`pnpm test` builds first)
+import { ProcessSessions } from '../dist/src/process-sessions.js'
+import { SessionCache } from '../src/session.js'
+import { buildCalibrationModel } from '../src/calibration-model.js'
+import type { Tensor } from '../src/tensor.js'
+
+const { onnx } = onnxProto
+const FLOAT = onnx.TensorProto.DataType.FLOAT
+const INT64 = onnx.TensorProto.DataType.INT64
+const BOOL = onnx.TensorProto.DataType.BOOL
+
+const honest = buildCalibrationModel({ batch: 4, width: 16, layers: 2 })
+const x: Tensor = { dtype: 'float32', dims: [4, 16], data: new Uint8Array(Float32Array.from({ length: 64 }, (_, i) => Math.sin(i)).buffer) }
+
+const tensorType = (elemType: number, dims: Array<number | string>): onnxProto.onnx.ITypeProto => ({ tensorType: { elemType, shape: { dim: dims.map(d => typeof d === 'number' ? { dimValue: d } : { dimParam: d }) } } })
+const scalar = (name: string, dataType: number, raw: Uint8Array): onnxProto.onnx.INodeProto => ({ opType: 'Constant', output: [name], attribute: [{ name: 'value', type: onnx.AttributeProto.AttributeType.TENSOR, t: { dataType, dims: [], rawData: raw } }] })
+
+/** y = x after a Loop of 2^62 trips whose body does nothing: ONNX Runtime never comes back. */
+function endlessLoop (): Uint8Array {
+  const trips = new Uint8Array(new BigInt64Array([2n ** 62n]).buffer)
+  return onnx.ModelProto.encode({
+    irVersion: 8,
+    opsetImport: [{ domain: '', version: 17 }],
+    graph: {
+      name: 'endless',
+      node: [
+        scalar('m', INT64, trips),
+        scalar('c', BOOL, Uint8Array.from([1])),
+        {
+          opType: 'Loop', input: ['m', 'c', 'input'], output: ['output'],
+          attribute: [{
+            name: 'body', type: onnx.AttributeProto.AttributeType.GRAPH,
+            g: {
+              name: 'body',
+              node: [{ opType: 'Identity', input: ['cond'], output: ['cond_out'] }, { opType: 'Identity', input: ['v'], output: ['v_out'] }],
+              input: [{ name: 'i', type: tensorType(INT64, []) }, { name: 'cond', type: tensorType(BOOL, []) }, { name: 'v', type: tensorType(FLOAT, ['n', 16]) }],
+              output: [{ name: 'cond_out', type: tensorType(BOOL, []) }, { name: 'v_out', type: tensorType(FLOAT, ['n', 16]) }]
+            }
+          }]
+        }
+      ],
+      input: [{ name: 'input', type: tensorType(FLOAT, ['n', 16]) }],
+      output: [{ name: 'output', type: tensorType(FLOAT, ['n', 16]) }]
+    }
+  }).finish()
+}
+
+/** A 200-byte model whose output is 3 GiB of zeros (ConstantOfShape). */
+function memoryBomb (): Uint8Array {
+  const shape = new Uint8Array(new BigInt64Array([3n * 2n ** 30n / 4n]).buffer)
+  return onnx.ModelProto.encode({
+    irVersion: 8,
+    opsetImport: [{ domain: '', version: 17 }],
+    graph: {
+      name: 'bomb',
+      node: [
+        { opType: 'Constant', output: ['shape'], attribute: [{ name: 'value', type: onnx.AttributeProto.AttributeType.TENSOR, t: { dataType: INT64, dims: [1], rawData: shape } }] },
+        { opType: 'ConstantOfShape', input: ['shape'], output: ['zeros'] },
+        { opType: 'Identity', input: ['input'], output: ['output'] }
+      ],
+      input: [{ name: 'input', type: tensorType(FLOAT, ['n', 16]) }],
+      output: [{ name: 'output', type: tensorType(FLOAT, ['n', 16]) }, { name: 'zeros', type: tensorType(FLOAT, ['z']) }]
+    }
+  }).finish()
+}
+
+describe('ProcessSessions: models run in a child process the node can kill', () => {
+  it('gives the bytes a session in this process gives, asking for the model once', async () => {
+    const sandbox = new ProcessSessions({ providers: ['cpu'], cpuThreads: 1 })
+    const local = new SessionCache({ providers: ['cpu'], cpuThreads: 1 })
+    let loads = 0
+    try {
+      const reference = await local.run('m', async () => honest, { input: x })
+      for (let i = 0; i < 2; i++) {
+        const run = await sandbox.run('m', async () => { loads++; return honest }, { input: x })
+        expect(Buffer.from(run.outputs.output.data).equals(Buffer.from(reference.outputs.output.data))).toBe(true)
+      }
+      expect(loads).toBe(1)
+      expect(sandbox.memoryBytes()).toBeGreaterThan(0)
+    } finally {
+      await sandbox.close()
+      await local.close()
+    }
+  })
+
+  it('kills an endless Loop at its deadline, serves the next piece, and refuses that model for a while', async () => {
+    const sandbox = new ProcessSessions({ providers: ['cpu'], cpuThreads: 1 })
+    try {
+      const started = performance.now()
+      const err = await sandbox.run('loop', async () => endlessLoop(), { input: x }, { signal: AbortSignal.timeout(1500) }).catch(e => e)
+      expect(err).toMatchObject({ name: 'SandboxError', kind: 'deadline' })
+      expect(performance.now() - started).toBeLessThan(10_000)
+      const ok = await sandbox.run('m', async () => honest, { input: x })
+      expect(ok.outputs.output.dims).toEqual([4, 16])
+      // refused at once, without a process spent on it
+      const again = await sandbox.run('loop', async () => endlessLoop(), { input: x }).catch(e => e)
+      expect(again).toMatchObject({ name: 'SandboxError', kind: 'refused' })
+      expect(again.message).toMatch(/outlived its deadline and was killed here; it is refused for \d+ s more/)
+    } finally {
+      await sandbox.close()
+    }
+  })
+
+  // the address-space limit is Linux's (RLIMIT_AS through the shell's ulimit); elsewhere the bomb
+  // would really take 3 GiB of this machine
+  it.runIf(process.platform === 'linux')('stops a memory bomb at its memory limit, then serves an honest model', async () => {
+    const sandbox = new ProcessSessions({ providers: ['cpu'], cpuThreads: 1, memoryLimitBytes: 256 * 1024 ** 2 })
+    try {
+      const err = await sandbox.run('bomb', async () => memoryBomb(), { input: x }).catch(e => e)
+      // ONNX Runtime's allocation of 3 GiB fails under the limit, in the child, not in the node
+      expect(err.message).toMatch(/Failed to allocate memory for requested buffer of size 3221225472/)
+      expect((await sandbox.run('bomb', async () => memoryBomb(), { input: x }).catch(e => e))).toMatchObject({ name: 'SandboxError', kind: 'refused' })
+      const ok = await sandbox.run('m', async () => honest, { input: x })
+      expect(ok.outputs.output.dims).toEqual([4, 16])
+      expect(sandbox.memoryBytes()).toBeLessThan(256 * 1024 ** 2)
+    } finally {
+      await sandbox.close()
+    }
+  })
+})
