@@ -5,7 +5,7 @@ import {
   toTensorInfo, validateTensorInfos
 } from '@shoal/protocol'
 import type { TensorHeader } from '@shoal/protocol'
-import { mismatchWithModel } from '@shoal/runtime'
+import { mismatchWithModel, SandboxError } from '@shoal/runtime'
 import type { PieceRuntime, Tensor } from '@shoal/runtime'
 import { DEFAULT_MAX_PIECE_MS, FETCH_ANSWER_MARGIN_MS, HEADER_TIMEOUT_MS, INPUT_IDLE_MS, MAX_INBOUND_INFER_STREAMS, MIN_INPUT_BYTES_PER_S } from './constants.js'
 import { drainData, readDataParts, readMessage, streamChannel, writeData, writeMessage } from './frames.js'
@@ -174,7 +174,7 @@ export class InferenceService implements Startable {
       const info = this.init.store.info(request.modelCid)!
       const mismatch = mismatchWithModel(info, inputs)
       if (mismatch != null) throw new PieceError(Code.BAD_INPUT, mismatch)
-      const result = await this.init.sessions.run(request.modelCid, async () => await this.init.store.bytes(request.modelCid), tensors, { owned: true, onStart: computing })
+      const result = await this.init.sessions.run(request.modelCid, async () => await this.init.store.bytes(request.modelCid), tensors, { owned: true, onStart: computing, signal })
       if (signal.aborted) throw new PieceError(Code.DEADLINE_EXCEEDED, `the piece took longer than its ${deadlineMs} ms deadline`)
       const outputs = Object.entries(result.outputs)
       const outputBytes = outputs.reduce((n, [, t]) => n + t.data.byteLength, 0)
@@ -198,7 +198,10 @@ export class InferenceService implements Startable {
     } catch (err: any) {
       const code = err instanceof PieceError
         ? err.code
-        : err instanceof InvalidMessageError ? Code.BAD_INPUT : signal.aborted ? Code.DEADLINE_EXCEEDED : Code.INTERNAL
+        : err instanceof InvalidMessageError
+          ? Code.BAD_INPUT
+          // a model the sandbox killed, that crashed it or took too much memory: this node will not run it for now
+          : err instanceof SandboxError && err.kind !== 'deadline' ? Code.MODEL_UNAVAILABLE : signal.aborted ? Code.DEADLINE_EXCEEDED : Code.INTERNAL
       this.log('piece %d of job %s failed - %s', request.pieceId, request.jobId, err.message)
       await this.answer(channel, { code, message: err.message }, AbortSignal.timeout(HEADER_TIMEOUT_MS))
     } finally {
@@ -251,7 +254,8 @@ export class InferenceService implements Startable {
     if (inputBytes > limit) {
       return { code: Code.BAD_INPUT, message: `the piece's ${inputBytes} bytes of inputs are over this node's memory limit of ${limit} bytes (--max-memory)` }
     }
-    const inUse = (this.init.memoryInUse ?? process.memoryUsage.rss)()
+    // the node's own process and the sandbox's children, where the models run
+    const inUse = (this.init.memoryInUse ?? (() => process.memoryUsage.rss() + (this.init.sessions.memoryBytes?.() ?? 0)))()
     if (inUse + inputBytes > limit) {
       return { code: Code.OVERLOADED, message: `using ${inUse} bytes of memory; with this piece's ${inputBytes} bytes of inputs that is over its limit of ${limit} bytes (--max-memory)` }
     }

@@ -4,7 +4,7 @@ import type { PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { DIRECT_PROTOCOL, INFER_PROTOCOL, MAX_AD_MODELS, MAX_FRAME_BYTES } from '@shoal/protocol'
 import type { Capacity } from '@shoal/protocol'
-import { calibrate, SessionCache, slowed, ThreadedSessions } from '@shoal/runtime'
+import { calibrate, ProcessSessions, SessionCache, slowed, ThreadedSessions } from '@shoal/runtime'
 import type { Calibration, PieceRuntime, Tensor } from '@shoal/runtime'
 import { apiRoutes } from './api-routes.js'
 import { ApiServer } from './api-server.js'
@@ -187,12 +187,16 @@ export class ShoalNode {
     const privateKey = await loadOrCreateIdentity(config.dataDir)
     await this.models.start()
     this.calibrationResult = await calibration
-    // sessions in a worker thread: ONNX Runtime runs synchronously, and on this thread a piece would
-    // stop the node's ads, transfers and answers for its whole compute. SHOAL_INFERENCE_THREAD=0 keeps
-    // them here (to compare, or should a provider not work from a worker thread)
+    // sessions in a child process: a model is a stranger's code, and a process can be killed (an
+    // endless Loop), kept from the data dir and limited in memory (docs/operators.md, "Security").
+    // ONNX Runtime runs synchronously, so on this thread a piece would also stop the node's ads,
+    // transfers and answers for its whole compute. SHOAL_SANDBOX=0 runs sessions in a worker thread
+    // instead, SHOAL_INFERENCE_THREAD=0 on this one (to compare, or should a provider need it)
     const sessionInit = { providers: this.calibrationResult.providers.map(p => p.name), cpuThreads: config.cpuThreads }
     this.sessions = this.init.runtime ?? slowed(
-      process.env.SHOAL_INFERENCE_THREAD === '0' ? new SessionCache(sessionInit) : new ThreadedSessions(sessionInit),
+      process.env.SHOAL_INFERENCE_THREAD === '0'
+        ? new SessionCache(sessionInit)
+        : process.env.SHOAL_SANDBOX === '0' ? new ThreadedSessions(sessionInit) : this.sandbox(sessionInit),
       this.init.slowdown ?? 1)
 
     const libp2p = await createShoalLibp2p({
@@ -443,6 +447,13 @@ export class ShoalNode {
       }
     }
     this.directIdle.clear()
+  }
+
+  /** The sandbox's child process, started now so that the first piece does not wait for it. */
+  private sandbox (init: { providers: string[], cpuThreads: number }): ProcessSessions {
+    const sandbox = new ProcessSessions({ ...init, memoryLimitBytes: this.config.maxMemoryBytes })
+    sandbox.prestart()
+    return sandbox
   }
 
   /** Adds an ended job to the metrics. */

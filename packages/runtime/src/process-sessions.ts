@@ -40,6 +40,7 @@ interface Slot {
   busy: boolean
   calls: Map<number, Call>
   stderr: string
+  startedAt: number
 }
 
 /**
@@ -60,6 +61,7 @@ export class ProcessSessions implements PieceRuntime {
   private readonly now: () => number
   private nextId = 0
   private closed = false
+  private prestarting = false
 
   constructor (init: ProcessSessionsInit) {
     this.init = init
@@ -104,6 +106,15 @@ export class ProcessSessions implements PieceRuntime {
     } finally {
       this.release(slot)
     }
+  }
+
+  /**
+   * Starts the children ahead of the first piece (a child takes a few hundred ms to start and load
+   * ONNX Runtime; a node's first piece should not wait for that), and again after one was killed.
+   */
+  prestart (): void {
+    this.prestarting = true
+    while (!this.closed && this.slots.length < this.maxProcesses) this.spawn()
   }
 
   /** Resident memory of the children now, in bytes (0 where /proc cannot tell). */
@@ -198,7 +209,7 @@ export class ProcessSessions implements PieceRuntime {
     const child = process.platform === 'linux' && limit > 0
       ? spawn('/bin/sh', ['-c', `ulimit -v ${addressSpaceKb} && exec "$0" "$1"`, process.execPath, script], options)
       : spawn(process.execPath, [script], options)
-    const slot: Slot = { child, cwd, busy: false, calls: new Map(), stderr: '' }
+    const slot: Slot = { child, cwd, busy: false, calls: new Map(), stderr: '', startedAt: Date.now() }
     child.stderr?.on('data', (chunk: Buffer) => { slot.stderr = (slot.stderr + chunk.toString('utf8')).slice(-STDERR_TAIL_BYTES) })
     child.on('message', (m: FromHost) => { this.onMessage(slot, m) })
     child.on('error', (err) => { this.kill(slot, err) })
@@ -250,6 +261,8 @@ export class ProcessSessions implements PieceRuntime {
       fresh.busy = true
       next.resolve(fresh)
     }
+    // a child that could not even start (no shell, no memory) is not started again and again
+    if (this.prestarting && Date.now() - slot.startedAt > 1000) this.prestart()
   }
 }
 

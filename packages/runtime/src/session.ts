@@ -74,6 +74,8 @@ export interface PieceRunOptions {
 export interface PieceRuntime {
   run: (cid: string, load: () => Promise<Uint8Array>, inputs: Record<string, Tensor>, options?: PieceRunOptions) => Promise<PieceRun>
   close: () => Promise<void>
+  /** Memory the runtime holds outside the node's own process (child processes), in bytes. */
+  memoryBytes?: () => number
 }
 
 export interface SessionCacheInit {
@@ -96,7 +98,8 @@ export function slowed (runtime: PieceRuntime, slowdown: number): PieceRuntime {
       await new Promise(resolve => setTimeout(resolve, result.computeMs * (slowdown - 1)))
       return { ...result, computeMs: result.computeMs * slowdown }
     },
-    close: async () => { await runtime.close() }
+    close: async () => { await runtime.close() },
+    memoryBytes: () => runtime.memoryBytes?.() ?? 0
   }
 }
 

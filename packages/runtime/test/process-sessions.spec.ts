@@ -1,70 +1,13 @@
-import onnxProto from 'onnx-proto'
 import { describe, expect, it } from 'vitest'
 // the built module: its child process runs dist/src/session-process.js (`pnpm test` builds first)
 import { ProcessSessions } from '../dist/src/process-sessions.js'
 import { SessionCache } from '../src/session.js'
 import { buildCalibrationModel } from '../src/calibration-model.js'
 import type { Tensor } from '../src/tensor.js'
-
-const { onnx } = onnxProto
-const FLOAT = onnx.TensorProto.DataType.FLOAT
-const INT64 = onnx.TensorProto.DataType.INT64
-const BOOL = onnx.TensorProto.DataType.BOOL
+import { endlessLoop, memoryBomb } from '../../../test/integration/test/hostile-models.js'
 
 const honest = buildCalibrationModel({ batch: 4, width: 16, layers: 2 })
 const x: Tensor = { dtype: 'float32', dims: [4, 16], data: new Uint8Array(Float32Array.from({ length: 64 }, (_, i) => Math.sin(i)).buffer) }
-
-const tensorType = (elemType: number, dims: Array<number | string>): onnxProto.onnx.ITypeProto => ({ tensorType: { elemType, shape: { dim: dims.map(d => typeof d === 'number' ? { dimValue: d } : { dimParam: d }) } } })
-const scalar = (name: string, dataType: number, raw: Uint8Array): onnxProto.onnx.INodeProto => ({ opType: 'Constant', output: [name], attribute: [{ name: 'value', type: onnx.AttributeProto.AttributeType.TENSOR, t: { dataType, dims: [], rawData: raw } }] })
-
-/** y = x after a Loop of 2^62 trips whose body does nothing: ONNX Runtime never comes back. */
-function endlessLoop (): Uint8Array {
-  const trips = new Uint8Array(new BigInt64Array([2n ** 62n]).buffer)
-  return onnx.ModelProto.encode({
-    irVersion: 8,
-    opsetImport: [{ domain: '', version: 17 }],
-    graph: {
-      name: 'endless',
-      node: [
-        scalar('m', INT64, trips),
-        scalar('c', BOOL, Uint8Array.from([1])),
-        {
-          opType: 'Loop', input: ['m', 'c', 'input'], output: ['output'],
-          attribute: [{
-            name: 'body', type: onnx.AttributeProto.AttributeType.GRAPH,
-            g: {
-              name: 'body',
-              node: [{ opType: 'Identity', input: ['cond'], output: ['cond_out'] }, { opType: 'Identity', input: ['v'], output: ['v_out'] }],
-              input: [{ name: 'i', type: tensorType(INT64, []) }, { name: 'cond', type: tensorType(BOOL, []) }, { name: 'v', type: tensorType(FLOAT, ['n', 16]) }],
-              output: [{ name: 'cond_out', type: tensorType(BOOL, []) }, { name: 'v_out', type: tensorType(FLOAT, ['n', 16]) }]
-            }
-          }]
-        }
-      ],
-      input: [{ name: 'input', type: tensorType(FLOAT, ['n', 16]) }],
-      output: [{ name: 'output', type: tensorType(FLOAT, ['n', 16]) }]
-    }
-  }).finish()
-}
-
-/** A 200-byte model whose output is 3 GiB of zeros (ConstantOfShape). */
-function memoryBomb (): Uint8Array {
-  const shape = new Uint8Array(new BigInt64Array([3n * 2n ** 30n / 4n]).buffer)
-  return onnx.ModelProto.encode({
-    irVersion: 8,
-    opsetImport: [{ domain: '', version: 17 }],
-    graph: {
-      name: 'bomb',
-      node: [
-        { opType: 'Constant', output: ['shape'], attribute: [{ name: 'value', type: onnx.AttributeProto.AttributeType.TENSOR, t: { dataType: INT64, dims: [1], rawData: shape } }] },
-        { opType: 'ConstantOfShape', input: ['shape'], output: ['zeros'] },
-        { opType: 'Identity', input: ['input'], output: ['output'] }
-      ],
-      input: [{ name: 'input', type: tensorType(FLOAT, ['n', 16]) }],
-      output: [{ name: 'output', type: tensorType(FLOAT, ['n', 16]) }, { name: 'zeros', type: tensorType(FLOAT, ['z']) }]
-    }
-  }).finish()
-}
 
 describe('ProcessSessions: models run in a child process the node can kill', () => {
   it('gives the bytes a session in this process gives, asking for the model once', async () => {
