@@ -8,6 +8,7 @@ import { buildCalibrationModel } from '@shoal/runtime/calibration-model'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { DETECTION_MODEL, FIXED_CALIBRATION, images, localRun, metricValue, sameBytes, spawnNode, startJobMesh, startNode, stopAll, tempDir, TEST_AD_INTERVAL_MS, waitFor, withDynamicBatch } from './helpers.js'
 import type { NodeProcess } from './helpers.js'
+import { endlessLoop, memoryBomb } from './hostile-models.js'
 
 let nodes: ShoalNode[] = []
 let procs: NodeProcess[] = []
@@ -283,6 +284,34 @@ describe('bad input gets a clear error, and workers go on serving', () => {
     expect(metricValue(metrics, 'shoal_worker_tensor_bytes_total{direction="out",channel="stream"}')).toBe(64 * 64 * 4)
     expect(metricValue(metrics, 'shoal_worker_compute_seconds_total{provider="cpu"}')).toBeGreaterThan(0)
     expect(metricValue(metrics, 'shoal_worker_piece_duration_seconds_count')).toBe(1)
+  })
+
+  it('an endless Loop is killed at its deadline and a memory bomb stopped at the memory limit; the worker serves the next piece', async () => {
+    const submitter = await startNode()
+    const worker = await startNode([submitter.addrs[0]], { maxMemoryBytes: 1024 ** 3 })
+    nodes = [submitter, worker]
+    const honest = await worker.addModel(withDynamicBatch(buildCalibrationModel({ batch: 1, width: 16, layers: 2 })))
+    const loop = await worker.addModel(endlessLoop())
+    const bomb = await worker.addModel(memoryBomb())
+    const piece = async (cid: string, deadlineMs = 20_000): Promise<any> => await runRemotePiece(dial(submitter), peerIdFromString(worker.peerId), {
+      jobId: 'j', pieceId: 0, modelCid: cid, inputs: { input: { dtype: 'float32', dims: [2, 16], data: new Uint8Array(2 * 16 * 4) } }, deadlineMs, maxResponseBytes: 1 << 20
+    }, AbortSignal.timeout(30_000)).catch(err => err)
+    const stopped = await piece(loop.cid, 1500)
+    expect(stopped).toBeInstanceOf(PieceError)
+    expect(stopped.code).toBe(InferResponse.Code.DEADLINE_EXCEEDED)
+    expect((await piece(honest.cid)).outputs.output.dims).toEqual([2, 16])
+    // the same model again: refused at once, no process spent on it
+    const refused = await piece(loop.cid)
+    expect(refused.code).toBe(InferResponse.Code.MODEL_UNAVAILABLE)
+    expect(refused.message).toMatch(/outlived its deadline and was killed here; it is refused for \d+ s more/)
+    // 3 GiB of zeros asked by a 200-byte model, on a node allowed 1 GiB
+    const rssBefore = process.memoryUsage.rss()
+    const exploded = await piece(bomb.cid)
+    expect(exploded).toBeInstanceOf(PieceError)
+    expect(exploded.message).toMatch(/Failed to allocate memory/)
+    expect((await piece(bomb.cid)).code).toBe(InferResponse.Code.MODEL_UNAVAILABLE)
+    expect(process.memoryUsage.rss() - rssBefore).toBeLessThan(512 * 1024 ** 2)
+    expect((await piece(honest.cid)).outputs.output.dims).toEqual([2, 16])
   })
 
   it('a client that sends a header and then nothing (slowloris) is dropped; the worker serves the next piece', async () => {
