@@ -199,73 +199,85 @@ export class ShoalNode {
         : process.env.SHOAL_SANDBOX === '0' ? new ThreadedSessions(sessionInit) : this.sandbox(sessionInit),
       this.init.slowdown ?? 1)
 
-    const libp2p = await createShoalLibp2p({
-      privateKey,
-      config,
-      meshKeeperIntervalMs: this.init.meshKeeperIntervalMs,
-      tuning: this.init.tuning,
-      directReuse: this.init.directReuse,
-      capacity: { local: () => this.localCapacity() },
-      inference: {
-        maxConcurrency: config.maxConcurrency,
-        maxRequestBytes: config.maxRequestBytes,
-        maxPieceMs: config.maxPieceSeconds * 1000,
-        maxMemoryBytes: config.maxMemoryBytes,
-        memoryInUse: this.init.memoryInUse,
-        inputIdleMs: this.init.inputIdleMs,
-        store: this.models,
-        fetchModel: async (cid, hint) => await this.fetchModel(cid, { hints: [hint] }),
-        sessions: this.sessions,
-        onLoadChange: () => this.libp2pNode?.services.capacity.changed(),
-        shaping: this.init.shaping,
-        metrics: this.metrics
-      }
-    })
-    this.libp2pNode = libp2p
     try {
-      await libp2p.start()
-    } catch (err: any) {
-      await Promise.resolve(libp2p.stop()).catch(() => {})
-      throw listenError(err, config.listen)
-    }
-    this.startedAt = Date.now()
-    this.swarmService = new ModelSwarm({
-      libp2p,
-      store: this.models,
-      adHolders: cid => libp2p.services.capacity.peers.list().filter(e => e.capacity.models.includes(cid)).map(e => e.capacity.peerId),
-      noProviderTimeoutMs: this.init.noProviderTimeoutMs,
-      metrics: this.metrics
-    })
-    await this.swarmService.start()
-    for (const model of this.models.list()) this.swarmService.announce(model.cid)
-    this.nameService = new NameService({
-      dataDir: config.dataDir,
-      privateKey,
-      peerId: this.peerId,
-      trusted: config.trustedPublishers,
-      dht: () => libp2p.services.dht,
-      republishMs: NAME_REPUBLISH_MS,
-      timeoutMs: NAME_TIMEOUT_MS,
-      log: libp2p.logger.forComponent('shoal:names')
-    })
-    await this.nameService.start()
-    this.nameService.startRepublishing()
-
-    if (this.init.api !== false) {
-      this.api = new ApiServer({ port: config.apiPort, routes: apiRoutes(this) })
+      const libp2p = await createShoalLibp2p({
+        privateKey,
+        config,
+        meshKeeperIntervalMs: this.init.meshKeeperIntervalMs,
+        tuning: this.init.tuning,
+        directReuse: this.init.directReuse,
+        capacity: { local: () => this.localCapacity() },
+        inference: {
+          maxConcurrency: config.maxConcurrency,
+          maxRequestBytes: config.maxRequestBytes,
+          maxPieceMs: config.maxPieceSeconds * 1000,
+          maxMemoryBytes: config.maxMemoryBytes,
+          memoryInUse: this.init.memoryInUse,
+          inputIdleMs: this.init.inputIdleMs,
+          store: this.models,
+          fetchModel: async (cid, hint) => await this.fetchModel(cid, { hints: [hint] }),
+          sessions: this.sessions,
+          onLoadChange: () => this.libp2pNode?.services.capacity.changed(),
+          shaping: this.init.shaping,
+          metrics: this.metrics
+        }
+      })
+      this.libp2pNode = libp2p
       try {
-        await this.api.start()
-      } catch (err) {
-        await libp2p.stop()
-        throw err
+        await libp2p.start()
+      } catch (err: any) {
+        throw listenError(err, config.listen)
       }
-      const info: ApiInfo = { url: this.api.url, token: this.api.token, pid: process.pid, peerId: this.peerId }
-      await writePrivateFile(files.api, JSON.stringify(info, null, 2) + '\n')
-      // the token alone, for a Prometheus scrape config's credentials_file
-      await writePrivateFile(files.apiToken, this.api.token + '\n')
-      // a node with an API is a node process of its own (not one of many nodes in a simulation)
-      this.metrics.collectProcessMetrics()
+      this.startedAt = Date.now()
+      this.swarmService = new ModelSwarm({
+        libp2p,
+        store: this.models,
+        adHolders: cid => libp2p.services.capacity.peers.list().filter(e => e.capacity.models.includes(cid)).map(e => e.capacity.peerId),
+        noProviderTimeoutMs: this.init.noProviderTimeoutMs,
+        metrics: this.metrics
+      })
+      await this.swarmService.start()
+      for (const model of this.models.list()) this.swarmService.announce(model.cid)
+      this.nameService = new NameService({
+        dataDir: config.dataDir,
+        privateKey,
+        peerId: this.peerId,
+        trusted: config.trustedPublishers,
+        dht: () => libp2p.services.dht,
+        republishMs: NAME_REPUBLISH_MS,
+        timeoutMs: NAME_TIMEOUT_MS,
+        log: libp2p.logger.forComponent('shoal:names')
+      })
+      await this.nameService.start()
+      this.nameService.startRepublishing()
+
+      if (this.init.api !== false) {
+        this.api = new ApiServer({ port: config.apiPort, routes: apiRoutes(this) })
+        await this.api.start()
+        const info: ApiInfo = { url: this.api.url, token: this.api.token, pid: process.pid, peerId: this.peerId }
+        await writePrivateFile(files.api, JSON.stringify(info, null, 2) + '\n')
+        // the token alone, for a Prometheus scrape config's credentials_file
+        await writePrivateFile(files.apiToken, this.api.token + '\n')
+        // a node with an API is a node process of its own (not one of many nodes in a simulation)
+        this.metrics.collectProcessMetrics()
+      }
+    } catch (err) {
+      // a node that failed to start leaves nothing running: no listener, no sandbox process, no timer
+      await this.rollback()
+      throw err
     }
+  }
+
+  /** Undoes a start that failed half way, whatever it had reached. */
+  private async rollback (): Promise<void> {
+    await this.api?.stop().catch(() => {})
+    this.api = undefined
+    this.nameService?.stop()
+    await this.swarmService?.stop().catch(() => {})
+    await Promise.resolve(this.libp2pNode?.stop()).catch(() => {})
+    this.libp2pNode = undefined
+    await this.sessions?.close().catch(() => {})
+    this.sessions = undefined
   }
 
   /** Clean shutdown: a leaving ad goes out first, then libp2p and the API stop. */
