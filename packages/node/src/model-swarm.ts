@@ -140,6 +140,7 @@ export class ModelSwarm {
   private readonly log: Logger
   private broker?: BitswapInternals
   private readonly fetches = new Map<string, { progress: FetchProgress, done: Promise<FetchSummary> }>()
+  private readonly stopping = new AbortController()
   /** Per fetch: digests of its blocks and who it is asking, to recognise a corrupted block on arrival. */
   private readonly watchers = new Set<(sender: string, digest: string, block: Uint8Array) => void>()
   readonly standing = new Standing()
@@ -200,6 +201,8 @@ export class ModelSwarm {
   }
 
   async stop (): Promise<void> {
+    // fetches in flight end now, not at their own timeouts, with an error that says why
+    this.stopping.abort(new ModelFetchError('the node is stopping'))
     await this.broker?.stop()
   }
 
@@ -267,15 +270,16 @@ export class ModelSwarm {
   }
 
   private async run (root: CID, progress: FetchProgress, options: FetchOptions): Promise<FetchSummary> {
-    const outer = options.signal
+    const outer = AbortSignal.any([options.signal, this.stopping.signal].filter(s => s != null))
     const cid = root.toString()
     const store = this.init.store
     const wantList = this.broker?.bitswap.wantList
     if (wantList == null) throw new ModelFetchError('the model swarm is not started')
     const release = store.use(cid)
     const stop = new AbortController()
-    const onOuterAbort = (): void => stop.abort(outer?.reason)
-    outer?.addEventListener('abort', onOuterAbort, { once: true })
+    const onOuterAbort = (): void => stop.abort(outer.reason)
+    outer.addEventListener('abort', onOuterAbort, { once: true })
+    if (outer.aborted) onOuterAbort()
     const self = this.init.libp2p.peerId.toString()
 
     // blocks: known (digest -> CID), queued (to ask), in flight, stored

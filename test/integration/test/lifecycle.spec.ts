@@ -33,6 +33,19 @@ describe('a node\'s life', () => {
     }
   })
 
+  it('a node that stops ends its model fetches at once, saying why', async () => {
+    const config = await resolveConfig({ dataDir: await tempDir(), env: {}, flags: { listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, cpuThreads: 1 } })
+    const node = new ShoalNode({ config, calibration: FIXED_CALIBRATION, api: false, noProviderTimeoutMs: 120_000 })
+    await node.start()
+    // a model nobody has: the fetch would look for providers for two minutes
+    const fetching = node.fetchModel('bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy').then(() => 'fetched', err => String(err.message))
+    await new Promise(resolve => setTimeout(resolve, 200))
+    const started = Date.now()
+    await node.stop()
+    expect(await fetching).toMatch(/the node is stopping/)
+    expect(Date.now() - started).toBeLessThan(10_000)
+  })
+
   it('a node that stops ends its sandbox processes', async () => {
     const before = children()
     const node = await startNode()
