@@ -208,3 +208,12 @@ export const DEFAULT_MAX_PIECE_MS = 10 * 60_000
  */
 export const INPUT_IDLE_MS = 10_000
 export const MIN_INPUT_BYTES_PER_S = 256 * 1024
+
+/**
+ * Peers one job gives pieces to, at most: the scheduler weighs every candidate at each decision, and
+ * a job gains little from more than a few dozen peers (pieces are sized for ~0.5 s each, at least 4
+ * per peer), while a table of thousands made each decision slow.
+ */
+export const MAX_JOB_PEERS = 64
+/** Peers remembered as having completed a piece for this node (they may take pieces without a live connection). */
+export const MAX_PROVEN_PEERS = 10_000

@@ -8,7 +8,7 @@ import { calibrate, ProcessSessions, SessionCache, slowed, ThreadedSessions } fr
 import type { Calibration, PieceRuntime, Tensor } from '@shoal/runtime'
 import { apiRoutes } from './api-routes.js'
 import { ApiServer } from './api-server.js'
-import { DIRECT_CLIENT_IDLE_MS, DIRECT_IDLE_PER_PEER, DIRECT_RETRY_AFTER_MS, INCOMPATIBLE_VERSIONS, KEPT_FINISHED_JOBS, NAME_REPUBLISH_MS, NAME_TIMEOUT_MS, SHOAL_VERSION } from './constants.js'
+import { DIRECT_CLIENT_IDLE_MS, DIRECT_IDLE_PER_PEER, DIRECT_RETRY_AFTER_MS, INCOMPATIBLE_VERSIONS, KEPT_FINISHED_JOBS, MAX_JOB_PEERS, MAX_PROVEN_PEERS, NAME_REPUBLISH_MS, NAME_TIMEOUT_MS, SHOAL_VERSION } from './constants.js'
 import { createShoalLibp2p } from './create-libp2p.js'
 import type { MeshTuning, ShoalLibp2p } from './create-libp2p.js'
 import { dataDirFiles, loadOrCreateIdentity, prepareDataDir, writePrivateFile } from './data-dir.js'
@@ -120,6 +120,8 @@ export class ShoalNode {
   private swarmService?: ModelSwarm
   private nameService?: NameService
   private readonly jobs = new Map<string, Job>()
+  /** Peers that completed a piece for this node (newest last; at most MAX_PROVEN_PEERS). */
+  private readonly proven = new BoundedSet<string>(MAX_PROVEN_PEERS)
   /** Peers whose direct channel failed to open, until when their pieces use libp2p streams. */
   private readonly directRefused = new Map<string, number>()
   /** Direct connections kept between pieces, per peer (docs/protocol.md 6.1, reuse). */
@@ -356,14 +358,7 @@ export class ShoalNode {
       localGflops,
       localSlots: this.config.maxConcurrency,
       model,
-      peers: () => capacity.peers.list()
-        .filter(e => e.capacity.providers.length > 0 && e.capacity.limits.maxConcurrency > 0 && !INCOMPATIBLE_VERSIONS.has(e.capacity.version))
-        .map(e => ({
-          peerId: e.capacity.peerId,
-          gflops: Math.max(...e.capacity.providers.map(p => p.gflops)),
-          slots: e.capacity.limits.maxConcurrency,
-          hasModel: e.capacity.models.includes(modelCid)
-        })),
+      peers: () => this.jobCandidates(modelCid),
       onPeersChanged: listener => capacity.peers.onEvent(event => { if (event.type !== 'update') listener() }),
       runRemote: async (peerId, request, signal) => await runRemotePiece(
         async (peer, protocol, options) => await libp2p.dialProtocol(peer, protocol, options),
@@ -376,6 +371,8 @@ export class ShoalNode {
       log: libp2p.logger.forComponent('shoal:job')
     }, inputs, options)
     job.validate()
+    // a peer that completed a piece for us may take pieces without a live connection (3.6)
+    job.onPieceAttempt(attempt => { if (attempt.outcome === 'done' && attempt.peerId !== this.peerId) this.proven.add(attempt.peerId) })
     this.jobs.set(job.id, job)
     const release = this.models.use(modelCid)
     // the outcome is kept on the job (result or error) for the API; old ones are forgotten
@@ -468,6 +465,28 @@ export class ShoalNode {
     return sandbox
   }
 
+  /**
+   * The peers a job may give pieces to: an ad that can take work (a provider, slots, a compatible
+   * version) from a peer that holds a live connection with this node or has completed a piece for it
+   * (an ad costs nothing to forge: thousands relayed over one connection claiming 10^7 GFLOP/s once
+   * stalled every job), at most MAX_JOB_PEERS of them, holders of the model first, then the fastest.
+   */
+  private jobCandidates (modelCid: string): Array<{ peerId: string, gflops: number, slots: number, hasModel: boolean }> {
+    const libp2p = this.libp2p
+    const connected = new Set(libp2p.getConnections().map(c => c.remotePeer.toString()))
+    return libp2p.services.capacity.peers.list()
+      .filter(e => e.capacity.providers.length > 0 && e.capacity.limits.maxConcurrency > 0 && !INCOMPATIBLE_VERSIONS.has(e.capacity.version))
+      .filter(e => connected.has(e.capacity.peerId) || this.proven.has(e.capacity.peerId))
+      .map(e => ({
+        peerId: e.capacity.peerId,
+        gflops: Math.max(...e.capacity.providers.map(p => p.gflops)),
+        slots: e.capacity.limits.maxConcurrency,
+        hasModel: e.capacity.models.includes(modelCid)
+      }))
+      .sort((a, b) => Number(b.hasModel) - Number(a.hasModel) || b.gflops - a.gflops)
+      .slice(0, MAX_JOB_PEERS)
+  }
+
   /** Adds an ended job to the metrics. */
   private countJob (job: Job): void {
     const p = job.progress()
@@ -548,6 +567,18 @@ export class ShoalNode {
   }
 
 
+}
+
+/** A set that forgets its oldest member past `max`. */
+class BoundedSet<T> {
+  private readonly items = new Set<T>()
+  constructor (private readonly max: number) {}
+  has (item: T): boolean { return this.items.has(item) }
+  add (item: T): void {
+    this.items.delete(item)
+    this.items.add(item)
+    if (this.items.size > this.max) this.items.delete(this.items.values().next().value as T)
+  }
 }
 
 /** `promise`, or a rejection with the signal's reason as soon as `signal` aborts. */

@@ -1,6 +1,7 @@
 import onnxProto from 'onnx-proto'
 import { readFile } from 'node:fs/promises'
-import { peerIdFromString } from '@libp2p/peer-id'
+import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
+import { generateKeyPair } from '@libp2p/crypto/keys'
 import { PieceError, resolveConfig, runRemotePiece, ShoalNode } from '@shoal/node'
 import { INFER_PROTOCOL, InferRequest, InferResponse } from '@shoal/protocol'
 import { lpStream } from '@libp2p/utils'
@@ -161,6 +162,26 @@ describe('models that cannot be split', () => {
     const probed = submitter.submitJob(info.cid, { x })
     await expect(probed.run()).rejects.toThrow(/NOT_SPLITTABLE: output "y" has shape \[4\] for one row/)
     expect(probed.progress().failedAttempts).toBe(0)
+  })
+})
+
+describe('ads cost something', () => {
+  it('thousands of ads from peers with no connection (Sybils claiming 10^7 GFLOP/s) get no work; the job runs as usual', async () => {
+    nodes = await startJobMesh(1)
+    const [submitter, worker] = nodes
+    const table = submitter.libp2p.services.capacity.peers
+    const real = table.get(worker.peerId)!.capacity
+    for (let i = 0; i < 2000; i++) {
+      const peerId = peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
+      table.apply({ ...real, peerId, addrs: [], providers: [{ name: 'cpu', gflops: 1e7 }], seq: 1, timestampMs: Date.now(), intervalMs: 600_000 })
+    }
+    expect(submitter.peers().length).toBe(2001)
+    const model = await submitter.addModel(withDynamicBatch(buildCalibrationModel({ batch: 1, width: 16, layers: 1 })))
+    const x = { dtype: 'float32' as const, dims: [32, 16], data: new Uint8Array(32 * 16 * 4) }
+    const result = await submitter.submitJob(model.cid, { input: x }, { rowsPerPiece: 4 }).run()
+    expect(result.progress.done).toBe(8)
+    expect(Object.keys(result.progress.perPeer)).toEqual([worker.peerId])
+    expect(result.progress.failedAttempts).toBe(0)
   })
 })
 
