@@ -1,5 +1,5 @@
 import { constants } from 'node:fs'
-import { access, mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { access, chmod, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
@@ -17,13 +17,42 @@ export function dataDirFiles (dataDir: string): { identity: string, config: stri
 }
 
 /** Creates the data dir if needed and checks that we can write to it, with an error a user can act on. */
-export async function prepareDataDir (dataDir: string): Promise<void> {
+export async function prepareDataDir (dataDir: string): Promise<string[]> {
   try {
     await mkdir(dataDir, { recursive: true, mode: 0o700 })
     await access(dataDir, constants.R_OK | constants.W_OK | constants.X_OK)
   } catch (err: any) {
     throw new DataDirError(`cannot use data dir ${dataDir}: ${err.code ?? err.message} (choose another with --data-dir)`)
   }
+  return await tightenDataDir(dataDir)
+}
+
+/**
+ * A data dir that already existed may be open to other users of the machine (made by hand, or
+ * unpacked from a backup): it holds the node's identity key and API token. The directory and the
+ * identity key are made the owner's alone where this process owns them; returns what was changed
+ * or could not be, for a warning.
+ */
+async function tightenDataDir (dataDir: string): Promise<string[]> {
+  if (process.platform === 'win32') return []
+  const notes: string[] = []
+  const files = dataDirFiles(dataDir)
+  for (const [path, mode] of [[dataDir, 0o700], [files.identity, 0o600]] as const) {
+    let current: number
+    try {
+      current = (await stat(path)).mode & 0o777
+    } catch {
+      continue
+    }
+    if ((current & 0o077) === 0) continue
+    try {
+      await chmod(path, mode)
+      notes.push(`${path} was readable by other users (mode ${current.toString(8)}): made ${mode.toString(8)}`)
+    } catch (err: any) {
+      notes.push(`${path} is readable by other users (mode ${current.toString(8)}) and could not be changed (${err.code ?? err.message}): fix it with chmod ${mode.toString(8)}`)
+    }
+  }
+  return notes
 }
 
 /** Writes a file so that a reader never sees half of it, readable by its owner only. */

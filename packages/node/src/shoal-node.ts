@@ -120,6 +120,8 @@ export class ShoalNode {
   private swarmService?: ModelSwarm
   private nameService?: NameService
   private readonly jobs = new Map<string, Job>()
+  /** What start() found and mended or could not (a data dir open to other users), for the operator. */
+  readonly startWarnings: string[] = []
   /** Peers that completed a piece for this node (newest last; at most MAX_PROVEN_PEERS). */
   private readonly proven = new BoundedSet<string>(MAX_PROVEN_PEERS)
   /** Peers whose direct channel failed to open, until when their pieces use libp2p streams. */
@@ -180,7 +182,7 @@ export class ShoalNode {
 
   async start (): Promise<void> {
     const { config } = this
-    await prepareDataDir(config.dataDir)
+    this.startWarnings.push(...await prepareDataDir(config.dataDir))
     const files = dataDirFiles(config.dataDir)
     // Calibration runs in child processes while libp2p starts.
     const calibration = this.init.calibration != null

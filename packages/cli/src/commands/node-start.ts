@@ -60,6 +60,7 @@ export async function nodeStart (argv: string[], io: Io): Promise<number> {
   io.log(`node ${node.peerId} on ${config.dataDir}`)
   io.log(`API at ${status.apiUrl}; providers: ${status.capacity.providers.map(p => `${p.name} ${p.gflops} GFLOP/s`).join(', ') || 'none'}${status.calibration.cached ? ' (cached calibration)' : ''}`)
   for (const failed of status.calibration.failed) io.log(`provider ${failed.name} does not work here: ${failed.error}`)
+  for (const warning of node.startWarnings) io.log(`warning: ${warning}`)
   if (config.maxMemoryBytes > 0 && status.memory.rssBytes >= config.maxMemoryBytes) {
     io.log(`warning: this node already uses ${formatBytes(status.memory.rssBytes)} of memory, over its --max-memory of ${formatBytes(config.maxMemoryBytes)}: it will take no pieces until that changes`)
   }
