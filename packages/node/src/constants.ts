@@ -217,3 +217,10 @@ export const MIN_INPUT_BYTES_PER_S = 256 * 1024
 export const MAX_JOB_PEERS = 64
 /** Peers remembered as having completed a piece for this node (they may take pieces without a live connection). */
 export const MAX_PROVEN_PEERS = 10_000
+
+/**
+ * Model fetches that pieces may start at once: per peer (a submitter's job needs one model; two
+ * leaves room for a second job) and in all. A piece naming a model past these is answered OVERLOADED.
+ */
+export const MAX_PIECE_FETCHES_PER_PEER = 2
+export const MAX_PIECE_FETCHES = 8

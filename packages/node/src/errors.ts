@@ -39,3 +39,8 @@ export class ApiError extends Error {
     this.status = status
   }
 }
+
+/** A piece asked for a model fetch while its peer, or all peers, already have as many going as allowed. */
+export class FetchBusyError extends Error {
+  override name = 'FetchBusyError'
+}

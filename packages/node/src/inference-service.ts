@@ -296,6 +296,8 @@ export class InferenceService implements Startable {
       })
     } catch (err: any) {
       if (answerBy.aborted) throw new PieceError(Code.OVERLOADED, `still fetching model ${cid} when the piece's deadline came; the fetch goes on, so try again shortly`)
+      // too many fetches under way: busy, not the piece's fault
+      if (err?.name === 'FetchBusyError') throw new PieceError(Code.OVERLOADED, `model ${cid} is not here and no fetch can start now: ${err.message as string}`)
       throw new PieceError(Code.MODEL_UNAVAILABLE, `model ${cid} is not here and fetching it failed: ${err.message}`)
     }
   }

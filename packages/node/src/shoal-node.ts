@@ -8,11 +8,11 @@ import { calibrate, ProcessSessions, SessionCache, slowed, ThreadedSessions } fr
 import type { Calibration, PieceRuntime, Tensor } from '@shoal/runtime'
 import { apiRoutes } from './api-routes.js'
 import { ApiServer } from './api-server.js'
-import { DIRECT_CLIENT_IDLE_MS, DIRECT_IDLE_PER_PEER, DIRECT_RETRY_AFTER_MS, INCOMPATIBLE_VERSIONS, KEPT_FINISHED_JOBS, MAX_JOB_PEERS, MAX_PROVEN_PEERS, NAME_REPUBLISH_MS, NAME_TIMEOUT_MS, SHOAL_VERSION } from './constants.js'
+import { DIRECT_CLIENT_IDLE_MS, DIRECT_IDLE_PER_PEER, DIRECT_RETRY_AFTER_MS, INCOMPATIBLE_VERSIONS, KEPT_FINISHED_JOBS, MAX_JOB_PEERS, MAX_PIECE_FETCHES, MAX_PIECE_FETCHES_PER_PEER, MAX_PROVEN_PEERS, NAME_REPUBLISH_MS, NAME_TIMEOUT_MS, SHOAL_VERSION } from './constants.js'
 import { createShoalLibp2p } from './create-libp2p.js'
 import type { MeshTuning, ShoalLibp2p } from './create-libp2p.js'
 import { dataDirFiles, loadOrCreateIdentity, prepareDataDir, writePrivateFile } from './data-dir.js'
-import { ListenError } from './errors.js'
+import { FetchBusyError, ListenError } from './errors.js'
 import { parseModelCid } from './model-dag.js'
 import { detectHardware } from './hardware.js'
 import { runRemotePiece } from './infer-client.js'
@@ -120,6 +120,8 @@ export class ShoalNode {
   private swarmService?: ModelSwarm
   private nameService?: NameService
   private readonly jobs = new Map<string, Job>()
+  /** Model fetches started by each peer's pieces, now. */
+  private readonly pieceFetches = new Map<string, number>()
   /** What start() found and mended or could not (a data dir open to other users), for the operator. */
   readonly startWarnings: string[] = []
   /** Peers that completed a piece for this node (newest last; at most MAX_PROVEN_PEERS). */
@@ -219,7 +221,7 @@ export class ShoalNode {
           memoryInUse: this.init.memoryInUse,
           inputIdleMs: this.init.inputIdleMs,
           store: this.models,
-          fetchModel: async (cid, hint) => await this.fetchModel(cid, { hints: [hint] }),
+          fetchModel: async (cid, hint) => await this.fetchForPiece(cid, hint),
           sessions: this.sessions,
           onLoadChange: () => this.libp2pNode?.services.capacity.changed(),
           shaping: this.init.shaping,
@@ -330,6 +332,28 @@ export class ShoalNode {
   /** Gets a model into this node's store from the peers that hold it (a no-op if it is here). */
   async fetchModel (cid: string, options: FetchOptions = {}): Promise<FetchSummary> {
     return await this.swarm.fetch(cid, options)
+  }
+
+  /**
+   * A fetch a peer's piece asks for: joining a fetch already under way is free, but a peer may start
+   * at most MAX_PIECE_FETCHES_PER_PEER fetches at once and all peers MAX_PIECE_FETCHES (pieces naming
+   * hundreds of random CIDs once started as many fetches); past that the piece is answered OVERLOADED.
+   */
+  private async fetchForPiece (cid: string, peer: string): Promise<FetchSummary> {
+    if (this.swarm.progress(cid)?.state === 'fetching') return await this.fetchModel(cid, { hints: [peer] })
+    const mine = this.pieceFetches.get(peer) ?? 0
+    const all = [...this.pieceFetches.values()].reduce((a, b) => a + b, 0)
+    if (mine >= MAX_PIECE_FETCHES_PER_PEER || all >= MAX_PIECE_FETCHES) {
+      throw new FetchBusyError(`already fetching ${mine} models for this peer and ${all} in all (at most ${MAX_PIECE_FETCHES_PER_PEER} and ${MAX_PIECE_FETCHES})`)
+    }
+    this.pieceFetches.set(peer, mine + 1)
+    try {
+      return await this.fetchModel(cid, { hints: [peer] })
+    } finally {
+      const left = (this.pieceFetches.get(peer) ?? 1) - 1
+      if (left <= 0) this.pieceFetches.delete(peer)
+      else this.pieceFetches.set(peer, left)
+    }
   }
 
   /** Removes a model from the store (the node then stops announcing it). */

@@ -2,6 +2,9 @@ import onnxProto from 'onnx-proto'
 import { readFile } from 'node:fs/promises'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { generateKeyPair } from '@libp2p/crypto/keys'
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import { sha256 } from 'multiformats/hashes/sha2'
 import { PieceError, resolveConfig, runRemotePiece, ShoalNode } from '@shoal/node'
 import { INFER_PROTOCOL, InferRequest, InferResponse } from '@shoal/protocol'
 import { lpStream } from '@libp2p/utils'
@@ -333,6 +336,19 @@ describe('bad input gets a clear error, and workers go on serving', () => {
     expect((await piece(bomb.cid)).code).toBe(InferResponse.Code.MODEL_UNAVAILABLE)
     expect(process.memoryUsage.rss() - rssBefore).toBeLessThan(512 * 1024 ** 2)
     expect((await piece(honest.cid)).outputs.output.dims).toEqual([2, 16])
+  })
+
+  it('pieces naming models nobody has start at most 2 fetches per peer; the next is answered OVERLOADED at once', async () => {
+    const submitter = await startNode()
+    // slots for all three pieces: only the fetch limit may turn one away
+    const worker = await startNode([submitter.addrs[0]], { maxConcurrency: 4 })
+    nodes = [submitter, worker]
+    const randomCid = async (i: number): Promise<string> => CID.createV1(raw.code, await sha256.digest(new TextEncoder().encode(`nobody has model ${i} ${Math.random()}`))).toString()
+    const cids = await Promise.all([0, 1, 2].map(randomCid))
+    const answers = await Promise.all(cids.map(async cid => await sendPiece(submitter, worker, cid, 1)))
+    // whichever arrived third was turned away; the other two were fetches that found no provider
+    expect(answers.map(a => a.code).sort()).toEqual([InferResponse.Code.MODEL_UNAVAILABLE, InferResponse.Code.MODEL_UNAVAILABLE, InferResponse.Code.OVERLOADED])
+    expect(answers.find(a => a.code === InferResponse.Code.OVERLOADED).message).toMatch(/no fetch can start now: already fetching 2 models for this peer/)
   })
 
   it('a client that sends a header and then nothing (slowloris) is dropped; the worker serves the next piece', async () => {
