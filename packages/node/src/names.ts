@@ -112,7 +112,14 @@ export async function verifyNameRecord (key: Uint8Array, record: Uint8Array): Pr
   if (!Number.isSafeInteger(issuedAt) || issuedAt < 0) throw new NameError('name record\'s issuedAt is not a time')
   const publicKey = peerIdFromString(publisher).publicKey
   if (publicKey == null) throw new NameError(`publisher ${publisher} has no public key in its peer id, so its names cannot be checked`)
-  const ok = await publicKey.verify(concat(SIGNING_PREFIX, payload), uint8ArrayFromString(outer.signature, 'base64'))
+  let signature: Uint8Array
+  try {
+    signature = uint8ArrayFromString(outer.signature, 'base64')
+  } catch (err: any) {
+    // found by fuzzing: a signature that is not base64 threw the decoder's SyntaxError, not a NameError
+    throw new NameError(`name record's signature is not base64 (${err.message})`)
+  }
+  const ok = await publicKey.verify(concat(SIGNING_PREFIX, payload), signature)
   if (!ok) throw new NameError(`name record for ${name}@${version} is not signed by ${publisher}`)
   return { name, version, cid, publisher, issuedAt }
 }
