@@ -6,7 +6,7 @@ import type { AddressManager } from '@libp2p/interface-internal'
 import { CODE_P2P } from '@multiformats/multiaddr'
 import { CAPACITY_TOPIC, decodeCapacityAd, encodeCapacityAd, InvalidMessageError, MAX_AD_ADDRS } from '@shoal/protocol'
 import type { Capacity } from '@shoal/protocol'
-import { EARLY_AD_JITTER_MS, EARLY_AD_MIN_DELAY_MS, LEAVE_TIMEOUT_MS, NEWCOMER_ANSWERS, SHOAL_VERSION } from './constants.js'
+import { EARLY_AD_JITTER_MS, EARLY_AD_MIN_DELAY_MS, LEAVE_FLUSH_MS, LEAVE_TIMEOUT_MS, NEWCOMER_ANSWERS, SHOAL_VERSION } from './constants.js'
 import { PeerTable } from './peer-table.js'
 import type { Hardware } from './hardware.js'
 
@@ -115,7 +115,12 @@ export class CapacityService implements Startable {
     if (!this.started) return
     this.silence()
     await Promise.race([
-      this.send(this.buildAd(true)).catch(() => {}),
+      (async () => {
+        await this.send(this.buildAd(true)).catch(() => {})
+        // gossipsub's publish returns once the ad is queued on each peer's stream, not once it is
+        // written; the connections close right after, and on a busy machine the goodbye was lost
+        await new Promise(resolve => setTimeout(resolve, LEAVE_FLUSH_MS).unref())
+      })(),
       new Promise(resolve => setTimeout(resolve, LEAVE_TIMEOUT_MS).unref())
     ])
   }

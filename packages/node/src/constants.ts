@@ -50,6 +50,8 @@ export const EARLY_AD_JITTER_MS = 100
 
 /** The "leaving" ad may take this long to go out at shutdown before the node stops anyway. */
 export const LEAVE_TIMEOUT_MS = 1000
+/** After the leaving ad is queued, time for it to be written before the connections close (within LEAVE_TIMEOUT_MS). */
+export const LEAVE_FLUSH_MS = 150
 
 /** mDNS service name: Shoal nodes on a LAN find each other without answering other libp2p apps. */
 export const MDNS_SERVICE_TAG = '_shoal._udp.local'

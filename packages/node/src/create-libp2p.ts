@@ -2,6 +2,7 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { gossipsub } from '@libp2p/gossipsub'
 import type { GossipSub } from '@libp2p/gossipsub'
+import { createTopicScoreParams } from '@libp2p/gossipsub/score'
 import { identify } from '@libp2p/identify'
 import type { Identify } from '@libp2p/identify'
 import type { PrivateKey } from '@libp2p/interface'
@@ -13,7 +14,7 @@ import type { Ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { webSockets } from '@libp2p/websockets'
 import { multiaddr } from '@multiformats/multiaddr'
-import { INFER_PROTOCOL, MAX_FRAME_BYTES } from '@shoal/protocol'
+import { CAPACITY_TOPIC, INFER_PROTOCOL, MAX_FRAME_BYTES } from '@shoal/protocol'
 import { createLibp2p } from 'libp2p'
 import { toString } from 'uint8arrays/to-string'
 import type { Libp2p } from 'libp2p'
@@ -88,6 +89,23 @@ export interface MeshTuning {
   floodPublish?: boolean
 }
 
+/**
+ * Scoring on the ad topic counts one thing only: ads this node rejected (docs/protocol.md 3.3; an
+ * ignored ad, a replay say, costs nothing). Each costs its deliverer 10 x (rejected ads)^2 of score,
+ * the count decaying by 10% a second: one rejected ad stops gossip to that peer for a few seconds
+ * (threshold -10), three put it on the graylist (-80). Mesh-delivery and first-delivery scoring stay
+ * off: ads are a few a minute per peer, too few for delivery rates to tell honest peers apart.
+ */
+const CAPACITY_TOPIC_SCORE = createTopicScoreParams({
+  topicWeight: 1,
+  timeInMeshWeight: 0,
+  firstMessageDeliveriesWeight: 0,
+  meshMessageDeliveriesWeight: 0,
+  meshFailurePenaltyWeight: 0,
+  invalidMessageDeliveriesWeight: -10,
+  invalidMessageDeliveriesDecay: 0.9
+})
+
 /** gossipsub's mesh bounds for a degree d, in the proportions of its defaults (D 6, Dlo 4, Dhi 12). */
 function gossipDegree (d: number): { D: number, Dlo: number, Dhi: number, Dlazy: number, Dscore: number, Dout: number } {
   return { D: d, Dlo: Math.max(1, d - 2), Dhi: 2 * d, Dlazy: d, Dscore: Math.min(4, d), Dout: Math.min(2, Math.floor(d / 2), Math.max(0, d - 3)) }
@@ -152,7 +170,7 @@ export async function createShoalLibp2p (init: CreateShoalLibp2pInit): Promise<S
         globalSignaturePolicy: 'StrictSign',
         // an ad published before any peer subscribed is simply not seen; the next tick reaches them
         allowPublishToZeroTopicPeers: true,
-        scoreParams: { IPColocationFactorWhitelist: new Set(['127.0.0.1', '::1']) },
+        scoreParams: { IPColocationFactorWhitelist: new Set(['127.0.0.1', '::1']), topics: { [CAPACITY_TOPIC]: CAPACITY_TOPIC_SCORE } },
         fastMsgIdFn: adCopyId,
         ...(tuning.gossipDegree != null ? gossipDegree(tuning.gossipDegree) : {}),
         ...(tuning.floodPublish != null ? { floodPublish: tuning.floodPublish } : {})

@@ -146,6 +146,9 @@ describe('hostile ads', () => {
     const forged = { ...own, peerId: honest.peerId, seq: Number.MAX_SAFE_INTEGER, cpu: { ...own.cpu, cores: 999 } }
     await publish(encodeCapacityAd(forged))
     await waitFor(() => refused().forged === 1, 'the forged ad to be refused')
+    // three rejected ads delivered by the attacker: its gossipsub score falls (scores are cached for a heartbeat)
+    await waitFor(() => victim.libp2p.services.pubsub.getScore(attacker.peerId) < -50, 'the attacker\'s gossipsub score to fall')
+    expect(victim.libp2p.services.pubsub.getScore(honest.peerId)).toBeGreaterThanOrEqual(0)
 
     // nothing the attacker said reached the table, and the honest peer's ads keep arriving
     expect(victim.peers().every(p => p.cpu.cores !== 999)).toBe(true)
