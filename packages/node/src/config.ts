@@ -3,9 +3,9 @@ import os from 'node:os'
 import { join, resolve } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { DEFAULT_AD_INTERVAL_MS, DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_MAX_MODEL_BYTES, DEFAULT_MAX_PIECE_MS, DEFAULT_MAX_STORAGE_BYTES } from './constants.js'
+import { DEFAULT_AD_INTERVAL_MS, DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_MAX_MODEL_BYTES, DEFAULT_MAX_PIECE_MS, DEFAULT_MAX_STORAGE_BYTES, MAX_COUNTED_AD_INTERVAL_MS } from './constants.js'
 import { ConfigError, DataDirError } from './errors.js'
-import { DEFAULT_MAX_REQUEST_BYTES, MAX_AD_INTERVAL_MS, MIN_AD_INTERVAL_MS } from '@shoal/protocol'
+import { DEFAULT_MAX_REQUEST_BYTES, MIN_AD_INTERVAL_MS } from '@shoal/protocol'
 
 /** Everything that shapes a running node. Built by `resolveConfig` from defaults, config file, flags and env. */
 export interface NodeConfig {
@@ -68,7 +68,7 @@ export const NODE_OPTIONS: OptionSpec[] = [
   { key: 'maxMemoryBytes', flag: 'max-memory', kind: 'bytes', placeholder: 'SIZE', help: 'memory this node may use, e.g. 4GiB or 512MB: no piece starts while the process\'s resident memory plus its inputs would exceed it (0: no limit)', defaultText: 'half of total memory' },
   { key: 'gpu', flag: 'gpu', kind: 'boolean', help: 'let the mesh use this machine\'s GPU (--no-gpu turns it off)', defaultText: 'on' },
   { key: 'cpuThreads', flag: 'cpu-threads', kind: 'count', placeholder: 'N', help: 'CPU threads per inference session', defaultText: 'all logical cores' },
-  { key: 'adIntervalMs', flag: 'ad-interval', kind: 'ms', placeholder: 'MS', help: `how often to publish this node's capacity ad, in ms (${MIN_AD_INTERVAL_MS}-${MAX_AD_INTERVAL_MS})`, defaultText: String(DEFAULT_AD_INTERVAL_MS) },
+  { key: 'adIntervalMs', flag: 'ad-interval', kind: 'ms', placeholder: 'MS', help: `how often to publish this node's capacity ad, in ms (${MIN_AD_INTERVAL_MS}-${MAX_COUNTED_AD_INTERVAL_MS})`, defaultText: String(DEFAULT_AD_INTERVAL_MS) },
   { key: 'maxRequestBytes', flag: 'max-request-size', kind: 'bytes', placeholder: 'SIZE', help: 'largest piece (input tensors) this node accepts from a peer', defaultText: '256MiB' },
   { key: 'maxPieceSeconds', flag: 'max-piece-time', kind: 'seconds', placeholder: 'SECONDS', help: 'longest a piece from a peer may run here, its inputs\' transfer included, whatever deadline the peer asks for (1-86400)', defaultText: String(DEFAULT_MAX_PIECE_MS / 1000) },
   { key: 'maxModelBytes', flag: 'max-model-size', kind: 'bytes', placeholder: 'SIZE', help: 'largest model this node stores or runs', defaultText: '1GiB' },
@@ -112,7 +112,7 @@ function parseValue (spec: OptionSpec, raw: unknown, source: string): unknown {
     }
     case 'port': case 'count': case 'ms': case 'seconds': {
       const n = typeof raw === 'number' ? raw : Number(String(raw).trim())
-      const [min, max] = spec.kind === 'port' ? [0, 65535] : spec.kind === 'ms' ? [MIN_AD_INTERVAL_MS, MAX_AD_INTERVAL_MS] : spec.kind === 'seconds' ? [1, 86_400] : [1, 65535]
+      const [min, max] = spec.kind === 'port' ? [0, 65535] : spec.kind === 'ms' ? [MIN_AD_INTERVAL_MS, MAX_COUNTED_AD_INTERVAL_MS] : spec.kind === 'seconds' ? [1, 86_400] : [1, 65535]
       if (String(raw).trim() === '' || !Number.isInteger(n) || n < min || n > max) fail(`expected an integer from ${min} to ${max}, got "${String(raw)}"`)
       return n
     }

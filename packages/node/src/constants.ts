@@ -226,3 +226,11 @@ export const MAX_PROVEN_PEERS = 10_000
  */
 export const MAX_PIECE_FETCHES_PER_PEER = 2
 export const MAX_PIECE_FETCHES = 8
+
+/**
+ * An ad keeps its peer in a table at most AD_EXPIRY_INTERVALS x this after it arrived (3 minutes),
+ * whatever interval it announces (the wire allows 10 minutes): an ad costs nothing to forge, and one
+ * that announced 10 minutes kept a peer that said nothing more listed for 30. This node's own
+ * `--ad-interval` is at most this, so that its peers never drop it between two ads.
+ */
+export const MAX_COUNTED_AD_INTERVAL_MS = 60_000

@@ -1,6 +1,6 @@
 import type { Capacity } from '@shoal/protocol'
 import {
-  AD_EXPIRY_INTERVALS, MAX_AD_AGE_MS, MAX_AD_CLOCK_SKEW_MS, MAX_PEER_TABLE_ENTRIES, TOMBSTONE_TTL_MS
+  AD_EXPIRY_INTERVALS, MAX_AD_AGE_MS, MAX_COUNTED_AD_INTERVAL_MS, MAX_AD_CLOCK_SKEW_MS, MAX_PEER_TABLE_ENTRIES, TOMBSTONE_TTL_MS
 } from './constants.js'
 
 /** A live peer as this node sees it. */
@@ -104,7 +104,9 @@ export class PeerTable {
     const now = this.init.now()
     const expired: string[] = []
     for (const [peerId, entry] of this.entries) {
-      if (now - entry.receivedAt > entry.capacity.intervalMs * this.init.expiryIntervals) {
+      // an ad's announced interval counts up to MAX_COUNTED_AD_INTERVAL_MS: a forged ad announcing 10
+      // minutes kept a peer listed for 30 after its last word
+      if (now - entry.receivedAt > Math.min(entry.capacity.intervalMs, MAX_COUNTED_AD_INTERVAL_MS) * this.init.expiryIntervals) {
         this.entries.delete(peerId)
         this.tombstones.set(peerId, { seq: entry.capacity.seq, until: now + TOMBSTONE_TTL_MS })
         expired.push(peerId)

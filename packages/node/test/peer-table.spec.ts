@@ -93,6 +93,15 @@ describe('peer table', () => {
     expect(events.at(-1)).toEqual({ type: 'leave', peerId: 'A', reason: 'expired' })
   })
 
+  it('keeps a peer at most 3 minutes after its last ad, whatever longer interval it announces', () => {
+    const { table: t, clock } = table()
+    offer(t, ad('A', 1, clock.t, { intervalMs: 600_000 }))
+    clock.t += 179_000
+    expect(t.expire()).toEqual([])
+    clock.t += 2000
+    expect(t.expire()).toEqual(['A'])
+  })
+
   it('removes a leaving peer at once, and a leaving ad for an unknown peer changes nothing', () => {
     const { table: t, clock, events } = table()
     offer(t, ad('A', 1, clock.t))

@@ -1,4 +1,5 @@
-import { MAX_AD_INTERVAL_MS, MIN_AD_INTERVAL_MS } from '@shoal/protocol'
+import { MIN_AD_INTERVAL_MS } from '@shoal/protocol'
+import { MAX_COUNTED_AD_INTERVAL_MS } from '@shoal/node'
 import { Ajv } from 'ajv'
 import type { ErrorObject } from 'ajv'
 import { LineCounter, parseDocument } from 'yaml'
@@ -250,7 +251,7 @@ function checkMeaning (s: Scenario): Array<Omit<ScenarioProblem, 'line'>> {
     if (last > s.durationMs) problems.push({ path: `workload.jobs[${i}].at`, message: `the job${j.count > 1 ? 's start until' : ' starts at'} ${last} ms, after the scenario's duration (${s.durationMs} ms)` })
     if (j.rowsPerPiece != null && j.rowsPerPiece > j.batch) problems.push({ path: `workload.jobs[${i}].rowsPerPiece`, message: `rowsPerPiece (${j.rowsPerPiece}) is larger than the batch (${j.batch})` })
   })
-  if (s.adIntervalMs < MIN_AD_INTERVAL_MS || s.adIntervalMs > MAX_AD_INTERVAL_MS) problems.push({ path: 'adInterval', message: `an ad interval is between ${MIN_AD_INTERVAL_MS} ms and ${MAX_AD_INTERVAL_MS} ms, got ${s.adIntervalMs} ms` })
+  if (s.adIntervalMs < MIN_AD_INTERVAL_MS || s.adIntervalMs > MAX_COUNTED_AD_INTERVAL_MS) problems.push({ path: 'adInterval', message: `an ad interval is between ${MIN_AD_INTERVAL_MS} ms and ${MAX_COUNTED_AD_INTERVAL_MS} ms, got ${s.adIntervalMs} ms` })
   const random = s.churn.random
   if (random != null && random.untilMs < random.fromMs) problems.push({ path: 'churn.random.until', message: 'until is before from' })
   return problems
