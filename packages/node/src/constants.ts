@@ -234,3 +234,11 @@ export const MAX_PIECE_FETCHES = 8
  * `--ad-interval` is at most this, so that its peers never drop it between two ads.
  */
 export const MAX_COUNTED_AD_INTERVAL_MS = 60_000
+
+/**
+ * Blocks of a fetch cut short are kept this long after they were written, so that a fetch tried again
+ * soon resumes from them, then deleted; the store looks for such blocks at start and every
+ * STRAY_BLOCK_SWEEP_MS. Until deleted they count against --max-storage.
+ */
+export const STRAY_BLOCK_TTL_MS = 60 * 60_000
+export const STRAY_BLOCK_SWEEP_MS = 10 * 60_000

@@ -1,10 +1,11 @@
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { FsBlockstore } from 'blockstore-fs'
 import { base32upper } from 'multiformats/bases/base32'
 import { CID } from 'multiformats/cid'
 import { checkModelSize, inspectModel, modelCid } from '@shoal/runtime'
 import type { ModelInfo } from '@shoal/runtime'
+import { STRAY_BLOCK_SWEEP_MS, STRAY_BLOCK_TTL_MS } from './constants.js'
 import { ModelInUseError, ModelNotFoundError, StorageFullError } from './errors.js'
 import { assembleModel, isModelCid, parseModelCid } from './model-dag.js'
 
@@ -64,6 +65,9 @@ export class ModelStore {
   private readonly entries = new Map<string, IndexEntry>()
   private readonly using = new Map<string, number>()
   private saving: Promise<void> = Promise.resolve()
+  /** Bytes of blocks no indexed model uses (fetches cut short), as of the last sweep. */
+  private strays = 0
+  private sweeper?: ReturnType<typeof setInterval>
 
   constructor (init: ModelStoreInit) {
     this.init = init
@@ -92,10 +96,48 @@ export class ModelStore {
     // the single-file layout of Shoal 0.1 (<cid>.onnx next to <cid>.json): move each model into blocks
     for (const file of await readdir(this.dir)) {
       if (!file.endsWith('.onnx')) continue
-      await this.add(await readFile(join(this.dir, file))).catch(() => {})
+      // a file that cannot be added stays where it is (it was deleted all the same, once)
+      const added = await this.add(await readFile(join(this.dir, file))).then(() => true, () => false)
+      if (!added) continue
       await rm(join(this.dir, file), { force: true })
       await rm(join(this.dir, file.replace(/\.onnx$/, '.json')), { force: true })
     }
+    await this.sweepStrays()
+    this.sweeper = setInterval(() => { void this.sweepStrays().catch(() => {}) }, STRAY_BLOCK_SWEEP_MS)
+    this.sweeper.unref()
+  }
+
+  stop (): void {
+    clearInterval(this.sweeper)
+  }
+
+  /**
+   * Blocks on disk that no indexed model uses are those of fetches cut short, kept so that the next
+   * fetch resumes: they count against the storage quota, and those not written for `olderThanMs` are
+   * deleted (pieces naming models whose last block never came left such blocks behind, past any quota
+   * and across restarts). Returns the bytes deleted and kept.
+   */
+  async sweepStrays (olderThanMs = STRAY_BLOCK_TTL_MS, now = Date.now()): Promise<{ deleted: number, kept: number }> {
+    const indexed = new Set<string>()
+    for (const entry of this.entries.values()) for (const b of entry.blocks) indexed.add(BLOCK_LAYOUT.encode(CID.parse(b)).file)
+    let deleted = 0
+    let kept = 0
+    for (const dir of await readdir(this.blocksDir).catch(() => [])) {
+      for (const file of await readdir(join(this.blocksDir, dir)).catch(() => [])) {
+        if (!file.endsWith(BLOCK_LAYOUT.extension) || indexed.has(file)) continue
+        const path = join(this.blocksDir, dir, file)
+        const info = await stat(path).catch(() => undefined)
+        if (info == null) continue
+        if (now - info.mtimeMs >= olderThanMs) {
+          await rm(path, { force: true })
+          deleted += info.size
+        } else {
+          kept += info.size
+        }
+      }
+    }
+    this.strays = kept
+    return { deleted, kept }
   }
 
   /** Checks a model and stores it; returns its entry. Adding the same bytes twice only updates the name or pin. */
@@ -237,7 +279,8 @@ export class ModelStore {
   checkRoom (bytes: number): void {
     const quota = this.init.maxStorageBytes
     if (bytes > quota) throw new StorageFullError(`a model of ${bytes} bytes does not fit in this node's storage quota of ${quota} bytes (--max-storage)`)
-    let kept = 0
+    // blocks of fetches cut short count too, until they are swept
+    let kept = this.strays
     for (const e of this.entries.values()) if (e.pinned || (this.using.get(e.cid) ?? 0) > 0) kept += e.bytes
     if (kept + bytes > quota) {
       throw this.fullError(kept, bytes)
@@ -254,17 +297,17 @@ export class ModelStore {
     const candidates = [...this.entries.values()]
       .filter(e => !e.pinned && (this.using.get(e.cid) ?? 0) === 0)
       .sort((a, b) => a.lastUsedAt - b.lastUsedAt)
-    while (this.usedBytes() + bytes > quota) {
+    while (this.usedBytes() + this.strays + bytes > quota) {
       const victim = candidates.shift()
       if (victim == null) {
-        throw this.fullError(this.usedBytes(), bytes)
+        throw this.fullError(this.usedBytes() + this.strays, bytes)
       }
       await this.drop(victim)
     }
   }
 
   private fullError (kept: number, bytes: number): StorageFullError {
-    return new StorageFullError(`storage quota of ${this.init.maxStorageBytes} bytes (--max-storage) is full of pinned or in-use models (${kept} bytes); a model of ${bytes} bytes does not fit. Unpin or remove one (shoal model ls)`)
+    return new StorageFullError(`storage quota of ${this.init.maxStorageBytes} bytes (--max-storage) is full of pinned or in-use models and blocks of unfinished fetches (${kept} bytes; ${this.strays} of them unfinished fetches, deleted after an hour); a model of ${bytes} bytes does not fit. Unpin or remove one (shoal model ls)`)
   }
 
   private async drop (entry: IndexEntry): Promise<void> {

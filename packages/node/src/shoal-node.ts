@@ -284,6 +284,7 @@ export class ShoalNode {
     this.libp2pNode = undefined
     await this.sessions?.close().catch(() => {})
     this.sessions = undefined
+    this.models.stop()
   }
 
   /** Clean shutdown: a leaving ad goes out first, then libp2p and the API stop. */
@@ -299,6 +300,7 @@ export class ShoalNode {
     await this.swarmService?.stop()
     await this.libp2pNode?.stop()
     await this.sessions?.close()
+    this.models.stop()
   }
 
   /**

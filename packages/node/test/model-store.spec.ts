@@ -1,4 +1,4 @@
-import { mkdtemp, readdir } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { buildCalibrationModel } from '@shoal/runtime/calibration-model'
@@ -102,5 +102,39 @@ describe('model store', () => {
     await expect(s.add(model(64))).rejects.toThrow(/over the limit of 1000/)
     await expect(s.add(new TextEncoder().encode('not a model'))).rejects.toThrow(/not an ONNX model/)
     expect(await blockFiles(s)).toEqual([])
+  })
+
+  it('counts blocks of unfinished fetches against the quota, and deletes those an hour old', async () => {
+    const s = await store(100_000)
+    const kept = model(8)
+    await s.add(kept)
+    // 60 000 bytes of a fetch cut short: blocks in the blockstore, no model in the index
+    const stray = async (seed: number): Promise<void> => {
+      const bytes = new Uint8Array(30_000).fill(seed)
+      await s.blockstore.put(CID.createV1(raw.code, await sha256.digest(bytes)), bytes)
+    }
+    await stray(1)
+    await stray(2)
+    const swept = await s.sweepStrays()
+    expect(swept).toEqual({ deleted: 0, kept: 60_000 })
+    // the quota holds the model and the strays: a model of 50 000 bytes no longer fits
+    expect(() => s.checkRoom(50_000)).toThrow(/unfinished fetches.*60000 of them/)
+    // an hour later they are gone, the indexed model's blocks untouched
+    expect(await s.sweepStrays(60 * 60_000, Date.now() + 60 * 60_000 + 1)).toEqual({ deleted: 60_000, kept: 0 })
+    expect(() => s.checkRoom(50_000)).not.toThrow()
+    expect(Buffer.from(await s.bytes(s.list()[0].cid)).equals(Buffer.from(kept))).toBe(true)
+    s.stop()
+  })
+
+  it('keeps an old single-file model it cannot add instead of deleting it', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'shoal-store-'))
+    await mkdir(join(dataDir, 'models'), { recursive: true })
+    await writeFile(join(dataDir, 'models', 'broken.onnx'), 'not a model')
+    await writeFile(join(dataDir, 'models', 'good.onnx'), model(4))
+    const s = new ModelStore({ dataDir, maxModelBytes: 1 << 30, maxStorageBytes: 1 << 30 })
+    await s.start()
+    s.stop()
+    expect(s.list()).toHaveLength(1)
+    expect((await readdir(join(dataDir, 'models'))).filter(f => f.endsWith('.onnx'))).toEqual(['broken.onnx'])
   })
 })
