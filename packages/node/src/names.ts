@@ -249,6 +249,8 @@ export class NameService {
       if (own != null) return { ...own.manifest, source: 'local' }
     }
     const found: Manifest[] = []
+    // why a publisher's lookup ended without a record, when it was not simply absent (a timeout, no DHT peers)
+    const failures: string[] = []
     await Promise.all(publishers.filter(p => p !== this.init.peerId).map(async publisher => {
       const key = nameKey(publisher, ref.name, ref.version)
       let best: Manifest | undefined
@@ -259,11 +261,17 @@ export class NameService {
           const manifest = await verifyNameRecord(key, event.value).catch(() => undefined)
           if (manifest != null && (best == null || manifest.issuedAt > best.issuedAt)) best = manifest
         }
-      } catch {}
+      } catch (err: any) {
+        // kad-dht ends a lookup that found nothing with NotFoundError: that is an answer, not a failure
+        if (best == null && err?.name !== 'NotFoundError') failures.push(`${publisher}: ${err?.name === 'AbortError' || err?.name === 'TimeoutError' ? `no answer within ${this.init.timeoutMs} ms` : String(err?.message ?? err)}`)
+      }
       if (best != null) found.push(best)
     }))
     const cids = new Set(found.map(m => m.cid))
     if (cids.size > 1) throw new NameError(`${text} means different models to different trusted publishers (${found.map(m => `${m.publisher}: ${m.cid}`).join(', ')}); write PEERID/${ref.name}@${ref.version}`)
+    if (found.length === 0 && failures.length > 0) {
+      throw new NameError(`could not look up ${ref.name}@${ref.version} in the DHT (${failures.join('; ')}): the name may exist; try again once the node has more peers (shoal node status)`)
+    }
     if (found.length === 0) {
       throw new NameError(`no trusted publisher has published ${ref.name}@${ref.version}` +
         (trusted.length === 1 ? ' (this node trusts only itself; to accept names another peer signed, give --trust PEERID)' : ` (trusted: ${trusted.join(', ')})`))

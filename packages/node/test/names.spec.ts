@@ -2,8 +2,11 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { fromString, toString } from 'uint8arrays'
 import { describe, expect, it } from 'vitest'
-import { MAX_NAME_RECORD_BYTES, nameKey, nameRecordSelectors, parseNameRef, signManifest, verifyNameRecord } from '../src/names.js'
-import type { Manifest } from '../src/names.js'
+import { MAX_NAME_RECORD_BYTES, NameService, nameKey, nameRecordSelectors, parseNameRef, signManifest, verifyNameRecord } from '../src/names.js'
+import type { Manifest, NameDht } from '../src/names.js'
+import { mkdtemp } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 
 const CID = 'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'
 const OTHER_CID = 'bafkreiaxmgkpa5buowlxbrxigvmhgqpsqurxnavdtrigeolt3wdfbrcocm'
@@ -56,5 +59,25 @@ describe('model names', () => {
     const newer = await signManifest({ name: 'm', version: '1', cid: OTHER_CID, publisher: id, issuedAt: 2000 }, key)
     expect(nameRecordSelectors['shoal-name'](nameKey(id, 'm', '1'), [old, newer, fromString('junk')])).toBe(1)
     expect(nameRecordSelectors['shoal-name'](nameKey(id, 'm', '1'), [newer, old])).toBe(0)
+  })
+
+  it('a lookup that times out says so, instead of saying the name was never published', async () => {
+    const me = await publisher()
+    const other = await publisher()
+    const dataDir = await mkdtemp(join(tmpdir(), 'shoal-names-'))
+    const service = (get: NameDht['get']): NameService => new NameService({
+      dataDir, privateKey: me.key, peerId: me.id, trusted: [other.id], dht: () => ({ get, put: async function * () {} }) as unknown as NameDht, republishMs: 60_000, timeoutMs: 50, log: () => {}
+    })
+    // a DHT that never answers, then one that answers "not found"
+    const silent = service(async function * (_key, options) {
+      await new Promise((_resolve, reject) => options?.signal?.addEventListener('abort', () => reject(options.signal?.reason)))
+    } as NameDht['get'])
+    await expect(silent.resolve('m@1')).rejects.toThrow(/could not look up m@1 in the DHT \(.*no answer within 50 ms\): the name may exist/)
+    const empty = service(async function * () {
+      const err = new Error('Best value was not found')
+      err.name = 'NotFoundError'
+      throw err
+    } as NameDht['get'])
+    await expect(empty.resolve('m@1')).rejects.toThrow(/no trusted publisher has published m@1/)
   })
 })
