@@ -6,7 +6,8 @@ import type { AddressManager } from '@libp2p/interface-internal'
 import { CODE_P2P } from '@multiformats/multiaddr'
 import { CAPACITY_TOPIC, decodeCapacityAd, encodeCapacityAd, InvalidMessageError, MAX_AD_ADDRS } from '@shoal/protocol'
 import type { Capacity } from '@shoal/protocol'
-import { EARLY_AD_JITTER_MS, EARLY_AD_MIN_DELAY_MS, LEAVE_FLUSH_MS, LEAVE_TIMEOUT_MS, NEWCOMER_ANSWERS, SHOAL_VERSION } from './constants.js'
+import { EARLY_AD_JITTER_MS, EARLY_AD_MIN_DELAY_MS, LEAVE_FLUSH_MS, LEAVE_TIMEOUT_MS, MAX_NEW_PEERS_PER_RELAY, NEWCOMER_ANSWERS, RELAY_QUOTA_WINDOW_MS, SHOAL_VERSION } from './constants.js'
+import { RelayQuota } from './relay-quota.js'
 import { PeerTable } from './peer-table.js'
 import type { Hardware } from './hardware.js'
 
@@ -48,6 +49,7 @@ export type RefusedAds = Record<string, number>
 export class CapacityService implements Startable {
   readonly peers: PeerTable
   readonly refused: RefusedAds = {}
+  private readonly relays = new RelayQuota(MAX_NEW_PEERS_PER_RELAY, RELAY_QUOTA_WINDOW_MS)
   private readonly components: CapacityServiceComponents
   private readonly init: CapacityServiceInit
   private readonly log: Logger
@@ -209,7 +211,7 @@ export class CapacityService implements Startable {
   }
 
   /** gossipsub's topic validator: runs before an ad is delivered or forwarded to anyone. */
-  private readonly validate = (_from: PeerId, message: Message): TopicValidatorResult => {
+  private readonly validate = (propagationSource: PeerId, message: Message): TopicValidatorResult => {
     if (message.type !== 'signed') return this.refuse('unsigned', TopicValidatorResult.Reject)
     let capacity: Capacity
     try {
@@ -224,6 +226,11 @@ export class CapacityService implements Startable {
       if (verdict.reason === 'self') return TopicValidatorResult.Ignore
       this.log('refused ad from %p: %s', message.from, verdict.reason)
       return this.refuse(verdict.reason, verdict.action === 'reject' ? TopicValidatorResult.Reject : TopicValidatorResult.Ignore)
+    }
+    // a newcomer relayed by another peer counts against that relay's quota
+    const relay = propagationSource.toString()
+    if (this.peers.get(capacity.peerId) == null && !capacity.leaving && relay !== capacity.peerId && !this.relays.take(relay, this.now())) {
+      return this.refuse('relay-limit', TopicValidatorResult.Ignore)
     }
     this.peers.apply(capacity)
     if (!capacity.leaving && capacity.addrs.length > 0) {

@@ -242,3 +242,11 @@ export const MAX_COUNTED_AD_INTERVAL_MS = 60_000
  */
 export const STRAY_BLOCK_TTL_MS = 60 * 60_000
 export const STRAY_BLOCK_SWEEP_MS = 10 * 60_000
+
+/**
+ * Peers new to the table that one relaying peer may introduce per window (relay-quota.ts). A newcomer
+ * to a mesh of a few thousand nodes learns them all through its ~6 gossip mesh peers, a few hundred
+ * each: 1000 per 10 minutes leaves room for that, and stops one connection from minting thousands.
+ */
+export const MAX_NEW_PEERS_PER_RELAY = 1000
+export const RELAY_QUOTA_WINDOW_MS = 10 * 60_000
