@@ -541,6 +541,7 @@ export class ModelSwarm {
     }
 
     let lookingUp = false
+    let lookupError: string | undefined
     const discover = async (): Promise<void> => {
       if (options.only != null) {
         addCandidates(options.only)
@@ -555,7 +556,13 @@ export class ModelSwarm {
         for await (const provider of this.init.libp2p.contentRouting.findProviders(root as any, { signal })) {
           addCandidates([provider.id.toString()])
         }
-      } catch {
+        lookupError = undefined
+      } catch (err: any) {
+        // kept to say why a fetch found no one (a DHT with no peers, a lookup that timed out)
+        if (!stop.signal.aborted && err?.name !== 'NotFoundError') {
+          lookupError = err?.name === 'AbortError' || err?.name === 'TimeoutError' ? `no answer within ${FIND_PROVIDERS_TIMEOUT_MS} ms` : String(err?.message ?? err)
+          this.log('fetch %s: provider lookup failed - %s', cid, lookupError)
+        }
       } finally {
         lookingUp = false
       }
@@ -580,7 +587,8 @@ export class ModelSwarm {
           const lacking = [...lackedBy].filter(p => !dropped.has(p))
           if (lacking.length > 0) why.push(`${lacking.join(', ')}: lack the remaining blocks`)
           throw new ModelFetchError(`no peer could provide model ${cid} within ${noProviderTimeout} ms` +
-            (candidates.size === 0 ? ' (no capacity ad, DHT provider record or hint names one)' : ` (asked ${candidates.size}: ${why.join('; ')})`))
+            (candidates.size === 0 ? ' (no capacity ad, DHT provider record or hint names one)' : ` (asked ${candidates.size}: ${why.join('; ')})`) +
+            (lookupError != null ? `; the DHT lookup for providers failed: ${lookupError}` : ''))
         }
         if (Date.now() - discoveredAt >= FETCH_DISCOVERY_INTERVAL_MS) {
           discoveredAt = Date.now()

@@ -169,16 +169,16 @@ describe('models that cannot be split', () => {
 })
 
 describe('ads cost something', () => {
-  it('thousands of ads from peers with no connection (Sybils claiming 10^7 GFLOP/s) get no work; the job runs as usual', async () => {
+  it('5000 ads from peers with no connection (Sybils claiming 10^7 GFLOP/s) get no work; the job runs as usual', async () => {
     nodes = await startJobMesh(1)
     const [submitter, worker] = nodes
     const table = submitter.libp2p.services.capacity.peers
     const real = table.get(worker.peerId)!.capacity
-    for (let i = 0; i < 2000; i++) {
+    for (let i = 0; i < 5000; i++) {
       const peerId = peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
       table.apply({ ...real, peerId, addrs: [], providers: [{ name: 'cpu', gflops: 1e7 }], seq: 1, timestampMs: Date.now(), intervalMs: 600_000 })
     }
-    expect(submitter.peers().length).toBe(2001)
+    expect(submitter.peers().length).toBe(5001)
     const model = await submitter.addModel(withDynamicBatch(buildCalibrationModel({ batch: 1, width: 16, layers: 1 })))
     const x = { dtype: 'float32' as const, dims: [32, 16], data: new Uint8Array(32 * 16 * 4) }
     const result = await submitter.submitJob(model.cid, { input: x }, { rowsPerPiece: 4 }).run()
