@@ -22,6 +22,9 @@ export interface ProcessSessionsInit extends SessionCacheInit {
   now?: () => number
 }
 
+/** Environment variables a child keeps: the search path, and what ONNX Runtime's GPU providers read. */
+const SANDBOX_ENV = /^(PATH|LD_LIBRARY_PATH|TMPDIR|VK_[A-Z_]+|MESA_[A-Z_]+|__GL[A-Z_]*|CUDA_[A-Z_]+|NVIDIA_[A-Z_]+|ORT_[A-Z_]+)$/
+
 /** How long close() waits for a child to finish its piece and end before it is killed. */
 const CLOSE_WAIT_MS = 10_000
 /** The end of a child's stderr kept to explain a crash. */
@@ -46,7 +49,8 @@ interface Slot {
 /**
  * ONNX Runtime sessions in child processes: a model is a stranger's code, and a process is what the
  * node can stop. Each child runs in an empty working directory of its own (a relative path inside a
- * model finds nothing of the node's), under an address-space limit, with no environment but PATH.
+ * model finds nothing of the node's), under an address-space limit, with no environment but the
+ * search path and what GPU drivers read.
  * A run that outlives its signal is killed with its process (ONNX Runtime cannot be interrupted: an
  * endless Loop held a thread, and its slot, until the node restarted); a child that crashes fails
  * its run; a child that holds more memory than allowed after a run is ended, so its memory returns.
@@ -200,7 +204,9 @@ export class ProcessSessions implements PieceRuntime {
     const { processes, memoryLimitBytes, refuseForMs, now, ...cacheInit } = this.init
     const cwd = mkdtempSync(join(os.tmpdir(), 'shoal-sandbox-'))
     const script = fileURLToPath(new URL('./session-process.js', import.meta.url))
-    const env = { PATH: process.env.PATH ?? '', SHOAL_SESSION_INIT: JSON.stringify(cacheInit) }
+    const env: Record<string, string> = { SHOAL_SESSION_INIT: JSON.stringify(cacheInit) }
+    // what finding a GPU needs (the Vulkan loader and its drivers, CUDA's libraries), nothing else
+    for (const [name, value] of Object.entries(process.env)) if (value != null && SANDBOX_ENV.test(name)) env[name] = value
     const options = { cwd, env, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] as Array<'ignore' | 'pipe' | 'ipc'>, serialization: 'advanced' as const }
     const limit = memoryLimitBytes ?? 0
     // Node itself reserves about 1.5 GB of address space (1 GB was too little to start): the limit is
