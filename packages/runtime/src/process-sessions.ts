@@ -8,6 +8,9 @@ import { MIN_SANDBOX_ADDRESS_SPACE_BYTES, SANDBOX_ADDRESS_SPACE_MARGIN_BYTES, SA
 import { SandboxError } from './errors.js'
 import type { PieceRun, PieceRunOptions, PieceRuntime, SessionCacheInit } from './session.js'
 import type { FromHost, ToHost } from './session-host.js'
+import type { Tensor } from './tensor.js'
+import { HostPool, onHostMessage } from './host-pool.js'
+import type { HostCall, HostSlot } from './host-pool.js'
 
 export interface ProcessSessionsInit extends SessionCacheInit {
   /** Child processes, each with its own sessions: pieces that compute at once (default 1). */
@@ -30,18 +33,10 @@ const CLOSE_WAIT_MS = 10_000
 /** The end of a child's stderr kept to explain a crash. */
 const STDERR_TAIL_BYTES = 2048
 
-interface Call {
-  cid: string
-  load: () => Promise<Uint8Array>
-  resolve: (run: PieceRun) => void
-  reject: (err: Error) => void
-}
-
-interface Slot {
+interface Slot extends HostSlot {
   child: ChildProcess
   cwd: string
-  busy: boolean
-  calls: Map<number, Call>
+  calls: Map<number, HostCall & { cid: string }>
   stderr: string
   startedAt: number
 }
@@ -58,8 +53,7 @@ interface Slot {
  * Inputs and outputs cross the process boundary by copy over the IPC channel.
  */
 export class ProcessSessions implements PieceRuntime {
-  private readonly slots: Slot[] = []
-  private readonly waiting: Array<{ resolve: (slot: Slot) => void, reject: (err: Error) => void }> = []
+  private readonly pool = new HostPool<Slot>(() => Math.max(1, this.init.processes ?? 1), () => this.spawn())
   private readonly refused = new Map<string, { until: number, why: string }>()
   private readonly init: ProcessSessionsInit
   private readonly now: () => number
@@ -72,12 +66,12 @@ export class ProcessSessions implements PieceRuntime {
     this.now = init.now ?? Date.now
   }
 
-  async run (cid: string, load: () => Promise<Uint8Array>, inputs: Record<string, import('./tensor.js').Tensor>, options: PieceRunOptions = {}): Promise<PieceRun> {
+  async run (cid: string, load: () => Promise<Uint8Array>, inputs: Record<string, Tensor>, options: PieceRunOptions = {}): Promise<PieceRun> {
     if (this.closed) throw new Error('the inference sessions are closed')
     const refusal = this.refusal(cid)
     if (refusal != null) throw refusal
     options.signal?.throwIfAborted()
-    const slot = await this.acquire()
+    const slot = await this.pool.acquire()
     let settled = false
     try {
       if (this.closed) throw new Error('the inference sessions are closed')
@@ -108,7 +102,7 @@ export class ProcessSessions implements PieceRuntime {
       }
       throw err
     } finally {
-      this.release(slot)
+      this.pool.release(slot)
     }
   }
 
@@ -118,12 +112,12 @@ export class ProcessSessions implements PieceRuntime {
    */
   prestart (): void {
     this.prestarting = true
-    while (!this.closed && this.slots.length < this.maxProcesses) this.spawn()
+    while (!this.closed && this.pool.slots.length < Math.max(1, this.init.processes ?? 1)) this.spawn()
   }
 
   /** Resident memory of the children now, in bytes (0 where /proc cannot tell). */
   memoryBytes (): number {
-    return this.slots.reduce((sum, slot) => sum + residentBytes(slot.child.pid), 0)
+    return this.pool.slots.reduce((sum, slot) => sum + residentBytes(slot.child.pid), 0)
   }
 
   /**
@@ -132,8 +126,7 @@ export class ProcessSessions implements PieceRuntime {
    */
   async close (): Promise<void> {
     this.closed = true
-    for (const waiter of this.waiting.splice(0)) waiter.reject(new Error('the inference sessions are closed'))
-    const slots = this.slots.splice(0)
+    const slots = this.pool.close()
     await Promise.all(slots.map(async slot => {
       await new Promise<void>(resolve => {
         const timer = setTimeout(() => { slot.child.kill('SIGKILL') }, CLOSE_WAIT_MS)
@@ -174,32 +167,6 @@ export class ProcessSessions implements PieceRuntime {
     this.kill(slot, new SandboxError('memory', `model ${cid} held ${rss} bytes of memory`))
   }
 
-  private get maxProcesses (): number {
-    return Math.max(1, this.init.processes ?? 1)
-  }
-
-  private async acquire (): Promise<Slot> {
-    const idle = this.slots.find(s => !s.busy)
-    if (idle != null) {
-      idle.busy = true
-      return idle
-    }
-    if (this.slots.length < this.maxProcesses) {
-      const slot = this.spawn()
-      slot.busy = true
-      return slot
-    }
-    return await new Promise((resolve, reject) => this.waiting.push({ resolve, reject }))
-  }
-
-  private release (slot: Slot): void {
-    // a child that died is gone; kill() has handed a new one to the next in line
-    if (!this.slots.includes(slot)) return
-    const next = this.waiting.shift()
-    if (next != null) next.resolve(slot)
-    else slot.busy = false
-  }
-
   private spawn (): Slot {
     const { processes, memoryLimitBytes, refuseForMs, now, ...cacheInit } = this.init
     const cwd = mkdtempSync(join(os.tmpdir(), 'shoal-sandbox-'))
@@ -217,56 +184,23 @@ export class ProcessSessions implements PieceRuntime {
       : spawn(process.execPath, [script], options)
     const slot: Slot = { child, cwd, busy: false, calls: new Map(), stderr: '', startedAt: Date.now() }
     child.stderr?.on('data', (chunk: Buffer) => { slot.stderr = (slot.stderr + chunk.toString('utf8')).slice(-STDERR_TAIL_BYTES) })
-    child.on('message', (m: FromHost) => { this.onMessage(slot, m) })
+    child.on('message', (m: FromHost) => { onHostMessage(slot, m, message => { if (child.connected) child.send(message satisfies ToHost) }) })
     child.on('error', (err) => { this.kill(slot, err) })
     child.on('exit', (code, signal) => {
-      if (!this.slots.includes(slot)) return
+      if (!this.pool.slots.includes(slot)) return
       for (const call of slot.calls.values()) this.refuse(call.cid, `crashed its inference process (${signal ?? `exit code ${String(code)}`})`)
       const why = slot.stderr.trim().split('\n').slice(-3).join(' ').slice(0, 500)
       this.kill(slot, new SandboxError('crashed', `the inference process exited (${signal ?? `exit code ${String(code)}`})${why === '' ? '' : `: ${why}`}`))
     })
-    this.slots.push(slot)
+    this.pool.slots.push(slot)
     return slot
-  }
-
-  private onMessage (slot: Slot, m: FromHost): void {
-    if (m.type === 'load') {
-      const call = slot.calls.get(m.id)
-      if (call == null) return
-      call.load().then(bytes => {
-        if (slot.child.connected) slot.child.send({ type: 'model', id: m.id, bytes } satisfies ToHost)
-      }, (err: any) => {
-        if (slot.child.connected) slot.child.send({ type: 'model', id: m.id, error: String(err?.message ?? err) } satisfies ToHost)
-      })
-    } else if (m.type === 'result' || m.type === 'error') {
-      const call = slot.calls.get(m.id)
-      slot.calls.delete(m.id)
-      if (call == null) return
-      if (m.type === 'result') {
-        call.resolve({ outputs: m.outputs, provider: m.provider, computeMs: m.computeMs })
-      } else {
-        const err = new Error(m.message)
-        err.name = m.name
-        call.reject(err)
-      }
-    }
   }
 
   /** Ends a child at once: its runs fail with `err`, and the next waiting run gets a new child. */
   private kill (slot: Slot, err: Error): void {
-    const i = this.slots.indexOf(slot)
-    if (i < 0) return
-    this.slots.splice(i, 1)
     slot.child.kill('SIGKILL')
-    for (const call of slot.calls.values()) call.reject(err)
-    slot.calls.clear()
+    if (!this.pool.remove(slot, err, this.closed)) return
     rmSync(slot.cwd, { recursive: true, force: true })
-    if (!this.closed && this.waiting.length > 0 && this.slots.length < this.maxProcesses) {
-      const next = this.waiting.shift()!
-      const fresh = this.spawn()
-      fresh.busy = true
-      next.resolve(fresh)
-    }
     // a child that could not even start (no shell, no memory) is not started again and again
     if (this.prestarting && Date.now() - slot.startedAt > 1000) this.prestart()
   }

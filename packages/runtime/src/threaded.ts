@@ -1,6 +1,8 @@
 import { Worker } from 'node:worker_threads'
 import type { PieceRun, PieceRunOptions, PieceRuntime, SessionCacheInit } from './session.js'
 import type { FromHost as FromThread, ToHost as ToThread } from './session-host.js'
+import { HostPool, onHostMessage } from './host-pool.js'
+import type { HostSlot } from './host-pool.js'
 import type { Tensor } from './tensor.js'
 
 export interface ThreadedSessionsInit extends SessionCacheInit {
@@ -11,16 +13,8 @@ export interface ThreadedSessionsInit extends SessionCacheInit {
 /** How long close() waits for a thread to finish its piece and end. */
 const CLOSE_WAIT_MS = 10_000
 
-interface Call {
-  load: () => Promise<Uint8Array>
-  resolve: (run: PieceRun) => void
-  reject: (err: Error) => void
-}
-
-interface Slot {
+interface Slot extends HostSlot {
   worker: Worker
-  busy: boolean
-  calls: Map<number, Call>
 }
 
 /**
@@ -32,8 +26,7 @@ interface Slot {
  * the model's bytes are asked of `load` only when that thread has no session for the model.
  */
 export class ThreadedSessions implements PieceRuntime {
-  private readonly slots: Slot[] = []
-  private readonly waiting: Array<{ resolve: (slot: Slot) => void, reject: (err: Error) => void }> = []
+  private readonly pool = new HostPool<Slot>(() => Math.max(1, this.init.threads ?? 1), () => this.spawn())
   private readonly init: ThreadedSessionsInit
   private nextId = 0
   private closed = false
@@ -44,7 +37,7 @@ export class ThreadedSessions implements PieceRuntime {
 
   async run (cid: string, load: () => Promise<Uint8Array>, inputs: Record<string, Tensor>, options: PieceRunOptions = {}): Promise<PieceRun> {
     if (this.closed) throw new Error('the inference sessions are closed')
-    const slot = await this.acquire()
+    const slot = await this.pool.acquire()
     try {
       // closed while this run waited: nothing may reach a thread after its 'close'
       if (this.closed) throw new Error('the inference sessions are closed')
@@ -64,7 +57,7 @@ export class ThreadedSessions implements PieceRuntime {
         slot.worker.postMessage(message, Object.values(own).map(t => t.data.buffer as ArrayBuffer))
       })
     } finally {
-      this.release(slot)
+      this.pool.release(slot)
     }
   }
 
@@ -76,8 +69,7 @@ export class ThreadedSessions implements PieceRuntime {
    */
   async close (): Promise<void> {
     this.closed = true
-    for (const waiter of this.waiting.splice(0)) waiter.reject(new Error('the inference sessions are closed'))
-    const slots = this.slots.splice(0)
+    const slots = this.pool.close()
     await Promise.all(slots.map(async slot => {
       const closed = await new Promise<boolean>(resolve => {
         const timer = setTimeout(() => { slot.worker.unref(); resolve(false) }, CLOSE_WAIT_MS)
@@ -89,77 +81,15 @@ export class ThreadedSessions implements PieceRuntime {
     }))
   }
 
-  private get maxThreads (): number {
-    return Math.max(1, this.init.threads ?? 1)
-  }
-
-  private async acquire (): Promise<Slot> {
-    const idle = this.slots.find(s => !s.busy)
-    if (idle != null) {
-      idle.busy = true
-      return idle
-    }
-    if (this.slots.length < this.maxThreads) {
-      const slot = this.spawn()
-      slot.busy = true
-      return slot
-    }
-    return await new Promise((resolve, reject) => this.waiting.push({ resolve, reject }))
-  }
-
-  private release (slot: Slot): void {
-    // a thread that died is gone; lose() has handed a new one to the next in line
-    if (!this.slots.includes(slot)) return
-    const next = this.waiting.shift()
-    if (next != null) next.resolve(slot)
-    else slot.busy = false
-  }
-
   private spawn (): Slot {
     const { threads, ...cacheInit } = this.init
     const worker = new Worker(new URL('./session-thread.js', import.meta.url), { workerData: cacheInit })
     const slot: Slot = { worker, busy: false, calls: new Map() }
-    worker.on('message', (m: FromThread) => { this.onMessage(slot, m) })
-    worker.on('error', (err) => { this.lose(slot, err) })
-    worker.on('exit', (code) => { this.lose(slot, new Error(`the inference thread exited with code ${code}`)) })
-    this.slots.push(slot)
+    worker.on('message', (m: FromThread) => { onHostMessage(slot, m, message => { slot.worker.postMessage(message satisfies ToThread) }) })
+    // a thread that died fails its runs; the next run starts a new one
+    worker.on('error', (err) => { this.pool.remove(slot, err, this.closed) })
+    worker.on('exit', (code) => { this.pool.remove(slot, new Error(`the inference thread exited with code ${code}`), this.closed) })
+    this.pool.slots.push(slot)
     return slot
-  }
-
-  private onMessage (slot: Slot, m: FromThread): void {
-    if (m.type === 'load') {
-      const call = slot.calls.get(m.id)
-      if (call == null) return
-      call.load().then(bytes => {
-        slot.worker.postMessage({ type: 'model', id: m.id, bytes } satisfies ToThread)
-      }, (err: any) => {
-        slot.worker.postMessage({ type: 'model', id: m.id, error: String(err?.message ?? err) } satisfies ToThread)
-      })
-    } else if (m.type === 'result' || m.type === 'error') {
-      const call = slot.calls.get(m.id)
-      slot.calls.delete(m.id)
-      if (call == null) return
-      if (m.type === 'result') {
-        call.resolve({ outputs: m.outputs, provider: m.provider, computeMs: m.computeMs })
-      } else {
-        const err = new Error(m.message)
-        err.name = m.name
-        call.reject(err)
-      }
-    }
-  }
-
-  /** A thread that died fails its runs; the next run starts a new one. */
-  private lose (slot: Slot, err: Error): void {
-    const i = this.slots.indexOf(slot)
-    if (i >= 0) this.slots.splice(i, 1)
-    for (const call of slot.calls.values()) call.reject(err)
-    slot.calls.clear()
-    if (!this.closed && this.waiting.length > 0 && this.slots.length < this.maxThreads) {
-      const next = this.waiting.shift()!
-      const fresh = this.spawn()
-      fresh.busy = true
-      next.resolve(fresh)
-    }
   }
 }
