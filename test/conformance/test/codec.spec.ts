@@ -162,6 +162,18 @@ describe('Shoal codecs against an independent proto3 implementation', () => {
     })
   }
 
+  it('writes 64-bit values between 2^31 and 2^32 as protobufjs does (the memory of a 4 GB machine)', () => {
+    // found by fuzzing: protons-runtime wrote such a value as one byte where it had counted five
+    for (const value of ['2147483648', '3221225472', '4294967295']) {
+      const hardware = { ...SAMPLES.Hardware, memoryTotalBytes: value, memoryFreeBytes: value }
+      expect(Buffer.from(HardwareMessage.encode(toShoal(packed.type('Hardware'), hardware))).toString('hex')).toBe(Buffer.from(packed.encode('Hardware', hardware)).toString('hex'))
+      const limits = { ...SAMPLES.Limits, maxMemoryBytes: value }
+      expect(LimitsMessage.decode(LimitsMessage.encode(toShoal(packed.type('Limits'), limits))).maxMemoryBytes).toBe(BigInt(value))
+      const t = { ...tensor, byteLength: value }
+      expect(Buffer.from(TensorInfo.encode(toShoal(packed.type('TensorInfo'), t))).toString('hex')).toBe(Buffer.from(packed.encode('TensorInfo', t)).toString('hex'))
+    }
+  })
+
   it('reads an unknown field inside a nested message (a tensor of a request)', () => {
     const w = protobuf.Writer.create()
     w.uint32((3 << 3) | 2).string('bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy')
