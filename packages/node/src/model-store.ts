@@ -122,13 +122,16 @@ export class ModelStore {
     for (const entry of this.entries.values()) for (const b of entry.blocks) indexed.add(BLOCK_LAYOUT.encode(CID.parse(b)).file)
     let deleted = 0
     let kept = 0
+    // a fetch under way (a model in use that is not in the index yet) may be resuming from old blocks:
+    // nothing is deleted while one runs
+    const fetching = [...this.using].some(([cid, n]) => n > 0 && !this.entries.has(cid))
     for (const dir of await readdir(this.blocksDir).catch(() => [])) {
       for (const file of await readdir(join(this.blocksDir, dir)).catch(() => [])) {
         if (!file.endsWith(BLOCK_LAYOUT.extension) || indexed.has(file)) continue
         const path = join(this.blocksDir, dir, file)
         const info = await stat(path).catch(() => undefined)
         if (info == null) continue
-        if (now - info.mtimeMs >= olderThanMs) {
+        if (!fetching && now - info.mtimeMs >= olderThanMs) {
           await rm(path, { force: true })
           deleted += info.size
         } else {
@@ -166,6 +169,8 @@ export class ModelStore {
     const { bytes, blocks } = await assembleModel(parseModelCid(cid), async c => await this.readBlock(c), this.init.maxModelBytes)
     const entry = await this.index(cid, bytes, blocks.map(String))
     await this.save()
+    // its blocks were counted as a fetch's strays until now
+    await this.sweepStrays()
     return this.view(entry)
   }
 

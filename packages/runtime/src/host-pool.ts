@@ -47,11 +47,12 @@ export class HostPool<S extends HostSlot> {
    * one for the next run in line (unless `closed`). False if the host was no longer in the pool.
    */
   remove (slot: S, err: Error, closed: boolean): boolean {
+    // its runs fail even when the pool no longer holds it (closing): else they would wait forever
+    for (const call of slot.calls.values()) call.reject(err)
+    slot.calls.clear()
     const i = this.slots.indexOf(slot)
     if (i < 0) return false
     this.slots.splice(i, 1)
-    for (const call of slot.calls.values()) call.reject(err)
-    slot.calls.clear()
     if (!closed && this.waiting.length > 0 && this.slots.length < this.max()) this.waiting.shift()!.resolve(this.fresh())
     return true
   }

@@ -38,7 +38,8 @@ interface Slot extends HostSlot {
   cwd: string
   calls: Map<number, HostCall & { cid: string }>
   stderr: string
-  startedAt: number
+  /** The child has said something (asked for a model, answered a run): it started. */
+  answered: boolean
 }
 
 /**
@@ -71,15 +72,25 @@ export class ProcessSessions implements PieceRuntime {
     const refusal = this.refusal(cid)
     if (refusal != null) throw refusal
     options.signal?.throwIfAborted()
+    const calledAt = this.now()
     const slot = await this.pool.acquire()
     let settled = false
     try {
       if (this.closed) throw new Error('the inference sessions are closed')
+      // while it waited for a child: its deadline may have passed (no listener would fire now), or
+      // another piece of the model may have had it refused
+      if (options.signal?.aborted === true) throw new SandboxError('deadline', `the piece's deadline passed while it waited for the sandbox (model ${cid})`)
+      const late = this.refusal(cid)
+      if (late != null) throw late
       options.onStart?.()
       const run = await new Promise<PieceRun>((resolve, reject) => {
         const id = ++this.nextId
+        const sentAt = this.now()
         const onAbort = (): void => {
-          this.refuse(cid, 'outlived its deadline and was killed')
+          // the model is to blame only if it had the child for most of the piece's time, not a
+          // piece that spent its deadline waiting behind another (an endless one, say)
+          const held = this.now() - sentAt
+          if (held * 2 >= this.now() - calledAt) this.refuse(cid, 'outlived its deadline and was killed')
           this.kill(slot, new SandboxError('deadline', `the run of model ${cid} outlived its deadline: its process was killed`))
         }
         const done = (): void => { settled = true; options.signal?.removeEventListener('abort', onAbort) }
@@ -96,9 +107,11 @@ export class ProcessSessions implements PieceRuntime {
       return run
     } catch (err: any) {
       // ONNX Runtime's own words for an allocation the address-space limit refused
-      if (settled && /bad.?alloc|failed to allocate|out of memory/i.test(String(err?.message))) {
+      if (settled && !(err instanceof SandboxError) && /bad.?alloc|failed to allocate|out of memory/i.test(String(err?.message))) {
         this.refuse(cid, 'ran out of the memory it may use')
-        this.kill(slot, new SandboxError('memory', `model ${cid} ran out of memory`))
+        const error = new SandboxError('memory', `model ${cid} ran out of the memory it may use here: ${String(err?.message)}`)
+        this.kill(slot, error)
+        throw error
       }
       throw err
     } finally {
@@ -179,18 +192,30 @@ export class ProcessSessions implements PieceRuntime {
     // Node itself reserves about 1.5 GB of address space (1 GB was too little to start): the limit is
     // on allocations far beyond what the node allows, such as a 3 GB ConstantOfShape
     const addressSpaceKb = Math.ceil(Math.max(MIN_SANDBOX_ADDRESS_SPACE_BYTES, limit + SANDBOX_ADDRESS_SPACE_MARGIN_BYTES) / 1024)
-    const child = process.platform === 'linux' && limit > 0
+    // GPU drivers reserve address space far beyond what they use (CUDA, Vulkan): with a GPU provider
+    // the resident-memory check after each run is the limit
+    const cpuOnly = cacheInit.providers.every(p => p === 'cpu')
+    const child = process.platform === 'linux' && limit > 0 && cpuOnly
       ? spawn('/bin/sh', ['-c', `ulimit -v ${addressSpaceKb} && exec "$0" "$1"`, process.execPath, script], options)
       : spawn(process.execPath, [script], options)
-    const slot: Slot = { child, cwd, busy: false, calls: new Map(), stderr: '', startedAt: Date.now() }
+    const slot: Slot = { child, cwd, busy: false, calls: new Map(), stderr: '', answered: false }
     child.stderr?.on('data', (chunk: Buffer) => { slot.stderr = (slot.stderr + chunk.toString('utf8')).slice(-STDERR_TAIL_BYTES) })
-    child.on('message', (m: FromHost) => { onHostMessage(slot, m, message => { if (child.connected) child.send(message satisfies ToHost) }) })
+    child.on('message', (m: FromHost) => {
+      slot.answered = true
+      onHostMessage(slot, m, message => { if (child.connected) child.send(message satisfies ToHost) })
+    })
     child.on('error', (err) => { this.kill(slot, err) })
     child.on('exit', (code, signal) => {
       if (!this.pool.slots.includes(slot)) return
-      for (const call of slot.calls.values()) this.refuse(call.cid, `crashed its inference process (${signal ?? `exit code ${String(code)}`})`)
       const why = slot.stderr.trim().split('\n').slice(-3).join(' ').slice(0, 500)
-      this.kill(slot, new SandboxError('crashed', `the inference process exited (${signal ?? `exit code ${String(code)}`})${why === '' ? '' : `: ${why}`}`))
+      const how = `${signal ?? `exit code ${String(code)}`}${why === '' ? '' : `: ${why}`}`
+      // a child that never said a word could not start (no shell, no memory): not the model's fault
+      if (!slot.answered) {
+        this.kill(slot, new SandboxError('crashed', `the inference process could not start (${how})`))
+        return
+      }
+      for (const call of slot.calls.values()) this.refuse(call.cid, `crashed its inference process (${signal ?? `exit code ${String(code)}`})`)
+      this.kill(slot, new SandboxError('crashed', `the inference process exited (${how})`))
     })
     this.pool.slots.push(slot)
     return slot
@@ -202,7 +227,7 @@ export class ProcessSessions implements PieceRuntime {
     if (!this.pool.remove(slot, err, this.closed)) return
     rmSync(slot.cwd, { recursive: true, force: true })
     // a child that could not even start (no shell, no memory) is not started again and again
-    if (this.prestarting && Date.now() - slot.startedAt > 1000) this.prestart()
+    if (this.prestarting && slot.answered) this.prestart()
   }
 }
 

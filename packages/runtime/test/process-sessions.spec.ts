@@ -46,6 +46,26 @@ describe('ProcessSessions: models run in a child process the node can kill', () 
     }
   })
 
+  it('does not blame a model for a deadline spent waiting behind another piece', async () => {
+    const sandbox = new ProcessSessions({ providers: ['cpu'], cpuThreads: 1, processes: 1 })
+    try {
+      const first = sandbox.run('loop', async () => endlessLoop(), { input: x }, { signal: AbortSignal.timeout(1500) }).catch(e => e)
+      // waits for the only child until 1.5 s, then has it for 1 s: killed, but not refused
+      const second = sandbox.run('loop-2', async () => endlessLoop(), { input: x }, { signal: AbortSignal.timeout(2500) }).catch(e => e)
+      // its deadline passes while it waits: it never reaches a child
+      const third = sandbox.run('m', async () => honest, { input: x }, { signal: AbortSignal.timeout(1000) }).catch(e => e)
+      expect(await first).toMatchObject({ kind: 'deadline' })
+      expect(await third).toMatchObject({ kind: 'deadline', message: expect.stringMatching(/deadline passed while it waited/) })
+      expect(await second).toMatchObject({ kind: 'deadline' })
+      // the first model is refused, the second and third are not
+      expect(await sandbox.run('loop', async () => endlessLoop(), { input: x }).catch(e => e)).toMatchObject({ kind: 'refused' })
+      expect((await sandbox.run('m', async () => honest, { input: x })).outputs.output.dims).toEqual([4, 16])
+      expect(await sandbox.run('loop-2', async () => endlessLoop(), { input: x }, { signal: AbortSignal.timeout(500) }).catch(e => e)).toMatchObject({ kind: 'deadline' })
+    } finally {
+      await sandbox.close()
+    }
+  })
+
   // the address-space limit is Linux's (RLIMIT_AS through the shell's ulimit); elsewhere the bomb
   // would really take 3 GiB of this machine
   it.runIf(process.platform === 'linux')('stops a memory bomb at its memory limit, then serves an honest model', async () => {
