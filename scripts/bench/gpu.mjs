@@ -1,7 +1,7 @@
-// The GPU proof of issue 3: a worker whose capacity ad lists WebGPU runs a job's pieces on it; the same
+// The GPU proof: a worker whose capacity ad lists WebGPU runs a job's pieces on it; the same
 // job then runs on a worker limited to the CPU provider (--no-gpu), in the same run. Outputs are
 // compared with the cross-provider tolerance (allClose: rtol 1e-3, atol 1e-5; docs/architecture.md).
-// Needs a GPU that onnxruntime-node's WebGPU provider can use (the device machine: FIELD-NOTES);
+// Needs a GPU that onnxruntime-node's WebGPU provider can use (a machine whose GPU onnxruntime-node reaches through Vulkan);
 // elsewhere it says why the worker has no WebGPU provider and exits 1.
 // SHOAL_BENCH_GPU_ROWS / _WIDTH / _LAYERS change the job's size.
 import { writeFile } from 'node:fs/promises'
@@ -71,7 +71,7 @@ export async function run ({ record: save }) {
         if (kind === 'webgpu' && !ad.providers.some(p => p.name === 'webgpu')) {
           const status = await worker.client.status()
           const why = status.calibration.failed.map(f => `${f.name}: ${f.error}`).join('; ') || 'not probed'
-          throw new Error(`the worker does not advertise WebGPU, so there is nothing to measure here (${why}). This benchmark needs the GPU machine (FIELD-NOTES).`)
+          throw new Error(`the worker does not advertise WebGPU, so there is nothing to measure here (${why}). This benchmark needs a machine with a GPU that WebGPU can use.`)
         }
         const result = await runJob(submitter, cid, inputPath)
         const onKind = result.perProvider[kind] ?? 0

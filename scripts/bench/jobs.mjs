@@ -1,4 +1,4 @@
-// Batch-job benchmarks of issue 3: dispatch overhead per piece, job throughput over 1, 2 and 4 worker
+// Batch-job benchmarks: dispatch overhead per piece, job throughput over 1, 2 and 4 worker
 // processes against one ONNX Runtime process, and tensor transfer over a Shoal stream against raw TCP.
 import { spawn } from 'node:child_process'
 import { connect } from 'node:net'
@@ -15,7 +15,7 @@ import { buildCalibrationModel } from '@shoal/runtime/calibration-model'
 import { percentile, record, table } from '../record.mjs'
 import { startNodeProcess, tempDir, waitFor } from '../lib.mjs'
 
-// On a many-core machine (the device: FIELD-NOTES, scripts/device-run.sh): SHOAL_BENCH_WORKERS=1,2,4,8,12 SHOAL_BENCH_JOB_ROWS=1920
+// On a many-core machine (scripts/device-run.sh): SHOAL_BENCH_WORKERS=1,2,4,8,12 SHOAL_BENCH_JOB_ROWS=1920
 // SHOAL_BENCH_ROWS_PER_PIECE=8 (pieces of 1.5 MiB, which go over the direct data channel); and
 // SHOAL_BENCH_JOB_MODEL=mlp SHOAL_BENCH_JOB_ROWS=6144 SHOAL_BENCH_ROWS_PER_PIECE=128 for a job whose
 // compute outweighs its tensors

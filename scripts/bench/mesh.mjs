@@ -1,4 +1,4 @@
-// Mesh benchmarks of issue 2: time from `shoal node start` to `ready` (calibration cached and not),
+// Mesh benchmarks: time from `shoal node start` to `ready` (calibration cached and not),
 // time for a 20-node mesh of processes to converge (every node holds every other node's ad), and the
 // resident memory of idle node processes.
 import { copyFile, readFile } from 'node:fs/promises'

@@ -1,4 +1,4 @@
-// Model distribution of issue 4: a 100 MB model to 1, 4 and 8 peers through the swarm, against the same
+// Model distribution: a 100 MB model to 1, 4 and 8 peers through the swarm, against the same
 // number of sequential copies from the publisher alone, in the same run. Every node is its own process.
 import { copyFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'

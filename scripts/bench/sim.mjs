@@ -1,4 +1,4 @@
-// Benchmarks of issue 5 (shoal sim): job wall time against churn (0-50% of workers killed mid-job)
+// Benchmarks of shoal sim: job wall time against churn (0-50% of workers killed mid-job)
 // and against the share of stragglers, and the largest mesh one process runs. Delay compute
 // throughout: the figures are the mesh's (scheduling, retries, transfer), not this machine's cores.
 // Writes docs/sim-sweeps.html (the plots) and, with --record, the tables into docs/benchmarks.md.

@@ -131,7 +131,7 @@ function inbound (node: ShoalLibp2p | undefined): number {
 /**
  * The libp2p host of a Shoal node. Defaults are those of an internet node (libp2p's connection limits,
  * gossipsub scoring, private addresses kept out of the DHT); three relaxations make a mesh of many nodes
- * on one machine work (FIELD-NOTES):
+ * on one machine work (each measured on loopback meshes):
  * - connections from loopback skip the per-host inbound rate limit (only this machine can use them);
  * - gossipsub does not penalise many peers sharing 127.0.0.1 (likewise);
  * - with `lan` (automatic when every listen address is loopback), the DHT keeps private and loopback

@@ -6,6 +6,7 @@ import {
 } from '@shoal/protocol'
 import type { TensorHeader } from '@shoal/protocol'
 import { mismatchWithModel, SandboxError } from '@shoal/runtime'
+import { raceSignal } from 'race-signal'
 import type { PieceRuntime, Tensor } from '@shoal/runtime'
 import { DEFAULT_MAX_PIECE_MS, FETCH_ANSWER_MARGIN_MS, HEADER_TIMEOUT_MS, INPUT_IDLE_MS, MAX_INBOUND_INFER_STREAMS, MIN_INPUT_BYTES_PER_S } from './constants.js'
 import { drainData, readDataParts, readMessage, streamChannel, writeData, writeMessage } from './frames.js'
@@ -285,15 +286,10 @@ export class InferenceService implements Startable {
    */
   private async ensureModel (cid: string, from: PeerId, deadlineMs: number, signal: AbortSignal): Promise<void> {
     if (this.init.store.has(cid)) return
-    const fetching = this.init.fetchModel(cid, from.toString())
-    fetching.catch(() => {})
     const answerBy = AbortSignal.any([signal, AbortSignal.timeout(Math.max(1, Math.floor(deadlineMs - Math.min(FETCH_ANSWER_MARGIN_MS, deadlineMs / 10))))])
     try {
-      await new Promise<void>((resolve, reject) => {
-        const onAbort = (): void => { reject(answerBy.reason) }
-        answerBy.addEventListener('abort', onAbort, { once: true })
-        fetching.then(() => { answerBy.removeEventListener('abort', onAbort); resolve() }, err => { answerBy.removeEventListener('abort', onAbort); reject(err) })
-      })
+      // the fetch goes on when the piece stops waiting for it
+      await raceSignal(this.init.fetchModel(cid, from.toString()), answerBy)
     } catch (err: any) {
       if (answerBy.aborted) throw new PieceError(Code.OVERLOADED, `still fetching model ${cid} when the piece's deadline came; the fetch goes on, so try again shortly`)
       // too many fetches under way: busy, not the piece's fault

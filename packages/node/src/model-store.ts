@@ -169,8 +169,8 @@ export class ModelStore {
     const { bytes, blocks } = await assembleModel(parseModelCid(cid), async c => await this.readBlock(c), this.init.maxModelBytes)
     const entry = await this.index(cid, bytes, blocks.map(String))
     await this.save()
-    // its blocks were counted as a fetch's strays until now
-    await this.sweepStrays()
+    // its blocks were counted as a fetch's strays until now (the next sweep counts exactly)
+    this.strays = Math.max(0, this.strays - bytes.byteLength)
     return this.view(entry)
   }
 

@@ -5,6 +5,7 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 import { DIRECT_PROTOCOL, INFER_PROTOCOL, MAX_AD_MODELS, MAX_FRAME_BYTES } from '@shoal/protocol'
 import type { Capacity } from '@shoal/protocol'
 import { calibrate, ProcessSessions, SessionCache, slowed, ThreadedSessions } from '@shoal/runtime'
+import { raceSignal } from 'race-signal'
 import type { Calibration, PieceRuntime, Tensor } from '@shoal/runtime'
 import { apiRoutes } from './api-routes.js'
 import { ApiServer } from './api-server.js'
@@ -393,8 +394,8 @@ export class ShoalNode {
         peerIdFromString(peerId), request, signal,
         async (peer, signal, fresh) => await this.directChannelTo(peer, signal, fresh)
       ),
-      // ONNX Runtime cannot be interrupted: an aborted run goes on in its thread, its result dropped
-      runLocal: async (cid, tensors, signal) => await abortable(this.sessions!.run(cid, async () => await this.models.bytes(cid), tensors), signal),
+      // an aborted local run goes on in its sandbox process, its result dropped (this node chose the model: it is not killed)
+      runLocal: async (cid, tensors, signal) => await raceSignal(this.sessions!.run(cid, async () => await this.models.bytes(cid), tensors), signal),
       maxResponseBytes: this.config.maxRequestBytes * 4,
       log: libp2p.logger.forComponent('shoal:job')
     }, inputs, options)
@@ -607,16 +608,6 @@ class BoundedSet<T> {
     this.items.add(item)
     if (this.items.size > this.max) this.items.delete(this.items.values().next().value as T)
   }
-}
-
-/** `promise`, or a rejection with the signal's reason as soon as `signal` aborts. */
-async function abortable<T> (promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  signal.throwIfAborted()
-  return await new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => { reject(signal.reason) }
-    signal.addEventListener('abort', onAbort, { once: true })
-    promise.then(resolve, reject).finally(() => { signal.removeEventListener('abort', onAbort) })
-  })
 }
 
 /** A plain TCP address (not relayed, not a browser transport): the same host can be reached on another port. */

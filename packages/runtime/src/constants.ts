@@ -2,7 +2,7 @@
 export const PROBE_MEASURE_MS = 400
 
 /**
- * A probe gets 60 s: WebGPU session creation alone took 1.3-1.6 s on an H100 (FIELD-NOTES), and a cold
+ * A probe gets 60 s: WebGPU session creation alone took 1.3-1.6 s on an H100, and a cold
  * shader cache or a slow driver can take much longer; a provider that needs more is not worth using.
  */
 export const PROBE_TIMEOUT_MS = 60_000
