@@ -8,12 +8,13 @@ import type { TensorHeader } from '@shoal/protocol'
 import { mismatchWithModel, SandboxError } from '@shoal/runtime'
 import { raceSignal } from 'race-signal'
 import type { PieceRuntime, Tensor } from '@shoal/runtime'
-import { DEFAULT_MAX_PIECE_MS, FETCH_ANSWER_MARGIN_MS, HEADER_TIMEOUT_MS, INPUT_IDLE_MS, MAX_INBOUND_INFER_STREAMS, MIN_INPUT_BYTES_PER_S } from './constants.js'
+import { DEFAULT_MAX_PIECE_MS, FETCH_ANSWER_MARGIN_MS, HEADER_TIMEOUT_MS, INPUT_IDLE_MS, MAX_INBOUND_INFER_STREAMS, MIN_INPUT_BYTES_PER_S, SLOT_WAIT_MS } from './constants.js'
 import { drainData, readDataParts, readMessage, streamChannel, writeData, writeMessage } from './frames.js'
 import type { Channel } from './frames.js'
 import type { NodeMetrics } from './metrics.js'
 import { isModelCid } from './model-dag.js'
 import type { ModelStore } from './model-store.js'
+import { SlotShares } from './slot-shares.js'
 
 const Code = InferResponse.Code
 
@@ -24,6 +25,10 @@ export interface InferenceServiceInit {
   maxPieceMs?: number
   /** How long an admitted piece's inputs may pause (default INPUT_IDLE_MS; tests shorten it). */
   inputIdleMs?: number
+  /** How long a peer refused a slot counts as waiting for one (default SLOT_WAIT_MS). */
+  slotWaitMs?: number
+  /** The clock of slot shares (tests inject their own). */
+  now?: () => number
   /**
    * The volunteer's memory limit (--max-memory; 0: none): no piece starts while the node's memory in
    * use plus the piece's inputs would exceed it, and a piece whose inputs alone exceed it is refused.
@@ -81,30 +86,34 @@ export class PieceError extends Error {
 
 /**
  * The worker side of batch jobs: serves /shoal/infer/1.0.0 (run one piece). Runs at most
- * `maxConcurrency` pieces at once and answers OVERLOADED past that; a model it lacks is fetched through
- * the model swarm, with the peer that sent the piece among the providers.
+ * `maxConcurrency` pieces at once and answers OVERLOADED past that, and past a peer's fair share of
+ * them while other peers wait (slot-shares.ts); a model it lacks is fetched through the model swarm,
+ * with the peer that sent the piece among the providers.
  */
 export class InferenceService implements Startable {
   private readonly components: InferenceServiceComponents
   private readonly init: InferenceServiceInit
   private readonly log: Logger
-  private runningPieces = 0
+  private readonly slots: SlotShares
+  private readonly now: () => number
   private waitingPieces = 0
 
   constructor (components: InferenceServiceComponents, init: InferenceServiceInit) {
     this.components = components
     this.init = init
+    this.slots = new SlotShares(init.maxConcurrency, init.slotWaitMs ?? SLOT_WAIT_MS)
+    this.now = init.now ?? Date.now
     this.log = components.logger.forComponent('shoal:inference')
   }
 
   readonly [Symbol.toStringTag] = '@shoal/inference'
 
   get running (): number {
-    return this.runningPieces
+    return this.slots.running
   }
 
   get freeSlots (): number {
-    return Math.max(0, this.init.maxConcurrency - this.runningPieces)
+    return Math.max(0, this.init.maxConcurrency - this.slots.running)
   }
 
   /**
@@ -144,14 +153,13 @@ export class InferenceService implements Startable {
       return
     }
     const total = inputs.reduce((n, t) => n + t.byteLength, 0)
-    const refusal = this.admit(total)
+    const refusal = this.admit(remotePeer.toString(), total)
     if (refusal != null) {
       this.log('refused piece %d of job %s from %p: %s - %s', request.pieceId, request.jobId, remotePeer, refusal.code, refusal.message)
       await drainData(lp, total, signal).catch(() => {})
       await this.answer(channel, refusal, signal)
       return
     }
-    this.runningPieces++
     this.waitingPieces++
     let waiting = true
     const computing = (): void => {
@@ -208,7 +216,7 @@ export class InferenceService implements Startable {
     } finally {
       release()
       computing()
-      this.runningPieces--
+      this.slots.release(remotePeer.toString())
       this.init.onLoadChange?.()
     }
   }
@@ -242,22 +250,23 @@ export class InferenceService implements Startable {
   }
 
   /**
-   * Why a piece with `inputBytes` of inputs cannot start now, if it cannot: the concurrency limit, or
-   * the memory limit (OVERLOADED: not the piece's fault, later or elsewhere it may run), or inputs
-   * bigger than the memory limit itself (BAD_INPUT, as for --max-request-size: this node never will).
+   * Takes a slot for a piece of `peer` with `inputBytes` of inputs, or says why it cannot start now:
+   * no free slot, or none for this peer while others wait for their share, or the memory limit
+   * (OVERLOADED: not the piece's fault, later or elsewhere it may run), or inputs bigger than the memory
+   * limit itself (BAD_INPUT, as for --max-request-size: this node never will).
    */
-  private admit (inputBytes: number): { code: InferResponse.Code, message: string } | undefined {
-    if (this.runningPieces >= this.init.maxConcurrency) {
-      return { code: Code.OVERLOADED, message: `running ${this.runningPieces} pieces, the most this node takes at once` }
-    }
+  private admit (peer: string, inputBytes: number): { code: InferResponse.Code, message: string } | undefined {
     const limit = this.init.maxMemoryBytes
-    if (limit <= 0) return undefined
-    if (inputBytes > limit) {
+    if (limit > 0 && inputBytes > limit) {
       return { code: Code.BAD_INPUT, message: `the piece's ${inputBytes} bytes of inputs are over this node's memory limit of ${limit} bytes (--max-memory)` }
     }
+    const busy = this.slots.take(peer, this.now())
+    if (busy != null) return { code: Code.OVERLOADED, message: busy }
+    if (limit <= 0) return undefined
     // the node's own process and the sandbox's children, where the models run
     const inUse = (this.init.memoryInUse ?? (() => process.memoryUsage.rss() + (this.init.sessions.memoryBytes?.() ?? 0)))()
     if (inUse + inputBytes > limit) {
+      this.slots.release(peer)
       return { code: Code.OVERLOADED, message: `using ${inUse} bytes of memory; with this piece's ${inputBytes} bytes of inputs that is over its limit of ${limit} bytes (--max-memory)` }
     }
     return undefined

@@ -374,6 +374,40 @@ describe('bad input gets a clear error, and workers go on serving', () => {
     expect(ok.outputs['sigmoid_0.tmp_0'].dims).toEqual([1, 1, 64, 64])
   })
 
+  it('one peer holding every slot gets no new one while another waits: the next free slot goes to the peer turned away', async () => {
+    const honest = await startNode()
+    const attacker = await startNode([honest.addrs[0]])
+    const worker = await startNode([honest.addrs[0]], { maxConcurrency: 2 }, { inputIdleMs: 8000 })
+    nodes = [honest, attacker, worker]
+    await waitFor(() => honest.peers().length === 2 && attacker.peers().length === 2, 'everyone to be seen')
+    const model = await honest.addModel(detection)
+    expect((await sendPiece(honest, worker, model.cid, 1)).outputs).toBeDefined() // the worker fetches the model
+    const x = images(1, 64, 64)
+    // the attacker takes both slots: two valid headers, their inputs held back
+    const held = await Promise.all([0, 1].map(async pieceId => {
+      const stream = await attacker.libp2p.dialProtocol(peerIdFromString(worker.peerId), INFER_PROTOCOL)
+      const lp = lpStream(stream, { maxDataLength: 1 << 24 })
+      await lp.write(InferRequest.encode({ jobId: 'greedy', pieceId, modelCid: model.cid, inputs: [{ name: 'x', dtype: 'float32', dims: x.dims.map(BigInt), byteLength: BigInt(x.data.byteLength) }], deadlineMs: 20_000 }))
+      return lp
+    }))
+    const inference = worker.libp2p.services.inference
+    await waitFor(() => inference.running === 2, 'the attacker to hold both slots')
+    const turnedAway = await sendPiece(honest, worker, model.cid, 1)
+    expect(turnedAway).toBeInstanceOf(PieceError)
+    expect(turnedAway.message).toMatch(/running 2 pieces, the most this node takes at once/)
+    // one of the attacker's pieces finishes, and it asks at once for the slot it gave back
+    await held[0].write(x.data)
+    expect(InferResponse.decode((await held[0].read({ signal: AbortSignal.timeout(10_000) })).subarray()).code).toBe(InferResponse.Code.OK)
+    await waitFor(() => inference.running === 1, 'the slot to be given back')
+    const greedy = await sendPiece(attacker, worker, model.cid, 1)
+    expect(greedy).toBeInstanceOf(PieceError)
+    expect(greedy.code).toBe(InferResponse.Code.OVERLOADED)
+    expect(greedy.message).toMatch(/you hold 1, your share, until one of them has had its turn/)
+    // the peer turned away gets it
+    const served = await sendPiece(honest, worker, model.cid, 1)
+    expect(served.outputs['sigmoid_0.tmp_0'].dims).toEqual([1, 1, 64, 64])
+  })
+
   it('a worker keeps to its memory limit: no piece while it uses too much, none bigger than the limit', async () => {
     let inUse = 0
     const submitter = await startNode()
