@@ -49,12 +49,17 @@ export interface ModelStoreInit {
   onChange?: () => void
   /** Called for each model removed or evicted (the node stops announcing it). */
   onRemoved?: (cid: string) => void
+  /**
+   * Decodes and checks a model before it is indexed (default: `inspectModel`, in this process; a
+   * node inspects in a child process of its own, `inspectModelInChild`).
+   */
+  inspect?: (bytes: Uint8Array, options: { maxBytes: number, cid: string }) => Promise<ModelInfo>
 }
 
 /**
  * The models a node holds: blocks in `<data dir>/models/blocks` (a filesystem blockstore, which the
  * swarm serves from and fetches into), and an index of complete models in `models/index.json`. A model
- * is in the index only once every block is here and `inspectModel` accepted the whole file. Blocks of a
+ * is in the index only once every block is here and its inspection (`inspectModel`) accepted the whole file. Blocks of a
  * fetch cut short stay, so that the next fetch resumes from them.
  */
 export class ModelStore {
@@ -161,7 +166,7 @@ export class ModelStore {
 
   /**
    * Turns blocks already in the blockstore (a finished fetch) into a stored model: reassembles the file,
-   * checks it with `inspectModel`, and indexes it. Refused bytes are removed.
+   * checks it (`init.inspect`), and indexes it. Refused bytes are removed.
    */
   async complete (cid: string): Promise<ModelEntry> {
     const existing = this.entries.get(cid)
@@ -181,7 +186,7 @@ export class ModelStore {
   private async index (cid: string, bytes: Uint8Array, blocks: string[]): Promise<IndexEntry> {
     let info: ModelInfo
     try {
-      info = await inspectModel(bytes, { maxBytes: this.init.maxModelBytes, cid })
+      info = await (this.init.inspect ?? inspectModel)(bytes, { maxBytes: this.init.maxModelBytes, cid })
       await this.makeRoom(bytes.byteLength)
     } catch (err) {
       await this.deleteBlocks(blocks)

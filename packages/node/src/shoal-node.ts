@@ -4,7 +4,7 @@ import type { PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { DIRECT_PROTOCOL, INFER_PROTOCOL, MAX_AD_MODELS, MAX_FRAME_BYTES } from '@shoal/protocol'
 import type { Capacity } from '@shoal/protocol'
-import { calibrate, ProcessSessions, SessionCache, slowed, ThreadedSessions } from '@shoal/runtime'
+import { calibrate, inspectModel, inspectModelInChild, ProcessSessions, SessionCache, slowed, ThreadedSessions } from '@shoal/runtime'
 import { raceSignal } from 'race-signal'
 import type { Calibration, PieceRuntime, Tensor } from '@shoal/runtime'
 import { apiRoutes } from './api-routes.js'
@@ -142,7 +142,12 @@ export class ShoalNode {
       maxModelBytes: init.config.maxModelBytes,
       maxStorageBytes: init.config.maxStorageBytes,
       onChange: () => this.libp2pNode?.services.capacity.changed(),
-      onRemoved: cid => { void this.swarmService?.unannounce(cid) }
+      onRemoved: cid => { void this.swarmService?.unannounce(cid) },
+      // a model is decoded in a child process of its own, as it runs in one: a stranger's protobuf
+      // that takes the heap or never ends takes only that process (docs/operators.md, "Security")
+      inspect: sandboxed()
+        ? async (bytes, options) => await inspectModelInChild(bytes, { ...options, memoryLimitBytes: init.config.maxMemoryBytes })
+        : inspectModel
     })
     this.metrics = new NodeMetrics({ version: SHOAL_VERSION, peerId: () => this.libp2pNode?.peerId.toString() ?? '' }, {
       peers: () => this.libp2pNode?.services.capacity.peers.size ?? 0,
@@ -203,7 +208,7 @@ export class ShoalNode {
     this.sessions = this.init.runtime ?? slowed(
       process.env.SHOAL_INFERENCE_THREAD === '0'
         ? new SessionCache(sessionInit)
-        : process.env.SHOAL_SANDBOX === '0' ? new ThreadedSessions(sessionInit) : this.sandbox(sessionInit),
+        : sandboxed() ? this.sandbox(sessionInit) : new ThreadedSessions(sessionInit),
       this.init.slowdown ?? 1)
 
     try {
@@ -631,4 +636,9 @@ function listenError (err: any, listen: string[]): Error {
 /** kad-dht does not type its routing table, but every version since 10 has one with a size. */
 export function dhtRoutingTableSize (libp2p: ShoalLibp2p): number {
   return (libp2p.services.dht as unknown as { routingTable?: { size: number } }).routingTable?.size ?? 0
+}
+
+/** Models run and are inspected in child processes unless SHOAL_SANDBOX=0 or SHOAL_INFERENCE_THREAD=0 says otherwise. */
+function sandboxed (): boolean {
+  return process.env.SHOAL_SANDBOX !== '0' && process.env.SHOAL_INFERENCE_THREAD !== '0'
 }

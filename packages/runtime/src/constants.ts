@@ -24,6 +24,14 @@ export const MAX_MODEL_ATTRIBUTES = 1_000_000
 export const MAX_MODEL_TENSORS = 200_000
 /** Graphs nested in graphs (If, Loop, Scan bodies): real models nest a few deep. */
 export const MAX_MODEL_DEPTH = 32
+/**
+ * Fields of all the messages the scan reads (graphs, nodes, attributes, tensors, value infos and
+ * their types): each is at least one value once decoded. PP-OCRv4's models have about 10 per node
+ * (7 900 for 765 nodes); a graph at the node limit stays well under this.
+ */
+export const MAX_MODEL_FIELDS = 4_000_000
+/** Messages nested in messages, of any kind (types in types, graphs in nodes in graphs). */
+export const MAX_MODEL_NESTING = 200
 
 /**
  * A child process of ProcessSessions gets at least this much address space: Node and ONNX Runtime
@@ -32,6 +40,18 @@ export const MAX_MODEL_DEPTH = 32
  */
 export const MIN_SANDBOX_ADDRESS_SPACE_BYTES = 2 * 1024 ** 3
 export const SANDBOX_ADDRESS_SPACE_MARGIN_BYTES = 1024 ** 3
+
+/**
+ * Inspecting a model (decoding and checking it, in a child process of its own) may take this long:
+ * a 1 GB model decodes in a few seconds; a decode past this is a model built to be slow.
+ */
+export const INSPECT_TIMEOUT_MS = 60_000
+
+/**
+ * The heap an inspecting process gets at least, whatever the memory limit: PP-OCRv4's models (5 and
+ * 11 MB) decode into 1.5 MB of heap; a real model's weights stay bytes, its objects are few.
+ */
+export const MIN_INSPECT_HEAP_BYTES = 64 * 2 ** 20
 
 /**
  * A model whose run was killed, crashed its process or used too much memory is refused this long

@@ -19,6 +19,8 @@ export { byteLength, concatRows, DTYPES, elementCount, isDtype, ITEM_SIZE, rowBy
 export type { Dtype, Tensor } from './tensor.js'
 export { checkModelSize, inspectModel, mismatchWithModel, modelCid } from './model.js'
 export type { ModelInfo, ModelIo } from './model.js'
+export { inspectModelInChild } from './inspect-sandboxed.js'
+export type { InspectInChildOptions } from './inspect-sandboxed.js'
 export { ModelRejectedError, SandboxError, TensorFileError } from './errors.js'
 export { SessionCache, fromOrtTensor, slowed, toOrtTensor } from './session.js'
 export { ThreadedSessions } from './threaded.js'

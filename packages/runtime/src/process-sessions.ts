@@ -1,16 +1,14 @@
-import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import os from 'node:os'
-import { join } from 'node:path'
+import { readFileSync, rmSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { MIN_SANDBOX_ADDRESS_SPACE_BYTES, SANDBOX_ADDRESS_SPACE_MARGIN_BYTES, SANDBOX_REFUSE_MS } from './constants.js'
+import { SANDBOX_REFUSE_MS } from './constants.js'
 import { SandboxError } from './errors.js'
 import type { PieceRun, PieceRunOptions, PieceRuntime, SessionCacheInit } from './session.js'
 import type { FromHost, ToHost } from './session-host.js'
 import type { Tensor } from './tensor.js'
 import { HostPool, onHostMessage } from './host-pool.js'
 import type { HostCall, HostSlot } from './host-pool.js'
+import { spawnSandboxChild } from './sandbox-child.js'
 
 export interface ProcessSessionsInit extends SessionCacheInit {
   /** Child processes, each with its own sessions: pieces that compute at once (default 1). */
@@ -24,9 +22,6 @@ export interface ProcessSessionsInit extends SessionCacheInit {
   refuseForMs?: number
   now?: () => number
 }
-
-/** Environment variables a child keeps: the search path, and what ONNX Runtime's GPU providers read. */
-const SANDBOX_ENV = /^(PATH|LD_LIBRARY_PATH|TMPDIR|VK_[A-Z_]+|MESA_[A-Z_]+|__GL[A-Z_]*|CUDA_[A-Z_]+|NVIDIA_[A-Z_]+|ORT_[A-Z_]+)$/
 
 /** How long close() waits for a child to finish its piece and end before it is killed. */
 const CLOSE_WAIT_MS = 10_000
@@ -182,22 +177,12 @@ export class ProcessSessions implements PieceRuntime {
 
   private spawn (): Slot {
     const { processes, memoryLimitBytes, refuseForMs, now, ...cacheInit } = this.init
-    const cwd = mkdtempSync(join(os.tmpdir(), 'shoal-sandbox-'))
     const script = fileURLToPath(new URL('./session-process.js', import.meta.url))
-    const env: Record<string, string> = { SHOAL_SESSION_INIT: JSON.stringify(cacheInit) }
-    // what finding a GPU needs (the Vulkan loader and its drivers, CUDA's libraries), nothing else
-    for (const [name, value] of Object.entries(process.env)) if (value != null && SANDBOX_ENV.test(name)) env[name] = value
-    const options = { cwd, env, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] as Array<'ignore' | 'pipe' | 'ipc'>, serialization: 'advanced' as const }
-    const limit = memoryLimitBytes ?? 0
-    // Node itself reserves about 1.5 GB of address space (1 GB was too little to start): the limit is
-    // on allocations far beyond what the node allows, such as a 3 GB ConstantOfShape
-    const addressSpaceKb = Math.ceil(Math.max(MIN_SANDBOX_ADDRESS_SPACE_BYTES, limit + SANDBOX_ADDRESS_SPACE_MARGIN_BYTES) / 1024)
-    // GPU drivers reserve address space far beyond what they use (CUDA, Vulkan): with a GPU provider
-    // the resident-memory check after each run is the limit
-    const cpuOnly = cacheInit.providers.every(p => p === 'cpu')
-    const child = process.platform === 'linux' && limit > 0 && cpuOnly
-      ? spawn('/bin/sh', ['-c', `ulimit -v ${addressSpaceKb} && exec "$0" "$1"`, process.execPath, script], options)
-      : spawn(process.execPath, [script], options)
+    const { child, cwd } = spawnSandboxChild(script, {
+      env: { SHOAL_SESSION_INIT: JSON.stringify(cacheInit) },
+      memoryLimitBytes,
+      cpuOnly: cacheInit.providers.every(p => p === 'cpu')
+    })
     const slot: Slot = { child, cwd, busy: false, calls: new Map(), stderr: '', answered: false }
     child.stderr?.on('data', (chunk: Buffer) => { slot.stderr = (slot.stderr + chunk.toString('utf8')).slice(-STDERR_TAIL_BYTES) })
     child.on('message', (m: FromHost) => {

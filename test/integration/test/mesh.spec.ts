@@ -1,5 +1,8 @@
-import { peerIdFromString } from '@libp2p/peer-id'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { RPC } from '@libp2p/gossipsub/message'
+import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
+import { lpStream } from '@libp2p/utils'
 import { CAPACITY_TOPIC, encodeCapacityAd, MAX_CAPACITY_AD_BYTES } from '@shoal/protocol'
 import { dhtRoutingTableSize } from '@shoal/node'
 import type { ShoalNode } from '@shoal/node'
@@ -160,5 +163,35 @@ describe('hostile ads', () => {
     const late = await startNode([victim.addrs[0]])
     nodes.push(late)
     await waitFor(() => peerIds(victim).includes(late.peerId), 'the victim to see a node that joined after the attack')
+  })
+
+  it('one connection relaying ads of 1100 new identities introduces 1000 of them; the rest are ignored', async () => {
+    nodes = await startMesh(2)
+    const [victim, attacker] = nodes
+    await waitFor(() => nodes.every(n => n.peers().length === 1), 'a converged mesh of 2')
+    const own = attacker.libp2p.services.capacity.current()
+    // each ad signed, as gossipsub signs, by an identity of its own, and all of them sent over the
+    // attacker's one connection in its own gossipsub RPCs (the attacker relays them: it is not their author)
+    const forged = await Promise.all(Array.from({ length: 1100 }, async (_, i) => {
+      const key = await generateKeyPair('Ed25519')
+      const author = peerIdFromPrivateKey(key)
+      const message = {
+        from: author.toMultihash().bytes,
+        data: encodeCapacityAd({ ...own, peerId: author.toString(), addrs: [], seq: 1, timestampMs: Date.now() }),
+        seqno: new Uint8Array(new BigUint64Array([BigInt(i + 1)]).buffer).reverse(),
+        topic: CAPACITY_TOPIC
+      }
+      const signature = await key.sign(new Uint8Array([...new TextEncoder().encode('libp2p-pubsub:'), ...RPC.Message.encode(message)]))
+      return { ...message, signature }
+    }))
+    const stream = await attacker.libp2p.dialProtocol(peerIdFromString(victim.peerId), ['/meshsub/1.2.0', '/meshsub/1.1.0'])
+    const lp = lpStream(stream, { maxDataLength: 1 << 22 })
+    await lp.write(RPC.encode({ subscriptions: [{ subscribe: true, topic: CAPACITY_TOPIC }], messages: [] }))
+    for (let i = 0; i < forged.length; i += 200) await lp.write(RPC.encode({ subscriptions: [], messages: forged.slice(i, i + 200) }))
+    const refused = (): Record<string, number> => victim.libp2p.services.capacity.refused
+    await waitFor(() => (refused()['relay-limit'] ?? 0) === 100, 'the ads past the relay\'s quota to be ignored', 15_000)
+    // the attacker and the 1000 identities it was allowed to introduce, no more
+    expect(victim.peers().length).toBe(1001)
+    expect(refused().forged ?? 0).toBe(0)
   })
 })

@@ -7,6 +7,7 @@ import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import type { ShoalNode } from '@shoal/node'
+import { modelCid } from '@shoal/runtime'
 import { buildCalibrationModel } from '@shoal/runtime/calibration-model'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { DETECTION_MODEL, images, localRun, sameBytes, startNode, stopAll, waitFor } from './helpers.js'
@@ -184,5 +185,17 @@ describe('models travel through the swarm', () => {
     expect(err.message).toMatch(new RegExp(`model ${model.cid} is ${detection.byteLength} bytes, over this node's limit of 1048576`))
     expect(small.models.has(model.cid)).toBe(false)
     expect(await filesUnder(join(small.config.dataDir, 'models', 'blocks'))).toEqual([])
+  })
+
+  it('a fetch that finds no provider says why its DHT lookup failed', async () => {
+    const lonely = await startNode()
+    nodes = [lonely]
+    // the DHT answers with an error, as one with no reachable peers or a broken routing table would
+    lonely.libp2p.contentRouting.findProviders = async function * () { throw new Error('the routing table is empty') }
+    // a model nobody holds
+    const cid = await modelCid(new TextEncoder().encode('a model nobody has'))
+    const err = await lonely.fetchModel(cid).catch(e => e)
+    expect(err.name).toBe('ModelFetchError')
+    expect(err.message).toMatch(new RegExp(`no peer could provide model ${cid} within \\d+ ms \\(no capacity ad, DHT provider record or hint names one\\); the DHT lookup for providers failed: the routing table is empty`))
   })
 })

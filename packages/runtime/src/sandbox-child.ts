@@ -1,0 +1,43 @@
+import { spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { mkdtempSync } from 'node:fs'
+import os from 'node:os'
+import { join } from 'node:path'
+import { MIN_SANDBOX_ADDRESS_SPACE_BYTES, SANDBOX_ADDRESS_SPACE_MARGIN_BYTES } from './constants.js'
+
+/** Environment variables a sandbox child keeps: the search path, and what ONNX Runtime's GPU providers read. */
+const SANDBOX_ENV = /^(PATH|LD_LIBRARY_PATH|TMPDIR|VK_[A-Z_]+|MESA_[A-Z_]+|__GL[A-Z_]*|CUDA_[A-Z_]+|NVIDIA_[A-Z_]+|ORT_[A-Z_]+)$/
+
+export interface SandboxChildInit {
+  /** Variables the script reads, on top of those the sandbox keeps. */
+  env?: Record<string, string>
+  /** The memory the child may hold (0: no address-space limit). */
+  memoryLimitBytes?: number
+  /** No GPU provider will run in it: the address-space limit applies (GPU drivers reserve far more). */
+  cpuOnly?: boolean
+  /** Options for Node itself (before the script), such as a heap limit. */
+  nodeOptions?: string[]
+}
+
+/**
+ * Starts `script` (a file of this package) as a sandboxed child of the node: in an empty working
+ * directory of its own (which the caller removes), with no environment but the search path and what
+ * GPU drivers read, under an address-space limit on Linux, stderr piped and an IPC channel with
+ * structured-clone serialization.
+ */
+export function spawnSandboxChild (script: string, init: SandboxChildInit = {}): { child: ChildProcess, cwd: string } {
+  const cwd = mkdtempSync(join(os.tmpdir(), 'shoal-sandbox-'))
+  const env: Record<string, string> = { ...init.env }
+  // what finding a GPU needs (the Vulkan loader and its drivers, CUDA's libraries), nothing else
+  for (const [name, value] of Object.entries(process.env)) if (value != null && SANDBOX_ENV.test(name)) env[name] = value
+  const options = { cwd, env, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] as Array<'ignore' | 'pipe' | 'ipc'>, serialization: 'advanced' as const }
+  const limit = init.memoryLimitBytes ?? 0
+  // Node itself reserves about 1.5 GB of address space (1 GB was too little to start): the limit is
+  // on allocations far beyond what the node allows, such as a 3 GB ConstantOfShape
+  const addressSpaceKb = Math.ceil(Math.max(MIN_SANDBOX_ADDRESS_SPACE_BYTES, limit + SANDBOX_ADDRESS_SPACE_MARGIN_BYTES) / 1024)
+  const args = [...init.nodeOptions ?? [], script]
+  const child = process.platform === 'linux' && limit > 0 && init.cpuOnly === true
+    ? spawn('/bin/sh', ['-c', `ulimit -v ${addressSpaceKb} && exec "$0" "$@"`, process.execPath, ...args], options)
+    : spawn(process.execPath, args, options)
+  return { child, cwd }
+}
