@@ -228,30 +228,16 @@ export class Job {
 
   private async pieceRows (rows: number): Promise<number> {
     const fixed = this.fixedBatch()
-    if (fixed != null) return fixed
-    if (this.options.rowsPerPiece != null) return Math.min(this.options.rowsPerPiece, rows)
+    const chosen = fixed ?? (this.options.rowsPerPiece != null ? Math.min(this.options.rowsPerPiece, rows) : undefined)
+    if (chosen != null) {
+      // no run is needed to size the pieces; one is to know outputs whose other dimensions the model
+      // leaves open (a peer could otherwise set them, and the join would fail after all the work)
+      if (this.hasOpenOutputDims()) await this.probe(Math.min(fixed ?? 1, rows))
+      return chosen
+    }
     // One row run here (twice: the first creates the session) measures the model's cost, and catches
     // inputs the model refuses before any peer sees them.
-    const probe: Record<string, Tensor> = {}
-    for (const [name, t] of Object.entries(this.inputs)) probe[name] = sliceRows(t, 0, 1)
-    let started = 0
-    let outputs: Record<string, Tensor>
-    try {
-      const signal = (): AbortSignal => AbortSignal.any([AbortSignal.timeout(PROBE_TIMEOUT_MS), this.stopping.signal])
-      await this.deps.runLocal(this.deps.model.cid, probe, signal())
-      started = this.now()
-      outputs = (await this.deps.runLocal(this.deps.model.cid, probe, signal())).outputs
-    } catch (err: any) {
-      if (this.cancelled != null) throw new JobError(this.cancelled)
-      throw new JobError(`the model does not run on these inputs: ${err.message}`)
-    }
-    // the probe shows at once a model that drops the batch axis, before any peer is asked; its other
-    // dimensions are what every answer's must be (this node's own run: no peer can set them)
-    for (const [name, t] of Object.entries(outputs)) {
-      if (t.dims.length === 0 || t.dims[0] !== 1) throw new JobError(`NOT_SPLITTABLE: output "${name}" has shape [${t.dims.join(', ')}] for one row: the model does not keep the batch axis, so its batch cannot be split`)
-      this.outputShapes.set(name, t.dims.slice(1))
-    }
-    this.msPerRow = Math.max(this.now() - started, 0.01)
+    this.msPerRow = Math.max(await this.probe(1, true), 0.01)
     return choosePieceRows({
       totalRows: rows,
       localMsPerRow: this.msPerRow,
@@ -259,6 +245,39 @@ export class Job {
       peerGflops: this.allPeers().map(p => p.gflops),
       targetMs: this.options.targetPieceMs
     })
+  }
+
+  /** Some output has a dimension after the batch axis that the model does not fix. */
+  private hasOpenOutputDims (): boolean {
+    return this.deps.model.outputs.some(o => o.dims.slice(1).some(d => typeof d !== 'number' || d <= 0))
+  }
+
+  /**
+   * Runs the first `rows` rows here (twice when `timed`: the first creates the session) and records
+   * each output's dimensions after the batch axis: what every answer's must be (this node's own run:
+   * no peer can set them). Shows at once a model that drops the batch axis, and inputs the model
+   * refuses, before any peer is asked. Returns the ms per row of the timed run.
+   */
+  private async probe (rows: number, timed = false): Promise<number> {
+    const probe: Record<string, Tensor> = {}
+    for (const [name, t] of Object.entries(this.inputs)) probe[name] = sliceRows(t, 0, rows)
+    let started = 0
+    let outputs: Record<string, Tensor>
+    try {
+      const signal = (): AbortSignal => AbortSignal.any([AbortSignal.timeout(PROBE_TIMEOUT_MS), this.stopping.signal])
+      if (timed) await this.deps.runLocal(this.deps.model.cid, probe, signal())
+      started = this.now()
+      outputs = (await this.deps.runLocal(this.deps.model.cid, probe, signal())).outputs
+    } catch (err: any) {
+      if (this.cancelled != null) throw new JobError(this.cancelled)
+      throw new JobError(`the model does not run on these inputs: ${err.message}`)
+    }
+    const ms = (this.now() - started) / rows
+    for (const [name, t] of Object.entries(outputs)) {
+      if (t.dims.length === 0 || t.dims[0] !== rows) throw new JobError(`NOT_SPLITTABLE: output "${name}" has shape [${t.dims.join(', ')}] for ${rows === 1 ? 'one row' : `${rows} rows`}: the model does not keep the batch axis, so its batch cannot be split`)
+      this.outputShapes.set(name, t.dims.slice(1))
+    }
+    return ms
   }
 
   private allPeers (): SchedulerPeer[] {

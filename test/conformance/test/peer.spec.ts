@@ -10,6 +10,9 @@ import { formatNpy } from '@shoal/runtime'
 import { localRun, runCli, sameBytes, spawnNode, startNode, stopAll, tempDir, TEST_AD_INTERVAL_MS, waitFor, withDynamicBatch } from '../../integration/test/helpers.js'
 import { CAPACITY_TOPIC, IndependentPeer, rawModelCid } from '../peer/independent-peer.js'
 import type { IndependentPeerInit } from '../peer/independent-peer.js'
+import onnxProto from 'onnx-proto'
+
+const { onnx } = onnxProto
 
 /**
  * A peer written from docs/protocol.md and the `.proto` files alone (../peer, protobufjs with its
@@ -182,6 +185,37 @@ describe('a peer written from the spec alone', () => {
     for (const [name, t] of Object.entries(reference)) expect(sameBytes(probed.outputs[name], t)).toBe(true)
     expect(probed.progress.failures.length).toBeGreaterThan(0)
     for (const f of probed.progress.failures) expect(f.reason).toMatch(/^BAD_ANSWER: output "output" has shape \[(\d+), 1, 64\] where \[\1, 64\] was expected$/)
+  })
+
+  it('in a job of chosen piece sizes, an output dimension the model leaves open is known from this node\'s own run: a peer that changes it is refused', async () => {
+    const submitter = nodes[0]
+    for (const p of peers) await p.stop().catch(() => {})
+    await waitFor(() => submitter.peers().length === 0, 'the earlier peers to leave the table')
+    // y = x over [batch, width], both left open by the model
+    const open = onnx.ModelProto.encode({
+      irVersion: 8,
+      opsetImport: [{ domain: '', version: 17 }],
+      graph: {
+        name: 'open',
+        node: [{ opType: 'Identity', input: ['input'], output: ['output'] }],
+        input: [{ name: 'input', type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT, shape: { dim: [{ dimParam: 'batch' }, { dimParam: 'width' }] } } } }],
+        output: [{ name: 'output', type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT, shape: { dim: [{ dimParam: 'batch' }, { dimParam: 'width' }] } } } }]
+      }
+    }).finish()
+    const cid = (await submitter.addModel(open)).cid
+    // one column more than it was given, with bytes to match: of the model's shape, but not the answer
+    const widening = await withPeer({ models: [open], tamper: answer => { const o = answer.outputs[0]; o.dims = [o.dims[0], 65]; o.data = new Uint8Array(o.dims[0] * 65 * 4) } }, submitter)
+    peers.push(widening)
+    await waitFor(() => submitter.peers().map(p => p.peerId).join() === widening.peerId.toString(), 'the widening peer alone in the table')
+    const result = await submitter.submitJob(cid, { input: BATCH }, { rowsPerPiece: 20, maxAttempts: 10 }).run()
+    expect(sameBytes(result.outputs.output, BATCH)).toBe(true)
+    expect(result.progress.failures.length).toBeGreaterThan(0)
+    for (const f of result.progress.failures) {
+      expect(f.peerId).toBe(widening.peerId.toString())
+      expect(f.reason).toMatch(/^BAD_ANSWER: output "output" has shape \[20, 65\] where \[20, 64\] was expected$/)
+    }
+    await widening.stop()
+    await waitFor(() => submitter.peers().length === 0, 'the widening peer to leave the table')
   })
 })
 
