@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises'
-import { dataDirFiles } from './data-dir.js'
+import { dataDirFiles } from './data-dir-layout.js'
 import { ApiError, NoRunningNodeError } from './errors.js'
 import type { ApiInfo, NodeStatus, PeerView } from './shoal-node.js'
 import type { JobView } from './api-routes.js'
@@ -33,26 +33,31 @@ export class ApiClient {
   }
 
   async request<T> (method: string, path: string, body?: Uint8Array | string, timeoutMs = 60_000): Promise<T> {
-    let res: Response
+    let raw: Buffer
     try {
-      res = await fetch(this.info.url + path, {
-        method,
-        body: body as any,
-        headers: {
-          authorization: `Bearer ${this.info.token}`,
-          ...(typeof body === 'string' ? { 'content-type': 'application/json' } : body != null ? { 'content-type': 'application/octet-stream' } : {})
-        },
-        signal: AbortSignal.timeout(timeoutMs)
-      })
+      raw = await send(this.info.url + path, method, {
+        authorization: `Bearer ${this.info.token}`,
+        ...(typeof body === 'string' ? { 'content-type': 'application/json' } : body != null ? { 'content-type': 'application/octet-stream' } : {})
+      }, body, timeoutMs)
     } catch (err: any) {
       // api.json outlived its node (killed without a chance to clean up)
-      throw new NoRunningNodeError(`no node answers at ${this.info.url} for data dir ${this.dataDir} (${err.cause?.code ?? err.message}); start one with: shoal node start --data-dir ${this.dataDir}`)
+      throw new NoRunningNodeError(`no node answers at ${this.info.url} for data dir ${this.dataDir} (${err.code ?? err.message}); start one with: shoal node start --data-dir ${this.dataDir}`)
     }
-    if (res.headers.get('content-type') === 'application/octet-stream' && res.ok) {
-      return new Uint8Array(await res.arrayBuffer()) as T
+    let res: { status: number, type: string | undefined, body: Buffer }
+    try {
+      res = parseResponse(raw)
+    } catch (err: any) {
+      throw new ApiError(502, `the node at ${this.info.url} gave a broken answer: ${err.message as string}`)
     }
-    const json = await res.json() as any
-    if (!res.ok) throw new ApiError(res.status, json?.error?.message ?? `HTTP ${res.status}`)
+    const ok = res.status >= 200 && res.status < 300
+    if (res.type === 'application/octet-stream' && ok) return new Uint8Array(res.body.buffer, res.body.byteOffset, res.body.byteLength) as T
+    let json: any
+    try {
+      json = JSON.parse(res.body.toString('utf8'))
+    } catch {
+      throw new ApiError(res.status, `the node answered HTTP ${res.status} with a body that is not JSON`)
+    }
+    if (!ok) throw new ApiError(res.status, json?.error?.message ?? `HTTP ${res.status}`)
     return json as T
   }
 
@@ -119,4 +124,63 @@ export class ApiClient {
   async peers (): Promise<PeerView[]> {
     return await this.get('/v1/peers')
   }
+}
+
+/**
+ * One HTTP/1.1 request to the node's local API over a plain socket, one request per connection
+ * (`connection: close`). Not node:http nor fetch: loading either costs a CLI process about 15 MiB of
+ * memory (their HTTP parser), a quarter of what `shoal peers` needs in all (docs/decisions.md). The
+ * API is this node's own, on loopback, and answers with a content length; a chunked body is decoded
+ * too.
+ */
+async function send (url: string, method: string, headers: Record<string, string>, body: Uint8Array | string | undefined, timeoutMs: number): Promise<Buffer> {
+  const { connect } = await import('node:net')
+  const target = new URL(url)
+  const payload = body == null ? Buffer.alloc(0) : typeof body === 'string' ? Buffer.from(body, 'utf8') : Buffer.from(body.buffer, body.byteOffset, body.byteLength)
+  const head = [
+    `${method} ${target.pathname}${target.search} HTTP/1.1`,
+    `host: ${target.host}`,
+    'connection: close',
+    `content-length: ${payload.byteLength}`,
+    ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`)
+  ].join('\r\n') + '\r\n\r\n'
+  return await new Promise<Buffer>((resolve, reject) => {
+    const socket = connect({ host: target.hostname, port: Number(target.port) })
+    const chunks: Buffer[] = []
+    const timer = setTimeout(() => { socket.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })) }, timeoutMs)
+    // no half-close after the body: Node's HTTP server ends a connection whose client has ended its
+    // side before the answer is ready; `connection: close` has the server end it once it answered
+    socket.on('connect', () => { socket.write(head); socket.write(payload) })
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk))
+    socket.on('end', () => { clearTimeout(timer); resolve(Buffer.concat(chunks)) })
+    socket.on('error', err => { clearTimeout(timer); reject(err) })
+  })
+}
+
+/** An HTTP/1.1 response read to the end of its connection: status, content type and body. */
+export function parseResponse (raw: Buffer): { status: number, type: string | undefined, body: Buffer } {
+  const end = raw.indexOf('\r\n\r\n')
+  if (end < 0) throw Object.assign(new Error('the answer ended before its headers did'), { code: 'EPROTO' })
+  const [statusLine, ...lines] = raw.subarray(0, end).toString('latin1').split('\r\n')
+  const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(statusLine)?.[1])
+  if (!Number.isInteger(status)) throw Object.assign(new Error(`not an HTTP answer: "${statusLine.slice(0, 80)}"`), { code: 'EPROTO' })
+  const fields = new Map(lines.map(line => { const i = line.indexOf(':'); return [line.slice(0, i).trim().toLowerCase(), line.slice(i + 1).trim()] }))
+  let rest = raw.subarray(end + 4)
+  if (/\bchunked\b/i.test(fields.get('transfer-encoding') ?? '')) {
+    const parts: Buffer[] = []
+    for (;;) {
+      const lineEnd = rest.indexOf('\r\n')
+      const size = lineEnd < 0 ? NaN : parseInt(rest.subarray(0, lineEnd).toString('latin1'), 16)
+      if (!Number.isInteger(size)) throw Object.assign(new Error('a chunked answer ended inside a chunk'), { code: 'EPROTO' })
+      if (size === 0) break
+      parts.push(rest.subarray(lineEnd + 2, lineEnd + 2 + size))
+      rest = rest.subarray(lineEnd + 2 + size + 2)
+    }
+    rest = Buffer.concat(parts)
+  } else if (fields.has('content-length')) {
+    const length = Number(fields.get('content-length'))
+    if (!(length <= rest.byteLength)) throw Object.assign(new Error(`the answer ended after ${rest.byteLength} of its ${String(fields.get('content-length'))} bytes`), { code: 'EPROTO' })
+    rest = rest.subarray(0, length)
+  }
+  return { status, type: fields.get('content-type'), body: rest }
 }

@@ -3,18 +3,10 @@ import { access, chmod, mkdir, readFile, rename, stat, writeFile } from 'node:fs
 import { join } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
+import { dataDirFiles } from './data-dir-layout.js'
 import { DataDirError } from './errors.js'
 
-/** The files a node keeps in its data directory. */
-export function dataDirFiles (dataDir: string): { identity: string, config: string, calibration: string, api: string, apiToken: string } {
-  return {
-    identity: join(dataDir, 'identity.key'),
-    config: join(dataDir, 'config.json'),
-    calibration: join(dataDir, 'calibration.json'),
-    api: join(dataDir, 'api.json'),
-    apiToken: join(dataDir, 'api-token')
-  }
-}
+export { dataDirFiles } from './data-dir-layout.js'
 
 /** Creates the data dir if needed and checks that we can write to it, with an error a user can act on. */
 export async function prepareDataDir (dataDir: string): Promise<string[]> {

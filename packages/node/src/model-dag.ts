@@ -3,6 +3,9 @@ import { UnixFS } from 'ipfs-unixfs'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
+import { ModelDagError } from './model-cid.js'
+
+export { isModelCid, ModelDagError, parseModelCid } from './model-cid.js'
 
 /**
  * A model's blocks, as `modelCid` (@shoal/runtime) lays them out: the IPFS "unixfs-v1-2025" profile.
@@ -12,33 +15,6 @@ import { sha256 } from 'multiformats/hashes/sha2'
 
 /** Blocks are at most this big (the profile cuts 1 MiB leaves; a node of 1024 links is ~40 KiB). */
 export const MAX_BLOCK_BYTES = 1024 * 1024 + 64 * 1024
-
-export class ModelDagError extends Error {
-  override name = 'ModelDagError'
-}
-
-/** Parses a model CID given by a person or a peer: CIDv1, sha2-256, raw or dag-pb. */
-export function parseModelCid (text: string): CID {
-  let cid: CID
-  try {
-    cid = CID.parse(text)
-  } catch (err: any) {
-    throw new ModelDagError(`"${text}" is not a CID (${err.message})`)
-  }
-  if (cid.version !== 1 || cid.multihash.code !== sha256.code || (cid.code !== raw.code && cid.code !== dagPb.code)) {
-    throw new ModelDagError(`"${text}" is not a Shoal model CID (those are CIDv1, sha2-256, raw or dag-pb: "bafkrei..." or "bafybei...")`)
-  }
-  return cid
-}
-
-/** True if `text` is a model CID in the canonical (base32) form. */
-export function isModelCid (text: string): boolean {
-  try {
-    return parseModelCid(text).toString() === text
-  } catch {
-    return false
-  }
-}
 
 export type DagNode =
   | { kind: 'leaf', bytes: number }

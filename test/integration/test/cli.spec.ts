@@ -1,7 +1,10 @@
+import { spawnSync } from 'node:child_process'
 import { copyFile } from 'node:fs/promises'
 import { connect, createServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
+import os from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runCli, spawnNode, tempDir, TEST_AD_INTERVAL_MS, waitFor } from './helpers.js'
 import type { NodeProcess } from './helpers.js'
@@ -137,5 +140,19 @@ describe('shoal CLI, bad input', () => {
     expect(result.code).toBe(0)
     for (const option of NODE_OPTIONS) expect(result.stdout).toContain(option.flag)
     expect(result.stdout).toContain('--data-dir')
+  })
+})
+
+describe('shoal on the PATH', () => {
+  it('pnpm install-cli writes a shoal command that runs this clone\'s CLI from any directory', async () => {
+    const dir = await tempDir('shoal-bin-')
+    const root = fileURLToPath(new URL('../../..', import.meta.url))
+    const install = spawnSync(process.execPath, [join(root, 'scripts', 'install-cli.mjs'), dir], { encoding: 'utf8', env: { ...process.env, PATH: '/usr/bin:/bin' } })
+    expect(install.status).toBe(0)
+    expect(install.stdout).toMatch(new RegExp(`installed ${join(dir, 'shoal')}\n${dir} is not on your PATH`))
+    // run where no workspace is, with a PATH that finds only the shim and the system's tools
+    const run = spawnSync('shoal', ['--version'], { cwd: os.tmpdir(), encoding: 'utf8', env: { PATH: `${dir}:/usr/bin:/bin` } })
+    expect(run.stderr).toBe('')
+    expect(run.stdout).toMatch(/^shoal \d+\.\d+\.\d+\n$/)
   })
 })

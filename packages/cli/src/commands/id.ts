@@ -1,13 +1,13 @@
-import { ApiClient, NoRunningNodeError, readIdentity } from '@shoal/node'
-import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { ApiClient, NoRunningNodeError } from '@shoal/node/client'
 import { DATA_DIR_FLAG, JSON_FLAG, parse } from '../args.js'
 import type { CommandSpec } from '../args.js'
 import type { Io } from '../io.js'
 import { dataDirOf } from './peers.js'
+import { SUMMARIES } from './summaries.js'
 
 export const idSpec: CommandSpec = {
   name: 'id',
-  summary: 'print the node\'s peer id (and addresses, if it is running)',
+  summary: SUMMARIES['id'],
   usage: 'shoal id [--data-dir DIR] [--json]',
   flags: [DATA_DIR_FLAG, JSON_FLAG],
   details: `The peer id comes from the identity in the data dir; a node creates it on its first start.
@@ -24,6 +24,8 @@ export async function id (argv: string[], io: Io): Promise<number> {
     result = { peerId: info.peerId, addrs: info.addrs, running: true }
   } catch (err) {
     if (!(err instanceof NoRunningNodeError)) throw err
+    // only when no node runs: the key's code is not loaded for the common case
+    const [{ readIdentity }, { peerIdFromPrivateKey }] = await Promise.all([import('@shoal/node/data-dir'), import('@libp2p/peer-id')])
     const key = await readIdentity(dataDir)
     if (key == null) throw new NoRunningNodeError(`no identity in data dir ${dataDir}: a node creates one on its first start (shoal node start --data-dir ${dataDir})`)
     result = { peerId: peerIdFromPrivateKey(key).toString(), addrs: [], running: false }

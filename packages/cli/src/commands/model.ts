@@ -1,12 +1,13 @@
 import { readFile } from 'node:fs/promises'
-import { ApiClient, isModelCid } from '@shoal/node'
-import type { FetchProgress, FetchSummary, ModelEntry } from '@shoal/node'
+import { ApiClient } from '@shoal/node/client'
+import type { FetchProgress, FetchSummary, ModelEntry } from '@shoal/node/client'
 import { DATA_DIR_FLAG, JSON_FLAG, parse } from '../args.js'
 import type { CommandSpec, FlagSpec } from '../args.js'
 import { UsageError } from '../errors.js'
 import { formatBytes, formatDuration, formatTable } from '../format.js'
 import type { Io } from '../io.js'
 import { dataDirOf } from './peers.js'
+import { SUMMARIES } from './summaries.js'
 
 export const TRUST_FLAG: FlagSpec = {
   name: 'trust', type: 'string', multiple: true, placeholder: 'PEERID', help: 'for this command, also accept model names signed by this peer (the node\'s own --trust list always applies)'
@@ -14,7 +15,7 @@ export const TRUST_FLAG: FlagSpec = {
 
 export const modelAddSpec: CommandSpec = {
   name: 'model add',
-  summary: 'check an ONNX model and add it to the running node\'s store; prints its CID',
+  summary: SUMMARIES['model add'],
   usage: 'shoal model add FILE [--name NAME@VERSION] [--pin] [--data-dir DIR] [--json]',
   positionals: true,
   flags: [
@@ -51,7 +52,7 @@ export async function modelAdd (argv: string[], io: Io): Promise<number> {
 
 export const modelLsSpec: CommandSpec = {
   name: 'model ls',
-  summary: 'list the models in the running node\'s store',
+  summary: SUMMARIES['model ls'],
   usage: 'shoal model ls [--data-dir DIR] [--json]',
   flags: [DATA_DIR_FLAG, JSON_FLAG],
   details: 'Most recently used first. With --json: an array of {cid, bytes, name, pinned, inUse, addedAt, lastUsedAt, inputs, outputs, opsets}.'
@@ -74,15 +75,17 @@ export async function modelLs (argv: string[], io: Io): Promise<number> {
   return 0
 }
 
-function cidArg (positionals: string[]): string {
+async function cidArg (positionals: string[]): Promise<string> {
   if (positionals.length !== 1) throw new UsageError('give exactly one model CID')
+  // loaded here: multiformats is a cost `shoal model ls` should not pay
+  const { isModelCid } = await import('@shoal/node/model-cid')
   if (!isModelCid(positionals[0])) throw new UsageError(`${positionals[0]} is not a model CID (see: shoal model ls)`)
   return positionals[0]
 }
 
 export const modelRmSpec: CommandSpec = {
   name: 'model rm',
-  summary: 'remove a model from the running node\'s store',
+  summary: SUMMARIES['model rm'],
   usage: 'shoal model rm CID [--data-dir DIR]',
   positionals: true,
   flags: [DATA_DIR_FLAG],
@@ -91,7 +94,7 @@ export const modelRmSpec: CommandSpec = {
 
 export async function modelRm (argv: string[], io: Io): Promise<number> {
   const { values, positionals } = parse(modelRmSpec, argv)
-  const cid = cidArg(positionals)
+  const cid = await cidArg(positionals)
   await (await ApiClient.connect(dataDirOf(values, io))).removeModel(cid)
   io.log(`removed ${cid}`)
   return 0
@@ -100,7 +103,7 @@ export async function modelRm (argv: string[], io: Io): Promise<number> {
 function pinSpec (pin: boolean): CommandSpec {
   return {
     name: pin ? 'model pin' : 'model unpin',
-    summary: pin ? 'keep a model: never evicted when the storage quota is full' : 'let a model be evicted again when the storage quota is full',
+    summary: SUMMARIES[pin ? 'model pin' : 'model unpin'],
     usage: `shoal model ${pin ? 'pin' : 'unpin'} CID [--data-dir DIR]`,
     positionals: true,
     flags: [DATA_DIR_FLAG],
@@ -120,7 +123,7 @@ export async function modelUnpin (argv: string[], io: Io): Promise<number> {
 
 async function setPin (spec: CommandSpec, argv: string[], io: Io, pin: boolean): Promise<number> {
   const { values, positionals } = parse(spec, argv)
-  const cid = cidArg(positionals)
+  const cid = await cidArg(positionals)
   await (await ApiClient.connect(dataDirOf(values, io))).pinModel(cid, pin)
   io.log(`${pin ? 'pinned' : 'unpinned'} ${cid}`)
   return 0
@@ -128,7 +131,7 @@ async function setPin (spec: CommandSpec, argv: string[], io: Io, pin: boolean):
 
 export const modelGetSpec: CommandSpec = {
   name: 'model get',
-  summary: 'fetch a model into the running node\'s store from the peers that hold it',
+  summary: SUMMARIES['model get'],
   usage: 'shoal model get CID|NAME@VERSION [--from PEERID] [--trust PEERID] [--data-dir DIR] [--json]',
   positionals: true,
   flags: [

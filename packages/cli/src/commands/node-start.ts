@@ -4,6 +4,7 @@ import { DATA_DIR_FLAG, parse } from '../args.js'
 import type { CommandSpec, FlagSpec } from '../args.js'
 import { formatBytes } from '../format.js'
 import type { Io } from '../io.js'
+import { SUMMARIES } from './summaries.js'
 
 const NEGATABLE = new Set(['mdns', 'gpu', 'lan'])
 
@@ -22,7 +23,7 @@ function flagOf (option: OptionSpec): FlagSpec {
 
 export const nodeStartSpec: CommandSpec = {
   name: 'node start',
-  summary: 'run a Shoal node in the foreground',
+  summary: SUMMARIES['node start'],
   usage: 'shoal node start [options]',
   flags: [DATA_DIR_FLAG, ...NODE_OPTIONS.map(flagOf)],
   details: `Once the node listens, the first line on stdout is

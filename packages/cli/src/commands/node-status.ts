@@ -1,14 +1,15 @@
-import { ApiClient } from '@shoal/node'
-import type { Contribution } from '@shoal/node'
+import { ApiClient } from '@shoal/node/client'
+import type { Contribution } from '@shoal/node/client'
 import { DATA_DIR_FLAG, JSON_FLAG, parse } from '../args.js'
 import type { CommandSpec } from '../args.js'
 import { formatBytes, formatDuration } from '../format.js'
 import type { Io } from '../io.js'
 import { dataDirOf } from './peers.js'
+import { SUMMARIES } from './summaries.js'
 
 export const nodeStatusSpec: CommandSpec = {
   name: 'node status',
-  summary: 'show what the running node is doing',
+  summary: SUMMARIES['node status'],
   usage: 'shoal node status [--data-dir DIR] [--json]',
   flags: [DATA_DIR_FLAG, JSON_FLAG],
   details: 'With --json, prints the object GET /v1/status returns (docs/api.md).'

@@ -1,13 +1,14 @@
-import { ApiClient, DEFAULT_DATA_DIR, INCOMPATIBLE_VERSIONS } from '@shoal/node'
-import type { PeerView } from '@shoal/node'
+import { ApiClient, DEFAULT_DATA_DIR, INCOMPATIBLE_VERSIONS } from '@shoal/node/client'
+import type { PeerView } from '@shoal/node/client'
 import { DATA_DIR_FLAG, JSON_FLAG, parse } from '../args.js'
 import type { CommandSpec } from '../args.js'
 import { formatBytes, formatDuration, formatTable } from '../format.js'
 import type { Io } from '../io.js'
+import { SUMMARIES } from './summaries.js'
 
 export const peersSpec: CommandSpec = {
   name: 'peers',
-  summary: 'list the peers the running node sees, with their capacity',
+  summary: SUMMARIES['peers'],
   usage: 'shoal peers [--data-dir DIR] [--json]',
   flags: [DATA_DIR_FLAG, JSON_FLAG],
   details: `Asks the node running on the data dir for its peer table: every peer whose capacity ad is live.

@@ -1,7 +1,9 @@
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { ApiClient, isModelCid, looksLikeNameRef } from '@shoal/node'
-import type { JobView } from '@shoal/node'
+import { ApiClient } from '@shoal/node/client'
+import { isModelCid } from '@shoal/node/model-cid'
+import type { JobView } from '@shoal/node/client'
+import { looksLikeNameRef } from '@shoal/node/names'
 import { DATA_DIR_FLAG, JSON_FLAG, parse } from '../args.js'
 import type { CommandSpec } from '../args.js'
 import { UsageError } from '../errors.js'
@@ -9,10 +11,11 @@ import { formatDuration } from '../format.js'
 import type { Io } from '../io.js'
 import { fetchWithProgress, TRUST_FLAG } from './model.js'
 import { dataDirOf } from './peers.js'
+import { SUMMARIES } from './summaries.js'
 
 export const runSpec: CommandSpec = {
   name: 'run',
-  summary: 'run a batch through a model, split across the mesh',
+  summary: SUMMARIES['run'],
   usage: 'shoal run <model.onnx|CID|NAME@VERSION> --input NAME=FILE.npy [--input ...] --output DIR [options]',
   positionals: true,
   flags: [

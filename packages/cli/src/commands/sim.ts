@@ -5,10 +5,11 @@ import { JSON_FLAG, parse } from '../args.js'
 import type { CommandSpec } from '../args.js'
 import { UsageError } from '../errors.js'
 import type { Io } from '../io.js'
+import { SUMMARIES } from './summaries.js'
 
 export const simSpec: CommandSpec = {
   name: 'sim',
-  summary: 'run a whole mesh on this machine from a scenario file, and report what happened',
+  summary: SUMMARIES['sim'],
   usage: 'shoal sim SCENARIO.yaml --out DIR [--json] [--processes | --threads N] [--compute onnx|delay] [--seed N]',
   positionals: true,
   flags: [

@@ -1,0 +1,16 @@
+// What each command does, in a line: the overview (`shoal --help`) shows these without loading any
+// command's code (`shoal node start` would load the whole node).
+export const SUMMARIES: Record<string, string> = {
+  'node start': 'run a Shoal node in the foreground',
+  'node status': 'show what the running node is doing',
+  'peers': 'list the peers the running node sees, with their capacity',
+  'id': 'print the node\'s peer id (and addresses, if it is running)',
+  'run': 'run a batch through a model, split across the mesh',
+  'model add': 'check an ONNX model and add it to the running node\'s store; prints its CID',
+  'model ls': 'list the models in the running node\'s store',
+  'model get': 'fetch a model into the running node\'s store from the peers that hold it',
+  'model rm': 'remove a model from the running node\'s store',
+  'model pin': 'keep a model: never evicted when the storage quota is full',
+  'model unpin': 'let a model be evicted again when the storage quota is full',
+  'sim': 'run a whole mesh on this machine from a scenario file, and report what happened'
+}

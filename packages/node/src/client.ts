@@ -1,0 +1,20 @@
+/**
+ * @packageDocumentation
+ *
+ * `@shoal/node/client`: what talks to a running node through its local HTTP API, and nothing that
+ * runs one (no libp2p, no ONNX Runtime). The CLI's commands that only ask a node (`shoal peers`,
+ * `shoal node status`, `shoal model ls`, ...) load this alone, so that they start in a fraction of
+ * the time the whole node takes to load. (What a model CID is: `@shoal/node/model-cid`, which loads
+ * multiformats.)
+ */
+export { ApiClient } from './api-client.js'
+export type { ApiInfo, NodeStatus, PeerView } from './shoal-node.js'
+export type { JobView } from './api-routes.js'
+export type { JobOptions, JobProgress } from './job.js'
+export type { ModelEntry } from './model-store.js'
+export type { FetchProgress, FetchSummary } from './model-swarm.js'
+export type { Contribution } from './metrics.js'
+export type { Manifest, Resolved } from './names.js'
+export { dataDirFiles } from './data-dir-layout.js'
+export { ApiError, NoRunningNodeError } from './errors.js'
+export { DEFAULT_DATA_DIR, INCOMPATIBLE_VERSIONS, SHOAL_VERSION } from './constants.js'

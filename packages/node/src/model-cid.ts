@@ -1,0 +1,33 @@
+import { code as DAG_PB } from '@ipld/dag-pb'
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import { sha256 } from 'multiformats/hashes/sha2'
+
+// What a model CID is, apart from the blocks (model-dag.ts): light enough for the CLI to load.
+
+export class ModelDagError extends Error {
+  override name = 'ModelDagError'
+}
+
+/** Parses a model CID given by a person or a peer: CIDv1, sha2-256, raw or dag-pb. */
+export function parseModelCid (text: string): CID {
+  let cid: CID
+  try {
+    cid = CID.parse(text)
+  } catch (err: any) {
+    throw new ModelDagError(`"${text}" is not a CID (${err.message})`)
+  }
+  if (cid.version !== 1 || cid.multihash.code !== sha256.code || (cid.code !== raw.code && cid.code !== DAG_PB)) {
+    throw new ModelDagError(`"${text}" is not a Shoal model CID (those are CIDv1, sha2-256, raw or dag-pb: "bafkrei..." or "bafybei...")`)
+  }
+  return cid
+}
+
+/** True if `text` is a model CID in the canonical (base32) form. */
+export function isModelCid (text: string): boolean {
+  try {
+    return parseModelCid(text).toString() === text
+  } catch {
+    return false
+  }
+}
