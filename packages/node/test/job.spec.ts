@@ -1,0 +1,136 @@
+import { describe, expect, it } from 'vitest'
+import { InferResponse } from '@shoal/protocol'
+import { sliceRows } from '@shoal/runtime'
+import type { ModelInfo, Tensor } from '@shoal/runtime'
+import type { SchedulerPeer } from '@shoal/scheduler'
+import { Job } from '../src/job.js'
+import type { JobDeps } from '../src/job.js'
+import { PieceError } from '../src/inference-service.js'
+import type { PieceRequest, PieceResult } from '../src/infer-client.js'
+
+const Code = InferResponse.Code
+
+/** y = x over [batch, width]: the answer of any honest run is its input. */
+function identity (width: number | string = 4): ModelInfo {
+  return { cid: 'bafkreitest', bytes: 100, opsets: [], inputs: [{ name: 'x', dtype: 'float32', dims: ['batch', width] }], outputs: [{ name: 'y', dtype: 'float32', dims: ['batch', width] }] }
+}
+
+function batch (rows: number, width = 4): Tensor {
+  return { dtype: 'float32', dims: [rows, width], data: new Uint8Array(Float32Array.from({ length: rows * width }, (_, i) => i).buffer) }
+}
+
+const honest = async (inputs: Record<string, Tensor>): Promise<PieceResult> => ({ outputs: { y: inputs.x }, computeMs: 1, provider: 'cpu' })
+
+/** A Job over fake peers: each peer's answers come from `workers[peerId]`; this node runs `local`. */
+function job (workers: Record<string, (request: PieceRequest) => Promise<PieceResult>>, inputs: Record<string, Tensor>, options: ConstructorParameters<typeof Job>[2] = {}, overrides: Partial<JobDeps> = {}): { job: Job, localRuns: number[] } {
+  const localRuns: number[] = []
+  const peers: SchedulerPeer[] = Object.keys(workers).map(peerId => ({ peerId, gflops: 50, slots: 2 }))
+  const deps: JobDeps = {
+    localPeerId: 'me',
+    localGflops: 50,
+    localSlots: 1,
+    model: identity(),
+    peers: () => peers,
+    onPeersChanged: () => () => {},
+    runRemote: async (peerId, request) => await workers[peerId](request),
+    runLocal: async (_cid, inputs) => { localRuns.push(inputs.x.dims[0]); return await honest(inputs) },
+    maxResponseBytes: 1 << 20,
+    ...overrides
+  }
+  return { job: new Job(deps, inputs, options), localRuns }
+}
+
+const same = (a: Tensor, b: Tensor): boolean => a.dtype === b.dtype && a.dims.join() === b.dims.join() && Buffer.from(a.data).equals(Buffer.from(b.data))
+
+describe('Job: a batch cut into pieces, run by peers, joined in order', () => {
+  it('joins the peers\' answers in row order, and this node runs no piece while peers can', async () => {
+    const x = batch(12)
+    const { job: j, localRuns } = job({ a: async r => await honest(r.inputs), b: async r => await honest(r.inputs) }, { x }, { rowsPerPiece: 3 })
+    const result = await j.run()
+    expect(same(result.outputs.y, x)).toBe(true)
+    expect(result.progress.total).toBe(4)
+    expect(Object.keys(result.progress.perPeer).sort()).toEqual(['a', 'b'])
+    expect(localRuns).toEqual([])
+    expect(result.progress.failedAttempts).toBe(0)
+  })
+
+  it('sizes pieces from this node\'s own run of one row when no size is given', async () => {
+    const { job: j, localRuns } = job({ a: async r => await honest(r.inputs) }, { x: batch(64) })
+    const result = await j.run()
+    // the probe: one row, twice (the first creates the session)
+    expect(localRuns.slice(0, 2)).toEqual([1, 1])
+    expect(result.progress.rowsPerPiece).toBeGreaterThan(0)
+    expect(same(result.outputs.y, batch(64))).toBe(true)
+  })
+
+  it('a worker refusing BAD_INPUT or answering other rows fails its attempt, listed with its reason; another peer runs the piece', async () => {
+    const x = batch(8)
+    const { job: j } = job({
+      refuser: async () => { throw new PieceError(Code.BAD_INPUT, 'too big for me') },
+      doubler: async r => ({ outputs: { y: { ...r.inputs.x, dims: [r.inputs.x.dims[0] * 2, 4], data: new Uint8Array(r.inputs.x.data.byteLength * 2) } }, computeMs: 1, provider: 'cpu' }),
+      good: async r => await honest(r.inputs)
+    }, { x }, { rowsPerPiece: 2, maxAttempts: 10 })
+    const result = await j.run()
+    expect(same(result.outputs.y, x)).toBe(true)
+    const reasons = new Set(result.progress.failures.map(f => `${f.peerId}: ${f.reason}`))
+    expect([...reasons].some(r => /^refuser: BAD_INPUT: too big for me$/.test(r))).toBe(true)
+    expect([...reasons].some(r => /^doubler: BAD_ANSWER: output "y" has shape \[\d+, 4\] for a piece of 2 rows$/.test(r))).toBe(true)
+    expect(result.progress.failedAttempts).toBe(result.progress.failures.length)
+  })
+
+  it('refuses an answer of another dtype than the model\'s', async () => {
+    const { job: j } = job({
+      wide: async r => ({ outputs: { y: { dtype: 'float64', dims: r.inputs.x.dims, data: new Uint8Array(r.inputs.x.data.byteLength * 2) } }, computeMs: 1, provider: 'cpu' }),
+      good: async r => await honest(r.inputs)
+    }, { x: batch(4) }, { rowsPerPiece: 2, maxAttempts: 10 })
+    const result = await j.run()
+    expect(result.progress.failures.length).toBeGreaterThan(0)
+    expect(result.progress.failures.every(f => f.peerId === 'wide' && f.reason === 'BAD_ANSWER: output "y" is float64, the model\'s is float32')).toBe(true)
+  })
+
+  it('with chosen piece sizes, an output dimension the model leaves open is known from one row run here', async () => {
+    const x = batch(4)
+    const { job: j, localRuns } = job({
+      widening: async r => ({ outputs: { y: { dtype: 'float32', dims: [r.inputs.x.dims[0], 5], data: new Uint8Array(r.inputs.x.dims[0] * 5 * 4) } }, computeMs: 1, provider: 'cpu' }),
+      good: async r => await honest(r.inputs)
+    }, { x }, { rowsPerPiece: 2, maxAttempts: 10 }, { model: identity('width') })
+    const result = await j.run()
+    expect(localRuns[0]).toBe(1)
+    expect(same(result.outputs.y, x)).toBe(true)
+    expect(result.progress.failures.length).toBeGreaterThan(0)
+    for (const f of result.progress.failures) expect(f.reason).toBe('BAD_ANSWER: output "y" has shape [2, 5] where [2, 4] was expected')
+  })
+
+  it('fails with the piece, its rows and every attempt once a piece has failed as often as allowed', async () => {
+    const { job: j } = job({ broken: async () => { throw new PieceError(Code.INTERNAL, 'out of order') } }, { x: batch(2) }, { rowsPerPiece: 2, maxAttempts: 2 }, { localSlots: 0 })
+    await expect(j.run()).rejects.toThrow(/piece 0 \(rows 0-1\).*broken: INTERNAL: out of order.*broken: INTERNAL: out of order/)
+    expect(j.progress().state).toBe('failed')
+  })
+
+  it('refuses inputs that cannot feed the model before any piece runs', async () => {
+    const runs: string[] = []
+    const spy = async (r: PieceRequest): Promise<PieceResult> => { runs.push('remote'); return await honest(r.inputs) }
+    expect(() => job({ a: spy }, { x: batch(4), z: batch(3) }).job.validate()).toThrow(/inputs disagree on the batch size \(axis 0\): "x" has 4 rows, "z" has 3/)
+    expect(() => job({ a: spy }, { x: batch(4, 3) }).job.validate()).toThrow(/input "x" has shape \[4, 3\], the model wants \[batch, 4\]/)
+    expect(() => job({ a: spy }, {}).job.validate()).toThrow(/no inputs given/)
+    expect(runs).toEqual([])
+  })
+
+  it('cancel() stops a job whose pieces never come back: run() rejects with the reason', async () => {
+    const { job: j } = job({ stuck: async () => await new Promise<PieceResult>(() => {}) }, { x: batch(4) }, { rowsPerPiece: 2 }, { localSlots: 0 })
+    const running = j.run()
+    await new Promise(resolve => setTimeout(resolve, 20))
+    j.cancel('the user changed their mind')
+    await expect(running).rejects.toThrow(/the user changed their mind/)
+  })
+
+  it('slices nothing wrongly: each piece carries exactly its rows', async () => {
+    const x = batch(10)
+    const seen: Array<[number, number[]]> = []
+    const { job: j } = job({ a: async r => { seen.push([r.pieceId, Array.from(new Float32Array(r.inputs.x.data.slice().buffer))]); return await honest(r.inputs) } }, { x }, { rowsPerPiece: 4 })
+    await j.run()
+    const byPiece = new Map(seen)
+    expect(byPiece.get(0)).toEqual(Array.from(new Float32Array(sliceRows(x, 0, 4).data.slice().buffer)))
+    expect(byPiece.get(2)).toEqual(Array.from(new Float32Array(sliceRows(x, 8, 2).data.slice().buffer)))
+  })
+})
