@@ -1,4 +1,4 @@
-import { defineConfig } from 'vitest/config'
+import { configDefaults, defineConfig } from 'vitest/config'
 
 // Two projects: `unit` (pure logic and single-node tests: no mesh, well under a minute; `pnpm
 // test:unit`) and `integration` (real libp2p meshes on loopback, node processes, simulations, the
@@ -16,7 +16,8 @@ export default defineConfig({
     hookTimeout: 30_000,
     projects: [
       { extends: true, test: { name: 'unit', include: UNIT } },
-      { extends: true, test: { name: 'integration', include: ['test/*/**/*.spec.ts'], exclude: UNIT } }
+      // exclude replaces vitest's default, which keeps node_modules out (workspace links would run every package's tests again)
+      { extends: true, test: { name: 'integration', include: ['test/*/**/*.spec.ts'], exclude: [...configDefaults.exclude, ...UNIT] } }
     ]
   }
 })
