@@ -7,14 +7,14 @@
  * the time the whole node takes to load. (What a model CID is: `@shoal/node/model-cid`, which loads
  * multiformats.)
  */
-export { ApiClient } from './api-client.js'
+export { ApiClient } from './api/api-client.js'
 export type { ApiInfo, NodeStatus, PeerView } from './shoal-node.js'
-export type { JobView } from './api-routes.js'
-export type { JobOptions, JobProgress } from './job.js'
-export type { ModelEntry } from './model-store.js'
-export type { FetchProgress, FetchSummary } from './model-swarm.js'
+export type { JobView } from './api/api-routes.js'
+export type { JobOptions, JobProgress } from './jobs/job.js'
+export type { ModelEntry } from './models/model-store.js'
+export type { FetchProgress, FetchSummary } from './models/model-swarm.js'
 export type { Contribution } from './metrics.js'
-export type { Manifest, Resolved } from './names.js'
+export type { Manifest, Resolved } from './models/names.js'
 export { dataDirFiles } from './data-dir-layout.js'
 export { ApiError, NoRunningNodeError } from './errors.js'
 export { DEFAULT_DATA_DIR, INCOMPATIBLE_VERSIONS, SHOAL_VERSION } from './constants.js'

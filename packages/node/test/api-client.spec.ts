@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { parseResponse } from '../src/api-client.js'
+import { parseResponse } from '../src/api/api-client.js'
 
 const answer = (text: string): Buffer => Buffer.from(text, 'latin1')
 

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { ApiServer, HttpError, JsonBody, RawBody, readJson } from '../src/api-server.js'
+import { ApiServer, HttpError, JsonBody, RawBody, readJson } from '../src/api/api-server.js'
 
 let server: ApiServer | undefined
 afterEach(async () => { await server?.stop(); server = undefined })

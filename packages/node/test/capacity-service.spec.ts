@@ -6,8 +6,8 @@ import type { PeerId } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { CAPACITY_TOPIC, encodeCapacityAd } from '@shoal/protocol'
 import type { Capacity } from '@shoal/protocol'
-import { answersNewcomer, CapacityService } from '../src/capacity-service.js'
-import type { CapacityServiceComponents } from '../src/capacity-service.js'
+import { answersNewcomer, CapacityService } from '../src/mesh/capacity-service.js'
+import type { CapacityServiceComponents } from '../src/mesh/capacity-service.js'
 import { NEWCOMER_ANSWERS, SHOAL_VERSION } from '../src/constants.js'
 
 /** 1000 evenly spread draws in [0, 1): how many answer. */

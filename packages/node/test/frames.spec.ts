@@ -1,8 +1,8 @@
 import { streamPair } from '@libp2p/utils'
 import { InferRequest, MAX_FRAME_BYTES } from '@shoal/protocol'
 import { describe, expect, it } from 'vitest'
-import { frames, readData, readDataParts, readMessage, writeData, writeMessage } from '../src/frames.js'
-import type { Frames } from '../src/frames.js'
+import { frames, readData, readDataParts, readMessage, writeData, writeMessage } from '../src/pieces/frames.js'
+import type { Frames } from '../src/pieces/frames.js'
 import { Uint8ArrayList } from 'uint8arraylist'
 
 const signal = (): AbortSignal => AbortSignal.timeout(5000)

@@ -1,8 +1,8 @@
 import { lpStream, streamPair } from '@libp2p/utils'
 import { MAX_FRAME_BYTES } from '@shoal/protocol'
 import { describe, expect, it } from 'vitest'
-import { frames, readData, readMessage } from '../src/frames.js'
-import { isMalformedAnswer } from '../src/infer-client.js'
+import { frames, readData, readMessage } from '../src/pieces/frames.js'
+import { isMalformedAnswer } from '../src/pieces/infer-client.js'
 import { InferResponse } from '@shoal/protocol'
 
 const signal = (): AbortSignal => AbortSignal.timeout(5000)

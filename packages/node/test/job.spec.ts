@@ -3,10 +3,10 @@ import { InferResponse } from '@shoal/protocol'
 import { sliceRows } from '@shoal/runtime'
 import type { ModelInfo, Tensor } from '@shoal/runtime'
 import type { SchedulerPeer } from '@shoal/scheduler'
-import { Job } from '../src/job.js'
-import type { JobDeps } from '../src/job.js'
-import { PieceError } from '../src/inference-service.js'
-import type { PieceRequest, PieceResult } from '../src/infer-client.js'
+import { Job } from '../src/jobs/job.js'
+import type { JobDeps } from '../src/jobs/job.js'
+import { PieceError } from '../src/pieces/inference-service.js'
+import type { PieceRequest, PieceResult } from '../src/pieces/infer-client.js'
 
 const Code = InferResponse.Code
 

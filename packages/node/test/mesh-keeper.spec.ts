@@ -2,8 +2,8 @@ import { defaultLogger } from '@libp2p/logger'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { describe, expect, it } from 'vitest'
-import { MeshKeeper } from '../src/mesh-keeper.js'
-import type { MeshKeeperComponents } from '../src/mesh-keeper.js'
+import { MeshKeeper } from '../src/mesh/mesh-keeper.js'
+import type { MeshKeeperComponents } from '../src/mesh/mesh-keeper.js'
 
 describe('MeshKeeper', () => {
   it('keeps topping up after a round that throws (the keeper must not end for good)', async () => {

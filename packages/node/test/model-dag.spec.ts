@@ -5,7 +5,7 @@ import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { describe, expect, it } from 'vitest'
-import { assembleModel, decodeBlock, isModelCid, parseModelCid } from '../src/model-dag.js'
+import { assembleModel, decodeBlock, isModelCid, parseModelCid } from '../src/models/model-dag.js'
 
 async function blocksOf (bytes: Uint8Array): Promise<{ root: CID, blocks: Map<string, Uint8Array> }> {
   const blocks = new Map<string, Uint8Array>()

@@ -7,7 +7,7 @@ import { FsBlockstore } from 'blockstore-fs'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
-import { ModelStore } from '../src/model-store.js'
+import { ModelStore } from '../src/models/model-store.js'
 
 /** Distinct small valid models: the calibration model at different widths. */
 const model = (width: number): Uint8Array => buildCalibrationModel({ batch: 1, width, layers: 1 })

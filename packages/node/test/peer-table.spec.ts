@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { PeerTable } from '../src/peer-table.js'
-import type { PeerEvent } from '../src/peer-table.js'
+import { PeerTable } from '../src/mesh/peer-table.js'
+import type { PeerEvent } from '../src/mesh/peer-table.js'
 import type { Capacity } from '@shoal/protocol'
 
 const SELF = '12D3KooWSelf'

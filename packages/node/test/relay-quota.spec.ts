@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { RelayQuota } from '../src/relay-quota.js'
+import { RelayQuota } from '../src/mesh/relay-quota.js'
 
 describe('RelayQuota: newcomers one relaying peer may introduce', () => {
   it('takes up to the limit per relay in a window, then refuses until the window turns', () => {

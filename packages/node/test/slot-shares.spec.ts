@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { SlotShares } from '../src/slot-shares.js'
+import { SlotShares } from '../src/pieces/slot-shares.js'
 
 describe('SlotShares: a worker\'s slots among the peers that want them', () => {
   it('lets a lone submitter fill every slot', () => {

@@ -3,8 +3,8 @@ import type { Socket } from 'node:net'
 import type { TLSSocket } from 'node:tls'
 import { InferRequest, MAX_FRAME_BYTES } from '@shoal/protocol'
 import { afterEach, describe, expect, it } from 'vitest'
-import { SocketFrames } from '../src/direct-channel.js'
-import { readData, readMessage, writeData, writeMessage } from '../src/frames.js'
+import { SocketFrames } from '../src/pieces/direct-channel.js'
+import { readData, readMessage, writeData, writeMessage } from '../src/pieces/frames.js'
 
 // SocketFrames runs over TLS in production; its framing only needs a socket, so these tests use a
 // plain loopback TCP pair and write raw bytes where they need to.

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { Standing } from '../src/standing.js'
+import { Standing } from '../src/models/standing.js'
 
 describe('provider standing', () => {
   it('a bad block costs more than a timeout; two bad blocks exclude a peer until the strikes fade', () => {

@@ -5,8 +5,8 @@ import { base32upper } from 'multiformats/bases/base32'
 import { CID } from 'multiformats/cid'
 import { checkModelSize, inspectModel, modelCid } from '@shoal/runtime'
 import type { ModelInfo } from '@shoal/runtime'
-import { STRAY_BLOCK_SWEEP_MS, STRAY_BLOCK_TTL_MS } from './constants.js'
-import { ModelInUseError, ModelNotFoundError, StorageFullError } from './errors.js'
+import { STRAY_BLOCK_SWEEP_MS, STRAY_BLOCK_TTL_MS } from '../constants.js'
+import { ModelInUseError, ModelNotFoundError, StorageFullError } from '../errors.js'
 import { assembleModel, isModelCid, parseModelCid } from './model-dag.js'
 
 /**

@@ -4,10 +4,9 @@ import type { Assignment, FailureCause, Piece, Progress, SchedulerPeer } from '@
 import { InferResponse } from '@shoal/protocol'
 import { concatRows, mismatchWithModel, sliceRows } from '@shoal/runtime'
 import type { ModelInfo, Tensor } from '@shoal/runtime'
-import { ASSUMED_FETCH_BYTES_PER_MS, MAX_LISTED_FAILURES, MODEL_FETCH_SETUP_MS, PROBE_TIMEOUT_MS } from './constants.js'
-import { PieceError } from './inference-service.js'
-import { isMalformedAnswer, PeerUnreachableError } from './infer-client.js'
-import type { PieceRequest, PieceResult } from './infer-client.js'
+import { ASSUMED_FETCH_BYTES_PER_MS, MAX_LISTED_FAILURES, MODEL_FETCH_SETUP_MS, PROBE_TIMEOUT_MS } from '../constants.js'
+import { PieceError, isMalformedAnswer, PeerUnreachableError } from '../pieces/index.js'
+import type { PieceRequest, PieceResult } from '../pieces/index.js'
 
 /** A job that cannot run or did not finish; the message says which piece and why. */
 export class JobError extends Error {

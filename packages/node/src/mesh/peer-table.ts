@@ -1,7 +1,7 @@
 import type { Capacity } from '@shoal/protocol'
 import {
   AD_EXPIRY_INTERVALS, MAX_AD_AGE_MS, MAX_COUNTED_AD_INTERVAL_MS, MAX_AD_CLOCK_SKEW_MS, MAX_PEER_TABLE_ENTRIES, TOMBSTONE_TTL_MS
-} from './constants.js'
+} from '../constants.js'
 
 /** A live peer as this node sees it. */
 export interface PeerEntry {

@@ -4,7 +4,7 @@ import type { PrivateKey } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { fromString as uint8ArrayFromString } from 'uint8arrays/from-string'
 import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
-import { writePrivateFile } from './data-dir.js'
+import { writePrivateFile } from '../data-dir.js'
 import { isModelCid } from './model-dag.js'
 
 /**

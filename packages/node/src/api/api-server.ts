@@ -2,8 +2,8 @@ import { randomBytes, timingSafeEqual } from 'node:crypto'
 import { createServer } from 'node:http'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { API_HOST } from './constants.js'
-import { ListenError } from './errors.js'
+import { API_HOST } from '../constants.js'
+import { ListenError } from '../errors.js'
 
 /**
  * A route's handler returns the JSON body (or a `RawBody` for binary answers); throwing `HttpError`

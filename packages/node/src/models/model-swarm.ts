@@ -7,10 +7,10 @@ import { sha256 } from 'multiformats/hashes/sha2'
 import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
 import {
   BLOCK_TIMEOUT_MS, BLOCKS_IN_FLIGHT_PER_FETCH, BLOCKS_IN_FLIGHT_PER_PROVIDER, FETCH_DISCOVERY_INTERVAL_MS, FIND_PROVIDERS_TIMEOUT_MS, KEPT_FINISHED_FETCHES, MIN_BLOCK_TIMEOUT_MS, NO_PROVIDER_TIMEOUT_MS, REFUSAL_RETRY_MS, TIMEOUTS_BEFORE_DROP
-} from './constants.js'
+} from '../constants.js'
 import { decodeBlock, ModelDagError, parseModelCid } from './model-dag.js'
 import type { ModelEntry, ModelStore } from './model-store.js'
-import type { NodeMetrics } from './metrics.js'
+import type { NodeMetrics } from '../metrics.js'
 import { Standing } from './standing.js'
 
 /** What a finished fetch reports (`shoal model get --json`). */

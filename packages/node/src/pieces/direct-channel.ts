@@ -12,8 +12,8 @@ import { Uint8ArrayList } from 'uint8arraylist'
 import {
   DIRECT_CONNECT_TIMEOUT_MS, DIRECT_MAX_CONNECTIONS, DIRECT_READ_BUFFER_BYTES, DIRECT_SERVER_IDLE_MS, DIRECT_TICKET_TTL_MS,
   DIRECT_TICKETS_PER_PEER, DIRECT_TICKETS_TOTAL, HEADER_TIMEOUT_MS
-} from './constants.js'
-import { ListenError } from './errors.js'
+} from '../constants.js'
+import { ListenError } from '../errors.js'
 import { frames, readMessage, writeMessage } from './frames.js'
 import type { Channel, Frames } from './frames.js'
 

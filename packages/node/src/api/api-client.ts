@@ -1,12 +1,10 @@
 import { readFile } from 'node:fs/promises'
-import { dataDirFiles } from './data-dir-layout.js'
-import { ApiError, NoRunningNodeError } from './errors.js'
-import type { ApiInfo, NodeStatus, PeerView } from './shoal-node.js'
+import { dataDirFiles } from '../data-dir-layout.js'
+import { ApiError, NoRunningNodeError } from '../errors.js'
+import type { ApiInfo, NodeStatus, PeerView } from '../shoal-node.js'
 import type { JobView } from './api-routes.js'
-import type { JobOptions } from './job.js'
-import type { ModelEntry } from './model-store.js'
-import type { FetchProgress } from './model-swarm.js'
-import type { Manifest, Resolved } from './names.js'
+import type { JobOptions } from '../jobs/index.js'
+import type { ModelEntry, FetchProgress, Manifest, Resolved } from '../models/index.js'
 
 /**
  * Talks to the node running on a data dir, through the API address and token the node wrote there.
