@@ -45,7 +45,7 @@ function sourceFiles (dir) {
   return files
 }
 
-/** The workspace's packages: the folders pnpm-workspace.yaml names, and the root. */
+/** The workspace's packages: the folders pnpm-workspace.yaml names (the root's devDependencies are the tests' tools). */
 function workspacePackages () {
   const yaml = readFileSync(join(ROOT, 'pnpm-workspace.yaml'), 'utf8')
   const globs = [...yaml.split(/^catalog:/m)[0].matchAll(/^\s+-\s+(\S+)/gm)].map(m => m[1])
@@ -86,7 +86,7 @@ export function checkDependencies () {
     const scripts = Object.values(manifest.scripts ?? {}).join(' ')
     const usedByScript = (name) => new RegExp(`(^|[\\s/])${name.replace(/^@[^/]+\//, '')}(\\s|$)`).test(scripts)
     const unused = [...declared].filter(name => !used.has(name) && !name.startsWith('@types/') && !usedByScript(name))
-    const undeclared = [...used].filter(([name, file]) => !declared.has(name) && dir !== ROOT && !(forTests.has(name) && /(^|\/)test\//.test(file)))
+    const undeclared = [...used].filter(([name, file]) => !declared.has(name) && !(forTests.has(name) && /(^|\/)test\//.test(file)))
     for (const name of unused) problems.push(`${relative(ROOT, dir) || '.'}: declares ${name} and never imports it`)
     for (const [name, file] of undeclared) problems.push(`${relative(ROOT, dir) || '.'}: ${file} imports ${name}, which its package.json does not declare`)
   }

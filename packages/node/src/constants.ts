@@ -149,12 +149,17 @@ export const KEPT_FINISHED_FETCHES = 64
 export const FETCH_ANSWER_MARGIN_MS = 1000
 
 /**
- * A peer refused a worker's slot counts as waiting for one this long after its last refusal: a
- * submitter refused OVERLOADED tries that worker again after 1 s, then 2, 4, ... s, so a peer that
- * still wants a slot asks again well within it. While one waits, a peer holding its share of the
- * slots gets no new one.
+ * A peer refused a worker's slot counts as waiting for one this long after its last refusal: longer
+ * than a submitter's longest backoff (30 s: it tries a busy worker again after 1 s, then 2, 4, ... s),
+ * so a peer that still wants a slot asks again within it.
  */
-export const SLOT_WAIT_MS = 10_000
+export const SLOT_WAIT_MS = 40_000
+
+/**
+ * A slot freed while peers wait is kept for them at most this long: a submitter backing off comes
+ * back within a few seconds at first; a peer that only pretends to wait must not keep slots idle.
+ */
+export const SLOT_KEEP_MS = 5_000
 
 /** An unused direct-channel ticket expires after this long. */
 export const DIRECT_TICKET_TTL_MS = 10_000

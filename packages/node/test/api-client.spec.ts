@@ -21,5 +21,7 @@ describe('reading the local API\'s answers', () => {
     expect(() => parseResponse(answer('HTTP/1.1 200 OK\r\ncontent-'))).toThrow(/ended before its headers/)
     expect(() => parseResponse(answer('SSH-2.0-OpenSSH\r\n\r\n'))).toThrow(/not an HTTP answer/)
     expect(() => parseResponse(answer('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n4\r\nab'))).toThrow(/chunked answer ended inside a chunk/)
+    // a negative size would read the same chunk forever
+    expect(() => parseResponse(answer('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n-6\r\nabc\r\n'))).toThrow(/chunked answer ended inside a chunk/)
   })
 })

@@ -101,6 +101,19 @@ describe('Job: a batch cut into pieces, run by peers, joined in order', () => {
     for (const f of result.progress.failures) expect(f.reason).toBe('BAD_ANSWER: output "y" has shape [2, 5] where [2, 4] was expected')
   })
 
+  it('an output of unknown rank is known from one row run here too', async () => {
+    const model = identity()
+    model.outputs[0].dims = []
+    const { job: j, localRuns } = job({
+      widening: async r => ({ outputs: { y: { dtype: 'float32', dims: [r.inputs.x.dims[0], 5], data: new Uint8Array(r.inputs.x.dims[0] * 5 * 4) } }, computeMs: 1, provider: 'cpu' }),
+      good: async r => await honest(r.inputs)
+    }, { x: batch(4) }, { rowsPerPiece: 2, maxAttempts: 10 }, { model })
+    const result = await j.run()
+    expect(localRuns[0]).toBe(1)
+    expect(same(result.outputs.y, batch(4))).toBe(true)
+    for (const f of result.progress.failures) expect(f.reason).toBe('BAD_ANSWER: output "y" has shape [2, 5] where [2, 4] was expected')
+  })
+
   it('fails with the piece, its rows and every attempt once a piece has failed as often as allowed', async () => {
     const { job: j } = job({ broken: async () => { throw new PieceError(Code.INTERNAL, 'out of order') } }, { x: batch(2) }, { rowsPerPiece: 2, maxAttempts: 2 }, { localSlots: 0 })
     await expect(j.run()).rejects.toThrow(/piece 0 \(rows 0-1\).*broken: INTERNAL: out of order.*broken: INTERNAL: out of order/)

@@ -16,12 +16,12 @@ export function scanModel (bytes: Uint8Array): Counts {
 }
 
 /** The messages the scan descends into, by field number; the rest of each message is skipped. */
-type Kind = 'model' | 'graph' | 'node' | 'attribute' | 'function' | 'training' | 'tensor' | 'sparse' | 'value' | 'type' | 'tensorType' | 'shape' | 'elemType' | 'mapType'
+type Kind = 'model' | 'graph' | 'node' | 'attribute' | 'function' | 'training' | 'tensor' | 'sparse' | 'value' | 'type' | 'tensorType' | 'shape' | 'elemType' | 'mapType' | 'annotation'
 const CHILDREN: Record<Kind, Record<number, Kind>> = {
   // ModelProto: graph, training_info, functions
   model: { 7: 'graph', 20: 'training', 25: 'function' },
-  // GraphProto: node, initializer, input, output, value_info, sparse_initializer
-  graph: { 1: 'node', 5: 'tensor', 11: 'value', 12: 'value', 13: 'value', 15: 'sparse' },
+  // GraphProto: node, initializer, input, output, value_info, quantization_annotation, sparse_initializer
+  graph: { 1: 'node', 5: 'tensor', 11: 'value', 12: 'value', 13: 'value', 14: 'annotation', 15: 'sparse' },
   // NodeProto: attribute
   node: { 5: 'attribute' },
   // AttributeProto: t, g, tensors, graphs, tp, type_protos, sparse_tensor, sparse_tensors
@@ -44,7 +44,9 @@ const CHILDREN: Record<Kind, Record<number, Kind>> = {
   // TypeProto.Sequence and .Optional: elem_type
   elemType: { 1: 'type' },
   // TypeProto.Map: value_type
-  mapType: { 2: 'type' }
+  mapType: { 2: 'type' },
+  // TensorAnnotation: each quant_parameter_tensor_names entry is one field
+  annotation: {}
 }
 
 interface Counts { nodes: number, attributes: number, tensors: number, fields: number }

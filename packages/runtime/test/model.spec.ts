@@ -153,6 +153,15 @@ describe('model guard', () => {
     for (let i = 0; i < 300; i++) type = { sequenceType: { elemType: type } }
     const deep = modelWith(m => { m.graph!.valueInfo!.push(onnx.ValueInfoProto.create({ name: 'deep', type })) })
     expect(await reasonOf(deep)).toMatch(/^too-complex: the model has messages nested more than 200 deep/)
+    // one quantization annotation of 4.1 million empty parameter names
+    const names = new Uint8Array(4_100_000 * 2)
+    for (let i = 0; i < names.length; i += 2) names[i] = 0x12 // TensorAnnotation field 2, length 0
+    const annotated = modelWith(() => {})
+    const varint = (n: number): number[] => { const out: number[] = []; for (; n >= 128; n = Math.floor(n / 128)) out.push((n & 0x7f) | 0x80); out.push(n); return out }
+    const annotation = Uint8Array.from([0x72, ...varint(names.length), ...names]) // GraphProto field 14
+    const graphBytes = Uint8Array.from([...onnx.GraphProto.encode(onnx.ModelProto.decode(annotated).graph!).finish(), ...annotation])
+    const head = onnx.ModelProto.encode({ ...onnx.ModelProto.decode(annotated), graph: null }).finish()
+    expect(await reasonOf(Uint8Array.from([...head, 0x3a, ...varint(graphBytes.length), ...graphBytes]))).toMatch(/^too-complex: the model has more than 4000000 fields/)
   })
 
   it('still takes real models whole: PP-OCRv4 detection and recognition', async () => {

@@ -388,7 +388,7 @@ describe('bad input gets a clear error, and workers go on serving', () => {
     expect(ok.outputs['sigmoid_0.tmp_0'].dims).toEqual([1, 1, 64, 64])
   })
 
-  it('one peer holding every slot gets no new one while another waits: the next free slot goes to the peer turned away', async () => {
+  it('one peer holding every slot does not get the next free one while another waits: it goes to the peer turned away', async () => {
     const honest = await startNode()
     const attacker = await startNode([honest.addrs[0]])
     const worker = await startNode([honest.addrs[0]], { maxConcurrency: 2 }, { inputIdleMs: 8000 })
@@ -416,7 +416,7 @@ describe('bad input gets a clear error, and workers go on serving', () => {
     const greedy = await sendPiece(attacker, worker, model.cid, 1)
     expect(greedy).toBeInstanceOf(PieceError)
     expect(greedy.code).toBe(InferResponse.Code.OVERLOADED)
-    expect(greedy.message).toMatch(/you hold 1, your share, until one of them has had its turn/)
+    expect(greedy.message).toMatch(/the free slot is kept for a peer turned away before you; try again shortly/)
     // the peer turned away gets it
     const served = await sendPiece(honest, worker, model.cid, 1)
     expect(served.outputs['sigmoid_0.tmp_0'].dims).toEqual([1, 1, 64, 64])

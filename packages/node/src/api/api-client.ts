@@ -151,7 +151,14 @@ async function send (url: string, method: string, headers: Record<string, string
     socket.on('connect', () => { socket.write(head); socket.write(payload) })
     socket.on('data', (chunk: Buffer) => chunks.push(chunk))
     socket.on('end', () => { clearTimeout(timer); resolve(Buffer.concat(chunks)) })
-    socket.on('error', err => { clearTimeout(timer); reject(err) })
+    socket.on('error', err => {
+      clearTimeout(timer)
+      // the node may answer (413, 401) before it has read a large body, and close: the rest of our
+      // writes then meet a reset, but its answer has arrived
+      const got = Buffer.concat(chunks)
+      if (got.includes('\r\n\r\n')) resolve(got)
+      else reject(err)
+    })
   })
 }
 
@@ -169,7 +176,7 @@ export function parseResponse (raw: Buffer): { status: number, type: string | un
     for (;;) {
       const lineEnd = rest.indexOf('\r\n')
       const size = lineEnd < 0 ? NaN : parseInt(rest.subarray(0, lineEnd).toString('latin1'), 16)
-      if (!Number.isInteger(size)) throw Object.assign(new Error('a chunked answer ended inside a chunk'), { code: 'EPROTO' })
+      if (!Number.isInteger(size) || size < 0) throw Object.assign(new Error('a chunked answer ended inside a chunk'), { code: 'EPROTO' })
       if (size === 0) break
       parts.push(rest.subarray(lineEnd + 2, lineEnd + 2 + size))
       rest = rest.subarray(lineEnd + 2 + size + 2)

@@ -246,9 +246,10 @@ export class Job {
     })
   }
 
-  /** Some output has a dimension after the batch axis that the model does not fix. */
+  /** Some output has a dimension after the batch axis that the model does not fix, or no known shape. */
   private hasOpenOutputDims (): boolean {
-    return this.deps.model.outputs.some(o => o.dims.slice(1).some(d => typeof d !== 'number' || d <= 0))
+    // an output of unknown rank (no shape in the model) leaves every dimension open
+    return this.deps.model.outputs.some(o => o.dims.length === 0 || o.dims.slice(1).some(d => typeof d !== 'number' || d <= 0))
   }
 
   /**

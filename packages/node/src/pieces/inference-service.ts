@@ -8,7 +8,7 @@ import type { TensorHeader } from '@shoal/protocol'
 import { mismatchWithModel, SandboxError } from '@shoal/runtime'
 import { raceSignal } from 'race-signal'
 import type { PieceRuntime, Tensor } from '@shoal/runtime'
-import { DEFAULT_MAX_PIECE_MS, FETCH_ANSWER_MARGIN_MS, HEADER_TIMEOUT_MS, INPUT_IDLE_MS, MAX_INBOUND_INFER_STREAMS, MIN_INPUT_BYTES_PER_S, SLOT_WAIT_MS } from '../constants.js'
+import { DEFAULT_MAX_PIECE_MS, FETCH_ANSWER_MARGIN_MS, HEADER_TIMEOUT_MS, INPUT_IDLE_MS, MAX_INBOUND_INFER_STREAMS, MIN_INPUT_BYTES_PER_S, SLOT_KEEP_MS, SLOT_WAIT_MS } from '../constants.js'
 import { drainData, readDataParts, readMessage, streamChannel, writeData, writeMessage } from './frames.js'
 import type { Channel } from './frames.js'
 import type { NodeMetrics } from '../metrics.js'
@@ -86,8 +86,8 @@ export class PieceError extends Error {
 
 /**
  * The worker side of batch jobs: serves /shoal/infer/1.0.0 (run one piece). Runs at most
- * `maxConcurrency` pieces at once and answers OVERLOADED past that, and past a peer's fair share of
- * them while other peers wait (slot-shares.ts); a model it lacks is fetched through the model swarm,
+ * `maxConcurrency` pieces at once and answers OVERLOADED past that, or when the free slots are kept
+ * for peers turned away before (slot-shares.ts); a model it lacks is fetched through the model swarm,
  * with the peer that sent the piece among the providers.
  */
 export class InferenceService implements Startable {
@@ -101,7 +101,7 @@ export class InferenceService implements Startable {
   constructor (components: InferenceServiceComponents, init: InferenceServiceInit) {
     this.components = components
     this.init = init
-    this.slots = new SlotShares(init.maxConcurrency, init.slotWaitMs ?? SLOT_WAIT_MS)
+    this.slots = new SlotShares(init.maxConcurrency, init.slotWaitMs ?? SLOT_WAIT_MS, SLOT_KEEP_MS)
     this.now = init.now ?? Date.now
     this.log = components.logger.forComponent('shoal:inference')
   }
@@ -216,7 +216,7 @@ export class InferenceService implements Startable {
     } finally {
       release()
       computing()
-      this.slots.release(remotePeer.toString())
+      this.slots.release(remotePeer.toString(), this.now())
       this.init.onLoadChange?.()
     }
   }
@@ -266,7 +266,7 @@ export class InferenceService implements Startable {
     // the node's own process and the sandbox's children, where the models run
     const inUse = (this.init.memoryInUse ?? (() => process.memoryUsage.rss() + (this.init.sessions.memoryBytes?.() ?? 0)))()
     if (inUse + inputBytes > limit) {
-      this.slots.release(peer)
+      this.slots.release(peer, this.now())
       return { code: Code.OVERLOADED, message: `using ${inUse} bytes of memory; with this piece's ${inputBytes} bytes of inputs that is over its limit of ${limit} bytes (--max-memory)` }
     }
     return undefined

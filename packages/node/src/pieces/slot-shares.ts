@@ -1,12 +1,12 @@
 /**
- * Who may take one of a worker's slots: every slot while a single peer wants them, a fair share each
- * once others are waiting. A peer is waiting from the moment it is refused a slot until it gets one,
- * or until `waitMs` after its last refusal (a submitter backs off and comes back; one that stopped
- * asking stops counting). A piece already running is never interrupted: a peer holding more than its
- * share keeps what it holds, but gets no new slot while another peer waits, so the next free slot
- * goes to the waiting peer's next try. A lone submitter still fills every slot (its pipelining is
- * untouched); two submitters on two slots get one each; one peer sending piece after piece can no
- * longer keep everyone else out.
+ * Who may take one of a worker's free slots. A peer refused a slot waits for one: the next slots to
+ * free are kept for the waiting peers, in turn, so that a peer sending piece after piece cannot keep
+ * everyone else out (a lone submitter still fills every slot; two submitters on two slots alternate).
+ * A peer waits from its refusal until it gets a slot, or until `waitMs` after its last refusal (a
+ * submitter backs off and comes back; one that stopped asking stops counting). A slot kept for
+ * waiting peers is kept at most `keepMs`: if none of them comes for it by then, the waiting peers are
+ * forgotten and the slot goes to whoever asks (a peer that only pretends to wait costs a worker
+ * `keepMs` of one slot, not its slots). Pieces already running are never interrupted.
  * Per peer id: identities are free to mint, so this shares a worker among the peers it sees; weighing
  * them by what they gave is contribution credit's job. Pure: the caller passes the clock.
  */
@@ -15,10 +15,13 @@ export class SlotShares {
   /** Peers refused a slot, by the time of their last refusal (oldest first). */
   private readonly waiting = new Map<string, number>()
   private total = 0
+  /** Since when a slot has been free while peers wait (null: none is). */
+  private keptSince: number | null = null
 
   constructor (
     private readonly slots: number,
     private readonly waitMs: number,
+    private readonly keepMs: number,
     private readonly maxWaiting = 4096
   ) {}
 
@@ -42,28 +45,27 @@ export class SlotShares {
       this.wait(peer, now)
       return `running ${this.total} pieces, the most this node takes at once`
     }
-    const mine = this.holding(peer)
-    const othersWaiting = this.waiting.size - (this.waiting.has(peer) ? 1 : 0)
-    if (othersWaiting > 0 && mine > 0) {
-      const wanting = new Set([...this.held.keys(), ...this.waiting.keys(), peer]).size
-      const share = Math.ceil(this.slots / wanting)
-      if (mine >= share) {
-        this.wait(peer, now)
-        return `${wanting} peers want this node's ${this.slots} slots and ${othersWaiting} of them ${othersWaiting === 1 ? 'waits' : 'wait'}: you hold ${mine}, your share, until one of them has had its turn`
-      }
+    const others = this.waiting.size - (this.waiting.has(peer) ? 1 : 0)
+    const free = this.slots - this.total
+    // a peer that waited takes its slot; any other only a slot beyond those kept for the waiting
+    if (!this.waiting.has(peer) && others >= free) {
+      this.wait(peer, now)
+      return `the free slot${free === 1 ? ' is' : 's are'} kept for ${others === 1 ? 'a peer' : `${others} peers`} turned away before you; try again shortly`
     }
     this.waiting.delete(peer)
-    this.held.set(peer, mine + 1)
+    this.held.set(peer, this.holding(peer) + 1)
     this.total++
+    if (this.waiting.size === 0 || this.total >= this.slots) this.keptSince = null
     return undefined
   }
 
-  release (peer: string): void {
+  release (peer: string, now: number): void {
     const mine = this.holding(peer)
     if (mine <= 0) return
     if (mine === 1) this.held.delete(peer)
     else this.held.set(peer, mine - 1)
     this.total--
+    if (this.waiting.size > 0) this.keptSince ??= now
   }
 
   private wait (peer: string, now: number): void {
@@ -74,9 +76,16 @@ export class SlotShares {
   }
 
   private expire (now: number): void {
+    if (this.keptSince != null && now - this.keptSince >= this.keepMs) {
+      // nobody came for the kept slots: they are anyone's again
+      this.waiting.clear()
+      this.keptSince = null
+      return
+    }
     for (const [peer, since] of this.waiting) {
       if (now - since < this.waitMs) break
       this.waiting.delete(peer)
     }
+    if (this.waiting.size === 0) this.keptSince = null
   }
 }
