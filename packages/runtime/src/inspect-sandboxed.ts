@@ -26,20 +26,10 @@ export interface InspectInChildOptions {
  * and ended after it: decoding a model a stranger sent is the first thing that runs on it, and a
  * decode that takes the heap, crashes or never ends takes only that process. The size limit and the
  * wire-level count of nodes and tensors run here first, on the node's side, so that nothing over the
- * limits is even copied to the child. Inspections run one at a time. Such a failure is a ModelRejectedError 'too-complex'; the
+ * limits is even copied to the child. Such a failure is a ModelRejectedError 'too-complex'; the
  * model's own faults keep their reasons. Costs a process start (tens of ms) and a copy of the bytes.
  */
 export async function inspectModelInChild (bytes: Uint8Array, options: InspectInChildOptions = {}): Promise<ModelInfo> {
-  // one at a time: each child may take the whole memory limit, and fetches finish together
-  const turn = queue.then(async () => await inspectNow(bytes, options))
-  queue = turn.catch(() => {})
-  return await turn
-}
-
-/** Inspections run one after another (see inspectModelInChild). */
-let queue: Promise<unknown> = Promise.resolve()
-
-async function inspectNow (bytes: Uint8Array, options: InspectInChildOptions): Promise<ModelInfo> {
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_MODEL_BYTES
   const timeoutMs = options.timeoutMs ?? INSPECT_TIMEOUT_MS
   // one pass over the bytes, no allocation: a model past the limits costs no process
