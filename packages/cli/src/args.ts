@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util'
 import type { ParseArgsConfig } from 'node:util'
 import { UsageError } from './errors.js'
+import type { Io } from './io.js'
 
 export interface FlagSpec {
   name: string
@@ -12,6 +13,12 @@ export interface FlagSpec {
   /** Shown in help as --name / --no-name. */
   negatable?: boolean
   env?: string
+}
+
+/** A command: its spec (name, flags, help) and what runs it. */
+export interface Command {
+  spec: CommandSpec
+  run: (argv: string[], io: Io) => Promise<number>
 }
 
 export interface CommandSpec {

@@ -122,8 +122,6 @@ export class ShoalNode {
   private readonly directIdle = new Map<string, Array<{ conn: SocketFrames, timer: NodeJS.Timeout }>>()
   /** Prometheus metrics (`GET /metrics`; docs/operators.md). */
   readonly metrics: NodeMetrics
-  /** The model inspection under way (they run one after another). */
-  private inspecting: Promise<unknown> = Promise.resolve()
 
   constructor (init: ShoalNodeInit) {
     this.init = init
@@ -136,13 +134,8 @@ export class ShoalNode {
       onRemoved: cid => { void this.swarmService?.unannounce(cid) },
       // a model is decoded in a child process of its own, as it runs in one: a stranger's protobuf
       // that takes the heap or never ends takes only that process (docs/operators.md, "Security")
-      // one at a time: each child may take the whole memory limit, and fetches can finish together
       inspect: sandboxed()
-        ? async (bytes, options) => {
-          const turn = this.inspecting.then(async () => await inspectModelInChild(bytes, { ...options, memoryLimitBytes: init.config.maxMemoryBytes }))
-          this.inspecting = turn.catch(() => {})
-          return await turn
-        }
+        ? async (bytes, options) => await inspectModelInChild(bytes, { ...options, memoryLimitBytes: init.config.maxMemoryBytes })
         : inspectModel
     })
     this.metrics = new NodeMetrics({ version: SHOAL_VERSION, peerId: () => this.libp2pNode?.peerId.toString() ?? '' }, {

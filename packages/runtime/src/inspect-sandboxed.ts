@@ -27,7 +27,8 @@ export interface InspectInChildOptions {
  * decode that takes the heap, crashes or never ends takes only that process. The size limit and the
  * wire-level count of nodes and tensors run here first, on the node's side, so that nothing over the
  * limits is even copied to the child. Such a failure is a ModelRejectedError 'too-complex'; the
- * model's own faults keep their reasons. Costs a process start (tens of ms) and a copy of the bytes.
+ * model's own faults keep their reasons. Costs a process start (100-140 ms here: docs/benchmarks.md)
+ * and a copy of the bytes.
  */
 export async function inspectModelInChild (bytes: Uint8Array, options: InspectInChildOptions = {}): Promise<ModelInfo> {
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_MODEL_BYTES
@@ -38,9 +39,7 @@ export async function inspectModelInChild (bytes: Uint8Array, options: InspectIn
   const script = fileURLToPath(new URL('./inspect-process.js', import.meta.url))
   const limit = options.memoryLimitBytes ?? 0
   const heap = limit > 0 ? [`--max-old-space-size=${Math.ceil(Math.max(MIN_INSPECT_HEAP_BYTES, limit) / 2 ** 20)}`] : []
-  const { child, cwd } = spawnSandboxChild(script, { memoryLimitBytes: limit, cpuOnly: true, nodeOptions: heap })
-  let stderr = ''
-  child.stderr?.on('data', (chunk: Buffer) => { stderr = (stderr + chunk.toString('utf8')).slice(-2048) })
+  const { child, cwd, lastWords } = spawnSandboxChild(script, { memoryLimitBytes: limit, cpuOnly: true, nodeOptions: heap })
   try {
     return await new Promise<ModelInfo>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -57,7 +56,7 @@ export async function inspectModelInChild (bytes: Uint8Array, options: InspectIn
       // 'close', not 'exit': a process's last message may be delivered after its 'exit' event
       child.on('close', (code, signal) => {
         clearTimeout(timer)
-        const why = stderr.trim().split('\n').slice(-2).join(' ').slice(0, 300)
+        const why = lastWords()
         // (a no-op once the answer came)
         reject(new ModelRejectedError('too-complex', `inspecting the model ended its process (${signal ?? `exit code ${String(code)}`}${why === '' ? '' : `: ${why}`}); a model that cannot be decoded within the sandbox's limits is refused`))
       })

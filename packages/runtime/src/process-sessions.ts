@@ -25,14 +25,13 @@ export interface ProcessSessionsInit extends SessionCacheInit {
 
 /** How long close() waits for a child to finish its piece and end before it is killed. */
 const CLOSE_WAIT_MS = 10_000
-/** The end of a child's stderr kept to explain a crash. */
-const STDERR_TAIL_BYTES = 2048
 
 interface Slot extends HostSlot {
   child: ChildProcess
   cwd: string
   calls: Map<number, HostCall & { cid: string }>
-  stderr: string
+  /** The end of its stderr, in one line (sandbox-child.ts). */
+  lastWords: () => string
   /** The child has said something (asked for a model, answered a run): it started. */
   answered: boolean
 }
@@ -178,13 +177,12 @@ export class ProcessSessions implements PieceRuntime {
   private spawn (): Slot {
     const { processes, memoryLimitBytes, refuseForMs, now, ...cacheInit } = this.init
     const script = fileURLToPath(new URL('./session-process.js', import.meta.url))
-    const { child, cwd } = spawnSandboxChild(script, {
+    const { child, cwd, lastWords } = spawnSandboxChild(script, {
       env: { SHOAL_SESSION_INIT: JSON.stringify(cacheInit) },
       memoryLimitBytes,
       cpuOnly: cacheInit.providers.every(p => p === 'cpu')
     })
-    const slot: Slot = { child, cwd, busy: false, calls: new Map(), stderr: '', answered: false }
-    child.stderr?.on('data', (chunk: Buffer) => { slot.stderr = (slot.stderr + chunk.toString('utf8')).slice(-STDERR_TAIL_BYTES) })
+    const slot: Slot = { child, cwd, busy: false, calls: new Map(), lastWords, answered: false }
     child.on('message', (m: FromHost) => {
       slot.answered = true
       onHostMessage(slot, m, message => { if (child.connected) child.send(message satisfies ToHost) })
@@ -192,7 +190,7 @@ export class ProcessSessions implements PieceRuntime {
     child.on('error', (err) => { this.kill(slot, err) })
     child.on('exit', (code, signal) => {
       if (!this.pool.slots.includes(slot)) return
-      const why = slot.stderr.trim().split('\n').slice(-3).join(' ').slice(0, 500)
+      const why = slot.lastWords()
       const how = `${signal ?? `exit code ${String(code)}`}${why === '' ? '' : `: ${why}`}`
       // a child that never said a word could not start (no shell, no memory): not the model's fault
       if (!slot.answered) {

@@ -5,6 +5,9 @@ import os from 'node:os'
 import { join } from 'node:path'
 import { MIN_SANDBOX_ADDRESS_SPACE_BYTES, SANDBOX_ADDRESS_SPACE_MARGIN_BYTES } from './constants.js'
 
+/** The end of a child's stderr kept to explain a crash. */
+const STDERR_TAIL_BYTES = 2048
+
 /** Environment variables a sandbox child keeps: the search path, and what ONNX Runtime's GPU providers read. */
 const SANDBOX_ENV = /^(PATH|LD_LIBRARY_PATH|TMPDIR|VK_[A-Z_]+|MESA_[A-Z_]+|__GL[A-Z_]*|CUDA_[A-Z_]+|NVIDIA_[A-Z_]+|ORT_[A-Z_]+)$/
 
@@ -22,10 +25,10 @@ export interface SandboxChildInit {
 /**
  * Starts `script` (a file of this package) as a sandboxed child of the node: in an empty working
  * directory of its own (which the caller removes), with no environment but the search path and what
- * GPU drivers read, under an address-space limit on Linux, stderr piped and an IPC channel with
- * structured-clone serialization.
+ * GPU drivers read, under an address-space limit on Linux, and an IPC channel with structured-clone
+ * serialization. `lastWords()` is the end of what it wrote to stderr, in one line: why it crashed.
  */
-export function spawnSandboxChild (script: string, init: SandboxChildInit = {}): { child: ChildProcess, cwd: string } {
+export function spawnSandboxChild (script: string, init: SandboxChildInit = {}): { child: ChildProcess, cwd: string, lastWords: () => string } {
   const cwd = mkdtempSync(join(os.tmpdir(), 'shoal-sandbox-'))
   const env: Record<string, string> = { ...init.env }
   // what finding a GPU needs (the Vulkan loader and its drivers, CUDA's libraries), nothing else
@@ -39,5 +42,7 @@ export function spawnSandboxChild (script: string, init: SandboxChildInit = {}):
   const child = process.platform === 'linux' && limit > 0 && init.cpuOnly === true
     ? spawn('/bin/sh', ['-c', `ulimit -v ${addressSpaceKb} && exec "$0" "$@"`, process.execPath, ...args], options)
     : spawn(process.execPath, args, options)
-  return { child, cwd }
+  let stderr = ''
+  child.stderr?.on('data', (chunk: Buffer) => { stderr = (stderr + chunk.toString('utf8')).slice(-STDERR_TAIL_BYTES) })
+  return { child, cwd, lastWords: () => stderr.trim().split('\n').slice(-3).join(' ').slice(0, 500) }
 }

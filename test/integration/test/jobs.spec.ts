@@ -40,9 +40,10 @@ describe('a batch split across a mesh equals a single ONNX Runtime run, bit for 
     nodes = await startJobMesh(3)
     const [submitter] = nodes
     const bytes = buildCalibrationModel({ batch: 1, width: 64, layers: 3 })
-    // every worker holds the model already: ten tiny pieces would otherwise all go to whichever worker
-    // finished fetching it first (fetching is swarm.spec's and the next test's story)
+    // every worker holds the model already, and the submitter has seen each one's ad say so: ten tiny
+    // pieces otherwise all go to the first worker known to hold it (the others look a fetch slower)
     const [model] = await Promise.all(nodes.map(async n => await n.addModel(withDynamicBatch(bytes))))
+    await waitFor(() => submitter.peers().every(p => p.models.includes(model.cid)), 'every worker\'s ad to list the model')
     const values = Float32Array.from({ length: 40 * 64 }, (_, i) => Math.sin(i))
     const x = { dtype: 'float32' as const, dims: [40, 64], data: new Uint8Array(values.buffer) }
     const result = await submitter.submitJob(model.cid, { input: x }, { rowsPerPiece: 4 }).run()

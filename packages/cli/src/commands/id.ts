@@ -1,6 +1,6 @@
 import { ApiClient, NoRunningNodeError } from '@shoal/node/client'
 import { DATA_DIR_FLAG, JSON_FLAG, parse } from '../args.js'
-import type { CommandSpec } from '../args.js'
+import type { Command, CommandSpec } from '../args.js'
 import type { Io } from '../io.js'
 import { dataDirOf } from './peers.js'
 import { SUMMARIES } from './summaries.js'
@@ -32,4 +32,9 @@ export async function id (argv: string[], io: Io): Promise<number> {
   }
   io.stdout(values.json === true ? JSON.stringify(result, null, 2) + '\n' : [result.peerId, ...result.addrs].join('\n') + '\n')
   return 0
+}
+
+/** This file's commands, by name (main.ts loads the file when one of them runs). */
+export const commands: Record<string, Command> = {
+  'id': { spec: idSpec, run: id }
 }

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { ApiClient } from '@shoal/node/client'
 import type { FetchProgress, FetchSummary, ModelEntry } from '@shoal/node/client'
 import { DATA_DIR_FLAG, JSON_FLAG, parse } from '../args.js'
-import type { CommandSpec, FlagSpec } from '../args.js'
+import type { Command, CommandSpec, FlagSpec } from '../args.js'
 import { UsageError } from '../errors.js'
 import { formatBytes, formatDuration, formatTable } from '../format.js'
 import type { Io } from '../io.js'
@@ -188,4 +188,14 @@ export async function fetchWithProgress (client: ApiClient, model: string, trust
   if (live) io.progress('')
   if (progress.state === 'failed' || progress.summary == null) throw new Error(`fetching ${progress.cid} failed: ${progress.error ?? 'unknown error'}`)
   return progress.summary
+}
+
+/** This file's commands, by name (main.ts loads the file when one of them runs). */
+export const commands: Record<string, Command> = {
+  'model add': { spec: modelAddSpec, run: modelAdd },
+  'model ls': { spec: modelLsSpec, run: modelLs },
+  'model get': { spec: modelGetSpec, run: modelGet },
+  'model rm': { spec: modelRmSpec, run: modelRm },
+  'model pin': { spec: modelPinSpec, run: modelPin },
+  'model unpin': { spec: modelUnpinSpec, run: modelUnpin }
 }

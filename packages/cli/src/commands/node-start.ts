@@ -1,7 +1,7 @@
 import { envName, NODE_OPTIONS, resolveConfig, ShoalNode } from '@shoal/node'
 import type { OptionSpec, PeerEvent } from '@shoal/node'
 import { DATA_DIR_FLAG, parse } from '../args.js'
-import type { CommandSpec, FlagSpec } from '../args.js'
+import type { Command, CommandSpec, FlagSpec } from '../args.js'
 import { formatBytes } from '../format.js'
 import type { Io } from '../io.js'
 import { SUMMARIES } from './summaries.js'
@@ -85,4 +85,9 @@ export async function nodeStart (argv: string[], io: Io): Promise<number> {
     io.onSignal('SIGINT', () => shutdown('SIGINT'))
     io.onSignal('SIGTERM', () => shutdown('SIGTERM'))
   })
+}
+
+/** This file's commands, by name (main.ts loads the file when one of them runs). */
+export const commands: Record<string, Command> = {
+  'node start': { spec: nodeStartSpec, run: nodeStart }
 }

@@ -1,7 +1,7 @@
 import { ApiClient } from '@shoal/node/client'
 import type { Contribution } from '@shoal/node/client'
 import { DATA_DIR_FLAG, JSON_FLAG, parse } from '../args.js'
-import type { CommandSpec } from '../args.js'
+import type { Command, CommandSpec } from '../args.js'
 import { formatBytes, formatDuration } from '../format.js'
 import type { Io } from '../io.js'
 import { dataDirOf } from './peers.js'
@@ -46,4 +46,9 @@ export async function nodeStatus (argv: string[], io: Io): Promise<number> {
     `contributed  ${contribution(status.contributed)}`
   ].join('\n') + '\n')
   return 0
+}
+
+/** This file's commands, by name (main.ts loads the file when one of them runs). */
+export const commands: Record<string, Command> = {
+  'node status': { spec: nodeStatusSpec, run: nodeStatus }
 }

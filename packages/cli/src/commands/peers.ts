@@ -1,7 +1,7 @@
 import { ApiClient, DEFAULT_DATA_DIR, INCOMPATIBLE_VERSIONS } from '@shoal/node/client'
 import type { PeerView } from '@shoal/node/client'
 import { DATA_DIR_FLAG, JSON_FLAG, parse } from '../args.js'
-import type { CommandSpec } from '../args.js'
+import type { Command, CommandSpec } from '../args.js'
 import { formatBytes, formatDuration, formatTable } from '../format.js'
 import type { Io } from '../io.js'
 import { SUMMARIES } from './summaries.js'
@@ -46,4 +46,9 @@ export async function peers (argv: string[], io: Io): Promise<number> {
   const list = await client.peers()
   io.stdout(values.json === true ? JSON.stringify(list, null, 2) + '\n' : peersTable(list))
   return 0
+}
+
+/** This file's commands, by name (main.ts loads the file when one of them runs). */
+export const commands: Record<string, Command> = {
+  'peers': { spec: peersSpec, run: peers }
 }

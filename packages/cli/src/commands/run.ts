@@ -5,7 +5,7 @@ import { isModelCid } from '@shoal/node/model-cid'
 import type { JobView } from '@shoal/node/client'
 import { looksLikeNameRef } from '@shoal/node/names'
 import { DATA_DIR_FLAG, JSON_FLAG, parse } from '../args.js'
-import type { CommandSpec } from '../args.js'
+import type { Command, CommandSpec } from '../args.js'
 import { UsageError } from '../errors.js'
 import { formatDuration } from '../format.js'
 import type { Io } from '../io.js'
@@ -179,4 +179,9 @@ export async function run (argv: string[], io: Io): Promise<number> {
   ]
   io.stdout(lines.join('\n') + '\n')
   return 0
+}
+
+/** This file's commands, by name (main.ts loads the file when one of them runs). */
+export const commands: Record<string, Command> = {
+  'run': { spec: runSpec, run: run }
 }

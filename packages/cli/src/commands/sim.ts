@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { parseScenario, runSimulation, summary, writeOutputs } from '@shoal/sim'
 import { JSON_FLAG, parse } from '../args.js'
-import type { CommandSpec } from '../args.js'
+import type { Command, CommandSpec } from '../args.js'
 import { UsageError } from '../errors.js'
 import type { Io } from '../io.js'
 import { SUMMARIES } from './summaries.js'
@@ -74,4 +74,9 @@ export async function sim (argv: string[], io: Io): Promise<number> {
   }
   const ok = metrics.lostPieces === 0 && metrics.jobs.every(j => j.state === 'done' && j.correct !== false)
   return ok ? 0 : 1
+}
+
+/** This file's commands, by name (main.ts loads the file when one of them runs). */
+export const commands: Record<string, Command> = {
+  'sim': { spec: simSpec, run: sim }
 }

@@ -59,8 +59,8 @@ export interface ModelStoreInit {
 /**
  * The models a node holds: blocks in `<data dir>/models/blocks` (a filesystem blockstore, which the
  * swarm serves from and fetches into), and an index of complete models in `models/index.json`. A model
- * is in the index only once every block is here and its inspection (`inspectModel`) accepted the whole file. Blocks of a
- * fetch cut short stay, so that the next fetch resumes from them.
+ * is in the index only once every block is here and its inspection (`inspectModel`) accepted the
+ * whole file. Blocks of a fetch cut short stay, so that the next fetch resumes from them.
  */
 export class ModelStore {
   readonly blockstore: FsBlockstore
@@ -73,6 +73,8 @@ export class ModelStore {
   /** Bytes of blocks no indexed model uses (fetches cut short), as of the last sweep. */
   private strays = 0
   private sweeper?: ReturnType<typeof setInterval>
+  /** The inspection under way: models are inspected one after another. */
+  private inspecting: Promise<unknown> = Promise.resolve()
 
   constructor (init: ModelStoreInit) {
     this.init = init
@@ -186,7 +188,10 @@ export class ModelStore {
   private async index (cid: string, bytes: Uint8Array, blocks: string[]): Promise<IndexEntry> {
     let info: ModelInfo
     try {
-      info = await (this.init.inspect ?? inspectModel)(bytes, { maxBytes: this.init.maxModelBytes, cid })
+      // one at a time: an inspecting child may take the whole memory limit, and fetches finish together
+      const turn = this.inspecting.then(async () => await (this.init.inspect ?? inspectModel)(bytes, { maxBytes: this.init.maxModelBytes, cid }))
+      this.inspecting = turn.catch(() => {})
+      info = await turn
       await this.makeRoom(bytes.byteLength)
     } catch (err) {
       await this.deleteBlocks(blocks)

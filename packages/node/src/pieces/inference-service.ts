@@ -25,10 +25,6 @@ export interface InferenceServiceInit {
   maxPieceMs?: number
   /** How long an admitted piece's inputs may pause (default INPUT_IDLE_MS; tests shorten it). */
   inputIdleMs?: number
-  /** How long a peer refused a slot counts as waiting for one (default SLOT_WAIT_MS). */
-  slotWaitMs?: number
-  /** The clock of slot shares (tests inject their own). */
-  now?: () => number
   /**
    * The volunteer's memory limit (--max-memory; 0: none): no piece starts while the node's memory in
    * use plus the piece's inputs would exceed it, and a piece whose inputs alone exceed it is refused.
@@ -95,14 +91,12 @@ export class InferenceService implements Startable {
   private readonly init: InferenceServiceInit
   private readonly log: Logger
   private readonly slots: SlotShares
-  private readonly now: () => number
   private waitingPieces = 0
 
   constructor (components: InferenceServiceComponents, init: InferenceServiceInit) {
     this.components = components
     this.init = init
-    this.slots = new SlotShares(init.maxConcurrency, init.slotWaitMs ?? SLOT_WAIT_MS, SLOT_KEEP_MS)
-    this.now = init.now ?? Date.now
+    this.slots = new SlotShares(init.maxConcurrency, SLOT_WAIT_MS, SLOT_KEEP_MS)
     this.log = components.logger.forComponent('shoal:inference')
   }
 
@@ -216,7 +210,7 @@ export class InferenceService implements Startable {
     } finally {
       release()
       computing()
-      this.slots.release(remotePeer.toString(), this.now())
+      this.slots.release(remotePeer.toString(), Date.now())
       this.init.onLoadChange?.()
     }
   }
@@ -251,25 +245,24 @@ export class InferenceService implements Startable {
 
   /**
    * Takes a slot for a piece of `peer` with `inputBytes` of inputs, or says why it cannot start now:
-   * no free slot, or none for this peer while others wait for their share, or the memory limit
-   * (OVERLOADED: not the piece's fault, later or elsewhere it may run), or inputs bigger than the memory
-   * limit itself (BAD_INPUT, as for --max-request-size: this node never will).
+   * inputs bigger than the memory limit itself (BAD_INPUT, as for --max-request-size: this node never
+   * will), or the memory limit, no free slot, or free slots kept for peers turned away before
+   * (OVERLOADED: not the piece's fault, later or elsewhere it may run).
    */
   private admit (peer: string, inputBytes: number): { code: InferResponse.Code, message: string } | undefined {
     const limit = this.init.maxMemoryBytes
-    if (limit > 0 && inputBytes > limit) {
-      return { code: Code.BAD_INPUT, message: `the piece's ${inputBytes} bytes of inputs are over this node's memory limit of ${limit} bytes (--max-memory)` }
+    if (limit > 0) {
+      if (inputBytes > limit) {
+        return { code: Code.BAD_INPUT, message: `the piece's ${inputBytes} bytes of inputs are over this node's memory limit of ${limit} bytes (--max-memory)` }
+      }
+      // the node's own process and the sandbox's children, where the models run
+      const inUse = (this.init.memoryInUse ?? (() => process.memoryUsage.rss() + (this.init.sessions.memoryBytes?.() ?? 0)))()
+      if (inUse + inputBytes > limit) {
+        return { code: Code.OVERLOADED, message: `using ${inUse} bytes of memory; with this piece's ${inputBytes} bytes of inputs that is over its limit of ${limit} bytes (--max-memory)` }
+      }
     }
-    const busy = this.slots.take(peer, this.now())
-    if (busy != null) return { code: Code.OVERLOADED, message: busy }
-    if (limit <= 0) return undefined
-    // the node's own process and the sandbox's children, where the models run
-    const inUse = (this.init.memoryInUse ?? (() => process.memoryUsage.rss() + (this.init.sessions.memoryBytes?.() ?? 0)))()
-    if (inUse + inputBytes > limit) {
-      this.slots.release(peer, this.now())
-      return { code: Code.OVERLOADED, message: `using ${inUse} bytes of memory; with this piece's ${inputBytes} bytes of inputs that is over its limit of ${limit} bytes (--max-memory)` }
-    }
-    return undefined
+    const busy = this.slots.take(peer, Date.now())
+    return busy == null ? undefined : { code: Code.OVERLOADED, message: busy }
   }
 
   private async answer (channel: Channel, response: Partial<InferResponse> & { code: InferResponse.Code, message: string }, signal: AbortSignal, data: Uint8Array[] = []): Promise<void> {
