@@ -11,7 +11,7 @@ import {
   decodeCapacityAd, DirectOffer, DirectRequest, encodeCapacityAd, InferRequest, InferResponse,
   InvalidMessageError, validateTensorInfos
 } from '@shoal/protocol'
-import { NameError, nameKey, signManifest, verifyNameRecord } from '@shoal/node'
+import { NameError, nameKey, signManifest, verifyNameRecord } from '@shoal/node/names'
 import { inspectModel, ModelRejectedError } from '@shoal/runtime'
 import { buildCalibrationModel } from '@shoal/runtime/calibration-model'
 

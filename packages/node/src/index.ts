@@ -1,42 +1,37 @@
 /**
  * @packageDocumentation
  *
- * A Shoal node: a libp2p host (TCP, WebSockets, Noise, Yamux, identify, ping, Shoal's Kademlia DHT,
- * gossipsub) that advertises its measured capacity, keeps a table of its peers' ads, and serves a
- * local HTTP API. `ShoalNode` is the whole node; the parts are exported for tests and simulations.
+ * `@shoal/node`: run a Shoal node from TypeScript, submit jobs to it, or ask one that runs.
+ *
+ * This is the package's public surface, and all of it: the node (`ShoalNode`), its configuration,
+ * jobs, the local API's client, the errors a caller can catch, and the types of what these return.
+ * The parts a node is made of (peer table, capacity service, model store, swarm, inference service,
+ * ...) are not exported: they are reached through `ShoalNode`, and tested inside the package.
+ *
+ * Other entry points: `@shoal/node/client` (the API client alone, without libp2p or ONNX Runtime),
+ * `@shoal/node/model-cid` and `@shoal/node/names` (model CIDs and signed names, small),
+ * `@shoal/node/data-dir` (what a data dir holds), and `@shoal/node/wire` (the piece protocol's
+ * framing and client, for tools and tests that speak the protocol to a peer themselves).
  */
-export { ShoalNode, dhtRoutingTableSize } from './shoal-node.js'
+export { ShoalNode } from './shoal-node.js'
 export type { ApiInfo, NodeStatus, PeerView, ShoalNodeInit } from './shoal-node.js'
-export { NODE_OPTIONS, envName, isLoopback, parseBytes, resolveConfig } from './config.js'
+export { NODE_OPTIONS, envName, parseBytes, resolveConfig } from './config.js'
 export type { NodeConfig, OptionSpec, ResolveConfigInit } from './config.js'
-export { PeerTable } from './mesh/peer-table.js'
-export type { PeerEntry, PeerEvent, PeerTableInit, Verdict } from './mesh/peer-table.js'
-export { CapacityService, capacityService } from './mesh/capacity-service.js'
-export type { LocalCapacity, CapacityServiceInit } from './mesh/capacity-service.js'
-export { createShoalLibp2p } from './mesh/create-libp2p.js'
-export type { MeshTuning, ShoalLibp2p, ShoalServices } from './mesh/create-libp2p.js'
-export { dataDirFiles, readIdentity } from './data-dir.js'
-export { detectHardware } from './mesh/hardware.js'
-export { ApiClient } from './api/api-client.js'
-export * from './errors.js'
-export * from './constants.js'
+export type { MeshTuning } from './mesh/create-libp2p.js'
+export type { PeerEntry, PeerEvent } from './mesh/peer-table.js'
 export { Job, JobError } from './jobs/job.js'
 export type { JobOptions, JobProgress, JobResult, PieceAttempt } from './jobs/job.js'
 export type { JobView } from './api/api-routes.js'
-export { ModelStore } from './models/model-store.js'
-export type { ModelEntry, ModelStoreInit } from './models/model-store.js'
-export { ModelSwarm, ModelFetchError } from './models/model-swarm.js'
+export { ApiClient } from './api/api-client.js'
+export type { ModelEntry } from './models/model-store.js'
+export { ModelFetchError } from './models/model-swarm.js'
 export type { FetchOptions, FetchProgress, FetchSummary } from './models/model-swarm.js'
-export { assembleModel, decodeBlock, isModelCid, parseModelCid, ModelDagError } from './models/model-dag.js'
-export { NameService, NameError, parseNameRef, looksLikeNameRef, nameKey, signManifest, verifyNameRecord, selectNameRecord } from './models/names.js'
+export { ModelDagError, isModelCid, parseModelCid } from './models/model-cid.js'
+export { NameError, parseNameRef } from './models/names.js'
 export type { Manifest, NameRef, Resolved } from './models/names.js'
-export { Standing } from './models/standing.js'
-export { InferenceService, PieceError } from './pieces/inference-service.js'
-export type { LinkShape } from './pieces/inference-service.js'
-export { runRemotePiece, PeerUnreachableError } from './pieces/infer-client.js'
-export { DirectChannelService, DirectUnavailableError, SocketFrames, openDirectChannel } from './pieces/direct-channel.js'
-export type { ChannelHandler, DirectChannelInit } from './pieces/direct-channel.js'
-export { frames, readData, readMessage, streamChannel, writeData, writeMessage } from './pieces/frames.js'
-export type { Channel, Frames } from './pieces/frames.js'
-export { METRICS_CONTENT_TYPE, NodeMetrics } from './metrics.js'
 export type { Contribution } from './metrics.js'
+export {
+  ApiError, ConfigError, DataDirError, FetchBusyError, ListenError, ModelInUseError, ModelNotFoundError,
+  NoRunningNodeError, StorageFullError
+} from './errors.js'
+export { DEFAULT_DATA_DIR, DEFAULT_LISTEN, INCOMPATIBLE_VERSIONS, MAX_COUNTED_AD_INTERVAL_MS, SHOAL_VERSION } from './constants.js'

@@ -623,7 +623,7 @@ function listenError (err: any, listen: string[]): Error {
 }
 
 /** kad-dht does not type its routing table, but every version since 10 has one with a size. */
-export function dhtRoutingTableSize (libp2p: ShoalLibp2p): number {
+function dhtRoutingTableSize (libp2p: ShoalLibp2p): number {
   return (libp2p.services.dht as unknown as { routingTable?: { size: number } }).routingTable?.size ?? 0
 }
 

@@ -4,7 +4,6 @@ import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { lpStream } from '@libp2p/utils'
 import { CAPACITY_TOPIC, encodeCapacityAd, MAX_CAPACITY_AD_BYTES } from '@shoal/protocol'
-import { dhtRoutingTableSize } from '@shoal/node'
 import type { ShoalNode } from '@shoal/node'
 import type { PeerEvent } from '@shoal/node'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -28,7 +27,7 @@ describe('mesh discovery', () => {
     // Every DHT routing table learned most of the mesh. (Not necessarily all 7: in about one run in three
     // a table held 5 or 6 of the 7 connected peers. kad-dht adds a peer only after a verification ping
     // succeeds and otherwise waits for its next refresh, minutes away; which step failed is not pinned down.)
-    await waitFor(() => nodes.every(n => dhtRoutingTableSize(n.libp2p) >= 4), 'every DHT routing table to hold at least 4 of the 7 others', 15_000)
+    await waitFor(() => nodes.every(n => n.status().dhtPeers >= 4), 'every DHT routing table to hold at least 4 of the 7 others', 15_000)
     // A DHT query from the last node walks the mesh and returns peers beyond the one it was given.
     const last = nodes[7]
     const found = new Set<string>()
