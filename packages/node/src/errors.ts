@@ -44,3 +44,8 @@ export class ApiError extends Error {
 export class FetchBusyError extends Error {
   override name = 'FetchBusyError'
 }
+
+/** A model could not be fetched: no provider had it, every provider failed, or the node is stopping. */
+export class ModelFetchError extends Error {
+  override name = 'ModelFetchError'
+}

@@ -24,14 +24,13 @@ export type { JobOptions, JobProgress, JobResult, PieceAttempt } from './jobs/jo
 export type { JobView } from './api/api-routes.js'
 export { ApiClient } from './api/api-client.js'
 export type { ModelEntry } from './models/model-store.js'
-export { ModelFetchError } from './models/model-swarm.js'
 export type { FetchOptions, FetchProgress, FetchSummary } from './models/model-swarm.js'
 export { ModelDagError, isModelCid, parseModelCid } from './models/model-cid.js'
 export { NameError, parseNameRef } from './models/names.js'
 export type { Manifest, NameRef, Resolved } from './models/names.js'
 export type { Contribution } from './metrics.js'
 export {
-  ApiError, ConfigError, DataDirError, FetchBusyError, ListenError, ModelInUseError, ModelNotFoundError,
+  ApiError, ConfigError, DataDirError, FetchBusyError, ListenError, ModelFetchError, ModelInUseError, ModelNotFoundError,
   NoRunningNodeError, StorageFullError
 } from './errors.js'
 export { DEFAULT_DATA_DIR, DEFAULT_LISTEN, INCOMPATIBLE_VERSIONS, MAX_COUNTED_AD_INTERVAL_MS, SHOAL_VERSION } from './constants.js'
