@@ -85,6 +85,18 @@ export const HEADER_TIMEOUT_MS = 10_000
 export const BLOCK_TIMEOUT_MS = 30_000
 export const MIN_BLOCK_TIMEOUT_MS = 2000
 
+/**
+ * Blocks a node sends at once over /shoal/block/1.0.0, to all peers together: 32 MiB of blocks in
+ * flight at most; a request beyond is answered BUSY (the fetcher asks another provider, or later).
+ */
+export const BLOCK_SERVE_CONCURRENCY = 32
+
+/** Block streams per connection and direction: two fetches of 16 blocks in flight between the same two peers. */
+export const BLOCK_STREAMS_PER_CONNECTION = 32
+
+/** A block stream with no request for this long is closed by the server (a fetcher's idle streams close sooner, after a quarter). */
+export const BLOCK_STREAM_IDLE_MS = 20_000
+
 /** A provider that misses this many blocks in one fetch is dropped from it (fewer: others are asked for those blocks). */
 export const TIMEOUTS_BEFORE_DROP = 3
 

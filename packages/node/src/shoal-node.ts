@@ -235,7 +235,9 @@ export class ShoalNode {
         store: this.models,
         adHolders: cid => libp2p.services.capacity.peers.list().filter(e => e.capacity.models.includes(cid)).map(e => e.capacity.peerId),
         noProviderTimeoutMs: this.init.noProviderTimeoutMs,
-        metrics: this.metrics
+        metrics: this.metrics,
+        // benchmarks compare the two exchanges (pnpm bench models)
+        fetchOver: process.env.SHOAL_FETCH_OVER === 'bitswap' ? 'bitswap' : 'shoal'
       })
       await this.swarmService.start()
       for (const model of this.models.list()) this.swarmService.announce(model.cid)

@@ -23,7 +23,7 @@ export const MAX_AD_INTERVAL_MS = 10 * 60_000
 export const MAX_CPU_CORES = 4096
 export const MAX_PROVIDER_GFLOPS = 10_000_000
 
-/** Protocol id of Shoal's request/response protocol. Models travel over bitswap (/ipfs/bitswap/1.2.0). */
+/** Protocol id of Shoal's request/response protocol for running a piece. */
 export const INFER_PROTOCOL = '/shoal/infer/1.0.0'
 
 /**
@@ -58,3 +58,13 @@ export const DIRECT_KEY_BYTES = 32
 export const MAX_DIRECT_MESSAGE_BYTES = 1024
 /** TLS 1.3 cipher suites a direct connection may use, in order of preference (AES-GCM where the CPU has AES instructions). */
 export const DIRECT_CIPHER_SUITES = 'TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384'
+
+/**
+ * Protocol id of block fetching (docs/protocol.md 7.3): one block of a model per request, requests one
+ * after another on a stream.
+ */
+export const BLOCK_PROTOCOL = '/shoal/block/1.0.0'
+/** Largest BlockRequest or BlockResponse frame accepted: a CID is under 100 bytes. */
+export const MAX_BLOCK_MESSAGE_BYTES = 256
+/** Largest block of a model: the 1 MiB leaf of the model profile (dag-pb nodes are smaller). */
+export const MAX_BLOCK_BYTES = DATA_FRAME_BYTES

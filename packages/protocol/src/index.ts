@@ -14,3 +14,4 @@ export { DTYPE_SIZES, toTensorInfo, validateTensorInfos } from './tensor-info.js
 export type { TensorHeader, WireDtype } from './tensor-info.js'
 export { InferRequest, InferResponse, TensorInfo } from './pb/infer.js'
 export { DirectOffer, DirectRequest } from './pb/direct.js'
+export { BlockRequest, BlockResponse } from './pb/block.js'

@@ -23,6 +23,20 @@ export function parseModelCid (text: string): CID {
   return cid
 }
 
+/** Decodes a block's CID in binary, as `/shoal/block/1.0.0` carries it: the same rules as `parseModelCid`. */
+export function decodeModelCid (bytes: Uint8Array): CID {
+  let cid: CID
+  try {
+    cid = CID.decode(bytes)
+  } catch (err: any) {
+    throw new ModelDagError(`not a CID in binary (${err.message})`)
+  }
+  if (cid.version !== 1 || cid.multihash.code !== sha256.code || cid.multihash.size !== 32 || (cid.code !== raw.code && cid.code !== DAG_PB)) {
+    throw new ModelDagError(`${cid.toString()} is not a Shoal model CID (those are CIDv1, sha2-256, raw or dag-pb)`)
+  }
+  return cid
+}
+
 /** True if `text` is a model CID in the canonical (base32) form. */
 export function isModelCid (text: string): boolean {
   try {

@@ -5,7 +5,10 @@ import { KEPT_FINISHED_FETCHES } from '../constants.js'
 import { ModelFetchError } from '../errors.js'
 import type { NodeMetrics } from '../metrics.js'
 import { BitswapExchange } from './bitswap-exchange.js'
+import type { ServedBlocks } from './bitswap-exchange.js'
+import { FallbackExchange, ShoalBlockExchange } from './block-exchange.js'
 import { BlockFetch } from './fetch-engine.js'
+import type { BlockExchange } from './fetch-engine.js'
 import { decodeBlock, ModelDagError, parseModelCid } from './model-dag.js'
 import type { ModelEntry, ModelStore } from './model-store.js'
 import { Standing } from './standing.js'
@@ -64,6 +67,11 @@ export interface ModelSwarmInit {
   noProviderTimeoutMs?: number
   /** Where blocks served and fetches are counted (`GET /metrics`). */
   metrics?: NodeMetrics
+  /**
+   * How this node fetches: `shoal` (default) over /shoal/block/1.0.0, with bitswap for peers that do
+   * not serve it; `bitswap` over bitswap alone (for comparing the two). It serves both either way.
+   */
+  fetchOver?: 'shoal' | 'bitswap'
 }
 
 /** Leaf size of the model profile (docs/protocol.md 7.1). */
@@ -81,7 +89,9 @@ const LEAF_BYTES = 1024 * 1024
 export class ModelSwarm {
   private readonly init: ModelSwarmInit
   private readonly log: Logger
-  private readonly exchange: BitswapExchange
+  private readonly bitswap: BitswapExchange
+  private readonly blocks: ShoalBlockExchange
+  private readonly exchange: BlockExchange
   private readonly fetches = new Map<string, { progress: FetchProgress, done: Promise<FetchSummary> }>()
   private readonly stopping = new AbortController()
   readonly standing = new Standing()
@@ -92,7 +102,7 @@ export class ModelSwarm {
     this.init = init
     this.log = init.libp2p.logger.forComponent('shoal:swarm')
     const store = init.store
-    this.exchange = new BitswapExchange(init.libp2p, {
+    const served: ServedBlocks = {
       has: async cid => await store.hasBlock(cid),
       get: async cid => {
         const block = await store.readBlock(cid)
@@ -102,17 +112,27 @@ export class ModelSwarm {
         copy[copy.length - 1] ^= 0xff
         return copy
       }
-    })
+    }
+    this.bitswap = new BitswapExchange(init.libp2p, served)
+    this.blocks = new ShoalBlockExchange(init.libp2p, served)
+    this.exchange = init.fetchOver === 'bitswap' ? this.bitswap : new FallbackExchange(this.blocks, this.bitswap)
   }
 
   async start (): Promise<void> {
-    await this.exchange.start()
+    await this.bitswap.start()
+    try {
+      await this.blocks.start()
+    } catch (err) {
+      await this.bitswap.stop()
+      throw err
+    }
   }
 
   async stop (): Promise<void> {
     // fetches in flight end now, not at their own timeouts, with an error that says why
     this.stopping.abort(new ModelFetchError('the node is stopping'))
-    await this.exchange.stop()
+    await this.blocks.stop()
+    await this.bitswap.stop()
   }
 
   /** Announces in the DHT that this node holds `cid` (kad-dht refreshes the record until cancelled). */

@@ -1,0 +1,206 @@
+import type { Libp2p, Logger, PeerId, Stream } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { BLOCK_PROTOCOL, BlockRequest, BlockResponse, InvalidMessageError, MAX_BLOCK_BYTES, MAX_BLOCK_MESSAGE_BYTES } from '@shoal/protocol'
+import type { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { equals as uint8ArrayEquals } from 'uint8arrays/equals'
+import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
+import { BLOCK_SERVE_CONCURRENCY, BLOCK_STREAM_IDLE_MS, BLOCK_STREAMS_PER_CONNECTION, HEADER_TIMEOUT_MS } from '../constants.js'
+import { frames, readData, readMessage, writeData, writeMessage } from '../pieces/frames.js'
+import type { Frames } from '../pieces/frames.js'
+import type { BlockExchange } from './fetch-engine.js'
+import { decodeModelCid } from './model-cid.js'
+import type { ServedBlocks } from './bitswap-exchange.js'
+
+/** A block that does not hash to the CID it was sent for. */
+export class BadBlockError extends Error {
+  override name = 'BadBlockError'
+}
+
+interface OpenStream { stream: Stream, lp: Frames, idle?: ReturnType<typeof setTimeout> }
+
+/**
+ * `/shoal/block/1.0.0` (docs/protocol.md 7.3): one block per request, one request at a time on a
+ * stream, streams kept open between requests. The server side serves `served` with a bound on blocks
+ * in flight and a deadline on every stream; the client side checks every block against its CID.
+ */
+export class ShoalBlockExchange implements BlockExchange {
+  private readonly libp2p: Libp2p
+  private readonly served: ServedBlocks
+  private readonly log: Logger
+  /** Idle streams per peer, ready for the next request. */
+  private readonly idle = new Map<string, OpenStream[]>()
+  private readonly listeners = new Set<(sender: string, digest: string, bytes: Uint8Array) => void>()
+  private serving = 0
+
+  constructor (libp2p: Libp2p, served: ServedBlocks) {
+    this.libp2p = libp2p
+    this.served = served
+    this.log = libp2p.logger.forComponent('shoal:block')
+  }
+
+  async start (): Promise<void> {
+    const limits = { maxInboundStreams: BLOCK_STREAMS_PER_CONNECTION, maxOutboundStreams: BLOCK_STREAMS_PER_CONNECTION }
+    await this.libp2p.handle(BLOCK_PROTOCOL, (stream, connection) => { void this.serve(stream, connection.remotePeer) }, limits)
+  }
+
+  async stop (): Promise<void> {
+    await this.libp2p.unhandle(BLOCK_PROTOCOL)
+    for (const streams of this.idle.values()) for (const s of streams) this.discard(s)
+    this.idle.clear()
+  }
+
+  /** Serves one stream: requests one after another until the peer closes it or stays silent too long. */
+  private async serve (stream: Stream, peer: PeerId): Promise<void> {
+    const lp = frames(stream)
+    try {
+      for (;;) {
+        let request: BlockRequest
+        try {
+          request = await readMessage(lp, BlockRequest, AbortSignal.timeout(BLOCK_STREAM_IDLE_MS), 'block request', MAX_BLOCK_MESSAGE_BYTES)
+        } catch (err: any) {
+          // the peer closed the stream (done), went silent, or sent what is not a request
+          if (err instanceof InvalidMessageError) await this.answer(lp, { code: BlockResponse.Code.BAD_REQUEST, size: 0 })
+          break
+        }
+        const signal = AbortSignal.timeout(HEADER_TIMEOUT_MS + BLOCK_STREAM_IDLE_MS)
+        let cid: CID
+        try {
+          cid = decodeModelCid(request.cid)
+        } catch {
+          await this.answer(lp, { code: BlockResponse.Code.BAD_REQUEST, size: 0 })
+          break
+        }
+        if (this.serving >= BLOCK_SERVE_CONCURRENCY) {
+          await this.answer(lp, { code: BlockResponse.Code.BUSY, size: 0 })
+          continue
+        }
+        this.serving++
+        try {
+          const block = await this.served.has(cid) ? await this.served.get(cid) : null
+          if (block == null || block.byteLength === 0 || block.byteLength > MAX_BLOCK_BYTES) {
+            await this.answer(lp, { code: BlockResponse.Code.DONT_HAVE, size: 0 })
+            continue
+          }
+          await writeMessage(lp, BlockResponse, { code: BlockResponse.Code.OK, size: block.byteLength }, signal)
+          await writeData(lp, [block], signal)
+        } finally {
+          this.serving--
+        }
+      }
+      await stream.close({ signal: AbortSignal.timeout(2000) })
+    } catch (err: any) {
+      this.log('serving blocks to %p failed - %s', peer, err.message)
+      stream.abort(err)
+    }
+  }
+
+  private async answer (lp: Frames, response: BlockResponse): Promise<void> {
+    await writeMessage(lp, BlockResponse, response, AbortSignal.timeout(HEADER_TIMEOUT_MS))
+  }
+
+  async want (peer: string, block: CID, signal: AbortSignal): Promise<Uint8Array | null> {
+    const open = this.idle.get(peer)?.pop() ?? await this.open(peer, signal)
+    if (open.idle != null) clearTimeout(open.idle)
+    let response: BlockResponse
+    let bytes: Uint8Array | undefined
+    try {
+      await writeMessage(open.lp, BlockRequest, { cid: block.bytes }, signal)
+      response = await readMessage(open.lp, BlockResponse, signal, 'block response', MAX_BLOCK_MESSAGE_BYTES)
+      if (response.code === BlockResponse.Code.OK) {
+        if (response.size < 1 || response.size > MAX_BLOCK_BYTES) throw new InvalidMessageError('too-large', `block response: a block of ${response.size} bytes (1 to ${MAX_BLOCK_BYTES})`)
+        bytes = await readData(open.lp, response.size, signal, 'block')
+      }
+    } catch (err) {
+      this.discard(open, err as Error)
+      throw err
+    }
+    if (response.code === BlockResponse.Code.BAD_REQUEST) {
+      this.discard(open)
+      throw new InvalidMessageError('malformed', `${peer} refused the request for ${block.toString()} as malformed`)
+    }
+    this.release(peer, open)
+    if (bytes == null) return null
+    const digest = await sha256.digest(bytes)
+    if (!uint8ArrayEquals(digest.digest, block.multihash.digest)) {
+      // the engine drops a provider whose block matches no block of the model
+      const key = uint8ArrayToString(digest.digest, 'base64')
+      for (const listener of this.listeners) listener(peer, key, bytes)
+      throw new BadBlockError(`${peer} sent a block that does not hash to ${block.toString()}`)
+    }
+    return bytes
+  }
+
+  /** Nothing to forget: a request is over once answered. */
+  async forget (): Promise<void> {}
+
+  onBlock (listener: (sender: string, digest: string, bytes: Uint8Array) => void): () => void {
+    this.listeners.add(listener)
+    return () => { this.listeners.delete(listener) }
+  }
+
+  private async open (peer: string, signal: AbortSignal): Promise<OpenStream> {
+    const stream = await this.libp2p.dialProtocol(peerIdFromString(peer), BLOCK_PROTOCOL, { signal })
+    return { stream, lp: frames(stream) }
+  }
+
+  /** Keeps a stream for the next request to that peer, closing it if none comes soon. */
+  private release (peer: string, open: OpenStream): void {
+    let streams = this.idle.get(peer)
+    if (streams == null) this.idle.set(peer, streams = [])
+    streams.push(open)
+    open.idle = setTimeout(() => {
+      const list = this.idle.get(peer)
+      const i = list?.indexOf(open) ?? -1
+      if (i >= 0) list?.splice(i, 1)
+      if (list?.length === 0) this.idle.delete(peer)
+      void open.stream.close({ signal: AbortSignal.timeout(2000) }).catch(() => { open.stream.abort(new Error('closing an idle block stream failed')) })
+    }, BLOCK_STREAM_IDLE_MS / 4)
+    open.idle.unref?.()
+  }
+
+  private discard (open: OpenStream, err: Error = new Error('block stream no longer needed')): void {
+    if (open.idle != null) clearTimeout(open.idle)
+    open.stream.abort(err)
+  }
+}
+
+/**
+ * Asks each peer over `primary` unless it does not speak that protocol, then over `fallback` (peers of
+ * an older release that serve bitswap only). Blocks reported by either reach the listeners.
+ */
+export class FallbackExchange implements BlockExchange {
+  private readonly primary: BlockExchange
+  private readonly fallback: BlockExchange
+  /** Peers that answered `na` to the primary protocol (forgotten past this many, oldest first). */
+  private readonly fallbackPeers = new Set<string>()
+
+  constructor (primary: BlockExchange, fallback: BlockExchange) {
+    this.primary = primary
+    this.fallback = fallback
+  }
+
+  async want (peer: string, block: CID, signal: AbortSignal): Promise<Uint8Array | null> {
+    if (!this.fallbackPeers.has(peer)) {
+      try {
+        return await this.primary.want(peer, block, signal)
+      } catch (err: any) {
+        if (err?.name !== 'UnsupportedProtocolError') throw err
+        this.fallbackPeers.add(peer)
+        if (this.fallbackPeers.size > MAX_FALLBACK_PEERS) this.fallbackPeers.delete(this.fallbackPeers.values().next().value as string)
+      }
+    }
+    return await this.fallback.want(peer, block, signal)
+  }
+
+  async forget (peer: string, blocks: CID[]): Promise<void> {
+    await (this.fallbackPeers.has(peer) ? this.fallback : this.primary).forget(peer, blocks)
+  }
+
+  onBlock (listener: (sender: string, digest: string, bytes: Uint8Array) => void): () => void {
+    const off = [this.primary.onBlock(listener), this.fallback.onBlock(listener)]
+    return () => { for (const f of off) f() }
+  }
+}
+
+const MAX_FALLBACK_PEERS = 4096
