@@ -1,5 +1,5 @@
 // Fuzzing every decoder that reads what a peer sends: capacity ads, infer requests and responses,
-// direct-channel messages, signed name records, and the ONNX model guard. Inputs are random bytes and
+// direct-channel messages, block requests and responses, signed name records, and the ONNX model guard. Inputs are random bytes and
 // valid messages with bytes changed, cut or added (fast-check). The property: a decoder accepts, or
 // refuses with the error the node turns into an answer or a refusal; it never throws anything else,
 // and what it accepts re-encodes to the same message. `pnpm bench fuzz` runs 100 000 inputs per
@@ -8,9 +8,10 @@ import fc from 'fast-check'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import {
-  decodeCapacityAd, DirectOffer, DirectRequest, encodeCapacityAd, InferRequest, InferResponse,
+  BlockRequest, BlockResponse, decodeCapacityAd, DirectOffer, DirectRequest, encodeCapacityAd, InferRequest, InferResponse,
   InvalidMessageError, validateTensorInfos
 } from '@shoal/protocol'
+import { decodeModelCid, ModelDagError, parseModelCid } from '@shoal/node/model-cid'
 import { NameError, nameKey, signManifest, verifyNameRecord } from '@shoal/node/names'
 import { inspectModel, ModelRejectedError } from '@shoal/runtime'
 import { buildCalibrationModel } from '@shoal/runtime/calibration-model'
@@ -48,7 +49,7 @@ export async function fuzzTargets () {
   const key = await generateKeyPair('Ed25519')
   const peerId = peerIdFromPrivateKey(key)
   const ad = encodeCapacityAd({
-    peerId: peerId.toString(), version: '0.2.0', addrs: ['/ip4/127.0.0.1/tcp/4001'], cpu: { model: 'CPU', cores: 8 },
+    peerId: peerId.toString(), version: '0.3.0', addrs: ['/ip4/127.0.0.1/tcp/4001'], cpu: { model: 'CPU', cores: 8 },
     memory: { totalBytes: 2 ** 34, freeBytes: 2 ** 33 }, os: 'linux 6.1', arch: 'x64', gpu: null,
     providers: [{ name: 'cpu', gflops: 88.5 }], limits: { maxConcurrency: 2, maxMemoryBytes: 0, cpuThreads: 8, noGpu: true },
     freeSlots: 2, queueLength: 1, models: ['bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'], seq: 1_700_000_000_001, timestampMs: 1_700_000_000_000, intervalMs: 5000, leaving: false
@@ -108,6 +109,26 @@ export async function fuzzTargets () {
         if (request != null) roundTrips(DirectRequest, request)
         if (offer != null) roundTrips(DirectOffer, offer)
         return request != null || offer != null ? 'accepted' : 'refused'
+      }
+    },
+    {
+      name: 'block request and response (decode, then the server\'s CID check)',
+      seeds: [BlockRequest.encode({ cid: parseModelCid(manifest.cid).bytes }), BlockResponse.encode({ code: BlockResponse.Code.OK, size: 1024 * 1024 })],
+      run: async bytes => {
+        const request = decodes(BlockRequest, bytes)
+        const response = decodes(BlockResponse, bytes)
+        if (response != null) roundTrips(BlockResponse, response)
+        let served = false
+        if (request != null) {
+          roundTrips(BlockRequest, request)
+          try {
+            decodeModelCid(request.cid)
+            served = true
+          } catch (err) {
+            refusedAs(err, ModelDagError)
+          }
+        }
+        return served || response != null ? 'accepted' : 'refused'
       }
     },
     {

@@ -12,9 +12,9 @@ export async function tempDir (prefix = 'shoal-') {
 }
 
 /** Starts a node process; resolves with its peer id and addresses once it prints its ready line. */
-export function startNodeProcess (args, { timeoutMs = 30_000 } = {}) {
+export function startNodeProcess (args, { timeoutMs = 30_000, env = {} } = {}) {
   const startedAt = performance.now()
-  const proc = spawn(process.execPath, [SHOAL_BIN, 'node', 'start', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const proc = spawn(process.execPath, [SHOAL_BIN, 'node', 'start', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
   let stdout = ''
   let stderr = ''
   proc.stderr.on('data', d => { stderr += d })

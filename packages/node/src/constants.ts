@@ -70,9 +70,10 @@ export const MAX_API_BODY_BYTES = 1024 * 1024
 
 /**
  * The software version in capacity ads and `node status`. The minor version moves with every change on
- * the wire (docs/protocol.md, "Changes"): 0.2.0 writes `TensorInfo.dims` packed, which 0.1.0 cannot read.
+ * the wire (docs/protocol.md, "Changes"): 0.3.0 serves and fetches blocks over /shoal/block/1.0.0;
+ * 0.2.0 writes `TensorInfo.dims` packed, which 0.1.0 cannot read.
  */
-export const SHOAL_VERSION = '0.2.0'
+export const SHOAL_VERSION = '0.3.0'
 
 /** A request's header must arrive within 10 s of the stream opening: a silent stream is dropped. */
 export const HEADER_TIMEOUT_MS = 10_000
@@ -90,6 +91,12 @@ export const MIN_BLOCK_TIMEOUT_MS = 2000
  * flight at most; a request beyond is answered BUSY (the fetcher asks another provider, or later).
  */
 export const BLOCK_SERVE_CONCURRENCY = 32
+
+/**
+ * Blocks sent at once to one peer: two fetches' worth (8 in flight per provider each). A peer that asks
+ * for blocks and does not read them holds at most these, not every slot (BUSY beyond).
+ */
+export const BLOCK_SERVE_PER_PEER = 16
 
 /** Block streams per connection and direction: two fetches of 16 blocks in flight between the same two peers. */
 export const BLOCK_STREAMS_PER_CONNECTION = 32

@@ -1,8 +1,8 @@
 /**
  * A Shoal peer written from docs/protocol.md and the `.proto` files alone, with public npm packages
  * (libp2p and its family, protobufjs, onnxruntime-node, multiformats) and nothing from `@shoal/*`. It
- * publishes a capacity ad, serves `/shoal/infer/1.0.0` as a worker, and submits pieces to other workers
- * as a client. Its messages are encoded by protobufjs as any proto3 implementation would: repeated
+ * publishes a capacity ad, serves `/shoal/infer/1.0.0` as a worker, serves its models' blocks over
+ * `/shoal/block/1.0.0`, and submits pieces to other workers as a client. Its messages are encoded by protobufjs as any proto3 implementation would: repeated
  * scalars packed.
  */
 import { noise } from '@chainsafe/libp2p-noise'
@@ -22,9 +22,10 @@ import os from 'node:os'
 import { loadWire } from './wire.js'
 import type { Wire } from './wire.js'
 
-// docs/protocol.md: section 3 (topic), 5 (framing), 6 (infer)
+// docs/protocol.md: section 3 (topic), 5 (framing), 6 (infer), 7.3 (blocks)
 export const CAPACITY_TOPIC = 'shoal/capacity/1'
 export const INFER_PROTOCOL = '/shoal/infer/1.0.0'
+export const BLOCK_PROTOCOL = '/shoal/block/1.0.0'
 const MAX_FRAME = 1024 * 1024
 const HEADER_TIMEOUT_MS = 10_000
 const RAW_CODEC = 0x55
@@ -77,6 +78,9 @@ export class IndependentPeer {
   readonly wire: Wire
   /** Pieces it answered, in order: the piece id and the code. */
   readonly answered: Array<{ pieceId: number, code: string }> = []
+  /** Blocks it sent over /shoal/block/1.0.0, and the streams they came on. */
+  blocksServed = 0
+  blockStreams = 0
   private readonly sessions = new Map<string, Promise<ort.InferenceSession>>()
   private readonly models = new Map<string, Uint8Array>()
   private readonly init: IndependentPeerInit
@@ -110,6 +114,7 @@ export class IndependentPeer {
       }
     })
     await this.libp2p.handle(INFER_PROTOCOL, (stream) => { void this.serve(stream) }, { maxInboundStreams: 32 })
+    await this.libp2p.handle(BLOCK_PROTOCOL, (stream) => { void this.serveBlocks(stream) }, { maxInboundStreams: 32 })
     this.libp2p.services.pubsub.subscribe(CAPACITY_TOPIC)
     const interval = this.init.adIntervalMs ?? 300
     this.timer = setInterval(() => { void this.publishAd() }, interval)
@@ -209,6 +214,36 @@ export class IndependentPeer {
       } finally {
         this.running--
       }
+    } catch (err: any) {
+      stream.abort(err)
+    }
+  }
+
+  /** Section 7.3, server side: one request after another on the stream, each answered with the block or DONT_HAVE. */
+  private async serveBlocks (stream: Stream): Promise<void> {
+    const lp = lpStream(stream, { maxDataLength: MAX_FRAME })
+    this.blockStreams++
+    try {
+      for (;;) {
+        let frame
+        try {
+          frame = await lp.read({ signal: AbortSignal.timeout(20_000) })
+        } catch {
+          break // the fetcher closed the stream, or stayed silent
+        }
+        const request = this.wire.decode('BlockRequest', frame.subarray())
+        // a model of one block: its CID is the raw CID of its bytes
+        const text = CID.decode(request.cid).toString()
+        const model = this.models.get(text)
+        if (model == null) {
+          await lp.write(this.wire.encode('BlockResponse', { code: 'DONT_HAVE' }))
+          continue
+        }
+        this.blocksServed++
+        await lp.write(this.wire.encode('BlockResponse', { code: 'OK', size: model.byteLength }))
+        await lp.write(model)
+      }
+      await stream.close()
     } catch (err: any) {
       stream.abort(err)
     }

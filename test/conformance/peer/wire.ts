@@ -13,7 +13,8 @@ const PROTO_DIR = fileURLToPath(new URL('../../../packages/protocol/src/pb/', im
 export const PROTO_FILES = {
   capacity: ['CapacityAd', 'Hardware', 'Provider', 'Limits'],
   infer: ['TensorInfo', 'InferRequest', 'InferResponse'],
-  direct: ['DirectRequest', 'DirectOffer']
+  direct: ['DirectRequest', 'DirectOffer'],
+  block: ['BlockRequest', 'BlockResponse']
 } as const
 
 /** A repeated field of a scalar numeric type, up to its `;` (what proto3 packs by default). */

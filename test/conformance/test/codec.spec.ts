@@ -4,7 +4,7 @@ import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { modelCid } from '@shoal/runtime'
 import {
-  CapacityAdMessage, DirectOffer, DirectRequest, HardwareMessage, InferRequest, InferResponse, LimitsMessage,
+  BlockRequest, BlockResponse, CapacityAdMessage, DirectOffer, DirectRequest, HardwareMessage, InferRequest, InferResponse, LimitsMessage,
   ProviderMessage, TensorInfo
 } from '@shoal/protocol'
 import { loadWire } from '../peer/wire.js'
@@ -27,7 +27,9 @@ const SHOAL: Record<MessageName, ShoalCodec> = {
   InferRequest,
   InferResponse,
   DirectRequest,
-  DirectOffer
+  DirectOffer,
+  BlockRequest,
+  BlockResponse
 }
 
 const bytes = (...values: number[]): Uint8Array => Uint8Array.from(values)
@@ -72,7 +74,9 @@ const SAMPLES: Record<MessageName, Record<string, unknown>> = {
     computeUs: 12345
   },
   DirectRequest: { protocol: '/shoal/infer/1.0.0', reuse: true },
-  DirectOffer: { code: 'BUSY', message: 'too many tickets', port: 40123, ticket: bytes(...Array.from({ length: 16 }, (_, i) => 255 - i)), key: bytes(...Array.from({ length: 32 }, (_, i) => i * 7)), ttlMs: 10000, reuse: true }
+  DirectOffer: { code: 'BUSY', message: 'too many tickets', port: 40123, ticket: bytes(...Array.from({ length: 16 }, (_, i) => 255 - i)), key: bytes(...Array.from({ length: 32 }, (_, i) => i * 7)), ttlMs: 10000, reuse: true },
+  BlockRequest: { cid: bytes(1, 0x55, 0x12, 0x20, ...Array.from({ length: 32 }, (_, i) => i * 3)) },
+  BlockResponse: { code: 'DONT_HAVE', size: 1048576 }
 }
 const NAMES = Object.keys(SAMPLES) as MessageName[]
 

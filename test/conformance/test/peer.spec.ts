@@ -217,6 +217,23 @@ describe('a peer written from the spec alone', () => {
     await widening.stop()
     await waitFor(() => submitter.peers().length === 0, 'the widening peer to leave the table')
   })
+  it('serves its models over /shoal/block/1.0.0: a Shoal worker without the model fetches it from this submitter and runs the piece', async () => {
+    const worker = await startNode()
+    nodes.push(worker)
+    const peer = await withPeer({ models: [MODEL] }, worker)
+    peers.push(peer)
+    const cid = await rawModelCid(MODEL)
+    // a block it does not hold is answered DONT_HAVE: for a root, the provider "does not have the model"
+    const other = await rawModelCid(buildCalibrationModel({ batch: 1, width: 8, layers: 1 }))
+    await expect(worker.fetchModel(other, { only: [peer.peerId.toString()] })).rejects.toThrow(/does not have the model/)
+    const rows = sliceRows(BATCH, 0, 6)
+    const answer = await peer.infer(worker.peerId, cid, { input: rows }, { pieceId: 1 })
+    expect(answer.code).toBe('OK')
+    const expected = await localRun(MODEL, { input: rows })
+    for (const [name, t] of Object.entries(expected)) expect(sameBytes(answer.outputs[name] as Tensor, t)).toBe(true)
+    expect(peer.blocksServed).toBe(1)
+    expect(worker.models.list().map(m => m.cid)).toContain(cid)
+  })
 })
 
 describe('refused answers, seen by the user of a Shoal node', () => {

@@ -5,7 +5,7 @@ import type { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { equals as uint8ArrayEquals } from 'uint8arrays/equals'
 import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
-import { BLOCK_SERVE_CONCURRENCY, BLOCK_STREAM_IDLE_MS, BLOCK_STREAMS_PER_CONNECTION, HEADER_TIMEOUT_MS } from '../constants.js'
+import { BLOCK_SERVE_CONCURRENCY, BLOCK_SERVE_PER_PEER, BLOCK_STREAM_IDLE_MS, BLOCK_STREAMS_PER_CONNECTION, HEADER_TIMEOUT_MS } from '../constants.js'
 import { frames, readData, readMessage, writeData, writeMessage } from '../pieces/frames.js'
 import type { Frames } from '../pieces/frames.js'
 import type { BlockExchange } from './fetch-engine.js'
@@ -18,6 +18,15 @@ export class BadBlockError extends Error {
 }
 
 interface OpenStream { stream: Stream, lp: Frames, idle?: ReturnType<typeof setTimeout> }
+
+export interface BlockExchangeOptions {
+  /** Blocks sent at once to all peers together; requests beyond are answered BUSY. */
+  serveConcurrency?: number
+  /** Blocks sent at once to one peer; requests beyond are answered BUSY. */
+  servePerPeer?: number
+  /** A served stream with no request for this long is closed (a fetcher closes its idle streams after a quarter of it). */
+  streamIdleMs?: number
+}
 
 /**
  * `/shoal/block/1.0.0` (docs/protocol.md 7.3): one block per request, one request at a time on a
@@ -32,10 +41,18 @@ export class ShoalBlockExchange implements BlockExchange {
   private readonly idle = new Map<string, OpenStream[]>()
   private readonly listeners = new Set<(sender: string, digest: string, bytes: Uint8Array) => void>()
   private serving = 0
+  /** Blocks being sent, per peer. */
+  private readonly servingTo = new Map<string, number>()
+  private readonly serveConcurrency: number
+  private readonly servePerPeer: number
+  private readonly streamIdleMs: number
 
-  constructor (libp2p: Libp2p, served: ServedBlocks) {
+  constructor (libp2p: Libp2p, served: ServedBlocks, options: BlockExchangeOptions = {}) {
     this.libp2p = libp2p
     this.served = served
+    this.serveConcurrency = options.serveConcurrency ?? BLOCK_SERVE_CONCURRENCY
+    this.servePerPeer = options.servePerPeer ?? BLOCK_SERVE_PER_PEER
+    this.streamIdleMs = options.streamIdleMs ?? BLOCK_STREAM_IDLE_MS
     this.log = libp2p.logger.forComponent('shoal:block')
   }
 
@@ -57,13 +74,13 @@ export class ShoalBlockExchange implements BlockExchange {
       for (;;) {
         let request: BlockRequest
         try {
-          request = await readMessage(lp, BlockRequest, AbortSignal.timeout(BLOCK_STREAM_IDLE_MS), 'block request', MAX_BLOCK_MESSAGE_BYTES)
+          request = await readMessage(lp, BlockRequest, AbortSignal.timeout(this.streamIdleMs), 'block request', MAX_BLOCK_MESSAGE_BYTES)
         } catch (err: any) {
           // the peer closed the stream (done), went silent, or sent what is not a request
           if (err instanceof InvalidMessageError) await this.answer(lp, { code: BlockResponse.Code.BAD_REQUEST, size: 0 })
           break
         }
-        const signal = AbortSignal.timeout(HEADER_TIMEOUT_MS + BLOCK_STREAM_IDLE_MS)
+        const signal = AbortSignal.timeout(HEADER_TIMEOUT_MS + this.streamIdleMs)
         let cid: CID
         try {
           cid = decodeModelCid(request.cid)
@@ -71,11 +88,14 @@ export class ShoalBlockExchange implements BlockExchange {
           await this.answer(lp, { code: BlockResponse.Code.BAD_REQUEST, size: 0 })
           break
         }
-        if (this.serving >= BLOCK_SERVE_CONCURRENCY) {
+        const key = peer.toString()
+        const mine = this.servingTo.get(key) ?? 0
+        if (this.serving >= this.serveConcurrency || mine >= this.servePerPeer) {
           await this.answer(lp, { code: BlockResponse.Code.BUSY, size: 0 })
           continue
         }
         this.serving++
+        this.servingTo.set(key, mine + 1)
         try {
           const block = await this.served.has(cid) ? await this.served.get(cid) : null
           if (block == null || block.byteLength === 0 || block.byteLength > MAX_BLOCK_BYTES) {
@@ -86,6 +106,9 @@ export class ShoalBlockExchange implements BlockExchange {
           await writeData(lp, [block], signal)
         } finally {
           this.serving--
+          const left = (this.servingTo.get(key) ?? 1) - 1
+          if (left > 0) this.servingTo.set(key, left)
+          else this.servingTo.delete(key)
         }
       }
       await stream.close({ signal: AbortSignal.timeout(2000) })
@@ -155,7 +178,7 @@ export class ShoalBlockExchange implements BlockExchange {
       if (i >= 0) list?.splice(i, 1)
       if (list?.length === 0) this.idle.delete(peer)
       void open.stream.close({ signal: AbortSignal.timeout(2000) }).catch(() => { open.stream.abort(new Error('closing an idle block stream failed')) })
-    }, BLOCK_STREAM_IDLE_MS / 4)
+    }, this.streamIdleMs / 4)
     open.idle.unref?.()
   }
 

@@ -15,7 +15,8 @@ import type { Standing } from './standing.js'
 export interface BlockExchange {
   /**
    * Asks `peer` for one block. Resolves with bytes that hash to the CID, or null when the peer says it
-   * lacks the block; rejects when the signal aborts or the peer cannot be asked.
+   * lacks the block; rejects when the signal aborts or the peer cannot be asked, and with an
+   * `InvalidMessageError` when the peer's answer breaks the protocol (the provider is then dropped).
    */
   want: (peer: string, block: CID, signal: AbortSignal) => Promise<Uint8Array | null>
   /** The wants of these blocks from `peer` are over (bitswap: a cancel; nothing for an exchange without standing wants). */
@@ -303,8 +304,14 @@ export class BlockFetch {
     let bytes: Uint8Array | null
     try {
       bytes = await this.init.exchange.want(peer, block, AbortSignal.any([signal, this.stop.signal, this.clock.timeout(timeoutMs)]))
-    } catch {
+    } catch (err: any) {
       if (signal.aborted || this.over) return // dropped (its reason is recorded), or the fetch is over
+      if (err?.name === 'InvalidMessageError') {
+        // an answer that breaks the protocol is no bad luck
+        this.init.standing.strike(peer, 'bad-block')
+        this.dropProvider(peer, `sent a malformed answer (${String(err.message)})`)
+        return
+      }
       // a lost message or a slow peer: others are asked for the block; a peer that keeps timing out is dropped
       this.init.standing.strike(peer, 'timeout')
       const verdict = this.plan.timedOut(peer, key, block.toString(), timeoutMs, this.clock.now())
