@@ -1,21 +1,20 @@
 import { rm } from 'node:fs/promises'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { PeerId } from '@libp2p/interface'
-import type { Multiaddr } from '@multiformats/multiaddr'
-import { DIRECT_PROTOCOL, INFER_PROTOCOL, MAX_AD_MODELS, MAX_FRAME_BYTES } from '@shoal/protocol'
+import { MAX_AD_MODELS } from '@shoal/protocol'
 import type { Capacity } from '@shoal/protocol'
 import { calibrate, inspectModel, inspectModelInChild, ProcessSessions, SessionCache, slowed, ThreadedSessions } from '@shoal/runtime'
 import { raceSignal } from 'race-signal'
 import type { Calibration, PieceRuntime, Tensor } from '@shoal/runtime'
 import { apiRoutes, ApiServer } from './api/index.js'
-import { DIRECT_CLIENT_IDLE_MS, DIRECT_IDLE_PER_PEER, DIRECT_RETRY_AFTER_MS, INCOMPATIBLE_VERSIONS, KEPT_FINISHED_JOBS, MAX_JOB_PEERS, MAX_PIECE_FETCHES, MAX_PIECE_FETCHES_PER_PEER, MAX_PROVEN_PEERS, NAME_REPUBLISH_MS, NAME_TIMEOUT_MS, SHOAL_VERSION } from './constants.js'
+import { INCOMPATIBLE_VERSIONS, KEPT_FINISHED_JOBS, MAX_JOB_PEERS, MAX_PIECE_FETCHES, MAX_PIECE_FETCHES_PER_PEER, MAX_PROVEN_PEERS, NAME_REPUBLISH_MS, NAME_TIMEOUT_MS, SHOAL_VERSION } from './constants.js'
 import { createShoalLibp2p, detectHardware } from './mesh/index.js'
 import type { MeshTuning, ShoalLibp2p, PeerEvent } from './mesh/index.js'
 import { dataDirFiles, loadOrCreateIdentity, prepareDataDir, writePrivateFile } from './data-dir.js'
 import { FetchBusyError, ListenError } from './errors.js'
 import { parseModelCid, ModelStore, ModelSwarm, NameService, parseNameRef } from './models/index.js'
-import { runRemotePiece, DirectUnavailableError, openDirectChannel } from './pieces/index.js'
-import type { SocketFrames, Channel, LinkShape } from './pieces/index.js'
+import { DirectPool, runRemotePiece } from './pieces/index.js'
+import type { Channel, LinkShape } from './pieces/index.js'
 import { Job, JobError } from './jobs/index.js'
 import type { JobOptions } from './jobs/index.js'
 import type { ModelEntry, FetchOptions, FetchSummary, Manifest, Resolved } from './models/index.js'
@@ -116,10 +115,12 @@ export class ShoalNode {
   readonly startWarnings: string[] = []
   /** Peers that completed a piece for this node (newest last; at most MAX_PROVEN_PEERS). */
   private readonly proven = new BoundedSet<string>(MAX_PROVEN_PEERS)
-  /** Peers whose direct channel failed to open, until when their pieces use libp2p streams. */
-  private readonly directRefused = new Map<string, number>()
-  /** Direct connections kept between pieces, per peer (docs/protocol.md 6.1, reuse). */
-  private readonly directIdle = new Map<string, Array<{ conn: SocketFrames, timer: NodeJS.Timeout }>>()
+  /** Direct connections for pieces to peers, kept between pieces (docs/protocol.md 6.1). */
+  private readonly direct = new DirectPool({
+    connections: peer => this.libp2p.getConnections(peer),
+    running: () => this.libp2pNode?.status === 'started',
+    log: (format, ...args) => { this.libp2pNode?.logger.forComponent('shoal:direct')(format, ...args) }
+  })
   /** Prometheus metrics (`GET /metrics`; docs/operators.md). */
   readonly metrics: NodeMetrics
 
@@ -292,7 +293,7 @@ export class ShoalNode {
       await this.api.stop()
     }
     for (const job of this.jobs.values()) job.cancel()
-    this.closeIdleDirect()
+    this.direct.closeIdle()
     this.nameService?.stop()
     await this.swarmService?.stop()
     await this.libp2pNode?.stop()
@@ -311,7 +312,7 @@ export class ShoalNode {
     libp2p.services.capacity.silence()
     for (const connection of libp2p.getConnections()) connection.abort(new Error('node killed'))
     libp2p.services.direct.abortAll()
-    this.closeIdleDirect()
+    this.direct.closeIdle()
     await this.stop()
   }
 
@@ -409,78 +410,9 @@ export class ShoalNode {
     return job
   }
 
-  /**
-   * A direct data channel for a piece to `peer` (docs/protocol.md 6.1): a connection kept from an
-   * earlier piece (`reused`; not with `fresh`), or a new one; or undefined: no open TCP connection to
-   * it whose address we could connect to again, the peer offers none, or the channel failed to open
-   * (then that peer's pieces use libp2p streams for DIRECT_RETRY_AFTER_MS).
-   */
+  /** A direct data channel for a piece to `peer` (docs/protocol.md 6.1), or undefined: see `DirectPool.channelTo`. */
   async directChannelTo (peer: PeerId, signal: AbortSignal, fresh = false): Promise<(Channel & { reused?: boolean }) | undefined> {
-    const key = peer.toString()
-    for (let idle = fresh ? undefined : this.directIdle.get(key)?.pop(); idle != null; idle = this.directIdle.get(key)?.pop()) {
-      clearTimeout(idle.timer)
-      if (idle.conn.reusable(true)) return this.directExchange(key, idle.conn, true)
-      idle.conn.abort(new Error('no longer usable'))
-    }
-    if ((this.directRefused.get(key) ?? 0) > Date.now()) return undefined
-    const connection = this.libp2p.getConnections(peer).find(c => c.status === 'open' && directlyDialable(c.remoteAddr))
-    const host = connection?.remoteAddr.getComponents().find(c => c.name === 'ip4' || c.name === 'ip6')?.value
-    if (connection == null || host == null) return undefined
-    try {
-      const stream = await connection.newStream(DIRECT_PROTOCOL, { signal, negotiateFully: false })
-      const conn = await openDirectChannel(stream, host, INFER_PROTOCOL, MAX_FRAME_BYTES, signal, true)
-      return conn.reuse ? this.directExchange(key, conn) : conn
-    } catch (err: any) {
-      if (signal.aborted) throw err
-      // a busy peer may have a ticket for the next piece; any other failure will not mend itself soon
-      if (!(err instanceof DirectUnavailableError && err.busy)) {
-        const now = Date.now()
-        for (const [other, until] of this.directRefused) if (until <= now) this.directRefused.delete(other)
-        this.directRefused.set(key, now + DIRECT_RETRY_AFTER_MS)
-      }
-      this.libp2p.logger.forComponent('shoal:direct')('no direct channel to %p, using a libp2p stream - %s', peer, err.message)
-      return undefined
-    }
-  }
-
-  /**
-   * One piece's exchange on a direct connection that may carry more: when it ends cleanly the
-   * connection waits for the next piece to that peer (at most DIRECT_IDLE_PER_PEER of them, each for
-   * DIRECT_CLIENT_IDLE_MS), saving the next piece the offer and the TLS handshake.
-   */
-  private directExchange (key: string, conn: SocketFrames, reused = false): Channel & { reused: boolean } {
-    const exchange = conn.exchange(kept => {
-      const idle = this.directIdle.get(key) ?? []
-      if (!kept || !conn.reusable(true) || idle.length >= DIRECT_IDLE_PER_PEER || this.libp2pNode?.status !== 'started') {
-        conn.close().catch(() => {})
-        return
-      }
-      const entry = {
-        conn,
-        timer: setTimeout(() => {
-          const list = this.directIdle.get(key) ?? []
-          const i = list.indexOf(entry)
-          if (i >= 0) list.splice(i, 1)
-          if (list.length === 0) this.directIdle.delete(key)
-          conn.close().catch(() => {})
-        }, DIRECT_CLIENT_IDLE_MS)
-      }
-      entry.timer.unref()
-      idle.push(entry)
-      this.directIdle.set(key, idle)
-    })
-    return { ...exchange, reused }
-  }
-
-  /** Closes the direct connections kept between pieces. */
-  private closeIdleDirect (): void {
-    for (const list of this.directIdle.values()) {
-      for (const { conn, timer } of list) {
-        clearTimeout(timer)
-        conn.abort(new Error('the node is stopping'))
-      }
-    }
-    this.directIdle.clear()
+    return await this.direct.channelTo(peer, signal, fresh)
   }
 
   /** The sandbox's child process, started now so that the first piece does not wait for it. */
@@ -604,12 +536,6 @@ class BoundedSet<T> {
     this.items.add(item)
     if (this.items.size > this.max) this.items.delete(this.items.values().next().value as T)
   }
-}
-
-/** A plain TCP address (not relayed, not a browser transport): the same host can be reached on another port. */
-function directlyDialable (addr: Multiaddr): boolean {
-  const names = addr.getComponents().map(c => c.name)
-  return (names[0] === 'ip4' || names[0] === 'ip6') && names[1] === 'tcp' && !names.includes('p2p-circuit')
 }
 
 function listenError (err: any, listen: string[]): Error {

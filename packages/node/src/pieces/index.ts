@@ -1,6 +1,7 @@
 // What the rest of the node uses of pieces/: other folders import from here, not from its files.
-export { DirectUnavailableError, directChannelService, openDirectChannel } from './direct-channel.js'
-export type { DirectChannelService, SocketFrames } from './direct-channel.js'
+export { directChannelService } from './direct-channel.js'
+export type { DirectChannelService } from './direct-channel.js'
+export { DirectPool } from './direct-pool.js'
 export type { Channel } from './frames.js'
 export { PeerUnreachableError, isMalformedAnswer, runRemotePiece } from './infer-client.js'
 export type { PieceRequest, PieceResult } from './infer-client.js'
