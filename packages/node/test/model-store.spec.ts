@@ -7,6 +7,7 @@ import { FsBlockstore } from 'blockstore-fs'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
+import { inspectModel, ModelRejectedError, SandboxError } from '@shoal/runtime'
 import { ModelStore } from '../src/models/model-store.js'
 
 /** Distinct small valid models: the calibration model at different widths. */
@@ -102,6 +103,37 @@ describe('model store', () => {
     await expect(s.add(model(64))).rejects.toThrow(/over the limit of 1000/)
     await expect(s.add(new TextEncoder().encode('not a model'))).rejects.toThrow(/not an ONNX model/)
     expect(await blockFiles(s)).toEqual([])
+  })
+
+  it('keeps the blocks when the machine, not the model, failed the inspection, and completes from them later', async () => {
+    let machineFails = true
+    const s = new ModelStore({
+      dataDir: await mkdtemp(join(tmpdir(), 'shoal-store-')),
+      maxModelBytes: 1 << 30,
+      maxStorageBytes: 1 << 30,
+      inspect: async (bytes, options) => {
+        if (machineFails) throw new SandboxError('unavailable', 'could not start a process to inspect the model (EAGAIN)')
+        return await inspectModel(bytes, options)
+      }
+    })
+    await s.start()
+    const bytes = model(600) // 1.4 MB: a root and two leaves
+    await expect(s.add(bytes)).rejects.toThrow(/EAGAIN/)
+    const blocks = await blockFiles(s)
+    expect(blocks.length).toBe(3)
+    expect(s.list()).toEqual([])
+    // once processes can start again, the same blocks make the model
+    machineFails = false
+    const cid = (await s.add(bytes)).cid
+    expect(await blockFiles(s)).toEqual(blocks)
+    expect(Buffer.from(await s.bytes(cid)).equals(Buffer.from(bytes))).toBe(true)
+    // a refusal still takes its blocks away
+    const refusing = new ModelStore({ dataDir: await mkdtemp(join(tmpdir(), 'shoal-store-')), maxModelBytes: 1 << 30, maxStorageBytes: 1 << 30, inspect: async () => { throw new ModelRejectedError('too-complex', 'too deep') } })
+    await refusing.start()
+    await expect(refusing.add(bytes)).rejects.toThrow(/too deep/)
+    expect(await blockFiles(refusing)).toEqual([])
+    s.stop()
+    refusing.stop()
   })
 
   it('counts blocks of unfinished fetches against the quota, and deletes those an hour old', async () => {

@@ -14,11 +14,12 @@ export class ModelRejectedError extends Error {
 /**
  * A run the sandbox stopped or will not start (process-sessions.ts): 'deadline' (killed past its
  * signal), 'crashed' (its process died), 'memory' (it ran out of, or held too much, memory),
- * 'refused' (its model did one of these lately).
+ * 'refused' (its model did one of these lately), 'unavailable' (the machine's fault, not the model's:
+ * no process could be started, or the machine was too busy to give it the CPU it needed).
  */
 export class SandboxError extends Error {
   override name = 'SandboxError'
-  constructor (readonly kind: 'deadline' | 'crashed' | 'memory' | 'refused', message: string) {
+  constructor (readonly kind: 'deadline' | 'crashed' | 'memory' | 'refused' | 'unavailable', message: string) {
     super(message)
   }
 }

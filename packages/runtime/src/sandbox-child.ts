@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, readFileSync } from 'node:fs'
 import os from 'node:os'
 import { join } from 'node:path'
 import { MIN_SANDBOX_ADDRESS_SPACE_BYTES, SANDBOX_ADDRESS_SPACE_MARGIN_BYTES } from './constants.js'
@@ -45,4 +45,23 @@ export function spawnSandboxChild (script: string, init: SandboxChildInit = {}):
   let stderr = ''
   child.stderr?.on('data', (chunk: Buffer) => { stderr = (stderr + chunk.toString('utf8')).slice(-STDERR_TAIL_BYTES) })
   return { child, cwd, lastWords: () => stderr.trim().split('\n').slice(-3).join(' ').slice(0, 500) }
+}
+
+/** Clock ticks per second of /proc's CPU times: 100 on every Linux configuration Node supports. */
+const CLOCK_TICKS_PER_S = 100
+
+/**
+ * CPU time (user and system) a child has used, in ms, from /proc; undefined where there is no /proc
+ * (not Linux) or the process is gone.
+ */
+export function childCpuMs (pid: number | undefined): number | undefined {
+  if (pid == null || process.platform !== 'linux') return undefined
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    // the fields after the command (in parentheses, which may hold spaces): state is field 3, utime 14, stime 15
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[11]) + Number(fields[12])) * 1000 / CLOCK_TICKS_PER_S
+  } catch {
+    return undefined
+  }
 }

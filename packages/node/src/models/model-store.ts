@@ -193,8 +193,10 @@ export class ModelStore {
       this.inspecting = turn.catch(() => {})
       info = await turn
       await this.makeRoom(bytes.byteLength)
-    } catch (err) {
-      await this.deleteBlocks(blocks)
+    } catch (err: any) {
+      // refused, or no room: the blocks go; the machine's fault (no process to inspect with, a machine
+      // too busy to judge the model): they stay, and a later fetch or add completes from them
+      if (!(err?.name === 'SandboxError' && err.kind === 'unavailable')) await this.deleteBlocks(blocks)
       throw err
     }
     const now = Date.now()
