@@ -91,6 +91,26 @@ function failureLines (view: JobView): string[] {
 
 export async function run (argv: string[], io: Io): Promise<number> {
   const { values, positionals } = parse(runSpec, argv)
+  const args = await checkRunArgs(values, positionals)
+  const client = await ApiClient.connect(dataDirOf(values, io))
+  const model = await modelInStore(client, args.model, (values.trust as string[] | undefined) ?? [], io, values.json !== true)
+  const outDir = await outputDir(args.output)
+  const started = performance.now()
+  const { jobId } = await client.submitJob({ model, inputs: args.inputs, options: { local: values.share === true ? 'share' : 'fallback', rowsPerPiece: args.rowsPerPiece } })
+  const { view, cancelled } = await followJob(client, jobId, io, io.isTTY && values.json !== true)
+  if (view.state === 'failed') {
+    io.log(`job ${jobId} failed: ${view.error ?? 'unknown error'}${cancelled ? ' (interrupted)' : ''}`)
+    for (const line of failureLines(view)) io.log(line)
+    return 1
+  }
+  const written = await writeOutputs(client, jobId, view, outDir)
+  const wallMs = Math.round(performance.now() - started)
+  io.stdout(values.json === true ? JSON.stringify(jsonReport(jobId, wallMs, view, written), null, 2) + '\n' : textReport(wallMs, view, written))
+  return 0
+}
+
+/** What the command line asks for, checked before the node is asked anything. */
+async function checkRunArgs (values: Record<string, unknown>, positionals: string[]): Promise<{ model: string, output: string, inputs: Record<string, { path: string }>, rowsPerPiece?: number }> {
   if (positionals.length !== 1) throw new UsageError('give exactly one model: a .onnx file, a model CID or NAME@VERSION')
   const output = values.output as string | undefined
   if (output == null) throw new UsageError('--output DIR is required')
@@ -101,7 +121,6 @@ export async function run (argv: string[], io: Io): Promise<number> {
     rowsPerPiece = Number(values['rows-per-piece'])
     if (!Number.isSafeInteger(rowsPerPiece) || rowsPerPiece < 1) throw new UsageError('--rows-per-piece must be a positive integer')
   }
-
   const inputs: Record<string, { path: string }> = {}
   for (const spec of inputSpecs) {
     const eq = spec.indexOf('=')
@@ -116,31 +135,28 @@ export async function run (argv: string[], io: Io): Promise<number> {
     }
     inputs[name] = { path }
   }
+  return { model: positionals[0], output, inputs, rowsPerPiece }
+}
 
-  const client = await ApiClient.connect(dataDirOf(values, io))
-  const trust = (values.trust as string[] | undefined) ?? []
-  const modelArg = positionals[0]
-  let model: string
-  const isFile = await stat(modelArg).then(s => s.isFile(), () => false)
-  if (isFile) {
-    model = (await client.addModel(await readFile(modelArg))).cid
-  } else if (isModelCid(modelArg) || looksLikeNameRef(modelArg)) {
-    // resolve the name and get the model here first, with its own progress line
-    model = (await fetchWithProgress(client, modelArg, trust, io, values.json !== true)).cid
-  } else {
-    throw new UsageError(`${modelArg} is neither a model file, a model CID nor NAME@VERSION`)
-  }
+/** The model's CID once it is in the node's store: a file is added, a CID or name fetched (with its own progress line). */
+async function modelInStore (client: ApiClient, modelArg: string, trust: string[], io: Io, progress: boolean): Promise<string> {
+  if (await stat(modelArg).then(s => s.isFile(), () => false)) return (await client.addModel(await readFile(modelArg))).cid
+  if (isModelCid(modelArg) || looksLikeNameRef(modelArg)) return (await fetchWithProgress(client, modelArg, trust, io, progress)).cid
+  throw new UsageError(`${modelArg} is neither a model file, a model CID nor NAME@VERSION`)
+}
 
+async function outputDir (output: string): Promise<string> {
   const outDir = resolve(output)
   try {
     await mkdir(outDir, { recursive: true })
   } catch (err: any) {
     throw new UsageError(`cannot create output directory ${outDir} (${err.code ?? err.message})`)
   }
+  return outDir
+}
 
-  const started = performance.now()
-  const { jobId } = await client.submitJob({ model, inputs, options: { local: values.share === true ? 'share' : 'fallback', rowsPerPiece } })
-  const live = io.isTTY && values.json !== true
+/** Polls the job until it ends, drawing its progress bar when `live`; Ctrl-C cancels it. */
+async function followJob (client: ApiClient, jobId: string, io: Io, live: boolean): Promise<{ view: JobView, cancelled: boolean }> {
   let view = await client.job(jobId)
   let cancelled = false
   io.onSignal('SIGINT', () => { cancelled = true; void client.cancelJob(jobId).catch(() => {}) })
@@ -150,12 +166,11 @@ export async function run (argv: string[], io: Io): Promise<number> {
     view = await client.job(jobId)
   }
   if (live) io.progress('')
-  if (view.state === 'failed') {
-    io.log(`job ${jobId} failed: ${view.error ?? 'unknown error'}${cancelled ? ' (interrupted)' : ''}`)
-    for (const line of failureLines(view)) io.log(line)
-    return 1
-  }
+  return { view, cancelled }
+}
 
+/** Writes each output as .npy in `outDir`; returns the file of each. */
+async function writeOutputs (client: ApiClient, jobId: string, view: JobView, outDir: string): Promise<Record<string, string>> {
   const written: Record<string, string> = {}
   const files = outputFileNames(view.outputs.map(o => o.name))
   for (const out of view.outputs) {
@@ -163,12 +178,16 @@ export async function run (argv: string[], io: Io): Promise<number> {
     await writeFile(file, await client.output(jobId, out.name))
     written[out.name] = file
   }
-  const wallMs = Math.round(performance.now() - started)
+  return written
+}
+
+function jsonReport (jobId: string, wallMs: number, view: JobView, written: Record<string, string>): Record<string, unknown> {
   const p = view.progress
-  if (values.json === true) {
-    io.stdout(JSON.stringify({ jobId, wallMs, pieces: p.total, rowsPerPiece: p.rowsPerPiece, retries: p.retries, duplicates: p.duplicates, directPieces: p.directPieces, peers: p.perPeer, executionProviders: p.perProvider, failures: p.failures, failedAttempts: p.failedAttempts, outputs: written }, null, 2) + '\n')
-    return 0
-  }
+  return { jobId, wallMs, pieces: p.total, rowsPerPiece: p.rowsPerPiece, retries: p.retries, duplicates: p.duplicates, directPieces: p.directPieces, peers: p.perPeer, executionProviders: p.perProvider, failures: p.failures, failedAttempts: p.failedAttempts, outputs: written }
+}
+
+function textReport (wallMs: number, view: JobView, written: Record<string, string>): string {
+  const p = view.progress
   const lines = [
     `done: ${p.total} pieces of ${p.rowsPerPiece} rows on ${Object.keys(p.perPeer).length} peers in ${formatDuration(wallMs)} (${p.retries} retries, ${p.duplicates} duplicates${p.directPieces > 0 ? `, ${p.directPieces} over direct connections` : ''})`,
     ...Object.entries(p.perPeer).sort((a, b) => b[1] - a[1]).map(([peer, n]) => `  ${peer}  ${n} piece${n === 1 ? '' : 's'}`),
@@ -177,8 +196,7 @@ export async function run (argv: string[], io: Io): Promise<number> {
     'outputs:',
     ...view.outputs.map(o => `  ${written[o.name]}  ${o.dtype} [${o.dims.join(', ')}]`)
   ]
-  io.stdout(lines.join('\n') + '\n')
-  return 0
+  return lines.join('\n') + '\n'
 }
 
 /** This file's commands, by name (main.ts loads the file when one of them runs). */
