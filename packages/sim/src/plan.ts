@@ -56,90 +56,131 @@ interface Decision { atMs: number, order: number, apply: () => void }
  * Nodes to remove are drawn from those up at that moment, so a plan never kills a node twice.
  */
 export function planScenario (scenario: Scenario): Plan {
-  const random = seededRandom(scenario.seed)
-  const nodes: PlannedNode[] = []
-  const up = new Map<string, PlannedNode>()
-  const counters = new Map<string, number>()
-  const groups = new Map(scenario.groups.map(g => [g.name, g]))
-  const addNode = (group: GroupSpec, initial: boolean): PlannedNode => {
-    const n = counters.get(group.name) ?? 0
-    counters.set(group.name, n + 1)
+  return new Planner(scenario).plan()
+}
+
+/**
+ * The plan in the making: the initial nodes first, then the churn decisions played in time order
+ * (each may draw nodes, or schedule a rejoin), then the jobs. The seeded generator is drawn from in
+ * that order, so that a plan depends on the scenario alone.
+ */
+class Planner {
+  private readonly scenario: Scenario
+  private readonly random: () => number
+  private readonly groups: Map<string, GroupSpec>
+  private readonly nodes: PlannedNode[] = []
+  /** The nodes up at the moment being planned. */
+  private readonly up = new Map<string, PlannedNode>()
+  private readonly counters = new Map<string, number>()
+  private readonly events: PlannedEvent[] = []
+  private readonly pending: Decision[] = []
+  private order = 0
+
+  constructor (scenario: Scenario) {
+    this.scenario = scenario
+    this.random = seededRandom(scenario.seed)
+    this.groups = new Map(scenario.groups.map(g => [g.name, g]))
+  }
+
+  plan (): Plan {
+    for (const group of this.scenario.groups) for (let i = 0; i < group.count; i++) this.addNode(group, true)
+    this.scheduleChurnEvents()
+    this.scheduleRandomChurn()
+    while (this.pending.length > 0) {
+      this.pending.sort((a, b) => a.atMs - b.atMs || a.order - b.order)
+      this.pending.shift()!.apply()
+    }
+    return { seed: this.scenario.seed, nodes: this.nodes, events: this.events, jobs: this.planJobs() }
+  }
+
+  private addNode (group: GroupSpec, initial: boolean): PlannedNode {
+    const n = this.counters.get(group.name) ?? 0
+    this.counters.set(group.name, n + 1)
     const node: PlannedNode = { name: `${group.name}-${n}`, group: group.name, speed: group.speed, concurrency: group.concurrency, gpu: group.gpu, network: group.network, initial }
-    nodes.push(node)
-    up.set(node.name, node)
+    this.nodes.push(node)
+    this.up.set(node.name, node)
     return node
   }
-  for (const group of scenario.groups) for (let i = 0; i < group.count; i++) addNode(group, true)
 
-  const events: PlannedEvent[] = []
-  const pending: Decision[] = []
-  let order = 0
-  const schedule = (atMs: number, apply: () => void): void => { pending.push({ atMs, order: order++, apply }) }
-  const remove = (atMs: number, node: PlannedNode, mode: ChurnMode): void => {
-    up.delete(node.name)
-    events.push({ atMs, kind: mode, node: node.name })
+  private schedule (atMs: number, apply: () => void): void {
+    this.pending.push({ atMs, order: this.order++, apply })
   }
-  const join = (atMs: number, group: GroupSpec): void => {
-    events.push({ atMs, kind: 'join', node: addNode(group, false).name })
+
+  private remove (atMs: number, node: PlannedNode, mode: ChurnMode): void {
+    this.up.delete(node.name)
+    this.events.push({ atMs, kind: mode, node: node.name })
   }
-  /** `count` distinct nodes up now, drawn with the seeded generator (in name order, so draws are stable). */
-  const draw = (candidates: PlannedNode[], count: number): PlannedNode[] => {
+
+  private join (atMs: number, group: GroupSpec): void {
+    this.events.push({ atMs, kind: 'join', node: this.addNode(group, false).name })
+  }
+
+  /** Nodes up now, in name order (so that draws are stable). */
+  private upByName (): PlannedNode[] {
+    return [...this.up.values()].sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }))
+  }
+
+  /** `count` distinct nodes of `candidates`, drawn with the seeded generator. */
+  private draw (candidates: PlannedNode[], count: number): PlannedNode[] {
     const pool = [...candidates].sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }))
     const chosen: PlannedNode[] = []
-    while (chosen.length < count && pool.length > 0) chosen.push(pool.splice(Math.floor(random() * pool.length), 1)[0])
+    while (chosen.length < count && pool.length > 0) chosen.push(pool.splice(Math.floor(this.random() * pool.length), 1)[0])
     return chosen
   }
 
-  for (const event of scenario.churn.events) {
-    schedule(event.atMs, () => {
-      const inGroup = [...up.values()].filter(n => event.group == null || n.group === event.group)
-      if (event.leave != null) {
-        const count = 'count' in event.leave ? event.leave.count : Math.round(inGroup.length * event.leave.percent / 100)
-        for (const node of draw(inGroup, count)) remove(event.atMs, node, event.mode)
-      }
-      if (event.join != null) {
-        const group = groups.get(event.group ?? scenario.groups[0].name)!
-        for (let i = 0; i < event.join; i++) join(event.atMs, group)
-      }
-    })
+  /** The scenario's listed churn events: nodes of a group leave (a count or a percentage) or join. */
+  private scheduleChurnEvents (): void {
+    const { scenario } = this
+    for (const event of scenario.churn.events) {
+      this.schedule(event.atMs, () => {
+        const inGroup = [...this.up.values()].filter(n => event.group == null || n.group === event.group)
+        if (event.leave != null) {
+          const count = 'count' in event.leave ? event.leave.count : Math.round(inGroup.length * event.leave.percent / 100)
+          for (const node of this.draw(inGroup, count)) this.remove(event.atMs, node, event.mode)
+        }
+        if (event.join != null) {
+          const group = this.groups.get(event.group ?? scenario.groups[0].name)!
+          for (let i = 0; i < event.join; i++) this.join(event.atMs, group)
+        }
+      })
+    }
   }
-  const churn = scenario.churn.random
-  if (churn != null && churn.rate > 0) {
+
+  /** Random churn: every `perMs`, each node up fails with probability `rate`, and rejoins later if asked. */
+  private scheduleRandomChurn (): void {
+    const churn = this.scenario.churn.random
+    if (churn == null || churn.rate <= 0) return
     for (let t = churn.fromMs + churn.perMs; t <= churn.untilMs; t += churn.perMs) {
       const atMs = t
-      schedule(atMs, () => {
-        const failing = [...up.values()]
-          .sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }))
-          .filter(() => random() < churn.rate)
-        for (const node of failing) {
-          remove(atMs, node, churn.mode)
-          if (churn.rejoinAfterMs != null && atMs + churn.rejoinAfterMs <= scenario.durationMs) {
-            const group = groups.get(node.group)!
-            schedule(atMs + churn.rejoinAfterMs, () => join(atMs + churn.rejoinAfterMs!, group))
+      this.schedule(atMs, () => {
+        for (const node of this.upByName().filter(() => this.random() < churn.rate)) {
+          this.remove(atMs, node, churn.mode)
+          if (churn.rejoinAfterMs != null && atMs + churn.rejoinAfterMs <= this.scenario.durationMs) {
+            const group = this.groups.get(node.group)!
+            this.schedule(atMs + churn.rejoinAfterMs, () => this.join(atMs + churn.rejoinAfterMs!, group))
           }
         }
       })
     }
   }
-  while (pending.length > 0) {
-    pending.sort((a, b) => a.atMs - b.atMs || a.order - b.order)
-    pending.shift()!.apply()
-  }
 
-  const jobs: PlannedJob[] = []
-  for (const spec of scenario.jobs) {
-    for (let i = 0; i < spec.count; i++) {
-      jobs.push({
-        id: `job-${jobs.length}`,
-        atMs: spec.atMs + i * spec.everyMs,
-        model: spec.model,
-        batch: spec.batch,
-        inputSeed: Math.floor(random() * 0xffffffff),
-        options: { rowsPerPiece: spec.rowsPerPiece, targetPieceMs: spec.targetPieceMs, maxAttempts: spec.maxAttempts, endgame: spec.endgame }
-      })
+  /** Every job, in submission order, each with the seed of its inputs. */
+  private planJobs (): PlannedJob[] {
+    const jobs: PlannedJob[] = []
+    for (const spec of this.scenario.jobs) {
+      for (let i = 0; i < spec.count; i++) {
+        jobs.push({
+          id: `job-${jobs.length}`,
+          atMs: spec.atMs + i * spec.everyMs,
+          model: spec.model,
+          batch: spec.batch,
+          inputSeed: Math.floor(this.random() * 0xffffffff),
+          options: { rowsPerPiece: spec.rowsPerPiece, targetPieceMs: spec.targetPieceMs, maxAttempts: spec.maxAttempts, endgame: spec.endgame }
+        })
+      }
     }
+    jobs.sort((a, b) => a.atMs - b.atMs)
+    jobs.forEach((job, i) => { job.id = `job-${i}` })
+    return jobs
   }
-  jobs.sort((a, b) => a.atMs - b.atMs)
-  jobs.forEach((job, i) => { job.id = `job-${i}` })
-  return { seed: scenario.seed, nodes, events, jobs }
 }
