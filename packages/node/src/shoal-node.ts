@@ -19,6 +19,7 @@ import { Job, JobError } from './jobs/index.js'
 import type { JobOptions } from './jobs/index.js'
 import type { ModelEntry, FetchOptions, FetchSummary, Manifest, Resolved } from './models/index.js'
 import type { NodeConfig } from './config.js'
+import { Lifecycle } from './lifecycle.js'
 import { NodeMetrics } from './metrics.js'
 import type { Contribution } from './metrics.js'
 
@@ -108,6 +109,8 @@ export class ShoalNode {
   private sessions?: PieceRuntime
   private swarmService?: ModelSwarm
   private nameService?: NameService
+  /** The parts start() started, to stop in reverse. */
+  private lifecycle?: Lifecycle
   private readonly jobs = new Map<string, Job>()
   /** Model fetches started by each peer's pieces, now. */
   private readonly pieceFetches = new Map<string, number>()
@@ -178,127 +181,145 @@ export class ShoalNode {
     return this.libp2p.getMultiaddrs().map(ma => ma.toString())
   }
 
+  /**
+   * Starts the node: the data dir, identity and calibration first, then its parts in order (the model
+   * store, the sandbox, libp2p with Shoal's services, the swarm, names, the API). A part that fails
+   * to start stops those already started: a node that failed to start leaves nothing running.
+   */
   async start (): Promise<void> {
     const { config } = this
     this.startWarnings.push(...await prepareDataDir(config.dataDir))
-    const files = dataDirFiles(config.dataDir)
-    // Calibration runs in child processes while libp2p starts.
+    // calibration runs in child processes while the identity loads and the store opens
     const calibration = this.init.calibration != null
       ? Promise.resolve({ ...this.init.calibration, fingerprint: 'given', cached: true })
-      : calibrate({ cpuThreads: config.cpuThreads, noGpu: !config.gpu, cacheFile: files.calibration, recalibrate: config.recalibrate })
+      : calibrate({ cpuThreads: config.cpuThreads, noGpu: !config.gpu, cacheFile: dataDirFiles(config.dataDir).calibration, recalibrate: config.recalibrate })
+    calibration.catch(() => {}) // awaited by the sandbox's start; a failed store start must not leave it unhandled
     const privateKey = await loadOrCreateIdentity(config.dataDir)
-    await this.models.start()
+    this.lifecycle = new Lifecycle()
+      .add('model store', async () => { await this.models.start() }, async () => { this.models.stop() })
+      .add('sandbox', async () => { await this.startSandbox(calibration) }, async () => {
+        await this.sessions?.close()
+        this.sessions = undefined
+      })
+      .add('libp2p', async () => { await this.startLibp2p(privateKey) }, async () => {
+        await this.libp2pNode?.stop()
+        this.libp2pNode = undefined
+      })
+      .add('swarm', async () => { await this.startSwarm() }, async () => { await this.swarmService?.stop() })
+      .add('names', async () => { await this.startNames(privateKey) }, async () => { this.nameService?.stop() })
+      .add('API', async () => { await this.startApi() }, async () => { await this.stopApi() })
+    await this.lifecycle.start()
+  }
+
+  /**
+   * Sessions in a child process: a model is a stranger's code, and a process can be killed (an endless
+   * Loop), kept from the data dir and limited in memory (docs/operators.md, "Security"). ONNX Runtime
+   * runs synchronously, so on this thread a piece would also stop the node's ads, transfers and
+   * answers for its whole compute. SHOAL_SANDBOX=0 runs sessions in a worker thread instead,
+   * SHOAL_INFERENCE_THREAD=0 on this one (to compare, or should a provider need it).
+   */
+  private async startSandbox (calibration: Promise<Calibration & { cached: boolean }>): Promise<void> {
     this.calibrationResult = await calibration
-    // sessions in a child process: a model is a stranger's code, and a process can be killed (an
-    // endless Loop), kept from the data dir and limited in memory (docs/operators.md, "Security").
-    // ONNX Runtime runs synchronously, so on this thread a piece would also stop the node's ads,
-    // transfers and answers for its whole compute. SHOAL_SANDBOX=0 runs sessions in a worker thread
-    // instead, SHOAL_INFERENCE_THREAD=0 on this one (to compare, or should a provider need it)
-    const sessionInit = { providers: this.calibrationResult.providers.map(p => p.name), cpuThreads: config.cpuThreads }
+    const sessionInit = { providers: this.calibrationResult.providers.map(p => p.name), cpuThreads: this.config.cpuThreads }
     this.sessions = this.init.runtime ?? slowed(
       process.env.SHOAL_INFERENCE_THREAD === '0'
         ? new SessionCache(sessionInit)
         : sandboxed() ? this.sandbox(sessionInit) : new ThreadedSessions(sessionInit),
       this.init.slowdown ?? 1)
+  }
 
-    try {
-      const libp2p = await createShoalLibp2p({
-        privateKey,
-        config,
-        meshKeeperIntervalMs: this.init.meshKeeperIntervalMs,
-        tuning: this.init.tuning,
-        directReuse: this.init.directReuse,
-        capacity: { local: () => this.localCapacity() },
-        inference: {
-          maxConcurrency: config.maxConcurrency,
-          maxRequestBytes: config.maxRequestBytes,
-          maxPieceMs: config.maxPieceSeconds * 1000,
-          maxMemoryBytes: config.maxMemoryBytes,
-          memoryInUse: this.init.memoryInUse,
-          inputIdleMs: this.init.inputIdleMs,
-          store: this.models,
-          fetchModel: async (cid, hint) => await this.fetchForPiece(cid, hint),
-          sessions: this.sessions,
-          onLoadChange: () => this.libp2pNode?.services.capacity.changed(),
-          shaping: this.init.shaping,
-          metrics: this.metrics
-        }
-      })
-      this.libp2pNode = libp2p
-      try {
-        await libp2p.start()
-      } catch (err: any) {
-        throw listenError(err, config.listen)
-      }
-      this.startedAt = Date.now()
-      this.swarmService = new ModelSwarm({
-        libp2p,
+  /** libp2p with Shoal's services: capacity ads, the mesh keeper, the worker side of pieces, the direct channel. */
+  private async startLibp2p (privateKey: Parameters<typeof createShoalLibp2p>[0]['privateKey']): Promise<void> {
+    const { config } = this
+    const libp2p = await createShoalLibp2p({
+      privateKey,
+      config,
+      meshKeeperIntervalMs: this.init.meshKeeperIntervalMs,
+      tuning: this.init.tuning,
+      directReuse: this.init.directReuse,
+      capacity: { local: () => this.localCapacity() },
+      inference: {
+        maxConcurrency: config.maxConcurrency,
+        maxRequestBytes: config.maxRequestBytes,
+        maxPieceMs: config.maxPieceSeconds * 1000,
+        maxMemoryBytes: config.maxMemoryBytes,
+        memoryInUse: this.init.memoryInUse,
+        inputIdleMs: this.init.inputIdleMs,
         store: this.models,
-        adHolders: cid => libp2p.services.capacity.peers.list().filter(e => e.capacity.models.includes(cid)).map(e => e.capacity.peerId),
-        noProviderTimeoutMs: this.init.noProviderTimeoutMs,
-        metrics: this.metrics,
-        // benchmarks compare the two exchanges (pnpm bench models)
-        fetchOver: process.env.SHOAL_FETCH_OVER === 'bitswap' ? 'bitswap' : 'shoal'
-      })
-      await this.swarmService.start()
-      for (const model of this.models.list()) this.swarmService.announce(model.cid)
-      this.nameService = new NameService({
-        dataDir: config.dataDir,
-        privateKey,
-        peerId: this.peerId,
-        trusted: config.trustedPublishers,
-        dht: () => libp2p.services.dht,
-        republishMs: NAME_REPUBLISH_MS,
-        timeoutMs: NAME_TIMEOUT_MS,
-        log: libp2p.logger.forComponent('shoal:names')
-      })
-      await this.nameService.start()
-      this.nameService.startRepublishing()
-
-      if (this.init.api !== false) {
-        this.api = new ApiServer({ port: config.apiPort, routes: apiRoutes(this) })
-        await this.api.start()
-        const info: ApiInfo = { url: this.api.url, token: this.api.token, pid: process.pid, peerId: this.peerId }
-        await writePrivateFile(files.api, JSON.stringify(info, null, 2) + '\n')
-        // the token alone, for a Prometheus scrape config's credentials_file
-        await writePrivateFile(files.apiToken, this.api.token + '\n')
-        // a node with an API is a node process of its own (not one of many nodes in a simulation)
-        this.metrics.collectProcessMetrics()
+        fetchModel: async (cid, hint) => await this.fetchForPiece(cid, hint),
+        sessions: this.sessions!,
+        onLoadChange: () => this.libp2pNode?.services.capacity.changed(),
+        shaping: this.init.shaping,
+        metrics: this.metrics
       }
-    } catch (err) {
-      // a node that failed to start leaves nothing running: no listener, no sandbox process, no timer
-      await this.rollback()
-      throw err
+    })
+    this.libp2pNode = libp2p
+    try {
+      await libp2p.start()
+    } catch (err: any) {
+      throw listenError(err, config.listen)
     }
+    this.startedAt = Date.now()
   }
 
-  /** Undoes a start that failed half way, whatever it had reached. */
-  private async rollback (): Promise<void> {
-    await this.api?.stop().catch(() => {})
+  private async startSwarm (): Promise<void> {
+    const libp2p = this.libp2p
+    this.swarmService = new ModelSwarm({
+      libp2p,
+      store: this.models,
+      adHolders: cid => libp2p.services.capacity.peers.list().filter(e => e.capacity.models.includes(cid)).map(e => e.capacity.peerId),
+      noProviderTimeoutMs: this.init.noProviderTimeoutMs,
+      metrics: this.metrics,
+      // benchmarks compare the two exchanges (pnpm bench models)
+      fetchOver: process.env.SHOAL_FETCH_OVER === 'bitswap' ? 'bitswap' : 'shoal'
+    })
+    await this.swarmService.start()
+    for (const model of this.models.list()) this.swarmService.announce(model.cid)
+  }
+
+  private async startNames (privateKey: Parameters<typeof createShoalLibp2p>[0]['privateKey']): Promise<void> {
+    const libp2p = this.libp2p
+    this.nameService = new NameService({
+      dataDir: this.config.dataDir,
+      privateKey,
+      peerId: this.peerId,
+      trusted: this.config.trustedPublishers,
+      dht: () => libp2p.services.dht,
+      republishMs: NAME_REPUBLISH_MS,
+      timeoutMs: NAME_TIMEOUT_MS,
+      log: libp2p.logger.forComponent('shoal:names')
+    })
+    await this.nameService.start()
+    this.nameService.startRepublishing()
+  }
+
+  /** The local HTTP API (unless `init.api` is false), and the files that tell the CLI where it is. */
+  private async startApi (): Promise<void> {
+    if (this.init.api === false) return
+    const files = dataDirFiles(this.config.dataDir)
+    this.api = new ApiServer({ port: this.config.apiPort, routes: apiRoutes(this) })
+    await this.api.start()
+    const info: ApiInfo = { url: this.api.url, token: this.api.token, pid: process.pid, peerId: this.peerId }
+    await writePrivateFile(files.api, JSON.stringify(info, null, 2) + '\n')
+    // the token alone, for a Prometheus scrape config's credentials_file
+    await writePrivateFile(files.apiToken, this.api.token + '\n')
+    // a node with an API is a node process of its own (not one of many nodes in a simulation)
+    this.metrics.collectProcessMetrics()
+  }
+
+  private async stopApi (): Promise<void> {
+    if (this.api == null) return
+    const files = dataDirFiles(this.config.dataDir)
+    await Promise.all([rm(files.api, { force: true }), rm(files.apiToken, { force: true })])
+    await this.api.stop()
     this.api = undefined
-    this.nameService?.stop()
-    await this.swarmService?.stop().catch(() => {})
-    await Promise.resolve(this.libp2pNode?.stop()).catch(() => {})
-    this.libp2pNode = undefined
-    await this.sessions?.close().catch(() => {})
-    this.sessions = undefined
-    this.models.stop()
   }
 
-  /** Clean shutdown: a leaving ad goes out first, then libp2p and the API stop. */
+  /** Clean shutdown: jobs cancelled, then the parts stop, last started first (a leaving ad goes out as libp2p stops). */
   async stop (): Promise<void> {
-    if (this.api != null) {
-      const files = dataDirFiles(this.config.dataDir)
-      await Promise.all([rm(files.api, { force: true }), rm(files.apiToken, { force: true })])
-      await this.api.stop()
-    }
     for (const job of this.jobs.values()) job.cancel()
     this.direct.closeIdle()
-    this.nameService?.stop()
-    await this.swarmService?.stop()
-    await this.libp2pNode?.stop()
-    await this.sessions?.close()
-    this.models.stop()
+    await this.lifecycle?.stop()
   }
 
   /**
