@@ -201,10 +201,8 @@ export class ShoalNode {
         await this.sessions?.close()
         this.sessions = undefined
       })
-      .add('libp2p', async () => { await this.startLibp2p(privateKey) }, async () => {
-        await this.libp2pNode?.stop()
-        this.libp2pNode = undefined
-      })
+      // (the stopped libp2p stays: its peer id and addresses still name the node)
+      .add('libp2p', async () => { await this.startLibp2p(privateKey) }, async () => { await this.libp2pNode?.stop() })
       .add('swarm', async () => { await this.startSwarm() }, async () => { await this.swarmService?.stop() })
       .add('names', async () => { await this.startNames(privateKey) }, async () => { this.nameService?.stop() })
       .add('API', async () => { await this.startApi() }, async () => { await this.stopApi() })

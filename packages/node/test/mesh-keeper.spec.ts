@@ -3,10 +3,21 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { PeerId } from '@libp2p/interface'
 import { describe, expect, it } from 'vitest'
-import { MeshKeeper } from '../src/mesh/mesh-keeper.js'
+import { identify } from '@libp2p/identify'
+import { createLibp2p } from 'libp2p'
+import { MeshKeeper, meshKeeper } from '../src/mesh/mesh-keeper.js'
 import type { MeshKeeperComponents } from '../src/mesh/mesh-keeper.js'
 
 describe('MeshKeeper', () => {
+  it('declares what it needs: a node assembled without the capacity service fails at creation, naming it', async () => {
+    const error = await createLibp2p({
+      start: false,
+      services: { identify: identify(), meshKeeper: meshKeeper({ bootstrap: [], targetConnections: 1, intervalMs: 1000 }) }
+    }).catch(err => err)
+    expect(error.name).toBe('UnmetServiceDependenciesError')
+    expect(error.message).toMatch(/"@shoal\/mesh-keeper" required capability "@shoal\/capacity"/)
+  })
+
   it('keeps topping up after a round that throws (the keeper must not end for good)', async () => {
     const peerId = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
     const other = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
@@ -22,7 +33,8 @@ describe('MeshKeeper', () => {
         getConnections: () => { if (rounds++ === 0) throw new Error('boom'); return [] },
         openConnection: async (target: any) => { dialled.push(target.toString()); throw new Error('unreachable') }
       } as any,
-      peerStore: { all: async () => [{ id: other, addresses: [{}] }], get: async () => undefined } as any
+      peerStore: { all: async () => [{ id: other, addresses: [{}] }], get: async () => undefined } as any,
+      capacity: { peers: { get: () => undefined } }
     } satisfies MeshKeeperComponents
     const keeper = new MeshKeeper(components, { bootstrap: [], targetConnections: 4, intervalMs: 50 })
     keeper.start()
@@ -41,7 +53,7 @@ describe('MeshKeeper', () => {
   }
 
   /** A keeper over fake libp2p parts: `connections` is what the connection manager has open. */
-  function keeperOf (self: PeerId, init: Partial<ConstructorParameters<typeof MeshKeeper>[1]>, state: { connections: any[], known: PeerId[], identify?: () => Promise<void> }): { keeper: MeshKeeper, dialled: string[], identified: string[] } {
+  function keeperOf (self: PeerId, init: Partial<ConstructorParameters<typeof MeshKeeper>[1]>, state: { connections: any[], known: PeerId[], identify?: () => Promise<void>, liveAds?: string[] }): { keeper: MeshKeeper, dialled: string[], identified: string[] } {
     const dialled: string[] = []
     const identified: string[] = []
     const components = {
@@ -56,7 +68,8 @@ describe('MeshKeeper', () => {
       peerStore: {
         all: async (query: any) => state.known.map(id => ({ id, addresses: [{}] })).filter(p => (query?.filters ?? []).every((f: any) => f(p))),
         get: async (id: PeerId) => ({ protocols: state.connections.find(c => c.remotePeer.equals(id))?.protocols ?? [] })
-      } as any
+      } as any,
+      capacity: { peers: { get: (peer: string) => state.liveAds?.includes(peer) === true ? {} : undefined } }
     } satisfies MeshKeeperComponents
     return { keeper: new MeshKeeper(components, { bootstrap: [], targetConnections: 3, intervalMs: 1000, ...init }), dialled, identified }
   }
@@ -97,7 +110,7 @@ describe('MeshKeeper', () => {
   it('closes a connection that has carried no ad for longer than deafAfterMs, and keeps the others', async () => {
     const [self, deaf, heard, young] = await ids(4)
     const connections = [connection(deaf, 20_000), connection(heard, 20_000), connection(young, 1_000)]
-    const { keeper } = keeperOf(self, { hasLiveAd: peer => peer === heard.toString(), deafAfterMs: 10_000, targetConnections: 3 }, { connections, known: [] })
+    const { keeper } = keeperOf(self, { deafAfterMs: 10_000, targetConnections: 3 }, { connections, known: [], liveAds: [heard.toString()] })
     await (keeper as any).topUp()
     expect(connections.map(c => c.closed)).toEqual([true, false, false])
   })

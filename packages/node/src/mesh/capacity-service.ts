@@ -1,5 +1,6 @@
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import type { GossipSub, Message } from '@libp2p/gossipsub'
+import { serviceCapabilities, serviceDependencies } from '@libp2p/interface'
 import type { ComponentLogger, Logger, PeerId, PeerStore, Startable } from '@libp2p/interface'
 import { multiaddr, CODE_P2P } from '@multiformats/multiaddr'
 import type { AddressManager } from '@libp2p/interface-internal'
@@ -86,6 +87,8 @@ export class CapacityService implements Startable {
   }
 
   readonly [Symbol.toStringTag] = '@shoal/capacity'
+  readonly [serviceCapabilities] = ['@shoal/capacity']
+  readonly [serviceDependencies] = ['@libp2p/pubsub']
 
   start (): void {}
 

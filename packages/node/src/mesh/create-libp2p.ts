@@ -14,7 +14,7 @@ import type { Ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { webSockets } from '@libp2p/websockets'
 import { multiaddr } from '@multiformats/multiaddr'
-import { CAPACITY_TOPIC, INFER_PROTOCOL, MAX_FRAME_BYTES } from '@shoal/protocol'
+import { CAPACITY_TOPIC, MAX_FRAME_BYTES } from '@shoal/protocol'
 import { createLibp2p } from 'libp2p'
 import { toString } from 'uint8arrays/to-string'
 import type { Libp2p } from 'libp2p'
@@ -139,7 +139,7 @@ export async function createShoalLibp2p (init: CreateShoalLibp2pInit): Promise<S
   const { config } = init
   const tuning = init.tuning ?? {}
   const handshake = tuning.handshakeTimeoutMs != null ? { dialTimeout: tuning.handshakeTimeoutMs, addressDialTimeout: tuning.handshakeTimeoutMs, inboundUpgradeTimeout: tuning.handshakeTimeoutMs } : {}
-  // the keeper asks the capacity service's peer table, which exists only once libp2p is built
+  // the gater counts the node's own connections, which exist only once libp2p is built
   let node: ShoalLibp2p | undefined
   node = await createLibp2p({
     privateKey: init.privateKey,
@@ -180,13 +180,10 @@ export async function createShoalLibp2p (init: CreateShoalLibp2pInit): Promise<S
         bootstrap: config.bootstrap,
         targetConnections: tuning.targetConnections ?? TARGET_CONNECTIONS,
         intervalMs: init.meshKeeperIntervalMs ?? MESH_KEEPER_INTERVAL_MS,
-        hasLiveAd: peerId => node?.services.capacity.peers.get(peerId) != null,
         deafAfterMs: config.adIntervalMs * AD_EXPIRY_INTERVALS
       })
     }
   }) as ShoalLibp2p
-  const inference = node.services.inference
-  node.services.direct.serve(INFER_PROTOCOL, async (channel, peer) => { await inference.serve(channel, peer) })
   return node
 }
 

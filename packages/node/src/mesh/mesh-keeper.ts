@@ -1,3 +1,4 @@
+import { serviceDependencies } from '@libp2p/interface'
 import type { ComponentLogger, Libp2pEvents, Logger, PeerId, PeerInfo, PeerStore, Startable, TypedEventTarget } from '@libp2p/interface'
 import type { ConnectionManager } from '@libp2p/interface-internal'
 import type { Identify } from '@libp2p/identify'
@@ -20,10 +21,9 @@ export interface MeshKeeperInit {
   targetConnections: number
   intervalMs: number
   /**
-   * Whether this peer's capacity ad is live in our peer table. A connection to a peer without one,
-   * for longer than `deafAfterMs`, carries no gossip: it is closed so that it is dialled afresh.
+   * A connection open this long to a peer with no live capacity ad in our peer table carries no
+   * gossip: it is closed so that it is dialled afresh (unset: never).
    */
-  hasLiveAd?: (peerId: string) => boolean
   deafAfterMs?: number
 }
 
@@ -34,6 +34,8 @@ export interface MeshKeeperComponents {
   peerStore: PeerStore
   events: TypedEventTarget<Libp2pEvents>
   logger: ComponentLogger
+  /** The capacity service (mesh/capacity-service.ts): whose ads are live. */
+  capacity: { peers: { get: (peerId: string) => unknown } }
 }
 
 /**
@@ -63,6 +65,7 @@ export class MeshKeeper implements Startable {
   }
 
   readonly [Symbol.toStringTag] = '@shoal/mesh-keeper'
+  readonly [serviceDependencies] = ['@libp2p/identify', '@shoal/capacity']
 
   start (): void {
     this.running = true
@@ -163,9 +166,9 @@ export class MeshKeeper implements Startable {
    * connection gets fresh streams.
    */
   private async closeDeaf (): Promise<void> {
-    const { hasLiveAd } = this.init
-    if (hasLiveAd == null) return
-    const deafAfter = Math.max(MIN_DEAF_AFTER_MS, this.init.deafAfterMs ?? 0)
+    if (this.init.deafAfterMs == null) return
+    const deafAfter = Math.max(MIN_DEAF_AFTER_MS, this.init.deafAfterMs)
+    const hasLiveAd = (peer: string): boolean => this.components.capacity.peers.get(peer) != null
     const now = Date.now()
     for (const connection of this.components.connectionManager.getConnections()) {
       const age = now - connection.timeline.open

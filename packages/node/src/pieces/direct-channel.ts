@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { connect as tlsConnect, createSecureContext, createServer as createTlsServer } from 'node:tls'
 import type { SecureContext, Server as TlsServer, TLSSocket } from 'node:tls'
+import { serviceCapabilities } from '@libp2p/interface'
 import type { AbortOptions, ComponentLogger, Connection, Logger, PeerId, Startable, Stream } from '@libp2p/interface'
 import type { Registrar } from '@libp2p/interface-internal'
 import {
@@ -255,6 +256,7 @@ export class DirectChannelService implements Startable {
   }
 
   readonly [Symbol.toStringTag] = '@shoal/direct-channel'
+  readonly [serviceCapabilities] = ['@shoal/direct-channel']
 
   /** Where the listener is bound, or null when there is none (off, or not started). */
   get listening (): { host: string, port: number } | null {

@@ -1,3 +1,4 @@
+import { serviceDependencies } from '@libp2p/interface'
 import type { ComponentLogger, Logger, PeerId, Startable } from '@libp2p/interface'
 import type { Registrar } from '@libp2p/interface-internal'
 import {
@@ -70,6 +71,8 @@ function linkDelay (shape: LinkShape | undefined, bytes: number, signal: AbortSi
 export interface InferenceServiceComponents {
   registrar: Registrar
   logger: ComponentLogger
+  /** The direct data channel (direct-channel.ts), which carries pieces off the libp2p connection too. */
+  direct: { serve: (protocol: string, handler: (channel: Channel, peer: PeerId) => Promise<void>) => void }
 }
 
 /** A piece refused or failed, with the code the wire protocol carries. */
@@ -101,6 +104,7 @@ export class InferenceService implements Startable {
   }
 
   readonly [Symbol.toStringTag] = '@shoal/inference'
+  readonly [serviceDependencies] = ['@shoal/direct-channel']
 
   get running (): number {
     return this.slots.running
@@ -122,6 +126,8 @@ export class InferenceService implements Startable {
   async start (): Promise<void> {
     const limits = { maxInboundStreams: MAX_INBOUND_INFER_STREAMS, maxOutboundStreams: MAX_INBOUND_INFER_STREAMS }
     await this.components.registrar.handle(INFER_PROTOCOL, (stream, connection) => { void this.serve(streamChannel(stream), connection.remotePeer) }, limits)
+    // the same pieces over a direct connection, once its ticket named this protocol
+    this.components.direct.serve(INFER_PROTOCOL, async (channel, peer) => { await this.serve(channel, peer) })
   }
 
   async stop (): Promise<void> {
