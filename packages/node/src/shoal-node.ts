@@ -7,12 +7,13 @@ import { calibrate, inspectModel, inspectModelInChild, ProcessSessions, SessionC
 import { raceSignal } from 'race-signal'
 import type { Calibration, PieceRuntime, Tensor } from '@shoal/runtime'
 import { apiRoutes, ApiServer } from './api/index.js'
-import { INCOMPATIBLE_VERSIONS, KEPT_FINISHED_JOBS, MAX_JOB_PEERS, MAX_PIECE_FETCHES, MAX_PIECE_FETCHES_PER_PEER, MAX_PROVEN_PEERS, NAME_REPUBLISH_MS, NAME_TIMEOUT_MS, SHOAL_VERSION } from './constants.js'
+import { INCOMPATIBLE_VERSIONS, KEPT_FINISHED_JOBS, MAX_JOB_PEERS, MAX_PROVEN_PEERS, NAME_REPUBLISH_MS, NAME_TIMEOUT_MS, SHOAL_VERSION } from './constants.js'
 import { createShoalLibp2p, detectHardware } from './mesh/index.js'
 import type { MeshTuning, ShoalLibp2p, PeerEvent } from './mesh/index.js'
 import { dataDirFiles, loadOrCreateIdentity, prepareDataDir, writePrivateFile } from './data-dir.js'
-import { FetchBusyError, ListenError } from './errors.js'
-import { parseModelCid, ModelStore, ModelSwarm, NameService, parseNameRef } from './models/index.js'
+import { ListenError } from './errors.js'
+import { parseModelCid, ModelStore, parseNameRef } from './models/index.js'
+import type { ModelSwarm, NameService } from './models/index.js'
 import { DirectPool, runRemotePiece } from './pieces/index.js'
 import type { Channel, LinkShape } from './pieces/index.js'
 import { Job, JobError } from './jobs/index.js'
@@ -107,13 +108,9 @@ export class ShoalNode {
   private startedAt = 0
   readonly models: ModelStore
   private sessions?: PieceRuntime
-  private swarmService?: ModelSwarm
-  private nameService?: NameService
   /** The parts start() started, to stop in reverse. */
   private lifecycle?: Lifecycle
   private readonly jobs = new Map<string, Job>()
-  /** Model fetches started by each peer's pieces, now. */
-  private readonly pieceFetches = new Map<string, number>()
   /** What start() found and mended or could not (a data dir open to other users), for the operator. */
   readonly startWarnings: string[] = []
   /** Peers that completed a piece for this node (newest last; at most MAX_PROVEN_PEERS). */
@@ -135,7 +132,7 @@ export class ShoalNode {
       maxModelBytes: init.config.maxModelBytes,
       maxStorageBytes: init.config.maxStorageBytes,
       onChange: () => this.libp2pNode?.services.capacity.changed(),
-      onRemoved: cid => { void this.swarmService?.unannounce(cid) },
+      onRemoved: cid => { void this.libp2pNode?.services.swarm.unannounce(cid) },
       // a model is decoded in a child process of its own, as it runs in one: a stranger's protobuf
       // that takes the heap or never ends takes only that process (docs/operators.md, "Security")
       inspect: sandboxed()
@@ -155,16 +152,14 @@ export class ShoalNode {
     })
   }
 
-  /** Moves models between this node and its peers (bitswap). */
+  /** Moves models between this node and its peers (the libp2p service `swarm`). */
   get swarm (): ModelSwarm {
-    if (this.swarmService == null) throw new Error('node is not started')
-    return this.swarmService
+    return this.libp2p.services.swarm
   }
 
-  /** Signed model names (name@version). */
+  /** Signed model names, name@version (the libp2p service `names`). */
   get names (): NameService {
-    if (this.nameService == null) throw new Error('node is not started')
-    return this.nameService
+    return this.libp2p.services.names
   }
 
   get libp2p (): ShoalLibp2p {
@@ -183,8 +178,8 @@ export class ShoalNode {
 
   /**
    * Starts the node: the data dir, identity and calibration first, then its parts in order (the model
-   * store, the sandbox, libp2p with Shoal's services, the swarm, names, the API). A part that fails
-   * to start stops those already started: a node that failed to start leaves nothing running.
+   * store, the sandbox, libp2p with Shoal's services, swarm and names among them, the API). A part
+   * that fails to start stops those already started: a node that failed to start leaves nothing running.
    */
   async start (): Promise<void> {
     const { config } = this
@@ -203,8 +198,6 @@ export class ShoalNode {
       })
       // (the stopped libp2p stays: its peer id and addresses still name the node)
       .add('libp2p', async () => { await this.startLibp2p(privateKey) }, async () => { await this.libp2pNode?.stop() })
-      .add('swarm', async () => { await this.startSwarm() }, async () => { await this.swarmService?.stop() })
-      .add('names', async () => { await this.startNames(privateKey) }, async () => { this.nameService?.stop() })
       .add('API', async () => { await this.startApi() }, async () => { await this.stopApi() })
     await this.lifecycle.start()
   }
@@ -226,7 +219,7 @@ export class ShoalNode {
       this.init.slowdown ?? 1)
   }
 
-  /** libp2p with Shoal's services: capacity ads, the mesh keeper, the worker side of pieces, the direct channel. */
+  /** libp2p with Shoal's services: capacity ads, the mesh keeper, the worker side of pieces, the direct channel, the model swarm, names. */
   private async startLibp2p (privateKey: Parameters<typeof createShoalLibp2p>[0]['privateKey']): Promise<void> {
     const { config } = this
     const libp2p = await createShoalLibp2p({
@@ -244,12 +237,19 @@ export class ShoalNode {
         memoryInUse: this.init.memoryInUse,
         inputIdleMs: this.init.inputIdleMs,
         store: this.models,
-        fetchModel: async (cid, hint) => await this.fetchForPiece(cid, hint),
         sessions: this.sessions!,
         onLoadChange: () => this.libp2pNode?.services.capacity.changed(),
         shaping: this.init.shaping,
         metrics: this.metrics
-      }
+      },
+      swarm: {
+        store: this.models,
+        noProviderTimeoutMs: this.init.noProviderTimeoutMs,
+        metrics: this.metrics,
+        // benchmarks compare the two exchanges (pnpm bench models)
+        fetchOver: process.env.SHOAL_FETCH_OVER === 'bitswap' ? 'bitswap' : 'shoal'
+      },
+      names: { dataDir: config.dataDir, trusted: config.trustedPublishers, republishMs: NAME_REPUBLISH_MS, timeoutMs: NAME_TIMEOUT_MS }
     })
     this.libp2pNode = libp2p
     try {
@@ -258,37 +258,6 @@ export class ShoalNode {
       throw listenError(err, config.listen)
     }
     this.startedAt = Date.now()
-  }
-
-  private async startSwarm (): Promise<void> {
-    const libp2p = this.libp2p
-    this.swarmService = new ModelSwarm({
-      libp2p,
-      store: this.models,
-      adHolders: cid => libp2p.services.capacity.peers.list().filter(e => e.capacity.models.includes(cid)).map(e => e.capacity.peerId),
-      noProviderTimeoutMs: this.init.noProviderTimeoutMs,
-      metrics: this.metrics,
-      // benchmarks compare the two exchanges (pnpm bench models)
-      fetchOver: process.env.SHOAL_FETCH_OVER === 'bitswap' ? 'bitswap' : 'shoal'
-    })
-    await this.swarmService.start()
-    for (const model of this.models.list()) this.swarmService.announce(model.cid)
-  }
-
-  private async startNames (privateKey: Parameters<typeof createShoalLibp2p>[0]['privateKey']): Promise<void> {
-    const libp2p = this.libp2p
-    this.nameService = new NameService({
-      dataDir: this.config.dataDir,
-      privateKey,
-      peerId: this.peerId,
-      trusted: this.config.trustedPublishers,
-      dht: () => libp2p.services.dht,
-      republishMs: NAME_REPUBLISH_MS,
-      timeoutMs: NAME_TIMEOUT_MS,
-      log: libp2p.logger.forComponent('shoal:names')
-    })
-    await this.nameService.start()
-    this.nameService.startRepublishing()
   }
 
   /** The local HTTP API (unless `init.api` is false), and the files that tell the CLI where it is. */
@@ -343,7 +312,7 @@ export class ShoalNode {
     // a bad name is refused before anything is stored
     if (options.name != null) parseNameRef(options.name)
     const entry = await this.models.add(bytes, options)
-    this.swarmService?.announce(entry.cid)
+    this.libp2pNode?.services.swarm.announce(entry.cid)
     if (options.name == null) return entry
     return { ...entry, manifest: await this.names.publish(options.name, entry.cid) }
   }
@@ -351,28 +320,6 @@ export class ShoalNode {
   /** Gets a model into this node's store from the peers that hold it (a no-op if it is here). */
   async fetchModel (cid: string, options: FetchOptions = {}): Promise<FetchSummary> {
     return await this.swarm.fetch(cid, options)
-  }
-
-  /**
-   * A fetch a peer's piece asks for: joining a fetch already under way is free, but a peer may start
-   * at most MAX_PIECE_FETCHES_PER_PEER fetches at once and all peers MAX_PIECE_FETCHES (pieces naming
-   * hundreds of random CIDs once started as many fetches); past that the piece is answered OVERLOADED.
-   */
-  private async fetchForPiece (cid: string, peer: string): Promise<FetchSummary> {
-    if (this.swarm.progress(cid)?.state === 'fetching') return await this.fetchModel(cid, { hints: [peer] })
-    const mine = this.pieceFetches.get(peer) ?? 0
-    const all = [...this.pieceFetches.values()].reduce((a, b) => a + b, 0)
-    if (mine >= MAX_PIECE_FETCHES_PER_PEER || all >= MAX_PIECE_FETCHES) {
-      throw new FetchBusyError(`already fetching ${mine} models for this peer and ${all} in all (at most ${MAX_PIECE_FETCHES_PER_PEER} and ${MAX_PIECE_FETCHES})`)
-    }
-    this.pieceFetches.set(peer, mine + 1)
-    try {
-      return await this.fetchModel(cid, { hints: [peer] })
-    } finally {
-      const left = (this.pieceFetches.get(peer) ?? 1) - 1
-      if (left <= 0) this.pieceFetches.delete(peer)
-      else this.pieceFetches.set(peer, left)
-    }
   }
 
   /** Removes a model from the store (the node then stops announcing it). */

@@ -49,10 +49,10 @@ function header (rows: number, extra: Partial<InferRequest> = {}): Uint8Array {
   return InferRequest.encode({ jobId: 'j', pieceId: 0, modelCid: CID, inputs: [{ name: 'x', dtype: 'float32', dims: [BigInt(rows), 2n], byteLength: BigInt(rows * 8) }], deadlineMs: 10_000, ...extra })
 }
 
-function service (init: Partial<InferenceServiceInit> = {}, run: PieceRuntime['run'] = async (_cid, _load, inputs) => ({ outputs: { y: inputs.x }, provider: 'cpu', computeMs: 1 })): InferenceService {
+function service (init: Partial<InferenceServiceInit> = {}, run: PieceRuntime['run'] = async (_cid, _load, inputs) => ({ outputs: { y: inputs.x }, provider: 'cpu', computeMs: 1 }), fetchForPeer: (cid: string, peer: string) => Promise<unknown> = async () => {}): InferenceService {
   const store = { has: () => true, info: () => ({ ...MODEL, name: null, pinned: false, addedAt: 0, lastUsedAt: 0, inUse: 0 }), bytes: async () => new Uint8Array(), use: () => () => {} } as unknown as ModelStore
-  const components = { registrar: {} as any, logger: { forComponent: () => Object.assign(() => {}, { error: () => {}, trace: () => {}, enabled: false }) } as any }
-  return new InferenceService(components, { maxConcurrency: 2, maxRequestBytes: 1 << 20, maxMemoryBytes: 0, store, sessions: { run, close: async () => {} }, fetchModel: async () => {}, ...init })
+  const components = { registrar: {} as any, direct: { serve: () => {} }, swarm: { fetchForPeer }, logger: { forComponent: () => Object.assign(() => {}, { error: () => {}, trace: () => {}, enabled: false }) } as any }
+  return new InferenceService(components, { maxConcurrency: 2, maxRequestBytes: 1 << 20, maxMemoryBytes: 0, store, sessions: { run, close: async () => {} }, ...init })
 }
 
 /** Serves one piece of `rows` rows (its data sent unless `withhold`); the worker's answer. */

@@ -52,9 +52,12 @@ describe('a batch split across a mesh equals a single ONNX Runtime run, bit for 
     expect(sameBytes(result.outputs.output, reference.output)).toBe(true)
     expect(result.progress.total).toBe(10)
     expect(result.progress.perProvider).toEqual({ cpu: 10 })
-    // the pieces really went to the workers
-    expect(Object.keys(result.progress.perPeer).length).toBeGreaterThanOrEqual(2)
+    // the pieces really went to the workers (how they spread depends on which answers first: on a
+    // loaded machine one worker may take them all)
     expect(result.progress.perPeer[submitter.peerId]).toBeUndefined()
+    const workers = nodes.slice(1).map(n => n.peerId)
+    expect(Object.keys(result.progress.perPeer).every(p => workers.includes(p))).toBe(true)
+    expect(Object.values(result.progress.perPeer).reduce((a, b) => a + b, 0)).toBe(10)
   })
 
   it('on a real pretrained model (PP-OCRv4 text detection) over a four-node mesh', async () => {

@@ -25,7 +25,8 @@ import { directChannelService, inferenceService } from '../pieces/index.js'
 import type { DirectChannelService, InferenceService, InferenceServiceInit } from '../pieces/index.js'
 import { meshKeeper } from './mesh-keeper.js'
 import type { MeshKeeper } from './mesh-keeper.js'
-import { nameRecordSelectors, nameRecordValidators } from '../models/index.js'
+import { modelSwarm, nameRecordSelectors, nameRecordValidators, nameService } from '../models/index.js'
+import type { ModelSwarm, ModelSwarmInit, NameService, NameServiceInit } from '../models/index.js'
 import type { NodeConfig } from '../config.js'
 
 export type ShoalServices = {
@@ -37,6 +38,8 @@ export type ShoalServices = {
   meshKeeper: MeshKeeper
   inference: InferenceService
   direct: DirectChannelService
+  swarm: ModelSwarm
+  names: NameService
 }
 
 export type ShoalLibp2p = Libp2p<ShoalServices>
@@ -46,6 +49,8 @@ export interface CreateShoalLibp2pInit {
   config: Pick<NodeConfig, 'listen' | 'bootstrap' | 'mdns' | 'lan' | 'adIntervalMs' | 'direct' | 'directPort'>
   capacity: Omit<CapacityServiceInit, 'intervalMs'>
   inference: InferenceServiceInit
+  swarm: ModelSwarmInit
+  names: NameServiceInit
   /** Tests shorten the keeper's redial period. */
   meshKeeperIntervalMs?: number
   /** Many nodes sharing one machine's cores (`shoal sim`); defaults are those of a volunteer's node. */
@@ -175,6 +180,8 @@ export async function createShoalLibp2p (init: CreateShoalLibp2pInit): Promise<S
       }),
       capacity: capacityService({ ...init.capacity, intervalMs: config.adIntervalMs }),
       inference: inferenceService(init.inference),
+      swarm: modelSwarm(init.swarm),
+      names: nameService(init.names),
       direct: directChannelService({ enabled: config.direct, host: directHost(config.listen), port: config.directPort, maxFrameBytes: MAX_FRAME_BYTES, reuse: init.directReuse }),
       meshKeeper: meshKeeper({
         bootstrap: config.bootstrap,

@@ -1,11 +1,12 @@
 import { withBitswap } from '@helia/bitswap'
-import type { Libp2p, PeerId } from '@libp2p/interface'
+import type { PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { base64 } from 'multiformats/bases/base64'
 import type { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { digestKey } from './fetch-engine.js'
 import type { BlockExchange } from './fetch-engine.js'
+import type { SwarmHost } from './swarm-host.js'
 
 /** What bitswap serves: the store's blocks. */
 export interface ServedBlocks {
@@ -63,12 +64,12 @@ function cancelMessage (cids: CID[]): unknown {
  * corrupted block from a late one.
  */
 export class BitswapExchange implements BlockExchange {
-  private readonly libp2p: Libp2p
+  private readonly libp2p: SwarmHost
   private readonly served: ServedBlocks
   private broker?: BitswapInternals
   private readonly listeners = new Set<(sender: string, digest: string, bytes: Uint8Array) => void>()
 
-  constructor (libp2p: Libp2p, served: ServedBlocks) {
+  constructor (libp2p: SwarmHost, served: ServedBlocks) {
     this.libp2p = libp2p
     this.served = served
   }

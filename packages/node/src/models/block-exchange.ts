@@ -1,4 +1,4 @@
-import type { Libp2p, Logger, PeerId, Stream } from '@libp2p/interface'
+import type { Logger, PeerId, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { BLOCK_PROTOCOL, BlockRequest, BlockResponse, InvalidMessageError, MAX_BLOCK_BYTES, MAX_BLOCK_MESSAGE_BYTES } from '@shoal/protocol'
 import type { CID } from 'multiformats/cid'
@@ -11,6 +11,7 @@ import type { Frames } from '../pieces/frames.js'
 import type { BlockExchange } from './fetch-engine.js'
 import { decodeModelCid } from './model-cid.js'
 import type { ServedBlocks } from './bitswap-exchange.js'
+import type { SwarmHost } from './swarm-host.js'
 
 /** A block that does not hash to the CID it was sent for. */
 export class BadBlockError extends Error {
@@ -34,7 +35,7 @@ export interface BlockExchangeOptions {
  * in flight and a deadline on every stream; the client side checks every block against its CID.
  */
 export class ShoalBlockExchange implements BlockExchange {
-  private readonly libp2p: Libp2p
+  private readonly libp2p: SwarmHost
   private readonly served: ServedBlocks
   private readonly log: Logger
   /** Idle streams per peer, ready for the next request. */
@@ -47,7 +48,7 @@ export class ShoalBlockExchange implements BlockExchange {
   private readonly servePerPeer: number
   private readonly streamIdleMs: number
 
-  constructor (libp2p: Libp2p, served: ServedBlocks, options: BlockExchangeOptions = {}) {
+  constructor (libp2p: SwarmHost, served: ServedBlocks, options: BlockExchangeOptions = {}) {
     this.libp2p = libp2p
     this.served = served
     this.serveConcurrency = options.serveConcurrency ?? BLOCK_SERVE_CONCURRENCY

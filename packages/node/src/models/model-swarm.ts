@@ -1,8 +1,9 @@
-import type { Libp2p, Logger } from '@libp2p/interface'
+import { serviceCapabilities, serviceDependencies } from '@libp2p/interface'
+import type { ContentRouting, Logger } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { CID } from 'multiformats/cid'
-import { KEPT_FINISHED_FETCHES } from '../constants.js'
-import { ModelFetchError } from '../errors.js'
+import { KEPT_FINISHED_FETCHES, MAX_PIECE_FETCHES, MAX_PIECE_FETCHES_PER_PEER } from '../constants.js'
+import { FetchBusyError, ModelFetchError } from '../errors.js'
 import type { NodeMetrics } from '../metrics.js'
 import { BitswapExchange } from './bitswap-exchange.js'
 import type { ServedBlocks } from './bitswap-exchange.js'
@@ -12,6 +13,8 @@ import type { BlockExchange } from './fetch-engine.js'
 import { decodeBlock, ModelDagError, parseModelCid } from './model-dag.js'
 import type { ModelEntry, ModelStore } from './model-store.js'
 import { Standing } from './standing.js'
+import { swarmHost } from './swarm-host.js'
+import type { SwarmHost, SwarmHostComponents } from './swarm-host.js'
 
 export { ModelFetchError } from '../errors.js'
 
@@ -58,11 +61,16 @@ export interface FetchOptions {
   signal?: AbortSignal
 }
 
+export interface ModelSwarmComponents extends SwarmHostComponents {
+  contentRouting: ContentRouting
+  /** kad-dht (the service named `dht`): provider records are withdrawn from refreshing through it. */
+  dht: { cancelReprovide: (cid: CID) => Promise<void> }
+  /** The capacity service: peers whose ads list a model are asked for it. */
+  capacity: { peers: { list: () => Array<{ capacity: { peerId: string, models: string[] } }> } }
+}
+
 export interface ModelSwarmInit {
-  libp2p: Libp2p<{ dht: { cancelReprovide: (cid: CID) => Promise<void> } }>
   store: ModelStore
-  /** Peers whose capacity ads list the model. */
-  adHolders: (cid: string) => string[]
   /** Tests shorten how long a fetch waits for a provider to appear. */
   noProviderTimeoutMs?: number
   /** Where blocks served and fetches are counted (`GET /metrics`). */
@@ -87,8 +95,15 @@ const LEAF_BYTES = 1024 * 1024
  * models it holds in the DHT.
  */
 export class ModelSwarm {
+  readonly [Symbol.toStringTag] = '@shoal/swarm'
+  readonly [serviceCapabilities] = ['@shoal/swarm']
+  readonly [serviceDependencies] = ['@libp2p/kad-dht', '@shoal/capacity']
+  private readonly components: ModelSwarmComponents
   private readonly init: ModelSwarmInit
+  private readonly host: SwarmHost
   private readonly log: Logger
+  /** Model fetches started by each peer's pieces, now. */
+  private readonly pieceFetches = new Map<string, number>()
   private readonly bitswap: BitswapExchange
   private readonly blocks: ShoalBlockExchange
   private readonly exchange: BlockExchange
@@ -98,9 +113,11 @@ export class ModelSwarm {
   /** Test-only: blocks this node serves have one byte flipped. */
   corruptServedBlocks = false
 
-  constructor (init: ModelSwarmInit) {
+  constructor (components: ModelSwarmComponents, init: ModelSwarmInit) {
+    this.components = components
     this.init = init
-    this.log = init.libp2p.logger.forComponent('shoal:swarm')
+    this.host = swarmHost(components)
+    this.log = components.logger.forComponent('shoal:swarm')
     const store = init.store
     const served: ServedBlocks = {
       has: async cid => await store.hasBlock(cid),
@@ -113,8 +130,8 @@ export class ModelSwarm {
         return copy
       }
     }
-    this.bitswap = new BitswapExchange(init.libp2p, served)
-    this.blocks = new ShoalBlockExchange(init.libp2p, served)
+    this.bitswap = new BitswapExchange(this.host, served)
+    this.blocks = new ShoalBlockExchange(this.host, served)
     this.exchange = init.fetchOver === 'bitswap' ? this.bitswap : new FallbackExchange(this.blocks, this.bitswap)
   }
 
@@ -128,6 +145,11 @@ export class ModelSwarm {
     }
   }
 
+  /** Once libp2p has started: the models held are announced in the DHT. */
+  afterStart (): void {
+    for (const model of this.init.store.list()) this.announce(model.cid)
+  }
+
   async stop (): Promise<void> {
     // fetches in flight end now, not at their own timeouts, with an error that says why
     this.stopping.abort(new ModelFetchError('the node is stopping'))
@@ -138,13 +160,41 @@ export class ModelSwarm {
   /** Announces in the DHT that this node holds `cid` (kad-dht refreshes the record until cancelled). */
   announce (cid: string): void {
     const run = async (): Promise<void> => {
-      await this.init.libp2p.contentRouting.provide(parseModelCid(cid) as any, { signal: AbortSignal.timeout(60_000) })
+      await this.components.contentRouting.provide(parseModelCid(cid) as any, { signal: AbortSignal.timeout(60_000) })
     }
     run().catch(err => { this.log('announcing %s failed - %s', cid, err.message) })
   }
 
   async unannounce (cid: string): Promise<void> {
-    await this.init.libp2p.services.dht.cancelReprovide(parseModelCid(cid)).catch(() => {})
+    await this.components.dht.cancelReprovide(parseModelCid(cid)).catch(() => {})
+  }
+
+  /** Peers whose capacity ads list the model. */
+  private adHolders (cid: string): string[] {
+    return this.components.capacity.peers.list().filter(e => e.capacity.models.includes(cid)).map(e => e.capacity.peerId)
+  }
+
+  /**
+   * A fetch a peer's piece asks for, with that peer as a provider: joining a fetch already under way
+   * is free, but a peer may start at most MAX_PIECE_FETCHES_PER_PEER fetches at once and all peers
+   * MAX_PIECE_FETCHES (pieces naming hundreds of random CIDs once started as many fetches); past that
+   * it is refused with FetchBusyError (the piece is answered OVERLOADED).
+   */
+  async fetchForPeer (cid: string, peer: string): Promise<FetchSummary> {
+    if (this.progress(cid)?.state === 'fetching') return await this.fetch(cid, { hints: [peer] })
+    const mine = this.pieceFetches.get(peer) ?? 0
+    const all = [...this.pieceFetches.values()].reduce((a, b) => a + b, 0)
+    if (mine >= MAX_PIECE_FETCHES_PER_PEER || all >= MAX_PIECE_FETCHES) {
+      throw new FetchBusyError(`already fetching ${mine} models for this peer and ${all} in all (at most ${MAX_PIECE_FETCHES_PER_PEER} and ${MAX_PIECE_FETCHES})`)
+    }
+    this.pieceFetches.set(peer, mine + 1)
+    try {
+      return await this.fetch(cid, { hints: [peer] })
+    } finally {
+      const left = (this.pieceFetches.get(peer) ?? 1) - 1
+      if (left <= 0) this.pieceFetches.delete(peer)
+      else this.pieceFetches.set(peer, left)
+    }
   }
 
   progress (cid: string): FetchProgress | undefined {
@@ -201,7 +251,7 @@ export class ModelSwarm {
       root,
       exchange: this.exchange,
       standing: this.standing,
-      self: this.init.libp2p.peerId.toString(),
+      self: this.components.peerId.toString(),
       signal: AbortSignal.any([options.signal, this.stopping.signal].filter(s => s != null)),
       timing: this.init.noProviderTimeoutMs != null ? { noProviderTimeoutMs: this.init.noProviderTimeoutMs } : {},
       log: this.log,
@@ -222,7 +272,7 @@ export class ModelSwarm {
         if (options.only != null) {
           add(onlyValid(options.only))
         } else {
-          add(this.standing.rank(onlyValid([...options.hints ?? [], ...this.init.adHolders(cid)])))
+          add(this.standing.rank(onlyValid([...options.hints ?? [], ...this.adHolders(cid)])))
           await this.lookUpProviders(root, add, signal)
         }
       },
@@ -257,7 +307,7 @@ export class ModelSwarm {
   /** Providers from the DHT; a lookup that finds none is no error (ads and hints may still name some). */
   private async lookUpProviders (root: CID, add: (peers: string[]) => void, signal: AbortSignal): Promise<void> {
     try {
-      for await (const provider of this.init.libp2p.contentRouting.findProviders(root as any, { signal })) add([provider.id.toString()])
+      for await (const provider of this.components.contentRouting.findProviders(root as any, { signal })) add([provider.id.toString()])
     } catch (err: any) {
       if (err?.name !== 'NotFoundError') throw err
     }
@@ -301,4 +351,9 @@ function isPeerId (text: string): boolean {
   } catch {
     return false
   }
+}
+
+/** ModelSwarm as a libp2p service (the service named `swarm`). */
+export function modelSwarm (init: ModelSwarmInit): (components: ModelSwarmComponents) => ModelSwarm {
+  return components => new ModelSwarm(components, init)
 }

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { PrivateKey } from '@libp2p/interface'
+import { serviceDependencies } from '@libp2p/interface'
+import type { ComponentLogger, PeerId, PrivateKey } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { fromString as uint8ArrayFromString } from 'uint8arrays/from-string'
 import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
@@ -171,6 +172,8 @@ export interface Resolved extends Manifest {
  * every `republishMs`) and resolution of names to CIDs through trusted publishers.
  */
 export class NameService {
+  readonly [Symbol.toStringTag] = '@shoal/names'
+  readonly [serviceDependencies] = ['@libp2p/kad-dht']
   private readonly file: string
   private own: Array<{ manifest: Manifest, record: string }> = []
   private timer?: NodeJS.Timeout
@@ -196,8 +199,8 @@ export class NameService {
     }
   }
 
-  /** Puts every own name in the DHT now and every `republishMs` (call once the node has peers to hold them). */
-  startRepublishing (): void {
+  /** Once libp2p has started: own names go into the DHT now and every `republishMs`. */
+  afterStart (): void {
     const all = (): void => { for (const own of this.own) void this.put(own.manifest, uint8ArrayFromString(own.record, 'base64')) }
     all()
     this.timer = setInterval(all, this.init.republishMs)
@@ -278,4 +281,30 @@ export class NameService {
     }
     return { ...found[0], source: 'dht' }
   }
+}
+
+export interface NameServiceInit {
+  dataDir: string
+  trusted: string[]
+  republishMs: number
+  timeoutMs: number
+}
+
+export interface NameServiceComponents {
+  privateKey: PrivateKey
+  peerId: PeerId
+  logger: ComponentLogger
+  /** kad-dht (the service named `dht`), which holds the signed records. */
+  dht: NameDht
+}
+
+/** NameService as a libp2p service: its key and the DHT are the node's. */
+export function nameService (init: NameServiceInit): (components: NameServiceComponents) => NameService {
+  return components => new NameService({
+    ...init,
+    privateKey: components.privateKey,
+    peerId: components.peerId.toString(),
+    dht: () => components.dht,
+    log: components.logger.forComponent('shoal:names')
+  })
 }

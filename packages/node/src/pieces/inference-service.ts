@@ -35,11 +35,6 @@ export interface InferenceServiceInit {
   memoryInUse?: () => number
   store: ModelStore
   sessions: PieceRuntime
-  /**
-   * Gets a model this node lacks into the store, from the swarm; `hint` is the submitter of the piece.
-   * Not tied to any piece: a fetch outlives the piece that started it.
-   */
-  fetchModel: (cid: string, hint: string) => Promise<unknown>
   /** Called when the number of pieces running changes (the capacity ad's free slots). */
   onLoadChange?: () => void
   /** Simulation hook: piece traffic to and from this node as over a slower, longer link. */
@@ -73,6 +68,11 @@ export interface InferenceServiceComponents {
   logger: ComponentLogger
   /** The direct data channel (direct-channel.ts), which carries pieces off the libp2p connection too. */
   direct: { serve: (protocol: string, handler: (channel: Channel, peer: PeerId) => Promise<void>) => void }
+  /**
+   * The model swarm (models/model-swarm.ts): gets a model this node lacks into the store, with the
+   * piece's submitter as a provider. Not tied to any piece: a fetch outlives the piece that started it.
+   */
+  swarm: { fetchForPeer: (cid: string, peer: string) => Promise<unknown> }
 }
 
 /** A piece refused or failed, with the code the wire protocol carries. */
@@ -104,7 +104,7 @@ export class InferenceService implements Startable {
   }
 
   readonly [Symbol.toStringTag] = '@shoal/inference'
-  readonly [serviceDependencies] = ['@shoal/direct-channel']
+  readonly [serviceDependencies] = ['@shoal/direct-channel', '@shoal/swarm']
 
   get running (): number {
     return this.slots.running
@@ -297,7 +297,7 @@ export class InferenceService implements Startable {
     const answerBy = AbortSignal.any([signal, AbortSignal.timeout(Math.max(1, Math.floor(deadlineMs - Math.min(FETCH_ANSWER_MARGIN_MS, deadlineMs / 10))))])
     try {
       // the fetch goes on when the piece stops waiting for it
-      await raceSignal(this.init.fetchModel(cid, from.toString()), answerBy)
+      await raceSignal(this.components.swarm.fetchForPeer(cid, from.toString()), answerBy)
     } catch (err: any) {
       if (answerBy.aborted) throw new PieceError(Code.OVERLOADED, `still fetching model ${cid} when the piece's deadline came; the fetch goes on, so try again shortly`)
       // too many fetches under way: busy, not the piece's fault
