@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { InferRequest, InferResponse } from '@shoal/protocol'
+import { SandboxError } from '@shoal/runtime'
 import type { ModelInfo, PieceRuntime, Tensor } from '@shoal/runtime'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { InferenceService } from '../src/pieces/inference-service.js'
@@ -74,6 +75,21 @@ describe('InferenceService: the worker side of a piece', () => {
     expect(answer.code).toBe(Code.OK)
     expect(answer.outputs.map(o => [o.name, o.dims.map(Number)])).toEqual([['y', [3, 2]]])
     expect(Buffer.from(c.written[1]).equals(Buffer.from(x(3).data))).toBe(true)
+  })
+
+  it('a sandbox that cannot start a process is the machine\'s fault: OVERLOADED (try again), where a crashing model is MODEL_UNAVAILABLE', async () => {
+    const answers: InferResponse[] = []
+    for (const err of [new SandboxError('unavailable', 'could not start an inference process (EAGAIN)'), new SandboxError('crashed', 'the inference process exited (SIGSEGV)')]) {
+      const c = channel()
+      c.send(header(3))
+      c.send(x(3).data)
+      await service({}, async () => { throw err }).serve(c, PEER)
+      answers.push(InferResponse.decode(c.written[0]))
+    }
+    expect(answers.map(a => [a.code, a.message])).toEqual([
+      [Code.OVERLOADED, 'could not start an inference process (EAGAIN)'],
+      [Code.MODEL_UNAVAILABLE, 'the inference process exited (SIGSEGV)']
+    ])
   })
 
   it('refuses a model CID in another encoding than the canonical one, before reading any data', async () => {

@@ -187,14 +187,15 @@ export class ProcessSessions implements PieceRuntime {
       slot.answered = true
       onHostMessage(slot, m, message => { if (child.connected) child.send(message satisfies ToHost) })
     })
-    child.on('error', (err) => { this.kill(slot, err) })
+    // no process (EAGAIN: too many; ENOMEM): the machine's fault, not the model's
+    child.on('error', (err: NodeJS.ErrnoException) => { this.kill(slot, new SandboxError('unavailable', `could not start an inference process (${err.code ?? err.message})`)) })
     child.on('exit', (code, signal) => {
       if (!this.pool.slots.includes(slot)) return
       const why = slot.lastWords()
       const how = `${signal ?? `exit code ${String(code)}`}${why === '' ? '' : `: ${why}`}`
       // a child that never said a word could not start (no shell, no memory): not the model's fault
       if (!slot.answered) {
-        this.kill(slot, new SandboxError('crashed', `the inference process could not start (${how})`))
+        this.kill(slot, new SandboxError('unavailable', `the inference process could not start (${how})`))
         return
       }
       for (const call of slot.calls.values()) this.refuse(call.cid, `crashed its inference process (${signal ?? `exit code ${String(code)}`})`)

@@ -209,8 +209,11 @@ export class InferenceService implements Startable {
         ? err.code
         : err instanceof InvalidMessageError
           ? Code.BAD_INPUT
-          // a model the sandbox killed, that crashed it or took too much memory: this node will not run it for now
-          : err instanceof SandboxError && err.kind !== 'deadline' ? Code.MODEL_UNAVAILABLE : signal.aborted ? Code.DEADLINE_EXCEEDED : Code.INTERNAL
+          // no process to run it in (the machine's fault): busy, try again or elsewhere
+          : err instanceof SandboxError && err.kind === 'unavailable'
+            ? Code.OVERLOADED
+            // a model the sandbox killed, that crashed it or took too much memory: this node will not run it for now
+            : err instanceof SandboxError && err.kind !== 'deadline' ? Code.MODEL_UNAVAILABLE : signal.aborted ? Code.DEADLINE_EXCEEDED : Code.INTERNAL
       this.log('piece %d of job %s failed - %s', request.pieceId, request.jobId, err.message)
       await this.answer(channel, { code, message: err.message }, AbortSignal.timeout(HEADER_TIMEOUT_MS))
     } finally {
