@@ -93,12 +93,16 @@ export const MIN_BLOCK_TIMEOUT_MS = 2000
 export const BLOCK_SERVE_CONCURRENCY = 32
 
 /**
- * Blocks sent at once to one peer: two fetches' worth (8 in flight per provider each). A peer that asks
- * for blocks and does not read them holds at most these, not every slot (BUSY beyond).
+ * Blocks sent at once to one peer: one fetch's worth (8 in flight per provider). A peer that asks for
+ * blocks and does not read them holds at most these, not every slot (BUSY beyond: a second fetch from
+ * the same peer asks again shortly).
  */
-export const BLOCK_SERVE_PER_PEER = 16
+export const BLOCK_SERVE_PER_PEER = 8
 
-/** Block streams per connection and direction: two fetches of 16 blocks in flight between the same two peers. */
+/** A served block's whole answer (reading it from disk, then sending it) must be done within this long of the request. */
+export const BLOCK_ANSWER_TIMEOUT_MS = 30_000
+
+/** Block streams per connection and direction: four fetches of 8 blocks in flight between the same two peers. */
 export const BLOCK_STREAMS_PER_CONNECTION = 32
 
 /** A block stream with no request for this long is closed by the server (a fetcher's idle streams close sooner, after a quarter). */
@@ -106,6 +110,9 @@ export const BLOCK_STREAM_IDLE_MS = 20_000
 
 /** A provider that misses this many blocks in one fetch is dropped from it (fewer: others are asked for those blocks). */
 export const TIMEOUTS_BEFORE_DROP = 3
+
+/** Providers one fetch asks at most (each gets 8 lanes): a flood of DHT provider records must not give it thousands. */
+export const MAX_PROVIDERS_PER_FETCH = 32
 
 /** Blocks asked of one provider at once: enough to keep a fast link busy, few enough that a slow one does not hold the tail. */
 export const BLOCKS_IN_FLIGHT_PER_PROVIDER = 8

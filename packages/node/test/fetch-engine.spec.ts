@@ -65,6 +65,8 @@ interface FakePeer {
   silent?: boolean
   /** Sends a block with its last byte flipped instead of the one asked for. */
   corrupt?: boolean
+  /** Answers BUSY (the exchange's ProviderBusyError) until then, on the fake clock. */
+  busyUntil?: number
 }
 
 /** Peers in memory, answering wants after their latency, as bitswap does: blocks reach `onBlock` too. */
@@ -91,6 +93,7 @@ class MemoryExchange implements BlockExchange {
       })
       await Promise.race([this.clock.sleep(p.latencyMs), aborted])
       if (p.silent === true) return await aborted
+      if ((p.busyUntil ?? 0) > this.clock.now()) throw Object.assign(new Error(`${peer} is serving too many blocks`), { name: 'ProviderBusyError' })
       if (!p.holds.has(digest)) return null
       const bytes = this.blocks.get(digest) as Uint8Array
       if (p.corrupt === true) {
@@ -241,6 +244,26 @@ describe('the block fetch engine', () => {
     expect(fetch.plan.dropped()).toEqual([{ peerId: 'liar', reason: 'sent a block that does not match its CID' }])
     expect(standing.weight('liar')).toBe(3)
     expect(model.cids.length).toBe(13)
+  })
+
+  it('a provider that answers BUSY, even for the root, is asked again later and not held against it', async () => {
+    const standing = new Standing(() => 0)
+    const { clock, exchange, fetch, stored } = setup(6, { seed: { busyUntil: 2500 } }, { standing })
+    await clock.run(fetch.run())
+    expect(stored.size).toBe(7)
+    expect(fetch.plan.dropped()).toEqual([])
+    expect(standing.weight('seed')).toBe(0)
+    // the root was asked more than once: busy, then served
+    expect(exchange.asks.filter(a => a.digest === [...stored.keys()][0]).length).toBeGreaterThan(1)
+    expect(clock.now()).toBeGreaterThanOrEqual(2500)
+  })
+
+  it('asks at most maxProviders providers, however many the lookups name', async () => {
+    const peers = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`p${i}`, { latencyMs: 5 }]))
+    const { clock, exchange, fetch } = setup(10, peers, { limits: { maxProviders: 32 } })
+    await clock.run(fetch.run())
+    expect(fetch.plan.candidates).toBe(32)
+    expect(new Set(exchange.asks.map(a => a.peer)).size).toBeLessThanOrEqual(32)
   })
 
   it('a provider without the root is dropped as not having the model', async () => {

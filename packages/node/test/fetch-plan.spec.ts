@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { FetchPlan } from '../src/models/fetch-plan.js'
 import type { FetchLimits } from '../src/models/fetch-plan.js'
 
-const LIMITS: FetchLimits = { blocksInFlight: 4, blocksPerProvider: 2, refusalRetryMs: 1000, blockTimeoutMs: 30_000, minBlockTimeoutMs: 2000, timeoutsBeforeDrop: 3 }
+const LIMITS: FetchLimits = { blocksInFlight: 4, blocksPerProvider: 2, refusalRetryMs: 1000, blockTimeoutMs: 30_000, minBlockTimeoutMs: 2000, timeoutsBeforeDrop: 3, maxProviders: 8 }
 
 function plan (blocks: string[]): FetchPlan {
   const p = new FetchPlan(LIMITS, 0)

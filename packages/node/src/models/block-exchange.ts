@@ -5,7 +5,8 @@ import type { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { equals as uint8ArrayEquals } from 'uint8arrays/equals'
 import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
-import { BLOCK_SERVE_CONCURRENCY, BLOCK_SERVE_PER_PEER, BLOCK_STREAM_IDLE_MS, BLOCK_STREAMS_PER_CONNECTION, HEADER_TIMEOUT_MS } from '../constants.js'
+import { lpStream } from '@libp2p/utils'
+import { BLOCK_ANSWER_TIMEOUT_MS, BLOCK_SERVE_CONCURRENCY, BLOCK_SERVE_PER_PEER, BLOCK_STREAM_IDLE_MS, BLOCK_STREAMS_PER_CONNECTION, HEADER_TIMEOUT_MS } from '../constants.js'
 import { frames, readData, readMessage, writeData, writeMessage } from '../pieces/frames.js'
 import type { Frames } from '../pieces/frames.js'
 import type { BlockExchange } from './fetch-engine.js'
@@ -17,6 +18,24 @@ import type { SwarmHost } from './swarm-host.js'
 export class BadBlockError extends Error {
   override name = 'BadBlockError'
 }
+
+/** The provider answered BUSY, or this node has no stream to spare for it: ask again later, or another. */
+export class ProviderBusyError extends Error {
+  override name = 'ProviderBusyError'
+}
+
+/**
+ * What a server buffers of a block stream ahead of reading it: requests are 256 bytes at most, so a
+ * peer that sends more than a few before reading answers is sending something else (the stream is
+ * aborted past this; a stream's default buffer is 17 MiB, times 32 streams a connection).
+ */
+const SERVER_READ_BUFFER_BYTES = 64 * 1024
+
+/** After its last answer a server waits this long for the fetcher to close its side, then resets the stream. */
+const SERVER_LINGER_MS = 2000
+
+/** Peers remembered as speaking bitswap only (the oldest forgotten first). */
+const MAX_FALLBACK_PEERS = 4096
 
 interface OpenStream { stream: Stream, lp: Frames, idle?: ReturnType<typeof setTimeout> }
 
@@ -41,6 +60,8 @@ export class ShoalBlockExchange implements BlockExchange {
   /** Idle streams per peer, ready for the next request. */
   private readonly idle = new Map<string, OpenStream[]>()
   private readonly listeners = new Set<(sender: string, digest: string, bytes: Uint8Array) => void>()
+  /** Streams being served now, aborted when the node stops. */
+  private readonly inbound = new Set<Stream>()
   private serving = 0
   /** Blocks being sent, per peer. */
   private readonly servingTo = new Map<string, number>()
@@ -63,25 +84,31 @@ export class ShoalBlockExchange implements BlockExchange {
   }
 
   async stop (): Promise<void> {
+    this.stopped = true
     await this.libp2p.unhandle(BLOCK_PROTOCOL)
+    for (const stream of this.inbound) stream.abort(new Error('the node is stopping'))
     for (const streams of this.idle.values()) for (const s of streams) this.discard(s)
     this.idle.clear()
   }
 
+  private stopped = false
+
   /** Serves one stream: requests one after another until the peer closes it or stays silent too long. */
   private async serve (stream: Stream, peer: PeerId): Promise<void> {
-    const lp = frames(stream)
+    // requests are small: a frame over MAX_BLOCK_MESSAGE_BYTES is refused before it is buffered
+    const lp = lpStream(stream, { maxDataLength: MAX_BLOCK_MESSAGE_BYTES, maxBufferSize: SERVER_READ_BUFFER_BYTES })
+    this.inbound.add(stream)
     try {
       for (;;) {
         let request: BlockRequest
         try {
           request = await readMessage(lp, BlockRequest, AbortSignal.timeout(this.streamIdleMs), 'block request', MAX_BLOCK_MESSAGE_BYTES)
         } catch (err: any) {
-          // the peer closed the stream (done), went silent, or sent what is not a request
-          if (err instanceof InvalidMessageError) await this.answer(lp, { code: BlockResponse.Code.BAD_REQUEST, size: 0 })
+          // the peer closed its side (done) or went silent: the stream ends; anything else it sent is no request
+          const ended = err?.name === 'UnexpectedEOFError' || err?.name === 'TimeoutError' || err?.name === 'AbortError' || stream.readStatus !== 'readable'
+          if (!ended) await this.answer(lp, { code: BlockResponse.Code.BAD_REQUEST, size: 0 })
           break
         }
-        const signal = AbortSignal.timeout(HEADER_TIMEOUT_MS + this.streamIdleMs)
         let cid: CID
         try {
           cid = decodeModelCid(request.cid)
@@ -98,7 +125,10 @@ export class ShoalBlockExchange implements BlockExchange {
         this.serving++
         this.servingTo.set(key, mine + 1)
         try {
-          const block = await this.served.has(cid) ? await this.served.get(cid) : null
+          // the whole answer, reading the block included, within BLOCK_ANSWER_TIMEOUT_MS of the request
+          const signal = AbortSignal.timeout(BLOCK_ANSWER_TIMEOUT_MS)
+          // (a block removed between the two, by eviction, is one this node does not have)
+          const block = await this.served.has(cid) ? await this.served.get(cid).catch(() => null) : null
           if (block == null || block.byteLength === 0 || block.byteLength > MAX_BLOCK_BYTES) {
             await this.answer(lp, { code: BlockResponse.Code.DONT_HAVE, size: 0 })
             continue
@@ -112,10 +142,14 @@ export class ShoalBlockExchange implements BlockExchange {
           else this.servingTo.delete(key)
         }
       }
-      await stream.close({ signal: AbortSignal.timeout(2000) })
+      await stream.close({ signal: AbortSignal.timeout(SERVER_LINGER_MS) })
+      // close() ends our side only: a peer that keeps its side open would keep the stream for good
+      if (stream.status === 'open') setTimeout(() => { if (stream.status === 'open') stream.abort(new Error('the fetcher did not close its side')) }, SERVER_LINGER_MS).unref()
     } catch (err: any) {
       this.log('serving blocks to %p failed - %s', peer, err.message)
       stream.abort(err)
+    } finally {
+      this.inbound.delete(stream)
     }
   }
 
@@ -124,8 +158,8 @@ export class ShoalBlockExchange implements BlockExchange {
   }
 
   async want (peer: string, block: CID, signal: AbortSignal): Promise<Uint8Array | null> {
-    const open = this.idle.get(peer)?.pop() ?? await this.open(peer, signal)
-    if (open.idle != null) clearTimeout(open.idle)
+    if (this.stopped) throw new Error('the block exchange is stopped')
+    const open = this.reusable(peer) ?? await this.open(peer, signal)
     let response: BlockResponse
     let bytes: Uint8Array | undefined
     try {
@@ -144,6 +178,7 @@ export class ShoalBlockExchange implements BlockExchange {
       throw new InvalidMessageError('malformed', `${peer} refused the request for ${block.toString()} as malformed`)
     }
     this.release(peer, open)
+    if (response.code === BlockResponse.Code.BUSY) throw new ProviderBusyError(`${peer} is serving too many blocks`)
     if (bytes == null) return null
     const digest = await sha256.digest(bytes)
     if (!uint8ArrayEquals(digest.digest, block.multihash.digest)) {
@@ -163,13 +198,34 @@ export class ShoalBlockExchange implements BlockExchange {
     return () => { this.listeners.delete(listener) }
   }
 
+  /** An idle stream to `peer` that is still open both ways, if there is one. */
+  private reusable (peer: string): OpenStream | undefined {
+    const streams = this.idle.get(peer)
+    for (let open = streams?.pop(); open != null; open = streams?.pop()) {
+      if (open.idle != null) clearTimeout(open.idle)
+      if (open.stream.status === 'open' && open.stream.writeStatus === 'writable' && open.stream.readStatus === 'readable') return open
+      this.discard(open)
+    }
+    return undefined
+  }
+
   private async open (peer: string, signal: AbortSignal): Promise<OpenStream> {
-    const stream = await this.libp2p.dialProtocol(peerIdFromString(peer), BLOCK_PROTOCOL, { signal })
-    return { stream, lp: frames(stream) }
+    try {
+      const stream = await this.libp2p.dialProtocol(peerIdFromString(peer), BLOCK_PROTOCOL, { signal })
+      return { stream, lp: frames(stream) }
+    } catch (err: any) {
+      // this node's own limit on streams to that peer (several fetches asking it at once): not the peer's fault
+      if (err?.name === 'TooManyOutboundProtocolStreamsError') throw new ProviderBusyError(`no block stream to spare for ${peer} (${String(err.message)})`)
+      throw err
+    }
   }
 
   /** Keeps a stream for the next request to that peer, closing it if none comes soon. */
   private release (peer: string, open: OpenStream): void {
+    if (this.stopped) {
+      this.discard(open)
+      return
+    }
     let streams = this.idle.get(peer)
     if (streams == null) this.idle.set(peer, streams = [])
     streams.push(open)
@@ -226,5 +282,3 @@ export class FallbackExchange implements BlockExchange {
     return () => { for (const f of off) f() }
   }
 }
-
-const MAX_FALLBACK_PEERS = 4096

@@ -1,7 +1,7 @@
 import type { CID } from 'multiformats/cid'
 import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
 import {
-  BLOCK_TIMEOUT_MS, BLOCKS_IN_FLIGHT_PER_FETCH, BLOCKS_IN_FLIGHT_PER_PROVIDER, FETCH_DISCOVERY_INTERVAL_MS, FIND_PROVIDERS_TIMEOUT_MS, MIN_BLOCK_TIMEOUT_MS, NO_PROVIDER_TIMEOUT_MS, REFUSAL_RETRY_MS, TIMEOUTS_BEFORE_DROP
+  BLOCK_TIMEOUT_MS, BLOCKS_IN_FLIGHT_PER_FETCH, BLOCKS_IN_FLIGHT_PER_PROVIDER, FETCH_DISCOVERY_INTERVAL_MS, FIND_PROVIDERS_TIMEOUT_MS, MAX_PROVIDERS_PER_FETCH, MIN_BLOCK_TIMEOUT_MS, NO_PROVIDER_TIMEOUT_MS, REFUSAL_RETRY_MS, TIMEOUTS_BEFORE_DROP
 } from '../constants.js'
 import { ModelFetchError } from '../errors.js'
 import { FetchPlan } from './fetch-plan.js'
@@ -9,14 +9,16 @@ import type { FetchLimits } from './fetch-plan.js'
 import type { Standing } from './standing.js'
 
 /**
- * How blocks travel between two peers, one block from one peer at a time. model-swarm.ts adapts
- * bitswap to it; tests use an exchange in memory.
+ * How blocks travel between two peers, one block from one peer at a time: /shoal/block/1.0.0
+ * (block-exchange.ts) or bitswap (bitswap-exchange.ts); tests use an exchange in memory.
  */
 export interface BlockExchange {
   /**
    * Asks `peer` for one block. Resolves with bytes that hash to the CID, or null when the peer says it
-   * lacks the block; rejects when the signal aborts or the peer cannot be asked, and with an
-   * `InvalidMessageError` when the peer's answer breaks the protocol (the provider is then dropped).
+   * lacks the block; rejects when the signal aborts or the peer cannot be asked; with a
+   * `ProviderBusyError` when the peer (or this node) has no room for the request now (asked again
+   * later, no fault); with an `InvalidMessageError` or `BadBlockError` when the peer's answer breaks
+   * the protocol or is not the block (the provider is then dropped).
    */
   want: (peer: string, block: CID, signal: AbortSignal) => Promise<Uint8Array | null>
   /** The wants of these blocks from `peer` are over (bitswap: a cancel; nothing for an exchange without standing wants). */
@@ -68,7 +70,8 @@ export const DEFAULT_FETCH_LIMITS: FetchLimits = {
   refusalRetryMs: REFUSAL_RETRY_MS,
   blockTimeoutMs: BLOCK_TIMEOUT_MS,
   minBlockTimeoutMs: MIN_BLOCK_TIMEOUT_MS,
-  timeoutsBeforeDrop: TIMEOUTS_BEFORE_DROP
+  timeoutsBeforeDrop: TIMEOUTS_BEFORE_DROP,
+  maxProviders: MAX_PROVIDERS_PER_FETCH
 }
 
 export const DEFAULT_FETCH_TIMING: FetchTiming = {
@@ -306,15 +309,22 @@ export class BlockFetch {
       bytes = await this.init.exchange.want(peer, block, AbortSignal.any([signal, this.stop.signal, this.clock.timeout(timeoutMs)]))
     } catch (err: any) {
       if (signal.aborted || this.over) return // dropped (its reason is recorded), or the fetch is over
-      if (err?.name === 'InvalidMessageError') {
-        // an answer that breaks the protocol is no bad luck
-        this.init.standing.strike(peer, 'bad-block')
-        this.dropProvider(peer, `sent a malformed answer (${String(err.message)})`)
+      if (err?.name === 'ProviderBusyError') {
+        // busy is no fault, not even for the root: ask others, and this peer again later
+        this.plan.lacked(peer, key, this.clock.now())
+        this.forgetLater(peer)
         return
       }
-      // a lost message or a slow peer: others are asked for the block; a peer that keeps timing out is dropped
+      if (err?.name === 'InvalidMessageError' || err?.name === 'BadBlockError') {
+        // an answer that breaks the protocol, or is another block than the one asked, is no bad luck
+        this.init.standing.strike(peer, 'bad-block')
+        this.dropProvider(peer, err.name === 'BadBlockError' ? 'sent a block that does not match its CID' : `sent a malformed answer (${String(err.message)})`)
+        return
+      }
+      // a lost message, a slow peer or a broken stream: others are asked for the block; a peer that keeps failing is dropped
       this.init.standing.strike(peer, 'timeout')
-      const verdict = this.plan.timedOut(peer, key, block.toString(), timeoutMs, this.clock.now())
+      const failure = err?.name === 'TimeoutError' ? undefined : `${String(err?.name ?? 'Error')}: ${String(err?.message ?? err)}`
+      const verdict = this.plan.timedOut(peer, key, block.toString(), timeoutMs, this.clock.now(), failure)
       if (verdict.drop) this.dropProvider(peer, verdict.reason)
       else this.forgetLater(peer)
       return

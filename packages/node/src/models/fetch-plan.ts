@@ -20,6 +20,8 @@ export interface FetchLimits {
   minBlockTimeoutMs: number
   /** A provider that misses this many blocks is dropped from the fetch. */
   timeoutsBeforeDrop: number
+  /** Providers one fetch asks at most: a flood of provider records must not give it thousands of lanes. */
+  maxProviders: number
 }
 
 interface Lack { at: number, forgotten: boolean }
@@ -78,7 +80,7 @@ export class FetchPlan {
 
   /** A new provider; false if it is known or was dropped. */
   addProvider (peer: string, now: number): boolean {
-    if (this.providers.has(peer) || this.droppedPeers.has(peer)) return false
+    if (this.providers.has(peer) || this.droppedPeers.has(peer) || this.providers.size >= this.limits.maxProviders) return false
     this.providers.set(peer, { lacks: new Map(), timeouts: 0 })
     this.lastProgressAt = now
     return true
@@ -186,13 +188,21 @@ export class FetchPlan {
     }
   }
 
-  /** `peer` did not answer for a block in time: others are asked for it; a provider that keeps missing is dropped. */
-  timedOut (peer: string, key: string, block: string, timeoutMs: number, now: number): TimeoutVerdict {
+  /**
+   * `peer` did not answer for a block in time (`failure` unset), or its stream failed (`failure` says
+   * how): others are asked for the block; a provider that keeps missing is dropped.
+   */
+  timedOut (peer: string, key: string, block: string, timeoutMs: number, now: number, failure?: string): TimeoutVerdict {
     const provider = this.providers.get(peer)
     if (provider == null) return { drop: false }
     provider.timeouts++
     if (provider.timeouts >= this.limits.timeoutsBeforeDrop) {
-      return { drop: true, reason: `no answer for ${provider.timeouts} blocks (the last, ${block}, within ${timeoutMs} ms)` }
+      return {
+        drop: true,
+        reason: failure == null
+          ? `no answer for ${provider.timeouts} blocks (the last, ${block}, within ${timeoutMs} ms)`
+          : `${provider.timeouts} blocks failed (the last, ${block}: ${failure})`
+      }
     }
     this.lacked(peer, key, now)
     return { drop: false }

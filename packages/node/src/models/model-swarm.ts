@@ -86,8 +86,8 @@ export interface ModelSwarmInit {
 const LEAF_BYTES = 1024 * 1024
 
 /**
- * Models travel between nodes over bitswap (bitswap-exchange.ts, serving this node's store). Fetching
- * is Shoal's own (fetch-engine.ts): providers come from capacity ads, the DHT and hints; each block is
+ * Models travel between nodes over /shoal/block/1.0.0 (block-exchange.ts; bitswap-exchange.ts for
+ * older peers), serving this node's store. Fetching is Shoal's own (fetch-engine.ts): providers come from capacity ads, the DHT and hints; each block is
  * asked of one provider at a time, a few in flight per provider, so that faster providers serve more;
  * every block is checked against its CID on arrival; a provider that sends a bad block is dropped from
  * the fetch and loses standing. Blocks already held are not asked for again. This class keeps the
@@ -328,6 +328,8 @@ export class ModelSwarm {
       store.checkRoom(size)
       progress.bytes = size
     }
+    // checked before the block is written: a block past what the root announced never reaches the disk
+    if (node.kind === 'leaf' && progress.bytesDone + node.bytes > progress.bytes) throw new ModelDagError(`model ${cid}: its blocks add up to more than the ${progress.bytes} bytes its root announces`)
     if (from != null) {
       await store.blockstore.put(block, bytes)
       this.init.metrics?.modelFetchedBytes.inc(bytes.byteLength)
@@ -336,7 +338,6 @@ export class ModelSwarm {
     }
     progress.blocksDone++
     if (node.kind === 'leaf') progress.bytesDone += node.bytes
-    if (progress.bytesDone > progress.bytes) throw new ModelDagError(`model ${cid}: its blocks add up to more than the ${progress.bytes} bytes its root announces`)
     if (node.kind !== 'file') return []
     progress.blocks += node.children.length
     if (progress.blocks > 2 * Math.ceil(progress.bytes / LEAF_BYTES) + 8) throw new ModelDagError(`model ${cid} has more blocks than a file of ${progress.bytes} bytes can have`)
