@@ -52,15 +52,29 @@ describe('the fetch plan', () => {
 
   it('the block timeout is generous until four blocks were timed, then 8 times their median, within its bounds', () => {
     const p = plan([])
-    for (const ms of [10, 20, 30]) p.timed(ms)
-    expect(p.blockTimeout()).toBe(30_000)
-    p.timed(500)
+    p.addProvider('x', 0)
+    for (const ms of [10, 20, 30]) p.timed('x', ms)
+    expect(p.blockTimeout('x')).toBe(30_000)
+    p.timed('x', 500)
     // median of 10, 20, 30, 500 is 30: 8 times that is under the floor
-    expect(p.blockTimeout()).toBe(2000)
-    for (let i = 0; i < 40; i++) p.timed(1000)
-    expect(p.blockTimeout()).toBe(8000)
-    for (let i = 0; i < 40; i++) p.timed(10_000)
-    expect(p.blockTimeout()).toBe(30_000)
+    expect(p.blockTimeout('x')).toBe(2000)
+    for (let i = 0; i < 40; i++) p.timed('x', 1000)
+    expect(p.blockTimeout('x')).toBe(8000)
+    for (let i = 0; i < 40; i++) p.timed('x', 10_000)
+    expect(p.blockTimeout('x')).toBe(30_000)
+  })
+
+  it('each provider has its own block timeout: a fast one does not shorten a slow one\'s', () => {
+    const p = plan([])
+    p.addProvider('fast', 0)
+    p.addProvider('slow', 0)
+    for (let i = 0; i < 8; i++) p.timed('fast', 5)
+    for (let i = 0; i < 8; i++) p.timed('slow', 3000)
+    expect(p.blockTimeout('fast')).toBe(2000)
+    expect(p.blockTimeout('slow')).toBe(24_000)
+    // one that has not delivered yet gets the generous timeout
+    p.addProvider('new', 0)
+    expect(p.blockTimeout('new')).toBe(30_000)
   })
 
   it('a provider is dropped on its third timeout; before that, the block counts as lacked by it', () => {

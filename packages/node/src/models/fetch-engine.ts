@@ -303,7 +303,7 @@ export class BlockFetch {
     if (mine == null) this.asked.set(peer, mine = new Map())
     mine.set(key, block)
     const askedAt = this.clock.now()
-    const timeoutMs = this.plan.blockTimeout()
+    const timeoutMs = this.plan.blockTimeout(peer)
     let bytes: Uint8Array | null
     try {
       bytes = await this.init.exchange.want(peer, block, AbortSignal.any([signal, this.stop.signal, this.clock.timeout(timeoutMs)]))
@@ -330,7 +330,7 @@ export class BlockFetch {
       return
     }
     if (bytes != null) {
-      this.plan.timed(this.clock.now() - askedAt)
+      this.plan.timed(peer, this.clock.now() - askedAt)
       await this.accept(block, key, bytes, peer)
     } else if (block.equals(this.init.root)) {
       this.dropProvider(peer, 'does not have the model')

@@ -29,6 +29,8 @@ interface Lack { at: number, forgotten: boolean }
 interface Provider {
   lacks: Map<string, Lack>
   timeouts: number
+  /** How long its recent blocks took from asking to arriving. */
+  times: number[]
 }
 
 /** What a timed-out block means for its provider. */
@@ -50,8 +52,6 @@ export class FetchPlan {
   private readonly servedBytes = new Map<string, number>()
   /** Providers that said they lack some block (named when the fetch stalls). */
   private readonly lackedBy = new Set<string>()
-  /** How long recent blocks took from asking to arriving. */
-  private readonly blockTimes: number[] = []
   /** When a block last arrived or a provider last joined: a fetch with neither for too long has stalled. */
   lastProgressAt: number
   /** Bytes that arrived again after a copy was here (wasted transfer). */
@@ -81,7 +81,7 @@ export class FetchPlan {
   /** A new provider; false if it is known or was dropped. */
   addProvider (peer: string, now: number): boolean {
     if (this.providers.has(peer) || this.droppedPeers.has(peer) || this.providers.size >= this.limits.maxProviders) return false
-    this.providers.set(peer, { lacks: new Map(), timeouts: 0 })
+    this.providers.set(peer, { lacks: new Map(), timeouts: 0, times: [] })
     this.lastProgressAt = now
     return true
   }
@@ -125,17 +125,24 @@ export class FetchPlan {
     if (!this.stored.has(key) && !this.storing.has(key)) this.enqueue(key, true)
   }
 
-  /** A block arrived `ms` after it was asked for. */
-  timed (ms: number): void {
-    this.blockTimes.push(ms)
-    if (this.blockTimes.length > KEPT_BLOCK_TIMES) this.blockTimes.shift()
+  /** A block from `peer` arrived `ms` after it was asked for. */
+  timed (peer: string, ms: number): void {
+    const times = this.providers.get(peer)?.times
+    if (times == null) return
+    times.push(ms)
+    if (times.length > KEPT_BLOCK_TIMES) times.shift()
   }
 
-  /** Patience for one block: generous until a few blocks have shown how long they take here, then 8 times their median. */
-  blockTimeout (): number {
+  /**
+   * Patience for one block from `peer`: generous until a few of its blocks have shown how long they
+   * take, then 8 times their median. Each provider's own: a fast provider must not make a slow
+   * volunteer's uplink look like a string of timeouts.
+   */
+  blockTimeout (peer: string): number {
     const { blockTimeoutMs, minBlockTimeoutMs } = this.limits
-    if (this.blockTimes.length < 4) return blockTimeoutMs
-    const median = [...this.blockTimes].sort((a, b) => a - b)[Math.floor(this.blockTimes.length / 2)]
+    const times = this.providers.get(peer)?.times ?? []
+    if (times.length < 4) return blockTimeoutMs
+    const median = [...times].sort((a, b) => a - b)[Math.floor(times.length / 2)]
     return Math.min(blockTimeoutMs, Math.max(minBlockTimeoutMs, 8 * median))
   }
 
