@@ -1,12 +1,14 @@
 import { join } from 'node:path'
 
 /** The files a node keeps in its data directory. */
-export function dataDirFiles (dataDir: string): { identity: string, config: string, calibration: string, api: string, apiToken: string } {
+export function dataDirFiles (dataDir: string): { identity: string, config: string, calibration: string, api: string, apiToken: string, trust: string } {
   return {
     identity: join(dataDir, 'identity.key'),
     config: join(dataDir, 'config.json'),
     calibration: join(dataDir, 'calibration.json'),
     api: join(dataDir, 'api.json'),
-    apiToken: join(dataDir, 'api-token')
+    apiToken: join(dataDir, 'api-token'),
+    // peers' records of verified and wrong answers (result verification)
+    trust: join(dataDir, 'trust.json')
   }
 }

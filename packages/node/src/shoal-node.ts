@@ -1,9 +1,10 @@
-import { rm } from 'node:fs/promises'
+import { readFile, rm } from 'node:fs/promises'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { PeerId } from '@libp2p/interface'
 import { MAX_AD_MODELS } from '@shoal/protocol'
 import type { Capacity } from '@shoal/protocol'
 import { calibrate, inspectModel, inspectModelInChild, ProcessSessions, SessionCache, slowed, ThreadedSessions } from '@shoal/runtime'
+import { TrustRecords } from '@shoal/scheduler'
 import { raceSignal } from 'race-signal'
 import type { Calibration, PieceRuntime, Tensor } from '@shoal/runtime'
 import { apiRoutes, ApiServer } from './api/index.js'
@@ -123,6 +124,8 @@ export class ShoalNode {
   })
   /** Prometheus metrics (`GET /metrics`; docs/operators.md). */
   readonly metrics: NodeMetrics
+  /** Peers' records of verified and wrong answers, shared by this node's jobs (`<data dir>/trust.json`). */
+  readonly trust = new TrustRecords(Date.now)
 
   constructor (init: ShoalNodeInit) {
     this.init = init
@@ -191,7 +194,10 @@ export class ShoalNode {
     calibration.catch(() => {}) // awaited by the sandbox's start; a failed store start must not leave it unhandled
     const privateKey = await loadOrCreateIdentity(config.dataDir)
     this.lifecycle = new Lifecycle()
-      .add('model store', async () => { await this.models.start() }, async () => { this.models.stop() })
+      .add('model store', async () => {
+        await this.models.start()
+        await this.loadTrust()
+      }, async () => { this.models.stop() })
       .add('sandbox', async () => { await this.startSandbox(calibration) }, async () => {
         await this.sessions?.close()
         this.sessions = undefined
@@ -360,6 +366,7 @@ export class ShoalNode {
       // an aborted local run goes on in its sandbox process, its result dropped (this node chose the model: it is not killed)
       runLocal: async (cid, tensors, signal) => await raceSignal(this.sessions!.run(cid, async () => await this.models.bytes(cid), tensors), signal),
       maxResponseBytes: this.config.maxRequestBytes * 4,
+      trust: this.trust,
       log: libp2p.logger.forComponent('shoal:job')
     }, inputs, options)
     job.validate()
@@ -372,6 +379,8 @@ export class ShoalNode {
       this.countJob(job)
       release()
       this.forgetOldJobs()
+      // a peer caught by this job stays excluded across restarts
+      if (job.progress().verification.mismatches > 0) void this.saveTrust()
     })
     return job
   }
@@ -400,6 +409,8 @@ export class ShoalNode {
     return libp2p.services.capacity.peers.list()
       .filter(e => e.capacity.providers.length > 0 && e.capacity.limits.maxConcurrency > 0 && !INCOMPATIBLE_VERSIONS.has(e.capacity.version))
       .filter(e => connected.has(e.capacity.peerId) || this.proven.has(e.capacity.peerId))
+      // a peer proven wrong gets no pieces until its exclusion ends
+      .filter(e => !this.trust.excluded(e.capacity.peerId))
       .map(e => ({
         peerId: e.capacity.peerId,
         gflops: Math.max(...e.capacity.providers.map(p => p.gflops)),
@@ -408,6 +419,19 @@ export class ShoalNode {
       }))
       .sort((a, b) => Number(b.hasModel) - Number(a.hasModel) || b.gflops - a.gflops)
       .slice(0, MAX_JOB_PEERS)
+  }
+
+  private async loadTrust (): Promise<void> {
+    try {
+      this.trust.load(JSON.parse(await readFile(dataDirFiles(this.config.dataDir).trust, 'utf8')))
+    } catch (err: any) {
+      // none yet, or unreadable: records are earned again (exclusions are lost, not invented)
+      if (err.code !== 'ENOENT') this.startWarnings.push(`cannot read ${dataDirFiles(this.config.dataDir).trust} (${String(err.message)}); peers' records start afresh`)
+    }
+  }
+
+  private async saveTrust (): Promise<void> {
+    await writePrivateFile(dataDirFiles(this.config.dataDir).trust, JSON.stringify(this.trust) + '\n').catch(() => {})
   }
 
   /** Adds an ended job to the metrics. */

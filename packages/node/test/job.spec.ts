@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { InferResponse } from '@shoal/protocol'
 import { sliceRows } from '@shoal/runtime'
 import type { ModelInfo, Tensor } from '@shoal/runtime'
+import { TrustRecords } from '@shoal/scheduler'
 import type { SchedulerPeer } from '@shoal/scheduler'
 import { Job } from '../src/jobs/job.js'
 import type { JobDeps } from '../src/jobs/job.js'
@@ -145,5 +146,56 @@ describe('Job: a batch cut into pieces, run by peers, joined in order', () => {
     const byPiece = new Map(seen)
     expect(byPiece.get(0)).toEqual(Array.from(new Float32Array(sliceRows(x, 0, 4).data.slice().buffer)))
     expect(byPiece.get(2)).toEqual(Array.from(new Float32Array(sliceRows(x, 8, 2).data.slice().buffer)))
+  })
+})
+
+describe('Job: result verification (spot, checked against this node\'s own run)', () => {
+  const zeros = async (inputs: Record<string, Tensor>): Promise<PieceResult> => ({ outputs: { y: { ...inputs.x, data: new Uint8Array(inputs.x.data.byteLength) } }, computeMs: 1, provider: 'cpu' })
+  const perturbed = async (inputs: Record<string, Tensor>): Promise<PieceResult> => {
+    const values = new Float32Array(inputs.x.data.slice().buffer).map(v => v * 1.001)
+    return { outputs: { y: { ...inputs.x, data: new Uint8Array(values.buffer) } }, computeMs: 1, provider: 'webgpu' }
+  }
+
+  it('a worker answering zeros, and one scaling by 1 + 1e-3, are caught and excluded: the outputs are this node\'s', async () => {
+    for (const cheat of [zeros, perturbed]) {
+      const trust = new TrustRecords(Date.now)
+      const x = batch(24)
+      const { job: j } = job({ cheater: async r => await cheat(r.inputs), honest: async r => await honest(r.inputs) }, { x: { ...x, data: new Uint8Array(Float32Array.from({ length: 96 }, (_, i) => i + 1).buffer) } }, { rowsPerPiece: 2, verify: 'spot' }, { trust })
+      const result = await j.run()
+      const expected = new Float32Array(result.outputs.y.data.buffer.slice(result.outputs.y.data.byteOffset, result.outputs.y.data.byteOffset + result.outputs.y.data.byteLength))
+      expect([...expected]).toEqual(Array.from({ length: 96 }, (_, i) => i + 1))
+      const v = result.progress.verification
+      expect(v.policy).toBe('spot')
+      expect(v.excluded).toEqual(['cheater'])
+      expect(v.mismatches).toBeGreaterThan(0)
+      // newcomers: every remote answer was checked
+      expect(v.checkedPieces).toBe(12 - (result.progress.perPeer.me ?? 0))
+      expect(trust.excluded('cheater')).toBe(true)
+      expect(trust.excluded('honest')).toBe(false)
+      expect(trust.get('honest').record).toBe(result.progress.perPeer.honest)
+    }
+  })
+
+  it('an established peer is checked on a fraction of its pieces only; off checks nothing', async () => {
+    const trust = new TrustRecords(Date.now)
+    for (let i = 0; i < 1000; i++) trust.verified('veteran')
+    let draw = 0
+    const { job: j, localRuns } = job({ veteran: async r => await honest(r.inputs) }, { x: batch(400) }, { rowsPerPiece: 4, verify: 'spot' }, { trust, random: () => (draw++ % 20) / 20 })
+    const result = await j.run()
+    // 100 pieces at the 5% floor: every draw of 0 (one in twenty) is a check
+    expect(result.progress.verification.checkedPieces).toBe(5)
+    expect(localRuns.length).toBe(5)
+    const off = job({ veteran: async r => await zeros(r.inputs) }, { x: batch(8) }, { rowsPerPiece: 4 })
+    const unchecked = await off.job.run()
+    expect(unchecked.progress.verification).toEqual({ policy: 'off', checkedPieces: 0, extraRows: 0, mismatches: 0, excluded: [] })
+    expect(unchecked.outputs.y.data.every(b => b === 0)).toBe(true)
+  })
+
+  it('a check this node cannot make fails the job, naming the piece, rather than pass an unverified answer', async () => {
+    // rows per piece given and outputs of fixed width: no probe run, so the only local run is the check
+    const { job: j } = job({ stranger: async r => await honest(r.inputs) }, { x: batch(4) }, { rowsPerPiece: 4, verify: 'spot' }, {
+      runLocal: async () => { throw new Error('the sandbox is gone') }
+    })
+    await expect(j.run()).rejects.toThrow(/^piece 0 \(from stranger\) could not be verified: the sandbox is gone$/)
   })
 })

@@ -23,6 +23,7 @@ export const runSpec: CommandSpec = {
     { name: 'output', type: 'string', placeholder: 'DIR', help: 'directory for the outputs: one NAME.npy per model output' },
     { name: 'share', type: 'boolean', help: 'this node takes a share of the pieces too (default: only when no peer can)' },
     { name: 'rows-per-piece', type: 'string', placeholder: 'N', help: 'rows per piece (default: sized for ~0.5 s on the median peer)' },
+    { name: 'verify', type: 'string', placeholder: 'off|spot', help: 'check peers\' answers against this node\'s own run: spot checks every answer of a peer without an established record and a falling share of the others (default: off)' },
     TRUST_FLAG,
     DATA_DIR_FLAG,
     JSON_FLAG
@@ -96,7 +97,7 @@ export async function run (argv: string[], io: Io): Promise<number> {
   const model = await modelInStore(client, args.model, (values.trust as string[] | undefined) ?? [], io, values.json !== true)
   const outDir = await outputDir(args.output)
   const started = performance.now()
-  const { jobId } = await client.submitJob({ model, inputs: args.inputs, options: { local: values.share === true ? 'share' : 'fallback', rowsPerPiece: args.rowsPerPiece } })
+  const { jobId } = await client.submitJob({ model, inputs: args.inputs, options: { local: values.share === true ? 'share' : 'fallback', rowsPerPiece: args.rowsPerPiece, verify: args.verify } })
   const { view, cancelled } = await followJob(client, jobId, io, io.isTTY && values.json !== true)
   if (view.state === 'failed') {
     io.log(`job ${jobId} failed: ${view.error ?? 'unknown error'}${cancelled ? ' (interrupted)' : ''}`)
@@ -110,7 +111,7 @@ export async function run (argv: string[], io: Io): Promise<number> {
 }
 
 /** What the command line asks for, checked before the node is asked anything. */
-async function checkRunArgs (values: Record<string, unknown>, positionals: string[]): Promise<{ model: string, output: string, inputs: Record<string, { path: string }>, rowsPerPiece?: number }> {
+async function checkRunArgs (values: Record<string, unknown>, positionals: string[]): Promise<{ model: string, output: string, inputs: Record<string, { path: string }>, rowsPerPiece?: number, verify?: 'off' | 'spot' }> {
   if (positionals.length !== 1) throw new UsageError('give exactly one model: a .onnx file, a model CID or NAME@VERSION')
   const output = values.output as string | undefined
   if (output == null) throw new UsageError('--output DIR is required')
@@ -121,6 +122,8 @@ async function checkRunArgs (values: Record<string, unknown>, positionals: strin
     rowsPerPiece = Number(values['rows-per-piece'])
     if (!Number.isSafeInteger(rowsPerPiece) || rowsPerPiece < 1) throw new UsageError('--rows-per-piece must be a positive integer')
   }
+  const verify = values.verify as string | undefined
+  if (verify != null && verify !== 'off' && verify !== 'spot') throw new UsageError(`--verify must be off or spot, not ${verify}`)
   const inputs: Record<string, { path: string }> = {}
   for (const spec of inputSpecs) {
     const eq = spec.indexOf('=')
@@ -135,7 +138,7 @@ async function checkRunArgs (values: Record<string, unknown>, positionals: strin
     }
     inputs[name] = { path }
   }
-  return { model: positionals[0], output, inputs, rowsPerPiece }
+  return { model: positionals[0], output, inputs, rowsPerPiece, verify: verify as 'off' | 'spot' | undefined }
 }
 
 /** The model's CID once it is in the node's store: a file is added, a CID or name fetched (with its own progress line). */
@@ -183,7 +186,7 @@ async function writeOutputs (client: ApiClient, jobId: string, view: JobView, ou
 
 function jsonReport (jobId: string, wallMs: number, view: JobView, written: Record<string, string>): Record<string, unknown> {
   const p = view.progress
-  return { jobId, wallMs, pieces: p.total, rowsPerPiece: p.rowsPerPiece, retries: p.retries, duplicates: p.duplicates, directPieces: p.directPieces, peers: p.perPeer, executionProviders: p.perProvider, failures: p.failures, failedAttempts: p.failedAttempts, outputs: written }
+  return { jobId, wallMs, pieces: p.total, rowsPerPiece: p.rowsPerPiece, retries: p.retries, duplicates: p.duplicates, directPieces: p.directPieces, peers: p.perPeer, executionProviders: p.perProvider, failures: p.failures, failedAttempts: p.failedAttempts, verification: p.verification, outputs: written }
 }
 
 function textReport (wallMs: number, view: JobView, written: Record<string, string>): string {
@@ -192,6 +195,9 @@ function textReport (wallMs: number, view: JobView, written: Record<string, stri
     `done: ${p.total} pieces of ${p.rowsPerPiece} rows on ${Object.keys(p.perPeer).length} peers in ${formatDuration(wallMs)} (${p.retries} retries, ${p.duplicates} duplicates${p.directPieces > 0 ? `, ${p.directPieces} over direct connections` : ''})`,
     ...Object.entries(p.perPeer).sort((a, b) => b[1] - a[1]).map(([peer, n]) => `  ${peer}  ${n} piece${n === 1 ? '' : 's'}`),
     `  execution providers: ${Object.entries(p.perProvider).map(([name, n]) => `${name} ${n}`).join(', ')}`,
+    ...(p.verification.policy === 'off'
+      ? []
+      : [`  verification (${p.verification.policy}): ${p.verification.checkedPieces} pieces checked here (${p.verification.extraRows} rows), ${p.verification.mismatches} wrong${p.verification.excluded.length > 0 ? `; excluded: ${p.verification.excluded.join(', ')}` : ''}`]),
     ...failureLines(view),
     'outputs:',
     ...view.outputs.map(o => `  ${written[o.name]}  ${o.dtype} [${o.dims.join(', ')}]`)

@@ -92,6 +92,10 @@ function parseOptions (raw: any): JobOptions {
     if (!Number.isSafeInteger(raw.rowsPerPiece) || raw.rowsPerPiece < 1) throw new HttpError(400, 'options.rowsPerPiece must be a positive integer')
     options.rowsPerPiece = raw.rowsPerPiece
   }
+  if (raw.verify != null) {
+    if (raw.verify !== 'off' && raw.verify !== 'spot') throw new HttpError(400, 'options.verify must be "off" or "spot"')
+    options.verify = raw.verify
+  }
   return options
 }
 

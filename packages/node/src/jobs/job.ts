@@ -1,12 +1,14 @@
 import { randomUUID } from 'node:crypto'
-import { choosePieceRows, describeCause, planPieces, Scheduler } from '@shoal/scheduler'
-import type { Assignment, FailureCause, Piece, Progress, SchedulerPeer } from '@shoal/scheduler'
+import { choosePieceRows, describeCause, planPieces, Scheduler, TrustRecords } from '@shoal/scheduler'
+import type { Assignment, FailureCause, Piece, Progress, SchedulerPeer, VerifyPolicy } from '@shoal/scheduler'
 import { InferResponse } from '@shoal/protocol'
 import { concatRows, mismatchWithModel, sliceRows } from '@shoal/runtime'
 import type { ModelInfo, Tensor } from '@shoal/runtime'
 import { ASSUMED_FETCH_BYTES_PER_MS, MAX_LISTED_FAILURES, MODEL_FETCH_SETUP_MS, PROBE_TIMEOUT_MS } from '../constants.js'
 import { PieceError, isMalformedAnswer, PeerUnreachableError } from '../pieces/index.js'
 import type { PieceRequest, PieceResult } from '../pieces/index.js'
+import { PieceVerifier } from './verifier.js'
+import type { VerificationView } from './verifier.js'
 
 /** A job that cannot run or did not finish; the message says which piece and why. */
 export class JobError extends Error {
@@ -22,6 +24,12 @@ export interface JobOptions {
   maxAttempts?: number
   timeoutFloorMs?: number
   endgame?: boolean
+  /**
+   * Result verification: 'off' (default) accepts every well-formed answer; 'spot' checks answers
+   * against this node's own run, every answer of a peer without an established record and a falling
+   * fraction of the others (docs/trust.md).
+   */
+  verify?: 'off' | 'spot'
 }
 
 export interface JobDeps {
@@ -36,6 +44,10 @@ export interface JobDeps {
   runRemote: (peerId: string, request: PieceRequest, signal: AbortSignal) => Promise<PieceResult>
   runLocal: (modelCid: string, inputs: Record<string, Tensor>, signal: AbortSignal) => Promise<PieceResult>
   maxResponseBytes: number
+  /** The node's records of its peers' verified and wrong answers (shared by its jobs). */
+  trust?: TrustRecords
+  /** Draws for `spot` (tests pass a seeded one). */
+  random?: () => number
   now?: () => number
   /** Debug log (`shoal:job`): every failed attempt and why. */
   log?: (format: string, ...args: unknown[]) => void
@@ -67,6 +79,7 @@ export interface JobProgress extends Progress {
   failures: PieceFailure[]
   /** Every failed attempt, listed or not. */
   failedAttempts: number
+  verification: VerificationView
 }
 
 /** One attempt of a piece on a peer, as the submitter saw it: from dispatch to answer. */
@@ -125,6 +138,9 @@ export class Job {
   private readonly results = new Map<number, Record<string, Tensor>>()
   /** Each output's dimensions after the batch axis, from this node's probe run (when it ran). */
   private readonly outputShapes = new Map<string, number[]>()
+  private readonly verifier: PieceVerifier
+  /** Peers proven wrong during this job: no more pieces go to them. */
+  private readonly excluded = new Set<string>()
   private scheduler?: Scheduler
   private pieces: Piece[] = []
   private state: JobProgress['state'] = 'planning'
@@ -146,6 +162,19 @@ export class Job {
     this.inputs = inputs
     this.options = options
     this.now = deps.now ?? (() => performance.now())
+    const policy: VerifyPolicy = options.verify ?? 'off'
+    this.verifier = new PieceVerifier({
+      policy,
+      trust: deps.trust ?? new TrustRecords(Date.now),
+      random: deps.random,
+      runLocal: async inputs => (await deps.runLocal(deps.model.cid, inputs, this.stopping.signal)).outputs,
+      onCaught: peer => {
+        this.excluded.add(peer)
+        this.scheduler?.setPeers(this.allPeers(), this.now())
+        this.wake()
+      },
+      log: deps.log
+    })
   }
 
   onProgress (listener: (p: JobProgress) => void): () => void {
@@ -161,7 +190,7 @@ export class Job {
 
   progress (): JobProgress {
     const p = this.scheduler?.progress(this.now()) ?? { total: 0, done: 0, pending: 0, inFlight: 0, retries: 0, duplicates: 0, perPeer: {}, etaMs: null }
-    return { ...p, jobId: this.id, bytesSent: this.bytesSent, bytesReceived: this.bytesReceived, directPieces: this.directPieces, perProvider: { ...this.perProvider }, state: this.state, elapsedMs: this.startedAt === 0 ? 0 : Math.round(this.now() - this.startedAt), peers: this.allPeers().length, rowsPerPiece: this.rowsPerPiece, failures: [...this.failures], failedAttempts: this.failedAttempts }
+    return { ...p, jobId: this.id, bytesSent: this.bytesSent, bytesReceived: this.bytesReceived, directPieces: this.directPieces, perProvider: { ...this.perProvider }, state: this.state, elapsedMs: this.startedAt === 0 ? 0 : Math.round(this.now() - this.startedAt), peers: this.allPeers().length, rowsPerPiece: this.rowsPerPiece, failures: [...this.failures], failedAttempts: this.failedAttempts, verification: this.verifier.view() }
   }
 
   /** Runs the job (once: later calls return the same promise). */
@@ -281,7 +310,7 @@ export class Job {
   }
 
   private allPeers (): SchedulerPeer[] {
-    return [{ peerId: this.deps.localPeerId, gflops: this.deps.localGflops, slots: this.deps.localSlots }, ...this.deps.peers()]
+    return [{ peerId: this.deps.localPeerId, gflops: this.deps.localGflops, slots: this.deps.localSlots }, ...this.deps.peers().filter(p => !this.excluded.has(p.peerId))]
   }
 
   private async schedule (): Promise<JobResult> {
@@ -323,6 +352,12 @@ export class Job {
       for (const controller of this.flights.values()) controller.abort()
     }
     if (scheduler.state === 'failed') throw new JobError(scheduler.error?.message ?? 'the job failed')
+    // the outputs are joined once every check of an answer has ended (some may replace answers)
+    try {
+      await this.verifier.settled()
+    } catch (err: any) {
+      throw new JobError(this.cancelled ?? err.message)
+    }
     const outputs: Record<string, Tensor> = {}
     for (const output of this.deps.model.outputs) {
       outputs[output.name] = concatRows(this.pieces.map(p => this.results.get(p.id)![output.name]))
@@ -363,6 +398,7 @@ export class Job {
         this.scheduler?.failed(pieceId, peerId, problem, this.now())
       } else if (this.scheduler?.succeeded(pieceId, peerId, this.now()) === true) {
         this.results.set(pieceId, result.outputs)
+        if (remote) this.verifier.accept(pieceId, { peer: peerId, rows: piece.rows, inputs, outputs: result.outputs, replace: outputs => this.results.set(pieceId, outputs) })
         this.perProvider[result.provider] = (this.perProvider[result.provider] ?? 0) + 1
         outcome = 'done'
       } else {
