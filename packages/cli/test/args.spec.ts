@@ -64,6 +64,10 @@ describe('main', () => {
     const a = io()
     expect(await main(['peers', '--bogus'], a)).toBe(2)
     expect(a.err).toEqual(["error: unknown option '--bogus' (see: shoal peers --help)"])
+    // a policy that does not exist is refused before any node is asked
+    const b = io()
+    expect(await main(['run', 'model.onnx', '--input', `x=${import.meta.filename}`, '--output', 'out', '--verify', 'always'], b)).toBe(2)
+    expect(b.err).toEqual(['error: --verify must be off or spot, not always (see: shoal run --help)'])
   })
 })
 
