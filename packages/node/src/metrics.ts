@@ -43,6 +43,8 @@ export class NodeMetrics {
   readonly jobPieces = new Counter({ name: 'shoal_job_pieces_total', help: 'Pieces of this node\'s jobs completed, by where they ran (remote or local)', labelNames: ['where'] as const, registers: [this.registry] })
   readonly jobRetries = new Counter({ name: 'shoal_job_retries_total', help: 'Pieces of this node\'s jobs put back in the queue after a failure or timeout', registers: [this.registry] })
   readonly jobDuplicates = new Counter({ name: 'shoal_job_duplicates_total', help: 'End-game copies started for this node\'s jobs', registers: [this.registry] })
+  readonly jobChecks = new Counter({ name: 'shoal_job_checked_pieces_total', help: 'Peers\' answers to this node\'s jobs checked against its own run (--verify), by outcome', labelNames: ['outcome'] as const, registers: [this.registry] })
+  readonly peersExcluded = new Counter({ name: 'shoal_peers_excluded_total', help: 'Peers excluded from this node\'s jobs for a wrong answer', registers: [this.registry] })
   readonly modelServedBytes = new Counter({ name: 'shoal_model_served_bytes_total', help: 'Model block bytes this node served to other nodes', registers: [this.registry] })
   readonly modelFetches = new Counter({ name: 'shoal_model_fetches_total', help: 'Model fetches through the swarm that ended, by outcome (done or failed)', labelNames: ['outcome'] as const, registers: [this.registry] })
   readonly modelFetchedBytes = new Counter({ name: 'shoal_model_fetched_bytes_total', help: 'Model bytes fetched from other nodes (blocks already held not counted)', registers: [this.registry] })

@@ -4,7 +4,7 @@ import { resolveConfig, ShoalNode } from '@shoal/node'
 import { buildCalibrationModel } from '@shoal/runtime/calibration-model'
 import type { Tensor } from '@shoal/runtime'
 import { afterEach, describe, expect, it } from 'vitest'
-import { FIXED_CALIBRATION, localRun, sameBytes, startNode, stopAll, tempDir, TEST_AD_INTERVAL_MS, waitFor, withDynamicBatch } from './helpers.js'
+import { FIXED_CALIBRATION, localRun, metricValue, sameBytes, startNode, stopAll, tempDir, TEST_AD_INTERVAL_MS, waitFor, withDynamicBatch } from './helpers.js'
 
 let nodes: ShoalNode[] = []
 afterEach(async () => {
@@ -56,6 +56,10 @@ describe('result verification (spot)', () => {
     expect(v.mismatches).toBeGreaterThan(0)
     expect(v.mismatches).toBe(result.progress.perPeer[liar.peerId])
     expect(submitter.trust.excluded(liar.peerId)).toBe(true)
+    // and counted for the operator (GET /metrics), once the job has been counted
+    await waitFor(async () => metricValue(await submitter.metrics.text(), 'shoal_peers_excluded_total') === 1, 'the exclusion to be counted')
+    const text = await submitter.metrics.text()
+    expect(metricValue(text, 'shoal_job_checked_pieces_total{outcome="wrong"}')).toBe(v.mismatches)
 
     // the next job, unverified, gives it nothing: an honest worker and this node do the work
     const honest = await startNode([submitter.addrs[0]])
