@@ -1,7 +1,8 @@
 /**
  * Result verification, the policy (pure: plain data, time and randomness passed in). Which pieces a
- * submitter runs a second time, how two answers are compared, who wins when answers disagree, and
- * what a peer proven wrong costs itself. The job that applies it is @shoal/node's.
+ * submitter runs a second time, who wins when answers disagree, and what a peer proven wrong costs
+ * itself. How two answers compare is @shoal/runtime's `compareOutputs`; the job that applies it all
+ * is @shoal/node's.
  *
  * The model is BOINC's adaptive replication: a peer earns a record of consecutive verified results;
  * until the record is established every piece it returns is checked, after that a falling fraction,
@@ -43,73 +44,10 @@ export function needsCheck (policy: VerifyPolicy, record: number, random: () => 
   return fraction >= 1 || random() < fraction
 }
 
-/** A tensor as answers carry it: elements in row-major order, little-endian. */
-export interface OutputTensor {
-  dtype: string
-  dims: number[]
-  data: Uint8Array
-}
-
-/**
- * How far two float outputs may differ and still agree, element by element:
- * |a - b| <= atol + rtol * |b|.
- */
-export interface Tolerance {
-  rtol: number
-  atol: number
-}
-
-/**
- * Across execution providers (CPU against WebGPU, say) float results differ in their last bits:
- * reductions run in another order, fused kernels round once instead of twice. 1e-4 relative is
- * tens of float32 ulps, which such differences stay within; an answer scaled by 1 + 1e-3 is not.
- */
-export const DEFAULT_TOLERANCE: Tolerance = { rtol: 1e-4, atol: 1e-6 }
-
-/** What was compared: the same provider and ONNX Runtime version compare bit for bit. */
-export interface Comparison {
-  /** Both answers came from the same execution provider and ONNX Runtime version. */
-  sameRuntime: boolean
-  tolerance?: Tolerance
-}
-
-export type Agreement =
-  | { agree: true, exact: boolean }
-  | { agree: false, reason: string }
-
-const FLOAT_DTYPES = new Set(['float32', 'float64', 'float16'])
-
-/**
- * Two answers to the same piece. Names, dtypes and shapes must be equal; integer and bool outputs
- * (class ids, argmax, masks) must be equal exactly, whatever ran them; float outputs bit for bit
- * when the same runtime ran both, else within the tolerance. Two NaNs agree.
- */
-export function compareOutputs (a: Record<string, OutputTensor>, b: Record<string, OutputTensor>, comparison: Comparison): Agreement {
-  const names = Object.keys(a).sort()
-  const others = Object.keys(b).sort()
-  if (names.join('\0') !== others.join('\0')) return { agree: false, reason: `the outputs differ: [${names.join(', ')}] against [${others.join(', ')}]` }
-  let exact = true
-  for (const name of names) {
-    const x = a[name]
-    const y = b[name]
-    if (x.dtype !== y.dtype) return { agree: false, reason: `output "${name}" is ${x.dtype} against ${y.dtype}` }
-    if (x.dims.join() !== y.dims.join()) return { agree: false, reason: `output "${name}" has shape [${x.dims.join(', ')}] against [${y.dims.join(', ')}]` }
-    if (bytesEqual(x.data, y.data)) continue
-    exact = false
-    if (!FLOAT_DTYPES.has(x.dtype) || comparison.sameRuntime) {
-      return { agree: false, reason: `output "${name}" differs in ${differingElements(x, y)} of ${elements(x)} elements (${FLOAT_DTYPES.has(x.dtype) ? 'the same runtime ran both: they must be equal bit for bit' : `${x.dtype} outputs must be equal`})` }
-    }
-    const far = beyondTolerance(x, y, comparison.tolerance ?? DEFAULT_TOLERANCE)
-    if (far.count > 0) {
-      return { agree: false, reason: `output "${name}" differs beyond the tolerance in ${far.count} of ${elements(x)} elements (at most ${far.maxDiff.toPrecision(3)} apart)` }
-    }
-  }
-  return { agree: true, exact }
-}
-
 /**
  * Of three answers to one piece, the two that agree and the one outvoted; null when no two agree
- * (the piece then goes to further peers, or fails). `agree(i, j)` compares answers i and j.
+ * (the piece then goes to further peers, or fails). `agree(i, j)` compares answers i and j (with
+ * @shoal/runtime's `compareOutputs`).
  */
 export function majority (agree: (i: number, j: number) => boolean): { agreeing: [number, number], outvoted: number } | null {
   const pairs: Array<[number, number, number]> = [[0, 1, 2], [0, 2, 1], [1, 2, 0]]
@@ -117,72 +55,6 @@ export function majority (agree: (i: number, j: number) => boolean): { agreeing:
     if (agree(i, j)) return { agreeing: [i, j], outvoted: odd }
   }
   return null
-}
-
-function bytesEqual (a: Uint8Array, b: Uint8Array): boolean {
-  if (a.byteLength !== b.byteLength) return false
-  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false
-  return true
-}
-
-function elements (t: OutputTensor): number {
-  return t.dims.reduce((n, d) => n * d, 1)
-}
-
-const ITEM_BYTES: Record<string, number> = { float64: 8, int64: 8, uint64: 8, float32: 4, int32: 4, uint32: 4, float16: 2, int16: 2, uint16: 2, int8: 1, uint8: 1, bool: 1 }
-
-function differingElements (a: OutputTensor, b: OutputTensor): number {
-  const size = ITEM_BYTES[a.dtype] ?? 1
-  let count = 0
-  for (let i = 0; i < a.data.byteLength; i += size) {
-    for (let k = 0; k < size; k++) {
-      if (a.data[i + k] !== b.data[i + k]) {
-        count++
-        break
-      }
-    }
-  }
-  return count
-}
-
-/** Elements whose values are further apart than the tolerance allows, and the largest difference. */
-function beyondTolerance (a: OutputTensor, b: OutputTensor, tolerance: Tolerance): { count: number, maxDiff: number } {
-  const x = floats(a)
-  const y = floats(b)
-  let count = 0
-  let maxDiff = 0
-  for (let i = 0; i < x.length; i++) {
-    const p = x[i]
-    const q = y[i]
-    if (Number.isNaN(p) && Number.isNaN(q)) continue
-    if (p === q) continue // equal infinities too
-    const diff = Math.abs(p - q)
-    if (!(diff <= tolerance.atol + tolerance.rtol * Math.abs(q))) {
-      count++
-      maxDiff = Math.max(maxDiff, Number.isNaN(diff) ? Infinity : diff)
-    }
-  }
-  return { count, maxDiff }
-}
-
-function floats (t: OutputTensor): ArrayLike<number> {
-  const view = new DataView(t.data.buffer, t.data.byteOffset, t.data.byteLength)
-  const n = t.data.byteLength / (ITEM_BYTES[t.dtype] ?? 4)
-  const out = new Float64Array(n)
-  for (let i = 0; i < n; i++) {
-    out[i] = t.dtype === 'float64' ? view.getFloat64(i * 8, true) : t.dtype === 'float32' ? view.getFloat32(i * 4, true) : half(view.getUint16(i * 2, true))
-  }
-  return out
-}
-
-/** An IEEE 754 half-precision value from its bits. */
-function half (bits: number): number {
-  const sign = (bits & 0x8000) !== 0 ? -1 : 1
-  const exponent = (bits >> 10) & 0x1f
-  const fraction = bits & 0x3ff
-  if (exponent === 0) return sign * fraction * 2 ** -24
-  if (exponent === 0x1f) return fraction === 0 ? sign * Infinity : NaN
-  return sign * (1 + fraction / 1024) * 2 ** (exponent - 15)
 }
 
 export interface TrustOptions {

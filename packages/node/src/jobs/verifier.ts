@@ -1,5 +1,6 @@
-import { compareOutputs, needsCheck } from '@shoal/scheduler'
+import { needsCheck } from '@shoal/scheduler'
 import type { TrustRecords, VerifyPolicy } from '@shoal/scheduler'
+import { compareOutputs } from '@shoal/runtime'
 import type { Tensor } from '@shoal/runtime'
 
 /** What a job's verification did (`GET /v1/jobs/:id`, `shoal run --json`). */
