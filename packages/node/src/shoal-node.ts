@@ -422,11 +422,12 @@ export class ShoalNode {
   }
 
   private async loadTrust (): Promise<void> {
+    const file = dataDirFiles(this.config.dataDir).trust
     try {
-      this.trust.load(JSON.parse(await readFile(dataDirFiles(this.config.dataDir).trust, 'utf8')))
+      this.trust.load(JSON.parse(await readFile(file, 'utf8')))
     } catch (err: any) {
       // none yet, or unreadable: records are earned again (exclusions are lost, not invented)
-      if (err.code !== 'ENOENT') this.startWarnings.push(`cannot read ${dataDirFiles(this.config.dataDir).trust} (${String(err.message)}); peers' records start afresh`)
+      if (err.code !== 'ENOENT') this.startWarnings.push(`cannot read ${file} (${String(err.message)}); peers' records start afresh`)
     }
   }
 

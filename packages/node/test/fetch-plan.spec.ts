@@ -6,10 +6,7 @@ const LIMITS: FetchLimits = { blocksInFlight: 4, blocksPerProvider: 2, refusalRe
 
 function plan (blocks: string[]): FetchPlan {
   const p = new FetchPlan(LIMITS, 0)
-  for (const b of blocks) {
-    p.know(b)
-    p.enqueue(b)
-  }
+  for (const b of blocks) p.enqueue(b)
   return p
 }
 

@@ -4,7 +4,6 @@ import { BLOCK_PROTOCOL, BlockRequest, BlockResponse, InvalidMessageError, MAX_B
 import type { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { equals as uint8ArrayEquals } from 'uint8arrays/equals'
-import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
 import { lpStream } from '@libp2p/utils'
 import { BLOCK_ANSWER_TIMEOUT_MS, BLOCK_SERVE_CONCURRENCY, BLOCK_SERVE_PER_PEER, BLOCK_STREAM_IDLE_MS, BLOCK_STREAMS_PER_CONNECTION, HEADER_TIMEOUT_MS } from '../constants.js'
 import { frames, readData, readMessage, writeData, writeMessage } from '../pieces/frames.js'
@@ -59,7 +58,6 @@ export class ShoalBlockExchange implements BlockExchange {
   private readonly log: Logger
   /** Idle streams per peer, ready for the next request. */
   private readonly idle = new Map<string, OpenStream[]>()
-  private readonly listeners = new Set<(sender: string, digest: string, bytes: Uint8Array) => void>()
   /** Streams being served now, aborted when the node stops. */
   private readonly inbound = new Set<Stream>()
   private serving = 0
@@ -127,8 +125,8 @@ export class ShoalBlockExchange implements BlockExchange {
         try {
           // the whole answer, reading the block included, within BLOCK_ANSWER_TIMEOUT_MS of the request
           const signal = AbortSignal.timeout(BLOCK_ANSWER_TIMEOUT_MS)
-          // (a block removed between the two, by eviction, is one this node does not have)
-          const block = await this.served.has(cid) ? await this.served.get(cid).catch(() => null) : null
+          // one read: a block this node lacks (or that eviction removed) fails it, and is DONT_HAVE
+          const block = await this.served.get(cid).catch(() => null)
           if (block == null || block.byteLength === 0 || block.byteLength > MAX_BLOCK_BYTES) {
             await this.answer(lp, { code: BlockResponse.Code.DONT_HAVE, size: 0 })
             continue
@@ -180,22 +178,17 @@ export class ShoalBlockExchange implements BlockExchange {
     this.release(peer, open)
     if (response.code === BlockResponse.Code.BUSY) throw new ProviderBusyError(`${peer} is serving too many blocks`)
     if (bytes == null) return null
-    const digest = await sha256.digest(bytes)
-    if (!uint8ArrayEquals(digest.digest, block.multihash.digest)) {
-      // the engine drops a provider whose block matches no block of the model
-      const key = uint8ArrayToString(digest.digest, 'base64')
-      for (const listener of this.listeners) listener(peer, key, bytes)
-      throw new BadBlockError(`${peer} sent a block that does not hash to ${block.toString()}`)
-    }
+    // the fetch that asked drops the provider (and no other fetch hears of it: each strike is one)
+    if (!uint8ArrayEquals((await sha256.digest(bytes)).digest, block.multihash.digest)) throw new BadBlockError(`${peer} sent a block that does not hash to ${block.toString()}`)
     return bytes
   }
 
   /** Nothing to forget: a request is over once answered. */
   async forget (): Promise<void> {}
 
-  onBlock (listener: (sender: string, digest: string, bytes: Uint8Array) => void): () => void {
-    this.listeners.add(listener)
-    return () => { this.listeners.delete(listener) }
+  /** Every block answers a request: none arrives unasked, and a wrong one is the asking fetch's `BadBlockError`. */
+  onBlock (): () => void {
+    return () => {}
   }
 
   /** An idle stream to `peer` that is still open both ways, if there is one. */

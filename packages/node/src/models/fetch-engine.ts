@@ -24,8 +24,9 @@ export interface BlockExchange {
   /** The wants of these blocks from `peer` are over (bitswap: a cancel; nothing for an exchange without standing wants). */
   forget: (peer: string, blocks: CID[]) => Promise<void>
   /**
-   * Blocks as they arrive, asked or not, each with its sender and the base64 digest of its multihash
-   * as the receiver computed it: a block whose digest is no block of the fetch is corrupted.
+   * Blocks that arrive other than as a `want`'s answer (bitswap's: a block sent unasked, or one that
+   * hashes to no wanted CID), each with its sender and the base64 digest of its multihash as the
+   * receiver computed it: a block whose digest is no block of the fetch is corrupted.
    */
   onBlock: (listener: (sender: string, digest: string, bytes: Uint8Array) => void) => () => void
 }
@@ -121,6 +122,7 @@ export class BlockFetch {
   private readonly clock: FetchClock
   private readonly timing: FetchTiming
   private readonly random: () => number
+  /** Every block of the model known so far, by digest (the root, then each node's links). */
   private readonly blocks = new Map<string, CID>()
   private readonly lanes = new Map<string, AbortController>()
   /** Per provider, the blocks asked of it (cancelled at the exchange when the fetch ends). */
@@ -141,7 +143,6 @@ export class BlockFetch {
     this.plan = new FetchPlan({ ...DEFAULT_FETCH_LIMITS, ...init.limits }, this.clock.now())
     this.changed = new Promise<void>(resolve => { this.wake = resolve })
     this.blocks.set(digestKey(init.root), init.root)
-    this.plan.know(digestKey(init.root))
   }
 
   /** Resolves once every block of the model is in the sink; rejects with why not. */
@@ -228,7 +229,7 @@ export class BlockFetch {
     this.plan.store(key, from, bytes.byteLength, this.clock.now())
     for (const child of this.shuffled(children)) {
       const childKey = digestKey(child)
-      if (!this.plan.know(childKey)) continue
+      if (this.blocks.has(childKey)) continue
       this.blocks.set(childKey, child)
       await this.offer(child)
     }

@@ -42,7 +42,6 @@ const KEPT_BLOCK_TIMES = 32
 export class FetchPlan {
   readonly limits: FetchLimits
   private readonly queue: string[] = []
-  private readonly known = new Set<string>()
   private readonly inFlight = new Set<string>()
   private readonly storing = new Set<string>()
   private readonly stored = new Set<string>()
@@ -62,16 +61,7 @@ export class FetchPlan {
     this.lastProgressAt = now
   }
 
-  /** Records a block of the model; false if it was known already. */
-  know (key: string): boolean {
-    if (this.known.has(key)) return false
-    this.known.add(key)
-    return true
-  }
-
-  isKnown (key: string): boolean { return this.known.has(key) }
-
-  /** Queues a known block to be asked for (at the front: a block that came back from a failed ask). */
+  /** Queues a block to be asked for (at the front: a block that came back from a failed ask). */
   enqueue (key: string, front = false): void {
     if (this.stored.has(key) || this.storing.has(key) || this.inFlight.has(key) || this.queue.includes(key)) return
     if (front) this.queue.unshift(key)

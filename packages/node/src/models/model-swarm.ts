@@ -256,7 +256,7 @@ export class ModelSwarm {
       timing: this.init.noProviderTimeoutMs != null ? { noProviderTimeoutMs: this.init.noProviderTimeoutMs } : {},
       log: this.log,
       sink: {
-        held: async block => await store.hasBlock(block) ? await store.readBlock(block) : null,
+        held: async block => await store.heldBlock(block),
         accept: async (block, bytes, from) => {
           const children = await this.storeBlock(root, progress, block, bytes, from)
           if (block.equals(root) && !announced && options.only == null) {
