@@ -122,7 +122,6 @@ export class InferenceService implements Startable {
     return this.waitingPieces
   }
 
-
   async start (): Promise<void> {
     const limits = { maxInboundStreams: MAX_INBOUND_INFER_STREAMS, maxOutboundStreams: MAX_INBOUND_INFER_STREAMS }
     await this.components.registrar.handle(INFER_PROTOCOL, (stream, connection) => { void this.serve(streamChannel(stream), connection.remotePeer) }, limits)
