@@ -67,7 +67,10 @@ describe('main', () => {
     // a policy that does not exist is refused before any node is asked
     const b = io()
     expect(await main(['run', 'model.onnx', '--input', `x=${import.meta.filename}`, '--output', 'out', '--verify', 'always'], b)).toBe(2)
-    expect(b.err).toEqual(['error: --verify must be off or spot, not always (see: shoal run --help)'])
+    expect(b.err).toEqual(['error: --verify must be off, spot or full, not always (see: shoal run --help)'])
+    const c = io()
+    expect(await main(['run', 'model.onnx', '--input', `x=${import.meta.filename}`, '--output', 'out', '--tolerance', '1e-3,-1'], c)).toBe(2)
+    expect(c.err).toEqual(['error: --tolerance must be RTOL or RTOL,ATOL (numbers of at least 0, as 1e-3,1e-5), not 1e-3,-1 (see: shoal run --help)'])
   })
 })
 

@@ -443,7 +443,8 @@ export class ShoalNode {
     this.metrics.jobPieces.inc({ where: 'remote' }, p.done - local)
     this.metrics.jobPieces.inc({ where: 'local' }, local)
     this.metrics.jobRetries.inc(p.retries)
-    this.metrics.jobChecks.inc({ outcome: 'agreed' }, p.verification.checkedPieces - p.verification.mismatches)
+    // a failed job may have disputed pieces it never decided
+    this.metrics.jobChecks.inc({ outcome: 'agreed' }, Math.max(0, p.verification.checkedPieces - p.verification.mismatches))
     this.metrics.jobChecks.inc({ outcome: 'wrong' }, p.verification.mismatches)
     this.metrics.peersExcluded.inc(p.verification.excluded.length)
     this.metrics.jobDuplicates.inc(p.duplicates)

@@ -199,3 +199,82 @@ describe('Job: result verification (spot, checked against this node\'s own run)'
     await expect(j.run()).rejects.toThrow(/^piece 0 \(from stranger\) could not be verified: the sandbox is gone$/)
   })
 })
+
+describe('Job: result verification (full, every piece on two peers)', () => {
+  const zeros = async (inputs: Record<string, Tensor>): Promise<PieceResult> => ({ outputs: { y: { ...inputs.x, data: new Uint8Array(inputs.x.data.byteLength) } }, computeMs: 1, provider: 'cpu' })
+  const scaled = (factor: number) => async (inputs: Record<string, Tensor>): Promise<PieceResult> => {
+    const values = new Float32Array(inputs.x.data.slice().buffer).map(v => v * factor)
+    return { outputs: { y: { ...inputs.x, data: new Uint8Array(values.buffer) } }, computeMs: 1, provider: 'webgpu' }
+  }
+  const ones = (rows: number): Tensor => ({ dtype: 'float32', dims: [rows, 4], data: new Uint8Array(Float32Array.from({ length: rows * 4 }, (_, i) => i + 1).buffer) })
+
+  it('every piece is answered by two different peers that agree; this node runs none while three peers can', async () => {
+    const trust = new TrustRecords(Date.now)
+    const answeredBy = new Map<number, string[]>()
+    const worker = (id: string) => async (r: PieceRequest): Promise<PieceResult> => {
+      answeredBy.set(r.pieceId, [...(answeredBy.get(r.pieceId) ?? []), id])
+      return await honest(r.inputs)
+    }
+    const x = ones(16)
+    const { job: j, localRuns } = job({ a: worker('a'), b: worker('b'), c: worker('c') }, { x }, { rowsPerPiece: 2, verify: 'full' }, { trust })
+    const result = await j.run()
+    expect(same(result.outputs.y, x)).toBe(true)
+    expect(localRuns).toEqual([])
+    for (const [, peers] of answeredBy) expect(new Set(peers).size).toBe(2)
+    expect(answeredBy.size).toBe(8)
+    expect(result.progress.verification).toEqual({ policy: 'full', checkedPieces: 8, extraRows: 16, mismatches: 0, excluded: [] })
+    expect(trust.get('a').record + trust.get('b').record + trust.get('c').record).toBe(16)
+  })
+
+  it('a peer answering zeros, or scaling by 1 + 1e-3, is outvoted by a third and excluded; the outputs are the honest ones', async () => {
+    for (const cheat of [zeros, scaled(1.001)]) {
+      const trust = new TrustRecords(Date.now)
+      const x = ones(24)
+      const { job: j } = job({ cheater: async r => await cheat(r.inputs), a: async r => await honest(r.inputs), b: async r => await honest(r.inputs) }, { x }, { rowsPerPiece: 2, verify: 'full' }, { trust })
+      const result = await j.run()
+      expect(same(result.outputs.y, x)).toBe(true)
+      const v = result.progress.verification
+      expect(v.excluded).toEqual(['cheater'])
+      expect(v.mismatches).toBeGreaterThan(0)
+      expect(v.checkedPieces).toBe(12)
+      expect(trust.excluded('cheater')).toBe(true)
+      expect(trust.excluded('a') || trust.excluded('b')).toBe(false)
+    }
+  })
+
+  it('this node\'s own answer decides a ballot it is in: a lone remote cheater is caught without a third peer', async () => {
+    const x = ones(8)
+    const { job: j, localRuns } = job({ cheater: async r => await zeros(r.inputs) }, { x }, { rowsPerPiece: 2, verify: 'full' })
+    const result = await j.run()
+    expect(same(result.outputs.y, x)).toBe(true)
+    expect(result.progress.verification.excluded).toEqual(['cheater'])
+    // every piece ran here (the cheater's first answer was outvoted at once, and it got no more)
+    expect(localRuns.length).toBe(4)
+  })
+
+  it('answers within the tolerance agree; a wider --tolerance lets a 1e-3 difference agree too', async () => {
+    const x = ones(8)
+    const near = job({ gpu: async r => await scaled(1 + 1e-5)(r.inputs), cpu: async r => await honest(r.inputs) }, { x }, { rowsPerPiece: 2, verify: 'full' })
+    expect((await near.job.run()).progress.verification).toMatchObject({ mismatches: 0, excluded: [] })
+    const wide = job({ gpu: async r => await scaled(1.001)(r.inputs), cpu: async r => await honest(r.inputs) }, { x }, { rowsPerPiece: 2, verify: 'full', tolerance: { rtol: 1e-2, atol: 0 } })
+    expect((await wide.job.run()).progress.verification).toMatchObject({ mismatches: 0, excluded: [] })
+  })
+
+  it('with no peer but this node, every piece runs here and needs no second answer', async () => {
+    const { job: j, localRuns } = job({}, { x: ones(4) }, { rowsPerPiece: 2, verify: 'full' })
+    const result = await j.run()
+    expect(same(result.outputs.y, ones(4))).toBe(true)
+    expect(localRuns).toEqual([2, 2])
+    expect(result.progress.verification).toMatchObject({ checkedPieces: 0, extraRows: 0 })
+  })
+
+  it('two remote answers that disagree go to this node, whose answer decides: both liars are excluded', async () => {
+    const x = ones(2)
+    const { job: j, localRuns } = job({ a: async r => await scaled(2)(r.inputs), b: async r => await scaled(3)(r.inputs) }, { x }, { rowsPerPiece: 2, verify: 'full' })
+    const result = await j.run()
+    expect(same(result.outputs.y, x)).toBe(true)
+    expect(localRuns).toEqual([2])
+    expect([...result.progress.verification.excluded].sort()).toEqual(['a', 'b'])
+    expect(result.progress.verification).toMatchObject({ checkedPieces: 1, extraRows: 4, mismatches: 1 })
+  })
+})

@@ -93,6 +93,14 @@ export interface SchedulerOptions {
   maxCopies?: number
   /** Expected time for a peer without the model to fetch it (see SchedulerPeer.hasModel). */
   modelFetchMs?: number
+  /**
+   * Answers from different peers a piece needs before it is done: 1 (default) takes the first valid
+   * answer; 2 (`--verify full`) runs every piece on two peers, never the same peer twice, and the
+   * caller compares their answers (`ballot`, `agreed`, `disagreed`).
+   */
+  quorum?: number
+  /** With a quorum above 1: the most answers one piece may collect before it fails unverified (default quorum + 1: a disagreement goes to one more peer). */
+  maxAnswers?: number
 }
 
 interface Flight {
@@ -142,7 +150,7 @@ interface PeerState {
  */
 export class Scheduler {
   private readonly pieces: Map<number, Piece>
-  private readonly options: Required<Omit<SchedulerOptions, 'localPeerId'>> & { localPeerId?: string }
+  private readonly options: Required<Omit<SchedulerOptions, 'localPeerId' | 'maxAnswers'>> & { localPeerId?: string, maxAnswers: number }
   private readonly pending: number[]
   private readonly done = new Map<number, string>()
   private readonly flights: Flight[] = []
@@ -152,6 +160,14 @@ export class Scheduler {
   private retries = 0
   private duplicates = 0
   private failure?: JobFailure
+  /** With a quorum: the peers whose answers to a piece are held, awaiting a verdict. */
+  private readonly answers = new Map<number, string[]>()
+  /** With a quorum: answers a piece needs now (the quorum, one more after each disagreement). */
+  private readonly required = new Map<number, number>()
+  /** With a quorum: every peer that answered a piece, its answer held or not: none answers it twice. */
+  private readonly answeredBy = new Map<number, Set<string>>()
+  /** With a quorum: disputed pieces that only the local node may take now (its answer decides). */
+  private readonly arbitrated = new Set<number>()
 
   constructor (pieces: Piece[], options: SchedulerOptions) {
     this.pieces = new Map(pieces.map(p => [p.id, p]))
@@ -167,9 +183,14 @@ export class Scheduler {
       endgame: true,
       maxCopies: DEFAULT_MAX_COPIES,
       modelFetchMs: 0,
+      quorum: 1,
       // an option given as undefined keeps its default
-      ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as SchedulerOptions
+      ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as SchedulerOptions,
+      maxAnswers: 0
     }
+    const { quorum } = this.options
+    if (!Number.isSafeInteger(quorum) || quorum < 1) throw new RangeError(`quorum must be a whole number of at least 1, not ${quorum}`)
+    this.options.maxAnswers = Math.max(quorum, options.maxAnswers ?? (quorum > 1 ? quorum + 1 : 1))
   }
 
   get state (): 'running' | 'done' | 'failed' {
@@ -201,8 +222,10 @@ export class Scheduler {
   }
 
   /**
-   * A copy of a piece came back valid. Returns whether it was the first (the one to keep); the other
-   * copies are cancelled at the next `next()`.
+   * A copy of a piece came back valid. Returns whether to keep its answer. With a quorum of 1 the
+   * first answer is the piece's (the other copies are cancelled at the next `next()`); with more, the
+   * answer is held until the piece has as many as it needs (`ballot`), and the piece goes back in the
+   * queue for another peer until then.
    */
   succeeded (pieceId: number, peerId: string, now: number): boolean {
     const flight = this.takeFlight(pieceId, peerId)
@@ -210,6 +233,7 @@ export class Scheduler {
     const piece = this.pieces.get(pieceId)
     const state = this.peers.get(peerId)
     if (piece == null) return false
+    if (this.options.quorum > 1 && this.ballot(pieceId) != null) return false
     if (state != null) {
       // a copy that was to include fetching the model says how fast the peer fetched, not computes
       if (flight.startupMs === 0) {
@@ -222,12 +246,73 @@ export class Scheduler {
       state.backoffUntil = 0
       state.proven = true
     }
-    this.done.set(pieceId, peerId)
-    for (const other of this.flights.filter(f => f.pieceId === pieceId)) {
-      this.takeFlight(other.pieceId, other.peerId)
-      this.cancellations.push({ pieceId, peerId: other.peerId, reason: 'superseded' })
+    if (this.options.quorum === 1) {
+      this.finish(pieceId, peerId)
+      return true
     }
+    const held = this.answers.get(pieceId) ?? []
+    held.push(peerId)
+    this.answers.set(pieceId, held)
+    const by = this.answeredBy.get(pieceId) ?? new Set()
+    by.add(peerId)
+    this.answeredBy.set(pieceId, by)
+    if (this.ballot(pieceId) != null) this.supersede(pieceId)
+    else this.requeue(pieceId)
     return true
+  }
+
+  /**
+   * With a quorum: the peers whose answers to this piece await the caller's verdict, once it has as
+   * many as it needs, or the local node's (the submitter trusts its own run: it decides); else
+   * undefined. The caller compares them and calls `agreed` or `disagreed`.
+   */
+  ballot (pieceId: number): string[] | undefined {
+    return this.decidable(pieceId) ? [...this.answers.get(pieceId)!] : undefined
+  }
+
+  /** The verdict on a piece's ballot: these peers' answers agree (the first is the piece's winner). */
+  agreed (pieceId: number, peers: string[]): void {
+    if (this.done.has(pieceId) || this.failure != null || peers.length === 0) return
+    this.finish(pieceId, peers[0])
+    this.answers.delete(pieceId)
+  }
+
+  /**
+   * The verdict on a piece's ballot: no answers agree enough to decide. The piece needs one more
+   * answer: the local node's when it is among the peers and has not answered it (its answer decides,
+   * whatever the number of answers), else another peer's; past `maxAnswers` the job fails, naming
+   * the peers.
+   */
+  disagreed (pieceId: number): void {
+    if (this.done.has(pieceId) || this.failure != null) return
+    const needed = this.needed(pieceId) + 1
+    const local = this.options.localPeerId
+    if (local != null && this.peers.has(local) && this.answeredBy.get(pieceId)?.has(local) !== true) {
+      this.arbitrated.add(pieceId)
+      this.required.set(pieceId, needed)
+      this.requeue(pieceId)
+      return
+    }
+    if (needed > this.options.maxAnswers) {
+      const peers = [...(this.answeredBy.get(pieceId) ?? [])].join(', ')
+      this.fail(pieceId, `piece ${this.describe(pieceId)} could not be verified: the answers of ${peers} disagree, and no ${this.options.maxAnswers} answers decide it`)
+      return
+    }
+    this.required.set(pieceId, needed)
+    this.requeue(pieceId)
+  }
+
+  /**
+   * A held answer no longer counts (its peer was proven wrong on another piece): the piece needs an
+   * answer from another peer instead. The peer never gets the piece again.
+   */
+  retract (pieceId: number, peerId: string): void {
+    const held = this.answers.get(pieceId)
+    if (held == null || this.done.has(pieceId)) return
+    const index = held.indexOf(peerId)
+    if (index < 0) return
+    held.splice(index, 1)
+    this.requeue(pieceId)
   }
 
   /** A copy of a piece failed. */
@@ -246,7 +331,7 @@ export class Scheduler {
     // use up an attempt of the same piece, and a job losing as many peers as it allows attempts failed.
     if (cause.kind === 'overloaded' || cause.kind === 'unreachable') {
       // not the piece's fault: it goes back without using up an attempt
-      if (!this.isRunning(pieceId)) this.pending.unshift(pieceId)
+      this.requeue(pieceId)
       return
     }
     const attempts = this.attempts.get(pieceId) ?? []
@@ -262,10 +347,7 @@ export class Scheduler {
       return
     }
     // another copy may still be running (end-game): then the piece is not lost
-    if (!this.isRunning(pieceId)) {
-      this.retries++
-      this.pending.unshift(pieceId)
-    }
+    if (this.requeue(pieceId)) this.retries++
   }
 
   /** What to do now: cancellations (timeouts, superseded copies, a finished job) and new assignments. */
@@ -281,14 +363,27 @@ export class Scheduler {
       return { assign: [], cancel: this.cancellations.splice(0) }
     }
     const assign: Assignment[] = []
-    for (;;) {
-      const pieceId = this.pending[0]
-      if (pieceId == null) break
+    for (let i = 0; i < this.pending.length && this.failure == null;) {
+      const pieceId = this.pending[i]
+      if (this.copiesNeeded(pieceId) <= 0) {
+        this.pending.splice(i, 1)
+        continue
+      }
       const peer = this.bestPeer(now, this.pieces.get(pieceId)!)
-      if (peer == null) break
-      this.pending.shift()
-      assign.push(this.start(pieceId, peer, now, false))
+      if (peer != null) {
+        assign.push(this.start(pieceId, peer, now, false))
+        continue
+      }
+      // with a quorum of 1 every peer may take every piece: none usable for this one, none for any
+      if (this.options.quorum === 1) break
+      if (this.noPeerLeftFor(pieceId)) {
+        const by = [...(this.answeredBy.get(pieceId) ?? [])].join(', ')
+        this.fail(pieceId, `piece ${this.describe(pieceId)} could not be verified: it needs an answer from a peer other than ${by}, and no other peer is there`)
+        break
+      }
+      i++
     }
+    if (this.failure != null) return this.next(now)
     if (this.pending.length === 0 && this.options.endgame) assign.push(...this.endgame(now))
     return { assign, cancel: this.cancellations.splice(0) }
   }
@@ -339,13 +434,60 @@ export class Scheduler {
     this.failure = { pieceId, attempts: this.attempts.get(pieceId) ?? [], message }
   }
 
+  /** The piece is done: `peerId`'s answer is its; the copies still running are cancelled. */
+  private finish (pieceId: number, peerId: string): void {
+    this.done.set(pieceId, peerId)
+    this.supersede(pieceId)
+  }
+
+  private supersede (pieceId: number): void {
+    for (const other of this.flights.filter(f => f.pieceId === pieceId)) {
+      this.takeFlight(other.pieceId, other.peerId)
+      this.cancellations.push({ pieceId, peerId: other.peerId, reason: 'superseded' })
+    }
+  }
+
+  private decidable (pieceId: number): boolean {
+    const held = this.answers.get(pieceId)
+    if (this.options.quorum === 1 || this.done.has(pieceId) || held == null || held.length === 0) return false
+    return held.length >= this.needed(pieceId) || (this.options.localPeerId != null && held.includes(this.options.localPeerId))
+  }
+
+  /** Answers this piece needs now. */
+  private needed (pieceId: number): number {
+    return this.required.get(pieceId) ?? this.options.quorum
+  }
+
+  /** Copies still to start for this piece: answers it needs, less those held and those running. */
+  private copiesNeeded (pieceId: number): number {
+    if (this.done.has(pieceId) || this.decidable(pieceId)) return 0
+    const held = this.answers.get(pieceId)?.length ?? 0
+    return this.needed(pieceId) - held - this.flights.filter(f => f.pieceId === pieceId).length
+  }
+
+  /** Puts a piece back at the front of the queue if it needs another copy; returns whether it did. */
+  private requeue (pieceId: number): boolean {
+    if (this.copiesNeeded(pieceId) <= 0 || this.pending.includes(pieceId)) return false
+    this.pending.unshift(pieceId)
+    return true
+  }
+
+  /** May this peer take this piece at all: it has not answered it and runs no copy of it (and it is the local node, for a piece in its arbitration). */
+  private eligible (peerId: string, pieceId: number): boolean {
+    if (this.answeredBy.get(pieceId)?.has(peerId) === true) return false
+    if (this.arbitrated.has(pieceId) && peerId !== this.options.localPeerId) return false
+    return this.options.quorum === 1 || !this.flights.some(f => f.pieceId === pieceId && f.peerId === peerId)
+  }
+
+  /** With a quorum: no peer there now could ever give this piece the answer it lacks, and none is computing it. */
+  private noPeerLeftFor (pieceId: number): boolean {
+    if (this.flights.some(f => f.pieceId === pieceId)) return false
+    return ![...this.peers.values()].some(s => this.window(s) > 0 && this.eligible(s.peer.peerId, pieceId))
+  }
+
   private takeFlight (pieceId: number, peerId: string): Flight | undefined {
     const index = this.flights.findIndex(f => f.pieceId === pieceId && f.peerId === peerId)
     return index < 0 ? undefined : this.flights.splice(index, 1)[0]
-  }
-
-  private isRunning (pieceId: number): boolean {
-    return this.flights.some(f => f.pieceId === pieceId)
   }
 
   private msPerRow (state: PeerState): number {
@@ -376,12 +518,16 @@ export class Scheduler {
     return this.flights.reduce((sum, f) => f.peerId === peerId ? sum + (this.pieces.get(f.pieceId)?.rows ?? 0) : sum, 0)
   }
 
-  /** May this peer get work now? The local node in fallback mode only while no remote peer may. */
-  private usable (state: PeerState, now: number): boolean {
+  /**
+   * May this peer get work now (this piece, when one is named)? The local node in fallback mode only
+   * while no remote peer may.
+   */
+  private usable (state: PeerState, now: number, pieceId?: number): boolean {
     if (state.backoffUntil > now) return false
     if (this.inFlight(state.peer.peerId) >= this.window(state)) return false
-    if (state.peer.peerId === this.options.localPeerId && this.options.local === 'fallback') {
-      return ![...this.peers.values()].some(s => s.peer.peerId !== this.options.localPeerId && s.backoffUntil <= now && this.window(s) > 0)
+    if (pieceId != null && !this.eligible(state.peer.peerId, pieceId)) return false
+    if (state.peer.peerId === this.options.localPeerId && this.options.local === 'fallback' && (pieceId == null || !this.arbitrated.has(pieceId))) {
+      return ![...this.peers.values()].some(s => s.peer.peerId !== this.options.localPeerId && s.backoffUntil <= now && this.window(s) > 0 && (pieceId == null || this.eligible(s.peer.peerId, pieceId)))
     }
     return this.window(state) > 0
   }
@@ -391,7 +537,7 @@ export class Scheduler {
     let best: PeerState | undefined
     let bestFinish = Infinity
     for (const state of this.peers.values()) {
-      if (!this.usable(state, now)) continue
+      if (!this.usable(state, now, piece.id)) continue
       const finish = this.startupMs(state) + (this.rowsInFlight(state.peer.peerId) + piece.rows) * this.msPerRow(state)
       if (finish < bestFinish || (finish === bestFinish && best != null && state.peer.peerId < best.peer.peerId)) {
         best = state
@@ -441,7 +587,9 @@ export class Scheduler {
         let latest = -Infinity
         for (const [pieceId, finish] of candidates) {
           const copies = this.flights.filter(f => f.pieceId === pieceId)
-          if (copies.length >= this.options.maxCopies || copies.some(f => f.peerId === state.peer.peerId)) continue
+          // with a quorum, the copies a piece still needs do not count against the end-game's
+          const extra = this.options.quorum > 1 ? this.needed(pieceId) - (this.answers.get(pieceId)?.length ?? 0) - 1 : 0
+          if (copies.length >= this.options.maxCopies + extra || copies.some(f => f.peerId === state.peer.peerId) || !this.eligible(state.peer.peerId, pieceId)) continue
           const mine = now + this.startupMs(state) + (this.rowsInFlight(state.peer.peerId) + this.pieces.get(pieceId)!.rows) * this.msPerRow(state)
           if (mine < finish && (finish > latest || (finish === latest && pieceId < (chosen ?? Infinity)))) {
             chosen = pieceId

@@ -45,16 +45,24 @@ export function needsCheck (policy: VerifyPolicy, record: number, random: () => 
 }
 
 /**
- * Of three answers to one piece, the two that agree and the one outvoted; null when no two agree
- * (the piece then goes to further peers, or fails). `agree(i, j)` compares answers i and j (with
- * @shoal/runtime's `compareOutputs`).
+ * Of `count` answers to one piece, those that agree and those outvoted; null when no two agree (the
+ * piece then goes to one more peer, or fails). `agree(i, j)` compares answers i and j (with
+ * @shoal/runtime's `compareOutputs`). The winners are the answer that agrees with the most others
+ * (the first such) and those others: with two answers that agree, both; with three of which two
+ * agree, those two, the third outvoted. An answer within tolerance of a winner is never outvoted.
  */
-export function majority (agree: (i: number, j: number) => boolean): { agreeing: [number, number], outvoted: number } | null {
-  const pairs: Array<[number, number, number]> = [[0, 1, 2], [0, 2, 1], [1, 2, 0]]
-  for (const [i, j, odd] of pairs) {
-    if (agree(i, j)) return { agreeing: [i, j], outvoted: odd }
+export function majority (count: number, agree: (i: number, j: number) => boolean): { agreeing: number[], outvoted: number[] } | null {
+  let best: number[] = []
+  for (let i = 0; i < count; i++) {
+    const group = [i]
+    for (let j = 0; j < count; j++) if (j !== i && agree(i, j)) group.push(j)
+    if (group.length > best.length) best = group
   }
-  return null
+  if (best.length < 2) return null
+  const agreeing = best.sort((a, b) => a - b)
+  const outvoted: number[] = []
+  for (let i = 0; i < count; i++) if (!agreeing.includes(i)) outvoted.push(i)
+  return { agreeing, outvoted }
 }
 
 export interface TrustOptions {

@@ -314,6 +314,101 @@ describe('local node', () => {
   })
 })
 
+describe('quorum (verify full)', () => {
+  const full: SchedulerOptions = { ...base, quorum: 2 }
+
+  it('runs every piece on two different peers and finishes only once their answers agree', () => {
+    const pieces = planPieces(80, 10)
+    const result = simulate(new Scheduler(pieces, full), pieces, [peer('a', 100, 1), peer('b', 100, 1), peer('c', 100, 1)])
+    expect(result.state).toBe('done')
+    expect(result.verdicts).toHaveLength(8)
+    for (const v of result.verdicts) {
+      expect(new Set(v.peers).size).toBe(2) // never the same peer twice
+      expect(v.agreeing).toEqual(v.peers)
+    }
+    // twice the answers of the pieces, spread over the three peers
+    expect(Object.values(result.completedBy).reduce((a, b) => a + b, 0)).toBe(16)
+    expect(Object.keys(result.completedBy).sort()).toEqual(['a', 'b', 'c'])
+  })
+
+  it('a disagreement goes to a third peer, and the two that agree win', () => {
+    const pieces = planPieces(40, 10)
+    const result = simulate(new Scheduler(pieces, full), pieces, [peer('a', 100, 1), peer('liar', 300, 1 / 3, { answers: 'zeros' }), peer('c', 100, 1)])
+    expect(result.state).toBe('done')
+    const decided = result.verdicts.filter(v => v.agreeing != null)
+    expect(decided).toHaveLength(4)
+    for (const v of decided) expect(v.agreeing).not.toContain('liar')
+    // every piece the liar answered needed a third answer
+    const disputed = result.verdicts.filter(v => v.agreeing == null).map(v => v.pieceId)
+    for (const v of decided) if (v.peers.includes('liar')) expect(v.peers).toHaveLength(3)
+    expect(disputed.length).toBeGreaterThan(0)
+  })
+
+  it('a disagreement goes to the local node when it is among the peers, even in fallback mode: its answer decides', () => {
+    const pieces = planPieces(10, 10)
+    const result = simulate(new Scheduler(pieces, { ...full, localPeerId: 'me', local: 'fallback' }), pieces, [peer('me', 10, 10), peer('x', 100, 1, { answers: 'x' }), peer('y', 100, 1, { answers: 'y' }), peer('z', 100, 1, { answers: 'z' })], undefined, 'me')
+    expect(result.state).toBe('done')
+    expect(result.verdicts.map(v => v.peers.length)).toEqual([2, 3])
+    expect(result.verdicts[1].peers[2]).toBe('me')
+  })
+
+  it('fails a piece whose answers never agree, naming the peers', () => {
+    const pieces = planPieces(10, 10)
+    const result = simulate(new Scheduler(pieces, full), pieces, [peer('a', 100, 1, { answers: 'x' }), peer('b', 100, 1, { answers: 'y' }), peer('c', 100, 1, { answers: 'z' }), peer('d', 100, 1)])
+    expect(result.state).toBe('failed')
+    expect(result.verdicts.map(v => v.agreeing)).toEqual([null, null])
+  })
+
+  it('fails a piece rather than waiting when no peer is left that has not answered it', () => {
+    const pieces = planPieces(10, 10)
+    const s = new Scheduler(pieces, full)
+    const result = simulate(s, pieces, [peer('a', 100, 1)])
+    expect(result.state).toBe('failed')
+    expect(s.error?.message).toMatch(/^piece 0 \(rows 0-9\) could not be verified: it needs an answer from a peer other than a, and no other peer is there$/)
+  })
+
+  it('the local node\'s own answer needs no second one: the submitter trusts its own run', () => {
+    const pieces = planPieces(20, 10)
+    const result = simulate(new Scheduler(pieces, { ...full, localPeerId: 'me' }), pieces, [peer('me', 100, 1)])
+    expect(result.state).toBe('done')
+    expect(result.verdicts.map(v => v.peers)).toEqual([['me'], ['me']])
+  })
+
+  it('the local node in fallback mode gives the second answer when the only remote peer gave the first', () => {
+    const pieces = planPieces(20, 10)
+    const result = simulate(new Scheduler(pieces, { ...full, localPeerId: 'me', local: 'fallback' }), pieces, [peer('me', 100, 1), peer('r', 100, 1)])
+    expect(result.state).toBe('done')
+    for (const v of result.verdicts) expect(new Set(v.peers)).toEqual(new Set(['me', 'r']))
+  })
+
+  it('a retracted answer (its peer proven wrong elsewhere) is replaced by another peer\'s', () => {
+    const s = new Scheduler(planPieces(10, 10), full)
+    s.setPeers([{ peerId: 'a', gflops: 100, slots: 1 }, { peerId: 'b', gflops: 100, slots: 1 }, { peerId: 'c', gflops: 100, slots: 1 }], 0)
+    const first = s.next(0).assign
+    expect(first.map(x => x.peerId).sort()).toEqual(['a', 'b'])
+    expect(s.succeeded(0, 'a', 10)).toBe(true)
+    expect(s.ballot(0)).toBeUndefined() // one answer of two
+    s.retract(0, 'a')
+    expect(s.next(11).assign.map(x => x.peerId)).toEqual(['c']) // never 'a' again
+    expect(s.succeeded(0, 'b', 12)).toBe(true)
+    expect(s.succeeded(0, 'c', 13)).toBe(true)
+    expect(s.ballot(0)).toEqual(['b', 'c'])
+    s.agreed(0, ['b', 'c'])
+    expect(s.state).toBe('done')
+    expect(s.winners.get(0)).toBe('b')
+  })
+
+  it('a quorum of 1 is the default and needs no verdict', () => {
+    const s = new Scheduler(planPieces(10, 10), base)
+    s.setPeers([{ peerId: 'a', gflops: 100, slots: 1 }], 0)
+    s.next(0)
+    expect(s.succeeded(0, 'a', 5)).toBe(true)
+    expect(s.ballot(0)).toBeUndefined()
+    expect(s.state).toBe('done')
+    expect(() => new Scheduler([], { ...base, quorum: 0 })).toThrow(RangeError)
+  })
+})
+
 describe('progress', () => {
   it('reports pieces done, in flight, retries, duplicates, per peer and an ETA', () => {
     const s = new Scheduler(planPieces(40, 10), base)

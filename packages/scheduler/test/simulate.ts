@@ -19,6 +19,8 @@ export interface SimPeer extends SchedulerPeer {
   serial?: boolean
   /** Its first piece takes this much longer: it fetches the model first. */
   fetchMs?: number
+  /** Its answers (with a quorum, answers are compared by this): 'right' unless given; a function of the piece for a cheater that is wrong sometimes. */
+  answers?: string | ((pieceId: number) => string)
 }
 
 export interface SimResult {
@@ -29,13 +31,19 @@ export interface SimResult {
   completedBy: Record<string, number>
   /** The scheduler's progress right after each result came back, with the time. */
   progress: Array<Progress & { at: number }>
+  /** With a quorum: each verdict, as the caller of the scheduler gave it. */
+  verdicts: Array<{ pieceId: number, peers: string[], agreeing: string[] | null }>
+}
+
+function answerOf (peer: SimPeer, pieceId: number): string {
+  return typeof peer.answers === 'function' ? peer.answers(pieceId) : (peer.answers ?? 'right')
 }
 
 /**
  * A discrete-event run of a scheduler over simulated peers: each assigned copy completes (or fails) at
  * its peer's true speed; peers leave on schedule; the scheduler's own wake-up times drive timeouts.
  */
-export function simulate (scheduler: Scheduler, plan: Piece[], peers: SimPeer[], limitMs = 10 * 60_000): SimResult {
+export function simulate (scheduler: Scheduler, plan: Piece[], peers: SimPeer[], limitMs = 10 * 60_000, localPeerId?: string): SimResult {
   let now = 0
   let live = peers.filter(p => (p.leavesAt ?? Infinity) > 0)
   scheduler.setPeers(live, now)
@@ -61,6 +69,20 @@ export function simulate (scheduler: Scheduler, plan: Piece[], peers: SimPeer[],
     }
   }
   const pieces = new Map(plan.map(p => [p.id, p]))
+  const verdicts: SimResult['verdicts'] = []
+  /** With a quorum, the caller's part: answers that two or more peers gave alike win. */
+  const judge = (pieceId: number): void => {
+    const ballot = scheduler.ballot(pieceId)
+    if (ballot == null) return
+    const values = ballot.map(id => answerOf(peers.find(p => p.peerId === id)!, pieceId))
+    // the local node's answer decides a ballot it is in (and a ballot of one answer is its)
+    const local = localPeerId == null ? -1 : ballot.indexOf(localPeerId)
+    const winner = values.length === 1 ? values[0] : local >= 0 ? values[local] : values.find(v => values.filter(w => w === v).length >= 2)
+    const agreeing = winner == null ? null : ballot.filter((_, i) => values[i] === winner)
+    verdicts.push({ pieceId, peers: ballot, agreeing })
+    if (agreeing != null) scheduler.agreed(pieceId, agreeing)
+    else scheduler.disagreed(pieceId)
+  }
   const act = (): void => {
     const decision = scheduler.next(now)
     decisions.push(decision)
@@ -83,7 +105,10 @@ export function simulate (scheduler: Scheduler, plan: Piece[], peers: SimPeer[],
         run: () => {
           if (!running.delete(key) || !live.some(l => l.peerId === peer.peerId)) return
           if (peer.failWith != null) scheduler.failed(a.pieceId, peer.peerId, peer.failWith, now)
-          else if (scheduler.succeeded(a.pieceId, peer.peerId, now)) completedBy[peer.peerId] = (completedBy[peer.peerId] ?? 0) + 1
+          else if (scheduler.succeeded(a.pieceId, peer.peerId, now)) {
+            completedBy[peer.peerId] = (completedBy[peer.peerId] ?? 0) + 1
+            judge(a.pieceId)
+          }
           progress.push({ ...scheduler.progress(now), at: now })
         }
       })
@@ -101,5 +126,5 @@ export function simulate (scheduler: Scheduler, plan: Piece[], peers: SimPeer[],
     act()
   }
   act()
-  return { endedAt: now, state: scheduler.state, decisions, cancelled, completedBy, progress }
+  return { endedAt: now, state: scheduler.state, decisions, cancelled, completedBy, progress, verdicts }
 }

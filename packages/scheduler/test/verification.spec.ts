@@ -42,13 +42,23 @@ describe('which pieces are checked', () => {
   })
 })
 
-describe('three answers', () => {
-  it('the two that agree win and the third is outvoted; no two agreeing is no majority', () => {
-    const answers = [[1, 2], [0, 0], [1, 2]]
-    const agree = (i: number, j: number): boolean => answers[i].join() === answers[j].join()
-    expect(majority(agree)).toEqual({ agreeing: [0, 2], outvoted: 1 })
-    const all = [[1], [2], [3]]
-    expect(majority((i, j) => all[i].join() === all[j].join())).toBeNull()
+describe('majority', () => {
+  const by = (answers: number[][]) => (i: number, j: number): boolean => answers[i].join() === answers[j].join()
+
+  it('of three answers the two that agree win and the third is outvoted; no two agreeing is no majority', () => {
+    expect(majority(3, by([[1, 2], [0, 0], [1, 2]]))).toEqual({ agreeing: [0, 2], outvoted: [1] })
+    expect(majority(3, by([[1], [2], [3]]))).toBeNull()
+  })
+
+  it('two answers that agree both win; two that disagree decide nothing', () => {
+    expect(majority(2, by([[1], [1]]))).toEqual({ agreeing: [0, 1], outvoted: [] })
+    expect(majority(2, by([[1], [2]]))).toBeNull()
+  })
+
+  it('an answer within tolerance of a winner is not outvoted, even if it is not within tolerance of the other', () => {
+    // 0 ~ 1 and 1 ~ 2, but not 0 ~ 2 (tolerance is not transitive)
+    const near = (i: number, j: number): boolean => Math.abs(i - j) <= 1
+    expect(majority(3, near)).toEqual({ agreeing: [0, 1, 2], outvoted: [] })
   })
 })
 

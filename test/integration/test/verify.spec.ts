@@ -2,7 +2,8 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { resolveConfig, ShoalNode } from '@shoal/node'
 import { buildCalibrationModel } from '@shoal/runtime/calibration-model'
-import type { Tensor } from '@shoal/runtime'
+import { SessionCache } from '@shoal/runtime'
+import type { PieceRuntime, Tensor } from '@shoal/runtime'
 import { afterEach, describe, expect, it } from 'vitest'
 import { FIXED_CALIBRATION, localRun, metricValue, sameBytes, startNode, stopAll, tempDir, TEST_AD_INTERVAL_MS, waitFor, withDynamicBatch } from './helpers.js'
 
@@ -12,25 +13,52 @@ afterEach(async () => {
   nodes = []
 })
 
-/** A worker whose every answer is zeros of the right shape: a lazy or broken peer, as a stranger may run. */
-async function cheater (bootstrap: string[]): Promise<ShoalNode> {
+/**
+ * How a cheating worker answers, as a stranger may run one: `zeros` (every answer zeros of the right
+ * shape), `perturb` (ONNX Runtime's answer, every value times 1 + 1e-3: a subtly broken provider),
+ * `lazy` (the answer it computed for an earlier piece of the same shape, computing only the first).
+ */
+type Cheat = 'zeros' | 'perturb' | 'lazy'
+
+function cheatingRuntime (cheat: Cheat): PieceRuntime {
+  const real = new SessionCache({ providers: ['cpu'], cpuThreads: 1 })
+  const earlier = new Map<string, Promise<Record<string, Tensor>>>()
+  const zeros = (t: Tensor): Tensor => ({ ...t, data: new Uint8Array(t.data.byteLength) })
+  return {
+    run: async (cid, load, inputs, options) => {
+      const shape = Object.values(inputs)[0].dims.join()
+      if (cheat === 'zeros') return { outputs: { output: zeros(Object.values(inputs)[0]) }, provider: 'cpu', computeMs: 1 }
+      // the lazy one computes the first piece of a shape only: pieces arriving meanwhile wait for it
+      if (cheat === 'lazy' && earlier.has(shape)) return { outputs: await earlier.get(shape)!, provider: 'cpu', computeMs: 1 }
+      const run = real.run(cid, load, inputs, options)
+      if (cheat === 'lazy') earlier.set(shape, run.then(r => r.outputs))
+      const result = await run
+      if (cheat === 'perturb') {
+        for (const t of Object.values(result.outputs)) {
+          const values = new Float32Array(t.data.buffer, t.data.byteOffset, t.data.byteLength / 4).map(v => v * (1 + 1e-3))
+          t.data = new Uint8Array(values.buffer)
+        }
+      }
+      return result
+    },
+    close: async () => { await real.close() }
+  }
+}
+
+/** A worker that cheats (by default, zeros: the test's model maps [rows, 64] to [rows, 64], so zeros of the input's shape pass every shape check). */
+async function cheater (bootstrap: string[], cheat: Cheat = 'zeros'): Promise<ShoalNode> {
   const config = await resolveConfig({
     dataDir: await tempDir(),
     flags: { listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, mdns: false, adIntervalMs: TEST_AD_INTERVAL_MS, cpuThreads: 1 },
     env: {}
   })
-  const zeros = (t: Tensor): Tensor => ({ ...t, data: new Uint8Array(t.data.byteLength) })
   const node = new ShoalNode({
     config,
     calibration: FIXED_CALIBRATION,
     api: false,
     meshKeeperIntervalMs: 500,
     noProviderTimeoutMs: 3000,
-    runtime: {
-      // the test's model maps [rows, 64] to [rows, 64]: zeros of the input's shape pass every shape check
-      run: async (_cid, _load, inputs) => ({ outputs: { output: zeros(Object.values(inputs)[0]) }, provider: 'cpu', computeMs: 1 }),
-      close: async () => {}
-    }
+    runtime: cheatingRuntime(cheat)
   })
   await node.start()
   return node
@@ -81,5 +109,48 @@ describe('result verification (spot)', () => {
     expect(restarted.peerId).toBe(submitter.peerId)
     expect(restarted.trust.excluded(liar.peerId)).toBe(true)
     expect(restarted.trust.excluded(honest.peerId)).toBe(false)
+  })
+})
+
+describe('result verification (spot and full) against three kinds of cheater', () => {
+  it('workers answering zeros, perturbing by 1e-3 or replaying an earlier answer are all excluded, and the outputs are a local run\'s', async () => {
+    const spotter = await startNode()
+    const boot = [spotter.addrs[0]]
+    const voter = await startNode(boot)
+    const honest = await startNode(boot)
+    const liars = [await cheater(boot, 'zeros'), await cheater(boot, 'perturb'), await cheater(boot, 'lazy')]
+    nodes = [spotter, voter, honest, ...liars]
+    const bytes = withDynamicBatch(buildCalibrationModel({ batch: 1, width: 64, layers: 2 }))
+    const model = await spotter.addModel(bytes)
+    for (const n of [voter, honest, ...liars]) await n.addModel(bytes)
+    for (const submitter of [spotter, voter]) {
+      await waitFor(() => [honest, ...liars].every(w => submitter.peers().some(p => p.peerId === w.peerId && p.models.includes(model.cid))), 'every worker\'s ad to list the model')
+    }
+    const x: Tensor = { dtype: 'float32', dims: [48, 64], data: new Uint8Array(Float32Array.from({ length: 48 * 64 }, (_, i) => Math.cos(i) + 2).buffer) }
+    const reference = await localRun(bytes, { input: x })
+    const liarIds = liars.map(l => l.peerId).sort()
+
+    const spot = await spotter.submitJob(model.cid, { input: x }, { rowsPerPiece: 4, verify: 'spot' }).run()
+    expect(sameBytes(spot.outputs.output, reference.output)).toBe(true)
+    // a liar whose wrong answer was taken was caught on it (a newcomer's every answer is checked): the
+    // lazy one's first answer may be right (it computed it), its later ones are not
+    const excluded = spot.progress.verification.excluded
+    for (const [l, free] of [[liars[0], 0], [liars[1], 0], [liars[2], 1]] as const) {
+      if ((spot.progress.perPeer[l.peerId] ?? 0) > free) expect(excluded).toContain(l.peerId)
+    }
+    expect(excluded.every(id => liarIds.includes(id))).toBe(true)
+    expect(excluded.length).toBeGreaterThan(0)
+
+    const full = await voter.submitJob(model.cid, { input: x }, { rowsPerPiece: 4, verify: 'full' }).run()
+    expect(sameBytes(full.outputs.output, reference.output)).toBe(true)
+    const v = full.progress.verification
+    expect(v.policy).toBe('full')
+    expect(v.checkedPieces).toBeGreaterThan(0)
+    // whichever liars got a piece were outvoted; the honest worker never was
+    expect(v.excluded).not.toContain(honest.peerId)
+    for (const id of v.excluded) expect(voter.trust.excluded(id)).toBe(true)
+    expect(v.excluded.every(id => liarIds.includes(id))).toBe(true)
+    expect(v.excluded.length).toBeGreaterThan(0)
+    expect(voter.trust.get(honest.peerId).record).toBeGreaterThan(0)
   })
 })

@@ -2,7 +2,7 @@ import { mkdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { ApiClient } from '@shoal/node/client'
 import { isModelCid } from '@shoal/node/model-cid'
-import type { JobView } from '@shoal/node/client'
+import type { JobOptions, JobView } from '@shoal/node/client'
 import { looksLikeNameRef } from '@shoal/node/names'
 import { DATA_DIR_FLAG, JSON_FLAG, parse } from '../args.js'
 import type { Command, CommandSpec } from '../args.js'
@@ -23,7 +23,8 @@ export const runSpec: CommandSpec = {
     { name: 'output', type: 'string', placeholder: 'DIR', help: 'directory for the outputs: one NAME.npy per model output' },
     { name: 'share', type: 'boolean', help: 'this node takes a share of the pieces too (default: only when no peer can)' },
     { name: 'rows-per-piece', type: 'string', placeholder: 'N', help: 'rows per piece (default: sized for ~0.5 s on the median peer)' },
-    { name: 'verify', type: 'string', placeholder: 'off|spot', help: 'check peers\' answers against this node\'s own run: spot checks every answer of a peer without an established record and a falling share of the others (default: off)' },
+    { name: 'verify', type: 'string', placeholder: 'off|spot|full', help: 'check peers\' answers: spot re-runs here every answer of a peer without an established record and a falling share of the others; full runs every piece on two different peers whose answers must agree (default: off)' },
+    { name: 'tolerance', type: 'string', placeholder: 'RTOL[,ATOL]', help: 'how far two answers\' floating-point outputs may differ and agree: |a - b| <= ATOL + RTOL * |b| (default: 1e-4,1e-6); integer outputs must be equal' },
     TRUST_FLAG,
     DATA_DIR_FLAG,
     JSON_FLAG
@@ -97,7 +98,7 @@ export async function run (argv: string[], io: Io): Promise<number> {
   const model = await modelInStore(client, args.model, (values.trust as string[] | undefined) ?? [], io, values.json !== true)
   const outDir = await outputDir(args.output)
   const started = performance.now()
-  const { jobId } = await client.submitJob({ model, inputs: args.inputs, options: { local: values.share === true ? 'share' : 'fallback', rowsPerPiece: args.rowsPerPiece, verify: args.verify } })
+  const { jobId } = await client.submitJob({ model, inputs: args.inputs, options: { local: values.share === true ? 'share' : 'fallback', rowsPerPiece: args.rowsPerPiece, verify: args.verify, tolerance: args.tolerance } })
   const { view, cancelled } = await followJob(client, jobId, io, io.isTTY && values.json !== true)
   if (view.state === 'failed') {
     io.log(`job ${jobId} failed: ${view.error ?? 'unknown error'}${cancelled ? ' (interrupted)' : ''}`)
@@ -111,7 +112,7 @@ export async function run (argv: string[], io: Io): Promise<number> {
 }
 
 /** What the command line asks for, checked before the node is asked anything. */
-async function checkRunArgs (values: Record<string, unknown>, positionals: string[]): Promise<{ model: string, output: string, inputs: Record<string, { path: string }>, rowsPerPiece?: number, verify?: 'off' | 'spot' }> {
+async function checkRunArgs (values: Record<string, unknown>, positionals: string[]): Promise<{ model: string, output: string, inputs: Record<string, { path: string }>, rowsPerPiece?: number, verify?: JobOptions['verify'], tolerance?: JobOptions['tolerance'] }> {
   if (positionals.length !== 1) throw new UsageError('give exactly one model: a .onnx file, a model CID or NAME@VERSION')
   const output = values.output as string | undefined
   if (output == null) throw new UsageError('--output DIR is required')
@@ -123,7 +124,8 @@ async function checkRunArgs (values: Record<string, unknown>, positionals: strin
     if (!Number.isSafeInteger(rowsPerPiece) || rowsPerPiece < 1) throw new UsageError('--rows-per-piece must be a positive integer')
   }
   const verify = values.verify as string | undefined
-  if (verify != null && verify !== 'off' && verify !== 'spot') throw new UsageError(`--verify must be off or spot, not ${verify}`)
+  if (verify != null && verify !== 'off' && verify !== 'spot' && verify !== 'full') throw new UsageError(`--verify must be off, spot or full, not ${verify}`)
+  const tolerance = values.tolerance == null ? undefined : toleranceOf(values.tolerance as string)
   const inputs: Record<string, { path: string }> = {}
   for (const spec of inputSpecs) {
     const eq = spec.indexOf('=')
@@ -138,7 +140,15 @@ async function checkRunArgs (values: Record<string, unknown>, positionals: strin
     }
     inputs[name] = { path }
   }
-  return { model: positionals[0], output, inputs, rowsPerPiece, verify: verify as 'off' | 'spot' | undefined }
+  return { model: positionals[0], output, inputs, rowsPerPiece, verify: verify as JobOptions['verify'], tolerance }
+}
+
+/** `--tolerance RTOL[,ATOL]`: two numbers, finite and at least 0; ATOL 1e-6 unless given. */
+function toleranceOf (text: string): { rtol: number, atol: number } {
+  const parts = text.split(',')
+  const numbers = parts.map(p => p.trim() === '' ? NaN : Number(p))
+  if (parts.length > 2 || numbers.some(n => !Number.isFinite(n) || n < 0)) throw new UsageError(`--tolerance must be RTOL or RTOL,ATOL (numbers of at least 0, as 1e-3,1e-5), not ${text}`)
+  return { rtol: numbers[0], atol: numbers[1] ?? 1e-6 }
 }
 
 /** The model's CID once it is in the node's store: a file is added, a CID or name fetched (with its own progress line). */
@@ -197,7 +207,7 @@ function textReport (wallMs: number, view: JobView, written: Record<string, stri
     `  execution providers: ${Object.entries(p.perProvider).map(([name, n]) => `${name} ${n}`).join(', ')}`,
     ...(p.verification.policy === 'off'
       ? []
-      : [`  verification (${p.verification.policy}): ${p.verification.checkedPieces} pieces checked here (${p.verification.extraRows} rows), ${p.verification.mismatches} wrong${p.verification.excluded.length > 0 ? `; excluded: ${p.verification.excluded.join(', ')}` : ''}`]),
+      : [`  verification (${p.verification.policy}): ${p.verification.checkedPieces} pieces checked ${p.verification.policy === 'full' ? 'by a second peer' : 'here'} (${p.verification.extraRows} extra rows), ${p.verification.mismatches} ${p.verification.policy === 'full' ? 'disputed' : 'wrong'}${p.verification.excluded.length > 0 ? `; excluded: ${p.verification.excluded.join(', ')}` : ''}`]),
     ...failureLines(view),
     'outputs:',
     ...view.outputs.map(o => `  ${written[o.name]}  ${o.dtype} [${o.dims.join(', ')}]`)

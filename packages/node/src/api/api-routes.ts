@@ -3,6 +3,7 @@ import { isAbsolute } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { formatNpy, parseNpy, TensorFileError } from '@shoal/runtime'
 import type { Tensor } from '@shoal/runtime'
+import { VERIFY_POLICIES } from '@shoal/scheduler'
 import { HttpError, JsonBody, RawBody, readBody, readJson } from './api-server.js'
 import type { Route } from './api-server.js'
 import { MAX_API_BODY_BYTES, SHOAL_VERSION } from '../constants.js'
@@ -93,8 +94,14 @@ function parseOptions (raw: any): JobOptions {
     options.rowsPerPiece = raw.rowsPerPiece
   }
   if (raw.verify != null) {
-    if (raw.verify !== 'off' && raw.verify !== 'spot') throw new HttpError(400, 'options.verify must be "off" or "spot"')
+    if (!VERIFY_POLICIES.includes(raw.verify)) throw new HttpError(400, 'options.verify must be "off", "spot" or "full"')
     options.verify = raw.verify
+  }
+  if (raw.tolerance != null) {
+    const t = raw.tolerance
+    const ok = (n: unknown): boolean => typeof n === 'number' && Number.isFinite(n) && n >= 0
+    if (typeof t !== 'object' || !ok(t.rtol) || !ok(t.atol) || Object.keys(t).some(k => k !== 'rtol' && k !== 'atol')) throw new HttpError(400, 'options.tolerance must be {"rtol": number, "atol": number}, both finite and at least 0')
+    options.tolerance = { rtol: t.rtol, atol: t.atol }
   }
   return options
 }

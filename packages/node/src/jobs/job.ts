@@ -3,12 +3,12 @@ import { choosePieceRows, describeCause, planPieces, Scheduler, TrustRecords } f
 import type { Assignment, FailureCause, Piece, Progress, SchedulerPeer, VerifyPolicy } from '@shoal/scheduler'
 import { InferResponse } from '@shoal/protocol'
 import { concatRows, mismatchWithModel, sliceRows } from '@shoal/runtime'
-import type { ModelInfo, Tensor } from '@shoal/runtime'
+import type { ModelInfo, Tensor, Tolerance } from '@shoal/runtime'
 import { ASSUMED_FETCH_BYTES_PER_MS, MAX_LISTED_FAILURES, MODEL_FETCH_SETUP_MS, PROBE_TIMEOUT_MS } from '../constants.js'
 import { PieceError, isMalformedAnswer, PeerUnreachableError } from '../pieces/index.js'
 import type { PieceRequest, PieceResult } from '../pieces/index.js'
-import { PieceVerifier } from './verifier.js'
-import type { VerificationView } from './verifier.js'
+import { PieceVerifier, QuorumVerifier } from './verifier.js'
+import type { VerificationView, Verifier } from './verifier.js'
 
 /** A job that cannot run or did not finish; the message says which piece and why. */
 export class JobError extends Error {
@@ -27,9 +27,12 @@ export interface JobOptions {
   /**
    * Result verification: 'off' (default) accepts every well-formed answer; 'spot' checks answers
    * against this node's own run, every answer of a peer without an established record and a falling
-   * fraction of the others (docs/trust.md).
+   * fraction of the others; 'full' runs every piece on two different peers whose answers must agree
+   * (docs/trust.md).
    */
-  verify?: 'off' | 'spot'
+  verify?: VerifyPolicy
+  /** How far two answers' floating-point outputs may differ and still agree (default @shoal/runtime's VERIFY_TOLERANCE). */
+  tolerance?: Tolerance
 }
 
 export interface JobDeps {
@@ -138,7 +141,11 @@ export class Job {
   private readonly results = new Map<number, Record<string, Tensor>>()
   /** Each output's dimensions after the batch axis, from this node's probe run (when it ran). */
   private readonly outputShapes = new Map<string, number[]>()
-  private readonly verifier: PieceVerifier
+  private readonly verifier: Verifier
+  /** Under `spot`: checks answers against this node's runs. */
+  private readonly spot?: PieceVerifier
+  /** Under `full`: holds each piece's answers until two agree. */
+  private readonly quorum?: QuorumVerifier
   /** Peers proven wrong during this job: no more pieces go to them. */
   private readonly excluded = new Set<string>()
   private scheduler?: Scheduler
@@ -163,18 +170,33 @@ export class Job {
     this.options = options
     this.now = deps.now ?? (() => performance.now())
     const policy: VerifyPolicy = options.verify ?? 'off'
-    this.verifier = new PieceVerifier({
-      policy,
-      trust: deps.trust ?? new TrustRecords(Date.now),
-      random: deps.random,
-      runLocal: async inputs => (await deps.runLocal(deps.model.cid, inputs, this.stopping.signal)).outputs,
-      onCaught: peer => {
-        this.excluded.add(peer)
-        this.scheduler?.setPeers(this.allPeers(), this.now())
-        this.wake()
-      },
-      log: deps.log
-    })
+    const trust = deps.trust ?? new TrustRecords(Date.now)
+    const onCaught = (peer: string): void => {
+      this.excluded.add(peer)
+      this.scheduler?.setPeers(this.allPeers(), this.now())
+      this.wake()
+    }
+    if (policy === 'full') {
+      this.verifier = this.quorum = new QuorumVerifier({
+        trust,
+        localPeerId: deps.localPeerId,
+        scheduler: () => this.scheduler,
+        onDecided: (pieceId, outputs) => this.results.set(pieceId, outputs),
+        onCaught,
+        tolerance: options.tolerance,
+        log: deps.log
+      })
+    } else {
+      this.verifier = this.spot = new PieceVerifier({
+        policy,
+        trust,
+        random: deps.random,
+        runLocal: async inputs => (await deps.runLocal(deps.model.cid, inputs, this.stopping.signal)).outputs,
+        onCaught,
+        tolerance: options.tolerance,
+        log: deps.log
+      })
+    }
   }
 
   onProgress (listener: (p: JobProgress) => void): () => void {
@@ -322,6 +344,7 @@ export class Job {
       maxAttempts: this.options.maxAttempts,
       timeoutFloorMs: this.options.timeoutFloorMs,
       endgame: this.options.endgame,
+      quorum: this.quorum != null ? 2 : 1,
       // a peer without the model fetches it first: a guess from its size at a modest swarm rate
       modelFetchMs: MODEL_FETCH_SETUP_MS + this.deps.model.bytes / ASSUMED_FETCH_BYTES_PER_MS
     })
@@ -397,8 +420,12 @@ export class Job {
         reason = describeCause(problem)
         this.scheduler?.failed(pieceId, peerId, problem, this.now())
       } else if (this.scheduler?.succeeded(pieceId, peerId, this.now()) === true) {
-        this.results.set(pieceId, result.outputs)
-        if (remote) this.verifier.accept(pieceId, { peer: peerId, rows: piece.rows, inputs, outputs: result.outputs, replace: outputs => this.results.set(pieceId, outputs) })
+        if (this.quorum != null) {
+          this.quorum.answer(pieceId, peerId, piece.rows, result.outputs)
+        } else {
+          this.results.set(pieceId, result.outputs)
+          if (remote) this.spot?.accept(pieceId, { peer: peerId, rows: piece.rows, inputs, outputs: result.outputs, replace: outputs => this.results.set(pieceId, outputs) })
+        }
         this.perProvider[result.provider] = (this.perProvider[result.provider] ?? 0) + 1
         outcome = 'done'
       } else {

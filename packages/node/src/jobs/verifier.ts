@@ -1,7 +1,7 @@
-import { needsCheck } from '@shoal/scheduler'
-import type { TrustRecords, VerifyPolicy } from '@shoal/scheduler'
+import { majority, needsCheck } from '@shoal/scheduler'
+import type { Scheduler, TrustRecords, VerifyPolicy } from '@shoal/scheduler'
 import { compareOutputs } from '@shoal/runtime'
-import type { Tensor } from '@shoal/runtime'
+import type { Tensor, Tolerance } from '@shoal/runtime'
 
 /** What a job's verification did (`GET /v1/jobs/:id`, `shoal run --json`). */
 export interface VerificationView {
@@ -16,6 +16,13 @@ export interface VerificationView {
   excluded: string[]
 }
 
+/** What a job's verification did, and when a policy needs the job's pieces' answers. */
+export interface Verifier {
+  view: () => VerificationView
+  /** Resolves once every check has ended; rejects, naming the piece, if one could not be made. */
+  settled: () => Promise<void>
+}
+
 export interface PieceVerifierInit {
   policy: VerifyPolicy
   /** The node's records of its peers (shared by its jobs). */
@@ -25,6 +32,8 @@ export interface PieceVerifierInit {
   runLocal: (inputs: Record<string, Tensor>) => Promise<Record<string, Tensor>>
   /** A peer was proven wrong: the job gives it no more pieces. */
   onCaught: (peer: string) => void
+  /** How far two answers' floating-point outputs may differ (default @shoal/runtime's VERIFY_TOLERANCE). */
+  tolerance?: Tolerance
   log?: (format: string, ...args: unknown[]) => void
 }
 
@@ -46,7 +55,7 @@ interface Accepted {
  * from the rest of the job, and every other answer it gave in this job is checked too. Checks run one
  * at a time, beside the job's pieces; the job's outputs are joined only once every check has ended.
  */
-export class PieceVerifier {
+export class PieceVerifier implements Verifier {
   private readonly init: PieceVerifierInit
   private readonly random: () => number
   private readonly accepted = new Map<number, Accepted>()
@@ -102,7 +111,7 @@ export class PieceVerifier {
     const reference = await this.init.runLocal(piece.inputs)
     this.checkedPieces++
     this.extraRows += piece.rows
-    const agreement = compareOutputs(piece.outputs, reference, { sameRuntime: false })
+    const agreement = compareOutputs(piece.outputs, reference, { sameRuntime: false, tolerance: this.init.tolerance })
     if (agreement.agree) {
       if (!this.caught.has(piece.peer)) this.init.trust.verified(piece.peer)
       return
@@ -116,5 +125,95 @@ export class PieceVerifier {
     this.init.onCaught(piece.peer)
     // every other answer it gave in this job is suspect
     for (const [id, other] of this.accepted) if (other.peer === piece.peer) this.check(id, other)
+  }
+}
+
+export interface QuorumVerifierInit {
+  trust: TrustRecords
+  /** This node: its own answer decides a ballot it is in (it is the user's machine). */
+  localPeerId: string
+  /** The job's scheduler, with a quorum of 2 (it runs each piece on two peers). */
+  scheduler: () => Pick<Scheduler, 'ballot' | 'agreed' | 'disagreed' | 'retract'> | undefined
+  /** A piece's answer is decided: these are its outputs. */
+  onDecided: (pieceId: number, outputs: Record<string, Tensor>) => void
+  onCaught: (peer: string) => void
+  tolerance?: Tolerance
+  log?: (format: string, ...args: unknown[]) => void
+}
+
+/**
+ * The `full` policy of result verification for one job: the scheduler runs every piece on two
+ * different peers, and their answers must agree. Answers that disagree go to a third peer and the
+ * majority wins; the peer outvoted is proven wrong: excluded from the job (its answers still
+ * undecided no longer count, and those pieces go to other peers) and recorded as caught. When this
+ * node's own answer is in a ballot it decides it: answers that disagree with it are wrong, whatever
+ * other peers say (two colluding peers cannot outvote the user's own machine).
+ */
+export class QuorumVerifier implements Verifier {
+  private readonly init: QuorumVerifierInit
+  /** Answers held for pieces not yet decided: piece -> peer -> outputs. */
+  private readonly held = new Map<number, Map<string, Record<string, Tensor>>>()
+  private readonly caught = new Set<string>()
+  private readonly disputed = new Set<number>()
+  private checkedPieces = 0
+  private extraRows = 0
+
+  constructor (init: QuorumVerifierInit) {
+    this.init = init
+  }
+
+  /** A peer's answer to `pieceId` was accepted by the scheduler: hold it, and decide the piece once it has its answers. */
+  answer (pieceId: number, peer: string, rows: number, outputs: Record<string, Tensor>): void {
+    const answers = this.held.get(pieceId) ?? new Map<string, Record<string, Tensor>>()
+    this.held.set(pieceId, answers)
+    answers.set(peer, outputs)
+    if (answers.size > 1) this.extraRows += rows
+    const scheduler = this.init.scheduler()
+    const ballot = scheduler?.ballot(pieceId)
+    if (scheduler == null || ballot == null) return
+    const outputsOf = ballot.map(p => answers.get(p)!)
+    const agree = (i: number, j: number): boolean => compareOutputs(outputsOf[i], outputsOf[j], { sameRuntime: false, tolerance: this.init.tolerance }).agree
+    const local = ballot.indexOf(this.init.localPeerId)
+    const verdict = local >= 0 ? this.besideLocal(ballot.length, local, agree) : majority(ballot.length, agree)
+    if (verdict == null) {
+      this.disputed.add(pieceId)
+      this.init.log?.('piece %d: the answers of %s disagree; it goes to one more peer', pieceId, ballot.join(', '))
+      scheduler.disagreed(pieceId)
+      return
+    }
+    if (verdict.outvoted.length > 0) this.disputed.add(pieceId)
+    const winners = verdict.agreeing.map(i => ballot[i])
+    if (ballot.length > 1) this.checkedPieces++
+    this.held.delete(pieceId)
+    scheduler.agreed(pieceId, winners)
+    this.init.onDecided(pieceId, outputsOf[verdict.agreeing[0]])
+    for (const w of winners) if (w !== this.init.localPeerId && !this.caught.has(w)) this.init.trust.verified(w)
+    for (const i of verdict.outvoted) this.catch(ballot[i], pieceId)
+  }
+
+  async settled (): Promise<void> {}
+
+  view (): VerificationView {
+    return { policy: 'full', checkedPieces: this.checkedPieces, extraRows: this.extraRows, mismatches: this.disputed.size, excluded: [...this.caught] }
+  }
+
+  /** With this node's answer in the ballot: it and those that agree with it win, the others are outvoted. */
+  private besideLocal (count: number, local: number, agree: (i: number, j: number) => boolean): { agreeing: number[], outvoted: number[] } {
+    const agreeing = [local]
+    const outvoted: number[] = []
+    for (let i = 0; i < count; i++) if (i !== local) (agree(local, i) ? agreeing : outvoted).push(i)
+    return { agreeing, outvoted }
+  }
+
+  private catch (peer: string, pieceId: number): void {
+    if (peer === this.init.localPeerId || this.caught.has(peer)) return
+    this.init.log?.('piece %d: %s was outvoted: it is excluded', pieceId, peer)
+    this.caught.add(peer)
+    this.init.trust.caught(peer)
+    this.init.onCaught(peer)
+    // its answers to pieces not yet decided no longer count
+    for (const [id, answers] of this.held) {
+      if (answers.delete(peer)) this.init.scheduler()?.retract(id, peer)
+    }
   }
 }
