@@ -3,6 +3,7 @@ import { resolveConfig, ShoalNode } from '@shoal/node'
 import type { MeshTuning } from '@shoal/node'
 import { SessionCache, slowed } from '@shoal/runtime'
 import type { PieceRuntime } from '@shoal/runtime'
+import { cheating } from './cheat.js'
 import { BASE_GFLOPS, GPU_GFLOPS_FACTOR, SIM_TUNING } from './constants.js'
 import { DelayRuntime } from './models.js'
 import type { ModelProfile } from './models.js'
@@ -61,7 +62,12 @@ export function simCalibration (node: Pick<PlannedNode, 'speed' | 'gpu'>): { pro
  * slowed to the node's speed relative to the fastest (real compute cannot be made faster); with delay
  * compute the calibrated delay.
  */
-export function simRuntime (node: Pick<PlannedNode, 'speed' | 'gpu'>, ctx: HostContext): PieceRuntime {
+export function simRuntime (node: Pick<PlannedNode, 'speed' | 'gpu' | 'cheat'>, ctx: HostContext): PieceRuntime {
+  const runtime = honestRuntime(node, ctx)
+  return node.cheat != null ? cheating(runtime, node.cheat) : runtime
+}
+
+function honestRuntime (node: Pick<PlannedNode, 'speed' | 'gpu'>, ctx: HostContext): PieceRuntime {
   const speed = effectiveSpeed(node)
   if (ctx.compute === 'delay') return new DelayRuntime(ctx.models, speed)
   const slowdown = ctx.maxSpeed / speed

@@ -4,10 +4,24 @@ const count = { type: 'integer', minimum: 0 }
 const ms = { type: 'number', minimum: 0 }
 const msOrNull = { anyOf: [ms, { type: 'null' }] }
 
+const verification = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['policy', 'checkedPieces', 'extraRows', 'mismatches', 'excluded'],
+  properties: { policy: { enum: ['off', 'spot', 'full'] }, checkedPieces: count, extraRows: count, mismatches: count, excluded: { type: 'array', items: { type: 'string' } } }
+}
+
+const cheat = {
+  anyOf: [
+    { type: 'null' },
+    { type: 'object', additionalProperties: false, required: ['rate', 'mode'], properties: { rate: { type: 'number', minimum: 0, maximum: 1 }, mode: { enum: ['zeros', 'perturb', 'lazy'] } } }
+  ]
+}
+
 const job = {
   type: 'object',
   additionalProperties: false,
-  required: ['id', 'model', 'batch', 'inputSeed', 'submittedAtMs', 'endedAtMs', 'wallMs', 'state', 'pieces', 'piecesDone', 'retries', 'duplicates', 'bytesSent', 'bytesReceived', 'bytesMoved', 'lostPieces', 'correct'],
+  required: ['id', 'model', 'batch', 'inputSeed', 'submittedAtMs', 'endedAtMs', 'wallMs', 'state', 'pieces', 'piecesDone', 'retries', 'duplicates', 'bytesSent', 'bytesReceived', 'bytesMoved', 'lostPieces', 'correct', 'verification'],
   properties: {
     id: { type: 'string' },
     model: { type: 'string' },
@@ -26,14 +40,15 @@ const job = {
     bytesReceived: count,
     bytesMoved: count,
     lostPieces: count,
-    correct: { type: ['boolean', 'null'] }
+    correct: { type: ['boolean', 'null'] },
+    verification
   }
 }
 
 const node = {
   type: 'object',
   additionalProperties: false,
-  required: ['name', 'group', 'peerId', 'up', 'upMs', 'busyFraction', 'piecesDone', 'piecesFailed'],
+  required: ['name', 'group', 'peerId', 'up', 'upMs', 'busyFraction', 'piecesDone', 'piecesFailed', 'cheat', 'excludedAtMs'],
   properties: {
     name: { type: 'string' },
     group: { type: 'string' },
@@ -44,7 +59,9 @@ const node = {
     piecesDone: count,
     piecesFailed: count,
     thread: { type: 'integer', minimum: 1 },
-    end: { enum: ['kill', 'leave'] }
+    end: { enum: ['kill', 'leave'] },
+    cheat,
+    excludedAtMs: msOrNull
   }
 }
 

@@ -1,5 +1,16 @@
 import { THROUGHPUT_BUCKETS } from './constants.js'
 import type { Plan, PlannedEvent } from './plan.js'
+import type { CheatSpec } from './scenario.js'
+
+/** What a job's result verification did (as `shoal run --json` reports it). */
+export interface VerificationMetrics {
+  policy: 'off' | 'spot' | 'full'
+  checkedPieces: number
+  extraRows: number
+  mismatches: number
+  /** Nodes (by name) proven wrong during the job. */
+  excluded: string[]
+}
 
 /** Times are milliseconds of scenario time: 0 is when the initial mesh had converged and the clock started. */
 export interface JobMetrics {
@@ -23,8 +34,9 @@ export interface JobMetrics {
   bytesMoved: number
   /** Pieces of a finished job without a result: must be 0. */
   lostPieces: number
-  /** Outputs equal, byte for byte, to one ONNX Runtime run of the whole batch (null: not checked, as with delay compute). */
+  /** Outputs equal, byte for byte, to one run of the whole batch (ONNX Runtime, or the delay compute's stand-in); null: not checked. */
   correct: boolean | null
+  verification: VerificationMetrics
 }
 
 export interface NodeMetrics {
@@ -42,6 +54,10 @@ export interface NodeMetrics {
   end?: 'kill' | 'leave'
   /** With `--threads`, the worker thread (1..N) it ran on. */
   thread?: number
+  /** How its group cheats (null: honest). */
+  cheat: CheatSpec | null
+  /** When a job first excluded it for a wrong answer (null: never). */
+  excludedAtMs: number | null
 }
 
 export interface AttemptRecord {
@@ -114,6 +130,8 @@ export interface NodeRecord {
   stoppedAtMs: number | null
   end?: 'kill' | 'leave'
   thread?: number
+  cheat?: CheatSpec
+  excludedAtMs?: number
 }
 
 /** Per-node figures from the nodes' lives and every piece attempt. Pure. */
@@ -134,7 +152,9 @@ export function nodeMetrics (nodes: NodeRecord[], attempts: AttemptRecord[], run
       piecesDone: mine.filter(a => a.outcome === 'done').length,
       piecesFailed: mine.filter(a => a.outcome === 'failed').length,
       ...(n.end != null ? { end: n.end } : {}),
-      ...(n.thread != null ? { thread: n.thread } : {})
+      ...(n.thread != null ? { thread: n.thread } : {}),
+      cheat: n.cheat ?? null,
+      excludedAtMs: n.excludedAtMs ?? null
     }
   })
 }

@@ -102,9 +102,34 @@ export async function loadModel (spec: ModelSpec): Promise<SimModel> {
 
 /**
  * The delay compute mode: a piece takes the measured cost of its rows divided by the node's speed, and
- * answers zero-filled outputs of the right shapes. Everything around it (streams, scheduling, retries,
- * model fetches) is the production code; only ONNX Runtime is left out, so nodes do not compete for this machine's cores.
+ * answers outputs of the right shapes that stand in for the model's: each float output row is the sum
+ * of its input row's values plus the element's index (other dtypes are zeros), so that an answer
+ * depends on its rows as a model's does and a wrong one can be told from a right one (result
+ * verification, cheating nodes), bit for bit the same on every node. Everything around it (streams,
+ * scheduling, retries, model fetches) is the production code; only ONNX Runtime is left out, so nodes
+ * do not compete for this machine's cores.
  */
+export function delayOutputs (model: Pick<ModelProfile, 'outputRows'>, inputs: Record<string, Tensor>, rows: number): Record<string, Tensor> {
+  // each row's sum over every input (simulations' inputs are float32)
+  const sums = new Float64Array(rows)
+  for (const t of Object.values(inputs)) {
+    if (t.dtype !== 'float32') continue
+    const values = new Float32Array(t.data.buffer, t.data.byteOffset, t.data.byteLength / 4)
+    const perRow = rows === 0 ? 0 : values.length / rows
+    for (let r = 0; r < rows; r++) for (let k = 0; k < perRow; k++) sums[r] += values[r * perRow + k]
+  }
+  const outputs: Record<string, Tensor> = {}
+  for (const [name, row] of Object.entries(model.outputRows)) {
+    const dims = [rows, ...row.dims]
+    const data = new Uint8Array(byteLength(row.dtype, dims))
+    const perRow = row.dims.reduce((n, d) => n * d, 1)
+    const view = row.dtype === 'float32' ? new Float32Array(data.buffer) : row.dtype === 'float64' ? new Float64Array(data.buffer) : undefined
+    if (view != null) for (let r = 0; r < rows; r++) for (let k = 0; k < perRow; k++) view[r * perRow + k] = sums[r] + k
+    outputs[name] = { dtype: row.dtype, dims, data }
+  }
+  return outputs
+}
+
 export class DelayRuntime implements PieceRuntime {
   private readonly models: Map<string, ModelProfile>
   private readonly speed: number
@@ -123,12 +148,7 @@ export class DelayRuntime implements PieceRuntime {
     const rows = Object.values(inputs)[0]?.dims[0] ?? 0
     const ms = model.msPerRow * rows / this.speed
     await new Promise(resolve => setTimeout(resolve, ms))
-    const outputs: Record<string, Tensor> = {}
-    for (const [name, row] of Object.entries(model.outputRows)) {
-      const dims = [rows, ...row.dims]
-      outputs[name] = { dtype: row.dtype, dims, data: new Uint8Array(byteLength(row.dtype, dims)) }
-    }
-    return { outputs, provider: 'delay', computeMs: ms }
+    return { outputs: delayOutputs(model, inputs, rows), provider: 'delay', computeMs: ms }
   }
 
   async close (): Promise<void> {

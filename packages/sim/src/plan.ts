@@ -1,4 +1,4 @@
-import type { ChurnMode, GroupSpec, JobSpec, ModelSpec, Scenario } from './scenario.js'
+import type { CheatSpec, ChurnMode, GroupSpec, JobSpec, ModelSpec, Scenario } from './scenario.js'
 
 /** A node of the simulated mesh. Nodes that join later are fresh nodes (new identity, empty store). */
 export interface PlannedNode {
@@ -10,6 +10,8 @@ export interface PlannedNode {
   network?: GroupSpec['network']
   /** Up from the start, or started by a join event. */
   initial: boolean
+  /** It answers wrong sometimes, with its own seed for which pieces. */
+  cheat?: CheatSpec & { seed: number }
 }
 
 export interface PlannedEvent {
@@ -25,7 +27,7 @@ export interface PlannedJob {
   batch: number
   /** Seeds the job's synthetic inputs. */
   inputSeed: number
-  options: Pick<JobSpec, 'rowsPerPiece' | 'targetPieceMs' | 'maxAttempts' | 'endgame'>
+  options: Pick<JobSpec, 'rowsPerPiece' | 'targetPieceMs' | 'maxAttempts' | 'endgame' | 'verify'>
 }
 
 /** Everything that will happen in a run, fixed in advance by the scenario and its seed. */
@@ -49,6 +51,13 @@ export function seededRandom (seed: number): () => number {
 }
 
 interface Decision { atMs: number, order: number, apply: () => void }
+
+/** FNV-1a of a name: a stable 32-bit number for it. */
+function hashName (name: string): number {
+  let h = 0x811c9dc5
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 16777619)
+  return h >>> 0
+}
 
 /**
  * Turns a scenario into its plan: the nodes, every churn event with the node it hits, and every job
@@ -97,6 +106,8 @@ class Planner {
     const n = this.counters.get(group.name) ?? 0
     this.counters.set(group.name, n + 1)
     const node: PlannedNode = { name: `${group.name}-${n}`, group: group.name, speed: group.speed, concurrency: group.concurrency, gpu: group.gpu, network: group.network, initial }
+    // a cheater's seed comes from its name, not from the generator: adding one leaves the rest of the plan as it was
+    if (group.cheat != null) node.cheat = { ...group.cheat, seed: (this.scenario.seed ^ hashName(node.name)) >>> 0 }
     this.nodes.push(node)
     this.up.set(node.name, node)
     return node
@@ -175,7 +186,7 @@ class Planner {
           model: spec.model,
           batch: spec.batch,
           inputSeed: Math.floor(this.random() * 0xffffffff),
-          options: { rowsPerPiece: spec.rowsPerPiece, targetPieceMs: spec.targetPieceMs, maxAttempts: spec.maxAttempts, endgame: spec.endgame }
+          options: { rowsPerPiece: spec.rowsPerPiece, targetPieceMs: spec.targetPieceMs, maxAttempts: spec.maxAttempts, endgame: spec.endgame, verify: spec.verify }
         })
       }
     }

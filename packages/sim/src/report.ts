@@ -28,12 +28,12 @@ svg { display: block; margin: 8px 0; } svg text { font: 11px system-ui, sans-ser
 <h1>shoal sim: ${esc(m.scenario.name)}</h1>
 <p>${esc(m.scenario.file)} · seed ${m.scenario.seed} · ${m.nodes} nodes${m.processes ? ' (one process each)' : m.threads > 1 ? ` (one process, ${m.threads} threads)` : ' (one process)'} ·
 compute: <b>${m.computeMode === 'delay' ? 'calibrated delay' : 'ONNX Runtime'}</b>
-${m.computeMode === 'delay' ? '<br><span class="note">Compute was replaced by a delay measured from the real model on this machine: pieces took the measured time, their outputs were not computed.</span>' : ''}</p>
+${m.computeMode === 'delay' ? '<br><span class="note">Compute was replaced by a delay measured from the real model on this machine: pieces took the measured time, and their outputs are a stand-in computed from their rows, not the model\'s.</span>' : ''}</p>
 <p>${jobsDone} of ${m.jobs.length} jobs done · <b>${lost} lost pieces</b> · mesh converged in ${m.convergenceMs} ms (nodes started in ${m.startupMs} ms) · run ${fmtMs(m.runMs)}</p>
 <p class="muted">shoal ${esc(m.versions.shoal)}, Node ${esc(m.versions.node)}, libp2p ${esc(m.versions.libp2p)}, onnxruntime-node ${esc(m.versions.onnxruntime)} ·
 models: ${m.models.map(x => `${esc(x.label)} (${x.msPerRow} ms a row)`).join('; ')}</p>
 <h2>Nodes over time, with the pieces each ran</h2>
-<p class="muted">Grey: node up. Coloured: a piece attempt, coloured by job (red: failed, pale: cancelled or a duplicate). ✕ killed, ◂ left cleanly.</p>
+<p class="muted">Grey: node up. Coloured: a piece attempt, coloured by job (red: failed, pale: cancelled or a duplicate). ✕ killed, ◂ left cleanly, ⊘ excluded for a wrong answer; cheating nodes' names in red.</p>
 ${timeline(m, end)}
 <h2>Throughput</h2>
 <p class="muted">Rows completed per second.</p>
@@ -43,13 +43,13 @@ ${throughputPlot(m, end)}
 ${jobsPlot(m, end)}
 <h2>Jobs</h2>
 <table>
-<tr><th>job</th><th>state</th><th>rows</th><th>wall</th><th>pieces</th><th>retries</th><th>duplicates</th><th>lost</th><th>moved</th><th>correct</th></tr>
-${m.jobs.map(j => `<tr><td>${esc(j.id)}</td><td>${j.state}${j.error != null ? ` <span class="note">${esc(j.error)}</span>` : ''}</td><td>${j.batch}</td><td>${j.wallMs == null ? '-' : fmtMs(j.wallMs)}</td><td>${j.pieces}</td><td>${j.retries}</td><td>${j.duplicates}</td><td>${j.lostPieces}</td><td>${fmtBytes(j.bytesMoved)}</td><td>${j.correct == null ? 'not checked' : j.correct ? 'yes' : '<b class="note">NO</b>'}</td></tr>`).join('\n')}
+<tr><th>job</th><th>state</th><th>rows</th><th>wall</th><th>pieces</th><th>retries</th><th>duplicates</th><th>lost</th><th>moved</th><th>verify</th><th>extra rows</th><th>wrong</th><th>excluded</th><th>correct</th></tr>
+${m.jobs.map(j => `<tr><td>${esc(j.id)}</td><td>${j.state}${j.error != null ? ` <span class="note">${esc(j.error)}</span>` : ''}</td><td>${j.batch}</td><td>${j.wallMs == null ? '-' : fmtMs(j.wallMs)}</td><td>${j.pieces}</td><td>${j.retries}</td><td>${j.duplicates}</td><td>${j.lostPieces}</td><td>${fmtBytes(j.bytesMoved)}</td><td>${j.verification.policy}</td><td>${j.verification.extraRows}</td><td>${j.verification.mismatches}</td><td>${esc(j.verification.excluded.join(', '))}</td><td>${j.correct == null ? 'not checked' : j.correct ? 'yes' : '<b class="note">NO</b>'}</td></tr>`).join('\n')}
 </table>
 <h2>Nodes</h2>
 <table>
-<tr><th>node</th><th>group</th><th>up</th><th>busy</th><th>pieces done</th><th>failed</th><th>end</th></tr>
-${m.nodeStats.map(n => `<tr><td>${esc(n.name)}</td><td>${esc(n.group)}</td><td>${fmtMs(n.upMs)}</td><td>${Math.round(n.busyFraction * 100)}%</td><td>${n.piecesDone}</td><td>${n.piecesFailed}</td><td>${n.end ?? ''}</td></tr>`).join('\n')}
+<tr><th>node</th><th>group</th><th>up</th><th>busy</th><th>pieces done</th><th>failed</th><th>end</th><th>cheats</th><th>excluded at</th></tr>
+${m.nodeStats.map(n => `<tr><td>${esc(n.name)}</td><td>${esc(n.group)}</td><td>${fmtMs(n.upMs)}</td><td>${Math.round(n.busyFraction * 100)}%</td><td>${n.piecesDone}</td><td>${n.piecesFailed}</td><td>${n.end ?? ''}</td><td>${n.cheat == null ? '' : `${n.cheat.mode} ${Math.round(n.cheat.rate * 100)}%`}</td><td>${n.excludedAtMs == null ? '' : fmtMs(n.excludedAtMs)}</td></tr>`).join('\n')}
 </table>
 </body>
 </html>
@@ -103,11 +103,12 @@ function timeline (m: SimMetrics, end: number): string {
   const parts: string[] = []
   nodes.forEach((n, i) => {
     const y = i * row
-    if (row >= 8 || i % Math.ceil(8 / row) === 0) parts.push(`<text x="${LEFT - 6}" y="${y + row - 2}" text-anchor="end">${esc(n.name)}</text>`)
+    if (row >= 8 || i % Math.ceil(8 / row) === 0) parts.push(`<text x="${LEFT - 6}" y="${y + row - 2}" text-anchor="end"${n.cheat != null ? ' style="fill:#c00"' : ''}>${esc(n.name)}</text>`)
     for (const up of n.up) parts.push(`<rect x="${x(up.fromMs).toFixed(1)}" y="${y + 1}" width="${Math.max(0.5, x(up.toMs) - x(up.fromMs)).toFixed(1)}" height="${row - 2}" fill="#e4e4e4"><title>${esc(n.name)} up ${fmtMs(up.fromMs)} to ${fmtMs(up.toMs)}</title></rect>`)
     const last = n.up[n.up.length - 1]
     if (n.end === 'kill') parts.push(`<text x="${x(last.toMs).toFixed(1)}" y="${y + row - 2}" fill="#c00" style="fill:#c00">✕</text>`)
     if (n.end === 'leave') parts.push(`<text x="${x(last.toMs).toFixed(1)}" y="${y + row - 2}">◂</text>`)
+    if (n.excludedAtMs != null) parts.push(`<text x="${x(n.excludedAtMs).toFixed(1)}" y="${y + row - 2}" style="fill:#c00"><title>${esc(n.name)} excluded at ${fmtMs(n.excludedAtMs)} for a wrong answer</title>⊘</text>`)
   })
   for (const a of m.attempts) {
     const i = index.get(a.node)

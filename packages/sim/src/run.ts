@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import { join } from 'node:path'
 import { SHOAL_VERSION } from '@shoal/node'
-import type { Job, ShoalNode } from '@shoal/node'
+import type { Job, JobProgress, ShoalNode } from '@shoal/node'
 import { SessionCache, ThreadedSessions } from '@shoal/runtime'
 import type { Tensor } from '@shoal/runtime'
 import { CLIENT_TUNING, CONVERGENCE_TIMEOUT_MS, SAMPLE_INTERVAL_MS } from './constants.js'
@@ -10,8 +10,8 @@ import { SimError } from './errors.js'
 import { effectiveSpeed, InProcessHost, simNode } from './hosts.js'
 import type { HostContext, SimHost } from './hosts.js'
 import { eventRecords, nodeMetrics, throughput } from './metrics.js'
-import type { AttemptRecord, JobMetrics, NodeRecord, SimMetrics } from './metrics.js'
-import { loadModel, modelInputs, modelKey } from './models.js'
+import type { AttemptRecord, JobMetrics, NodeRecord, SimMetrics, VerificationMetrics } from './metrics.js'
+import { delayOutputs, loadModel, modelInputs, modelKey } from './models.js'
 import type { SimModel } from './models.js'
 import { packageVersion } from './packages.js'
 import { planScenario } from './plan.js'
@@ -183,7 +183,7 @@ class Run {
       if (!finished.has(planned.id)) jobs.push(this.unfinished(planned))
     }
     jobs.sort((a, b) => Number(a.id.slice(4)) - Number(b.id.slice(4)))
-    if (scenario.compute === 'onnx') await this.verify(jobs, models)
+    await this.verify(jobs, models)
 
     const nodes = [...this.records.values()]
     return {
@@ -208,7 +208,8 @@ class Run {
   }
 
   private record (node: PlannedNode, peerId: string, thread?: number): void {
-    this.records.set(node.name, { name: node.name, group: node.group, peerId, startedAtMs: this.now(), stoppedAtMs: null, ...(thread != null ? { thread } : {}) })
+    const cheat = node.cheat != null ? { rate: node.cheat.rate, mode: node.cheat.mode } : undefined
+    this.records.set(node.name, { name: node.name, group: node.group, peerId, startedAtMs: this.now(), stoppedAtMs: null, ...(thread != null ? { thread } : {}), ...(cheat != null ? { cheat } : {}) })
     this.nodeByPeer.set(peerId, node.name)
   }
 
@@ -276,7 +277,15 @@ class Run {
         ...(a.reason != null ? { reason: a.reason } : {})
       })
     })
-    this.log(`${(submittedAtMs / 1000).toFixed(1)} s: ${planned.id} submitted (${planned.batch} rows)`)
+    job.onProgress(p => {
+      for (const peerId of p.verification.excluded) {
+        const record = this.records.get(this.nodeByPeer.get(peerId) ?? '')
+        if (record == null || record.excludedAtMs != null) continue
+        record.excludedAtMs = this.now()
+        this.log(`${(record.excludedAtMs / 1000).toFixed(1)} s: ${record.name} excluded by ${planned.id} for a wrong answer`)
+      }
+    })
+    this.log(`${(submittedAtMs / 1000).toFixed(1)} s: ${planned.id} submitted (${planned.batch} rows${planned.options.verify != null && planned.options.verify !== 'off' ? `, verify ${planned.options.verify}` : ''})`)
     let error: string | undefined
     try {
       const result = await job.run()
@@ -306,35 +315,45 @@ class Run {
       bytesReceived: p.bytesReceived,
       bytesMoved: p.bytesSent + p.bytesReceived,
       lostPieces: p.total - p.done,
-      correct: null
+      correct: null,
+      verification: this.verificationOf(p.verification)
     }
+  }
+
+  private verificationOf (v: JobProgress['verification']): VerificationMetrics {
+    return { ...v, excluded: v.excluded.map(id => this.nodeByPeer.get(id) ?? id) }
   }
 
   private unfinished (planned: PlannedJob): JobMetrics {
     return {
       id: planned.id, model: modelKey(planned.model), batch: planned.batch, inputSeed: planned.inputSeed,
       submittedAtMs: planned.atMs, endedAtMs: null, wallMs: null, state: 'unfinished',
-      pieces: 0, piecesDone: 0, retries: 0, duplicates: 0, bytesSent: 0, bytesReceived: 0, bytesMoved: 0, lostPieces: 0, correct: null
+      pieces: 0, piecesDone: 0, retries: 0, duplicates: 0, bytesSent: 0, bytesReceived: 0, bytesMoved: 0, lostPieces: 0, correct: null,
+      verification: { policy: planned.options.verify ?? 'off', checkedPieces: 0, extraRows: 0, mismatches: 0, excluded: [] }
     }
   }
 
-  /** Real compute: each finished job's outputs against one ONNX Runtime run of its whole batch. */
+  /**
+   * Each finished job's outputs against one run of its whole batch: with real compute ONNX Runtime's,
+   * with delay compute the stand-in outputs it computes from the rows.
+   */
   private async verify (jobs: JobMetrics[], models: Map<string, SimModel>): Promise<void> {
     // the nodes' shared cache already holds each model's session; with nodes in other processes, a new one
-    const sessions = this.ctx.shared ?? new SessionCache({ providers: ['cpu'], cpuThreads: 1 })
+    const sessions = this.ctx.compute === 'onnx' ? this.ctx.shared ?? new SessionCache({ providers: ['cpu'], cpuThreads: 1 }) : undefined
     try {
       for (const job of jobs) {
         const outputs = this.outputs.get(job.id)
         if (outputs == null) continue
         const model = models.get(job.model)!
-        const reference = await sessions.run(model.info.cid, async () => model.bytes, modelInputs(model, job.batch, job.inputSeed))
-        job.correct = Object.entries(reference.outputs).every(([name, t]) => {
+        const inputs = modelInputs(model, job.batch, job.inputSeed)
+        const reference = sessions != null ? (await sessions.run(model.info.cid, async () => model.bytes, inputs)).outputs : delayOutputs(model, inputs, job.batch)
+        job.correct = Object.entries(reference).every(([name, t]) => {
           const got = outputs[name]
           return got != null && got.dims.join() === t.dims.join() && Buffer.from(got.data).equals(Buffer.from(t.data))
         })
       }
     } finally {
-      if (sessions !== this.ctx.shared) await sessions.close()
+      if (sessions != null && sessions !== this.ctx.shared) await sessions.close()
     }
   }
 

@@ -34,7 +34,16 @@ const group = {
     speed: { type: 'number', exclusiveMinimum: 0, maximum: 1000 },
     concurrency: { type: 'integer', minimum: 1, maximum: 64 },
     gpu: { type: 'boolean' },
-    network
+    network,
+    cheat: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['rate'],
+      properties: {
+        rate: { type: 'number', minimum: 0, maximum: 1 },
+        mode: { enum: ['zeros', 'perturb', 'lazy'] }
+      }
+    }
   }
 }
 
@@ -79,7 +88,8 @@ const job = {
     rowsPerPiece: { type: 'integer', minimum: 1 },
     targetPieceMs: { type: 'integer', minimum: 1 },
     maxAttempts: { type: 'integer', minimum: 1, maximum: 100 },
-    endgame: { type: 'boolean' }
+    endgame: { type: 'boolean' },
+    verify: { enum: ['off', 'spot', 'full'] }
   }
 }
 

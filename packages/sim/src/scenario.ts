@@ -19,6 +19,19 @@ export interface GroupSpec {
   concurrency: number
   gpu: boolean
   network?: { latencyMs: number, bytesPerSecond: number | null }
+  /** The group's nodes answer wrong: a share `rate` of their pieces, each way `mode` says. */
+  cheat?: CheatSpec
+}
+
+/**
+ * `zeros`: outputs of zeros; `perturb`: every float output value times 1 + 1e-3; `lazy`: the outputs
+ * of an earlier piece of the same shape, or zeros when there is none.
+ */
+export type CheatMode = 'zeros' | 'perturb' | 'lazy'
+
+export interface CheatSpec {
+  rate: number
+  mode: CheatMode
 }
 
 export type ModelSpec =
@@ -35,6 +48,8 @@ export interface JobSpec {
   targetPieceMs?: number
   maxAttempts?: number
   endgame?: boolean
+  /** Result verification (docs/trust.md); default off. */
+  verify?: 'off' | 'spot' | 'full'
 }
 
 export interface ChurnEventSpec {
@@ -176,7 +191,8 @@ function normalise (raw: any): Scenario {
     gpu: g.gpu ?? false,
     network: g.network == null
       ? undefined
-      : { latencyMs: parseDuration(g.network.latency ?? 0), bytesPerSecond: g.network.bandwidth == null ? null : parseRate(g.network.bandwidth) }
+      : { latencyMs: parseDuration(g.network.latency ?? 0), bytesPerSecond: g.network.bandwidth == null ? null : parseRate(g.network.bandwidth) },
+    ...(g.cheat != null ? { cheat: { rate: g.cheat.rate, mode: g.cheat.mode ?? 'zeros' } } : {})
   }))
   const durationMs = parseDuration(raw.duration ?? DEFAULT_DURATION_MS)
   const random = raw.churn?.random
@@ -219,7 +235,8 @@ function normalise (raw: any): Scenario {
       rowsPerPiece: j.rowsPerPiece,
       targetPieceMs: j.targetPieceMs,
       maxAttempts: j.maxAttempts,
-      endgame: j.endgame
+      endgame: j.endgame,
+      verify: j.verify
     }))
   }
 }

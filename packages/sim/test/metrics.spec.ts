@@ -12,7 +12,7 @@ function sample (): SimMetrics {
   ]
   const nodes = [
     { name: 'a-0', group: 'a', peerId: 'P0', startedAtMs: 0, stoppedAtMs: null },
-    { name: 'a-1', group: 'a', peerId: 'P1', startedAtMs: 0, stoppedAtMs: 300, end: 'kill' as const }
+    { name: 'a-1', group: 'a', peerId: 'P1', startedAtMs: 0, stoppedAtMs: 300, end: 'kill' as const, cheat: { rate: 0.5, mode: 'zeros' as const }, excludedAtMs: 250 }
   ]
   return {
     format: 'shoal-sim-metrics/1',
@@ -27,7 +27,7 @@ function sample (): SimMetrics {
     convergenceMs: 20,
     runMs: 1000,
     lostPieces: 0,
-    jobs: [{ id: 'job-0', model: 'generated:8x1', batch: 30, inputSeed: 3, submittedAtMs: 0, endedAtMs: 900, wallMs: 900, state: 'done', pieces: 3, piecesDone: 3, retries: 1, duplicates: 0, bytesSent: 100, bytesReceived: 50, bytesMoved: 150, lostPieces: 0, correct: null }],
+    jobs: [{ id: 'job-0', model: 'generated:8x1', batch: 30, inputSeed: 3, submittedAtMs: 0, endedAtMs: 900, wallMs: 900, state: 'done', pieces: 3, piecesDone: 3, retries: 1, duplicates: 0, bytesSent: 100, bytesReceived: 50, bytesMoved: 150, lostPieces: 0, correct: null, verification: { policy: 'spot', checkedPieces: 3, extraRows: 30, mismatches: 1, excluded: ['a-1'] } }],
     nodeStats: nodeMetrics(nodes, attempts, 1000),
     events: [{ atMs: 300, kind: 'kill', node: 'a-1', doneAtMs: 300 }],
     attempts,
@@ -91,5 +91,8 @@ describe('report', () => {
     expect(timeline.match(/<rect/g)).toHaveLength(2 + 4)
     expect(timeline).toContain('failed (peer disconnected)')
     expect(timeline).toContain('✕')
+    // the cheater's exclusion is on the timeline, and in the tables
+    expect(timeline).toContain('a-1 excluded at 250 ms for a wrong answer')
+    expect(html).toContain('<td>zeros 50%</td><td>250 ms</td>')
   })
 })

@@ -34,18 +34,21 @@ function expectClean (metrics: SimMetrics): void {
   expect(metrics.jobs.map(j => [j.id, j.state, j.lostPieces])).toEqual(metrics.jobs.map(j => [j.id, 'done', 0]))
   expect(metrics.lostPieces).toBe(0)
   for (const job of metrics.jobs) expect(job.piecesDone).toBe(job.pieces)
-  // with real compute every job's outputs equal one local run of the whole batch
-  for (const job of metrics.jobs) expect(job.correct).toBe(metrics.computeMode === 'onnx' ? true : null)
+  // every verified or honest job's outputs equal one local run of the whole batch (ONNX Runtime's, or
+  // the delay compute's stand-in)
+  const cheaters = metrics.nodeStats.some(n => n.cheat != null)
+  for (const job of metrics.jobs) if (!cheaters || job.verification.policy !== 'off') expect(job.correct).toBe(true)
 }
 
 describe('shoal sim: the example scenarios, reduced', async () => {
   const names = (await readdir(EXAMPLES)).filter(f => f.endsWith('.yaml')).sort()
 
-  it('ships the six documented examples', () => {
-    expect(names).toEqual(['churn-30.yaml', 'flash-crowd.yaml', 'gpu-mix.yaml', 'mesh-50.yaml', 'steady.yaml', 'stragglers.yaml'])
+  it('ships the seven documented examples', () => {
+    expect(names).toEqual(['cheaters.yaml', 'churn-30.yaml', 'flash-crowd.yaml', 'gpu-mix.yaml', 'mesh-50.yaml', 'steady.yaml', 'stragglers.yaml'])
   })
 
-  for (const name of names) {
+  // cheaters.yaml has its own test below (one run of it costs 10 s)
+  for (const name of names.filter(n => n !== 'cheaters.yaml')) {
     it(`${name} finishes every job with no lost piece; metrics and report are written`, async () => {
       const scenario = reduced(await example(name))
       const metrics = await runSimulation(scenario, { file: name })
@@ -62,6 +65,32 @@ describe('shoal sim: the example scenarios, reduced', async () => {
       for (const id of ['timeline', 'throughput', 'jobs']) expect(html).toContain(`<svg id="${id}"`)
     }, 120_000)
   }
+})
+
+describe('shoal sim: cheating nodes', () => {
+  it('cheaters.yaml: verified jobs are exact and exclude every cheater caught; honest nodes are never excluded', async () => {
+    const scenario = reduced(await example('cheaters.yaml'))
+    const metrics = await runSimulation(scenario, { file: 'cheaters.yaml' })
+    expectClean(metrics)
+    const honest = metrics.nodeStats.filter(n => n.group === 'honest')
+    const cheaters = metrics.nodeStats.filter(n => n.cheat != null)
+    expect(cheaters.map(n => n.name).sort()).toEqual(['lazy-0', 'perturb-0', 'zeros-0'])
+    for (const n of honest) expect(n.excludedAtMs).toBeNull()
+    const excluded = new Set(metrics.jobs.flatMap(j => j.verification.excluded))
+    for (const n of honest) expect(excluded.has(n.name)).toBe(false)
+    // a cheater excluded has the time of it; the zeros cheater (half its pieces) is caught in the first job
+    for (const n of cheaters) expect(n.excludedAtMs != null).toBe(excluded.has(n.name))
+    expect(excluded.has('zeros-0')).toBe(true)
+    const [spot, , full] = metrics.jobs
+    expect(spot.verification.policy).toBe('spot')
+    expect(spot.verification.mismatches).toBeGreaterThan(0)
+    expect(full.verification).toMatchObject({ policy: 'full' })
+    expect(full.verification.checkedPieces).toBeGreaterThan(0)
+    const files = await writeOutputs(await tempDir('shoal-sim-out-'), metrics)
+    const html = await readFile(files.report, 'utf8')
+    expect(html).toContain('excluded at')
+    expect(html).toContain('⊘')
+  }, 120_000)
 })
 
 describe('shoal sim: reproducible and measured', () => {
