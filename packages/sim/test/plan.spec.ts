@@ -26,6 +26,18 @@ describe('plans', () => {
     expect(a.events.length).toBeGreaterThan(8)
   })
 
+  it('a cheating group\'s nodes each get a seed of their own; making a group cheat leaves the rest of the plan as it was', () => {
+    const honest = planScenario(parseScenario(CHURNY))
+    const plan = planScenario(parseScenario(CHURNY.replace('{ name: b, count: 4 }', '{ name: b, count: 4, cheat: { rate: 0.5, mode: lazy } }')))
+    const cheaters = plan.nodes.filter(n => n.cheat != null)
+    expect(cheaters.map(n => n.group).every(g => g === 'b')).toBe(true)
+    expect(cheaters.length).toBe(plan.nodes.filter(n => n.group === 'b').length)
+    expect(new Set(cheaters.map(n => n.cheat!.seed)).size).toBe(cheaters.length)
+    expect(cheaters[0].cheat).toMatchObject({ rate: 0.5, mode: 'lazy' })
+    expect(plan.events).toEqual(honest.events)
+    expect(plan.jobs).toEqual(honest.jobs)
+  })
+
   it('another seed gives other victims and other inputs', () => {
     const a = planScenario(parseScenario(CHURNY))
     const b = planScenario(parseScenario(CHURNY.replace('seed: 4', 'seed: 5')))

@@ -50,6 +50,16 @@ describe('scenario files', () => {
     expect(s.adIntervalMs).toBe(1000)
   })
 
+  it('reads cheating groups and jobs\' verification; refuses an unknown way to cheat', () => {
+    const s = parseScenario(VALID.replace('    speed: 0.5\n', '    speed: 0.5\n    cheat: { rate: 0.25 }\n').replace('rowsPerPiece: 8 }', 'rowsPerPiece: 8, verify: full }'))
+    expect(s.groups[1].cheat).toEqual({ rate: 0.25, mode: 'zeros' })
+    expect(s.groups[0].cheat).toBeUndefined()
+    expect(s.jobs[0].verify).toBe('full')
+    const [p] = problems(VALID.replace('    speed: 0.5\n', '    speed: 0.5\n    cheat: { rate: 0.25, mode: sloppy }\n'))
+    expect(p.path).toBe('nodes[1].cheat.mode')
+    expect(problems(VALID.replace('rowsPerPiece: 8 }', 'rowsPerPiece: 8, verify: always }'))[0].path).toBe('workload.jobs[0].verify')
+  })
+
   it('parses durations and rates with their units', () => {
     expect(parseDuration('500ms')).toBe(500)
     expect(parseDuration('1.5s')).toBe(1500)

@@ -67,7 +67,7 @@ export async function sim (argv: string[], io: Io): Promise<number> {
     io.stdout([
       `${metrics.scenario.name}: ${metrics.nodes} nodes, compute ${metrics.computeMode}, seed ${metrics.scenario.seed}`,
       `converged in ${metrics.convergenceMs} ms; ${done.length}/${metrics.jobs.length} jobs done, ${metrics.lostPieces} lost pieces`,
-      ...metrics.jobs.map(j => `  ${j.id}: ${j.state}${j.wallMs != null ? ` in ${j.wallMs} ms` : ''}, ${j.pieces} pieces, ${j.retries} retries, ${j.duplicates} duplicates${j.correct === false ? ', OUTPUTS DIFFER from a local run' : ''}`),
+      ...metrics.jobs.map(j => `  ${j.id}: ${j.state}${j.wallMs != null ? ` in ${j.wallMs} ms` : ''}, ${j.pieces} pieces, ${j.retries} retries, ${j.duplicates} duplicates${j.verification.policy !== 'off' ? `, verify ${j.verification.policy}: ${j.verification.mismatches} wrong${j.verification.excluded.length > 0 ? `, excluded ${j.verification.excluded.join(', ')}` : ''}` : ''}${j.correct === false ? ', OUTPUTS DIFFER from a local run' : ''}`),
       `metrics: ${files.metrics}`,
       `report:  ${files.report}`
     ].join('\n') + '\n')
