@@ -46,12 +46,16 @@ const same = (a: Tensor, b: Tensor): boolean => a.dtype === b.dtype && a.dims.jo
 describe('Job: a batch cut into pieces, run by peers, joined in order', () => {
   it('joins the peers\' answers in row order, and this node runs no piece while peers can', async () => {
     const x = batch(12)
-    const { job: j, localRuns } = job({ a: async r => await honest(r.inputs), b: async r => await honest(r.inputs) }, { x }, { rowsPerPiece: 3 })
+    const { job: j, localRuns } = job({ a: async r => await honest(r.inputs), b: async r => await honest(r.inputs) }, { x }, { rowsPerPiece: 3, verify: 'off' })
     const result = await j.run()
     expect(same(result.outputs.y, x)).toBe(true)
     expect(result.progress.total).toBe(4)
     expect(Object.keys(result.progress.perPeer).sort()).toEqual(['a', 'b'])
     expect(localRuns).toEqual([])
+    // by default (spot) every answer of these newcomers is checked here: 4 runs of 3 rows
+    const checked = job({ a: async r => await honest(r.inputs), b: async r => await honest(r.inputs) }, { x }, { rowsPerPiece: 3 })
+    expect((await checked.job.run()).progress.verification).toMatchObject({ policy: 'spot', checkedPieces: 4, extraRows: 12 })
+    expect(checked.localRuns).toEqual([3, 3, 3, 3])
     expect(result.progress.failedAttempts).toBe(0)
   })
 
@@ -185,7 +189,7 @@ describe('Job: result verification (spot, checked against this node\'s own run)'
     // 100 pieces at the 5% floor: every draw of 0 (one in twenty) is a check
     expect(result.progress.verification.checkedPieces).toBe(5)
     expect(localRuns.length).toBe(5)
-    const off = job({ veteran: async r => await zeros(r.inputs) }, { x: batch(8) }, { rowsPerPiece: 4 })
+    const off = job({ veteran: async r => await zeros(r.inputs) }, { x: batch(8) }, { rowsPerPiece: 4, verify: 'off' })
     const unchecked = await off.job.run()
     expect(unchecked.progress.verification).toEqual({ policy: 'off', checkedPieces: 0, extraRows: 0, mismatches: 0, excluded: [] })
     expect(unchecked.outputs.y.data.every(b => b === 0)).toBe(true)

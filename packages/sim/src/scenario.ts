@@ -48,7 +48,7 @@ export interface JobSpec {
   targetPieceMs?: number
   maxAttempts?: number
   endgame?: boolean
-  /** Result verification (docs/trust.md); default off. */
+  /** Result verification (docs/trust.md); default spot, as for `shoal run`. */
   verify?: 'off' | 'spot' | 'full'
 }
 

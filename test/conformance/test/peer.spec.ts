@@ -227,8 +227,9 @@ describe('a peer written from the spec alone', () => {
     const other = await rawModelCid(buildCalibrationModel({ batch: 1, width: 8, layers: 1 }))
     await expect(worker.fetchModel(other, { only: [peer.peerId.toString()] })).rejects.toThrow(/does not have the model/)
     const rows = sliceRows(BATCH, 0, 6)
-    const answer = await peer.infer(worker.peerId, cid, { input: rows }, { pieceId: 1 })
-    expect(answer.code).toBe('OK')
+    // a deadline inside the test's: should the fetch stall, the worker's answer says why
+    const answer = await peer.infer(worker.peerId, cid, { input: rows }, { pieceId: 1, deadlineMs: 20_000 })
+    expect(answer.code, `${answer.message} (blocks served: ${peer.blocksServed}, block streams: ${peer.blockStreams})`).toBe('OK')
     const expected = await localRun(MODEL, { input: rows })
     for (const [name, t] of Object.entries(expected)) expect(sameBytes(answer.outputs[name] as Tensor, t)).toBe(true)
     expect(peer.blocksServed).toBe(1)

@@ -23,7 +23,7 @@ export const runSpec: CommandSpec = {
     { name: 'output', type: 'string', placeholder: 'DIR', help: 'directory for the outputs: one NAME.npy per model output' },
     { name: 'share', type: 'boolean', help: 'this node takes a share of the pieces too (default: only when no peer can)' },
     { name: 'rows-per-piece', type: 'string', placeholder: 'N', help: 'rows per piece (default: sized for ~0.5 s on the median peer)' },
-    { name: 'verify', type: 'string', placeholder: 'off|spot|full', help: 'check peers\' answers: spot re-runs here every answer of a peer without an established record and a falling share of the others; full runs every piece on two different peers whose answers must agree (default: off)' },
+    { name: 'verify', type: 'string', placeholder: 'off|spot|full', help: 'check peers\' answers: spot re-runs here every answer of a peer without an established record and a falling share of the others; full runs every piece on two different peers whose answers must agree; off accepts every well-formed answer (default: spot)' },
     { name: 'tolerance', type: 'string', placeholder: 'RTOL[,ATOL]', help: 'how far two answers\' floating-point outputs may differ and agree: |a - b| <= ATOL + RTOL * |b| (default: 1e-4,1e-6); integer outputs must be equal' },
     TRUST_FLAG,
     DATA_DIR_FLAG,

@@ -25,9 +25,9 @@ export interface JobOptions {
   timeoutFloorMs?: number
   endgame?: boolean
   /**
-   * Result verification: 'off' (default) accepts every well-formed answer; 'spot' checks answers
-   * against this node's own run, every answer of a peer without an established record and a falling
-   * fraction of the others; 'full' runs every piece on two different peers whose answers must agree
+   * Result verification: 'spot' (default) checks answers against this node's own run, every answer
+   * of a peer without an established record and a falling fraction of the others; 'off' accepts every
+   * well-formed answer; 'full' runs every piece on two different peers whose answers must agree
    * (docs/trust.md).
    */
   verify?: VerifyPolicy
@@ -169,7 +169,7 @@ export class Job {
     this.inputs = inputs
     this.options = options
     this.now = deps.now ?? (() => performance.now())
-    const policy: VerifyPolicy = options.verify ?? 'off'
+    const policy: VerifyPolicy = options.verify ?? 'spot'
     const trust = deps.trust ?? new TrustRecords(Date.now)
     const onCaught = (peer: string): void => {
       this.excluded.add(peer)
