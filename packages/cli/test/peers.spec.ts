@@ -21,7 +21,8 @@ function peer (peerId: string, version: string): PeerView {
     timestampMs: 1,
     intervalMs: 5000,
     leaving: false,
-    lastSeenMs: 1200
+    lastSeenMs: 1200,
+    standing: { verified: 0, offences: 0, excludedUntil: null, checkShare: 1 }
   }
 }
 
@@ -32,5 +33,16 @@ describe('shoal peers as a table', () => {
     expect(lines[1]).toMatch(/^12D3KooWaaa\s+0\.2\.0\s+\/ip4/)
     expect(lines[2]).toMatch(/^12D3KooWbbb\s+0\.1\.0 \(no work: older wire\)\s+\/ip4/)
     expect(lines[3]).toMatch(/^12D3KooWccc\s+outside-1\s+\/ip4/)
+  })
+
+  it('shows each peer\'s standing: new, verified with the share still checked, or excluded with the time left', () => {
+    const now = 1_000_000
+    const veteran = { ...peer('12D3KooWvet', '0.3.0'), standing: { verified: 40, offences: 0, excludedUntil: null, checkShare: 0.25 } }
+    const cheat = { ...peer('12D3KooWbad', '0.3.0'), standing: { verified: 0, offences: 2, excludedUntil: now + 55 * 60_000, checkShare: 1 } }
+    const lines = peersTable([peer('12D3KooWnew', '0.3.0'), veteran, cheat], now).trim().split('\n')
+    expect(lines[0]).toMatch(/FREE\s+STANDING\s+LAST AD$/)
+    expect(lines[1]).toMatch(/\snew\s/)
+    expect(lines[2]).toMatch(/\s40 verified \(checks 25%\)\s/)
+    expect(lines[3]).toMatch(/\sexcluded 55m0s \(2 offences\)\s/)
   })
 })

@@ -4,7 +4,7 @@ import type { PeerId } from '@libp2p/interface'
 import { MAX_AD_MODELS } from '@shoal/protocol'
 import type { Capacity } from '@shoal/protocol'
 import { calibrate, inspectModel, inspectModelInChild, ProcessSessions, SessionCache, slowed, ThreadedSessions } from '@shoal/runtime'
-import { TrustRecords } from '@shoal/scheduler'
+import { checkFraction, TrustRecords } from '@shoal/scheduler'
 import { raceSignal } from 'race-signal'
 import type { Calibration, PieceRuntime, Tensor } from '@shoal/runtime'
 import { apiRoutes, ApiServer } from './api/index.js'
@@ -28,6 +28,20 @@ import type { Contribution } from './metrics.js'
 /** One peer as the API and `shoal peers --json` show it. */
 export interface PeerView extends Capacity {
   lastSeenMs: number
+  /** What this node's jobs have seen of its answers (docs/trust.md). */
+  standing: Standing
+}
+
+/** A peer's standing with this node: its record of verified answers, and any exclusion. */
+export interface Standing {
+  /** Consecutive answers verified correct. */
+  verified: number
+  /** Answers proven wrong, ever. */
+  offences: number
+  /** Excluded from this node's jobs until then (ms since the epoch); null when not excluded. */
+  excludedUntil: number | null
+  /** The share of its answers `--verify spot` checks now (1: every answer). */
+  checkShare: number
 }
 
 export interface NodeStatus {
@@ -471,8 +485,14 @@ export class ShoalNode {
 
   peers (): PeerView[] {
     return this.libp2p.services.capacity.peers.list()
-      .map(entry => ({ ...entry.capacity, lastSeenMs: entry.lastSeenMs }))
+      .map(entry => ({ ...entry.capacity, lastSeenMs: entry.lastSeenMs, standing: this.standing(entry.capacity.peerId) }))
       .sort((a, b) => a.peerId.localeCompare(b.peerId))
+  }
+
+  /** A peer's standing with this node's jobs. */
+  standing (peerId: string): Standing {
+    const t = this.trust.get(peerId)
+    return { verified: t.record, offences: t.offences, excludedUntil: this.trust.excluded(peerId) ? t.excludedUntil : null, checkShare: checkFraction(t.record) }
   }
 
   status (): NodeStatus {

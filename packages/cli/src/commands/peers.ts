@@ -15,15 +15,18 @@ export const peersSpec: CommandSpec = {
 VERSION is the software version of its ad; a peer of a version whose wire this node cannot share
 pieces with is marked "(no work: older wire)" and gets no pieces of this node's jobs.
 With --json, prints an array of objects with peerId, version, addrs, cpu {model, cores}, memory {totalBytes,
-freeBytes}, gpu, providers [{name, gflops}], limits, freeSlots, queueLength, models and lastSeenMs
-(milliseconds since its last ad arrived).`
+freeBytes}, gpu, providers [{name, gflops}], limits, freeSlots, queueLength, models, lastSeenMs
+(milliseconds since its last ad arrived) and standing {verified, offences, excludedUntil, checkShare}.
+STANDING is what this node's jobs have seen of the peer's answers (docs/trust.md): "new", the number
+of its answers verified in a row and the share of its answers --verify spot still checks, or
+"excluded" with the time left, after a wrong answer.`
 }
 
 export function dataDirOf (values: Record<string, unknown>, io: Io): string {
   return io.env.SHOAL_DATA_DIR ?? (values['data-dir'] as string | undefined) ?? DEFAULT_DATA_DIR
 }
 
-export function peersTable (peers: PeerView[]): string {
+export function peersTable (peers: PeerView[], now = Date.now()): string {
   if (peers.length === 0) return 'no peers yet: the node has not received any capacity ad\n'
   const rows = peers.map(p => [
     p.peerId,
@@ -35,9 +38,17 @@ export function peersTable (peers: PeerView[]): string {
     p.gpu ?? '-',
     p.providers.map(x => `${x.name} ${x.gflops.toFixed(1)}`).join(', ') || '-',
     `${p.freeSlots}/${p.limits.maxConcurrency}`,
+    standingText(p.standing, now),
     `${formatDuration(p.lastSeenMs)} ago`
   ])
-  return formatTable(['PEER', 'VERSION', 'ADDRESS', 'CORES', 'MEMORY', 'GPU', 'PROVIDERS (GFLOP/s)', 'FREE', 'LAST AD'], rows)
+  return formatTable(['PEER', 'VERSION', 'ADDRESS', 'CORES', 'MEMORY', 'GPU', 'PROVIDERS (GFLOP/s)', 'FREE', 'STANDING', 'LAST AD'], rows)
+}
+
+/** "new", "12 verified (checks 100%)", "excluded 55m0s (2 offences)": what this node's jobs make of a peer's answers. */
+export function standingText (s: PeerView['standing'], now: number): string {
+  if (s.excludedUntil != null) return `excluded ${formatDuration(Math.max(0, s.excludedUntil - now))} (${s.offences} offence${s.offences === 1 ? '' : 's'})`
+  if (s.verified === 0 && s.offences === 0) return 'new'
+  return `${s.verified} verified (checks ${Math.round(s.checkShare * 100)}%)${s.offences > 0 ? `, ${s.offences} offence${s.offences === 1 ? '' : 's'}` : ''}`
 }
 
 export async function peers (argv: string[], io: Io): Promise<number> {
