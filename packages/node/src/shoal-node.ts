@@ -245,6 +245,8 @@ export class ShoalNode {
     const libp2p = await createShoalLibp2p({
       privateKey,
       config,
+      // a peer proven wrong is not connected with while it is excluded (docs/trust.md)
+      refuse: peerId => this.trust.excluded(peerId),
       meshKeeperIntervalMs: this.init.meshKeeperIntervalMs,
       tuning: this.init.tuning,
       directReuse: this.init.directReuse,
@@ -393,8 +395,10 @@ export class ShoalNode {
       this.countJob(job)
       release()
       this.forgetOldJobs()
-      // a peer caught by this job stays excluded across restarts
-      if (job.progress().verification.mismatches > 0) void this.saveTrust()
+      // a peer caught by this job stays excluded across restarts, and is disconnected meanwhile
+      const { excluded, mismatches } = job.progress().verification
+      if (mismatches > 0) void this.saveTrust()
+      for (const peer of excluded) void this.libp2pNode?.hangUp(peerIdFromString(peer)).catch(() => {})
     })
     return job
   }

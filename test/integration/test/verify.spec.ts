@@ -84,6 +84,18 @@ describe('result verification (spot)', () => {
     expect(v.mismatches).toBeGreaterThan(0)
     expect(v.mismatches).toBe(result.progress.perPeer[liar.peerId])
     expect(submitter.trust.excluded(liar.peerId)).toBe(true)
+    // its standing says so (shoal peers, GET /v1/peers)
+    expect(submitter.peers().find(p => p.peerId === liar.peerId)?.standing).toMatchObject({ verified: 0, offences: 1, excludedUntil: expect.any(Number), checkShare: 1 })
+    // it is disconnected, and neither side can connect again while it is excluded
+    await waitFor(() => submitter.libp2p.getConnections(liar.libp2p.peerId).length === 0, 'the liar to be disconnected')
+    expect(await submitter.libp2p.dial(liar.libp2p.peerId).then(() => 'connected', () => 'refused')).toBe('refused')
+    expect(await submitter.libp2p.dial(liar.libp2p.getMultiaddrs()[0]).then(() => 'connected', () => 'refused')).toBe('refused')
+    // the liar's own dial may look open on its side for a moment (its muxer is selected without a round trip): the submitter closes it after the handshake
+    await liar.libp2p.dial(submitter.libp2p.getMultiaddrs()[0]).catch(() => {})
+    await waitFor(() => liar.libp2p.getConnections(submitter.libp2p.peerId).length === 0, 'the liar\'s dial to be closed')
+    expect(submitter.libp2p.getConnections(liar.libp2p.peerId)).toHaveLength(0)
+    // and its gossip score, while remembered, is below gossipsub's gossip threshold
+    await waitFor(() => submitter.libp2p.services.pubsub.getScore(liar.peerId) < -10, 'the liar\'s gossip score to fall')
     // and counted for the operator (GET /metrics), once the job has been counted
     await waitFor(async () => metricValue(await submitter.metrics.text(), 'shoal_peers_excluded_total') === 1, 'the exclusion to be counted')
     const text = await submitter.metrics.text()

@@ -57,7 +57,16 @@ export interface CreateShoalLibp2pInit {
   tuning?: MeshTuning
   /** Test hook: false makes the direct channel refuse reuse, as a node from before it could. */
   directReuse?: boolean
+  /**
+   * Peers this node will not connect with for now (those its jobs excluded for a wrong answer): their
+   * connections are refused both ways, and their gossip score is lowered below gossipsub's gossip
+   * threshold (no gossip with them, out of the mesh).
+   */
+  refuse?: (peerId: string) => boolean
 }
+
+/** gossipsub's application-specific score of a refused peer: times its weight (10), -20, below the gossip threshold (-10) and above the publish threshold (-50). */
+export const REFUSED_APP_SCORE = -2
 
 /**
  * Settings for a node that shares a machine with many others (`shoal sim` runs up to hundreds on two
@@ -143,6 +152,7 @@ function inbound (node: ShoalLibp2p | undefined): number {
 export async function createShoalLibp2p (init: CreateShoalLibp2pInit): Promise<ShoalLibp2p> {
   const { config } = init
   const tuning = init.tuning ?? {}
+  const refuse = init.refuse ?? (() => false)
   const handshake = tuning.handshakeTimeoutMs != null ? { dialTimeout: tuning.handshakeTimeoutMs, addressDialTimeout: tuning.handshakeTimeoutMs, inboundUpgradeTimeout: tuning.handshakeTimeoutMs } : {}
   // the gater counts the node's own connections, which exist only once libp2p is built
   let node: ShoalLibp2p | undefined
@@ -156,9 +166,13 @@ export async function createShoalLibp2p (init: CreateShoalLibp2pInit): Promise<S
     peerDiscovery: config.mdns ? [mdns({ serviceTag: MDNS_SERVICE_TAG })] : [],
     connectionManager: { allow: LOOPBACK_ALLOW, ...handshake },
     connectionMonitor: { enabled: tuning.connectionMonitor ?? true },
-    connectionGater: tuning.maxInboundConnections == null
-      ? {}
-      : { denyInboundConnection: () => inbound(node) >= tuning.maxInboundConnections! },
+    connectionGater: {
+      ...(tuning.maxInboundConnections == null ? {} : { denyInboundConnection: () => inbound(node) >= tuning.maxInboundConnections! }),
+      // by peer id before a dial, and once the handshake names the peer both ways (a dial by address)
+      denyDialPeer: (peerId) => refuse(peerId.toString()),
+      denyInboundEncryptedConnection: (peerId) => refuse(peerId.toString()),
+      denyOutboundEncryptedConnection: (peerId) => refuse(peerId.toString())
+    },
     services: {
       identify: identify(),
       ping: ping(),
@@ -173,7 +187,11 @@ export async function createShoalLibp2p (init: CreateShoalLibp2pInit): Promise<S
         globalSignaturePolicy: 'StrictSign',
         // an ad published before any peer subscribed is simply not seen; the next tick reaches them
         allowPublishToZeroTopicPeers: true,
-        scoreParams: { IPColocationFactorWhitelist: new Set(['127.0.0.1', '::1']), topics: { [CAPACITY_TOPIC]: CAPACITY_TOPIC_SCORE } },
+        scoreParams: {
+          IPColocationFactorWhitelist: new Set(['127.0.0.1', '::1']),
+          topics: { [CAPACITY_TOPIC]: CAPACITY_TOPIC_SCORE },
+          appSpecificScore: (peerId) => refuse(peerId) ? REFUSED_APP_SCORE : 0
+        },
         fastMsgIdFn: adCopyId,
         ...(tuning.gossipDegree != null ? gossipDegree(tuning.gossipDegree) : {}),
         ...(tuning.floodPublish != null ? { floodPublish: tuning.floodPublish } : {})
