@@ -17,10 +17,12 @@ afterEach(async () => {
  * How a cheating worker answers, as a stranger may run one: `zeros` (every answer zeros of the right
  * shape), `perturb` (ONNX Runtime's answer, every value times 1 + 1e-3: a subtly broken provider),
  * `lazy` (the answer it computed for an earlier piece of the same shape, computing only the first).
+ * And one that does not cheat: `webgpu-like`, an honest worker of another execution provider, whose
+ * answers differ from the CPU's in their last bits (every value times 1 + 1e-6).
  */
-type Cheat = 'zeros' | 'perturb' | 'lazy'
+type Behaviour = 'zeros' | 'perturb' | 'lazy' | 'webgpu-like'
 
-function cheatingRuntime (cheat: Cheat): PieceRuntime {
+function behavingRuntime (cheat: Behaviour): PieceRuntime {
   const real = new SessionCache({ providers: ['cpu'], cpuThreads: 1 })
   const earlier = new Map<string, Promise<Record<string, Tensor>>>()
   const zeros = (t: Tensor): Tensor => ({ ...t, data: new Uint8Array(t.data.byteLength) })
@@ -33,11 +35,14 @@ function cheatingRuntime (cheat: Cheat): PieceRuntime {
       const run = real.run(cid, load, inputs, options)
       if (cheat === 'lazy') earlier.set(shape, run.then(r => r.outputs))
       const result = await run
-      if (cheat === 'perturb') {
+      // perturb: ten times the tolerance; webgpu-like: an honest provider whose last bits differ (1e-6, within it)
+      if (cheat === 'perturb' || cheat === 'webgpu-like') {
+        const factor = cheat === 'perturb' ? 1 + 1e-3 : 1 + 1e-6
         for (const t of Object.values(result.outputs)) {
-          const values = new Float32Array(t.data.buffer, t.data.byteOffset, t.data.byteLength / 4).map(v => v * (1 + 1e-3))
+          const values = new Float32Array(t.data.buffer, t.data.byteOffset, t.data.byteLength / 4).map(v => v * factor)
           t.data = new Uint8Array(values.buffer)
         }
+        if (cheat === 'webgpu-like') return { ...result, provider: 'webgpu' }
       }
       return result
     },
@@ -45,8 +50,8 @@ function cheatingRuntime (cheat: Cheat): PieceRuntime {
   }
 }
 
-/** A worker that cheats (by default, zeros: the test's model maps [rows, 64] to [rows, 64], so zeros of the input's shape pass every shape check). */
-async function cheater (bootstrap: string[], cheat: Cheat = 'zeros'): Promise<ShoalNode> {
+/** A worker that answers as `cheat` says (by default, zeros: the test's model maps [rows, 64] to [rows, 64], so zeros of the input's shape pass every shape check). */
+async function workerAnswering (bootstrap: string[], cheat: Behaviour = 'zeros'): Promise<ShoalNode> {
   const config = await resolveConfig({
     dataDir: await tempDir(),
     flags: { listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, mdns: false, adIntervalMs: TEST_AD_INTERVAL_MS, cpuThreads: 1 },
@@ -58,7 +63,7 @@ async function cheater (bootstrap: string[], cheat: Cheat = 'zeros'): Promise<Sh
     api: false,
     meshKeeperIntervalMs: 500,
     noProviderTimeoutMs: 3000,
-    runtime: cheatingRuntime(cheat)
+    runtime: behavingRuntime(cheat)
   })
   await node.start()
   return node
@@ -67,7 +72,7 @@ async function cheater (bootstrap: string[], cheat: Cheat = 'zeros'): Promise<Sh
 describe('result verification (spot)', () => {
   it('a worker answering zeros is caught, its answers replaced by this node\'s own run, and it gets no pieces afterwards, across restarts', async () => {
     const submitter = await startNode()
-    const liar = await cheater([submitter.addrs[0]])
+    const liar = await workerAnswering([submitter.addrs[0]])
     nodes = [submitter, liar]
     // an MLP of 64 x 64 layers: its output has its input's shape, [batch, 64]
     const bytes = withDynamicBatch(buildCalibrationModel({ batch: 1, width: 64, layers: 2 }))
@@ -130,7 +135,7 @@ describe('result verification (spot and full) against three kinds of cheater', (
     const boot = [spotter.addrs[0]]
     const voter = await startNode(boot)
     const honest = await startNode(boot)
-    const liars = [await cheater(boot, 'zeros'), await cheater(boot, 'perturb'), await cheater(boot, 'lazy')]
+    const liars = [await workerAnswering(boot, 'zeros'), await workerAnswering(boot, 'perturb'), await workerAnswering(boot, 'lazy')]
     nodes = [spotter, voter, honest, ...liars]
     const bytes = withDynamicBatch(buildCalibrationModel({ batch: 1, width: 64, layers: 2 }))
     const model = await spotter.addModel(bytes)
@@ -164,5 +169,32 @@ describe('result verification (spot and full) against three kinds of cheater', (
     expect(v.excluded.every(id => liarIds.includes(id))).toBe(true)
     expect(v.excluded.length).toBeGreaterThan(0)
     expect(voter.trust.get(honest.peerId).record).toBeGreaterThan(0)
+  })
+})
+
+describe('result verification among honest peers of different providers', () => {
+  it('answers that differ within the tolerance never exclude anyone, over many jobs under spot and full', async () => {
+    const submitter = await startNode()
+    const boot = [submitter.addrs[0]]
+    const cpu = await startNode(boot)
+    const gpu = await workerAnswering(boot, 'webgpu-like')
+    nodes = [submitter, cpu, gpu]
+    const bytes = withDynamicBatch(buildCalibrationModel({ batch: 1, width: 64, layers: 2 }))
+    const model = await submitter.addModel(bytes)
+    for (const n of [cpu, gpu]) await n.addModel(bytes)
+    await waitFor(() => [cpu, gpu].every(w => submitter.peers().some(p => p.peerId === w.peerId && p.models.includes(model.cid))), 'both workers\' ads to list the model')
+    const providers = new Set<string>()
+    for (let i = 0; i < 8; i++) {
+      const x: Tensor = { dtype: 'float32', dims: [16, 64], data: new Uint8Array(Float32Array.from({ length: 16 * 64 }, (_, k) => Math.sin(k + i) + 2).buffer) }
+      const result = await submitter.submitJob(model.cid, { input: x }, { rowsPerPiece: 2, verify: i % 2 === 0 ? 'spot' : 'full' }).run()
+      const v = result.progress.verification
+      expect(v).toMatchObject({ mismatches: 0, excluded: [] })
+      expect(v.checkedPieces).toBeGreaterThan(0)
+      for (const p of Object.keys(result.progress.perProvider)) providers.add(p)
+    }
+    // both providers answered, and neither worker lost standing
+    expect([...providers].sort()).toEqual(['cpu', 'webgpu'])
+    for (const w of [cpu, gpu]) expect(submitter.peers().find(p => p.peerId === w.peerId)?.standing).toMatchObject({ offences: 0, excludedUntil: null })
+    expect(submitter.trust.get(gpu.peerId).record).toBeGreaterThan(0)
   })
 })
