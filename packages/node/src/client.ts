@@ -8,7 +8,7 @@
  * multiformats.)
  */
 export { ApiClient } from './api/api-client.js'
-export type { ApiInfo, NodeStatus, PeerView } from './shoal-node.js'
+export type { ApiInfo, Evidence, NodeStatus, PeerView, Standing } from './shoal-node.js'
 export type { JobView } from './api/api-routes.js'
 export type { JobOptions, JobProgress } from './jobs/job.js'
 export type { ModelEntry } from './models/model-store.js'

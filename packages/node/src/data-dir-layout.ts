@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 
 /** The files a node keeps in its data directory. */
-export function dataDirFiles (dataDir: string): { identity: string, config: string, calibration: string, api: string, apiToken: string, trust: string } {
+export function dataDirFiles (dataDir: string): { identity: string, config: string, calibration: string, api: string, apiToken: string, trust: string, evidence: string } {
   return {
     identity: join(dataDir, 'identity.key'),
     config: join(dataDir, 'config.json'),
@@ -9,6 +9,8 @@ export function dataDirFiles (dataDir: string): { identity: string, config: stri
     api: join(dataDir, 'api.json'),
     apiToken: join(dataDir, 'api-token'),
     // peers' records of verified and wrong answers (result verification)
-    trust: join(dataDir, 'trust.json')
+    trust: join(dataDir, 'trust.json'),
+    // the signed commitments of answers proven wrong (docs/protocol.md 6.3)
+    evidence: join(dataDir, 'evidence.json')
   }
 }

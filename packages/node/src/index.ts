@@ -14,7 +14,7 @@
  * framing and client, for tools and tests that speak the protocol to a peer themselves).
  */
 export { ShoalNode } from './shoal-node.js'
-export type { ApiInfo, NodeStatus, PeerView, ShoalNodeInit } from './shoal-node.js'
+export type { ApiInfo, Evidence, NodeStatus, PeerView, ShoalNodeInit, Standing } from './shoal-node.js'
 export { NODE_OPTIONS, envName, parseBytes, resolveConfig } from './config.js'
 export type { NodeConfig, OptionSpec, ResolveConfigInit } from './config.js'
 export type { MeshTuning } from './mesh/create-libp2p.js'

@@ -6,6 +6,7 @@ import type { Capacity } from '@shoal/protocol'
 import { calibrate, inspectModel, inspectModelInChild, ProcessSessions, SessionCache, slowed, ThreadedSessions } from '@shoal/runtime'
 import { checkFraction, TrustRecords } from '@shoal/scheduler'
 import { raceSignal } from 'race-signal'
+import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
 import type { Calibration, PieceRuntime, Tensor } from '@shoal/runtime'
 import { apiRoutes, ApiServer } from './api/index.js'
 import { INCOMPATIBLE_VERSIONS, KEPT_FINISHED_JOBS, MAX_JOB_PEERS, MAX_PROVEN_PEERS, NAME_REPUBLISH_MS, NAME_TIMEOUT_MS, SHOAL_VERSION } from './constants.js'
@@ -16,14 +17,36 @@ import { ListenError } from './errors.js'
 import { parseModelCid, ModelStore, parseNameRef } from './models/index.js'
 import type { ModelSwarm, NameService } from './models/index.js'
 import { DirectPool, runRemotePiece } from './pieces/index.js'
-import type { Channel, LinkShape } from './pieces/index.js'
+import type { Channel, LinkShape, SignedCommitment } from './pieces/index.js'
 import { Job, JobError } from './jobs/index.js'
-import type { JobOptions } from './jobs/index.js'
+import type { JobOptions, WrongAnswer } from './jobs/index.js'
 import type { ModelEntry, FetchOptions, FetchSummary, Manifest, Resolved } from './models/index.js'
 import type { NodeConfig } from './config.js'
 import { Lifecycle } from './lifecycle.js'
 import { NodeMetrics } from './metrics.js'
 import type { Contribution } from './metrics.js'
+
+/**
+ * An answer proven wrong, with its worker's signed commitment: the commitment (an encoded
+ * AnswerCommitment) and the signature, base64, as the worker sent them (docs/protocol.md 6.3).
+ */
+export interface Evidence {
+  peerId: string
+  jobId: string
+  pieceId: number
+  modelCid: string
+  /** When this node recorded it (ms since the epoch). */
+  recordedAt: number
+  commitment: string
+  signature: string
+}
+
+/** The newest this many pieces of evidence are kept. */
+const MAX_EVIDENCE = 1000
+
+function isEvidence (v: any): v is Evidence {
+  return v != null && typeof v === 'object' && ['peerId', 'jobId', 'modelCid', 'commitment', 'signature'].every(k => typeof v[k] === 'string') && Number.isSafeInteger(v.pieceId) && Number.isSafeInteger(v.recordedAt)
+}
 
 /** One peer as the API and `shoal peers --json` show it. */
 export interface PeerView extends Capacity {
@@ -128,6 +151,8 @@ export class ShoalNode {
   private readonly jobs = new Map<string, Job>()
   /** What start() found and mended or could not (a data dir open to other users), for the operator. */
   readonly startWarnings: string[] = []
+  /** Signed commitments of answers proven wrong, newest last (at most MAX_EVIDENCE; `<data dir>/evidence.json`). */
+  private evidenceRecords: Evidence[] = []
   /** Peers that completed a piece for this node (newest last; at most MAX_PROVEN_PEERS). */
   private readonly proven = new BoundedSet<string>(MAX_PROVEN_PEERS)
   /** Direct connections for pieces to peers, kept between pieces (docs/protocol.md 6.1). */
@@ -262,7 +287,9 @@ export class ShoalNode {
         sessions: this.sessions!,
         onLoadChange: () => this.libp2pNode?.services.capacity.changed(),
         shaping: this.init.shaping,
-        metrics: this.metrics
+        metrics: this.metrics,
+        // every answer carries a commitment signed with the node's key (docs/protocol.md 6.3)
+        sign: async payload => await privateKey.sign(payload)
       },
       swarm: {
         store: this.models,
@@ -383,6 +410,7 @@ export class ShoalNode {
       runLocal: async (cid, tensors, signal) => await raceSignal(this.sessions!.run(cid, async () => await this.models.bytes(cid), tensors), signal),
       maxResponseBytes: this.config.maxRequestBytes * 4,
       trust: this.trust,
+      onWrongAnswer: wrong => { if (wrong.commitment != null) this.keepEvidence(wrong, wrong.commitment) },
       log: libp2p.logger.forComponent('shoal:job')
     }, inputs, options)
     job.validate()
@@ -397,7 +425,7 @@ export class ShoalNode {
       this.forgetOldJobs()
       // a peer caught by this job stays excluded across restarts, and is disconnected meanwhile
       const { excluded, mismatches } = job.progress().verification
-      if (mismatches > 0) void this.saveTrust()
+      if (mismatches > 0) void this.saveTrust().then(async () => { await this.saveEvidence() })
       for (const peer of excluded) void this.libp2pNode?.hangUp(peerIdFromString(peer)).catch(() => {})
     })
     return job
@@ -447,6 +475,35 @@ export class ShoalNode {
       // none yet, or unreadable: records are earned again (exclusions are lost, not invented)
       if (err.code !== 'ENOENT') this.startWarnings.push(`cannot read ${file} (${String(err.message)}); peers' records start afresh`)
     }
+    const evidence = dataDirFiles(this.config.dataDir).evidence
+    try {
+      const list: unknown = JSON.parse(await readFile(evidence, 'utf8'))
+      if (Array.isArray(list)) this.evidenceRecords = list.filter(isEvidence).slice(-MAX_EVIDENCE)
+    } catch (err: any) {
+      if (err.code !== 'ENOENT') this.startWarnings.push(`cannot read ${evidence} (${String(err.message)}); earlier evidence is set aside`)
+    }
+  }
+
+  /** The signed commitments of answers this node's jobs proved wrong, oldest first (docs/trust.md). */
+  evidence (): Evidence[] {
+    return [...this.evidenceRecords]
+  }
+
+  private keepEvidence (wrong: WrongAnswer, signed: SignedCommitment): void {
+    this.evidenceRecords.push({
+      peerId: wrong.peerId,
+      jobId: wrong.jobId,
+      pieceId: wrong.pieceId,
+      modelCid: wrong.modelCid,
+      recordedAt: Date.now(),
+      commitment: uint8ArrayToString(signed.commitment, 'base64'),
+      signature: uint8ArrayToString(signed.signature, 'base64')
+    })
+    if (this.evidenceRecords.length > MAX_EVIDENCE) this.evidenceRecords.splice(0, this.evidenceRecords.length - MAX_EVIDENCE)
+  }
+
+  private async saveEvidence (): Promise<void> {
+    await writePrivateFile(dataDirFiles(this.config.dataDir).evidence, JSON.stringify(this.evidenceRecords, null, 1) + '\n').catch(() => {})
   }
 
   private async saveTrust (): Promise<void> {

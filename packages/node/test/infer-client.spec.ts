@@ -1,8 +1,12 @@
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { lpStream, streamPair } from '@libp2p/utils'
-import { MAX_FRAME_BYTES } from '@shoal/protocol'
+import { AnswerCommitment, commitmentPayload, InferRequest, MAX_FRAME_BYTES, sha256Of, toTensorInfo } from '@shoal/protocol'
+import type { Tensor } from '@shoal/runtime'
 import { describe, expect, it } from 'vitest'
-import { frames, readData, readMessage } from '../src/pieces/frames.js'
-import { isMalformedAnswer } from '../src/pieces/infer-client.js'
+import { frames, readData, readMessage, writeData, writeMessage } from '../src/pieces/frames.js'
+import { isMalformedAnswer, runRemotePiece } from '../src/pieces/infer-client.js'
+import type { PieceRequest } from '../src/pieces/infer-client.js'
 import { InferResponse } from '@shoal/protocol'
 
 const signal = (): AbortSignal => AbortSignal.timeout(5000)
@@ -37,5 +41,62 @@ describe('which failed answers are the worker\'s fault (BAD_ANSWER) and which ar
     const err = await readData(frames(b), 100, signal(), 'answer').then(() => undefined, e => e)
     expect(err).toBeDefined()
     expect(isMalformedAnswer(err)).toBe(false)
+  })
+})
+
+describe('a worker\'s signed commitment to its answer (docs/protocol.md 6.3)', async () => {
+  const x: Tensor = { dtype: 'float32', dims: [2, 2], data: new Uint8Array(Float32Array.from([1, 2, 3, 4]).buffer) }
+  const request: PieceRequest = { jobId: 'job-1', pieceId: 3, modelCid: 'bafkreiabc', inputs: { x }, deadlineMs: 5000, maxResponseBytes: 1 << 20 }
+  const key = await generateKeyPair('Ed25519')
+  const worker = peerIdFromPrivateKey(key)
+
+  /** Runs the piece against a fake worker answering y = x, with the commitment `commit` makes (or none). */
+  async function run (commit?: (c: AnswerCommitment) => { commitment: Uint8Array, signature: Uint8Array } | Promise<{ commitment: Uint8Array, signature: Uint8Array }>): Promise<unknown> {
+    const [client, server] = await streamPair()
+    void (async () => {
+      const lp = frames(server)
+      const req = await readMessage(lp, InferRequest, signal(), 'request')
+      const data = await readData(lp, x.data.byteLength, signal(), 'request')
+      const outputs = [toTensorInfo({ name: 'y', dtype: 'float32', dims: [2, 2], byteLength: data.byteLength })]
+      const signed = commit == null ? undefined : await commit({ jobId: req.jobId, pieceId: req.pieceId, modelCid: req.modelCid, inputsSha256: sha256Of([data]), outputs, outputsSha256: sha256Of([data]) })
+      await writeMessage(lp, InferResponse, { code: InferResponse.Code.OK, message: '', outputs, computeMs: 1, computeUs: 1000, provider: 'cpu', commitment: signed?.commitment ?? new Uint8Array(), commitmentSignature: signed?.signature ?? new Uint8Array() }, signal())
+      await writeData(lp, [data], signal())
+      await server.close()
+    })()
+    return await runRemotePiece(async () => client, worker, request, signal()).catch(err => err)
+  }
+  const sign = async (c: AnswerCommitment): Promise<{ commitment: Uint8Array, signature: Uint8Array }> => {
+    const commitment = AnswerCommitment.encode(c)
+    return { commitment, signature: await key.sign(commitmentPayload(commitment)) }
+  }
+
+  it('a commitment that describes the answer and is signed by the worker is kept with it', async () => {
+    const result: any = await run(sign)
+    expect(result.outputs.y.data).toEqual(x.data)
+    const c = AnswerCommitment.decode(result.commitment.commitment)
+    expect(c).toMatchObject({ jobId: 'job-1', pieceId: 3, modelCid: 'bafkreiabc' })
+    expect(await worker.publicKey.verify(commitmentPayload(result.commitment.commitment), result.commitment.signature)).toBe(true)
+  })
+
+  it('an answer without one is taken (a worker that does not sign), with no evidence', async () => {
+    const result: any = await run()
+    expect(result.outputs.y.data).toEqual(x.data)
+    expect(result.commitment).toBeUndefined()
+  })
+
+  it('one for another piece, other outputs, or signed by another key is refused as malformed (BAD_ANSWER)', async () => {
+    const other = await generateKeyPair('Ed25519')
+    const cases: Array<[string, (c: AnswerCommitment) => Promise<{ commitment: Uint8Array, signature: Uint8Array }>, RegExp]> = [
+      ['another piece', async c => await sign({ ...c, pieceId: 4 }), /names job job-1 piece 4/],
+      ['other outputs', async c => await sign({ ...c, outputsSha256: sha256Of([new Uint8Array(16)]) }), /outputs hash is not that of the output bytes received/],
+      ['other inputs', async c => await sign({ ...c, inputsSha256: sha256Of([]) }), /inputs hash is not that of the inputs sent/],
+      ['another key', async c => { const commitment = AnswerCommitment.encode(c); return { commitment, signature: await other.sign(commitmentPayload(commitment)) } }, /not signed by the worker/],
+      ['no prefix', async c => { const commitment = AnswerCommitment.encode(c); return { commitment, signature: await key.sign(commitment) } }, /not signed by the worker/]
+    ]
+    for (const [what, commit, message] of cases) {
+      const err = await run(commit)
+      expect(isMalformedAnswer(err), what).toBe(true)
+      expect(String((err as Error).message), what).toMatch(message)
+    }
   })
 })

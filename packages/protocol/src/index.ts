@@ -12,6 +12,7 @@ export type { Capacity, ProviderCapacity, VolunteerLimits } from './capacity-ad.
 export { CapacityAd as CapacityAdMessage, Hardware as HardwareMessage, Limits as LimitsMessage, Provider as ProviderMessage } from './pb/capacity.js'
 export { DTYPE_SIZES, toTensorInfo, validateTensorInfos } from './tensor-info.js'
 export type { TensorHeader, WireDtype } from './tensor-info.js'
-export { InferRequest, InferResponse, TensorInfo } from './pb/infer.js'
+export { AnswerCommitment, InferRequest, InferResponse, TensorInfo } from './pb/infer.js'
+export { COMMITMENT_PREFIX, commitmentMismatch, commitmentPayload, sha256Of } from './commitment.js'
 export { DirectOffer, DirectRequest } from './pb/direct.js'
 export { BlockRequest, BlockResponse } from './pb/block.js'

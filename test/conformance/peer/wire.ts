@@ -12,7 +12,7 @@ const PROTO_DIR = fileURLToPath(new URL('../../../packages/protocol/src/pb/', im
 /** Every message type on Shoal's own protocols, by the file that declares it. */
 export const PROTO_FILES = {
   capacity: ['CapacityAd', 'Hardware', 'Provider', 'Limits'],
-  infer: ['TensorInfo', 'InferRequest', 'InferResponse'],
+  infer: ['TensorInfo', 'InferRequest', 'InferResponse', 'AnswerCommitment'],
   direct: ['DirectRequest', 'DirectOffer'],
   block: ['BlockRequest', 'BlockResponse']
 } as const

@@ -4,7 +4,7 @@ import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { modelCid } from '@shoal/runtime'
 import {
-  BlockRequest, BlockResponse, CapacityAdMessage, DirectOffer, DirectRequest, HardwareMessage, InferRequest, InferResponse, LimitsMessage,
+  AnswerCommitment, BlockRequest, BlockResponse, CapacityAdMessage, DirectOffer, DirectRequest, HardwareMessage, InferRequest, InferResponse, LimitsMessage,
   ProviderMessage, TensorInfo
 } from '@shoal/protocol'
 import { loadWire } from '../peer/wire.js'
@@ -26,6 +26,7 @@ const SHOAL: Record<MessageName, ShoalCodec> = {
   TensorInfo,
   InferRequest,
   InferResponse,
+  AnswerCommitment,
   DirectRequest,
   DirectOffer,
   BlockRequest,
@@ -71,7 +72,17 @@ const SAMPLES: Record<MessageName, Record<string, unknown>> = {
     outputs: [{ name: 'logits', dtype: 'float16', dims: ['16', '1000'], byteLength: '32000' }, { name: 'ids', dtype: 'int64', dims: ['16'], byteLength: '128' }],
     computeMs: 12,
     provider: 'cpu',
-    computeUs: 12345
+    computeUs: 12345,
+    commitment: bytes(10, 5, 106, 111, 98, 45, 49),
+    commitmentSignature: bytes(...Array.from({ length: 64 }, (_, i) => (i * 11) % 256))
+  },
+  AnswerCommitment: {
+    jobId: '6f1c0e0a-2f7e-4c1b-9f59-1f6c2b9a0d11',
+    pieceId: 41,
+    modelCid: 'bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi',
+    inputsSha256: bytes(...Array.from({ length: 32 }, (_, i) => i)),
+    outputs: [{ name: 'logits', dtype: 'float16', dims: ['16', '1000'], byteLength: '32000' }],
+    outputsSha256: bytes(...Array.from({ length: 32 }, (_, i) => 255 - i))
   },
   DirectRequest: { protocol: '/shoal/infer/1.0.0', reuse: true },
   DirectOffer: { code: 'BUSY', message: 'too many tickets', port: 40123, ticket: bytes(...Array.from({ length: 16 }, (_, i) => 255 - i)), key: bytes(...Array.from({ length: 32 }, (_, i) => i * 7)), ttlMs: 10000, reuse: true },

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { resolveConfig, ShoalNode } from '@shoal/node'
 import { buildCalibrationModel } from '@shoal/runtime/calibration-model'
+import { AnswerCommitment, commitmentPayload, sha256Of } from '@shoal/protocol'
 import { SessionCache } from '@shoal/runtime'
 import type { PieceRuntime, Tensor } from '@shoal/runtime'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -114,6 +115,20 @@ describe('result verification (spot)', () => {
     const next = await submitter.submitJob(model.cid, { input: x }, { rowsPerPiece: 4 }).run()
     expect(sameBytes(next.outputs.output, reference.output)).toBe(true)
     expect(next.progress.perPeer[liar.peerId]).toBeUndefined()
+
+    // the liar's signed commitments to its wrong answers are kept as evidence, and they check out:
+    // its key signed them, and they name the zeros it sent
+    const evidence = submitter.evidence().filter(e => e.peerId === liar.peerId)
+    expect(evidence.length).toBe(v.mismatches)
+    for (const e of evidence) {
+      const commitment = Buffer.from(e.commitment, 'base64')
+      expect(await liar.libp2p.peerId.publicKey!.verify(commitmentPayload(commitment), Buffer.from(e.signature, 'base64'))).toBe(true)
+      const c = AnswerCommitment.decode(commitment)
+      expect(c).toMatchObject({ jobId: e.jobId, pieceId: e.pieceId, modelCid: model.cid })
+      const bytes = c.outputs.reduce((n, o) => n + Number(o.byteLength), 0)
+      expect(Buffer.from(c.outputsSha256)).toEqual(Buffer.from(sha256Of([new Uint8Array(bytes)])))
+    }
+    await waitFor(async () => await readFile(join(submitter.config.dataDir, 'evidence.json'), 'utf8').then(text => JSON.parse(text).length === evidence.length, () => false), 'evidence.json to hold the evidence')
 
     // the exclusion is in the data dir, for the node's next start
     const file = join(submitter.config.dataDir, 'trust.json')

@@ -6,7 +6,7 @@ import { concatRows, mismatchWithModel, sliceRows } from '@shoal/runtime'
 import type { ModelInfo, Tensor, Tolerance } from '@shoal/runtime'
 import { ASSUMED_FETCH_BYTES_PER_MS, MAX_LISTED_FAILURES, MODEL_FETCH_SETUP_MS, PROBE_TIMEOUT_MS } from '../constants.js'
 import { PieceError, isMalformedAnswer, PeerUnreachableError } from '../pieces/index.js'
-import type { PieceRequest, PieceResult } from '../pieces/index.js'
+import type { PieceRequest, PieceResult, SignedCommitment } from '../pieces/index.js'
 import { PieceVerifier, QuorumVerifier } from './verifier.js'
 import type { VerificationView, Verifier } from './verifier.js'
 
@@ -51,9 +51,21 @@ export interface JobDeps {
   trust?: TrustRecords
   /** Draws for `spot` (tests pass a seeded one). */
   random?: () => number
+  /** An answer of this job proven wrong, with its worker's signed commitment when it sent one (the node keeps it as evidence). */
+  onWrongAnswer?: (wrong: WrongAnswer) => void
   now?: () => number
   /** Debug log (`shoal:job`): every failed attempt and why. */
   log?: (format: string, ...args: unknown[]) => void
+}
+
+/** An answer proven wrong by verification. */
+export interface WrongAnswer {
+  jobId: string
+  pieceId: number
+  modelCid: string
+  peerId: string
+  /** The worker's signed commitment to it (docs/protocol.md 6.3), when it sent one. */
+  commitment?: SignedCommitment
 }
 
 /** A failed attempt of a piece on a peer, as `GET /v1/jobs/:id` and `shoal run --json` show it. */
@@ -176,8 +188,12 @@ export class Job {
       this.scheduler?.setPeers(this.allPeers(), this.now())
       this.wake()
     }
+    const onWrongAnswer = (pieceId: number, peerId: string, commitment?: SignedCommitment): void => {
+      deps.onWrongAnswer?.({ jobId: this.id, pieceId, modelCid: deps.model.cid, peerId, ...(commitment != null ? { commitment } : {}) })
+    }
     if (policy === 'full') {
       this.verifier = this.quorum = new QuorumVerifier({
+        onWrongAnswer,
         trust,
         localPeerId: deps.localPeerId,
         scheduler: () => this.scheduler,
@@ -188,6 +204,7 @@ export class Job {
       })
     } else {
       this.verifier = this.spot = new PieceVerifier({
+        onWrongAnswer,
         policy,
         trust,
         random: deps.random,
@@ -421,10 +438,10 @@ export class Job {
         this.scheduler?.failed(pieceId, peerId, problem, this.now())
       } else if (this.scheduler?.succeeded(pieceId, peerId, this.now()) === true) {
         if (this.quorum != null) {
-          this.quorum.answer(pieceId, peerId, piece.rows, result.outputs)
+          this.quorum.answer(pieceId, peerId, piece.rows, result.outputs, result.commitment)
         } else {
           this.results.set(pieceId, result.outputs)
-          if (remote) this.spot?.accept(pieceId, { peer: peerId, rows: piece.rows, inputs, outputs: result.outputs, replace: outputs => this.results.set(pieceId, outputs) })
+          if (remote) this.spot?.accept(pieceId, { peer: peerId, rows: piece.rows, inputs, outputs: result.outputs, replace: outputs => this.results.set(pieceId, outputs), commitment: result.commitment })
         }
         this.perProvider[result.provider] = (this.perProvider[result.provider] ?? 0) + 1
         outcome = 'done'

@@ -2,6 +2,7 @@ import { majority, needsCheck } from '@shoal/scheduler'
 import type { Scheduler, TrustRecords, VerifyPolicy } from '@shoal/scheduler'
 import { compareOutputs } from '@shoal/runtime'
 import type { Tensor, Tolerance } from '@shoal/runtime'
+import type { SignedCommitment } from '../pieces/index.js'
 
 /** What a job's verification did (`GET /v1/jobs/:id`, `shoal run --json`). */
 export interface VerificationView {
@@ -32,6 +33,8 @@ export interface PieceVerifierInit {
   runLocal: (inputs: Record<string, Tensor>) => Promise<Record<string, Tensor>>
   /** A peer was proven wrong: the job gives it no more pieces. */
   onCaught: (peer: string) => void
+  /** An answer proven wrong, with the worker's signed commitment to it when it sent one: evidence. */
+  onWrongAnswer?: (pieceId: number, peer: string, commitment?: SignedCommitment) => void
   /** How far two answers' floating-point outputs may differ (default @shoal/runtime's VERIFY_TOLERANCE). */
   tolerance?: Tolerance
   log?: (format: string, ...args: unknown[]) => void
@@ -45,6 +48,7 @@ interface Accepted {
   /** Replaces the piece's outputs in the job's results. */
   replace: (outputs: Record<string, Tensor>) => void
   checked: boolean
+  commitment?: SignedCommitment
 }
 
 /**
@@ -119,6 +123,7 @@ export class PieceVerifier implements Verifier {
     this.mismatches++
     piece.replace(reference)
     this.init.log?.('piece %d from %s disagrees with this node\'s run - %s', pieceId, piece.peer, agreement.reason)
+    this.init.onWrongAnswer?.(pieceId, piece.peer, piece.commitment)
     if (this.caught.has(piece.peer)) return
     this.caught.add(piece.peer)
     this.init.trust.caught(piece.peer)
@@ -137,6 +142,7 @@ export interface QuorumVerifierInit {
   /** A piece's answer is decided: these are its outputs. */
   onDecided: (pieceId: number, outputs: Record<string, Tensor>) => void
   onCaught: (peer: string) => void
+  onWrongAnswer?: (pieceId: number, peer: string, commitment?: SignedCommitment) => void
   tolerance?: Tolerance
   log?: (format: string, ...args: unknown[]) => void
 }
@@ -153,6 +159,8 @@ export class QuorumVerifier implements Verifier {
   private readonly init: QuorumVerifierInit
   /** Answers held for pieces not yet decided: piece -> peer -> outputs. */
   private readonly held = new Map<number, Map<string, Record<string, Tensor>>>()
+  /** The commitments that came with them. */
+  private readonly commitments = new Map<string, SignedCommitment>()
   private readonly caught = new Set<string>()
   private readonly disputed = new Set<number>()
   private checkedPieces = 0
@@ -163,10 +171,11 @@ export class QuorumVerifier implements Verifier {
   }
 
   /** A peer's answer to `pieceId` was accepted by the scheduler: hold it, and decide the piece once it has its answers. */
-  answer (pieceId: number, peer: string, rows: number, outputs: Record<string, Tensor>): void {
+  answer (pieceId: number, peer: string, rows: number, outputs: Record<string, Tensor>, commitment?: SignedCommitment): void {
     const answers = this.held.get(pieceId) ?? new Map<string, Record<string, Tensor>>()
     this.held.set(pieceId, answers)
     answers.set(peer, outputs)
+    if (commitment != null) this.commitments.set(`${pieceId}@${peer}`, commitment)
     if (answers.size > 1) this.extraRows += rows
     const scheduler = this.init.scheduler()
     const ballot = scheduler?.ballot(pieceId)
@@ -185,6 +194,8 @@ export class QuorumVerifier implements Verifier {
     const winners = verdict.agreeing.map(i => ballot[i])
     if (ballot.length > 1) this.checkedPieces++
     this.held.delete(pieceId)
+    for (const i of verdict.outvoted) this.init.onWrongAnswer?.(pieceId, ballot[i], this.commitments.get(`${pieceId}@${ballot[i]}`))
+    for (const p of ballot) this.commitments.delete(`${pieceId}@${p}`)
     scheduler.agreed(pieceId, winners)
     this.init.onDecided(pieceId, outputsOf[verdict.agreeing[0]])
     for (const w of winners) if (w !== this.init.localPeerId && !this.caught.has(w)) this.init.trust.verified(w)
@@ -213,7 +224,9 @@ export class QuorumVerifier implements Verifier {
     this.init.onCaught(peer)
     // its answers to pieces not yet decided no longer count
     for (const [id, answers] of this.held) {
-      if (answers.delete(peer)) this.init.scheduler()?.retract(id, peer)
+      if (!answers.delete(peer)) continue
+      this.commitments.delete(`${id}@${peer}`)
+      this.init.scheduler()?.retract(id, peer)
     }
   }
 }

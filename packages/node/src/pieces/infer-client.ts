@@ -1,5 +1,5 @@
 import type { PeerId, Stream } from '@libp2p/interface'
-import { INFER_PROTOCOL, InferRequest, InferResponse, InvalidMessageError, toTensorInfo, validateTensorInfos } from '@shoal/protocol'
+import { commitmentMismatch, commitmentPayload, INFER_PROTOCOL, InferRequest, InferResponse, InvalidMessageError, sha256Of, toTensorInfo, validateTensorInfos } from '@shoal/protocol'
 import type { Tensor } from '@shoal/runtime'
 import { readData, readMessage, streamChannel, writeData, writeMessage } from './frames.js'
 import type { Channel } from './frames.js'
@@ -22,6 +22,14 @@ export interface PieceResult {
   provider: string
   /** The piece went over a direct data channel (direct-channel.ts), not a libp2p stream. */
   direct?: boolean
+  /** The worker's signed commitment to this answer, checked (docs/protocol.md 6.3); absent from a worker that does not sign. */
+  commitment?: SignedCommitment
+}
+
+/** An encoded AnswerCommitment and the worker's signature over COMMITMENT_PREFIX and it. */
+export interface SignedCommitment {
+  commitment: Uint8Array
+  signature: Uint8Array
 }
 
 /**
@@ -76,14 +84,14 @@ export async function runRemotePiece (dial: Dial, peer: PeerId, request: PieceRe
   const channel = await open(false)
   const state = { answered: false }
   try {
-    return await exchange(channel, request, signal, state)
+    return await exchange(channel, peer, request, signal, state)
   } catch (err: any) {
     // A kept connection can have died since its last piece (the worker restarted, or dropped it) with
     // the news still on its way: if nothing came back on it, the piece goes once more on a new one.
     // (an answer that came but was malformed is the worker's, not the connection's)
     if (channel.reused !== true || state.answered || err instanceof PieceError || isMalformedAnswer(err) || signal.aborted) throw err
     try {
-      return await exchange(await open(true), request, signal, state)
+      return await exchange(await open(true), peer, request, signal, state)
     } catch (again: any) {
       // the peer is gone, not unreachable from the start: the piece did go out, and failed with it
       throw again instanceof PeerUnreachableError ? err : again
@@ -92,7 +100,7 @@ export async function runRemotePiece (dial: Dial, peer: PeerId, request: PieceRe
 }
 
 /** One exchange of /shoal/infer/1.0.0 on `channel`; `state.answered` once the worker's answer began. */
-async function exchange (channel: Channel, request: PieceRequest, signal: AbortSignal, state: { answered: boolean }): Promise<PieceResult> {
+async function exchange (channel: Channel, peer: PeerId, request: PieceRequest, signal: AbortSignal, state: { answered: boolean }): Promise<PieceResult> {
   const entries = Object.entries(request.inputs)
   const direct = channel.kind === 'direct'
   try {
@@ -119,11 +127,34 @@ async function exchange (channel: Channel, request: PieceRequest, signal: AbortS
       outputs[h.name] = { dtype: h.dtype, dims: h.dims, data: data.subarray(offset, offset + h.byteLength) }
       offset += h.byteLength
     }
+    const commitment = await checkCommitment(response, peer, request, data)
     await channel.close({ signal }).catch(() => {})
     const computeMs = response.computeUs > 0 ? response.computeUs / 1000 : response.computeMs
-    return { outputs, computeMs, provider: response.provider, direct }
+    return { outputs, computeMs, provider: response.provider, direct, ...(commitment != null ? { commitment } : {}) }
   } catch (err: any) {
     channel.abort(err instanceof Error ? err : new Error(String(err)))
     throw err
   }
+}
+
+/**
+ * A commitment that comes with an answer must describe it and be signed by the worker: else the answer
+ * is refused as malformed (BAD_ANSWER). None is accepted too (a worker that does not sign), as is one
+ * from a peer whose id does not hold its public key (an RSA key): then there is nothing to check it with.
+ */
+async function checkCommitment (response: InferResponse, peer: PeerId, request: PieceRequest, data: Uint8Array): Promise<SignedCommitment | undefined> {
+  if (response.commitment.byteLength === 0 && response.commitmentSignature.byteLength === 0) return undefined
+  const problem = commitmentMismatch(response.commitment, {
+    jobId: request.jobId,
+    pieceId: request.pieceId,
+    modelCid: request.modelCid,
+    inputsSha256: sha256Of(Object.values(request.inputs).map(t => t.data)),
+    outputs: response.outputs,
+    outputsSha256: sha256Of([data])
+  })
+  if (problem != null) throw new InvalidMessageError('commitment', `infer response: ${problem}`)
+  if (peer.publicKey == null) return undefined
+  const ok = await peer.publicKey.verify(commitmentPayload(response.commitment), response.commitmentSignature)
+  if (!ok) throw new InvalidMessageError('commitment', 'infer response: the commitment is not signed by the worker')
+  return { commitment: response.commitment, signature: response.commitmentSignature }
 }

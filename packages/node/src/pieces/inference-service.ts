@@ -2,10 +2,10 @@ import { serviceDependencies } from '@libp2p/interface'
 import type { ComponentLogger, Logger, PeerId, Startable } from '@libp2p/interface'
 import type { Registrar } from '@libp2p/interface-internal'
 import {
-  INFER_PROTOCOL, InferRequest, InferResponse, InvalidMessageError, MAX_ID_LENGTH,
-  toTensorInfo, validateTensorInfos
+  AnswerCommitment, commitmentPayload, INFER_PROTOCOL, InferRequest, InferResponse, InvalidMessageError, MAX_ID_LENGTH,
+  sha256Of, toTensorInfo, validateTensorInfos
 } from '@shoal/protocol'
-import type { TensorHeader } from '@shoal/protocol'
+import type { TensorHeader, TensorInfo } from '@shoal/protocol'
 import { mismatchWithModel, SandboxError } from '@shoal/runtime'
 import { raceSignal } from 'race-signal'
 import type { PieceRuntime, Tensor } from '@shoal/runtime'
@@ -41,6 +41,8 @@ export interface InferenceServiceInit {
   shaping?: LinkShape
   /** Where pieces are counted (`GET /metrics`). */
   metrics?: NodeMetrics
+  /** Signs with the node's key: every OK answer carries a signed commitment (docs/protocol.md 6.3). Without it answers are unsigned. */
+  sign?: (payload: Uint8Array) => Promise<Uint8Array>
 }
 
 /**
@@ -178,6 +180,8 @@ export class InferenceService implements Startable {
       await linkDelay(this.init.shaping, total, signal)
       const tensors: Record<string, Tensor> = {}
       inputs.forEach((t, i) => { tensors[t.name] = { dtype: t.dtype, dims: t.dims, data: data[i] } })
+      // before the run: the inference thread may take the buffers over
+      const inputsSha256 = this.init.sign != null ? sha256Of(data) : undefined
       await this.ensureModel(request.modelCid, remotePeer, deadlineMs, signal)
       const info = this.init.store.info(request.modelCid)!
       const mismatch = mismatchWithModel(info, inputs)
@@ -187,13 +191,16 @@ export class InferenceService implements Startable {
       const outputs = Object.entries(result.outputs)
       const outputBytes = outputs.reduce((n, [, t]) => n + t.data.byteLength, 0)
       await linkDelay(this.init.shaping, outputBytes, signal)
+      const infos = outputs.map(([name, t]) => toTensorInfo({ name, dtype: t.dtype, dims: t.dims, byteLength: t.data.byteLength }))
+      const signed = inputsSha256 != null ? await this.commit(request, inputsSha256, infos, outputs.map(([, t]) => t.data)) : {}
       await this.answer(channel, {
         code: Code.OK,
         message: '',
-        outputs: outputs.map(([name, t]) => toTensorInfo({ name, dtype: t.dtype, dims: t.dims, byteLength: t.data.byteLength })),
+        outputs: infos,
         computeMs: Math.round(result.computeMs),
         computeUs: Math.min(0xffffffff, Math.round(result.computeMs * 1000)),
-        provider: result.provider
+        provider: result.provider,
+        ...signed
       }, signal, outputs.map(([, t]) => t.data))
       this.init.metrics?.pieceComputed({
         rows: inputs[0]?.dims[0] ?? 0,
@@ -273,10 +280,16 @@ export class InferenceService implements Startable {
     return busy == null ? undefined : { code: Code.OVERLOADED, message: busy }
   }
 
+  /** The signed commitment to an answer (docs/protocol.md 6.3). */
+  private async commit (request: InferRequest, inputsSha256: Uint8Array<ArrayBuffer>, outputs: TensorInfo[], data: Uint8Array[]): Promise<{ commitment: Uint8Array, commitmentSignature: Uint8Array }> {
+    const commitment = AnswerCommitment.encode({ jobId: request.jobId, pieceId: request.pieceId, modelCid: request.modelCid, inputsSha256, outputs, outputsSha256: sha256Of(data) })
+    return { commitment, commitmentSignature: await this.init.sign!(commitmentPayload(commitment)) }
+  }
+
   private async answer (channel: Channel, response: Partial<InferResponse> & { code: InferResponse.Code, message: string }, signal: AbortSignal, data: Uint8Array[] = []): Promise<void> {
     this.init.metrics?.workerPieces.inc({ outcome: String(response.code).toLowerCase() })
     try {
-      await writeMessage(channel.frames, InferResponse, { outputs: [], computeMs: 0, computeUs: 0, provider: '', ...response }, signal)
+      await writeMessage(channel.frames, InferResponse, { outputs: [], computeMs: 0, computeUs: 0, provider: '', commitment: new Uint8Array(0), commitmentSignature: new Uint8Array(0), ...response }, signal)
       await writeData(channel.frames, data, signal)
       // after an error nothing more on this connection: the client may still be sending the piece's data
       await channel.close({ signal, final: response.code !== Code.OK })

@@ -1,4 +1,5 @@
 import { decodeMessage, encodeMessage, enumeration, MaxLengthError, message, streamMessage } from 'protons-runtime'
+import { alloc as uint8ArrayAlloc } from 'uint8arrays/alloc'
 import type { Codec, DecodeOptions } from 'protons-runtime'
 import type { Uint8ArrayList } from 'uint8arraylist'
 
@@ -454,6 +455,8 @@ export interface InferResponse {
   computeMs: number
   provider: string
   computeUs: number
+  commitment: Uint8Array<ArrayBuffer>
+  commitmentSignature: Uint8Array<ArrayBuffer>
 }
 
 export namespace InferResponse {
@@ -522,6 +525,16 @@ export namespace InferResponse {
           w.uint32(obj.computeUs)
         }
 
+        if ((obj.commitment != null && obj.commitment.byteLength > 0)) {
+          w.uint32(58)
+          w.bytes(obj.commitment)
+        }
+
+        if ((obj.commitmentSignature != null && obj.commitmentSignature.byteLength > 0)) {
+          w.uint32(66)
+          w.bytes(obj.commitmentSignature)
+        }
+
         if (opts.lengthDelimited !== false) {
           w.ldelim()
         }
@@ -532,7 +545,9 @@ export namespace InferResponse {
           outputs: [],
           computeMs: 0,
           provider: '',
-          computeUs: 0
+          computeUs: 0,
+          commitment: uint8ArrayAlloc(0),
+          commitmentSignature: uint8ArrayAlloc(0)
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -569,6 +584,14 @@ export namespace InferResponse {
             }
             case 6: {
               obj.computeUs = reader.uint32()
+              break
+            }
+            case 7: {
+              obj.commitment = reader.bytes()
+              break
+            }
+            case 8: {
+              obj.commitmentSignature = reader.bytes()
               break
             }
             default: {
@@ -643,6 +666,20 @@ export namespace InferResponse {
               }
               break
             }
+            case 7: {
+              yield {
+                field: `${prefix}.commitment`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 8: {
+              yield {
+                field: `${prefix}.commitmentSignature`,
+                value: reader.bytes()
+              }
+              break
+            }
             default: {
               reader.skipType(tag & 7)
               break
@@ -704,6 +741,16 @@ export namespace InferResponse {
     value: number
   }
 
+  export interface InferResponseCommitmentFieldEvent {
+    field: '$.commitment'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface InferResponseCommitmentSignatureFieldEvent {
+    field: '$.commitmentSignature'
+    value: Uint8Array<ArrayBuffer>
+  }
+
   export function encode (obj: Partial<InferResponse>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, InferResponse.codec())
   }
@@ -712,7 +759,253 @@ export namespace InferResponse {
     return decodeMessage(buf, InferResponse.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<InferResponse>): Generator<InferResponseCodeFieldEvent | InferResponseMessageFieldEvent | InferResponseOutputsNameFieldEvent | InferResponseOutputsDtypeFieldEvent | InferResponseOutputsDimsFieldEvent | InferResponseOutputsByteLengthFieldEvent | InferResponseComputeMsFieldEvent | InferResponseProviderFieldEvent | InferResponseComputeUsFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<InferResponse>): Generator<InferResponseCodeFieldEvent | InferResponseMessageFieldEvent | InferResponseOutputsNameFieldEvent | InferResponseOutputsDtypeFieldEvent | InferResponseOutputsDimsFieldEvent | InferResponseOutputsByteLengthFieldEvent | InferResponseComputeMsFieldEvent | InferResponseProviderFieldEvent | InferResponseComputeUsFieldEvent | InferResponseCommitmentFieldEvent | InferResponseCommitmentSignatureFieldEvent> {
     return streamMessage(buf, InferResponse.codec(), opts)
+  }
+}
+
+export interface AnswerCommitment {
+  jobId: string
+  pieceId: number
+  modelCid: string
+  inputsSha256: Uint8Array<ArrayBuffer>
+  outputs: TensorInfo[]
+  outputsSha256: Uint8Array<ArrayBuffer>
+}
+
+export namespace AnswerCommitment {
+  let _codec: Codec<AnswerCommitment>
+
+  export const codec = (): Codec<AnswerCommitment> => {
+    if (_codec == null) {
+      _codec = message<AnswerCommitment>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.jobId != null && obj.jobId !== '')) {
+          w.uint32(10)
+          w.string(obj.jobId)
+        }
+
+        if ((obj.pieceId != null && obj.pieceId !== 0)) {
+          w.uint32(16)
+          w.uint32(obj.pieceId)
+        }
+
+        if ((obj.modelCid != null && obj.modelCid !== '')) {
+          w.uint32(26)
+          w.string(obj.modelCid)
+        }
+
+        if ((obj.inputsSha256 != null && obj.inputsSha256.byteLength > 0)) {
+          w.uint32(34)
+          w.bytes(obj.inputsSha256)
+        }
+
+        if (obj.outputs != null && obj.outputs.length > 0) {
+          for (const value of obj.outputs) {
+            w.uint32(42)
+            TensorInfo.codec().encode(value, w)
+          }
+        }
+
+        if ((obj.outputsSha256 != null && obj.outputsSha256.byteLength > 0)) {
+          w.uint32(50)
+          w.bytes(obj.outputsSha256)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          jobId: '',
+          pieceId: 0,
+          modelCid: '',
+          inputsSha256: uint8ArrayAlloc(0),
+          outputs: [],
+          outputsSha256: uint8ArrayAlloc(0)
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.jobId = reader.string()
+              break
+            }
+            case 2: {
+              obj.pieceId = reader.uint32()
+              break
+            }
+            case 3: {
+              obj.modelCid = reader.string()
+              break
+            }
+            case 4: {
+              obj.inputsSha256 = reader.bytes()
+              break
+            }
+            case 5: {
+              if (opts.limits?.outputs != null && obj.outputs.length === opts.limits.outputs) {
+                throw new MaxLengthError('Decode error - repeated field "outputs" had too many elements')
+              }
+
+              obj.outputs.push(TensorInfo.codec().decode(reader, reader.uint32(), {
+                limits: opts.limits?.outputs$
+              }))
+              break
+            }
+            case 6: {
+              obj.outputsSha256 = reader.bytes()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const obj = {
+          outputs: 0
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.jobId`,
+                value: reader.string()
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.pieceId`,
+                value: reader.uint32()
+              }
+              break
+            }
+            case 3: {
+              yield {
+                field: `${prefix}.modelCid`,
+                value: reader.string()
+              }
+              break
+            }
+            case 4: {
+              yield {
+                field: `${prefix}.inputsSha256`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 5: {
+              if (opts.limits?.outputs != null && obj.outputs === opts.limits.outputs) {
+                throw new MaxLengthError('Streaming decode error - repeated field "outputs" had too many elements')
+              }
+
+              for (const evt of TensorInfo.codec().stream(reader, reader.uint32(), `${prefix}.outputs[]`, {
+                limits: opts.limits?.outputs$
+              })) {
+                yield {
+                  ...evt,
+                  index: obj.outputs
+                }
+              }
+
+              obj.outputs++
+
+              break
+            }
+            case 6: {
+              yield {
+                field: `${prefix}.outputsSha256`,
+                value: reader.bytes()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface AnswerCommitmentJobIdFieldEvent {
+    field: '$.jobId'
+    value: string
+  }
+
+  export interface AnswerCommitmentPieceIdFieldEvent {
+    field: '$.pieceId'
+    value: number
+  }
+
+  export interface AnswerCommitmentModelCidFieldEvent {
+    field: '$.modelCid'
+    value: string
+  }
+
+  export interface AnswerCommitmentInputsSha256FieldEvent {
+    field: '$.inputsSha256'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface AnswerCommitmentOutputsNameFieldEvent {
+    field: '$.outputs[].name'
+    value: string
+    index: number
+  }
+
+  export interface AnswerCommitmentOutputsDtypeFieldEvent {
+    field: '$.outputs[].dtype'
+    value: string
+    index: number
+  }
+
+  export interface AnswerCommitmentOutputsDimsFieldEvent {
+    field: '$.outputs[].dims[]'
+    index: number
+    value: bigint
+  }
+
+  export interface AnswerCommitmentOutputsByteLengthFieldEvent {
+    field: '$.outputs[].byteLength'
+    value: bigint
+    index: number
+  }
+
+  export interface AnswerCommitmentOutputsSha256FieldEvent {
+    field: '$.outputsSha256'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export function encode (obj: Partial<AnswerCommitment>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, AnswerCommitment.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<AnswerCommitment>): AnswerCommitment {
+    return decodeMessage(buf, AnswerCommitment.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<AnswerCommitment>): Generator<AnswerCommitmentJobIdFieldEvent | AnswerCommitmentPieceIdFieldEvent | AnswerCommitmentModelCidFieldEvent | AnswerCommitmentInputsSha256FieldEvent | AnswerCommitmentOutputsNameFieldEvent | AnswerCommitmentOutputsDtypeFieldEvent | AnswerCommitmentOutputsDimsFieldEvent | AnswerCommitmentOutputsByteLengthFieldEvent | AnswerCommitmentOutputsSha256FieldEvent> {
+    return streamMessage(buf, AnswerCommitment.codec(), opts)
   }
 }
