@@ -18,7 +18,7 @@ import { parseModelCid, ModelStore, parseNameRef } from './models/index.js'
 import type { ModelSwarm, NameService } from './models/index.js'
 import { DirectPool, runRemotePiece } from './pieces/index.js'
 import type { Channel, LinkShape, SignedCommitment } from './pieces/index.js'
-import { Job, JobError } from './jobs/index.js'
+import { CanaryPool, Job, JobError } from './jobs/index.js'
 import type { JobOptions, WrongAnswer } from './jobs/index.js'
 import type { ModelEntry, FetchOptions, FetchSummary, Manifest, Resolved } from './models/index.js'
 import type { NodeConfig } from './config.js'
@@ -151,6 +151,8 @@ export class ShoalNode {
   private readonly jobs = new Map<string, Job>()
   /** What start() found and mended or could not (a data dir open to other users), for the operator. */
   readonly startWarnings: string[] = []
+  /** Rows whose answers this node knows, per model, for its jobs' canaries (`JobOptions.canaries`). */
+  private readonly canaries = new CanaryPool()
   /** Signed commitments of answers proven wrong, newest last (at most MAX_EVIDENCE; `<data dir>/evidence.json`). */
   private evidenceRecords: Evidence[] = []
   /** Peers that completed a piece for this node (newest last; at most MAX_PROVEN_PEERS). */
@@ -411,6 +413,7 @@ export class ShoalNode {
       maxResponseBytes: this.config.maxRequestBytes * 4,
       trust: this.trust,
       onWrongAnswer: wrong => { if (wrong.commitment != null) this.keepEvidence(wrong, wrong.commitment) },
+      canaries: this.canaries,
       log: libp2p.logger.forComponent('shoal:job')
     }, inputs, options)
     job.validate()

@@ -4,6 +4,7 @@ import { sliceRows } from '@shoal/runtime'
 import type { ModelInfo, Tensor } from '@shoal/runtime'
 import { TrustRecords } from '@shoal/scheduler'
 import type { SchedulerPeer } from '@shoal/scheduler'
+import { CanaryPool } from '../src/jobs/canaries.js'
 import { Job } from '../src/jobs/job.js'
 import type { JobDeps } from '../src/jobs/job.js'
 import { PieceError } from '../src/pieces/inference-service.js'
@@ -191,7 +192,7 @@ describe('Job: result verification (spot, checked against this node\'s own run)'
     expect(localRuns.length).toBe(5)
     const off = job({ veteran: async r => await zeros(r.inputs) }, { x: batch(8) }, { rowsPerPiece: 4, verify: 'off' })
     const unchecked = await off.job.run()
-    expect(unchecked.progress.verification).toEqual({ policy: 'off', checkedPieces: 0, extraRows: 0, mismatches: 0, excluded: [] })
+    expect(unchecked.progress.verification).toEqual({ policy: 'off', checkedPieces: 0, extraRows: 0, mismatches: 0, excluded: [], canaryRows: 0 })
     expect(unchecked.outputs.y.data.every(b => b === 0)).toBe(true)
   })
 
@@ -226,7 +227,7 @@ describe('Job: result verification (full, every piece on two peers)', () => {
     expect(localRuns).toEqual([])
     for (const [, peers] of answeredBy) expect(new Set(peers).size).toBe(2)
     expect(answeredBy.size).toBe(8)
-    expect(result.progress.verification).toEqual({ policy: 'full', checkedPieces: 8, extraRows: 16, mismatches: 0, excluded: [] })
+    expect(result.progress.verification).toEqual({ policy: 'full', checkedPieces: 8, extraRows: 16, mismatches: 0, excluded: [], canaryRows: 0 })
     expect(trust.get('a').record + trust.get('b').record + trust.get('c').record).toBe(16)
   })
 
@@ -280,5 +281,47 @@ describe('Job: result verification (full, every piece on two peers)', () => {
     expect(localRuns).toEqual([2])
     expect([...result.progress.verification.excluded].sort()).toEqual(['a', 'b'])
     expect(result.progress.verification).toMatchObject({ checkedPieces: 1, extraRows: 4, mismatches: 1 })
+  })
+})
+
+describe('Job: canary rows (rows whose answers this node knows, mixed into pieces)', () => {
+  const zeros = async (inputs: Record<string, Tensor>): Promise<PieceResult> => ({ outputs: { y: { ...inputs.x, data: new Uint8Array(inputs.x.data.byteLength) } }, computeMs: 1, provider: 'cpu' })
+  const known = (): CanaryPool => {
+    const pool = new CanaryPool()
+    const row: Tensor = { dtype: 'float32', dims: [1, 4], data: new Uint8Array(Float32Array.from([9, 8, 7, 6]).buffer) }
+    pool.add('bafkreitest', { x: row }, { y: row }, ['me'])
+    return pool
+  }
+
+  it('a worker answering zeros is caught by a canary without any second run, even with verify off', async () => {
+    const x = batch(8)
+    const rowsSeen: number[] = []
+    const { job: j, localRuns } = job({
+      cheater: async r => { rowsSeen.push(r.inputs.x.dims[0]); return await zeros(r.inputs) },
+      honest: async r => await honest(r.inputs)
+    }, { x }, { rowsPerPiece: 2, verify: 'off', canaries: 1 }, { canaries: known() })
+    const result = await j.run()
+    expect(same(result.outputs.y, x)).toBe(true)
+    expect(result.progress.verification.excluded).toEqual(['cheater'])
+    expect(result.progress.verification.mismatches).toBeGreaterThan(0)
+    // each piece it got carried one extra row; nothing was re-run here
+    expect(rowsSeen.every(n => n === 3)).toBe(true)
+    expect(localRuns).toEqual([])
+    expect(result.progress.failures.some(f => f.peerId === 'cheater' && /row whose answer this node knew is wrong/.test(f.reason))).toBe(true)
+  })
+
+  it('an honest worker\'s answers pass their canaries: the outputs are the piece\'s rows only, and the canary rows are counted', async () => {
+    const x = batch(8)
+    const { job: j } = job({ a: async r => await honest(r.inputs) }, { x }, { rowsPerPiece: 2, verify: 'off', canaries: 1 }, { canaries: known() })
+    const result = await j.run()
+    expect(same(result.outputs.y, x)).toBe(true)
+    expect(result.progress.verification).toMatchObject({ mismatches: 0, excluded: [], canaryRows: 4 })
+  })
+
+  it('rows this node ran or verified become canaries for later pieces', async () => {
+    const pool = new CanaryPool()
+    const { job: j } = job({ a: async r => await honest(r.inputs) }, { x: batch(8) }, { rowsPerPiece: 2, verify: 'spot', canaries: 1 }, { canaries: pool })
+    await j.run()
+    expect(pool.size('bafkreitest')).toBeGreaterThan(0)
   })
 })

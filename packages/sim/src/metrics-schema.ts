@@ -7,8 +7,8 @@ const msOrNull = { anyOf: [ms, { type: 'null' }] }
 const verification = {
   type: 'object',
   additionalProperties: false,
-  required: ['policy', 'checkedPieces', 'extraRows', 'mismatches', 'excluded'],
-  properties: { policy: { enum: ['off', 'spot', 'full'] }, checkedPieces: count, extraRows: count, mismatches: count, excluded: { type: 'array', items: { type: 'string' } } }
+  required: ['policy', 'checkedPieces', 'extraRows', 'mismatches', 'excluded', 'canaryRows'],
+  properties: { policy: { enum: ['off', 'spot', 'full'] }, checkedPieces: count, extraRows: count, mismatches: count, excluded: { type: 'array', items: { type: 'string' } }, canaryRows: count }
 }
 
 const cheat = {

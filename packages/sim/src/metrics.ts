@@ -10,6 +10,8 @@ export interface VerificationMetrics {
   mismatches: number
   /** Nodes (by name) proven wrong during the job. */
   excluded: string[]
+  /** Canary rows sent (rows whose answers the client knew). */
+  canaryRows: number
 }
 
 /** Times are milliseconds of scenario time: 0 is when the initial mesh had converged and the clock started. */

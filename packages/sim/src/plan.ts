@@ -27,7 +27,7 @@ export interface PlannedJob {
   batch: number
   /** Seeds the job's synthetic inputs. */
   inputSeed: number
-  options: Pick<JobSpec, 'rowsPerPiece' | 'targetPieceMs' | 'maxAttempts' | 'endgame' | 'verify'>
+  options: Pick<JobSpec, 'rowsPerPiece' | 'targetPieceMs' | 'maxAttempts' | 'endgame' | 'verify' | 'canaries'>
 }
 
 /** Everything that will happen in a run, fixed in advance by the scenario and its seed. */
@@ -186,7 +186,7 @@ class Planner {
           model: spec.model,
           batch: spec.batch,
           inputSeed: Math.floor(this.random() * 0xffffffff),
-          options: { rowsPerPiece: spec.rowsPerPiece, targetPieceMs: spec.targetPieceMs, maxAttempts: spec.maxAttempts, endgame: spec.endgame, verify: spec.verify }
+          options: { rowsPerPiece: spec.rowsPerPiece, targetPieceMs: spec.targetPieceMs, maxAttempts: spec.maxAttempts, endgame: spec.endgame, verify: spec.verify, canaries: spec.canaries }
         })
       }
     }

@@ -329,7 +329,7 @@ class Run {
       id: planned.id, model: modelKey(planned.model), batch: planned.batch, inputSeed: planned.inputSeed,
       submittedAtMs: planned.atMs, endedAtMs: null, wallMs: null, state: 'unfinished',
       pieces: 0, piecesDone: 0, retries: 0, duplicates: 0, bytesSent: 0, bytesReceived: 0, bytesMoved: 0, lostPieces: 0, correct: null,
-      verification: { policy: planned.options.verify ?? 'spot', checkedPieces: 0, extraRows: 0, mismatches: 0, excluded: [] }
+      verification: { policy: planned.options.verify ?? 'spot', checkedPieces: 0, extraRows: 0, mismatches: 0, excluded: [], canaryRows: 0 }
     }
   }
 

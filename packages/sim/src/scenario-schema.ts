@@ -89,7 +89,8 @@ const job = {
     targetPieceMs: { type: 'integer', minimum: 1 },
     maxAttempts: { type: 'integer', minimum: 1, maximum: 100 },
     endgame: { type: 'boolean' },
-    verify: { enum: ['off', 'spot', 'full'] }
+    verify: { enum: ['off', 'spot', 'full'] },
+    canaries: { type: 'integer', minimum: 0, maximum: 8 }
   }
 }
 

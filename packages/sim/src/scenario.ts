@@ -50,6 +50,8 @@ export interface JobSpec {
   endgame?: boolean
   /** Result verification (docs/trust.md); default spot, as for `shoal run`. */
   verify?: 'off' | 'spot' | 'full'
+  /** Canary rows per remote piece (docs/trust.md); default 0. */
+  canaries?: number
 }
 
 export interface ChurnEventSpec {
@@ -236,7 +238,8 @@ function normalise (raw: any): Scenario {
       targetPieceMs: j.targetPieceMs,
       maxAttempts: j.maxAttempts,
       endgame: j.endgame,
-      verify: j.verify
+      verify: j.verify,
+      canaries: j.canaries
     }))
   }
 }

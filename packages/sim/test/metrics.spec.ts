@@ -27,7 +27,7 @@ function sample (): SimMetrics {
     convergenceMs: 20,
     runMs: 1000,
     lostPieces: 0,
-    jobs: [{ id: 'job-0', model: 'generated:8x1', batch: 30, inputSeed: 3, submittedAtMs: 0, endedAtMs: 900, wallMs: 900, state: 'done', pieces: 3, piecesDone: 3, retries: 1, duplicates: 0, bytesSent: 100, bytesReceived: 50, bytesMoved: 150, lostPieces: 0, correct: null, verification: { policy: 'spot', checkedPieces: 3, extraRows: 30, mismatches: 1, excluded: ['a-1'] } }],
+    jobs: [{ id: 'job-0', model: 'generated:8x1', batch: 30, inputSeed: 3, submittedAtMs: 0, endedAtMs: 900, wallMs: 900, state: 'done', pieces: 3, piecesDone: 3, retries: 1, duplicates: 0, bytesSent: 100, bytesReceived: 50, bytesMoved: 150, lostPieces: 0, correct: null, verification: { policy: 'spot', checkedPieces: 3, extraRows: 30, mismatches: 1, excluded: ['a-1'], canaryRows: 0 } }],
     nodeStats: nodeMetrics(nodes, attempts, 1000),
     events: [{ atMs: 300, kind: 'kill', node: 'a-1', doneAtMs: 300 }],
     attempts,

@@ -24,6 +24,7 @@ export const runSpec: CommandSpec = {
     { name: 'share', type: 'boolean', help: 'this node takes a share of the pieces too (default: only when no peer can)' },
     { name: 'rows-per-piece', type: 'string', placeholder: 'N', help: 'rows per piece (default: sized for ~0.5 s on the median peer)' },
     { name: 'verify', type: 'string', placeholder: 'off|spot|full', help: 'check peers\' answers: spot re-runs here every answer of a peer without an established record and a falling share of the others; full runs every piece on two different peers whose answers must agree; off accepts every well-formed answer (default: spot)' },
+    { name: 'canaries', type: 'string', placeholder: 'N', help: 'mix N rows whose answers this node already knows into each remote piece (0-8, default 0): a wrong answer to one proves the peer wrong without a second run' },
     { name: 'tolerance', type: 'string', placeholder: 'RTOL[,ATOL]', help: 'how far two answers\' floating-point outputs may differ and agree: |a - b| <= ATOL + RTOL * |b| (default: 1e-4,1e-6); integer outputs must be equal' },
     TRUST_FLAG,
     DATA_DIR_FLAG,
@@ -37,7 +38,10 @@ number of rows. The outputs are exactly what ONNX Runtime returns for the whole 
 
 On a terminal, progress is shown on stderr. At the end a summary is printed; with --json, stdout is one
 JSON object: {jobId, wallMs, pieces, rowsPerPiece, retries, duplicates, directPieces, peers: {peerId: pieces},
-executionProviders: {provider: pieces}, failures: [{peerId, piece, reason}], failedAttempts, outputs: {name: path}}.
+executionProviders: {provider: pieces}, failures: [{peerId, piece, reason}], failedAttempts,
+verification: {policy, checkedPieces, extraRows, mismatches, excluded: [peerId], canaryRows}, outputs: {name: path}}.
+Peers' answers are checked by default (--verify spot, docs/trust.md): a peer caught answering wrong
+is excluded from this node's jobs for a while, and its wrong answers are replaced.
 failures lists failed attempts (the first 100; failedAttempts counts them all): a worker's error answer,
 an answer refused by this node (BAD_ANSWER: an output missing, of the wrong type or shape), a timeout or a
 disconnect. The human summary groups them by peer and reason. A failed job prints them too.
@@ -98,7 +102,7 @@ export async function run (argv: string[], io: Io): Promise<number> {
   const model = await modelInStore(client, args.model, (values.trust as string[] | undefined) ?? [], io, values.json !== true)
   const outDir = await outputDir(args.output)
   const started = performance.now()
-  const { jobId } = await client.submitJob({ model, inputs: args.inputs, options: { local: values.share === true ? 'share' : 'fallback', rowsPerPiece: args.rowsPerPiece, verify: args.verify, tolerance: args.tolerance } })
+  const { jobId } = await client.submitJob({ model, inputs: args.inputs, options: { local: values.share === true ? 'share' : 'fallback', rowsPerPiece: args.rowsPerPiece, verify: args.verify, tolerance: args.tolerance, canaries: args.canaries } })
   const { view, cancelled } = await followJob(client, jobId, io, io.isTTY && values.json !== true)
   if (view.state === 'failed') {
     io.log(`job ${jobId} failed: ${view.error ?? 'unknown error'}${cancelled ? ' (interrupted)' : ''}`)
@@ -112,7 +116,7 @@ export async function run (argv: string[], io: Io): Promise<number> {
 }
 
 /** What the command line asks for, checked before the node is asked anything. */
-async function checkRunArgs (values: Record<string, unknown>, positionals: string[]): Promise<{ model: string, output: string, inputs: Record<string, { path: string }>, rowsPerPiece?: number, verify?: JobOptions['verify'], tolerance?: JobOptions['tolerance'] }> {
+async function checkRunArgs (values: Record<string, unknown>, positionals: string[]): Promise<{ model: string, output: string, inputs: Record<string, { path: string }>, rowsPerPiece?: number, verify?: JobOptions['verify'], tolerance?: JobOptions['tolerance'], canaries?: number }> {
   if (positionals.length !== 1) throw new UsageError('give exactly one model: a .onnx file, a model CID or NAME@VERSION')
   const output = values.output as string | undefined
   if (output == null) throw new UsageError('--output DIR is required')
@@ -126,6 +130,11 @@ async function checkRunArgs (values: Record<string, unknown>, positionals: strin
   const verify = values.verify as string | undefined
   if (verify != null && verify !== 'off' && verify !== 'spot' && verify !== 'full') throw new UsageError(`--verify must be off, spot or full, not ${verify}`)
   const tolerance = values.tolerance == null ? undefined : toleranceOf(values.tolerance as string)
+  let canaries: number | undefined
+  if (values.canaries != null) {
+    canaries = Number(values.canaries)
+    if (!Number.isSafeInteger(canaries) || canaries < 0 || canaries > 8) throw new UsageError('--canaries must be a whole number from 0 to 8')
+  }
   const inputs: Record<string, { path: string }> = {}
   for (const spec of inputSpecs) {
     const eq = spec.indexOf('=')
@@ -140,7 +149,7 @@ async function checkRunArgs (values: Record<string, unknown>, positionals: strin
     }
     inputs[name] = { path }
   }
-  return { model: positionals[0], output, inputs, rowsPerPiece, verify: verify as JobOptions['verify'], tolerance }
+  return { model: positionals[0], output, inputs, rowsPerPiece, verify: verify as JobOptions['verify'], tolerance, canaries }
 }
 
 /** `--tolerance RTOL[,ATOL]`: two numbers, finite and at least 0; ATOL 1e-6 unless given. */

@@ -8,6 +8,7 @@ import { HttpError, JsonBody, RawBody, readBody, readJson } from './api-server.j
 import type { Route } from './api-server.js'
 import { MAX_API_BODY_BYTES, SHOAL_VERSION } from '../constants.js'
 import { METRICS_CONTENT_TYPE } from '../metrics.js'
+import { MAX_CANARIES } from '../jobs/index.js'
 import type { Job, JobOptions } from '../jobs/index.js'
 import type { ModelEntry, FetchProgress } from '../models/index.js'
 import { parseNameRef } from '../models/index.js'
@@ -96,6 +97,10 @@ function parseOptions (raw: any): JobOptions {
   if (raw.verify != null) {
     if (!VERIFY_POLICIES.includes(raw.verify)) throw new HttpError(400, 'options.verify must be "off", "spot" or "full"')
     options.verify = raw.verify
+  }
+  if (raw.canaries != null) {
+    if (!Number.isSafeInteger(raw.canaries) || raw.canaries < 0 || raw.canaries > MAX_CANARIES) throw new HttpError(400, `options.canaries must be a whole number from 0 to ${MAX_CANARIES}`)
+    options.canaries = raw.canaries
   }
   if (raw.tolerance != null) {
     const t = raw.tolerance

@@ -1,3 +1,4 @@
 // What the rest of the node uses of jobs/: other folders import from here, not from its files.
-export { Job, JobError } from './job.js'
+export { Job, JobError, MAX_CANARIES } from './job.js'
+export { CanaryPool } from './canaries.js'
 export type { JobOptions, WrongAnswer } from './job.js'

@@ -2,11 +2,13 @@ import { randomUUID } from 'node:crypto'
 import { choosePieceRows, describeCause, planPieces, Scheduler, TrustRecords } from '@shoal/scheduler'
 import type { Assignment, FailureCause, Piece, Progress, SchedulerPeer, VerifyPolicy } from '@shoal/scheduler'
 import { InferResponse } from '@shoal/protocol'
-import { concatRows, mismatchWithModel, sliceRows } from '@shoal/runtime'
+import { compareOutputs, concatRows, mismatchWithModel, sliceRows } from '@shoal/runtime'
 import type { ModelInfo, Tensor, Tolerance } from '@shoal/runtime'
 import { ASSUMED_FETCH_BYTES_PER_MS, MAX_LISTED_FAILURES, MODEL_FETCH_SETUP_MS, PROBE_TIMEOUT_MS } from '../constants.js'
 import { PieceError, isMalformedAnswer, PeerUnreachableError } from '../pieces/index.js'
 import type { PieceRequest, PieceResult, SignedCommitment } from '../pieces/index.js'
+import { CanaryPool, placeCanaries, splitCanaries, withCanaries } from './canaries.js'
+import type { CanaryPlan } from './canaries.js'
 import { PieceVerifier, QuorumVerifier } from './verifier.js'
 import type { VerificationView, Verifier } from './verifier.js'
 
@@ -33,7 +35,16 @@ export interface JobOptions {
   verify?: VerifyPolicy
   /** How far two answers' floating-point outputs may differ and still agree (default @shoal/runtime's VERIFY_TOLERANCE). */
   tolerance?: Tolerance
+  /**
+   * Canary rows per remote piece (default 0): rows whose answers this node already knows (from its own
+   * runs and answers it verified, of the same model) mixed into the piece at random places; a wrong
+   * answer to one proves the peer wrong without a second run (docs/trust.md). At most MAX_CANARIES.
+   */
+  canaries?: number
 }
+
+/** The most canary rows a piece may carry. */
+export const MAX_CANARIES = 8
 
 export interface JobDeps {
   localPeerId: string
@@ -53,6 +64,8 @@ export interface JobDeps {
   random?: () => number
   /** An answer of this job proven wrong, with its worker's signed commitment when it sent one (the node keeps it as evidence). */
   onWrongAnswer?: (wrong: WrongAnswer) => void
+  /** Rows whose answers the node knows, shared by its jobs (canaries); default: the job's own. */
+  canaries?: CanaryPool
   now?: () => number
   /** Debug log (`shoal:job`): every failed attempt and why. */
   log?: (format: string, ...args: unknown[]) => void
@@ -94,7 +107,10 @@ export interface JobProgress extends Progress {
   failures: PieceFailure[]
   /** Every failed attempt, listed or not. */
   failedAttempts: number
-  verification: VerificationView
+  verification: VerificationView & {
+    /** Canary rows sent in remote pieces (rows whose answers this node knew). */
+    canaryRows: number
+  }
 }
 
 /** One attempt of a piece on a peer, as the submitter saw it: from dispatch to answer. */
@@ -154,6 +170,9 @@ export class Job {
   /** Each output's dimensions after the batch axis, from this node's probe run (when it ran). */
   private readonly outputShapes = new Map<string, number[]>()
   private readonly verifier: Verifier
+  private readonly canaryPool: CanaryPool
+  private readonly random: () => number
+  private canaryRows = 0
   /** Under `spot`: checks answers against this node's runs. */
   private readonly spot?: PieceVerifier
   /** Under `full`: holds each piece's answers until two agree. */
@@ -183,6 +202,9 @@ export class Job {
     this.now = deps.now ?? (() => performance.now())
     const policy: VerifyPolicy = options.verify ?? 'spot'
     const trust = deps.trust ?? new TrustRecords(Date.now)
+    this.canaryPool = deps.canaries ?? new CanaryPool()
+    this.random = deps.random ?? Math.random
+    const model = deps.model.cid
     const onCaught = (peer: string): void => {
       this.excluded.add(peer)
       this.scheduler?.setPeers(this.allPeers(), this.now())
@@ -198,6 +220,7 @@ export class Job {
         localPeerId: deps.localPeerId,
         scheduler: () => this.scheduler,
         onDecided: (pieceId, outputs) => this.results.set(pieceId, outputs),
+        onVerified: (pieceId, outputs, peers) => { if (this.wantsCanaries()) this.canaryPool.add(model, this.pieceInputs(this.pieces[pieceId]), outputs, peers) },
         onCaught,
         tolerance: options.tolerance,
         log: deps.log
@@ -209,6 +232,7 @@ export class Job {
         trust,
         random: deps.random,
         runLocal: async inputs => (await deps.runLocal(deps.model.cid, inputs, this.stopping.signal)).outputs,
+        onVerified: (inputs, outputs, peer) => { if (this.wantsCanaries()) this.canaryPool.add(model, inputs, outputs, [peer]) },
         onCaught,
         tolerance: options.tolerance,
         log: deps.log
@@ -229,7 +253,7 @@ export class Job {
 
   progress (): JobProgress {
     const p = this.scheduler?.progress(this.now()) ?? { total: 0, done: 0, pending: 0, inFlight: 0, retries: 0, duplicates: 0, perPeer: {}, etaMs: null }
-    return { ...p, jobId: this.id, bytesSent: this.bytesSent, bytesReceived: this.bytesReceived, directPieces: this.directPieces, perProvider: { ...this.perProvider }, state: this.state, elapsedMs: this.startedAt === 0 ? 0 : Math.round(this.now() - this.startedAt), peers: this.allPeers().length, rowsPerPiece: this.rowsPerPiece, failures: [...this.failures], failedAttempts: this.failedAttempts, verification: this.verifier.view() }
+    return { ...p, jobId: this.id, bytesSent: this.bytesSent, bytesReceived: this.bytesReceived, directPieces: this.directPieces, perProvider: { ...this.perProvider }, state: this.state, elapsedMs: this.startedAt === 0 ? 0 : Math.round(this.now() - this.startedAt), peers: this.allPeers().length, rowsPerPiece: this.rowsPerPiece, failures: [...this.failures], failedAttempts: this.failedAttempts, verification: { ...this.verifier.view(), canaryRows: this.canaryRows } }
   }
 
   /** Runs the job (once: later calls return the same promise). */
@@ -341,6 +365,7 @@ export class Job {
       throw new JobError(`the model does not run on these inputs: ${err.message}`)
     }
     const ms = (this.now() - started) / rows
+    if (this.wantsCanaries()) this.canaryPool.add(this.deps.model.cid, probe, outputs, [this.deps.localPeerId])
     for (const [name, t] of Object.entries(outputs)) {
       if (t.dims.length === 0 || t.dims[0] !== rows) throw new JobError(`NOT_SPLITTABLE: output "${name}" has shape [${t.dims.join(', ')}] for ${rows === 1 ? 'one row' : `${rows} rows`}: the model does not keep the batch axis, so its batch cannot be split`)
       this.outputShapes.set(name, t.dims.slice(1))
@@ -411,10 +436,12 @@ export class Job {
     const key = `${pieceId}@${peerId}`
     const controller = new AbortController()
     this.flights.set(key, controller)
-    const inputs: Record<string, Tensor> = {}
-    for (const [name, t] of Object.entries(this.inputs)) inputs[name] = sliceRows(t, piece.start, piece.rows)
+    const inputs = this.pieceInputs(piece)
     const remote = peerId !== this.deps.localPeerId
-    if (remote) this.bytesSent += Object.values(inputs).reduce((n, t) => n + t.data.byteLength, 0)
+    const canaries = remote ? this.canaryPlan(piece, peerId) : undefined
+    const sent = canaries != null ? withCanaries(inputs, canaries) : inputs
+    if (canaries != null) this.canaryRows += canaries.positions.length
+    if (remote) this.bytesSent += Object.values(sent).reduce((n, t) => n + t.data.byteLength, 0)
     const startedAt = this.now()
     let outcome: PieceAttempt['outcome'] = 'failed'
     let reason: string | undefined
@@ -424,15 +451,16 @@ export class Job {
         jobId: this.id,
         pieceId,
         modelCid: this.deps.model.cid,
-        inputs,
+        inputs: sent,
         deadlineMs: deadline - this.now(),
         maxResponseBytes: this.deps.maxResponseBytes
       }, controller.signal)
-    run.then(result => {
-      if (remote) this.bytesReceived += Object.values(result.outputs).reduce((n, t) => n + t.data.byteLength, 0)
-      if (result.direct === true) this.directPieces++
+    run.then(answer => {
+      if (remote) this.bytesReceived += Object.values(answer.outputs).reduce((n, t) => n + t.data.byteLength, 0)
+      if (answer.direct === true) this.directPieces++
       if (controller.signal.aborted) { outcome = 'cancelled'; return }
-      const problem = this.checkOutputs(result.outputs, piece, remote)
+      const { result, problem: canaryProblem } = this.takeCanaries(answer, canaries, pieceId, peerId, piece)
+      const problem = canaryProblem ?? this.checkOutputs(result.outputs, piece, remote)
       if (problem != null) {
         reason = describeCause(problem)
         this.scheduler?.failed(pieceId, peerId, problem, this.now())
@@ -441,6 +469,7 @@ export class Job {
           this.quorum.answer(pieceId, peerId, piece.rows, result.outputs, result.commitment)
         } else {
           this.results.set(pieceId, result.outputs)
+          if (!remote && this.wantsCanaries()) this.canaryPool.add(this.deps.model.cid, inputs, result.outputs, [peerId])
           if (remote) this.spot?.accept(pieceId, { peer: peerId, rows: piece.rows, inputs, outputs: result.outputs, replace: outputs => this.results.set(pieceId, outputs), commitment: result.commitment })
         }
         this.perProvider[result.provider] = (this.perProvider[result.provider] ?? 0) + 1
@@ -465,6 +494,46 @@ export class Job {
       }
       this.wake()
     })
+  }
+
+  private pieceInputs (piece: Piece): Record<string, Tensor> {
+    const inputs: Record<string, Tensor> = {}
+    for (const [name, t] of Object.entries(this.inputs)) inputs[name] = sliceRows(t, piece.start, piece.rows)
+    return inputs
+  }
+
+  /** The job asks for canaries, and the model's batch axis is free to take extra rows. */
+  private wantsCanaries (): boolean {
+    return (this.options.canaries ?? 0) > 0 && this.fixedBatch() == null
+  }
+
+  /** Canary rows for a piece to `peer`, if the job wants them and the pool has rows the peer did not compute. */
+  private canaryPlan (piece: Piece, peer: string): CanaryPlan | undefined {
+    if (!this.wantsCanaries()) return undefined
+    const rows = this.canaryPool.draw(this.deps.model.cid, Math.min(MAX_CANARIES, this.options.canaries ?? 0), peer, this.random)
+    return rows.length === 0 ? undefined : placeCanaries(piece.rows, rows, this.random)
+  }
+
+  /**
+   * An answer to a piece sent with canaries: its own rows, once every canary row's answer agrees with
+   * the one this node knows. A wrong one proves the peer wrong (the attempt fails and the verifier
+   * catches it); a wrong number of rows is refused as any answer of the wrong shape.
+   */
+  private takeCanaries (answer: PieceResult, plan: CanaryPlan | undefined, pieceId: number, peerId: string, piece: Piece): { result: PieceResult, problem?: FailureCause } {
+    if (plan == null) return { result: answer }
+    const refuse = (message: string): FailureCause => ({ kind: 'error', code: 'BAD_ANSWER', message })
+    const split = splitCanaries(answer.outputs, plan, piece.rows)
+    if (split == null) return { result: answer, problem: refuse(`an output does not have the ${piece.rows + plan.positions.length} rows sent`) }
+    const names = this.deps.model.outputs.map(o => o.name)
+    const pick = (t: Record<string, Tensor>): Record<string, Tensor> => Object.fromEntries(names.filter(n => t[n] != null).map(n => [n, t[n]]))
+    for (const [i, row] of plan.rows.entries()) {
+      const agreement = compareOutputs(pick(split.canaries[i]), pick(row.outputs), { sameRuntime: false, tolerance: this.options.tolerance })
+      if (!agreement.agree) {
+        this.verifier.convict(pieceId, peerId, answer.commitment)
+        return { result: answer, problem: refuse('the answer to a row whose answer this node knew is wrong') }
+      }
+    }
+    return { result: { ...answer, outputs: split.outputs } }
   }
 
   /** Why a peer's output does not have the dimensions after the batch axis it must have, if it does not. */

@@ -22,6 +22,8 @@ export interface Verifier {
   view: () => VerificationView
   /** Resolves once every check has ended; rejects, naming the piece, if one could not be made. */
   settled: () => Promise<void>
+  /** A peer's answer to `pieceId` was proven wrong outside the policy (a canary row): it is caught. */
+  convict: (pieceId: number, peer: string, commitment?: SignedCommitment) => void
 }
 
 export interface PieceVerifierInit {
@@ -35,6 +37,8 @@ export interface PieceVerifierInit {
   onCaught: (peer: string) => void
   /** An answer proven wrong, with the worker's signed commitment to it when it sent one: evidence. */
   onWrongAnswer?: (pieceId: number, peer: string, commitment?: SignedCommitment) => void
+  /** A peer's answer was verified by this node's run (its rows may serve as canaries). */
+  onVerified?: (inputs: Record<string, Tensor>, outputs: Record<string, Tensor>, peer: string) => void
   /** How far two answers' floating-point outputs may differ (default @shoal/runtime's VERIFY_TOLERANCE). */
   tolerance?: Tolerance
   log?: (format: string, ...args: unknown[]) => void
@@ -118,18 +122,30 @@ export class PieceVerifier implements Verifier {
     const agreement = compareOutputs(piece.outputs, reference, { sameRuntime: false, tolerance: this.init.tolerance })
     if (agreement.agree) {
       if (!this.caught.has(piece.peer)) this.init.trust.verified(piece.peer)
+      this.init.onVerified?.(piece.inputs, reference, piece.peer)
       return
     }
     this.mismatches++
     piece.replace(reference)
     this.init.log?.('piece %d from %s disagrees with this node\'s run - %s', pieceId, piece.peer, agreement.reason)
     this.init.onWrongAnswer?.(pieceId, piece.peer, piece.commitment)
-    if (this.caught.has(piece.peer)) return
-    this.caught.add(piece.peer)
-    this.init.trust.caught(piece.peer)
-    this.init.onCaught(piece.peer)
-    // every other answer it gave in this job is suspect
-    for (const [id, other] of this.accepted) if (other.peer === piece.peer) this.check(id, other)
+    this.catch(piece.peer)
+  }
+
+  convict (pieceId: number, peer: string, commitment?: SignedCommitment): void {
+    this.mismatches++
+    this.init.log?.('piece %d from %s answered rows this node knew wrong (a canary)', pieceId, peer)
+    this.init.onWrongAnswer?.(pieceId, peer, commitment)
+    this.catch(peer)
+  }
+
+  /** A peer proven wrong: recorded, kept from the rest of the job, and every other answer it gave in the job is checked. */
+  private catch (peer: string): void {
+    if (this.caught.has(peer)) return
+    this.caught.add(peer)
+    this.init.trust.caught(peer)
+    this.init.onCaught(peer)
+    for (const [id, other] of this.accepted) if (other.peer === peer) this.check(id, other)
   }
 }
 
@@ -143,6 +159,8 @@ export interface QuorumVerifierInit {
   onDecided: (pieceId: number, outputs: Record<string, Tensor>) => void
   onCaught: (peer: string) => void
   onWrongAnswer?: (pieceId: number, peer: string, commitment?: SignedCommitment) => void
+  /** A piece's answer was decided by two or more agreeing answers (its rows may serve as canaries). */
+  onVerified?: (pieceId: number, outputs: Record<string, Tensor>, peers: string[]) => void
   tolerance?: Tolerance
   log?: (format: string, ...args: unknown[]) => void
 }
@@ -199,10 +217,17 @@ export class QuorumVerifier implements Verifier {
     scheduler.agreed(pieceId, winners)
     this.init.onDecided(pieceId, outputsOf[verdict.agreeing[0]])
     for (const w of winners) if (w !== this.init.localPeerId && !this.caught.has(w)) this.init.trust.verified(w)
+    if (winners.length > 1) this.init.onVerified?.(pieceId, outputsOf[verdict.agreeing[0]], winners)
     for (const i of verdict.outvoted) this.catch(ballot[i], pieceId)
   }
 
   async settled (): Promise<void> {}
+
+  convict (pieceId: number, peer: string, commitment?: SignedCommitment): void {
+    this.disputed.add(pieceId)
+    this.init.onWrongAnswer?.(pieceId, peer, commitment)
+    this.catch(peer, pieceId)
+  }
 
   view (): VerificationView {
     return { policy: 'full', checkedPieces: this.checkedPieces, extraRows: this.extraRows, mismatches: this.disputed.size, excluded: [...this.caught] }
