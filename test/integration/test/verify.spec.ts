@@ -199,15 +199,17 @@ describe('result verification among honest peers of different providers', () => 
     for (const n of [cpu, gpu]) await n.addModel(bytes)
     await waitFor(() => [cpu, gpu].every(w => submitter.peers().some(p => p.peerId === w.peerId && p.models.includes(model.cid))), 'both workers\' ads to list the model')
     const providers = new Set<string>()
+    let checked = 0
     for (let i = 0; i < 8; i++) {
       const x: Tensor = { dtype: 'float32', dims: [16, 64], data: new Uint8Array(Float32Array.from({ length: 16 * 64 }, (_, k) => Math.sin(k + i) + 2).buffer) }
       const result = await submitter.submitJob(model.cid, { input: x }, { rowsPerPiece: 2, verify: i % 2 === 0 ? 'spot' : 'full' }).run()
       const v = result.progress.verification
       expect(v).toMatchObject({ mismatches: 0, excluded: [] })
-      expect(v.checkedPieces).toBeGreaterThan(0)
+      checked += v.checkedPieces
       for (const p of Object.keys(result.progress.perProvider)) providers.add(p)
     }
-    // both providers answered, and neither worker lost standing
+    // answers were compared (as records grow, spot checks fewer), both providers answered, and neither worker lost standing
+    expect(checked).toBeGreaterThan(8)
     expect([...providers].sort()).toEqual(['cpu', 'webgpu'])
     for (const w of [cpu, gpu]) expect(submitter.peers().find(p => p.peerId === w.peerId)?.standing).toMatchObject({ offences: 0, excludedUntil: null })
     expect(submitter.trust.get(gpu.peerId).record).toBeGreaterThan(0)
