@@ -409,7 +409,8 @@ export class ShoalNode {
         async (peer, signal, fresh) => await this.directChannelTo(peer, signal, fresh)
       ),
       // an aborted local run goes on in its sandbox process, its result dropped (this node chose the model: it is not killed)
-      runLocal: async (cid, tensors, signal) => await raceSignal(this.sessions!.run(cid, async () => await this.models.bytes(cid), tensors), signal),
+      // its own runs are not refused for what peers' pieces of the model did (a peer's too-short deadline)
+      runLocal: async (cid, tensors, signal) => await raceSignal(this.sessions!.run(cid, async () => await this.models.bytes(cid), tensors, { own: true }), signal),
       maxResponseBytes: this.config.maxRequestBytes * 4,
       trust: this.trust,
       onWrongAnswer: wrong => { if (wrong.commitment != null) this.keepEvidence(wrong, wrong.commitment) },

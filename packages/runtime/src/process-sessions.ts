@@ -63,7 +63,7 @@ export class ProcessSessions implements PieceRuntime {
 
   async run (cid: string, load: () => Promise<Uint8Array>, inputs: Record<string, Tensor>, options: PieceRunOptions = {}): Promise<PieceRun> {
     if (this.closed) throw new Error('the inference sessions are closed')
-    const refusal = this.refusal(cid)
+    const refusal = options.own === true ? undefined : this.refusal(cid)
     if (refusal != null) throw refusal
     options.signal?.throwIfAborted()
     const calledAt = this.now()
@@ -74,7 +74,7 @@ export class ProcessSessions implements PieceRuntime {
       // while it waited for a child: its deadline may have passed (no listener would fire now), or
       // another piece of the model may have had it refused
       if (options.signal?.aborted === true) throw new SandboxError('deadline', `the piece's deadline passed while it waited for the sandbox (model ${cid})`)
-      const late = this.refusal(cid)
+      const late = options.own === true ? undefined : this.refusal(cid)
       if (late != null) throw late
       options.onStart?.()
       const run = await new Promise<PieceRun>((resolve, reject) => {
@@ -84,7 +84,7 @@ export class ProcessSessions implements PieceRuntime {
           // the model is to blame only if it had the child for most of the piece's time, not a
           // piece that spent its deadline waiting behind another (an endless one, say)
           const held = this.now() - sentAt
-          if (held * 2 >= this.now() - calledAt) this.refuse(cid, 'outlived its deadline and was killed')
+          if (options.own !== true && held * 2 >= this.now() - calledAt) this.refuse(cid, 'outlived its deadline and was killed')
           this.kill(slot, new SandboxError('deadline', `the run of model ${cid} outlived its deadline: its process was killed`))
         }
         const done = (): void => { settled = true; options.signal?.removeEventListener('abort', onAbort) }

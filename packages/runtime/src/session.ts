@@ -54,6 +54,12 @@ export interface PieceRun {
 
 export interface PieceRunOptions {
   /**
+   * The node's own run (a job's probe, its local pieces, its checks of peers' answers), not a peer's
+   * piece: a model refused for what peers' pieces did (outliving a deadline a peer chose) still runs,
+   * and its own deadline does not get the model refused for peers.
+   */
+  own?: boolean
+  /**
    * The inputs' buffers are the runtime's to keep or move (the caller made them for this run and will
    * not touch them again): a runtime in another thread moves them there instead of copying.
    */

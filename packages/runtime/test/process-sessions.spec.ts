@@ -41,6 +41,9 @@ describe('ProcessSessions: models run in a child process the node can kill', () 
       const again = await sandbox.run('loop', async () => endlessLoop(), { input: x }).catch(e => e)
       expect(again).toMatchObject({ name: 'SandboxError', kind: 'refused' })
       expect(again.message).toMatch(/outlived its deadline and was killed here; it is refused for \d+ s more/)
+      // but the node's own run of a refused model still runs (a peer's short deadline must not stop the node's own jobs)
+      const own = await sandbox.run('loop', async () => endlessLoop(), { input: x }, { own: true, signal: AbortSignal.timeout(500) }).catch(e => e)
+      expect(own).toMatchObject({ name: 'SandboxError', kind: 'deadline' })
     } finally {
       await sandbox.close()
     }
