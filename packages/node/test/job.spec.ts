@@ -228,7 +228,20 @@ describe('Job: result verification (full, every piece on two peers)', () => {
     for (const [, peers] of answeredBy) expect(new Set(peers).size).toBe(2)
     expect(answeredBy.size).toBe(8)
     expect(result.progress.verification).toEqual({ policy: 'full', checkedPieces: 8, extraRows: 16, mismatches: 0, excluded: [], canaryRows: 0 })
-    expect(trust.get('a').record + trust.get('b').record + trust.get('c').record).toBe(16)
+    // two peers agreeing raise neither's record: two colluders could raise each other's
+    expect(trust.get('a').record + trust.get('b').record + trust.get('c').record).toBe(0)
+  })
+
+  it('two colluders answering the same wrong thing: once one is caught, the pieces they decided together are run here, and the outputs are right', async () => {
+    let state = 3
+    const random = (): number => (state = (Math.imul(state, 1664525) + 1013904223) >>> 0) / 4294967296
+    const x = ones(32)
+    const trust = new TrustRecords(Date.now)
+    const { job: j } = job({ c1: async r => await zeros(r.inputs), c2: async r => await zeros(r.inputs), h: async r => await honest(r.inputs) }, { x }, { rowsPerPiece: 2, verify: 'full' }, { trust, random })
+    const result = await j.run()
+    expect(same(result.outputs.y, x)).toBe(true)
+    expect([...result.progress.verification.excluded].sort()).toEqual(['c1', 'c2'])
+    expect(trust.excluded('h')).toBe(false)
   })
 
   it('a peer answering zeros, or scaling by 1 + 1e-3, is outvoted by a third and excluded; the outputs are the honest ones', async () => {

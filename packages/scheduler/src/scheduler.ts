@@ -101,6 +101,14 @@ export interface SchedulerOptions {
   quorum?: number
   /** With a quorum above 1: the most answers one piece may collect before it fails unverified (default quorum + 1: a disagreement goes to one more peer). */
   maxAnswers?: number
+  /**
+   * With a quorum above 1: draws the peer of a piece's further copy, uniformly among every peer that may
+   * ever take it, busy or not, and the copy waits for that peer (tests pass a seeded one; default
+   * Math.random). The fastest peer gets a piece's first copy; were the second the next fastest, or
+   * the first free, two colluding peers advertising high speeds and answering at once would answer
+   * most pieces together and agree on wrong answers.
+   */
+  random?: () => number
 }
 
 interface Flight {
@@ -168,6 +176,8 @@ export class Scheduler {
   private readonly answeredBy = new Map<number, Set<string>>()
   /** With a quorum: disputed pieces that only the local node may take now (its answer decides). */
   private readonly arbitrated = new Set<number>()
+  /** With a quorum: the peer drawn for a piece's further copy, which the copy waits for. */
+  private readonly designated = new Map<number, string>()
 
   constructor (pieces: Piece[], options: SchedulerOptions) {
     this.pieces = new Map(pieces.map(p => [p.id, p]))
@@ -184,6 +194,7 @@ export class Scheduler {
       maxCopies: DEFAULT_MAX_COPIES,
       modelFetchMs: 0,
       quorum: 1,
+      random: Math.random,
       // an option given as undefined keeps its default
       ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as SchedulerOptions,
       maxAnswers: 0
@@ -369,7 +380,8 @@ export class Scheduler {
         this.pending.splice(i, 1)
         continue
       }
-      const peer = this.bestPeer(now, this.pieces.get(pieceId)!)
+      const piece = this.pieces.get(pieceId)!
+      const peer = this.furtherCopy(pieceId) ? this.designatedPeer(now, piece) : this.bestPeer(now, piece)
       if (peer != null) {
         assign.push(this.start(pieceId, peer, now, false))
         continue
@@ -532,6 +544,31 @@ export class Scheduler {
     return this.window(state) > 0
   }
 
+  /** With a quorum: the piece already has an answer or a copy running, so this copy is a further one. */
+  private furtherCopy (pieceId: number): boolean {
+    return this.options.quorum > 1 && ((this.answers.get(pieceId)?.length ?? 0) > 0 || this.flights.some(f => f.pieceId === pieceId))
+  }
+
+  /**
+   * The peer drawn for this piece's further copy if it may take it now. Drawn once, uniformly among the
+   * peers that may ever take the piece (remote ones first: the local node in fallback mode only when
+   * none is left), and drawn again only when that peer left, backs off after a failure, or cannot
+   * take the piece.
+   */
+  private designatedPeer (now: number, piece: Piece): PeerState | undefined {
+    const id = this.designated.get(piece.id)
+    let state = id == null ? undefined : this.peers.get(id)
+    if (state == null || this.window(state) === 0 || state.backoffUntil > now || !this.eligible(state.peer.peerId, piece.id)) {
+      const all = [...this.peers.values()].filter(s => this.window(s) > 0 && this.eligible(s.peer.peerId, piece.id)).sort((a, b) => a.peer.peerId.localeCompare(b.peer.peerId))
+      const remote = all.filter(s => s.peer.peerId !== this.options.localPeerId)
+      const candidates = this.options.local === 'fallback' && remote.length > 0 ? remote : all
+      if (candidates.length === 0) return undefined
+      state = candidates[Math.floor(this.options.random() * candidates.length)]
+      this.designated.set(piece.id, state.peer.peerId)
+    }
+    return this.usable(state, now, piece.id) ? state : undefined
+  }
+
   /** The usable peer expected to finish this piece first, counting what it already has in flight. */
   private bestPeer (now: number, piece: Piece): PeerState | undefined {
     let best: PeerState | undefined
@@ -549,6 +586,7 @@ export class Scheduler {
 
   private start (pieceId: number, state: PeerState, now: number, duplicate: boolean): Assignment {
     const piece = this.pieces.get(pieceId)!
+    if (this.designated.get(pieceId) === state.peer.peerId) this.designated.delete(pieceId)
     const startupMs = this.startupMs(state)
     const aheadRows = this.rowsInFlight(state.peer.peerId)
     const expectedMs = startupMs + (aheadRows + piece.rows) * this.msPerRow(state)

@@ -382,7 +382,8 @@ describe('quorum (verify full)', () => {
   })
 
   it('a retracted answer (its peer proven wrong elsewhere) is replaced by another peer\'s', () => {
-    const s = new Scheduler(planPieces(10, 10), full)
+    // the first of the peers drawn for a further copy
+    const s = new Scheduler(planPieces(10, 10), { ...full, random: () => 0 })
     s.setPeers([{ peerId: 'a', gflops: 100, slots: 1 }, { peerId: 'b', gflops: 100, slots: 1 }, { peerId: 'c', gflops: 100, slots: 1 }], 0)
     const first = s.next(0).assign
     expect(first.map(x => x.peerId).sort()).toEqual(['a', 'b'])
@@ -396,6 +397,19 @@ describe('quorum (verify full)', () => {
     s.agreed(0, ['b', 'c'])
     expect(s.state).toBe('done')
     expect(s.winners.get(0)).toBe('b')
+  })
+
+  it('two colluders advertising the highest speeds rarely get both copies of a piece: further copies are drawn at random', () => {
+    const pieces = planPieces(100, 1)
+    let state = 7
+    const random = (): number => (state = (Math.imul(state, 1664525) + 1013904223) >>> 0) / 4294967296
+    const honest = Array.from({ length: 8 }, (_, i) => peer(`h${i}`, 100, 1))
+    const sybils = [peer('s0', 10_000, 0.001), peer('s1', 10_000, 0.001)]
+    const result = simulate(new Scheduler(pieces, { ...full, random }), pieces, [...sybils, ...honest])
+    expect(result.state).toBe('done')
+    const together = result.verdicts.filter(v => v.peers.includes('s0') && v.peers.includes('s1')).length
+    // fastest-first gave them both copies of about 9 in 10 pieces; at random, about 1 in 9 of their first copies
+    expect(together).toBeLessThan(25)
   })
 
   it('a quorum of 1 is the default and needs no verdict', () => {

@@ -220,6 +220,7 @@ export class Job {
         localPeerId: deps.localPeerId,
         scheduler: () => this.scheduler,
         onDecided: (pieceId, outputs) => this.results.set(pieceId, outputs),
+        runLocal: async pieceId => (await deps.runLocal(deps.model.cid, this.pieceInputs(this.pieces[pieceId]), this.stopping.signal)).outputs,
         onVerified: (pieceId, outputs, peers) => { if (this.wantsCanaries()) this.canaryPool.add(model, this.pieceInputs(this.pieces[pieceId]), outputs, peers) },
         onCaught,
         tolerance: options.tolerance,
@@ -387,6 +388,7 @@ export class Job {
       timeoutFloorMs: this.options.timeoutFloorMs,
       endgame: this.options.endgame,
       quorum: this.quorum != null ? 2 : 1,
+      random: this.random,
       // a peer without the model fetches it first: a guess from its size at a modest swarm rate
       modelFetchMs: MODEL_FETCH_SETUP_MS + this.deps.model.bytes / ASSUMED_FETCH_BYTES_PER_MS
     })

@@ -157,9 +157,11 @@ export interface QuorumVerifierInit {
   scheduler: () => Pick<Scheduler, 'ballot' | 'agreed' | 'disagreed' | 'retract'> | undefined
   /** A piece's answer is decided: these are its outputs. */
   onDecided: (pieceId: number, outputs: Record<string, Tensor>) => void
+  /** This node's own run of a piece: to check pieces two peers decided, once one of them is proven wrong. */
+  runLocal: (pieceId: number) => Promise<Record<string, Tensor>>
   onCaught: (peer: string) => void
   onWrongAnswer?: (pieceId: number, peer: string, commitment?: SignedCommitment) => void
-  /** A piece's answer was decided by two or more agreeing answers (its rows may serve as canaries). */
+  /** A piece's answer was decided with this node's own answer among the winners (its rows may serve as canaries). */
   onVerified?: (pieceId: number, outputs: Record<string, Tensor>, peers: string[]) => void
   tolerance?: Tolerance
   log?: (format: string, ...args: unknown[]) => void
@@ -183,6 +185,11 @@ export class QuorumVerifier implements Verifier {
   private readonly disputed = new Set<number>()
   private checkedPieces = 0
   private extraRows = 0
+  /** Pieces decided by peers' answers alone, with the winners and outputs: checked here if a winner is later proven wrong. */
+  private readonly decided = new Map<number, { winners: string[], outputs: Record<string, Tensor>, rechecked: boolean }>()
+  private queue: Promise<void> = Promise.resolve()
+  private pending = 0
+  private failure?: Error
 
   constructor (init: QuorumVerifierInit) {
     this.init = init
@@ -215,13 +222,24 @@ export class QuorumVerifier implements Verifier {
     for (const i of verdict.outvoted) this.init.onWrongAnswer?.(pieceId, ballot[i], this.commitments.get(`${pieceId}@${ballot[i]}`))
     for (const p of ballot) this.commitments.delete(`${pieceId}@${p}`)
     scheduler.agreed(pieceId, winners)
-    this.init.onDecided(pieceId, outputsOf[verdict.agreeing[0]])
-    for (const w of winners) if (w !== this.init.localPeerId && !this.caught.has(w)) this.init.trust.verified(w)
-    if (winners.length > 1) this.init.onVerified?.(pieceId, outputsOf[verdict.agreeing[0]], winners)
+    const decided = outputsOf[verdict.agreeing[0]]
+    this.init.onDecided(pieceId, decided)
+    // only this node's run earns a peer record or makes a canary: two colluding peers that agree
+    // with each other must not raise each other's records
+    if (local >= 0) {
+      for (const w of winners) if (w !== this.init.localPeerId && !this.caught.has(w)) this.init.trust.verified(w)
+      if (winners.length > 1) this.init.onVerified?.(pieceId, decided, winners)
+    } else {
+      this.decided.set(pieceId, { winners, outputs: decided, rechecked: false })
+    }
     for (const i of verdict.outvoted) this.catch(ballot[i], pieceId)
   }
 
-  async settled (): Promise<void> {}
+  /** Resolves once every recheck has ended; rejects, naming the piece, if one could not be made. */
+  async settled (): Promise<void> {
+    while (this.pending > 0) await this.queue
+    if (this.failure != null) throw this.failure
+  }
 
   convict (pieceId: number, peer: string, commitment?: SignedCommitment): void {
     this.disputed.add(pieceId)
@@ -253,5 +271,29 @@ export class QuorumVerifier implements Verifier {
       this.commitments.delete(`${id}@${peer}`)
       this.init.scheduler()?.retract(id, peer)
     }
+    // pieces it won beside another peer only are checked here: that peer may have colluded
+    for (const [id, piece] of this.decided) if (piece.winners.includes(peer)) this.recheck(id, piece)
+  }
+
+  private recheck (pieceId: number, piece: { winners: string[], outputs: Record<string, Tensor>, rechecked: boolean }): void {
+    if (piece.rechecked) return
+    piece.rechecked = true
+    this.pending++
+    this.queue = this.queue.then(async () => {
+      try {
+        if (this.failure != null) return
+        const reference = await this.init.runLocal(pieceId)
+        this.extraRows += Object.values(reference)[0]?.dims[0] ?? 0
+        if (compareOutputs(piece.outputs, reference, { sameRuntime: false, tolerance: this.init.tolerance }).agree) return
+        this.disputed.add(pieceId)
+        this.init.onDecided(pieceId, reference)
+        this.init.log?.('piece %d, decided by %s, disagrees with this node\'s run', pieceId, piece.winners.join(', '))
+        for (const w of piece.winners) this.catch(w, pieceId)
+      } catch (err: any) {
+        this.failure ??= new Error(`piece ${pieceId} (decided by ${piece.winners.join(', ')}) could not be verified: ${String(err?.message ?? err)}`)
+      } finally {
+        this.pending--
+      }
+    })
   }
 }
