@@ -47,9 +47,12 @@ async function tightenDataDir (dataDir: string): Promise<string[]> {
   return notes
 }
 
+let tempCounter = 0
+
 /** Writes a file so that a reader never sees half of it, readable by its owner only. */
 export async function writePrivateFile (file: string, data: string | Uint8Array): Promise<void> {
-  const tmp = `${file}.${process.pid}.tmp`
+  // a name of its own per write: two writes of one file at once must not share a half-written temp file
+  const tmp = `${file}.${process.pid}.${++tempCounter}.tmp`
   await writeFile(tmp, data, { mode: 0o600 })
   await rename(tmp, file)
 }

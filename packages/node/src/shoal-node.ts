@@ -41,8 +41,9 @@ export interface Evidence {
   signature: string
 }
 
-/** The newest this many pieces of evidence are kept. */
+/** The newest this many pieces of evidence are kept, at most MAX_EVIDENCE_PER_PEER of one peer. */
 const MAX_EVIDENCE = 1000
+const MAX_EVIDENCE_PER_PEER = 8
 
 function isEvidence (v: any): v is Evidence {
   return v != null && typeof v === 'object' && ['peerId', 'jobId', 'modelCid', 'commitment', 'signature'].every(k => typeof v[k] === 'string') && Number.isSafeInteger(v.pieceId) && Number.isSafeInteger(v.recordedAt)
@@ -155,6 +156,9 @@ export class ShoalNode {
   private readonly canaries = new CanaryPool()
   /** Signed commitments of answers proven wrong, newest last (at most MAX_EVIDENCE; `<data dir>/evidence.json`). */
   private evidenceRecords: Evidence[] = []
+  /** The save of trust.json and evidence.json under way, and whether another is wanted after it. */
+  private saving: Promise<void> = Promise.resolve()
+  private saveAgain = false
   /** Peers that completed a piece for this node (newest last; at most MAX_PROVEN_PEERS). */
   private readonly proven = new BoundedSet<string>(MAX_PROVEN_PEERS)
   /** Direct connections for pieces to peers, kept between pieces (docs/protocol.md 6.1). */
@@ -338,6 +342,8 @@ export class ShoalNode {
     for (const job of this.jobs.values()) job.cancel()
     this.direct.closeIdle()
     await this.lifecycle?.stop()
+    // a save of peers' records under way is finished: the data dir is whole when stop() returns
+    await this.saving
   }
 
   /**
@@ -413,7 +419,11 @@ export class ShoalNode {
       runLocal: async (cid, tensors, signal) => await raceSignal(this.sessions!.run(cid, async () => await this.models.bytes(cid), tensors, { own: true }), signal),
       maxResponseBytes: this.config.maxRequestBytes * 4,
       trust: this.trust,
-      onWrongAnswer: wrong => { if (wrong.commitment != null) this.keepEvidence(wrong, wrong.commitment) },
+      // a catch is saved at once (trust.json, evidence.json): a crash later in the job must not lose it
+      onWrongAnswer: wrong => {
+        if (wrong.commitment != null) this.keepEvidence(wrong, wrong.commitment)
+        this.saveVerification()
+      },
       canaries: this.canaries,
       log: libp2p.logger.forComponent('shoal:job')
     }, inputs, options)
@@ -428,8 +438,9 @@ export class ShoalNode {
       release()
       this.forgetOldJobs()
       // a peer caught by this job stays excluded across restarts, and is disconnected meanwhile
-      const { excluded, mismatches } = job.progress().verification
-      if (mismatches > 0) void this.saveTrust().then(async () => { await this.saveEvidence() })
+      // records earned in the job carry over to the next start (the cost of checks falls as they grow)
+      const { excluded, checkedPieces } = job.progress().verification
+      if (checkedPieces > 0) this.saveVerification()
       for (const peer of excluded) void this.libp2pNode?.hangUp(peerIdFromString(peer)).catch(() => {})
     })
     return job
@@ -494,6 +505,8 @@ export class ShoalNode {
   }
 
   private keepEvidence (wrong: WrongAnswer, signed: SignedCommitment): void {
+    // a few per peer are proof enough; one peer's many wrong answers must not push out everyone else's
+    if (this.evidenceRecords.filter(e => e.peerId === wrong.peerId).length >= MAX_EVIDENCE_PER_PEER) return
     this.evidenceRecords.push({
       peerId: wrong.peerId,
       jobId: wrong.jobId,
@@ -506,8 +519,18 @@ export class ShoalNode {
     if (this.evidenceRecords.length > MAX_EVIDENCE) this.evidenceRecords.splice(0, this.evidenceRecords.length - MAX_EVIDENCE)
   }
 
-  private async saveEvidence (): Promise<void> {
-    await writePrivateFile(dataDirFiles(this.config.dataDir).evidence, JSON.stringify(this.evidenceRecords, null, 1) + '\n').catch(() => {})
+  /**
+   * Saves trust.json and evidence.json, one save after another: a save asked for while one runs waits
+   * for it and writes what is current then (several catches at once make one more save, not many).
+   */
+  private saveVerification (): void {
+    if (this.saveAgain) return
+    this.saveAgain = true
+    this.saving = this.saving.then(async () => {
+      this.saveAgain = false
+      await this.saveTrust()
+      await writePrivateFile(dataDirFiles(this.config.dataDir).evidence, JSON.stringify(this.evidenceRecords, null, 1) + '\n').catch(() => {})
+    })
   }
 
   private async saveTrust (): Promise<void> {

@@ -48,6 +48,8 @@ export function commitmentMismatch (bytes: Uint8Array, expected: Omit<AnswerComm
   } catch (err: any) {
     return `the commitment is not a valid AnswerCommitment (${err.message})`
   }
+  // padding (unknown fields) would make a peer's evidence as big as a header: twice what its fields need is plenty for any encoder
+  if (bytes.byteLength > 2 * AnswerCommitment.encode(c).byteLength + 256) return 'the commitment carries more bytes than its fields need'
   if (c.jobId !== expected.jobId || c.pieceId !== expected.pieceId || c.modelCid !== expected.modelCid) return `the commitment names job ${c.jobId.slice(0, 128)} piece ${c.pieceId} of model ${c.modelCid.slice(0, 128)}, not this piece`
   if (!equals(c.inputsSha256, expected.inputsSha256)) return 'the commitment\'s inputs hash is not that of the inputs sent'
   if (!sameTensorInfos(c.outputs, expected.outputs)) return 'the commitment\'s outputs are not the answer\'s'

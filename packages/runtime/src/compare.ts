@@ -18,6 +18,21 @@ export const DEFAULT_TOLERANCE = { rtol: 1e-3, atol: 1e-5 }
  */
 export const VERIFY_TOLERANCE = { rtol: 1e-4, atol: 1e-6 }
 
+/**
+ * The least tolerance float16 outputs are compared with: a float16 has 11 significant bits, so one ulp
+ * is about 1e-3 relative (VERIFY_TOLERANCE's 1e-4 would make a one-ulp difference an accusation);
+ * this allows 4 ulps.
+ */
+export const FLOAT16_TOLERANCE = { rtol: 4e-3, atol: 1e-4 }
+
+/**
+ * Values near zero are often sums of large terms that cancel, and providers that sum in another order
+ * differ there by a share of the terms' size, not of the result's: the absolute tolerance grows by
+ * this share of the output's largest magnitude. A perturbation of the output's large values by
+ * 1e-3 is still far outside.
+ */
+export const TOLERANCE_SCALE = 1e-5
+
 export interface Tolerance {
   rtol: number
   atol: number
@@ -104,6 +119,15 @@ export function allClose (a: Tensor, b: Tensor, tolerance: Tolerance = DEFAULT_T
   return { ok: false, maxAbsDiff, mismatched, reason: `element ${firstBad} is ${x[firstBad]} against ${y[firstBad]} (rtol ${tolerance.rtol}, atol ${tolerance.atol})` }
 }
 
+/** The tolerance for one output: at least FLOAT16_TOLERANCE for float16, its absolute part grown by TOLERANCE_SCALE of the reference's largest finite magnitude. */
+function toleranceFor (dtype: string, reference: Tensor, tolerance: Tolerance): Tolerance {
+  const base = dtype === 'float16' ? { rtol: Math.max(tolerance.rtol, FLOAT16_TOLERANCE.rtol), atol: Math.max(tolerance.atol, FLOAT16_TOLERANCE.atol) } : tolerance
+  const v = values(reference)
+  let largest = 0
+  if (v != null) for (let i = 0; i < v.length; i++) if (Number.isFinite(v[i]) && Math.abs(v[i]) > largest) largest = Math.abs(v[i])
+  return { rtol: base.rtol, atol: base.atol + TOLERANCE_SCALE * largest }
+}
+
 /** What two answers to the same piece came from. */
 export interface Comparison {
   /** Both came from the same execution provider and ONNX Runtime version: they must be equal bit for bit. */
@@ -139,7 +163,7 @@ export function compareOutputs (a: Record<string, Tensor>, b: Record<string, Ten
     if (!float || comparison.sameRuntime) {
       return { agree: false, reason: `output "${name}" differs in ${differing} of ${elements} elements (${float ? 'the same runtime ran both: they must be equal bit for bit' : `${x.dtype} outputs must be equal`})` }
     }
-    const close = allClose(x, y, comparison.tolerance ?? VERIFY_TOLERANCE)
+    const close = allClose(x, y, toleranceFor(x.dtype, y, comparison.tolerance ?? VERIFY_TOLERANCE))
     if (!close.ok) {
       return { agree: false, reason: `output "${name}" differs beyond the tolerance in ${close.mismatched} of ${elements} elements (at most ${close.maxAbsDiff.toPrecision(3)} apart)` }
     }

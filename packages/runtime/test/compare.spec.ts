@@ -83,11 +83,19 @@ describe('comparing two answers', () => {
     expect(compareOutputs({ y: nan }, { y: f32s(0, 1) }, across).agree).toBe(false)
   })
 
-  it('float16 outputs are compared as numbers', () => {
-    // 1.0 = 0x3c00; the next half up, 1.0009765625 = 0x3c01: 1e-3 relative, beyond the tolerance
+  it('float16 outputs are compared as numbers, with a tolerance of a few of their ulps at least', () => {
+    // 1.0 = 0x3c00; the next half up, 1.0009765625 = 0x3c01: one ulp, 1e-3 relative, is no accusation
     const half = (...bits: number[]): Tensor => ({ dtype: 'float16', dims: [bits.length], data: new Uint8Array(Uint16Array.from(bits).buffer) })
-    expect(compareOutputs({ y: half(0x3c00) }, { y: half(0x3c01) }, across).agree).toBe(false)
-    expect(compareOutputs({ y: half(0x3c00) }, { y: half(0x3c01) }, { sameRuntime: false, tolerance: { rtol: 2e-3, atol: 0 } }).agree).toBe(true)
+    expect(compareOutputs({ y: half(0x3c00) }, { y: half(0x3c01) }, across).agree).toBe(true)
+    // 1.0 against 1.0107421875 (0x3c0b, 11 ulps, 1% off): a disagreement
+    expect(compareOutputs({ y: half(0x3c00) }, { y: half(0x3c0b) }, across).agree).toBe(false)
+  })
+
+  it('values near zero may differ by a small share of the output\'s largest magnitude; large ones by 1e-3 still disagree', () => {
+    // a value that cancels to ~0 beside values of 1000: 1e-3 apart is within 1e-5 x 1000
+    expect(compareOutputs({ y: f32s(1000, 0.001) }, { y: f32s(1000, 0) }, across).agree).toBe(true)
+    // the large values perturbed by 1e-3 relative are not
+    expect(compareOutputs({ y: f32s(1001, 0) }, { y: f32s(1000, 0) }, across).agree).toBe(false)
   })
 })
 

@@ -461,8 +461,10 @@ export class Job {
       if (remote) this.bytesReceived += Object.values(answer.outputs).reduce((n, t) => n + t.data.byteLength, 0)
       if (answer.direct === true) this.directPieces++
       if (controller.signal.aborted) { outcome = 'cancelled'; return }
-      const { result, problem: canaryProblem } = this.takeCanaries(answer, canaries, pieceId, peerId, piece)
-      const problem = canaryProblem ?? this.checkOutputs(result.outputs, piece, remote)
+      const { result: taken, problem: canaryProblem } = this.takeCanaries(answer, canaries, pieceId, peerId, piece)
+      const problem = canaryProblem ?? this.checkOutputs(taken.outputs, piece, remote)
+      // only the model's outputs are kept (and compared): a peer's extra outputs are ignored, and do not hold memory
+      const result = problem == null ? { ...taken, outputs: this.modelOutputs(taken.outputs) } : taken
       if (problem != null) {
         reason = describeCause(problem)
         this.scheduler?.failed(pieceId, peerId, problem, this.now())
@@ -496,6 +498,18 @@ export class Job {
       }
       this.wake()
     })
+  }
+
+  /** The model's outputs of an answer, copied out when the answer's buffer holds much more than they need. */
+  private modelOutputs (outputs: Record<string, Tensor>): Record<string, Tensor> {
+    const kept: Record<string, Tensor> = {}
+    for (const o of this.deps.model.outputs) kept[o.name] = outputs[o.name]
+    const bytes = Object.values(kept).reduce((n, t) => n + t.data.byteLength, 0)
+    const buffers = new Set(Object.values(outputs).map(t => t.data.buffer))
+    const held = [...buffers].reduce((n, b) => n + b.byteLength, 0)
+    if (held <= bytes * 1.25 + 4096) return kept
+    for (const [name, t] of Object.entries(kept)) kept[name] = { dtype: t.dtype, dims: t.dims, data: t.data.slice() }
+    return kept
   }
 
   private pieceInputs (piece: Piece): Record<string, Tensor> {

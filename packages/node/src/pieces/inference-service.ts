@@ -2,7 +2,7 @@ import { serviceDependencies } from '@libp2p/interface'
 import type { ComponentLogger, Logger, PeerId, Startable } from '@libp2p/interface'
 import type { Registrar } from '@libp2p/interface-internal'
 import {
-  AnswerCommitment, commitmentPayload, INFER_PROTOCOL, InferRequest, InferResponse, InvalidMessageError, MAX_ID_LENGTH,
+  AnswerCommitment, commitmentPayload, INFER_PROTOCOL, InferRequest, InferResponse, InvalidMessageError, MAX_HEADER_FRAME_BYTES, MAX_ID_LENGTH,
   sha256Of, toTensorInfo, validateTensorInfos
 } from '@shoal/protocol'
 import type { TensorHeader, TensorInfo } from '@shoal/protocol'
@@ -192,16 +192,19 @@ export class InferenceService implements Startable {
       const outputBytes = outputs.reduce((n, [, t]) => n + t.data.byteLength, 0)
       await linkDelay(this.init.shaping, outputBytes, signal)
       const infos = outputs.map(([name, t]) => toTensorInfo({ name, dtype: t.dtype, dims: t.dims, byteLength: t.data.byteLength }))
-      const signed = inputsSha256 != null ? await this.commit(request, inputsSha256, infos, outputs.map(([, t]) => t.data)) : {}
-      await this.answer(channel, {
+      const response = {
         code: Code.OK,
         message: '',
         outputs: infos,
         computeMs: Math.round(result.computeMs),
         computeUs: Math.min(0xffffffff, Math.round(result.computeMs * 1000)),
-        provider: result.provider,
-        ...signed
-      }, signal, outputs.map(([, t]) => t.data))
+        provider: result.provider
+      }
+      const signed = inputsSha256 != null ? await this.commit(request, inputsSha256, infos, outputs.map(([, t]) => t.data)) : undefined
+      // a commitment repeats the outputs' list: with very many long output names it would push the
+      // header over its limit, and then the answer goes unsigned rather than not at all
+      const fits = signed != null && InferResponse.encode({ ...response, ...signed }).byteLength <= MAX_HEADER_FRAME_BYTES
+      await this.answer(channel, fits ? { ...response, ...signed } : response, signal, outputs.map(([, t]) => t.data))
       this.init.metrics?.pieceComputed({
         rows: inputs[0]?.dims[0] ?? 0,
         provider: result.provider,
@@ -281,9 +284,10 @@ export class InferenceService implements Startable {
   }
 
   /** The signed commitment to an answer (docs/protocol.md 6.3). */
-  private async commit (request: InferRequest, inputsSha256: Uint8Array<ArrayBuffer>, outputs: TensorInfo[], data: Uint8Array[]): Promise<{ commitment: Uint8Array, commitmentSignature: Uint8Array }> {
+  private async commit (request: InferRequest, inputsSha256: Uint8Array<ArrayBuffer>, outputs: TensorInfo[], data: Uint8Array[]): Promise<{ commitment: Uint8Array<ArrayBuffer>, commitmentSignature: Uint8Array<ArrayBuffer> }> {
     const commitment = AnswerCommitment.encode({ jobId: request.jobId, pieceId: request.pieceId, modelCid: request.modelCid, inputsSha256, outputs, outputsSha256: sha256Of(data) })
-    return { commitment, commitmentSignature: await this.init.sign!(commitmentPayload(commitment)) }
+    const signature = await this.init.sign!(commitmentPayload(commitment))
+    return { commitment: new Uint8Array(commitment), commitmentSignature: new Uint8Array(signature) }
   }
 
   private async answer (channel: Channel, response: Partial<InferResponse> & { code: InferResponse.Code, message: string }, signal: AbortSignal, data: Uint8Array[] = []): Promise<void> {
