@@ -91,7 +91,9 @@ describe('a worker\'s signed commitment to its answer (docs/protocol.md 6.3)', a
       ['other outputs', async c => await sign({ ...c, outputsSha256: sha256Of([new Uint8Array(16)]) }), /outputs hash is not that of the output bytes received/],
       ['other inputs', async c => await sign({ ...c, inputsSha256: sha256Of([]) }), /inputs hash is not that of the inputs sent/],
       ['another key', async c => { const commitment = AnswerCommitment.encode(c); return { commitment, signature: await other.sign(commitmentPayload(commitment)) } }, /not signed by the worker/],
-      ['no prefix', async c => { const commitment = AnswerCommitment.encode(c); return { commitment, signature: await key.sign(commitment) } }, /not signed by the worker/]
+      ['no prefix', async c => { const commitment = AnswerCommitment.encode(c); return { commitment, signature: await key.sign(commitment) } }, /not signed by the worker/],
+      // padded with an unknown field of 20 KiB: signed, but evidence must not be that big
+      ['padding', async c => { const encoded = AnswerCommitment.encode(c); const pad = new Uint8Array(20 * 1024 + 4); pad.set([0xfa, 0x3e, 0x80, 0xa0, 0x01]); const commitment = Uint8Array.from([...encoded, ...pad.subarray(0, 5), ...new Uint8Array(20 * 1024)]); return { commitment, signature: await key.sign(commitmentPayload(commitment)) } }, /more bytes than its fields need/]
     ]
     for (const [what, commit, message] of cases) {
       const err = await run(commit)

@@ -142,9 +142,18 @@ export class TrustRecords {
     this.peers.delete(peer)
     this.peers.set(peer, trust)
     if (this.peers.size <= this.maxPeers) return
-    // forget a peer with no offence first (its record is earned again), the least recently seen
+    // forget a peer with no offence first (its record is earned again), the least recently seen; then
+    // one whose exclusion has ended; an exclusion still running only when every entry is one (the one
+    // that ends soonest)
     const now = this.now()
-    const victim = [...this.peers].find(([, t]) => t.offences === 0) ?? [...this.peers].find(([, t]) => t.excludedUntil <= now) ?? [...this.peers][0]
-    this.peers.delete(victim[0])
+    let victim: string | undefined
+    let ended: string | undefined
+    let soonest: [string, number] | undefined
+    for (const [peer, t] of this.peers) {
+      if (t.offences === 0) { victim = peer; break }
+      if (ended == null && t.excludedUntil <= now) ended = peer
+      if (soonest == null || t.excludedUntil < soonest[1]) soonest = [peer, t.excludedUntil]
+    }
+    this.peers.delete(victim ?? ended ?? soonest![0])
   }
 }

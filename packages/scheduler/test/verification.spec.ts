@@ -94,4 +94,22 @@ describe('a peer\'s record', () => {
     for (const p of ['a', 'b', 'c', 'd']) trust.verified(p)
     expect(Object.keys(trust.toJSON()).sort()).toEqual(['c', 'cheater', 'd'])
   })
+
+  it('a flood of caught identities never forgets an exclusion still running while one has ended', () => {
+    let now = 0
+    const trust = new TrustRecords(() => now, { exclusionMs: 1000, maxExclusionMs: 1000 }, 3)
+    trust.caught('old') // excluded until 1000
+    now = 2000
+    trust.caught('a')
+    trust.caught('b')
+    // full: 'old' has served its time, so it goes first, and the running exclusions stay
+    trust.caught('c')
+    expect(Object.keys(trust.toJSON()).sort()).toEqual(['a', 'b', 'c'])
+    // every entry a running exclusion: the one ending soonest goes
+    now = 2500
+    trust.caught('d')
+    expect(trust.excluded('d')).toBe(true)
+    expect(Object.keys(trust.toJSON())).toHaveLength(3)
+    expect(trust.excluded('a')).toBe(false)
+  })
 })

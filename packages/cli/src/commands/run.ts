@@ -216,7 +216,7 @@ function textReport (wallMs: number, view: JobView, written: Record<string, stri
     `  execution providers: ${Object.entries(p.perProvider).map(([name, n]) => `${name} ${n}`).join(', ')}`,
     ...(p.verification.policy === 'off'
       ? []
-      : [`  verification (${p.verification.policy}): ${p.verification.checkedPieces} pieces checked ${p.verification.policy === 'full' ? 'by a second peer' : 'here'} (${p.verification.extraRows} extra rows), ${p.verification.mismatches} ${p.verification.policy === 'full' ? 'disputed' : 'wrong'}${p.verification.excluded.length > 0 ? `; excluded: ${p.verification.excluded.join(', ')}` : ''}`]),
+      : [`  verification (${p.verification.policy}): ${p.verification.checkedPieces} pieces checked ${p.verification.policy === 'full' ? 'by a second peer' : 'here'} (${p.verification.extraRows} extra rows), ${p.verification.mismatches} ${p.verification.policy === 'full' ? 'disputed' : 'wrong'}${p.verification.canaryRows > 0 ? `, ${p.verification.canaryRows} canary rows` : ''}${p.verification.excluded.length > 0 ? `; excluded: ${p.verification.excluded.join(', ')}` : ''}`]),
     ...failureLines(view),
     'outputs:',
     ...view.outputs.map(o => `  ${written[o.name]}  ${o.dtype} [${o.dims.join(', ')}]`)
