@@ -56,6 +56,8 @@ try {
   for (const [peer, count] of Object.entries(summary.peers).sort((a, b) => b[1] - a[1])) {
     say(`  ${short(peer)}  ${String(count).padStart(3)} piece${count === 1 ? '' : 's'}${peer === ready[victim].peerId ? '  (killed mid-job)' : ''}`)
   }
+  const v = summary.verification
+  say(`  answers checked against the submitter's own run (--verify ${v.policy}; these workers are newcomers, so every answer): ${v.checkedPieces} pieces, ${v.mismatches} wrong`)
 
   say('Running the same batch through ONNX Runtime in one process, for comparison...')
   const sessions = new SessionCache({ providers: ['cpu'], cpuThreads: 2 })
