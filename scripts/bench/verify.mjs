@@ -5,6 +5,7 @@
 // is the policy and the job's handling of it, not transport.
 import { Job } from '@shoal/node'
 import { checkFraction, TrustRecords } from '@shoal/scheduler'
+import { seededRandom as seeded } from '@shoal/sim'
 import { record, table } from '../record.mjs'
 
 const JOBS = Number(process.env.SHOAL_BENCH_VERIFY_JOBS ?? 2000)
@@ -15,18 +16,6 @@ const COST_JOBS = Number(process.env.SHOAL_BENCH_VERIFY_COST_JOBS ?? 60)
 const model = { cid: 'bafkreibench', bytes: 100, opsets: [], inputs: [{ name: 'x', dtype: 'float32', dims: ['batch', 4] }], outputs: [{ name: 'y', dtype: 'float32', dims: ['batch', 4] }] }
 const honest = inputs => ({ outputs: { y: inputs.x }, computeMs: 1, provider: 'cpu' })
 const zeros = inputs => ({ outputs: { y: { ...inputs.x, data: new Uint8Array(inputs.x.data.byteLength) } }, computeMs: 1, provider: 'cpu' })
-
-/** mulberry32, as the simulator's. */
-function seeded (seed) {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 function batch (rows) {
   return { dtype: 'float32', dims: [rows, 4], data: new Uint8Array(Float32Array.from({ length: rows * 4 }, (_, i) => i + 1).buffer) }
