@@ -22,6 +22,7 @@ const FILES: Record<string, () => Promise<{ commands: Record<string, Command> }>
   'model rm': async () => await import('./commands/model.js'),
   'model pin': async () => await import('./commands/model.js'),
   'model unpin': async () => await import('./commands/model.js'),
+  'key generate': async () => await import('./commands/key.js'),
   sim: async () => await import('./commands/sim.js')
 }
 const NAMES = Object.keys(SUMMARIES)

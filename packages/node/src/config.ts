@@ -6,6 +6,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { DEFAULT_AD_INTERVAL_MS, DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_MAX_MODEL_BYTES, DEFAULT_MAX_PIECE_MS, DEFAULT_MAX_STORAGE_BYTES, MAX_COUNTED_AD_INTERVAL_MS } from './constants.js'
 import { ConfigError, DataDirError } from './errors.js'
 import { DEFAULT_MAX_REQUEST_BYTES, MIN_AD_INTERVAL_MS } from '@shoal/protocol'
+import { parseSwarmKey } from './mesh/swarm-key.js'
 
 /** Everything that shapes a running node. Built by `resolveConfig` from defaults, config file, flags and env. */
 export interface NodeConfig {
@@ -38,13 +39,17 @@ export interface NodeConfig {
   maxStorageBytes: number
   /** Peers whose signed model names (`name@version`) this node accepts, besides its own. */
   trustedPublishers: string[]
+  /** The key file of the private mesh this node is in (absolute path); null: the public mesh. */
+  swarmKey: string | null
+  /** That key's 32 bytes, read and checked from the file (null without one). */
+  swarmKeyBytes: Uint8Array | null
 }
 
-type Kind = 'multiaddr' | 'bootstrap' | 'peerid' | 'port' | 'count' | 'bytes' | 'boolean' | 'ms' | 'seconds'
+type Kind = 'multiaddr' | 'bootstrap' | 'peerid' | 'port' | 'count' | 'bytes' | 'boolean' | 'ms' | 'seconds' | 'file'
 
 /** One node option: its flag, environment variable, config-file key and help, in one place. */
 export interface OptionSpec {
-  key: Exclude<keyof NodeConfig, 'dataDir'>
+  key: Exclude<keyof NodeConfig, 'dataDir' | 'swarmKeyBytes'>
   flag: string
   kind: Kind
   multiple?: boolean
@@ -73,6 +78,7 @@ export const NODE_OPTIONS: OptionSpec[] = [
   { key: 'maxPieceSeconds', flag: 'max-piece-time', kind: 'seconds', placeholder: 'SECONDS', help: 'longest a piece from a peer may run here, its inputs\' transfer included, whatever deadline the peer asks for (1-86400)', defaultText: String(DEFAULT_MAX_PIECE_MS / 1000) },
   { key: 'maxModelBytes', flag: 'max-model-size', kind: 'bytes', placeholder: 'SIZE', help: 'largest model this node stores or runs', defaultText: '1GiB' },
   { key: 'maxStorageBytes', flag: 'max-storage', kind: 'bytes', placeholder: 'SIZE', help: 'disk space for models; the least recently used unpinned model is evicted past it', defaultText: '20GiB' },
+  { key: 'swarmKey', flag: 'swarm-key', kind: 'file', placeholder: 'FILE', help: 'join the private mesh of this pre-shared key (shoal key generate makes one): only nodes with the same key can connect to this one', defaultText: 'none: the public mesh' },
   { key: 'trustedPublishers', flag: 'trust', kind: 'peerid', multiple: true, placeholder: 'PEERID', help: 'accept model names (name@version) signed by this peer; repeat for several (this node\'s own names are always trusted)', defaultText: 'none' },
   { key: 'recalibrate', flag: 'recalibrate', kind: 'boolean', help: 'measure execution providers again instead of using the cached calibration', defaultText: 'off', flagOnly: true }
 ]
@@ -131,6 +137,9 @@ function parseValue (spec: OptionSpec, raw: unknown, source: string): unknown {
         }
       })
     }
+    case 'file':
+      if (typeof raw !== 'string' || raw.trim() === '') return fail('expected a file name')
+      return resolve(raw)
     case 'multiaddr': case 'bootstrap': {
       return listOf(raw).map(text => {
         let ma
@@ -211,7 +220,9 @@ export async function resolveConfig (init: ResolveConfigInit = {}): Promise<Node
     maxPieceSeconds: DEFAULT_MAX_PIECE_MS / 1000,
     maxModelBytes: DEFAULT_MAX_MODEL_BYTES,
     maxStorageBytes: DEFAULT_MAX_STORAGE_BYTES,
-    trustedPublishers: []
+    trustedPublishers: [],
+    swarmKey: null,
+    swarmKeyBytes: null
   }
   for (const spec of NODE_OPTIONS) {
     const layers: Array<['file' | 'flag' | 'env', unknown]> = [
@@ -226,7 +237,23 @@ export async function resolveConfig (init: ResolveConfigInit = {}): Promise<Node
   }
   if ((values.listen as string[]).length === 0) throw new ConfigError('no listen address: give at least one --listen')
   if (values.lan === undefined) values.lan = (values.listen as string[]).every(isLoopback)
+  if (values.swarmKey != null) values.swarmKeyBytes = await readSwarmKey(values.swarmKey as string)
   return values as unknown as NodeConfig
+}
+
+/** A swarm key file's key, or a ConfigError naming the file and what is wrong. */
+async function readSwarmKey (file: string): Promise<Uint8Array> {
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (err: any) {
+    throw new ConfigError(`--swarm-key: cannot read ${file} (${err.code ?? err.message})`)
+  }
+  try {
+    return parseSwarmKey(text)
+  } catch (err: any) {
+    throw new ConfigError(`--swarm-key: ${file} is ${err.message}`)
+  }
 }
 
 /** True for a multiaddr on 127.0.0.0/8 or ::1. */

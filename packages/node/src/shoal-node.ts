@@ -11,6 +11,7 @@ import type { Calibration, PieceRuntime, Tensor } from '@shoal/runtime'
 import { apiRoutes, ApiServer } from './api/index.js'
 import { INCOMPATIBLE_VERSIONS, KEPT_FINISHED_JOBS, MAX_JOB_PEERS, MAX_PROVEN_PEERS, NAME_REPUBLISH_MS, NAME_TIMEOUT_MS, SHOAL_VERSION } from './constants.js'
 import { createShoalLibp2p, detectHardware } from './mesh/index.js'
+import { swarmKeyFingerprint } from './mesh/swarm-key.js'
 import type { MeshTuning, ShoalLibp2p, PeerEvent } from './mesh/index.js'
 import { dataDirFiles, loadOrCreateIdentity, prepareDataDir, writePrivateFile } from './data-dir.js'
 import { ListenError } from './errors.js'
@@ -87,6 +88,8 @@ export interface NodeStatus {
   refusedAds: Record<string, number>
   /** The direct data channel's listener (docs/protocol.md 6.1): null when off (--no-direct). */
   direct: { host: string, port: number } | null
+  /** The private mesh this node is in (--swarm-key): its key's fingerprint; null in the public mesh. */
+  privateMesh: string | null
   /** This process's memory, as Node reports it. */
   memory: { rssBytes: number, heapUsedBytes: number }
   /** What this node has done for others since it started. */
@@ -602,6 +605,7 @@ export class ShoalNode {
       calibration: { cached: calibration?.cached ?? false, measuredAt: calibration?.measuredAt ?? 0, failed: calibration?.failed ?? [] },
       refusedAds: { ...libp2p.services.capacity.refused },
       direct: libp2p.services.direct.listening,
+      privateMesh: this.config.swarmKeyBytes != null ? swarmKeyFingerprint(this.config.swarmKeyBytes) : null,
       memory: { rssBytes: process.memoryUsage.rss(), heapUsedBytes: process.memoryUsage().heapUsed },
       contributed: this.metrics.contributed()
     }

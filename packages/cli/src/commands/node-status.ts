@@ -36,6 +36,7 @@ export async function nodeStatus (argv: string[], io: Io): Promise<number> {
     `API          ${status.apiUrl}`,
     `addresses    ${status.addrs.join('\n             ')}`,
     `direct       ${status.direct == null ? 'off (big pieces come over libp2p streams)' : `TLS on ${status.direct.host} port ${status.direct.port} (forward it too behind NAT)`}`,
+    `mesh         ${status.privateMesh == null ? 'public' : `private (swarm key ${status.privateMesh}): only nodes with the same key can connect`}`,
     `connections  ${status.connections} to ${status.connectedPeers} peers; ${status.dhtPeers} peers in the DHT routing table`,
     `peer table   ${status.peers} peers with live ads${refused === '' ? '' : `; ads refused: ${refused}`}`,
     `hardware     ${c.cpu.cores} x ${c.cpu.model}, ${formatBytes(c.memory.totalBytes)} memory, ${c.os} ${c.arch}${c.gpu != null ? `, GPU ${c.gpu}` : ''}`,

@@ -12,5 +12,6 @@ export const SUMMARIES: Record<string, string> = {
   'model rm': 'remove a model from the running node\'s store',
   'model pin': 'keep a model: never evicted when the storage quota is full',
   'model unpin': 'let a model be evicted again when the storage quota is full',
+  'key generate': 'make a pre-shared key for a private mesh (shoal node start --swarm-key)',
   'sim': 'run a whole mesh on this machine from a scenario file, and report what happened'
 }

@@ -1,6 +1,7 @@
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { gossipsub } from '@libp2p/gossipsub'
+import { preSharedKey } from '@libp2p/pnet'
 import type { GossipSub } from '@libp2p/gossipsub'
 import { createTopicScoreParams } from '@libp2p/gossipsub/score'
 import { identify } from '@libp2p/identify'
@@ -24,6 +25,7 @@ import { AD_EXPIRY_INTERVALS, DHT_PROTOCOL, LOOPBACK_ALLOW, MDNS_SERVICE_TAG, ME
 import { directChannelService, inferenceService } from '../pieces/index.js'
 import type { DirectChannelService, InferenceService, InferenceServiceInit } from '../pieces/index.js'
 import { meshKeeper } from './mesh-keeper.js'
+import { swarmKeyFile, swarmKeyFingerprint } from './swarm-key.js'
 import type { MeshKeeper } from './mesh-keeper.js'
 import { modelSwarm, nameRecordSelectors, nameRecordValidators, nameService } from '../models/index.js'
 import type { ModelSwarm, ModelSwarmInit, NameService, NameServiceInit } from '../models/index.js'
@@ -46,7 +48,7 @@ export type ShoalLibp2p = Libp2p<ShoalServices>
 
 export interface CreateShoalLibp2pInit {
   privateKey: PrivateKey
-  config: Pick<NodeConfig, 'listen' | 'bootstrap' | 'mdns' | 'lan' | 'adIntervalMs' | 'direct' | 'directPort'>
+  config: Pick<NodeConfig, 'listen' | 'bootstrap' | 'mdns' | 'lan' | 'adIntervalMs' | 'direct' | 'directPort' | 'swarmKeyBytes'>
   capacity: Omit<CapacityServiceInit, 'intervalMs'>
   inference: InferenceServiceInit
   swarm: ModelSwarmInit
@@ -163,7 +165,10 @@ export async function createShoalLibp2p (init: CreateShoalLibp2pInit): Promise<S
     transports: [tcp(), webSockets()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
-    peerDiscovery: config.mdns ? [mdns({ serviceTag: MDNS_SERVICE_TAG })] : [],
+    // a private mesh: every connection is encrypted with the pre-shared key first (pnet), so a node
+    // without it cannot connect, and on a LAN only nodes with the key find each other
+    ...(config.swarmKeyBytes != null ? { connectionProtector: preSharedKey({ psk: swarmKeyFile(config.swarmKeyBytes) }) } : {}),
+    peerDiscovery: config.mdns ? [mdns({ serviceTag: config.swarmKeyBytes != null ? MDNS_SERVICE_TAG.replace('_shoal.', `_shoal-${swarmKeyFingerprint(config.swarmKeyBytes)}.`) : MDNS_SERVICE_TAG })] : [],
     connectionManager: { allow: LOOPBACK_ALLOW, ...handshake },
     connectionMonitor: { enabled: tuning.connectionMonitor ?? true },
     connectionGater: {
