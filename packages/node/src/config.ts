@@ -12,6 +12,8 @@ import { parseSwarmKey } from './mesh/swarm-key.js'
 export interface NodeConfig {
   dataDir: string
   listen: string[]
+  /** Addresses others can reach this node at, announced instead of the listen addresses (a port forward). */
+  announce: string[]
   bootstrap: string[]
   apiPort: number
   /** Serve the direct data channel (a TLS listener for big pieces' tensors; docs/protocol.md 6.1). */
@@ -63,6 +65,7 @@ export interface OptionSpec {
 
 export const NODE_OPTIONS: OptionSpec[] = [
   { key: 'listen', flag: 'listen', kind: 'multiaddr', multiple: true, placeholder: 'MULTIADDR', help: 'address to listen on; repeat for several', defaultText: DEFAULT_LISTEN.join(' and ') },
+  { key: 'announce', flag: 'announce', kind: 'multiaddr', multiple: true, placeholder: 'MULTIADDR', help: 'an address others reach this node at (a router\'s port forward: /ip4/<public ip>/tcp/4001), announced instead of the listen addresses; repeat for several', defaultText: 'the listen addresses others can use' },
   { key: 'bootstrap', flag: 'bootstrap', kind: 'bootstrap', multiple: true, placeholder: 'MULTIADDR', help: 'a peer to join the mesh through, ending in /p2p/<peerId>; repeat for several', defaultText: 'none' },
   { key: 'apiPort', flag: 'api-port', kind: 'port', placeholder: 'N', help: 'port of the local HTTP API on 127.0.0.1 (0 picks a free one; the CLI finds it through the data dir)', defaultText: '0' },
   { key: 'direct', flag: 'direct', kind: 'boolean', help: 'accept big pieces\' tensors over a direct TLS connection, much faster than the libp2p stream (--no-direct turns the listener off)', defaultText: 'on' },
@@ -204,6 +207,7 @@ export async function resolveConfig (init: ResolveConfigInit = {}): Promise<Node
   const values: Record<string, unknown> = {
     dataDir,
     listen: DEFAULT_LISTEN,
+    announce: [],
     bootstrap: [],
     apiPort: 0,
     direct: true,

@@ -88,3 +88,12 @@ describe('node config', () => {
     expect(new Set(NODE_OPTIONS.map(envName)).size).toBe(NODE_OPTIONS.length)
   })
 })
+
+describe('addresses told to others outside LAN mode', () => {
+  it('keep public and relayed addresses, drop loopback, private and link-local ones', async () => {
+    const { usableAddresses } = await import('../src/mesh/create-libp2p.js')
+    const { multiaddr } = await import('@multiformats/multiaddr')
+    const kept = usableAddresses(['/ip4/127.0.0.1/tcp/1', '/ip4/10.1.2.3/tcp/1', '/ip4/192.168.1.5/tcp/1', '/ip4/169.254.0.9/tcp/1', '/ip6/::1/tcp/1', '/ip6/fe80::1/tcp/1', '/ip4/8.8.8.8/tcp/4001', '/ip4/8.8.4.4/tcp/4001/p2p/12D3KooWSCLyH9NRbkGHNTy1MT5RPiL6oRMhByvLZS2x53fk7SSK/p2p-circuit'].map(a => multiaddr(a)))
+    expect(kept.map(a => a.toString())).toEqual(['/ip4/8.8.8.8/tcp/4001', '/ip4/8.8.4.4/tcp/4001/p2p/12D3KooWSCLyH9NRbkGHNTy1MT5RPiL6oRMhByvLZS2x53fk7SSK/p2p-circuit'])
+  })
+})

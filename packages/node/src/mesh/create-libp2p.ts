@@ -15,6 +15,8 @@ import type { Ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { webSockets } from '@libp2p/websockets'
 import { multiaddr } from '@multiformats/multiaddr'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import { isLinkLocal, isLoopback, isPrivate } from '@libp2p/utils'
 import { CAPACITY_TOPIC, MAX_FRAME_BYTES } from '@shoal/protocol'
 import { createLibp2p } from 'libp2p'
 import { toString } from 'uint8arrays/to-string'
@@ -48,7 +50,7 @@ export type ShoalLibp2p = Libp2p<ShoalServices>
 
 export interface CreateShoalLibp2pInit {
   privateKey: PrivateKey
-  config: Pick<NodeConfig, 'listen' | 'bootstrap' | 'mdns' | 'lan' | 'adIntervalMs' | 'direct' | 'directPort' | 'swarmKeyBytes'>
+  config: Pick<NodeConfig, 'listen' | 'announce' | 'bootstrap' | 'mdns' | 'lan' | 'adIntervalMs' | 'direct' | 'directPort' | 'swarmKeyBytes'>
   capacity: Omit<CapacityServiceInit, 'intervalMs'>
   inference: InferenceServiceInit
   swarm: ModelSwarmInit
@@ -161,7 +163,13 @@ export async function createShoalLibp2p (init: CreateShoalLibp2pInit): Promise<S
   node = await createLibp2p({
     privateKey: init.privateKey,
     start: false,
-    addresses: { listen: config.listen },
+    addresses: {
+      listen: config.listen,
+      ...(config.announce.length > 0 ? { announce: config.announce } : {}),
+      // what the node tells others (its ads, identify): outside LAN mode only addresses others can use,
+      // never a loopback, private or link-local one (a relayed address starts with its relay's)
+      announceFilter: config.lan ? (addrs: Multiaddr[]) => addrs : usableAddresses
+    },
     transports: [tcp(), webSockets()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
@@ -215,6 +223,11 @@ export async function createShoalLibp2p (init: CreateShoalLibp2pInit): Promise<S
     }
   }) as ShoalLibp2p
   return node
+}
+
+/** Addresses a peer elsewhere on the internet can use: not loopback, private or link-local. */
+export function usableAddresses (addrs: Multiaddr[]): Multiaddr[] {
+  return addrs.filter(a => !isPrivate(a) && !isLoopback(a) && !isLinkLocal(a))
 }
 
 /** The direct channel listens on the host of the first TCP listen address (all interfaces if none names one). */
