@@ -22,7 +22,8 @@ function peer (peerId: string, version: string): PeerView {
     intervalMs: 5000,
     leaving: false,
     lastSeenMs: 1200,
-    standing: { verified: 0, offences: 0, excludedUntil: null, checkShare: 1 }
+    standing: { verified: 0, offences: 0, excludedUntil: null, checkShare: 1 },
+    connection: 'outbound'
   }
 }
 

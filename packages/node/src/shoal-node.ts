@@ -55,6 +55,11 @@ export interface PeerView extends Capacity {
   lastSeenMs: number
   /** What this node's jobs have seen of its answers (docs/trust.md). */
   standing: Standing
+  /**
+   * How this node is connected to it now: `outbound` (this node dialled it), `inbound` (it dialled
+   * this node: the only way to reach a peer behind a router), `relayed` (only through a relay), `none`.
+   */
+  connection: 'outbound' | 'inbound' | 'relayed' | 'none'
 }
 
 /** A peer's standing with this node: its record of verified answers, and any exclusion. */
@@ -576,8 +581,16 @@ export class ShoalNode {
 
   peers (): PeerView[] {
     return this.libp2p.services.capacity.peers.list()
-      .map(entry => ({ ...entry.capacity, lastSeenMs: entry.lastSeenMs, standing: this.standing(entry.capacity.peerId) }))
+      .map(entry => ({ ...entry.capacity, lastSeenMs: entry.lastSeenMs, standing: this.standing(entry.capacity.peerId), connection: this.connectionTo(entry.capacity.peerId) }))
       .sort((a, b) => a.peerId.localeCompare(b.peerId))
+  }
+
+  private connectionTo (peerId: string): PeerView['connection'] {
+    const connections = this.libp2p.getConnections(peerIdFromString(peerId)).filter(c => c.status === 'open')
+    const direct = connections.filter(c => c.limits == null && !c.remoteAddr.toString().includes('/p2p-circuit'))
+    if (direct.some(c => c.direction === 'outbound')) return 'outbound'
+    if (direct.length > 0) return 'inbound'
+    return connections.length > 0 ? 'relayed' : 'none'
   }
 
   /** A peer's standing with this node's jobs. */

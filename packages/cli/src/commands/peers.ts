@@ -16,7 +16,8 @@ VERSION is the software version of its ad; a peer of a version whose wire this n
 pieces with is marked "(no work: older wire)" and gets no pieces of this node's jobs.
 With --json, prints an array of objects with peerId, version, addrs, cpu {model, cores}, memory {totalBytes,
 freeBytes}, gpu, providers [{name, gflops}], limits, freeSlots, queueLength, models, lastSeenMs
-(milliseconds since its last ad arrived) and standing {verified, offences, excludedUntil, checkShare}.
+(milliseconds since its last ad arrived), standing {verified, offences, excludedUntil, checkShare} and
+connection (outbound, inbound, relayed or none: how this node is connected to the peer now).
 STANDING is what this node's jobs have seen of the peer's answers (docs/trust.md): "new", the number
 of its answers verified in a row and the share of its answers --verify spot still checks, or
 "excluded" with the time left, after a wrong answer.`
