@@ -1,0 +1,294 @@
+// `pnpm nat-lab [--json] [--keep-going]`: a NAT lab on one machine (root needed). Builds network
+// namespaces joined by veth pairs: a "public" segment (a bridge) with a bootstrap node and a
+// submitter, and two home networks behind routers that masquerade with nftables (the second with
+// random source ports, as a symmetric NAT does), a worker in each. Starts real `shoal node start`
+// processes in them, runs a job from the submitter, and reports what happened: whether the job was
+// done, whether its outputs equal a local run, the pieces each worker did, the path each worker was
+// reached by, and how long each took to become reachable. Everything it creates is removed at the end,
+// also after a failure or an interrupt.
+import { execFileSync, spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { formatNpy, parseNpy, SessionCache, syntheticBatch } from '@shoal/runtime'
+import { buildCalibrationModel } from '@shoal/runtime/calibration-model'
+import { SHOAL_BIN, tempDir } from './lib.mjs'
+
+const PUBLIC_NET = '11.0.0' // inside the namespaces only: no route leads out of them
+const json = process.argv.includes('--json')
+const say = (line) => { if (!json) process.stdout.write(line + '\n') }
+
+export class LabError extends Error {}
+
+function sh (cmd, args, input) {
+  try {
+    return execFileSync(cmd, args, { input, stdio: ['pipe', 'pipe', 'pipe'], encoding: 'utf8' })
+  } catch (err) {
+    throw new LabError(`${cmd} ${args.join(' ')} failed: ${String(err.stderr ?? err.message).trim()}`)
+  }
+}
+
+/** What the lab needs of this machine, or why it cannot run. */
+export function labPrerequisites () {
+  if (process.getuid?.() !== 0) return 'the NAT lab needs root (network namespaces and nftables): run it as root'
+  for (const tool of ['ip', 'nft']) {
+    try {
+      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' })
+    } catch {
+      return `the NAT lab needs ${tool} (apt-get install ${tool === 'ip' ? 'iproute2' : 'nftables'})`
+    }
+  }
+  return null
+}
+
+/** The namespaces and links of the lab; `remove()` undoes all of it. */
+export class Topology {
+  constructor () {
+    // names of their own: two labs (or a lab left over) never collide; interface names stay under 15 characters
+    this.prefix = `sl${randomBytes(2).toString('hex')}`
+    this.namespaces = []
+  }
+
+  ns (name) { return `${this.prefix}-${name}` }
+
+  addNamespace (name) {
+    sh('ip', ['netns', 'add', this.ns(name)])
+    this.namespaces.push(this.ns(name))
+    sh('ip', ['-n', this.ns(name), 'link', 'set', 'lo', 'up'])
+  }
+
+  /** A host on the public segment: a veth pair, one end on the bridge, the other `wan` in the host. */
+  publicHost (name, address) {
+    const [a, b] = [`${this.prefix}${name}a`, `${this.prefix}${name}b`]
+    sh('ip', ['link', 'add', a, 'type', 'veth', 'peer', 'name', b])
+    sh('ip', ['link', 'set', a, 'netns', this.ns('pub')])
+    sh('ip', ['link', 'set', b, 'netns', this.ns(name)])
+    sh('ip', ['-n', this.ns('pub'), 'link', 'set', a, 'master', 'br0', 'up'])
+    sh('ip', ['-n', this.ns(name), 'link', 'set', b, 'name', 'wan'])
+    sh('ip', ['-n', this.ns(name), 'addr', 'add', `${address}/24`, 'dev', 'wan'])
+    sh('ip', ['-n', this.ns(name), 'link', 'set', 'wan', 'up'])
+  }
+
+  /** A home network: `host` behind `router`, which masquerades (with random ports: `symmetric`). */
+  home (router, host, prefix, symmetric) {
+    const [a, b] = [`${this.prefix}${host}x`, `${this.prefix}${host}y`]
+    sh('ip', ['link', 'add', a, 'type', 'veth', 'peer', 'name', b])
+    sh('ip', ['link', 'set', a, 'netns', this.ns(router)])
+    sh('ip', ['link', 'set', b, 'netns', this.ns(host)])
+    sh('ip', ['-n', this.ns(router), 'link', 'set', a, 'name', 'lan'])
+    sh('ip', ['-n', this.ns(router), 'addr', 'add', `${prefix}.1/24`, 'dev', 'lan'])
+    sh('ip', ['-n', this.ns(router), 'link', 'set', 'lan', 'up'])
+    sh('ip', ['-n', this.ns(host), 'link', 'set', b, 'name', 'eth0'])
+    sh('ip', ['-n', this.ns(host), 'addr', 'add', `${prefix}.2/24`, 'dev', 'eth0'])
+    sh('ip', ['-n', this.ns(host), 'link', 'set', 'eth0', 'up'])
+    sh('ip', ['-n', this.ns(host), 'route', 'add', 'default', 'via', `${prefix}.1`])
+    sh('ip', ['netns', 'exec', this.ns(router), 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1'])
+    // outbound only: replies to what the home opened come back, nothing else gets in
+    sh('ip', ['netns', 'exec', this.ns(router), 'nft', '-f', '-'], `table ip nat {
+  chain post {
+    type nat hook postrouting priority 100;
+    oifname "wan" masquerade${symmetric ? ' random' : ''}
+  }
+}
+table ip filter {
+  chain forwarding {
+    type filter hook forward priority 0; policy drop;
+    ct state established,related accept
+    iifname "lan" oifname "wan" accept
+  }
+}
+`)
+  }
+
+  build () {
+    for (const name of ['pub', 'boot', 'sub', 'r1', 'h1', 'r2', 'h2']) this.addNamespace(name)
+    sh('ip', ['-n', this.ns('pub'), 'link', 'add', 'br0', 'type', 'bridge'])
+    sh('ip', ['-n', this.ns('pub'), 'link', 'set', 'br0', 'up'])
+    this.publicHost('boot', `${PUBLIC_NET}.2`)
+    this.publicHost('sub', `${PUBLIC_NET}.3`)
+    this.publicHost('r1', `${PUBLIC_NET}.11`)
+    this.publicHost('r2', `${PUBLIC_NET}.12`)
+    this.home('r1', 'h1', '192.168.1', false)
+    this.home('r2', 'h2', '192.168.2', true)
+  }
+
+  /** Deletes every namespace it made (their links go with them). */
+  remove () {
+    for (const ns of this.namespaces.splice(0).reverse()) {
+      try { execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' }) } catch {}
+    }
+  }
+}
+
+/** A `shoal node start` process in a namespace; resolves once it prints its ready line. */
+function startNode (topology, name, dataDir, args) {
+  const proc = spawn('ip', ['netns', 'exec', topology.ns(name), process.execPath, SHOAL_BIN, 'node', 'start', '--data-dir', dataDir, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  proc.stderr.on('data', d => { stderr += d })
+  const startedAt = performance.now()
+  const ready = new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new LabError(`${name}: no ready line in 60 s:\n${stderr}`)), 60_000)
+    proc.stdout.on('data', d => {
+      stdout += d
+      const line = stdout.split('\n').find(l => l.startsWith('ready '))
+      if (line == null) return
+      clearTimeout(timer)
+      const [, peerId, ...addrs] = line.trim().split(' ')
+      resolve({ peerId, addrs })
+    })
+    proc.on('exit', code => { clearTimeout(timer); reject(new LabError(`${name} exited with ${code} before it was ready:\n${stderr}`)) })
+  })
+  return { name, proc, ready, startedAt, stderr: () => stderr }
+}
+
+/** The CLI, run in a namespace against the node of `dataDir`. */
+async function cli (topology, name, args) {
+  const proc = spawn('ip', ['netns', 'exec', topology.ns(name), process.execPath, SHOAL_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  proc.stdout.on('data', d => { stdout += d })
+  proc.stderr.on('data', d => { stderr += d })
+  const code = await new Promise(resolve => proc.on('exit', resolve))
+  return { code, stdout, stderr }
+}
+
+async function waitFor (condition, what, timeoutMs = 60_000) {
+  const deadline = performance.now() + timeoutMs
+  for (;;) {
+    if (await condition()) return
+    if (performance.now() > deadline) throw new LabError(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 250))
+  }
+}
+
+/** The path the submitter reaches a worker by, from how it is connected to it and where the worker sits. */
+function pathOf (connection, behindNat) {
+  if (connection === 'relayed') return 'relayed'
+  if (connection === 'none') return 'unreachable'
+  // a worker behind a router accepts no connection it did not open: one the submitter dialled was punched through
+  if (connection === 'outbound' && behindNat) return 'hole-punched'
+  return 'direct'
+}
+
+/** Builds the lab, runs a job in it, and returns the report; removes everything it made. */
+export async function runLab ({ log = () => {} } = {}) {
+  const why = labPrerequisites()
+  if (why != null) throw new LabError(why)
+  const topology = new Topology()
+  const work = await tempDir('shoal-nat-lab-')
+  const nodes = []
+  const stopAll = async () => {
+    await Promise.all(nodes.map(async n => {
+      if (n.proc.exitCode != null) return
+      n.proc.kill('SIGTERM')
+      const killer = setTimeout(() => n.proc.kill('SIGKILL'), 5000)
+      await new Promise(resolve => n.proc.once('exit', resolve))
+      clearTimeout(killer)
+    }))
+  }
+  const onSignal = () => { void stopAll().finally(() => { topology.remove(); process.exit(130) }) }
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
+  try {
+    topology.build()
+    log(`namespaces ${topology.namespaces.join(', ')}: a public segment ${PUBLIC_NET}.0/24, homes 192.168.1.0/24 (NAT) and 192.168.2.0/24 (NAT, random ports)`)
+    const common = ['--listen', '/ip4/0.0.0.0/tcp/4001', '--no-mdns', '--no-gpu', '--cpu-threads', '1', '--ad-interval', '1000', '--max-memory', '0']
+    const dir = async (name) => { const d = join(work, name); await mkdir(d, { recursive: true }); return d }
+    // the public nodes announce their address, as a server with a known public address does (a
+    // listen address on a public interface is otherwise told only once peers confirm it reachable)
+    const boot = startNode(topology, 'boot', await dir('boot'), [...common, '--announce', `/ip4/${PUBLIC_NET}.2/tcp/4001`])
+    nodes.push(boot)
+    const bootReady = await boot.ready
+    const bootstrap = ['--bootstrap', `/ip4/${PUBLIC_NET}.2/tcp/4001/p2p/${bootReady.peerId}`]
+    const sub = startNode(topology, 'sub', await dir('sub'), [...common, ...bootstrap, '--announce', `/ip4/${PUBLIC_NET}.3/tcp/4001`])
+    nodes.push(sub)
+    const subReady = await sub.ready
+    log(`bootstrap ${bootReady.peerId} at ${PUBLIC_NET}.2, submitter ${subReady.peerId} at ${PUBLIC_NET}.3`)
+    const workers = [
+      { name: 'w1', ns: 'h1', nat: 'NAT (port-preserving)' },
+      { name: 'w2', ns: 'h2', nat: 'NAT (random ports)' }
+    ]
+    for (const w of workers) {
+      w.node = startNode(topology, w.ns, await dir(w.name), [...common, ...bootstrap])
+      nodes.push(w.node)
+    }
+    for (const w of workers) w.peerId = (await w.node.ready).peerId
+    const subDir = join(work, 'sub')
+    const peers = async () => {
+      const r = await cli(topology, 'sub', ['peers', '--json', '--data-dir', subDir])
+      return r.code === 0 ? JSON.parse(r.stdout) : []
+    }
+    const reachableMs = {}
+    await waitFor(async () => {
+      const list = await peers()
+      for (const w of workers) {
+        const p = list.find(x => x.peerId === w.peerId)
+        if (p != null && p.connection !== 'none' && reachableMs[w.name] == null) reachableMs[w.name] = Math.round(performance.now() - w.node.startedAt)
+      }
+      return workers.every(w => reachableMs[w.name] != null)
+    }, 'the submitter to see and reach both workers').catch(async err => {
+      throw new LabError(`${err.message}; the submitter's peers: ${JSON.stringify((await peers()).map(p => ({ peerId: p.peerId, addrs: p.addrs, connection: p.connection })))}`)
+    })
+    const list = await peers()
+    const paths = Object.fromEntries(workers.map(w => [w.name, pathOf(list.find(x => x.peerId === w.peerId)?.connection ?? 'none', true)]))
+    const addrsSeen = Object.fromEntries(workers.map(w => [w.name, list.find(x => x.peerId === w.peerId)?.addrs ?? []]))
+    log(`both workers reachable: ${workers.map(w => `${w.name} ${paths[w.name]} after ${reachableMs[w.name]} ms`).join(', ')}`)
+
+    // the job: an MLP over a synthetic batch, from the submitter's namespace
+    const model = buildCalibrationModel({ batch: 0, width: 32, layers: 2 })
+    const x = syntheticBatch([64, 32], 7)
+    await writeFile(join(work, 'model.onnx'), model)
+    await writeFile(join(work, 'x.npy'), formatNpy(x))
+    const started = performance.now()
+    const run = await cli(topology, 'sub', ['run', join(work, 'model.onnx'), '--input', `input=${join(work, 'x.npy')}`, '--output', join(work, 'out'), '--rows-per-piece', '4', '--json', '--data-dir', subDir])
+    const wallMs = Math.round(performance.now() - started)
+    const summary = run.code === 0 ? JSON.parse(run.stdout) : null
+    let correct = false
+    if (summary != null) {
+      const sessions = new SessionCache({ providers: ['cpu'], cpuThreads: 1 })
+      try {
+        const reference = (await sessions.run('lab', async () => model, { input: x })).outputs.output
+        const got = parseNpy(await readFile(summary.outputs.output))
+        correct = Buffer.from(got.data).equals(Buffer.from(reference.data))
+      } finally {
+        await sessions.close()
+      }
+    }
+    const piecesByWorker = Object.fromEntries(workers.map(w => [w.name, summary?.peers?.[w.peerId] ?? 0]))
+    return {
+      jobDone: summary != null,
+      correct,
+      wallMs,
+      piecesByWorker,
+      submitterPieces: summary?.peers?.[subReady.peerId] ?? 0,
+      paths,
+      reachableMs,
+      // outside LAN mode a worker behind NAT tells no private address
+      addrsSeen,
+      ...(summary == null ? { error: (run.stderr || run.stdout).trim().slice(0, 2000) } : {})
+    }
+  } finally {
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
+    await stopAll()
+    topology.remove()
+    await rm(work, { recursive: true, force: true })
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  try {
+    const report = await runLab({ log: say })
+    if (json) process.stdout.write(JSON.stringify(report, null, 2) + '\n')
+    else {
+      say(`job ${report.jobDone ? 'done' : 'FAILED'} in ${report.wallMs} ms; outputs ${report.correct ? 'equal a local run' : 'DIFFER from a local run'}`)
+      for (const [name, n] of Object.entries(report.piecesByWorker)) say(`  ${name}: ${n} pieces, reached ${report.paths[name]}, reachable after ${report.reachableMs[name]} ms, addresses told: ${report.addrsSeen[name].join(' ') || 'none'}`)
+      if (report.error != null) say(report.error)
+    }
+    process.exit(report.jobDone && report.correct ? 0 : 1)
+  } catch (err) {
+    process.stderr.write(`nat-lab: ${err.message}\n`)
+    process.exit(err instanceof LabError ? 2 : 1)
+  }
+}
