@@ -237,7 +237,7 @@ export async function runLab ({ log = () => {} } = {}) {
 
     // the job: an MLP over a synthetic batch, from the submitter's namespace
     const model = buildCalibrationModel({ batch: 0, width: 32, layers: 2 })
-    const x = syntheticBatch([64, 32], 7)
+    const x = syntheticBatch([128, 32], 7)
     await writeFile(join(work, 'model.onnx'), model)
     await writeFile(join(work, 'x.npy'), formatNpy(x))
     const started = performance.now()
