@@ -91,7 +91,7 @@ export async function simNode (node: PlannedNode, bootstrap: string[], ctx: Host
     api: false,
     runtime: simRuntime(node, ctx),
     shaping: node.network,
-    tuning
+    tuning: node.nat ? { ...tuning, behindNat: true } : tuning
   })
 }
 

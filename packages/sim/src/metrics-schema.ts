@@ -48,7 +48,7 @@ const job = {
 const node = {
   type: 'object',
   additionalProperties: false,
-  required: ['name', 'group', 'peerId', 'up', 'upMs', 'busyFraction', 'piecesDone', 'piecesFailed', 'cheat', 'excludedAtMs'],
+  required: ['name', 'group', 'peerId', 'up', 'upMs', 'busyFraction', 'piecesDone', 'piecesFailed', 'cheat', 'excludedAtMs', 'nat'],
   properties: {
     name: { type: 'string' },
     group: { type: 'string' },
@@ -61,7 +61,8 @@ const node = {
     thread: { type: 'integer', minimum: 1 },
     end: { enum: ['kill', 'leave'] },
     cheat,
-    excludedAtMs: msOrNull
+    excludedAtMs: msOrNull,
+    nat: { type: 'boolean' }
   }
 }
 

@@ -58,6 +58,8 @@ export interface NodeMetrics {
   thread?: number
   /** How its group cheats (null: honest). */
   cheat: CheatSpec | null
+  /** Behind a router (the group's `nat`). */
+  nat: boolean
   /** When a job first excluded it for a wrong answer (null: never). */
   excludedAtMs: number | null
 }
@@ -134,6 +136,7 @@ export interface NodeRecord {
   thread?: number
   cheat?: CheatSpec
   excludedAtMs?: number
+  nat?: boolean
 }
 
 /** Per-node figures from the nodes' lives and every piece attempt. Pure. */
@@ -156,6 +159,7 @@ export function nodeMetrics (nodes: NodeRecord[], attempts: AttemptRecord[], run
       ...(n.end != null ? { end: n.end } : {}),
       ...(n.thread != null ? { thread: n.thread } : {}),
       cheat: n.cheat ?? null,
+      nat: n.nat === true,
       excludedAtMs: n.excludedAtMs ?? null
     }
   })

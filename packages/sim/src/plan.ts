@@ -7,6 +7,8 @@ export interface PlannedNode {
   speed: number
   concurrency: number
   gpu: boolean
+  /** Behind a router (refuses inbound connections; reached over the ones it opens). */
+  nat: boolean
   network?: GroupSpec['network']
   /** Up from the start, or started by a join event. */
   initial: boolean
@@ -105,7 +107,7 @@ class Planner {
   private addNode (group: GroupSpec, initial: boolean): PlannedNode {
     const n = this.counters.get(group.name) ?? 0
     this.counters.set(group.name, n + 1)
-    const node: PlannedNode = { name: `${group.name}-${n}`, group: group.name, speed: group.speed, concurrency: group.concurrency, gpu: group.gpu, network: group.network, initial }
+    const node: PlannedNode = { name: `${group.name}-${n}`, group: group.name, speed: group.speed, concurrency: group.concurrency, gpu: group.gpu, nat: group.nat, network: group.network, initial }
     // a cheater's seed comes from its name, not from the generator: adding one leaves the rest of the plan as it was
     if (group.cheat != null) node.cheat = { ...group.cheat, seed: (this.scenario.seed ^ hashName(node.name)) >>> 0 }
     this.nodes.push(node)

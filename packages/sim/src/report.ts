@@ -49,7 +49,7 @@ ${m.jobs.map(j => `<tr><td>${esc(j.id)}</td><td>${j.state}${j.error != null ? ` 
 <h2>Nodes</h2>
 <table>
 <tr><th>node</th><th>group</th><th>up</th><th>busy</th><th>pieces done</th><th>failed</th><th>end</th><th>cheats</th><th>excluded at</th></tr>
-${m.nodeStats.map(n => `<tr><td>${esc(n.name)}</td><td>${esc(n.group)}</td><td>${fmtMs(n.upMs)}</td><td>${Math.round(n.busyFraction * 100)}%</td><td>${n.piecesDone}</td><td>${n.piecesFailed}</td><td>${n.end ?? ''}</td><td>${n.cheat == null ? '' : `${n.cheat.mode} ${Math.round(n.cheat.rate * 100)}%`}</td><td>${n.excludedAtMs == null ? '' : fmtMs(n.excludedAtMs)}</td></tr>`).join('\n')}
+${m.nodeStats.map(n => `<tr><td>${esc(n.name)}</td><td>${esc(n.group)}${n.nat ? ' (NAT)' : ''}</td><td>${fmtMs(n.upMs)}</td><td>${Math.round(n.busyFraction * 100)}%</td><td>${n.piecesDone}</td><td>${n.piecesFailed}</td><td>${n.end ?? ''}</td><td>${n.cheat == null ? '' : `${n.cheat.mode} ${Math.round(n.cheat.rate * 100)}%`}</td><td>${n.excludedAtMs == null ? '' : fmtMs(n.excludedAtMs)}</td></tr>`).join('\n')}
 </table>
 </body>
 </html>

@@ -35,7 +35,7 @@ export interface SimOptions {
 }
 
 /** The node that submits the scenario's jobs: it holds the models and never churns. */
-const CLIENT: PlannedNode = { name: 'client', group: 'client', speed: 1, concurrency: 2, gpu: false, initial: true }
+const CLIENT: PlannedNode = { name: 'client', group: 'client', speed: 1, concurrency: 2, gpu: false, nat: false, initial: true }
 
 /**
  * Waits `ms` (or until `signal` aborts). A timer may fire a fraction of a millisecond before
@@ -209,7 +209,7 @@ class Run {
 
   private record (node: PlannedNode, peerId: string, thread?: number): void {
     const cheat = node.cheat != null ? { rate: node.cheat.rate, mode: node.cheat.mode } : undefined
-    this.records.set(node.name, { name: node.name, group: node.group, peerId, startedAtMs: this.now(), stoppedAtMs: null, ...(thread != null ? { thread } : {}), ...(cheat != null ? { cheat } : {}) })
+    this.records.set(node.name, { name: node.name, group: node.group, peerId, startedAtMs: this.now(), stoppedAtMs: null, ...(thread != null ? { thread } : {}), ...(cheat != null ? { cheat } : {}), ...(node.nat ? { nat: true } : {}) })
     this.nodeByPeer.set(peerId, node.name)
   }
 

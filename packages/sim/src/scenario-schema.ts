@@ -34,6 +34,7 @@ const group = {
     speed: { type: 'number', exclusiveMinimum: 0, maximum: 1000 },
     concurrency: { type: 'integer', minimum: 1, maximum: 64 },
     gpu: { type: 'boolean' },
+    nat: { type: 'boolean' },
     network,
     cheat: {
       type: 'object',

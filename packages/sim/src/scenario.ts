@@ -18,6 +18,8 @@ export interface GroupSpec {
   speed: number
   concurrency: number
   gpu: boolean
+  /** Behind a router that forwards no port: refuses inbound connections, tells no address. */
+  nat: boolean
   network?: { latencyMs: number, bytesPerSecond: number | null }
   /** The group's nodes answer wrong: a share `rate` of their pieces, each way `mode` says. */
   cheat?: CheatSpec
@@ -191,6 +193,7 @@ function normalise (raw: any): Scenario {
     speed: g.speed ?? 1,
     concurrency: g.concurrency ?? DEFAULT_CONCURRENCY,
     gpu: g.gpu ?? false,
+    nat: g.nat ?? false,
     network: g.network == null
       ? undefined
       : { latencyMs: parseDuration(g.network.latency ?? 0), bytesPerSecond: g.network.bandwidth == null ? null : parseRate(g.network.bandwidth) },

@@ -35,4 +35,16 @@ describe('the addresses a node tells others', () => {
     expect(sameBytes(result.outputs.output, (await localRun(bytes, { input: x })).output)).toBe(true)
     expect(result.progress.perPeer[hidden.peerId]).toBeGreaterThan(0)
   })
+
+  it('a node behind a router (the simulator\'s nat) refuses every inbound connection, tells no address, and is reached over the one it opens', async () => {
+    const submitter = await startNode()
+    const home = await startNode([submitter.addrs[0]], {}, { tuning: { behindNat: true } })
+    nodes = [submitter, home]
+    await waitFor(() => submitter.peers().some(p => p.peerId === home.peerId), 'the home node\'s ad')
+    expect(submitter.peers().find(p => p.peerId === home.peerId)?.addrs).toEqual([])
+    expect(submitter.peers().find(p => p.peerId === home.peerId)?.connection).toBe('inbound')
+    const other = await startNode([], {})
+    nodes.push(other)
+    expect(await other.libp2p.dial(home.libp2p.getMultiaddrs()[0]).then(() => 'connected', () => 'refused')).toBe('refused')
+  })
 })

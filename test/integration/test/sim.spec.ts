@@ -67,6 +67,31 @@ describe('shoal sim: the example scenarios, reduced', async () => {
   }
 })
 
+describe('shoal sim: nodes behind routers', () => {
+  it('a nat group refuses inbound connections and tells no address, and still does pieces over the connections it opens', async () => {
+    const scenario = parseScenario(`seed: 5
+duration: 1m
+compute: delay
+adInterval: 500ms
+nodes:
+  - { name: open, count: 2 }
+  - { name: home, count: 3, nat: true }
+workload:
+  model:
+    generated: { width: 16, layers: 1, msPerRow: 2 }
+  jobs:
+    - { at: 0s, batch: 192, rowsPerPiece: 8, verify: off }
+`, 'nat.yaml')
+    expect(scenario.groups.map(g => g.nat)).toEqual([false, true])
+    const metrics = await runSimulation(scenario, { file: 'nat.yaml' })
+    expectClean(metrics)
+    const home = metrics.nodeStats.filter(n => n.group === 'home')
+    expect(home.every(n => n.nat)).toBe(true)
+    expect(home.reduce((s, n) => s + n.piecesDone, 0)).toBeGreaterThan(0)
+    expect(metrics.nodeStats.filter(n => n.group === 'open').every(n => !n.nat)).toBe(true)
+  }, 120_000)
+})
+
 describe('shoal sim: cheating nodes', () => {
   it('cheaters.yaml: verified jobs are exact and exclude every cheater caught; honest nodes are never excluded', async () => {
     const scenario = reduced(await example('cheaters.yaml'))

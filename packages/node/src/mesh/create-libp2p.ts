@@ -92,6 +92,12 @@ export interface MeshTuning {
    */
   maxInboundConnections?: number
   /**
+   * Behave as a node behind a router that forwards no port (`shoal sim`'s `nat: true`): refuse every
+   * inbound connection before its handshake, and tell no address. It is reached over the
+   * connections it opens.
+   */
+  behindNat?: boolean
+  /**
    * gossipsub's mesh degree D (default 6). Each ad reaches a node from about D mesh peers: in a
    * 40-node mesh in one process, nodes received every ad 7.5 times, and those copies, not the first,
    * were most of the gossip work.
@@ -168,7 +174,7 @@ export async function createShoalLibp2p (init: CreateShoalLibp2pInit): Promise<S
       ...(config.announce.length > 0 ? { announce: config.announce } : {}),
       // what the node tells others (its ads, identify): outside LAN mode only addresses others can use,
       // never a loopback, private or link-local one (a relayed address starts with its relay's)
-      announceFilter: config.lan ? (addrs: Multiaddr[]) => addrs : usableAddresses
+      announceFilter: tuning.behindNat === true ? () => [] : config.lan ? (addrs: Multiaddr[]) => addrs : usableAddresses
     },
     transports: [tcp(), webSockets()],
     connectionEncrypters: [noise()],
@@ -180,7 +186,9 @@ export async function createShoalLibp2p (init: CreateShoalLibp2pInit): Promise<S
     connectionManager: { allow: LOOPBACK_ALLOW, ...handshake },
     connectionMonitor: { enabled: tuning.connectionMonitor ?? true },
     connectionGater: {
-      ...(tuning.maxInboundConnections == null ? {} : { denyInboundConnection: () => inbound(node) >= tuning.maxInboundConnections! }),
+      ...(tuning.behindNat === true
+        ? { denyInboundConnection: () => true }
+        : tuning.maxInboundConnections == null ? {} : { denyInboundConnection: () => inbound(node) >= tuning.maxInboundConnections! }),
       // by peer id before a dial, and once the handshake names the peer both ways (a dial by address)
       denyDialPeer: (peerId) => refuse(peerId.toString()),
       denyInboundEncryptedConnection: (peerId) => refuse(peerId.toString()),
