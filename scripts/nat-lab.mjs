@@ -1,11 +1,11 @@
-// `pnpm nat-lab [--json] [--keep-going]`: a NAT lab on one machine (root needed). Builds network
-// namespaces joined by veth pairs: a "public" segment (a bridge) with a bootstrap node and a
-// submitter, and two home networks behind routers that masquerade with nftables (the second with
-// random source ports, as a symmetric NAT does), a worker in each. Starts real `shoal node start`
-// processes in them, runs a job from the submitter, and reports what happened: whether the job was
-// done, whether its outputs equal a local run, the pieces each worker did, the path each worker was
-// reached by, and how long each took to become reachable. Everything it creates is removed at the end,
-// also after a failure or an interrupt.
+// `pnpm nat-lab [--json] [--relay unlimited|limited]`: a NAT lab on one machine (root needed). Builds network namespaces joined
+// by veth pairs: a "public" segment (a bridge) with a bootstrap node that is also a relay, and a public
+// submitter; three home networks behind routers that masquerade with nftables (the second with random
+// source ports, as a symmetric NAT does): a worker in each of the first two, a submitter in the third.
+// Starts real `shoal node start` processes in them, runs a job from each submitter, and reports what
+// happened: whether the job was done, whether its outputs equal a local run, the pieces each worker
+// did, the path each worker was reached by, and how long each took to become reachable. Everything it
+// creates is removed at the end, also after a failure or an interrupt.
 import { execFileSync, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
@@ -101,15 +101,17 @@ table ip filter {
   }
 
   build () {
-    for (const name of ['pub', 'boot', 'sub', 'r1', 'h1', 'r2', 'h2']) this.addNamespace(name)
+    for (const name of ['pub', 'boot', 'sub', 'r1', 'h1', 'r2', 'h2', 'r3', 'h3']) this.addNamespace(name)
     sh('ip', ['-n', this.ns('pub'), 'link', 'add', 'br0', 'type', 'bridge'])
     sh('ip', ['-n', this.ns('pub'), 'link', 'set', 'br0', 'up'])
     this.publicHost('boot', `${PUBLIC_NET}.2`)
     this.publicHost('sub', `${PUBLIC_NET}.3`)
     this.publicHost('r1', `${PUBLIC_NET}.11`)
     this.publicHost('r2', `${PUBLIC_NET}.12`)
+    this.publicHost('r3', `${PUBLIC_NET}.13`)
     this.home('r1', 'h1', '192.168.1', false)
     this.home('r2', 'h2', '192.168.2', true)
+    this.home('r3', 'h3', '192.168.3', false)
   }
 
   /** Deletes every namespace it made (their links go with them). */
@@ -162,17 +164,24 @@ async function waitFor (condition, what, timeoutMs = 60_000) {
   }
 }
 
-/** The path the submitter reaches a worker by, from how it is connected to it and where the worker sits. */
-function pathOf (connection, behindNat) {
+/**
+ * The path a submitter reaches a worker (behind a router) by, from how it is connected to it: a
+ * public submitter directly over the connection the worker opened (a connection it dialled itself
+ * could only have been punched through); a submitter behind a router too, over a relay, or directly
+ * only once a hole was punched.
+ */
+function pathOf (connection, submitterBehindNat) {
   if (connection === 'relayed') return 'relayed'
   if (connection === 'none') return 'unreachable'
-  // a worker behind a router accepts no connection it did not open: one the submitter dialled was punched through
-  if (connection === 'outbound' && behindNat) return 'hole-punched'
+  if (submitterBehindNat || connection === 'outbound') return 'hole-punched'
   return 'direct'
 }
 
-/** Builds the lab, runs a job in it, and returns the report; removes everything it made. */
-export async function runLab ({ log = () => {} } = {}) {
+/**
+ * Builds the lab, runs a job from each submitter, and returns the report; removes everything it made.
+ * `relay`: the bootstrap node's `--relay` (unlimited: pieces may cross it; limited: only introductions).
+ */
+export async function runLab ({ log = () => {}, relay = 'unlimited' } = {}) {
   const why = labPrerequisites()
   if (why != null) throw new LabError(why)
   const topology = new Topology()
@@ -192,82 +201,85 @@ export async function runLab ({ log = () => {} } = {}) {
   process.once('SIGTERM', onSignal)
   try {
     topology.build()
-    log(`namespaces ${topology.namespaces.join(', ')}: a public segment ${PUBLIC_NET}.0/24, homes 192.168.1.0/24 (NAT) and 192.168.2.0/24 (NAT, random ports)`)
+    log(`namespaces ${topology.namespaces.join(', ')}: a public segment ${PUBLIC_NET}.0/24, homes 192.168.1.0/24 (NAT), 192.168.2.0/24 (NAT, random ports) and 192.168.3.0/24 (NAT)`)
     const common = ['--listen', '/ip4/0.0.0.0/tcp/4001', '--no-mdns', '--no-gpu', '--cpu-threads', '1', '--ad-interval', '1000', '--max-memory', '0']
     const dir = async (name) => { const d = join(work, name); await mkdir(d, { recursive: true }); return d }
     // the public nodes announce their address, as a server with a known public address does (a
-    // listen address on a public interface is otherwise told only once peers confirm it reachable)
-    const boot = startNode(topology, 'boot', await dir('boot'), [...common, '--announce', `/ip4/${PUBLIC_NET}.2/tcp/4001`])
+    // listen address on a public interface is otherwise told only once peers confirm it reachable);
+    // the bootstrap node relays without limits, so that pieces can cross it between two homes
+    const boot = startNode(topology, 'boot', await dir('boot'), [...common, '--announce', `/ip4/${PUBLIC_NET}.2/tcp/4001`, '--relay', relay])
     nodes.push(boot)
     const bootReady = await boot.ready
     const bootstrap = ['--bootstrap', `/ip4/${PUBLIC_NET}.2/tcp/4001/p2p/${bootReady.peerId}`]
-    const sub = startNode(topology, 'sub', await dir('sub'), [...common, ...bootstrap, '--announce', `/ip4/${PUBLIC_NET}.3/tcp/4001`])
-    nodes.push(sub)
-    const subReady = await sub.ready
-    log(`bootstrap ${bootReady.peerId} at ${PUBLIC_NET}.2, submitter ${subReady.peerId} at ${PUBLIC_NET}.3`)
+    const submitters = [
+      { name: 'public', ns: 'sub', behindNat: false, args: ['--announce', `/ip4/${PUBLIC_NET}.3/tcp/4001`] },
+      { name: 'home', ns: 'h3', behindNat: true, args: [] }
+    ]
+    for (const s of submitters) {
+      s.node = startNode(topology, s.ns, await dir(`sub-${s.name}`), [...common, ...bootstrap, ...s.args])
+      s.dir = join(work, `sub-${s.name}`)
+      nodes.push(s.node)
+    }
+    for (const s of submitters) s.peerId = (await s.node.ready).peerId
+    log(`bootstrap and relay ${bootReady.peerId} at ${PUBLIC_NET}.2; submitters ${submitters.map(s => `${s.name} ${s.peerId}`).join(', ')}`)
     const workers = [
-      { name: 'w1', ns: 'h1', nat: 'NAT (port-preserving)' },
-      { name: 'w2', ns: 'h2', nat: 'NAT (random ports)' }
+      { name: 'w1', ns: 'h1' },
+      { name: 'w2', ns: 'h2' }
     ]
     for (const w of workers) {
       w.node = startNode(topology, w.ns, await dir(w.name), [...common, ...bootstrap])
       nodes.push(w.node)
     }
     for (const w of workers) w.peerId = (await w.node.ready).peerId
-    const subDir = join(work, 'sub')
-    const peers = async () => {
-      const r = await cli(topology, 'sub', ['peers', '--json', '--data-dir', subDir])
-      return r.code === 0 ? JSON.parse(r.stdout) : []
-    }
-    const reachableMs = {}
-    await waitFor(async () => {
-      const list = await peers()
-      for (const w of workers) {
-        const p = list.find(x => x.peerId === w.peerId)
-        if (p != null && p.connection !== 'none' && reachableMs[w.name] == null) reachableMs[w.name] = Math.round(performance.now() - w.node.startedAt)
-      }
-      return workers.every(w => reachableMs[w.name] != null)
-    }, 'the submitter to see and reach both workers').catch(async err => {
-      throw new LabError(`${err.message}; the submitter's peers: ${JSON.stringify((await peers()).map(p => ({ peerId: p.peerId, addrs: p.addrs, connection: p.connection })))}`)
-    })
-    const list = await peers()
-    const paths = Object.fromEntries(workers.map(w => [w.name, pathOf(list.find(x => x.peerId === w.peerId)?.connection ?? 'none', true)]))
-    const addrsSeen = Object.fromEntries(workers.map(w => [w.name, list.find(x => x.peerId === w.peerId)?.addrs ?? []]))
-    log(`both workers reachable: ${workers.map(w => `${w.name} ${paths[w.name]} after ${reachableMs[w.name]} ms`).join(', ')}`)
-
-    // the job: an MLP over a synthetic batch, from the submitter's namespace
     const model = buildCalibrationModel({ batch: 0, width: 32, layers: 2 })
     const x = syntheticBatch([128, 32], 7)
     await writeFile(join(work, 'model.onnx'), model)
     await writeFile(join(work, 'x.npy'), formatNpy(x))
-    const started = performance.now()
-    const run = await cli(topology, 'sub', ['run', join(work, 'model.onnx'), '--input', `input=${join(work, 'x.npy')}`, '--output', join(work, 'out'), '--rows-per-piece', '4', '--json', '--data-dir', subDir])
-    const wallMs = Math.round(performance.now() - started)
-    const summary = run.code === 0 ? JSON.parse(run.stdout) : null
-    let correct = false
-    if (summary != null) {
-      const sessions = new SessionCache({ providers: ['cpu'], cpuThreads: 1 })
-      try {
-        const reference = (await sessions.run('lab', async () => model, { input: x })).outputs.output
-        const got = parseNpy(await readFile(summary.outputs.output))
-        correct = Buffer.from(got.data).equals(Buffer.from(reference.data))
-      } finally {
-        await sessions.close()
+    const sessions = new SessionCache({ providers: ['cpu'], cpuThreads: 1 })
+    const reference = (await sessions.run('lab', async () => model, { input: x })).outputs.output
+    await sessions.close()
+    const results = {}
+    for (const s of submitters) {
+      const peers = async () => {
+        const r = await cli(topology, s.ns, ['peers', '--json', '--data-dir', s.dir])
+        return r.code === 0 ? JSON.parse(r.stdout) : []
       }
+      const reachableMs = {}
+      await waitFor(async () => {
+        const list = await peers()
+        for (const w of workers) {
+          const p = list.find(x => x.peerId === w.peerId)
+          if (p != null && p.connection !== 'none' && reachableMs[w.name] == null) reachableMs[w.name] = Math.round(performance.now() - w.node.startedAt)
+        }
+        return workers.every(w => reachableMs[w.name] != null)
+      }, `the ${s.name} submitter to reach both workers`).catch(async err => {
+        throw new LabError(`${err.message}; its peers: ${JSON.stringify((await peers()).map(p => ({ peerId: p.peerId, addrs: p.addrs, connection: p.connection })))}`)
+      })
+      const before = await peers()
+      const started = performance.now()
+      const run = await cli(topology, s.ns, ['run', join(work, 'model.onnx'), '--input', `input=${join(work, 'x.npy')}`, '--output', join(work, `out-${s.name}`), '--rows-per-piece', '4', '--json', '--data-dir', s.dir])
+      const wallMs = Math.round(performance.now() - started)
+      const summary = run.code === 0 ? JSON.parse(run.stdout) : null
+      const got = summary != null ? parseNpy(await readFile(summary.outputs.output)) : null
+      const after = await peers()
+      // the path each worker was reached by during the job (a relayed connection may have been upgraded meanwhile)
+      const connectionOf = (w) => after.find(x => x.peerId === w.peerId)?.connection ?? before.find(x => x.peerId === w.peerId)?.connection ?? 'none'
+      results[s.name] = {
+        jobDone: summary != null,
+        correct: got != null && Buffer.from(got.data).equals(Buffer.from(reference.data)),
+        wallMs,
+        piecesByWorker: Object.fromEntries(workers.map(w => [w.name, summary?.peers?.[w.peerId] ?? 0])),
+        submitterPieces: summary?.peers?.[s.peerId] ?? 0,
+        paths: Object.fromEntries(workers.map(w => [w.name, pathOf(connectionOf(w), s.behindNat)])),
+        reachableMs,
+        // outside LAN mode a node behind a router tells no private address: a relayed one, if any
+        addrsSeen: Object.fromEntries(workers.map(w => [w.name, before.find(x => x.peerId === w.peerId)?.addrs ?? []])),
+        ...(summary == null ? { error: (run.stderr || run.stdout).trim().slice(0, 2000) } : {})
+      }
+      log(`${s.name} submitter: job ${summary != null ? 'done' : 'FAILED'} in ${wallMs} ms; ${workers.map(w => `${w.name} ${results[s.name].piecesByWorker[w.name]} pieces, ${results[s.name].paths[w.name]}`).join('; ')}`)
     }
-    const piecesByWorker = Object.fromEntries(workers.map(w => [w.name, summary?.peers?.[w.peerId] ?? 0]))
-    return {
-      jobDone: summary != null,
-      correct,
-      wallMs,
-      piecesByWorker,
-      submitterPieces: summary?.peers?.[subReady.peerId] ?? 0,
-      paths,
-      reachableMs,
-      // outside LAN mode a worker behind NAT tells no private address
-      addrsSeen,
-      ...(summary == null ? { error: (run.stderr || run.stdout).trim().slice(0, 2000) } : {})
-    }
+    // the lab of the brief: workers and submitter each behind a router; the public submitter beside it
+    return { ...results.home, publicSubmitter: results.public }
   } finally {
     process.off('SIGINT', onSignal)
     process.off('SIGTERM', onSignal)
@@ -279,7 +291,8 @@ export async function runLab ({ log = () => {} } = {}) {
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   try {
-    const report = await runLab({ log: say })
+    const i = process.argv.indexOf('--relay')
+    const report = await runLab({ log: say, relay: i > 0 ? process.argv[i + 1] : 'unlimited' })
     if (json) process.stdout.write(JSON.stringify(report, null, 2) + '\n')
     else {
       say(`job ${report.jobDone ? 'done' : 'FAILED'} in ${report.wallMs} ms; outputs ${report.correct ? 'equal a local run' : 'DIFFER from a local run'}`)

@@ -41,13 +41,22 @@ export interface NodeConfig {
   maxStorageBytes: number
   /** Peers whose signed model names (`name@version`) this node accepts, besides its own. */
   trustedPublishers: string[]
+  /**
+   * Serve as a circuit relay (v2) for peers that cannot be reached: `off`; `limited`, with libp2p's
+   * default limits per relayed connection (2 minutes, 128 KiB: enough to introduce peers and try a
+   * hole punch, never pieces); `unlimited`, no limits (this node's bandwidth carries pieces between
+   * peers that cannot reach each other).
+   */
+  relay: 'off' | 'limited' | 'unlimited'
+  /** Reservations a relay holds at once. */
+  relayMaxReservations: number
   /** The key file of the private mesh this node is in (absolute path); null: the public mesh. */
   swarmKey: string | null
   /** That key's 32 bytes, read and checked from the file (null without one). */
   swarmKeyBytes: Uint8Array | null
 }
 
-type Kind = 'multiaddr' | 'bootstrap' | 'peerid' | 'port' | 'count' | 'bytes' | 'boolean' | 'ms' | 'seconds' | 'file'
+type Kind = 'multiaddr' | 'bootstrap' | 'peerid' | 'port' | 'count' | 'bytes' | 'boolean' | 'ms' | 'seconds' | 'file' | 'relay'
 
 /** One node option: its flag, environment variable, config-file key and help, in one place. */
 export interface OptionSpec {
@@ -81,6 +90,8 @@ export const NODE_OPTIONS: OptionSpec[] = [
   { key: 'maxPieceSeconds', flag: 'max-piece-time', kind: 'seconds', placeholder: 'SECONDS', help: 'longest a piece from a peer may run here, its inputs\' transfer included, whatever deadline the peer asks for (1-86400)', defaultText: String(DEFAULT_MAX_PIECE_MS / 1000) },
   { key: 'maxModelBytes', flag: 'max-model-size', kind: 'bytes', placeholder: 'SIZE', help: 'largest model this node stores or runs', defaultText: '1GiB' },
   { key: 'maxStorageBytes', flag: 'max-storage', kind: 'bytes', placeholder: 'SIZE', help: 'disk space for models; the least recently used unpinned model is evicted past it', defaultText: '20GiB' },
+  { key: 'relay', flag: 'relay', kind: 'relay', placeholder: 'off|limited|unlimited', help: 'serve as a circuit relay for peers that cannot be reached: limited (2 minutes and 128 KiB a connection: introductions and hole punching only) or unlimited (your bandwidth carries pieces between peers behind routers)', defaultText: 'off' },
+  { key: 'relayMaxReservations', flag: 'relay-max-reservations', kind: 'count', placeholder: 'N', help: 'peers a relay holds a reservation for at once', defaultText: '15' },
   { key: 'swarmKey', flag: 'swarm-key', kind: 'file', placeholder: 'FILE', help: 'join the private mesh of this pre-shared key (shoal key generate makes one): only nodes with the same key can connect to this one', defaultText: 'none: the public mesh' },
   { key: 'trustedPublishers', flag: 'trust', kind: 'peerid', multiple: true, placeholder: 'PEERID', help: 'accept model names (name@version) signed by this peer; repeat for several (this node\'s own names are always trusted)', defaultText: 'none' },
   { key: 'recalibrate', flag: 'recalibrate', kind: 'boolean', help: 'measure execution providers again instead of using the cached calibration', defaultText: 'off', flagOnly: true }
@@ -139,6 +150,11 @@ function parseValue (spec: OptionSpec, raw: unknown, source: string): unknown {
           return fail(`"${String(text)}" is not a peer id (${err.message})`)
         }
       })
+    }
+    case 'relay': {
+      const text = String(raw).toLowerCase()
+      if (text === 'off' || text === 'limited' || text === 'unlimited') return text
+      return fail(`expected off, limited or unlimited, got "${String(raw)}"`)
     }
     case 'file':
       if (typeof raw !== 'string' || raw.trim() === '') return fail('expected a file name')
@@ -225,6 +241,8 @@ export async function resolveConfig (init: ResolveConfigInit = {}): Promise<Node
     maxModelBytes: DEFAULT_MAX_MODEL_BYTES,
     maxStorageBytes: DEFAULT_MAX_STORAGE_BYTES,
     trustedPublishers: [],
+    relay: 'off',
+    relayMaxReservations: 15,
     swarmKey: null,
     swarmKeyBytes: null
   }

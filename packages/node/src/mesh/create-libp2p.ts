@@ -1,5 +1,8 @@
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
+import { autoNAT } from '@libp2p/autonat'
+import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
+import { dcutr } from '@libp2p/dcutr'
 import { gossipsub } from '@libp2p/gossipsub'
 import { preSharedKey } from '@libp2p/pnet'
 import type { GossipSub } from '@libp2p/gossipsub'
@@ -50,7 +53,7 @@ export type ShoalLibp2p = Libp2p<ShoalServices>
 
 export interface CreateShoalLibp2pInit {
   privateKey: PrivateKey
-  config: Pick<NodeConfig, 'listen' | 'announce' | 'bootstrap' | 'mdns' | 'lan' | 'adIntervalMs' | 'direct' | 'directPort' | 'swarmKeyBytes'>
+  config: Pick<NodeConfig, 'listen' | 'announce' | 'bootstrap' | 'mdns' | 'lan' | 'adIntervalMs' | 'direct' | 'directPort' | 'swarmKeyBytes' | 'relay' | 'relayMaxReservations'>
   capacity: Omit<CapacityServiceInit, 'intervalMs'>
   inference: InferenceServiceInit
   swarm: ModelSwarmInit
@@ -170,13 +173,16 @@ export async function createShoalLibp2p (init: CreateShoalLibp2pInit): Promise<S
     privateKey: init.privateKey,
     start: false,
     addresses: {
-      listen: config.listen,
+      // a node that may sit behind a router (outside LAN mode, no address announced) also takes a
+      // reservation on a relay it finds (a connected peer serving the relay protocol), and tells the
+      // relayed address
+      listen: relayClient(config) ? [...config.listen, '/p2p-circuit'] : config.listen,
       ...(config.announce.length > 0 ? { announce: config.announce } : {}),
       // what the node tells others (its ads, identify): outside LAN mode only addresses others can use,
       // never a loopback, private or link-local one (a relayed address starts with its relay's)
       announceFilter: tuning.behindNat === true ? () => [] : config.lan ? (addrs: Multiaddr[]) => addrs : usableAddresses
     },
-    transports: [tcp(), webSockets()],
+    transports: [tcp(), webSockets(), circuitRelayTransport()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     // a private mesh: every connection is encrypted with the pre-shared key first (pnet), so a node
@@ -197,6 +203,21 @@ export async function createShoalLibp2p (init: CreateShoalLibp2pInit): Promise<S
     services: {
       identify: identify(),
       ping: ping(),
+      // confirms this node's public addresses by having peers dial them back, and answers peers' requests
+      autoNAT: autoNAT(),
+      // upgrades a relayed connection to a direct one where the routers allow (TCP hole punching)
+      dcutr: dcutr(),
+      ...(config.relay !== 'off'
+        ? {
+            relay: circuitRelayServer({
+              reservations: {
+                maxReservations: config.relayMaxReservations,
+                // unlimited: no data or time limit on the connections it relays, so pieces may cross them
+                applyDefaultLimit: config.relay === 'limited'
+              }
+            })
+          }
+        : {}),
       dht: kadDHT({
         protocol: DHT_PROTOCOL,
         clientMode: false,
@@ -231,6 +252,11 @@ export async function createShoalLibp2p (init: CreateShoalLibp2pInit): Promise<S
     }
   }) as ShoalLibp2p
   return node
+}
+
+/** Whether a node reserves a relay slot: outside LAN mode, with no address of its own announced. */
+export function relayClient (config: Pick<NodeConfig, 'lan' | 'announce'>): boolean {
+  return !config.lan && config.announce.length === 0
 }
 
 /** Addresses a peer elsewhere on the internet can use: not loopback, private or link-local. */
