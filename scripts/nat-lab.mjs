@@ -278,8 +278,14 @@ export async function runLab ({ log = () => {}, relay = 'unlimited' } = {}) {
       }
       log(`${s.name} submitter: job ${summary != null ? 'done' : 'FAILED'} in ${wallMs} ms; ${workers.map(w => `${w.name} ${results[s.name].piecesByWorker[w.name]} pieces, ${results[s.name].paths[w.name]}`).join('; ')}`)
     }
+    // what each worker says of itself (shoal node status)
+    const reachability = {}
+    for (const w of workers) {
+      const r = await cli(topology, w.ns, ['node', 'status', '--json', '--data-dir', join(work, w.name)])
+      reachability[w.name] = r.code === 0 ? JSON.parse(r.stdout).reachability : 'unknown'
+    }
     // the lab of the brief: workers and submitter each behind a router; the public submitter beside it
-    return { ...results.home, publicSubmitter: results.public }
+    return { ...results.home, reachability, publicSubmitter: results.public }
   } finally {
     process.off('SIGINT', onSignal)
     process.off('SIGTERM', onSignal)

@@ -95,6 +95,12 @@ export interface NodeStatus {
   direct: { host: string, port: number } | null
   /** The private mesh this node is in (--swarm-key): its key's fingerprint; null in the public mesh. */
   privateMesh: string | null
+  /**
+   * How peers can reach this node: `lan` (LAN mode: at its private addresses), `public` (at an
+   * address of its own), `relayed` (only through a relay), `outbound-only` (no address to tell: it is
+   * reached over the connections it opens).
+   */
+  reachability: 'lan' | 'public' | 'relayed' | 'outbound-only'
   /** This process's memory, as Node reports it. */
   memory: { rssBytes: number, heapUsedBytes: number }
   /** What this node has done for others since it started. */
@@ -585,6 +591,13 @@ export class ShoalNode {
       .sort((a, b) => a.peerId.localeCompare(b.peerId))
   }
 
+  private reachability (): NodeStatus['reachability'] {
+    if (this.config.lan) return 'lan'
+    const addrs = this.addrs
+    if (addrs.some(a => !a.includes('/p2p-circuit'))) return 'public'
+    return addrs.length > 0 ? 'relayed' : 'outbound-only'
+  }
+
   private connectionTo (peerId: string): PeerView['connection'] {
     const connections = this.libp2p.getConnections(peerIdFromString(peerId)).filter(c => c.status === 'open')
     const direct = connections.filter(c => c.limits == null && !c.remoteAddr.toString().includes('/p2p-circuit'))
@@ -619,6 +632,7 @@ export class ShoalNode {
       refusedAds: { ...libp2p.services.capacity.refused },
       direct: libp2p.services.direct.listening,
       privateMesh: this.config.swarmKeyBytes != null ? swarmKeyFingerprint(this.config.swarmKeyBytes) : null,
+      reachability: this.reachability(),
       memory: { rssBytes: process.memoryUsage.rss(), heapUsedBytes: process.memoryUsage().heapUsed },
       contributed: this.metrics.contributed()
     }

@@ -21,6 +21,9 @@ describe('the addresses a node tells others', () => {
     await waitFor(() => adOf(forwarded) != null && adOf(hidden) != null, 'both ads')
     expect(adOf(forwarded)).toEqual(['/ip4/127.0.0.2/tcp/4001'])
     expect(adOf(hidden)).toEqual([])
+    // and each says how it can be reached (shoal node status)
+    expect(submitter.status().reachability).toBe('lan')
+    expect(hidden.status().reachability).toBe('outbound-only')
     // a LAN node (every listen address loopback: automatic) tells its loopback address
     expect(forwarded.peers().find(p => p.peerId === submitter.peerId)?.addrs[0]).toMatch(/^\/ip4\/127\.0\.0\.1\/tcp\/\d+$/)
     // the hidden one is reached through the connection it opened itself

@@ -21,7 +21,8 @@ describe('the NAT lab (network namespaces, nftables masquerade)', () => {
         for (const addr of job.addrsSeen[name]) expect(addr).not.toMatch(/^\/ip4\/(192\.168|10|127)\./)
       }
     }
-    // a worker behind NAT tells its relayed address, through the bootstrap node's public one
+    // a worker behind NAT knows it is reachable only through the relay, and tells its relayed address
+    expect(report.reachability).toEqual({ w1: 'relayed', w2: 'relayed' })
     expect(report.addrsSeen.w1.some(a => a.startsWith('/ip4/11.0.0.2/tcp/4001/p2p/') && a.endsWith('/p2p-circuit'))).toBe(true)
   }, 180_000)
 

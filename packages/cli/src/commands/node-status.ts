@@ -20,6 +20,14 @@ function contribution (c: Contribution): string {
   return `${pieces} and ${formatBytes(c.modelBytesServed)} of models served to others since start`
 }
 
+/** What each reachability means for the volunteer (docs/operators.md, "Ports and reachability"). */
+const REACHABILITY: Record<string, string> = {
+  lan: 'LAN mode: peers reach it at its loopback and private addresses',
+  public: 'at its own addresses (above)',
+  relayed: 'only through a relay: submitters behind routers send it pieces only through a relay without limits (--relay unlimited); others over the connections it opens',
+  'outbound-only': 'no address peers can dial: it gets pieces only over the connections it opens, from submitters with public addresses; forward a port and --announce it, or reach a relay'
+}
+
 export async function nodeStatus (argv: string[], io: Io): Promise<number> {
   const { values } = parse(nodeStatusSpec, argv)
   const status = await (await ApiClient.connect(dataDirOf(values, io))).status()
@@ -37,6 +45,7 @@ export async function nodeStatus (argv: string[], io: Io): Promise<number> {
     `addresses    ${status.addrs.join('\n             ')}`,
     `direct       ${status.direct == null ? 'off (big pieces come over libp2p streams)' : `TLS on ${status.direct.host} port ${status.direct.port} (forward it too behind NAT)`}`,
     `mesh         ${status.privateMesh == null ? 'public' : `private (swarm key ${status.privateMesh}): only nodes with the same key can connect`}`,
+    `reachable    ${REACHABILITY[status.reachability]}`,
     `connections  ${status.connections} to ${status.connectedPeers} peers; ${status.dhtPeers} peers in the DHT routing table`,
     `peer table   ${status.peers} peers with live ads${refused === '' ? '' : `; ads refused: ${refused}`}`,
     `hardware     ${c.cpu.cores} x ${c.cpu.model}, ${formatBytes(c.memory.totalBytes)} memory, ${c.os} ${c.arch}${c.gpu != null ? `, GPU ${c.gpu}` : ''}`,
