@@ -101,7 +101,7 @@ table ip filter {
   }
 
   build () {
-    for (const name of ['pub', 'boot', 'sub', 'r1', 'h1', 'r2', 'h2', 'r3', 'h3']) this.addNamespace(name)
+    for (const name of ['pub', 'boot', 'sub', 'pw', 'r1', 'h1', 'r2', 'h2', 'r3', 'h3']) this.addNamespace(name)
     sh('ip', ['-n', this.ns('pub'), 'link', 'add', 'br0', 'type', 'bridge'])
     sh('ip', ['-n', this.ns('pub'), 'link', 'set', 'br0', 'up'])
     this.publicHost('boot', `${PUBLIC_NET}.2`)
@@ -109,6 +109,8 @@ table ip filter {
     this.publicHost('r1', `${PUBLIC_NET}.11`)
     this.publicHost('r2', `${PUBLIC_NET}.12`)
     this.publicHost('r3', `${PUBLIC_NET}.13`)
+    // a worker with a public address, for comparison (started only when asked for)
+    this.publicHost('pw', `${PUBLIC_NET}.4`)
     this.home('r1', 'h1', '192.168.1', false)
     this.home('r2', 'h2', '192.168.2', true)
     this.home('r3', 'h3', '192.168.3', false)
@@ -170,9 +172,10 @@ async function waitFor (condition, what, timeoutMs = 60_000) {
  * could only have been punched through); a submitter behind a router too, over a relay, or directly
  * only once a hole was punched.
  */
-function pathOf (connection, submitterBehindNat) {
+function pathOf (connection, submitterBehindNat, workerBehindNat) {
   if (connection === 'relayed') return 'relayed'
   if (connection === 'none') return 'unreachable'
+  if (!workerBehindNat) return 'direct'
   if (submitterBehindNat || connection === 'outbound') return 'hole-punched'
   return 'direct'
 }
@@ -180,8 +183,10 @@ function pathOf (connection, submitterBehindNat) {
 /**
  * Builds the lab, runs a job from each submitter, and returns the report; removes everything it made.
  * `relay`: the bootstrap node's `--relay` (unlimited: pieces may cross it; limited: only introductions).
+ * `workers`: which run (w1 behind the first router, w2 behind the random-port one, w0 on the public
+ * segment). `job`: its size and model (benchmarks make it bigger), `verify` its `--verify`.
  */
-export async function runLab ({ log = () => {}, relay = 'unlimited' } = {}) {
+export async function runLab ({ log = () => {}, relay = 'unlimited', workers: wanted = ['w1', 'w2'], job = { rows: 128, width: 32, layers: 2, rowsPerPiece: 4 }, verify = 'spot', preload = false, onlyWorkers = false } = {}) {
   const why = labPrerequisites()
   if (why != null) throw new LabError(why)
   const topology = new Topology()
@@ -207,7 +212,9 @@ export async function runLab ({ log = () => {}, relay = 'unlimited' } = {}) {
     // the public nodes announce their address, as a server with a known public address does (a
     // listen address on a public interface is otherwise told only once peers confirm it reachable);
     // the bootstrap node relays without limits, so that pieces can cross it between two homes
-    const boot = startNode(topology, 'boot', await dir('boot'), [...common, '--announce', `/ip4/${PUBLIC_NET}.2/tcp/4001`, '--relay', relay])
+    // onlyWorkers (benchmarks): the bootstrap node and the submitters compute nothing, so a job's time is its workers'
+    const computeNothing = onlyWorkers ? ['--max-concurrency', '0'] : []
+    const boot = startNode(topology, 'boot', await dir('boot'), [...common, '--announce', `/ip4/${PUBLIC_NET}.2/tcp/4001`, '--relay', relay, ...computeNothing])
     nodes.push(boot)
     const bootReady = await boot.ready
     const bootstrap = ['--bootstrap', `/ip4/${PUBLIC_NET}.2/tcp/4001/p2p/${bootReady.peerId}`]
@@ -216,28 +223,36 @@ export async function runLab ({ log = () => {}, relay = 'unlimited' } = {}) {
       { name: 'home', ns: 'h3', behindNat: true, args: [] }
     ]
     for (const s of submitters) {
-      s.node = startNode(topology, s.ns, await dir(`sub-${s.name}`), [...common, ...bootstrap, ...s.args])
+      s.node = startNode(topology, s.ns, await dir(`sub-${s.name}`), [...common, ...bootstrap, ...s.args, ...computeNothing])
       s.dir = join(work, `sub-${s.name}`)
       nodes.push(s.node)
     }
     for (const s of submitters) s.peerId = (await s.node.ready).peerId
     log(`bootstrap and relay ${bootReady.peerId} at ${PUBLIC_NET}.2; submitters ${submitters.map(s => `${s.name} ${s.peerId}`).join(', ')}`)
     const workers = [
-      { name: 'w1', ns: 'h1' },
-      { name: 'w2', ns: 'h2' }
-    ]
+      { name: 'w0', ns: 'pw', args: ['--announce', `/ip4/${PUBLIC_NET}.4/tcp/4001`] },
+      { name: 'w1', ns: 'h1', args: [] },
+      { name: 'w2', ns: 'h2', args: [] }
+    ].filter(w => wanted.includes(w.name))
     for (const w of workers) {
-      w.node = startNode(topology, w.ns, await dir(w.name), [...common, ...bootstrap])
+      w.node = startNode(topology, w.ns, await dir(w.name), [...common, ...bootstrap, ...w.args])
       nodes.push(w.node)
     }
     for (const w of workers) w.peerId = (await w.node.ready).peerId
-    const model = buildCalibrationModel({ batch: 0, width: 32, layers: 2 })
-    const x = syntheticBatch([128, 32], 7)
+    const model = buildCalibrationModel({ batch: 0, width: job.width, layers: job.layers })
+    const x = syntheticBatch([job.rows, job.width], 7)
     await writeFile(join(work, 'model.onnx'), model)
     await writeFile(join(work, 'x.npy'), formatNpy(x))
     const sessions = new SessionCache({ providers: ['cpu'], cpuThreads: 1 })
     const reference = (await sessions.run('lab', async () => model, { input: x })).outputs.output
     await sessions.close()
+    // benchmarks give the workers the model first: a job's time is then its path's, not a model fetch's
+    if (preload) {
+      for (const w of workers) {
+        const r = await cli(topology, w.ns, ['model', 'add', join(work, 'model.onnx'), '--data-dir', join(work, w.name)])
+        if (r.code !== 0) throw new LabError(`${w.name}: model add failed: ${r.stderr}`)
+      }
+    }
     const results = {}
     for (const s of submitters) {
       const peers = async () => {
@@ -257,7 +272,7 @@ export async function runLab ({ log = () => {}, relay = 'unlimited' } = {}) {
       })
       const before = await peers()
       const started = performance.now()
-      const run = await cli(topology, s.ns, ['run', join(work, 'model.onnx'), '--input', `input=${join(work, 'x.npy')}`, '--output', join(work, `out-${s.name}`), '--rows-per-piece', '4', '--json', '--data-dir', s.dir])
+      const run = await cli(topology, s.ns, ['run', join(work, 'model.onnx'), '--input', `input=${join(work, 'x.npy')}`, '--output', join(work, `out-${s.name}`), '--rows-per-piece', String(job.rowsPerPiece), '--verify', verify, '--json', '--data-dir', s.dir])
       const wallMs = Math.round(performance.now() - started)
       const summary = run.code === 0 ? JSON.parse(run.stdout) : null
       const got = summary != null ? parseNpy(await readFile(summary.outputs.output)) : null
@@ -270,7 +285,8 @@ export async function runLab ({ log = () => {}, relay = 'unlimited' } = {}) {
         wallMs,
         piecesByWorker: Object.fromEntries(workers.map(w => [w.name, summary?.peers?.[w.peerId] ?? 0])),
         submitterPieces: summary?.peers?.[s.peerId] ?? 0,
-        paths: Object.fromEntries(workers.map(w => [w.name, pathOf(connectionOf(w), s.behindNat)])),
+        pieces: summary?.pieces ?? 0,
+        paths: Object.fromEntries(workers.map(w => [w.name, pathOf(connectionOf(w), s.behindNat, w.name !== 'w0')])),
         reachableMs,
         // outside LAN mode a node behind a router tells no private address: a relayed one, if any
         addrsSeen: Object.fromEntries(workers.map(w => [w.name, before.find(x => x.peerId === w.peerId)?.addrs ?? []])),

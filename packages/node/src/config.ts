@@ -56,7 +56,7 @@ export interface NodeConfig {
   swarmKeyBytes: Uint8Array | null
 }
 
-type Kind = 'multiaddr' | 'bootstrap' | 'peerid' | 'port' | 'count' | 'bytes' | 'boolean' | 'ms' | 'seconds' | 'file' | 'relay'
+type Kind = 'multiaddr' | 'bootstrap' | 'peerid' | 'port' | 'count' | 'slots' | 'bytes' | 'boolean' | 'ms' | 'seconds' | 'file' | 'relay'
 
 /** One node option: its flag, environment variable, config-file key and help, in one place. */
 export interface OptionSpec {
@@ -81,7 +81,7 @@ export const NODE_OPTIONS: OptionSpec[] = [
   { key: 'directPort', flag: 'direct-port', kind: 'port', placeholder: 'N', help: 'TCP port of the direct data channel, on the host of the first TCP listen address (0 picks a free one; forward it too behind NAT)', defaultText: '0' },
   { key: 'mdns', flag: 'mdns', kind: 'boolean', help: 'find peers on the local network with mDNS (--no-mdns turns it off)', defaultText: 'on' },
   { key: 'lan', flag: 'lan', kind: 'boolean', help: 'treat private and loopback addresses as reachable: a home cluster or a simulation', defaultText: 'on when every listen address is loopback' },
-  { key: 'maxConcurrency', flag: 'max-concurrency', kind: 'count', placeholder: 'N', help: 'pieces this node runs at once', defaultText: '2' },
+  { key: 'maxConcurrency', flag: 'max-concurrency', kind: 'slots', placeholder: 'N', help: 'pieces this node runs at once (0: none, for a bootstrap node or relay that computes nothing; its own jobs then wait for peers)', defaultText: '2' },
   { key: 'maxMemoryBytes', flag: 'max-memory', kind: 'bytes', placeholder: 'SIZE', help: 'memory this node may use, e.g. 4GiB or 512MB: no piece starts while the process\'s resident memory plus its inputs would exceed it (0: no limit)', defaultText: 'half of total memory' },
   { key: 'gpu', flag: 'gpu', kind: 'boolean', help: 'let the mesh use this machine\'s GPU (--no-gpu turns it off)', defaultText: 'on' },
   { key: 'cpuThreads', flag: 'cpu-threads', kind: 'count', placeholder: 'N', help: 'CPU threads per inference session', defaultText: 'all logical cores' },
@@ -130,9 +130,9 @@ function parseValue (spec: OptionSpec, raw: unknown, source: string): unknown {
       if (['0', 'false', 'no', 'off'].includes(text)) return false
       return fail(`expected true or false, got "${String(raw)}"`)
     }
-    case 'port': case 'count': case 'ms': case 'seconds': {
+    case 'port': case 'count': case 'slots': case 'ms': case 'seconds': {
       const n = typeof raw === 'number' ? raw : Number(String(raw).trim())
-      const [min, max] = spec.kind === 'port' ? [0, 65535] : spec.kind === 'ms' ? [MIN_AD_INTERVAL_MS, MAX_COUNTED_AD_INTERVAL_MS] : spec.kind === 'seconds' ? [1, 86_400] : [1, 65535]
+      const [min, max] = spec.kind === 'port' || spec.kind === 'slots' ? [0, 65535] : spec.kind === 'ms' ? [MIN_AD_INTERVAL_MS, MAX_COUNTED_AD_INTERVAL_MS] : spec.kind === 'seconds' ? [1, 86_400] : [1, 65535]
       if (String(raw).trim() === '' || !Number.isInteger(n) || n < min || n > max) fail(`expected an integer from ${min} to ${max}, got "${String(raw)}"`)
       return n
     }
