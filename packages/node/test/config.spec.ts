@@ -59,7 +59,7 @@ describe('node config', () => {
   })
 
   it('names the source of a bad value', async () => {
-    const dataDir = await dataDirWith({ maxConcurrency: 0 })
+    const dataDir = await dataDirWith({ maxConcurrency: -1 })
     await expect(resolveConfig({ dataDir, env: {} })).rejects.toThrow(/config.json: "maxConcurrency": expected an integer/)
     const clean = await dataDirWith()
     await expect(resolveConfig({ dataDir: clean, flags: { listen: ['/ip4/1.2.3/tcp/0'] }, env: {} })).rejects.toThrow(/--listen: "\/ip4\/1.2.3\/tcp\/0" is not a valid multiaddr/)
