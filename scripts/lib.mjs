@@ -37,7 +37,12 @@ export function startNodeProcess (args, { timeoutMs = 30_000, env = {} } = {}) {
 
 /** Runs the CLI to completion. */
 export async function shoal (args) {
-  const proc = spawn(process.execPath, [SHOAL_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  return await runToEnd(process.execPath, [SHOAL_BIN, ...args])
+}
+
+/** Runs a command to completion: its exit code and what it printed. */
+export async function runToEnd (command, args) {
+  const proc = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
   proc.stdout.on('data', d => { stdout += d })

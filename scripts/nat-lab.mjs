@@ -12,7 +12,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { formatNpy, parseNpy, SessionCache, syntheticBatch } from '@shoal/runtime'
 import { buildCalibrationModel } from '@shoal/runtime/calibration-model'
-import { SHOAL_BIN, tempDir } from './lib.mjs'
+import { runToEnd, SHOAL_BIN, tempDir, waitFor as waitUntil } from './lib.mjs'
 
 const PUBLIC_NET = '11.0.0' // inside the namespaces only: no route leads out of them
 const json = process.argv.includes('--json')
@@ -148,22 +148,11 @@ function startNode (topology, name, dataDir, args) {
 
 /** The CLI, run in a namespace against the node of `dataDir`. */
 async function cli (topology, name, args) {
-  const proc = spawn('ip', ['netns', 'exec', topology.ns(name), process.execPath, SHOAL_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-  let stdout = ''
-  let stderr = ''
-  proc.stdout.on('data', d => { stdout += d })
-  proc.stderr.on('data', d => { stderr += d })
-  const code = await new Promise(resolve => proc.on('exit', resolve))
-  return { code, stdout, stderr }
+  return await runToEnd('ip', ['netns', 'exec', topology.ns(name), process.execPath, SHOAL_BIN, ...args])
 }
 
 async function waitFor (condition, what, timeoutMs = 60_000) {
-  const deadline = performance.now() + timeoutMs
-  for (;;) {
-    if (await condition()) return
-    if (performance.now() > deadline) throw new LabError(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 250))
-  }
+  await waitUntil(condition, what, timeoutMs, 250).catch(err => { throw new LabError(`${err.message} (${timeoutMs} ms)`) })
 }
 
 /**
