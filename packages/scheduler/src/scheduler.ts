@@ -298,7 +298,8 @@ export class Scheduler {
     if (this.done.has(pieceId) || this.failure != null) return
     const needed = this.needed(pieceId) + 1
     const local = this.options.localPeerId
-    if (local != null && this.peers.has(local) && this.answeredBy.get(pieceId)?.has(local) !== true) {
+    const localState = local == null ? undefined : this.peers.get(local)
+    if (local != null && localState != null && this.window(localState) > 0 && this.answeredBy.get(pieceId)?.has(local) !== true) {
       this.arbitrated.add(pieceId)
       this.required.set(pieceId, needed)
       this.requeue(pieceId)
@@ -396,7 +397,9 @@ export class Scheduler {
       i++
     }
     if (this.failure != null) return this.next(now)
-    if (this.pending.length === 0 && this.options.endgame) assign.push(...this.endgame(now))
+    // no end-game copies under a quorum: they would go to the fastest idle peers, and two colluders
+    // could then answer a piece together after all, whatever peer the second copy was drawn for
+    if (this.pending.length === 0 && this.options.endgame && this.options.quorum === 1) assign.push(...this.endgame(now))
     return { assign, cancel: this.cancellations.splice(0) }
   }
 
@@ -558,7 +561,10 @@ export class Scheduler {
   private designatedPeer (now: number, piece: Piece): PeerState | undefined {
     const id = this.designated.get(piece.id)
     let state = id == null ? undefined : this.peers.get(id)
-    if (state == null || this.window(state) === 0 || state.backoffUntil > now || !this.eligible(state.peer.peerId, piece.id)) {
+    // the local node in fallback mode was drawn while no remote peer could take the piece: once one can, draw again
+    const localWhileRemote = state != null && state.peer.peerId === this.options.localPeerId && this.options.local === 'fallback' && !this.arbitrated.has(piece.id) &&
+      [...this.peers.values()].some(s => s.peer.peerId !== this.options.localPeerId && this.window(s) > 0 && this.eligible(s.peer.peerId, piece.id))
+    if (state == null || localWhileRemote || this.window(state) === 0 || state.backoffUntil > now || !this.eligible(state.peer.peerId, piece.id)) {
       const all = [...this.peers.values()].filter(s => this.window(s) > 0 && this.eligible(s.peer.peerId, piece.id)).sort((a, b) => a.peer.peerId.localeCompare(b.peer.peerId))
       const remote = all.filter(s => s.peer.peerId !== this.options.localPeerId)
       const candidates = this.options.local === 'fallback' && remote.length > 0 ? remote : all

@@ -352,6 +352,14 @@ describe('quorum (verify full)', () => {
     expect(result.verdicts[1].peers[2]).toBe('me')
   })
 
+  it('a local node that computes nothing (no slots) is no arbiter: a disagreement goes to a third peer', () => {
+    const pieces = planPieces(10, 10)
+    const result = simulate(new Scheduler(pieces, { ...full, localPeerId: 'me', random: () => 0 }), pieces, [{ ...peer('me', 100, 1), slots: 0 }, peer('x', 100, 1, { answers: 'x' }), peer('y', 100, 1), peer('z', 100, 1)], undefined, 'me')
+    expect(result.state).toBe('done')
+    expect(result.verdicts.at(-1)?.peers).toHaveLength(3)
+    expect(result.verdicts.at(-1)?.peers).not.toContain('me')
+  })
+
   it('fails a piece whose answers never agree, naming the peers', () => {
     const pieces = planPieces(10, 10)
     const result = simulate(new Scheduler(pieces, full), pieces, [peer('a', 100, 1, { answers: 'x' }), peer('b', 100, 1, { answers: 'y' }), peer('c', 100, 1, { answers: 'z' }), peer('d', 100, 1)])
