@@ -47,6 +47,8 @@ export class Topology {
     // names of their own: two labs (or a lab left over) never collide; interface names stay under 15 characters
     this.prefix = `sl${randomBytes(2).toString('hex')}`
     this.namespaces = []
+    /** veth pairs made in this namespace: one left here by a failure between its creation and its move is deleted too */
+    this.links = []
   }
 
   ns (name) { return `${this.prefix}-${name}` }
@@ -61,6 +63,7 @@ export class Topology {
   publicHost (name, address) {
     const [a, b] = [`${this.prefix}${name}a`, `${this.prefix}${name}b`]
     sh('ip', ['link', 'add', a, 'type', 'veth', 'peer', 'name', b])
+    this.links.push(a)
     sh('ip', ['link', 'set', a, 'netns', this.ns('pub')])
     sh('ip', ['link', 'set', b, 'netns', this.ns(name)])
     sh('ip', ['-n', this.ns('pub'), 'link', 'set', a, 'master', 'br0', 'up'])
@@ -73,6 +76,7 @@ export class Topology {
   home (router, host, prefix, symmetric) {
     const [a, b] = [`${this.prefix}${host}x`, `${this.prefix}${host}y`]
     sh('ip', ['link', 'add', a, 'type', 'veth', 'peer', 'name', b])
+    this.links.push(a)
     sh('ip', ['link', 'set', a, 'netns', this.ns(router)])
     sh('ip', ['link', 'set', b, 'netns', this.ns(host)])
     sh('ip', ['-n', this.ns(router), 'link', 'set', a, 'name', 'lan'])
@@ -116,10 +120,13 @@ table ip filter {
     this.home('r3', 'h3', '192.168.3', false)
   }
 
-  /** Deletes every namespace it made (their links go with them). */
+  /** Deletes every namespace it made (their links go with them), and any of its links left outside them. */
   remove () {
     for (const ns of this.namespaces.splice(0).reverse()) {
       try { execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' }) } catch {}
+    }
+    for (const link of this.links.splice(0)) {
+      try { execFileSync('ip', ['link', 'del', link], { stdio: 'ignore' }) } catch {}
     }
   }
 }
@@ -143,7 +150,10 @@ function startNode (topology, name, dataDir, args) {
     })
     proc.on('exit', code => { clearTimeout(timer); reject(new LabError(`${name} exited with ${code} before it was ready:\n${stderr}`)) })
   })
-  return { name, proc, ready, startedAt, stderr: () => stderr }
+  // a node the lab never waits for (an earlier one failed) must not end the process with an unhandled rejection
+  ready.catch(() => {})
+  const exited = new Promise(resolve => proc.once('exit', resolve))
+  return { name, proc, ready, exited, startedAt, stderr: () => stderr }
 }
 
 /** The CLI, run in a namespace against the node of `dataDir`. */
@@ -183,14 +193,15 @@ export async function runLab ({ log = () => {}, relay = 'unlimited', workers: wa
   const nodes = []
   const stopAll = async () => {
     await Promise.all(nodes.map(async n => {
-      if (n.proc.exitCode != null) return
+      // ended already (by itself, or by a signal)
+      if (n.proc.exitCode != null || n.proc.signalCode != null) return
       n.proc.kill('SIGTERM')
       const killer = setTimeout(() => n.proc.kill('SIGKILL'), 5000)
-      await new Promise(resolve => n.proc.once('exit', resolve))
+      await n.exited
       clearTimeout(killer)
     }))
   }
-  const onSignal = () => { void stopAll().finally(() => { topology.remove(); process.exit(130) }) }
+  const onSignal = () => { void stopAll().finally(async () => { topology.remove(); await rm(work, { recursive: true, force: true }); process.exit(130) }) }
   process.once('SIGINT', onSignal)
   process.once('SIGTERM', onSignal)
   try {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { Tensor } from '@shoal/runtime'
-import { CanaryPool, placeCanaries, splitCanaries, withCanaries } from '../src/jobs/canaries.js'
+import { CanaryPool, placeCanaries, shapeOf, splitCanaries, withCanaries } from '../src/jobs/canaries.js'
 
 const rows = (values: number[]): Tensor => ({ dtype: 'float32', dims: [values.length, 1], data: new Uint8Array(Float32Array.from(values).buffer) })
 const floats = (t: Tensor): number[] => [...new Float32Array(t.data.buffer, t.data.byteOffset, t.data.byteLength / 4)]
@@ -13,7 +13,7 @@ describe('canary rows', () => {
     for (let seed = 0; seed < 20; seed++) {
       let s = seed
       const random = (): number => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31)
-      const plan = placeCanaries(3, pool.draw('m', 2, 'worker', random), random)
+      const plan = placeCanaries(3, pool.draw('m', 2, 'worker', random, shapeOf({ x: rows([1]) })), random)
       const sent = withCanaries({ x: rows([1, 2, 3]) }, plan)
       expect(sent.x.dims).toEqual([5, 1])
       // the real rows keep their order; the canaries sit at their positions
@@ -30,9 +30,12 @@ describe('canary rows', () => {
   it('are never drawn for a peer that computed them, and an answer of other rows is no answer', () => {
     const pool = new CanaryPool()
     pool.add('m', { x: rows([7]) }, { y: rows([-7]) }, ['worker'])
-    expect(pool.draw('m', 1, 'worker', Math.random)).toEqual([])
-    expect(pool.draw('m', 1, 'other', Math.random)).toHaveLength(1)
-    const plan = placeCanaries(2, pool.draw('m', 1, 'other', Math.random), Math.random)
+    const shape = shapeOf({ x: rows([1]) })
+    expect(pool.draw('m', 1, 'worker', Math.random, shape)).toEqual([])
+    expect(pool.draw('m', 1, 'other', Math.random, shape)).toHaveLength(1)
+    // nor for a piece of inputs shaped otherwise (a model with a free dimension after the batch axis)
+    expect(pool.draw('m', 1, 'other', Math.random, shapeOf({ x: { dtype: 'float32', dims: [1, 2], data: new Uint8Array(8) } }))).toEqual([])
+    const plan = placeCanaries(2, pool.draw('m', 1, 'other', Math.random, shape), Math.random)
     expect(splitCanaries({ y: rows([1, 2]) }, plan, 2)).toBeUndefined()
   })
 
@@ -40,7 +43,7 @@ describe('canary rows', () => {
     const pool = new CanaryPool()
     for (let i = 0; i < 100; i++) pool.add('m', { x: rows([i]) }, { y: rows([i]) }, ['me'])
     expect(pool.size('m')).toBe(32)
-    const drawn = pool.draw('m', 32, 'p', Math.random).map(r => floats(r.inputs.x)[0]).sort((a, b) => a - b)
+    const drawn = pool.draw('m', 32, 'p', Math.random, shapeOf({ x: rows([1]) })).map(r => floats(r.inputs.x)[0]).sort((a, b) => a - b)
     expect(drawn[0]).toBe(68)
   })
 })

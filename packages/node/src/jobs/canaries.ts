@@ -7,6 +7,29 @@ export interface CanaryRow {
   outputs: Record<string, Tensor>
   /** The peers whose answer it is (this node for its own runs): it is never sent back to them. */
   sources: string[]
+  /** Its inputs' names, dtypes and dimensions after the batch axis: it joins only pieces of the same. */
+  shape: string
+  /**
+   * The largest finite magnitude of its piece's float outputs: an answer to the row is compared as the
+   * whole piece's would be (the tolerance near zero grows with the output's size, @shoal/runtime).
+   */
+  scale: number
+}
+
+/** The names, dtypes and dimensions after the batch axis of a piece's inputs. */
+export function shapeOf (inputs: Record<string, Tensor>): string {
+  return Object.entries(inputs).map(([name, t]) => `${name}:${t.dtype}[${t.dims.slice(1).join(',')}]`).sort().join(';')
+}
+
+/** The largest finite magnitude among float32 and float64 values of the outputs (0 for others). */
+function largest (outputs: Record<string, Tensor>): number {
+  let max = 0
+  for (const t of Object.values(outputs)) {
+    const { buffer, byteOffset, byteLength } = t.data
+    const v = t.dtype === 'float32' ? new Float32Array(buffer.slice(byteOffset, byteOffset + byteLength)) : t.dtype === 'float64' ? new Float64Array(buffer.slice(byteOffset, byteOffset + byteLength)) : undefined
+    if (v != null) for (const x of v) if (Number.isFinite(x) && Math.abs(x) > max) max = Math.abs(x)
+  }
+  return max
 }
 
 /** At most this many rows kept per model, for at most this many models. */
@@ -40,7 +63,7 @@ export class CanaryPool {
   /** Keeps row `row` of a piece whose outputs this node trusts. */
   add (modelCid: string, inputs: Record<string, Tensor>, outputs: Record<string, Tensor>, sources: string[], row = 0): void {
     if (Object.keys(inputs).length === 0 || Object.values(inputs)[0].dims[0] <= row || Object.values(outputs).some(t => t.dims.length === 0 || t.dims[0] <= row)) return
-    const entry: CanaryRow = { inputs: rowOf(inputs, row), outputs: rowOf(outputs, row), sources }
+    const entry: CanaryRow = { inputs: rowOf(inputs, row), outputs: rowOf(outputs, row), sources, shape: shapeOf(inputs), scale: largest(outputs) }
     if (bytesOf(entry.inputs) + bytesOf(entry.outputs) > MAX_ROW_BYTES) return
     const rows = this.models.get(modelCid) ?? []
     this.models.delete(modelCid)
@@ -50,9 +73,9 @@ export class CanaryPool {
     if (this.models.size > MODELS) this.models.delete(this.models.keys().next().value as string)
   }
 
-  /** Up to `count` distinct rows of this model not computed by `peer`, drawn with `random`. */
-  draw (modelCid: string, count: number, peer: string, random: () => number): CanaryRow[] {
-    const pool = (this.models.get(modelCid) ?? []).filter(r => !r.sources.includes(peer))
+  /** Up to `count` distinct rows of this model, of inputs shaped as `shape`, not computed by `peer`, drawn with `random`. */
+  draw (modelCid: string, count: number, peer: string, random: () => number, shape: string): CanaryRow[] {
+    const pool = (this.models.get(modelCid) ?? []).filter(r => !r.sources.includes(peer) && r.shape === shape)
     const chosen: CanaryRow[] = []
     while (chosen.length < count && pool.length > 0) chosen.push(pool.splice(Math.floor(random() * pool.length), 1)[0])
     return chosen

@@ -2,12 +2,12 @@ import { randomUUID } from 'node:crypto'
 import { choosePieceRows, describeCause, planPieces, Scheduler, TrustRecords } from '@shoal/scheduler'
 import type { Assignment, FailureCause, Piece, Progress, SchedulerPeer, VerifyPolicy } from '@shoal/scheduler'
 import { InferResponse } from '@shoal/protocol'
-import { compareOutputs, concatRows, mismatchWithModel, sliceRows } from '@shoal/runtime'
+import { compareOutputs, concatRows, mismatchWithModel, sliceRows, TOLERANCE_SCALE, VERIFY_TOLERANCE } from '@shoal/runtime'
 import type { ModelInfo, Tensor, Tolerance } from '@shoal/runtime'
 import { ASSUMED_FETCH_BYTES_PER_MS, MAX_LISTED_FAILURES, MODEL_FETCH_SETUP_MS, PROBE_TIMEOUT_MS } from '../constants.js'
 import { PieceError, isMalformedAnswer, PeerUnreachableError } from '../pieces/index.js'
 import type { PieceRequest, PieceResult, SignedCommitment } from '../pieces/index.js'
-import { CanaryPool, placeCanaries, splitCanaries, withCanaries } from './canaries.js'
+import { CanaryPool, placeCanaries, shapeOf, splitCanaries, withCanaries } from './canaries.js'
 import type { CanaryPlan } from './canaries.js'
 import { PieceVerifier, QuorumVerifier } from './verifier.js'
 import type { VerificationView, Verifier } from './verifier.js'
@@ -526,7 +526,7 @@ export class Job {
   /** Canary rows for a piece to `peer`, if the job wants them and the pool has rows the peer did not compute. */
   private canaryPlan (piece: Piece, peer: string): CanaryPlan | undefined {
     if (!this.wantsCanaries()) return undefined
-    const rows = this.canaryPool.draw(this.deps.model.cid, Math.min(MAX_CANARIES, this.options.canaries ?? 0), peer, this.random)
+    const rows = this.canaryPool.draw(this.deps.model.cid, Math.min(MAX_CANARIES, this.options.canaries ?? 0), peer, this.random, shapeOf(this.pieceInputs(piece)))
     return rows.length === 0 ? undefined : placeCanaries(piece.rows, rows, this.random)
   }
 
@@ -543,7 +543,9 @@ export class Job {
     const names = this.deps.model.outputs.map(o => o.name)
     const pick = (t: Record<string, Tensor>): Record<string, Tensor> => Object.fromEntries(names.filter(n => t[n] != null).map(n => [n, t[n]]))
     for (const [i, row] of plan.rows.entries()) {
-      const agreement = compareOutputs(pick(split.canaries[i]), pick(row.outputs), { sameRuntime: false, tolerance: this.options.tolerance })
+      // the row's answer is judged as its whole piece's would be: near zero, by a share of that piece's largest output
+      const base = this.options.tolerance ?? VERIFY_TOLERANCE
+      const agreement = compareOutputs(pick(split.canaries[i]), pick(row.outputs), { sameRuntime: false, tolerance: { rtol: base.rtol, atol: base.atol + TOLERANCE_SCALE * row.scale } })
       if (!agreement.agree) {
         this.verifier.convict(pieceId, peerId, answer.commitment)
         return { result: answer, problem: refuse('the answer to a row whose answer this node knew is wrong') }
