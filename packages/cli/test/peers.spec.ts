@@ -41,7 +41,8 @@ describe('shoal peers as a table', () => {
     const veteran = { ...peer('12D3KooWvet', '0.4.0'), standing: { verified: 40, offences: 0, excludedUntil: null, checkShare: 0.25 } }
     const cheat = { ...peer('12D3KooWbad', '0.4.0'), standing: { verified: 0, offences: 2, excludedUntil: now + 55 * 60_000, checkShare: 1 } }
     const lines = peersTable([peer('12D3KooWnew', '0.4.0'), veteran, cheat], now).trim().split('\n')
-    expect(lines[0]).toMatch(/FREE\s+STANDING\s+LAST AD$/)
+    expect(lines[0]).toMatch(/FREE\s+STANDING\s+LINK\s+LAST AD$/)
+    expect(lines[1]).toMatch(/\snew\s+out\s/)
     expect(lines[1]).toMatch(/\snew\s/)
     expect(lines[2]).toMatch(/\s40 verified \(checks 25%\)\s/)
     expect(lines[3]).toMatch(/\sexcluded 55m0s \(2 offences\)\s/)

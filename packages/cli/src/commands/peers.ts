@@ -18,6 +18,8 @@ With --json, prints an array of objects with peerId, version, addrs, cpu {model,
 freeBytes}, gpu, providers [{name, gflops}], limits, freeSlots, queueLength, models, lastSeenMs
 (milliseconds since its last ad arrived), standing {verified, offences, excludedUntil, checkShare} and
 connection (outbound, inbound, relayed or none: how this node is connected to the peer now).
+LINK is how this node is connected to the peer now: out (this node dialled it), in (it dialled this
+node, as a peer behind a router does), relayed (only through a relay), - (not connected).
 STANDING is what this node's jobs have seen of the peer's answers (docs/trust.md): "new", the number
 of its answers verified in a row and the share of its answers --verify spot still checks, or
 "excluded" with the time left, after a wrong answer.`
@@ -26,6 +28,9 @@ of its answers verified in a row and the share of its answers --verify spot stil
 export function dataDirOf (values: Record<string, unknown>, io: Io): string {
   return io.env.SHOAL_DATA_DIR ?? (values['data-dir'] as string | undefined) ?? DEFAULT_DATA_DIR
 }
+
+/** How this node is connected to a peer, in a word (the peer dialled in: it may sit behind a router). */
+const CONNECTION: Record<string, string> = { outbound: 'out', inbound: 'in', relayed: 'relayed', none: '-' }
 
 export function peersTable (peers: PeerView[], now = Date.now()): string {
   if (peers.length === 0) return 'no peers yet: the node has not received any capacity ad\n'
@@ -40,9 +45,10 @@ export function peersTable (peers: PeerView[], now = Date.now()): string {
     p.providers.map(x => `${x.name} ${x.gflops.toFixed(1)}`).join(', ') || '-',
     `${p.freeSlots}/${p.limits.maxConcurrency}`,
     standingText(p.standing, now),
+    CONNECTION[p.connection] ?? p.connection,
     `${formatDuration(p.lastSeenMs)} ago`
   ])
-  return formatTable(['PEER', 'VERSION', 'ADDRESS', 'CORES', 'MEMORY', 'GPU', 'PROVIDERS (GFLOP/s)', 'FREE', 'STANDING', 'LAST AD'], rows)
+  return formatTable(['PEER', 'VERSION', 'ADDRESS', 'CORES', 'MEMORY', 'GPU', 'PROVIDERS (GFLOP/s)', 'FREE', 'STANDING', 'LINK', 'LAST AD'], rows)
 }
 
 /** "new", "12 verified (checks 100%)", "excluded 55m0s (2 offences)": what this node's jobs make of a peer's answers. */
