@@ -177,7 +177,10 @@ export class ShoalNode {
   private readonly proven = new BoundedSet<string>(MAX_PROVEN_PEERS)
   /** Direct connections for pieces to peers, kept between pieces (docs/protocol.md 6.1). */
   private readonly direct = new DirectPool({
-    connections: peer => this.libp2p.getConnections(peer),
+    // a peer that tells no address of its own (outside LAN mode: it sits behind a router) is not asked
+    // for a direct channel: its port cannot be reached, and a router that drops the attempt costs the
+    // piece a connect timeout
+    connections: peer => directWorthTrying(this.config.lan, this.libp2pNode?.services.capacity.peers.get(peer.toString())?.capacity.addrs) ? this.libp2p.getConnections(peer) : [],
     running: () => this.libp2pNode?.status === 'started',
     log: (format, ...args) => { this.libp2pNode?.logger.forComponent('shoal:direct')(format, ...args) }
   })
@@ -658,6 +661,14 @@ export class ShoalNode {
   }
 
 
+}
+
+/**
+ * Whether to ask a peer for a direct data channel: in LAN mode always; otherwise only when its ad
+ * (if this node has one) tells an address of its own, not relayed (one behind a router tells none).
+ */
+export function directWorthTrying (lan: boolean, adAddrs: string[] | undefined): boolean {
+  return lan || adAddrs == null || adAddrs.some(a => !a.includes('/p2p-circuit'))
 }
 
 /** A set that forgets its oldest member past `max`. */

@@ -97,3 +97,14 @@ describe('addresses told to others outside LAN mode', () => {
     expect(kept.map(a => a.toString())).toEqual(['/ip4/8.8.8.8/tcp/4001', '/ip4/8.8.4.4/tcp/4001/p2p/12D3KooWSCLyH9NRbkGHNTy1MT5RPiL6oRMhByvLZS2x53fk7SSK/p2p-circuit'])
   })
 })
+
+describe('when to ask a peer for a direct data channel', () => {
+  it('always in LAN mode; otherwise only if its ad tells an address of its own (not only a relayed one), or there is no ad yet', async () => {
+    const { directWorthTrying } = await import('../src/shoal-node.js')
+    expect(directWorthTrying(true, [])).toBe(true)
+    expect(directWorthTrying(false, undefined)).toBe(true)
+    expect(directWorthTrying(false, ['/ip4/8.8.8.8/tcp/4001'])).toBe(true)
+    expect(directWorthTrying(false, [])).toBe(false)
+    expect(directWorthTrying(false, ['/ip4/8.8.4.4/tcp/4001/p2p/12D3KooWSCLyH9NRbkGHNTy1MT5RPiL6oRMhByvLZS2x53fk7SSK/p2p-circuit'])).toBe(false)
+  })
+})
