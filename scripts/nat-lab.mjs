@@ -286,6 +286,8 @@ export async function runLab ({ log = () => {}, relay = 'unlimited', workers: wa
         piecesByWorker: Object.fromEntries(workers.map(w => [w.name, summary?.peers?.[w.peerId] ?? 0])),
         submitterPieces: summary?.peers?.[s.peerId] ?? 0,
         pieces: summary?.pieces ?? 0,
+        // pieces over direct data channels (to a worker behind a router: one it opened back to the submitter)
+        directPieces: summary?.directPieces ?? 0,
         paths: Object.fromEntries(workers.map(w => [w.name, pathOf(connectionOf(w), s.behindNat, w.name !== 'w0')])),
         reachableMs,
         // outside LAN mode a node behind a router tells no private address: a relayed one, if any

@@ -1,7 +1,7 @@
 import { readFile, rm } from 'node:fs/promises'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { PeerId } from '@libp2p/interface'
-import { MAX_AD_MODELS } from '@shoal/protocol'
+import { INFER_PROTOCOL, MAX_AD_MODELS } from '@shoal/protocol'
 import type { Capacity } from '@shoal/protocol'
 import { calibrate, inspectModel, inspectModelInChild, ProcessSessions, SessionCache, slowed, ThreadedSessions } from '@shoal/runtime'
 import { checkFraction, TrustRecords } from '@shoal/scheduler'
@@ -177,10 +177,12 @@ export class ShoalNode {
   private readonly proven = new BoundedSet<string>(MAX_PROVEN_PEERS)
   /** Direct connections for pieces to peers, kept between pieces (docs/protocol.md 6.1). */
   private readonly direct = new DirectPool({
-    // a peer that tells no address of its own (outside LAN mode: it sits behind a router) is not asked
-    // for a direct channel: its port cannot be reached, and a router that drops the attempt costs the
-    // piece a connect timeout
-    connections: peer => directWorthTrying(this.config.lan, this.libp2pNode?.services.capacity.peers.get(peer.toString())?.capacity.addrs) ? this.libp2p.getConnections(peer) : [],
+    connections: peer => this.libp2p.getConnections(peer),
+    // a peer that tells no address of its own (outside LAN mode: it sits behind a router) cannot be
+    // dialled (a router that drops the attempt costs the piece a connect timeout): it connects back
+    // to this node's listener when this node can be reached, else pieces use libp2p streams
+    mode: peer => directWorthTrying(this.config.lan, this.libp2pNode?.services.capacity.peers.get(peer.toString())?.capacity.addrs) ? 'dial' : this.reachability() === 'public' ? 'reverse' : 'none',
+    reverse: peer => this.libp2pNode?.services.direct.expectReverse(peer, INFER_PROTOCOL, true),
     running: () => this.libp2pNode?.status === 'started',
     log: (format, ...args) => { this.libp2pNode?.logger.forComponent('shoal:direct')(format, ...args) }
   })

@@ -2,7 +2,7 @@ import { connect as tlsConnect } from 'node:tls'
 import type { TLSSocket } from 'node:tls'
 import { randomBytes } from 'node:crypto'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { DirectUnavailableError, frames, openDirectChannel, readMessage, runRemotePiece, writeMessage } from '@shoal/node/wire'
+import { DirectUnavailableError, frames, openDirectChannel, openReverseChannel, readMessage, runRemotePiece, writeMessage } from '@shoal/node/wire'
 import type { PieceAttempt, ShoalNode } from '@shoal/node'
 import { DIRECT_CIPHER_SUITES, DIRECT_PROTOCOL, DirectOffer, DirectRequest, INFER_PROTOCOL, InferResponse, MAX_FRAME_BYTES } from '@shoal/protocol'
 import { buildCalibrationModel } from '@shoal/runtime/calibration-model'
@@ -79,6 +79,48 @@ describe('the direct data channel (TLS 1.3 with a one-time key, docs/protocol.md
       expect(directIn).toBeGreaterThanOrEqual(served * pieceBytes)
       expect(metricValue(text, 'shoal_worker_tensor_bytes_total{direction="in",channel="stream"}')).toBeUndefined()
     }
+  })
+
+  it('reverse: a worker that cannot be reached connects back to the submitter\'s listener with its ticket, and the piece runs on that connection', async () => {
+    const [submitter, worker] = await workerPair()
+    const { cid, x, bytes } = await bigPieceJob(submitter, 512)
+    await worker.addModel(bytes)
+    const acceptedBefore = submitter.libp2p.services.direct.connectionsAccepted
+    const ticket = submitter.libp2p.services.direct.expectReverse(worker.libp2p.peerId, INFER_PROTOCOL, false)!
+    expect(ticket.port).toBe(submitter.status().direct?.port)
+    const stream = await submitter.libp2p.dialProtocol(worker.libp2p.peerId, DIRECT_PROTOCOL)
+    const channel = await openReverseChannel(stream, ticket, INFER_PROTOCOL, AbortSignal.timeout(10_000))
+    // the connection came in on the submitter's listener
+    expect(submitter.libp2p.services.direct.connectionsAccepted).toBe(acceptedBefore + 1)
+    const result = await runRemotePiece(async () => { throw new Error('no stream: the piece goes over the reverse channel') }, worker.libp2p.peerId, { jobId: 'reverse', pieceId: 0, modelCid: cid, inputs: { input: x }, deadlineMs: 20_000, maxResponseBytes: 1 << 30 }, AbortSignal.timeout(20_000), async () => channel)
+    expect(result.direct).toBe(true)
+    expect(sameBytes(result.outputs.output, (await localRun(bytes, { input: x })).output)).toBe(true)
+    // a ticket works once: asking the worker to connect back with it again fails, and the worker says why
+    const again = await submitter.libp2p.dialProtocol(worker.libp2p.peerId, DIRECT_PROTOCOL)
+    await expect(openReverseChannel(again, ticket, INFER_PROTOCOL, AbortSignal.timeout(10_000))).rejects.toThrow(DirectUnavailableError)
+  })
+
+  it('reverse requests a peer could abuse: malformed ones get no answer, one to a port that is no listener is answered UNAVAILABLE; the worker keeps serving', async () => {
+    const [submitter, worker] = await workerPair()
+    const ask = async (fields: Record<string, unknown>): Promise<DirectOffer | 'reset'> => {
+      const stream = await submitter.libp2p.dialProtocol(worker.libp2p.peerId, DIRECT_PROTOCOL)
+      const lp = frames(stream)
+      const signal = AbortSignal.timeout(8000)
+      await writeMessage(lp, DirectRequest, { protocol: INFER_PROTOCOL, ...fields }, signal)
+      return await readMessage(lp, DirectOffer, signal, 'offer').catch(() => 'reset' as const)
+    }
+    // a ticket of the wrong size, a key of the wrong size, port 0
+    expect(await ask({ port: 4000, ticket: randomBytes(15), key: randomBytes(32) })).toBe('reset')
+    expect(await ask({ port: 4000, ticket: randomBytes(16), key: randomBytes(31) })).toBe('reset')
+    expect(await ask({ port: 0, ticket: randomBytes(16), key: randomBytes(32) })).toBe('reset')
+    // a port where nothing listens (the submitter's libp2p port is no TLS listener): the worker cannot connect back and says so
+    const port = Number(submitter.addrs[0].split('/tcp/')[1].split('/')[0])
+    const offer = await ask({ port, ticket: randomBytes(16), key: randomBytes(32) })
+    expect(offer).not.toBe('reset')
+    expect((offer as DirectOffer).code).toBe(DirectOffer.Code.UNAVAILABLE)
+    expect((offer as DirectOffer).message).toMatch(/cannot connect back/)
+    // and it still serves ordinary offers
+    expect((await requestOffer(submitter, worker, INFER_PROTOCOL)).code).toBe(DirectOffer.Code.OK)
   })
 
   it('a worker that crashes with direct pieces in flight: they go to the other worker, outputs identical', async () => {

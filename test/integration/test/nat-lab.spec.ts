@@ -21,6 +21,10 @@ describe('the NAT lab (network namespaces, nftables masquerade)', () => {
         for (const addr of job.addrsSeen[name]) expect(addr).not.toMatch(/^\/ip4\/(192\.168|10|127)\./)
       }
     }
+    // the public submitter's pieces to the workers behind routers went over direct data channels they
+    // opened back to it (more direct pieces than the bootstrap node, the only other one it can dial, did)
+    const pub = report.publicSubmitter
+    expect(pub.directPieces).toBeGreaterThan(pub.pieces - pub.piecesByWorker.w1 - pub.piecesByWorker.w2 - pub.submitterPieces)
     // a worker behind NAT knows it is reachable only through the relay, and tells its relayed address
     expect(report.reachability).toEqual({ w1: 'relayed', w2: 'relayed' })
     expect(report.addrsSeen.w1.some(a => a.startsWith('/ip4/11.0.0.2/tcp/4001/p2p/') && a.endsWith('/p2p-circuit'))).toBe(true)

@@ -4,6 +4,7 @@ import type { SecureContext, Server as TlsServer, TLSSocket } from 'node:tls'
 import { serviceCapabilities } from '@libp2p/interface'
 import type { AbortOptions, ComponentLogger, Connection, Logger, PeerId, Startable, Stream } from '@libp2p/interface'
 import type { Registrar } from '@libp2p/interface-internal'
+import type { Multiaddr } from '@multiformats/multiaddr'
 import {
   DIRECT_CIPHER_SUITES, DIRECT_KEY_BYTES, DIRECT_PROTOCOL, DIRECT_TICKET_BYTES, DirectOffer, DirectRequest,
   InvalidMessageError, MAX_DIRECT_MESSAGE_BYTES
@@ -46,7 +47,7 @@ export class SocketFrames implements Channel {
   /** Bytes the buffer must hold before the waiting reader can make progress. */
   private needed = 0
 
-  constructor (private readonly socket: TLSSocket, private readonly maxFrameBytes: number) {
+  constructor (readonly socket: TLSSocket, private readonly maxFrameBytes: number) {
     socket.on('data', (chunk: Buffer) => {
       this.buffer.append(chunk)
       if (this.buffer.byteLength >= DIRECT_READ_BUFFER_BYTES) socket.pause()
@@ -229,6 +230,19 @@ interface Ticket {
   /** The connection will carry exchanges one after another (the client asked, the offer agreed). */
   reuse: boolean
   expires: NodeJS.Timeout
+  /** Reverse: this node is the client; the connection goes to whoever waits for it, not to a handler. */
+  onReverse?: (channel: SocketFrames) => void
+}
+
+/** What a reverse request tells the peer, and the connection it will open, once it has. */
+export interface ReverseTicket {
+  port: number
+  ticket: Uint8Array<ArrayBuffer>
+  key: Uint8Array<ArrayBuffer>
+  /** Resolves with the peer's connection; rejects when the ticket expires unused. */
+  connected: Promise<SocketFrames>
+  /** Gives the ticket up (the peer answered that it will not connect). */
+  cancel: () => void
 }
 
 /**
@@ -246,6 +260,8 @@ export class DirectChannelService implements Startable {
   private readonly ticketOf = new WeakMap<TLSSocket, Ticket>()
   private readonly open = new Set<TLSSocket>()
   private server: TlsServer | undefined
+  /** Reverse connections being opened, per peer. */
+  private readonly reversing = new Map<string, number>()
   private boundPort = 0
   private accepted = 0
 
@@ -332,10 +348,56 @@ export class DirectChannelService implements Startable {
     for (const socket of this.open) socket.destroy()
   }
 
+  /**
+   * Reverse: a ticket for `peer` to open a direct connection to this node's listener, on which this
+   * node then runs `protocol` as the client (the peer cannot be reached; this node can). Undefined when
+   * this node has no listener, or the peer holds too many tickets already.
+   */
+  expectReverse (peer: PeerId, protocol: string, reuse: boolean): ReverseTicket | undefined {
+    if (this.server == null || this.tickets.size >= DIRECT_TICKETS_TOTAL) return undefined
+    let held = 0
+    for (const t of this.tickets.values()) if (t.peer.equals(peer)) held++
+    if (held >= DIRECT_TICKETS_PER_PEER) return undefined
+    const id = randomBytes(DIRECT_TICKET_BYTES)
+    let resolve!: (channel: SocketFrames) => void
+    let reject!: (err: Error) => void
+    const connected = new Promise<SocketFrames>((res, rej) => { resolve = res; reject = rej })
+    connected.catch(() => {})
+    const ticket: Ticket = {
+      id: id.toString('hex'),
+      key: randomBytes(DIRECT_KEY_BYTES),
+      peer,
+      protocol,
+      reuse,
+      expires: setTimeout(() => { this.forget(ticket); reject(new DirectUnavailableError('the peer did not connect back in time')) }, DIRECT_TICKET_TTL_MS),
+      onReverse: resolve
+    }
+    ticket.expires.unref()
+    this.tickets.set(ticket.id, ticket)
+    return {
+      port: this.boundPort,
+      ticket: new Uint8Array(id),
+      key: new Uint8Array(ticket.key),
+      connected,
+      cancel: () => { this.forget(ticket); reject(new DirectUnavailableError('the peer will not connect back')) }
+    }
+  }
+
   private onConnection (socket: TLSSocket): void {
     const ticket = this.ticketOf.get(socket)
     if (ticket == null) {
       socket.destroy()
+      return
+    }
+    if (ticket.onReverse != null) {
+      // a peer that could not be reached connected back: this node runs the protocol on it as the client
+      socket.setNoDelay(true)
+      this.accepted++
+      this.open.add(socket)
+      socket.once('close', () => this.open.delete(socket))
+      const channel = new SocketFrames(socket, this.init.maxFrameBytes)
+      channel.reuse = ticket.reuse
+      ticket.onReverse(channel)
       return
     }
     const handler = this.handlers.get(ticket.protocol)
@@ -348,13 +410,18 @@ export class DirectChannelService implements Startable {
     this.open.add(socket)
     socket.once('close', () => this.open.delete(socket))
     const channel = new SocketFrames(socket, this.init.maxFrameBytes)
-    if (ticket.reuse) {
+    this.serveChannel(channel, handler, ticket.protocol, ticket.peer, ticket.reuse)
+  }
+
+  /** Serves `protocol` on a direct connection for `peer`: one exchange, or one after another with `reuse`. */
+  private serveChannel (channel: SocketFrames, handler: ChannelHandler, protocol: string, peer: PeerId, reuse: boolean): void {
+    if (reuse) {
       channel.reuse = true
-      void this.serveExchanges(channel, handler, ticket)
+      void this.serveExchanges(channel, handler, protocol, peer)
       return
     }
-    handler(channel, ticket.peer).catch((err: any) => {
-      this.log('direct %s exchange with %p failed - %s', ticket.protocol, ticket.peer, err.message)
+    handler(channel, peer).catch((err: any) => {
+      this.log('direct %s exchange with %p failed - %s', protocol, peer, err.message)
       channel.abort(err)
     })
   }
@@ -364,14 +431,14 @@ export class DirectChannelService implements Startable {
    * (the client sends a request only once it has read the whole answer to the last), until the client
    * ends the connection, an exchange fails or ends it (`final`), or none comes for the idle time.
    */
-  private async serveExchanges (conn: SocketFrames, handler: ChannelHandler, ticket: Ticket): Promise<void> {
+  private async serveExchanges (conn: SocketFrames, handler: ChannelHandler, protocol: string, peer: PeerId): Promise<void> {
     while (await conn.waitForData(DIRECT_SERVER_IDLE_MS)) {
       let kept = false
       const exchange = conn.exchange(k => { kept = k })
       try {
-        await handler(exchange, ticket.peer)
+        await handler(exchange, peer)
       } catch (err: any) {
-        this.log('direct %s exchange with %p failed - %s', ticket.protocol, ticket.peer, err.message)
+        this.log('direct %s exchange with %p failed - %s', protocol, peer, err.message)
         exchange.abort(err)
       }
       if (!kept || !conn.reusable(false)) break
@@ -390,7 +457,7 @@ export class DirectChannelService implements Startable {
     let offer: DirectOffer
     try {
       const request = await readMessage(lp, DirectRequest, signal, 'direct request', MAX_DIRECT_MESSAGE_BYTES)
-      offer = this.offer(request.protocol, request.reuse, connection.remotePeer)
+      offer = request.ticket.byteLength > 0 ? await this.connectBack(request, connection) : this.offer(request.protocol, request.reuse, connection.remotePeer)
     } catch (err: any) {
       stream.abort(err)
       return
@@ -403,8 +470,42 @@ export class DirectChannelService implements Startable {
     }
   }
 
+  /**
+   * Reverse: the client can be reached and this node cannot: it connects to the client's listener at
+   * the IP of their libp2p connection with the client's ticket, serves the protocol on that
+   * connection, and says so (or why not) in its offer.
+   */
+  private async connectBack (request: DirectRequest, connection: Connection): Promise<DirectOffer> {
+    const peer = connection.remotePeer
+    const handler = this.handlers.get(request.protocol)
+    if (handler == null) return refusal(DirectOffer.Code.UNAVAILABLE, `${request.protocol.slice(0, 100)} is not served over direct connections here`)
+    if (request.key.byteLength !== DIRECT_KEY_BYTES || request.ticket.byteLength !== DIRECT_TICKET_BYTES || request.port < 1 || request.port > 65535) throw new Error('a malformed reverse direct request')
+    const host = dialableHost(connection.remoteAddr)
+    if (host == null) return refusal(DirectOffer.Code.UNAVAILABLE, 'no address to connect back to over this connection')
+    // bounded as inbound connections are: a peer cannot make this node open connections without end
+    const mine = this.reversing.get(peer.toString()) ?? 0
+    if (mine >= DIRECT_TICKETS_PER_PEER || this.open.size >= DIRECT_MAX_CONNECTIONS) return refusal(DirectOffer.Code.BUSY, 'too many direct connections to this peer or in all')
+    this.reversing.set(peer.toString(), mine + 1)
+    let channel: SocketFrames
+    try {
+      channel = await connectTls(host, request.port, request.ticket, request.key, this.init.maxFrameBytes, AbortSignal.timeout(DIRECT_CONNECT_TIMEOUT_MS))
+    } catch (err: any) {
+      return refusal(DirectOffer.Code.UNAVAILABLE, `cannot connect back: ${String(err.message).slice(0, 200)}`)
+    } finally {
+      const left = (this.reversing.get(peer.toString()) ?? 1) - 1
+      if (left > 0) this.reversing.set(peer.toString(), left)
+      else this.reversing.delete(peer.toString())
+    }
+    const socket = channel.socket
+    this.open.add(socket)
+    socket.once('close', () => this.open.delete(socket))
+    const reuse = request.reuse && this.init.reuse !== false
+    this.serveChannel(channel, handler, request.protocol, peer, reuse)
+    return { code: DirectOffer.Code.OK, message: '', port: 0, ticket: new Uint8Array(), key: new Uint8Array(), ttlMs: 0, reuse }
+  }
+
   private offer (protocol: string, reuse: boolean, peer: PeerId): DirectOffer {
-    const refuse = (code: DirectOffer.Code, message: string): DirectOffer => ({ code, message, port: 0, ticket: new Uint8Array(), key: new Uint8Array(), ttlMs: 0, reuse: false })
+    const refuse = refusal
     if (this.server == null || !this.handlers.has(protocol)) return refuse(DirectOffer.Code.UNAVAILABLE, `${protocol.slice(0, 100)} is not served over direct connections here`)
     if (this.tickets.size >= DIRECT_TICKETS_TOTAL) return refuse(DirectOffer.Code.BUSY, `${this.tickets.size} direct tickets outstanding, the most this node issues`)
     let held = 0
@@ -472,11 +573,21 @@ export async function openDirectChannel (stream: Stream, host: string, protocol:
   if (offer.ticket.byteLength !== DIRECT_TICKET_BYTES || offer.key.byteLength !== DIRECT_KEY_BYTES || offer.port < 1 || offer.port > 65535) {
     throw new DirectUnavailableError('the direct offer is malformed (ticket, key or port)')
   }
-  const identity = Buffer.from(offer.ticket).toString('hex')
-  const key = Buffer.from(offer.key)
+  const channel = await connectTls(host, offer.port, offer.ticket, offer.key, maxFrameBytes, signal)
+  channel.reuse = reuse && offer.reuse
+  return channel
+}
+
+/**
+ * The TLS side that connects: TCP to `host:port`, TLS 1.3 with the ticket's pre-shared key, within
+ * DIRECT_CONNECT_TIMEOUT_MS (and `signal`). Throws DirectUnavailableError when it cannot.
+ */
+async function connectTls (host: string, port: number, ticket: Uint8Array, psk: Uint8Array, maxFrameBytes: number, signal: AbortSignal): Promise<SocketFrames> {
+  const identity = Buffer.from(ticket).toString('hex')
+  const key = Buffer.from(psk)
   const socket = tlsConnect({
     host,
-    port: offer.port,
+    port,
     secureContext: directClientContext(),
     pskCallback: () => ({ psk: key, identity }),
     // the pre-shared key authenticates the server; there is no certificate to check
@@ -493,10 +604,54 @@ export async function openDirectChannel (stream: Stream, host: string, protocol:
   } catch (err: any) {
     socket.destroy()
     if (signal.aborted) throw signal.reason
-    throw new DirectUnavailableError(`direct connection to ${host}:${offer.port} failed: ${err.message}`)
+    throw new DirectUnavailableError(`direct connection to ${host}:${port} failed: ${err.message}`)
   }
   socket.setNoDelay(true)
-  const channel = new SocketFrames(socket, maxFrameBytes)
+  return new SocketFrames(socket, maxFrameBytes)
+}
+
+/**
+ * Reverse, the client side: asks `peer` over `stream` to connect back to this node's listener with
+ * `ticket` (this node can be reached, the peer cannot), and returns that connection, on which this
+ * node is the client of `protocol`. Throws DirectUnavailableError when the peer will not or cannot.
+ */
+export async function openReverseChannel (stream: Stream, ticket: ReverseTicket, protocol: string, signal: AbortSignal, reuse = false): Promise<SocketFrames> {
+  const lp = frames(stream)
+  let offer: DirectOffer
+  try {
+    // the peer answers once it has connected (a TCP connection and a TLS handshake)
+    const deadline = AbortSignal.any([signal, AbortSignal.timeout(HEADER_TIMEOUT_MS + DIRECT_CONNECT_TIMEOUT_MS)])
+    await writeMessage(lp, DirectRequest, { protocol, reuse, port: ticket.port, ticket: ticket.ticket, key: ticket.key }, deadline)
+    offer = await readMessage(lp, DirectOffer, deadline, 'direct offer', MAX_DIRECT_MESSAGE_BYTES)
+    await stream.close({ signal: deadline }).catch(() => {})
+  } catch (err: any) {
+    stream.abort(err)
+    ticket.cancel()
+    throw new DirectUnavailableError(`no reverse direct connection: ${err.message}`)
+  }
+  if (offer.code !== DirectOffer.Code.OK) {
+    ticket.cancel()
+    throw new DirectUnavailableError(`${String(offer.code)}: ${offer.message.slice(0, 200)}`, offer.code === DirectOffer.Code.BUSY)
+  }
+  // a worker that knows no reverse requests offers a ticket of its own instead of connecting back
+  if (offer.ticket.byteLength > 0) {
+    ticket.cancel()
+    throw new DirectUnavailableError('the peer does not connect back (it offered a ticket of its own)')
+  }
+  const channel = await ticket.connected
   channel.reuse = reuse && offer.reuse
   return channel
+}
+
+/** An answer that offers no direct connection, and why. */
+function refusal (code: DirectOffer.Code, message: string): DirectOffer {
+  return { code, message, port: 0, ticket: new Uint8Array(), key: new Uint8Array(), ttlMs: 0, reuse: false }
+}
+
+/** The IP of a TCP connection's remote address (or WebSockets over TCP), not a relayed one. */
+export function dialableHost (addr: Multiaddr): string | undefined {
+  const components = addr.getComponents()
+  const names = components.map(c => c.name)
+  if (!((names[0] === 'ip4' || names[0] === 'ip6') && names[1] === 'tcp' && !names.includes('p2p-circuit'))) return undefined
+  return components[0].value
 }

@@ -2,13 +2,20 @@ import type { Connection, PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { DIRECT_PROTOCOL, INFER_PROTOCOL, MAX_FRAME_BYTES } from '@shoal/protocol'
 import { DIRECT_CLIENT_IDLE_MS, DIRECT_IDLE_PER_PEER, DIRECT_RETRY_AFTER_MS } from '../constants.js'
-import { DirectUnavailableError, openDirectChannel } from './direct-channel.js'
-import type { SocketFrames } from './direct-channel.js'
+import { DirectUnavailableError, openDirectChannel, openReverseChannel } from './direct-channel.js'
+import type { ReverseTicket, SocketFrames } from './direct-channel.js'
 import type { Channel } from './frames.js'
 
 export interface DirectPoolInit {
   /** The node's open libp2p connections to a peer. */
   connections: (peer: PeerId) => Connection[]
+  /**
+   * How to get a direct connection to a peer: `dial` its listener; `reverse`, have it connect back to
+   * this node's (it cannot be reached, this node can); `none`. Default `dial`.
+   */
+  mode?: (peer: PeerId) => 'dial' | 'reverse' | 'none'
+  /** A ticket for `peer` to connect back to this node's listener with (reverse), if it can issue one. */
+  reverse?: (peer: PeerId) => ReverseTicket | undefined
   /** False once the node is stopping: connections are then closed, not kept. */
   running: () => boolean
   log: (format: string, ...args: unknown[]) => void
@@ -44,12 +51,18 @@ export class DirectPool {
       idle.conn.abort(new Error('no longer usable'))
     }
     if ((this.refused.get(key) ?? 0) > Date.now()) return undefined
+    const mode = this.init.mode?.(peer) ?? 'dial'
+    if (mode === 'none') return undefined
     const connection = this.init.connections(peer).find(c => c.status === 'open' && directlyDialable(c.remoteAddr))
     const host = connection?.remoteAddr.getComponents().find(c => c.name === 'ip4' || c.name === 'ip6')?.value
     if (connection == null || host == null) return undefined
+    const ticket = mode === 'reverse' ? this.init.reverse?.(peer) : undefined
+    if (mode === 'reverse' && ticket == null) return undefined
     try {
       const stream = await connection.newStream(DIRECT_PROTOCOL, { signal, negotiateFully: false })
-      const conn = await openDirectChannel(stream, host, INFER_PROTOCOL, MAX_FRAME_BYTES, signal, true)
+      const conn = ticket != null
+        ? await openReverseChannel(stream, ticket, INFER_PROTOCOL, signal, true)
+        : await openDirectChannel(stream, host, INFER_PROTOCOL, MAX_FRAME_BYTES, signal, true)
       return conn.reuse ? this.exchange(key, conn) : conn
     } catch (err: any) {
       if (signal.aborted) throw err

@@ -6,6 +6,9 @@ import type { Uint8ArrayList } from 'uint8arraylist'
 export interface DirectRequest {
   protocol: string
   reuse: boolean
+  port: number
+  ticket: Uint8Array<ArrayBuffer>
+  key: Uint8Array<ArrayBuffer>
 }
 
 export namespace DirectRequest {
@@ -28,13 +31,31 @@ export namespace DirectRequest {
           w.bool(obj.reuse)
         }
 
+        if ((obj.port != null && obj.port !== 0)) {
+          w.uint32(24)
+          w.uint32(obj.port)
+        }
+
+        if ((obj.ticket != null && obj.ticket.byteLength > 0)) {
+          w.uint32(34)
+          w.bytes(obj.ticket)
+        }
+
+        if ((obj.key != null && obj.key.byteLength > 0)) {
+          w.uint32(42)
+          w.bytes(obj.key)
+        }
+
         if (opts.lengthDelimited !== false) {
           w.ldelim()
         }
       }, (reader, length, opts = {}) => {
         const obj: any = {
           protocol: '',
-          reuse: false
+          reuse: false,
+          port: 0,
+          ticket: uint8ArrayAlloc(0),
+          key: uint8ArrayAlloc(0)
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -49,6 +70,18 @@ export namespace DirectRequest {
             }
             case 2: {
               obj.reuse = reader.bool()
+              break
+            }
+            case 3: {
+              obj.port = reader.uint32()
+              break
+            }
+            case 4: {
+              obj.ticket = reader.bytes()
+              break
+            }
+            case 5: {
+              obj.key = reader.bytes()
               break
             }
             default: {
@@ -80,6 +113,27 @@ export namespace DirectRequest {
               }
               break
             }
+            case 3: {
+              yield {
+                field: `${prefix}.port`,
+                value: reader.uint32()
+              }
+              break
+            }
+            case 4: {
+              yield {
+                field: `${prefix}.ticket`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 5: {
+              yield {
+                field: `${prefix}.key`,
+                value: reader.bytes()
+              }
+              break
+            }
             default: {
               reader.skipType(tag & 7)
               break
@@ -102,6 +156,21 @@ export namespace DirectRequest {
     value: boolean
   }
 
+  export interface DirectRequestPortFieldEvent {
+    field: '$.port'
+    value: number
+  }
+
+  export interface DirectRequestTicketFieldEvent {
+    field: '$.ticket'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface DirectRequestKeyFieldEvent {
+    field: '$.key'
+    value: Uint8Array<ArrayBuffer>
+  }
+
   export function encode (obj: Partial<DirectRequest>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, DirectRequest.codec())
   }
@@ -110,7 +179,7 @@ export namespace DirectRequest {
     return decodeMessage(buf, DirectRequest.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<DirectRequest>): Generator<DirectRequestProtocolFieldEvent | DirectRequestReuseFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<DirectRequest>): Generator<DirectRequestProtocolFieldEvent | DirectRequestReuseFieldEvent | DirectRequestPortFieldEvent | DirectRequestTicketFieldEvent | DirectRequestKeyFieldEvent> {
     return streamMessage(buf, DirectRequest.codec(), opts)
   }
 }
