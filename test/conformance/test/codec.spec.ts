@@ -84,7 +84,7 @@ const SAMPLES: Record<MessageName, Record<string, unknown>> = {
     outputs: [{ name: 'logits', dtype: 'float16', dims: ['16', '1000'], byteLength: '32000' }],
     outputsSha256: bytes(...Array.from({ length: 32 }, (_, i) => 255 - i))
   },
-  DirectRequest: { protocol: '/shoal/infer/1.0.0', reuse: true },
+  DirectRequest: { protocol: '/shoal/infer/1.0.0', reuse: true, port: 40124, ticket: bytes(...Array.from({ length: 16 }, (_, i) => i + 1)), key: bytes(...Array.from({ length: 32 }, (_, i) => 200 - i)) },
   DirectOffer: { code: 'BUSY', message: 'too many tickets', port: 40123, ticket: bytes(...Array.from({ length: 16 }, (_, i) => 255 - i)), key: bytes(...Array.from({ length: 32 }, (_, i) => i * 7)), ttlMs: 10000, reuse: true },
   BlockRequest: { cid: bytes(1, 0x55, 0x12, 0x20, ...Array.from({ length: 32 }, (_, i) => i * 3)) },
   BlockResponse: { code: 'DONT_HAVE', size: 1048576 }
