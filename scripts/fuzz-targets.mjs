@@ -49,7 +49,7 @@ export async function fuzzTargets () {
   const key = await generateKeyPair('Ed25519')
   const peerId = peerIdFromPrivateKey(key)
   const ad = encodeCapacityAd({
-    peerId: peerId.toString(), version: '0.4.0', addrs: ['/ip4/127.0.0.1/tcp/4001'], cpu: { model: 'CPU', cores: 8 },
+    peerId: peerId.toString(), version: '0.5.0', addrs: ['/ip4/127.0.0.1/tcp/4001'], cpu: { model: 'CPU', cores: 8 },
     memory: { totalBytes: 2 ** 34, freeBytes: 2 ** 33 }, os: 'linux 6.1', arch: 'x64', gpu: null,
     providers: [{ name: 'cpu', gflops: 88.5 }], limits: { maxConcurrency: 2, maxMemoryBytes: 0, cpuThreads: 8, noGpu: true },
     freeSlots: 2, queueLength: 1, models: ['bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'], seq: 1_700_000_000_001, timestampMs: 1_700_000_000_000, intervalMs: 5000, leaving: false

@@ -38,9 +38,9 @@ describe('shoal peers as a table', () => {
 
   it('shows each peer\'s standing: new, verified with the share still checked, or excluded with the time left', () => {
     const now = 1_000_000
-    const veteran = { ...peer('12D3KooWvet', '0.4.0'), standing: { verified: 40, offences: 0, excludedUntil: null, checkShare: 0.25 } }
-    const cheat = { ...peer('12D3KooWbad', '0.4.0'), standing: { verified: 0, offences: 2, excludedUntil: now + 55 * 60_000, checkShare: 1 } }
-    const lines = peersTable([peer('12D3KooWnew', '0.4.0'), veteran, cheat], now).trim().split('\n')
+    const veteran = { ...peer('12D3KooWvet', '0.5.0'), standing: { verified: 40, offences: 0, excludedUntil: null, checkShare: 0.25 } }
+    const cheat = { ...peer('12D3KooWbad', '0.5.0'), standing: { verified: 0, offences: 2, excludedUntil: now + 55 * 60_000, checkShare: 1 } }
+    const lines = peersTable([peer('12D3KooWnew', '0.5.0'), veteran, cheat], now).trim().split('\n')
     expect(lines[0]).toMatch(/FREE\s+STANDING\s+LINK\s+LAST AD$/)
     expect(lines[1]).toMatch(/\snew\s+out\s/)
     expect(lines[1]).toMatch(/\snew\s/)

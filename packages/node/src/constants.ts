@@ -70,11 +70,12 @@ export const MAX_API_BODY_BYTES = 1024 * 1024
 
 /**
  * The software version in capacity ads and `node status`. The minor version moves with every change on
- * the wire (docs/protocol.md, "Changes"): 0.4.0 signs a commitment to every answer; 0.3.0 serves and
+ * the wire (docs/protocol.md, "Changes"): 0.5.0 opens direct channels in reverse and relays; 0.4.0 signs
+ * a commitment to every answer; 0.3.0 serves and
  * fetches blocks over /shoal/block/1.0.0;
  * 0.2.0 writes `TensorInfo.dims` packed, which 0.1.0 cannot read.
  */
-export const SHOAL_VERSION = '0.4.0'
+export const SHOAL_VERSION = '0.5.0'
 
 /** A request's header must arrive within 10 s of the stream opening: a silent stream is dropped. */
 export const HEADER_TIMEOUT_MS = 10_000

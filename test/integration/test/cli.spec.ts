@@ -61,7 +61,7 @@ describe('shoal CLI, three node processes', () => {
     expect(result.code).toBe(0)
     const lines = result.stdout.trim().split('\n')
     expect(lines[0]).toMatch(/^PEER\s+VERSION\s+ADDRESS\s+CORES\s+MEMORY\s+GPU\s+PROVIDERS.*\s+STANDING\s+LINK\s+LAST AD$/)
-    expect(lines[1]).toMatch(/^12D3KooW\w+\s+0\.4\.0\s+\/ip4\/127\.0\.0\.1\/tcp\/.*\s+new\s+/)
+    expect(lines[1]).toMatch(/^12D3KooW\w+\s+0\.5\.0\s+\/ip4\/127\.0\.0\.1\/tcp\/.*\s+new\s+/)
     expect(lines).toHaveLength(3)
     expect(result.stdout).toContain(procs[1].peerId)
   })
