@@ -1,4 +1,4 @@
-// `pnpm nat-lab [--json] [--relay unlimited|limited]`: a NAT lab on one machine (root needed). Builds network namespaces joined
+// `pnpm nat-lab [--json] [--relay unlimited|limited] [--upnp]`: a NAT lab on one machine (root needed). Builds network namespaces joined
 // by veth pairs: a "public" segment (a bridge) with a bootstrap node that is also a relay, and a public
 // submitter; three home networks behind routers that masquerade with nftables (the second with random
 // source ports, as a symmetric NAT does): a worker in each of the first two, a submitter in the third.
@@ -29,13 +29,14 @@ function sh (cmd, args, input) {
 }
 
 /** What the lab needs of this machine, or why it cannot run. */
-export function labPrerequisites () {
+export function labPrerequisites ({ upnp = false } = {}) {
   if (process.getuid?.() !== 0) return 'the NAT lab needs root (network namespaces and nftables): run it as root'
-  for (const tool of ['ip', 'nft']) {
+  const packages = { ip: 'iproute2', nft: 'nftables', miniupnpd: 'miniupnpd-nftables' }
+  for (const tool of upnp ? ['ip', 'nft', 'miniupnpd'] : ['ip', 'nft']) {
     try {
       execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' })
     } catch {
-      return `the NAT lab needs ${tool} (apt-get install ${tool === 'ip' ? 'iproute2' : 'nftables'})`
+      return `the NAT lab needs ${tool} (apt-get install ${packages[tool]})`
     }
   }
   return null
@@ -72,8 +73,11 @@ export class Topology {
     sh('ip', ['-n', this.ns(name), 'link', 'set', 'wan', 'up'])
   }
 
-  /** A home network: `host` behind `router`, which masquerades (with random ports: `symmetric`). */
-  home (router, host, prefix, symmetric) {
+  /**
+   * A home network: `host` behind `router`, which masquerades (with random ports: `symmetric`); with
+   * `upnp` its ruleset has the chains miniupnpd fills with the port mappings hosts ask for.
+   */
+  home (router, host, prefix, symmetric, upnp = false) {
     const [a, b] = [`${this.prefix}${host}x`, `${this.prefix}${host}y`]
     sh('ip', ['link', 'add', a, 'type', 'veth', 'peer', 'name', b])
     this.links.push(a)
@@ -87,7 +91,37 @@ export class Topology {
     sh('ip', ['-n', this.ns(host), 'link', 'set', 'eth0', 'up'])
     sh('ip', ['-n', this.ns(host), 'route', 'add', 'default', 'via', `${prefix}.1`])
     sh('ip', ['netns', 'exec', this.ns(router), 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1'])
-    // outbound only: replies to what the home opened come back, nothing else gets in
+    // outbound only: replies to what the home opened come back, nothing else gets in (and, with
+    // UPnP, what a mapping a host asked for lets in)
+    if (upnp) {
+      sh('ip', ['netns', 'exec', this.ns(router), 'nft', '-f', '-'], `table inet nat {
+  chain prerouting {
+    type nat hook prerouting priority -100; policy accept;
+    jump prerouting_miniupnpd
+  }
+  chain postrouting {
+    type nat hook postrouting priority 100; policy accept;
+    jump postrouting_miniupnpd
+    oifname "wan" masquerade
+  }
+  chain prerouting_miniupnpd {
+  }
+  chain postrouting_miniupnpd {
+  }
+}
+table inet filter {
+  chain forwarding {
+    type filter hook forward priority 0; policy drop;
+    ct state established,related accept
+    jump miniupnpd
+    iifname "lan" oifname "wan" accept
+  }
+  chain miniupnpd {
+  }
+}
+`)
+      return
+    }
     sh('ip', ['netns', 'exec', this.ns(router), 'nft', '-f', '-'], `table ip nat {
   chain post {
     type nat hook postrouting priority 100;
@@ -104,7 +138,7 @@ table ip filter {
 `)
   }
 
-  build () {
+  build ({ upnp = false } = {}) {
     for (const name of ['pub', 'boot', 'sub', 'pw', 'r1', 'h1', 'r2', 'h2', 'r3', 'h3']) this.addNamespace(name)
     sh('ip', ['-n', this.ns('pub'), 'link', 'add', 'br0', 'type', 'bridge'])
     sh('ip', ['-n', this.ns('pub'), 'link', 'set', 'br0', 'up'])
@@ -115,7 +149,7 @@ table ip filter {
     this.publicHost('r3', `${PUBLIC_NET}.13`)
     // a worker with a public address, for comparison (started only when asked for)
     this.publicHost('pw', `${PUBLIC_NET}.4`)
-    this.home('r1', 'h1', '192.168.1', false)
+    this.home('r1', 'h1', '192.168.1', false, upnp)
     this.home('r2', 'h2', '192.168.2', true)
     this.home('r3', 'h3', '192.168.3', false)
   }
@@ -185,8 +219,8 @@ function pathOf (connection, submitterBehindNat, workerBehindNat) {
  * `workers`: which run (w1 behind the first router, w2 behind the random-port one, w0 on the public
  * segment). `job`: its size and model (benchmarks make it bigger), `verify` its `--verify`.
  */
-export async function runLab ({ log = () => {}, relay = 'unlimited', workers: wanted = ['w1', 'w2'], job = { rows: 128, width: 32, layers: 2, rowsPerPiece: 4 }, verify = 'spot', preload = false, onlyWorkers = false } = {}) {
-  const why = labPrerequisites()
+export async function runLab ({ log = () => {}, relay = 'unlimited', workers: wanted = ['w1', 'w2'], job = { rows: 128, width: 32, layers: 2, rowsPerPiece: 4 }, verify = 'spot', preload = false, onlyWorkers = false, upnp = false } = {}) {
+  const why = labPrerequisites({ upnp })
   if (why != null) throw new LabError(why)
   const topology = new Topology()
   const work = await tempDir('shoal-nat-lab-')
@@ -205,7 +239,21 @@ export async function runLab ({ log = () => {}, relay = 'unlimited', workers: wa
   process.once('SIGINT', onSignal)
   process.once('SIGTERM', onSignal)
   try {
-    topology.build()
+    topology.build({ upnp })
+    let upnpReport
+    // UPnP: the first home's router runs miniupnpd (apt-get install miniupnpd-nftables), and its worker asks it for a mapping
+    if (upnp) {
+      const conf = join(work, 'miniupnpd.conf')
+      await writeFile(conf, ['ext_ifname=wan', 'listening_ip=lan', 'port=5000', 'enable_natpmp=no', 'enable_upnp=yes', 'secure_mode=yes', 'system_uptime=yes',
+        'uuid=3d3cec3a-8cf0-11e0-98ee-001a6bd2d07b', 'upnp_table_name=filter', 'upnp_nat_table_name=nat', 'upnp_forward_chain=miniupnpd',
+        'upnp_nat_chain=prerouting_miniupnpd', 'upnp_nat_postrouting_chain=postrouting_miniupnpd',
+        'allow 1024-65535 192.168.1.0/24 1024-65535', 'deny 0-65535 0.0.0.0/0 0-65535', ''].join('\n'))
+      const daemon = spawn('ip', ['netns', 'exec', topology.ns('r1'), 'miniupnpd', '-f', conf, '-d', '-P', join(work, 'miniupnpd.pid')], { stdio: ['ignore', 'ignore', 'pipe'] })
+      let daemonLog = ''
+      daemon.stderr.on('data', d => { daemonLog += d })
+      const exited = new Promise(resolve => daemon.once('exit', resolve))
+      nodes.push({ name: 'miniupnpd', proc: daemon, exited, log: () => daemonLog })
+    }
     log(`namespaces ${topology.namespaces.join(', ')}: a public segment ${PUBLIC_NET}.0/24, homes 192.168.1.0/24 (NAT), 192.168.2.0/24 (NAT, random ports) and 192.168.3.0/24 (NAT)`)
     const common = ['--listen', '/ip4/0.0.0.0/tcp/4001', '--no-mdns', '--no-gpu', '--cpu-threads', '1', '--ad-interval', '1000', '--max-memory', '0']
     const dir = async (name) => { const d = join(work, name); await mkdir(d, { recursive: true }); return d }
@@ -231,7 +279,7 @@ export async function runLab ({ log = () => {}, relay = 'unlimited', workers: wa
     log(`bootstrap and relay ${bootReady.peerId} at ${PUBLIC_NET}.2; submitters ${submitters.map(s => `${s.name} ${s.peerId}`).join(', ')}`)
     const workers = [
       { name: 'w0', ns: 'pw', args: ['--announce', `/ip4/${PUBLIC_NET}.4/tcp/4001`] },
-      { name: 'w1', ns: 'h1', args: [] },
+      { name: 'w1', ns: 'h1', args: upnp ? ['--upnp'] : [] },
       { name: 'w2', ns: 'h2', args: [] }
     ].filter(w => wanted.includes(w.name))
     for (const w of workers) {
@@ -252,6 +300,21 @@ export async function runLab ({ log = () => {}, relay = 'unlimited', workers: wa
         const r = await cli(topology, w.ns, ['model', 'add', join(work, 'model.onnx'), '--data-dir', join(work, w.name)])
         if (r.code !== 0) throw new LabError(`${w.name}: model add failed: ${r.stderr}`)
       }
+    }
+    // UPnP: the worker asks its router for a mapping a few seconds after it finds it (libp2p waits for
+    // its addresses to settle); the lab waits until its ad tells the mapped address
+    if (upnp) {
+      const w1 = workers.find(w => w.name === 'w1')
+      const hasMapping = async () => {
+        const r = await cli(topology, 'sub', ['peers', '--json', '--data-dir', submitters[0].dir])
+        const p = r.code === 0 ? JSON.parse(r.stdout).find(x => x.peerId === w1.peerId) : undefined
+        return p != null && p.addrs.some(a => a.startsWith(`/ip4/${PUBLIC_NET}.11/tcp/`))
+      }
+      await waitFor(hasMapping, 'the worker behind the UPnP router to tell its mapped address', 40_000)
+      // the mapping lets a connection in from the public segment, to the worker's port
+      const probe = await runToEnd('ip', ['netns', 'exec', topology.ns('boot'), process.execPath, '-e',
+        `require('node:net').connect(4001, '${PUBLIC_NET}.11').on('connect', () => process.exit(0)).on('error', () => process.exit(1)); setTimeout(() => process.exit(1), 3000)`])
+      upnpReport = { mapped: `/ip4/${PUBLIC_NET}.11/tcp/4001`, reachableFromPublic: probe.code === 0 }
     }
     const results = {}
     for (const s of submitters) {
@@ -303,7 +366,7 @@ export async function runLab ({ log = () => {}, relay = 'unlimited', workers: wa
       reachability[w.name] = r.code === 0 ? JSON.parse(r.stdout).reachability : 'unknown'
     }
     // the lab of the brief: workers and submitter each behind a router; the public submitter beside it
-    return { ...results.home, reachability, publicSubmitter: results.public }
+    return { ...results.home, reachability, publicSubmitter: results.public, ...(upnp ? { upnp: upnpReport } : {}) }
   } finally {
     process.off('SIGINT', onSignal)
     process.off('SIGTERM', onSignal)
@@ -316,7 +379,7 @@ export async function runLab ({ log = () => {}, relay = 'unlimited', workers: wa
 if (import.meta.url === `file://${process.argv[1]}`) {
   try {
     const i = process.argv.indexOf('--relay')
-    const report = await runLab({ log: say, relay: i > 0 ? process.argv[i + 1] : 'unlimited' })
+    const report = await runLab({ log: say, relay: i > 0 ? process.argv[i + 1] : 'unlimited', upnp: process.argv.includes('--upnp') })
     if (json) process.stdout.write(JSON.stringify(report, null, 2) + '\n')
     else {
       say(`job ${report.jobDone ? 'done' : 'FAILED'} in ${report.wallMs} ms; outputs ${report.correct ? 'equal a local run' : 'DIFFER from a local run'}`)

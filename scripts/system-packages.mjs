@@ -1,9 +1,10 @@
 // The Debian packages tests need, installed when missing (the README's test line runs this first):
-// nftables for the NAT lab (test/integration/test/nat-lab.spec.ts). Needs root; without root it
+// nftables, iproute2 and miniupnpd (a UPnP gateway for a home router) for the NAT lab
+// (test/integration/test/nat-lab.spec.ts). Needs root; without root it
 // says what it would install, and the tests that need them say so when they do not run.
 import { execFileSync } from 'node:child_process'
 
-const NEEDED = [{ command: 'nft', pkg: 'nftables' }, { command: 'ip', pkg: 'iproute2' }]
+const NEEDED = [{ command: 'nft', pkg: 'nftables' }, { command: 'ip', pkg: 'iproute2' }, { command: 'miniupnpd', pkg: 'miniupnpd-nftables' }]
 
 const has = command => { try { execFileSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }); return true } catch { return false } }
 const missing = NEEDED.filter(n => !has(n.command))

@@ -50,6 +50,8 @@ export interface NodeConfig {
   relay: 'off' | 'limited' | 'unlimited'
   /** Reservations a relay holds at once. */
   relayMaxReservations: number
+  /** Ask the router for a port mapping (UPnP IGD) and tell the mapped address. */
+  upnp: boolean
   /** The key file of the private mesh this node is in (absolute path); null: the public mesh. */
   swarmKey: string | null
   /** That key's 32 bytes, read and checked from the file (null without one). */
@@ -91,6 +93,7 @@ export const NODE_OPTIONS: OptionSpec[] = [
   { key: 'maxModelBytes', flag: 'max-model-size', kind: 'bytes', placeholder: 'SIZE', help: 'largest model this node stores or runs', defaultText: '1GiB' },
   { key: 'maxStorageBytes', flag: 'max-storage', kind: 'bytes', placeholder: 'SIZE', help: 'disk space for models; the least recently used unpinned model is evicted past it', defaultText: '20GiB' },
   { key: 'relay', flag: 'relay', kind: 'relay', placeholder: 'off|limited|unlimited', help: 'serve as a circuit relay for peers that cannot be reached: limited (2 minutes and 128 KiB a connection: introductions and hole punching only) or unlimited (your bandwidth carries pieces between peers behind routers)', defaultText: 'off' },
+  { key: 'upnp', flag: 'upnp', kind: 'boolean', help: 'ask your router to forward a port to this node (UPnP), and tell peers the public address it maps', defaultText: 'off' },
   { key: 'relayMaxReservations', flag: 'relay-max-reservations', kind: 'count', placeholder: 'N', help: 'peers a relay holds a reservation for at once', defaultText: '15' },
   { key: 'swarmKey', flag: 'swarm-key', kind: 'file', placeholder: 'FILE', help: 'join the private mesh of this pre-shared key (shoal key generate makes one): only nodes with the same key can connect to this one', defaultText: 'none: the public mesh' },
   { key: 'trustedPublishers', flag: 'trust', kind: 'peerid', multiple: true, placeholder: 'PEERID', help: 'accept model names (name@version) signed by this peer; repeat for several (this node\'s own names are always trusted)', defaultText: 'none' },
@@ -243,6 +246,7 @@ export async function resolveConfig (init: ResolveConfigInit = {}): Promise<Node
     trustedPublishers: [],
     relay: 'off',
     relayMaxReservations: 15,
+    upnp: false,
     swarmKey: null,
     swarmKeyBytes: null
   }

@@ -6,7 +6,19 @@ import { labPrerequisites, runLab } from '../../../scripts/nat-lab.mjs'
 // README's test line installs nftables where it is missing). Run without root, this says so.
 const missing: string | null = labPrerequisites()
 
+const missingUpnp: string | null = labPrerequisites({ upnp: true })
+
 describe('the NAT lab (network namespaces, nftables masquerade)', () => {
+  it.skipIf(missingUpnp != null)(`with --upnp a worker gets a port mapped by its router (miniupnpd), tells the mapped address, and is reachable there${missingUpnp != null ? ` (not run: ${missingUpnp})` : ''}`, async () => {
+    const report = await runLab({ upnp: true })
+    expect(report.correct).toBe(true)
+    expect(report.upnp).toEqual({ mapped: '/ip4/11.0.0.11/tcp/4001', reachableFromPublic: true })
+    expect(report.addrsSeen.w1).toContain('/ip4/11.0.0.11/tcp/4001')
+    expect(report.reachability.w1).toBe('public')
+    // the other worker, without UPnP, is still reached only through the relay
+    expect(report.reachability.w2).toBe('relayed')
+  }, 180_000)
+
   it.skipIf(missing != null)(`workers behind two kinds of NAT do pieces for a public submitter and, through an unlimited relay, for one behind NAT; outputs equal a local run; no private address is told${missing != null ? ` (not run: ${missing})` : ''}`, async () => {
     const report = await runLab()
     for (const [who, job, path] of [['home', report, 'relayed'], ['public', report.publicSubmitter, 'direct']]) {

@@ -3,6 +3,7 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { autoNAT } from '@libp2p/autonat'
 import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import { dcutr } from '@libp2p/dcutr'
+import { uPnPNAT } from '@libp2p/upnp-nat'
 import { gossipsub } from '@libp2p/gossipsub'
 import { preSharedKey } from '@libp2p/pnet'
 import type { GossipSub } from '@libp2p/gossipsub'
@@ -53,7 +54,7 @@ export type ShoalLibp2p = Libp2p<ShoalServices>
 
 export interface CreateShoalLibp2pInit {
   privateKey: PrivateKey
-  config: Pick<NodeConfig, 'listen' | 'announce' | 'bootstrap' | 'mdns' | 'lan' | 'adIntervalMs' | 'direct' | 'directPort' | 'swarmKeyBytes' | 'relay' | 'relayMaxReservations'>
+  config: Pick<NodeConfig, 'listen' | 'announce' | 'bootstrap' | 'mdns' | 'lan' | 'adIntervalMs' | 'direct' | 'directPort' | 'swarmKeyBytes' | 'relay' | 'relayMaxReservations' | 'upnp'>
   capacity: Omit<CapacityServiceInit, 'intervalMs'>
   inference: InferenceServiceInit
   swarm: ModelSwarmInit
@@ -207,6 +208,8 @@ export async function createShoalLibp2p (init: CreateShoalLibp2pInit): Promise<S
       autoNAT: autoNAT(),
       // upgrades a relayed connection to a direct one where the routers allow (TCP hole punching)
       dcutr: dcutr(),
+      // opt-in: the router maps a public port to this node; the volunteer asked, so the mapped address is told at once
+      ...(config.upnp ? { upnp: uPnPNAT({ autoConfirmAddress: true }) } : {}),
       ...(config.relay !== 'off'
         ? {
             relay: circuitRelayServer({
