@@ -11,10 +11,14 @@ export async function tempDir (prefix = 'shoal-') {
   return await mkdtemp(join(os.tmpdir(), prefix))
 }
 
-/** Starts a node process; resolves with its peer id and addresses once it prints its ready line. */
-export function startNodeProcess (args, { timeoutMs = 30_000, env = {} } = {}) {
+/**
+ * Starts a node process; resolves with its peer id and addresses once it prints its ready line.
+ * `prefix`: a command the node runs under (the NAT lab's `ip netns exec <namespace>`).
+ */
+export function startNodeProcess (args, { timeoutMs = 30_000, env = {}, prefix = [] } = {}) {
   const startedAt = performance.now()
-  const proc = spawn(process.execPath, [SHOAL_BIN, 'node', 'start', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
+  const command = [...prefix, process.execPath, SHOAL_BIN, 'node', 'start', ...args]
+  const proc = spawn(command[0], command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
   let stdout = ''
   let stderr = ''
   proc.stderr.on('data', d => { stderr += d })

@@ -12,7 +12,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { formatNpy, parseNpy, SessionCache, syntheticBatch } from '@shoal/runtime'
 import { buildCalibrationModel } from '@shoal/runtime/calibration-model'
-import { runToEnd, SHOAL_BIN, tempDir, waitFor as waitUntil } from './lib.mjs'
+import { runToEnd, SHOAL_BIN, startNodeProcess, tempDir, waitFor as waitUntil } from './lib.mjs'
 
 const PUBLIC_NET = '11.0.0' // inside the namespaces only: no route leads out of them
 const json = process.argv.includes('--json')
@@ -165,29 +165,13 @@ table ip filter {
   }
 }
 
-/** A `shoal node start` process in a namespace; resolves once it prints its ready line. */
+/** A `shoal node start` process in a namespace; `ready` resolves once it prints its ready line. */
 function startNode (topology, name, dataDir, args) {
-  const proc = spawn('ip', ['netns', 'exec', topology.ns(name), process.execPath, SHOAL_BIN, 'node', 'start', '--data-dir', dataDir, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-  let stdout = ''
-  let stderr = ''
-  proc.stderr.on('data', d => { stderr += d })
   const startedAt = performance.now()
-  const ready = new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new LabError(`${name}: no ready line in 60 s:\n${stderr}`)), 60_000)
-    proc.stdout.on('data', d => {
-      stdout += d
-      const line = stdout.split('\n').find(l => l.startsWith('ready '))
-      if (line == null) return
-      clearTimeout(timer)
-      const [, peerId, ...addrs] = line.trim().split(' ')
-      resolve({ peerId, addrs })
-    })
-    proc.on('exit', code => { clearTimeout(timer); reject(new LabError(`${name} exited with ${code} before it was ready:\n${stderr}`)) })
-  })
+  const node = startNodeProcess(['--data-dir', dataDir, ...args], { timeoutMs: 60_000, prefix: ['ip', 'netns', 'exec', topology.ns(name)] })
   // a node the lab never waits for (an earlier one failed) must not end the process with an unhandled rejection
-  ready.catch(() => {})
-  const exited = new Promise(resolve => proc.once('exit', resolve))
-  return { name, proc, ready, exited, startedAt, stderr: () => stderr }
+  node.ready.catch(() => {})
+  return { ...node, name, startedAt }
 }
 
 /** The CLI, run in a namespace against the node of `dataDir`. */

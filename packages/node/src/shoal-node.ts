@@ -547,14 +547,12 @@ export class ShoalNode {
     this.saveAgain = true
     this.saving = this.saving.then(async () => {
       this.saveAgain = false
-      await this.saveTrust()
-      await writePrivateFile(dataDirFiles(this.config.dataDir).evidence, JSON.stringify(this.evidenceRecords, null, 1) + '\n').catch(() => {})
+      const files = dataDirFiles(this.config.dataDir)
+      await writePrivateFile(files.trust, JSON.stringify(this.trust) + '\n').catch(() => {})
+      await writePrivateFile(files.evidence, JSON.stringify(this.evidenceRecords, null, 1) + '\n').catch(() => {})
     })
   }
 
-  private async saveTrust (): Promise<void> {
-    await writePrivateFile(dataDirFiles(this.config.dataDir).trust, JSON.stringify(this.trust) + '\n').catch(() => {})
-  }
 
   /** Adds an ended job to the metrics. */
   private countJob (job: Job): void {

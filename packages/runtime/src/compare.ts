@@ -119,13 +119,18 @@ export function allClose (a: Tensor, b: Tensor, tolerance: Tolerance = DEFAULT_T
   return { ok: false, maxAbsDiff, mismatched, reason: `element ${firstBad} is ${x[firstBad]} against ${y[firstBad]} (rtol ${tolerance.rtol}, atol ${tolerance.atol})` }
 }
 
+/** The largest finite magnitude among a float tensor's values (0 for other dtypes, and for no finite value). */
+export function largestMagnitude (t: Tensor): number {
+  const v = values(t)
+  let largest = 0
+  if (v != null) for (let i = 0; i < v.length; i++) if (Number.isFinite(v[i]) && Math.abs(v[i]) > largest) largest = Math.abs(v[i])
+  return largest
+}
+
 /** The tolerance for one output: at least FLOAT16_TOLERANCE for float16, its absolute part grown by TOLERANCE_SCALE of the reference's largest finite magnitude. */
 function toleranceFor (dtype: string, reference: Tensor, tolerance: Tolerance): Tolerance {
   const base = dtype === 'float16' ? { rtol: Math.max(tolerance.rtol, FLOAT16_TOLERANCE.rtol), atol: Math.max(tolerance.atol, FLOAT16_TOLERANCE.atol) } : tolerance
-  const v = values(reference)
-  let largest = 0
-  if (v != null) for (let i = 0; i < v.length; i++) if (Number.isFinite(v[i]) && Math.abs(v[i]) > largest) largest = Math.abs(v[i])
-  return { rtol: base.rtol, atol: base.atol + TOLERANCE_SCALE * largest }
+  return { rtol: base.rtol, atol: base.atol + TOLERANCE_SCALE * largestMagnitude(reference) }
 }
 
 /** What two answers to the same piece came from. */

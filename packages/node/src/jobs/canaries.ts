@@ -1,4 +1,4 @@
-import { concatRows, sliceRows } from '@shoal/runtime'
+import { concatRows, largestMagnitude, sliceRows } from '@shoal/runtime'
 import type { Tensor } from '@shoal/runtime'
 
 /** One row whose answer this node knows: its inputs and outputs (each of one row), and who computed it. */
@@ -19,17 +19,6 @@ export interface CanaryRow {
 /** The names, dtypes and dimensions after the batch axis of a piece's inputs. */
 export function shapeOf (inputs: Record<string, Tensor>): string {
   return Object.entries(inputs).map(([name, t]) => `${name}:${t.dtype}[${t.dims.slice(1).join(',')}]`).sort().join(';')
-}
-
-/** The largest finite magnitude among float32 and float64 values of the outputs (0 for others). */
-function largest (outputs: Record<string, Tensor>): number {
-  let max = 0
-  for (const t of Object.values(outputs)) {
-    const { buffer, byteOffset, byteLength } = t.data
-    const v = t.dtype === 'float32' ? new Float32Array(buffer.slice(byteOffset, byteOffset + byteLength)) : t.dtype === 'float64' ? new Float64Array(buffer.slice(byteOffset, byteOffset + byteLength)) : undefined
-    if (v != null) for (const x of v) if (Number.isFinite(x) && Math.abs(x) > max) max = Math.abs(x)
-  }
-  return max
 }
 
 /** At most this many rows kept per model, for at most this many models. */
@@ -63,7 +52,7 @@ export class CanaryPool {
   /** Keeps row `row` of a piece whose outputs this node trusts. */
   add (modelCid: string, inputs: Record<string, Tensor>, outputs: Record<string, Tensor>, sources: string[], row = 0): void {
     if (Object.keys(inputs).length === 0 || Object.values(inputs)[0].dims[0] <= row || Object.values(outputs).some(t => t.dims.length === 0 || t.dims[0] <= row)) return
-    const entry: CanaryRow = { inputs: rowOf(inputs, row), outputs: rowOf(outputs, row), sources, shape: shapeOf(inputs), scale: largest(outputs) }
+    const entry: CanaryRow = { inputs: rowOf(inputs, row), outputs: rowOf(outputs, row), sources, shape: shapeOf(inputs), scale: Math.max(0, ...Object.values(outputs).map(largestMagnitude)) }
     if (bytesOf(entry.inputs) + bytesOf(entry.outputs) > MAX_ROW_BYTES) return
     const rows = this.models.get(modelCid) ?? []
     this.models.delete(modelCid)

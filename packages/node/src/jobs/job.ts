@@ -526,7 +526,8 @@ export class Job {
   /** Canary rows for a piece to `peer`, if the job wants them and the pool has rows the peer did not compute. */
   private canaryPlan (piece: Piece, peer: string): CanaryPlan | undefined {
     if (!this.wantsCanaries()) return undefined
-    const rows = this.canaryPool.draw(this.deps.model.cid, Math.min(MAX_CANARIES, this.options.canaries ?? 0), peer, this.random, shapeOf(this.pieceInputs(piece)))
+    // every piece's inputs have the job's dimensions after the batch axis
+    const rows = this.canaryPool.draw(this.deps.model.cid, Math.min(MAX_CANARIES, this.options.canaries ?? 0), peer, this.random, shapeOf(this.inputs))
     return rows.length === 0 ? undefined : placeCanaries(piece.rows, rows, this.random)
   }
 

@@ -44,6 +44,37 @@ export interface PieceVerifierInit {
   log?: (format: string, ...args: unknown[]) => void
 }
 
+/**
+ * Checks of a job's answers against this node's own runs, one at a time beside the job's pieces. The
+ * first check that cannot be made is the job's failure (its message names the piece); later ones are
+ * then skipped.
+ */
+class SerialChecks {
+  private queue: Promise<void> = Promise.resolve()
+  private pending = 0
+  failure?: Error
+
+  /** Queues `check`; if it throws, `describe` turns the error into the job's failure. */
+  add (check: () => Promise<void>, describe: (why: string) => string): void {
+    this.pending++
+    this.queue = this.queue.then(async () => {
+      try {
+        if (this.failure == null) await check()
+      } catch (err: any) {
+        this.failure ??= new Error(describe(String(err?.message ?? err)))
+      } finally {
+        this.pending--
+      }
+    })
+  }
+
+  /** Resolves once every check has ended; rejects with the first failure. */
+  async settled (): Promise<void> {
+    while (this.pending > 0) await this.queue
+    if (this.failure != null) throw this.failure
+  }
+}
+
 interface Accepted {
   peer: string
   rows: number
@@ -68,9 +99,7 @@ export class PieceVerifier implements Verifier {
   private readonly random: () => number
   private readonly accepted = new Map<number, Accepted>()
   private readonly caught = new Set<string>()
-  private queue: Promise<void> = Promise.resolve()
-  private pending = 0
-  private failure?: Error
+  private readonly checks = new SerialChecks()
   private checkedPieces = 0
   private extraRows = 0
   private mismatches = 0
@@ -91,8 +120,7 @@ export class PieceVerifier implements Verifier {
 
   /** Resolves once every check has ended; rejects, naming the piece, if one could not be made. */
   async settled (): Promise<void> {
-    while (this.pending > 0) await this.queue
-    if (this.failure != null) throw this.failure
+    await this.checks.settled()
   }
 
   view (): VerificationView {
@@ -102,20 +130,10 @@ export class PieceVerifier implements Verifier {
   private check (pieceId: number, piece: Accepted): void {
     if (piece.checked) return
     piece.checked = true
-    this.pending++
-    this.queue = this.queue.then(async () => {
-      try {
-        await this.run(pieceId, piece)
-      } catch (err: any) {
-        this.failure ??= new Error(`piece ${pieceId} (from ${piece.peer}) could not be verified: ${String(err?.message ?? err)}`)
-      } finally {
-        this.pending--
-      }
-    })
+    this.checks.add(async () => { await this.run(pieceId, piece) }, why => `piece ${pieceId} (from ${piece.peer}) could not be verified: ${why}`)
   }
 
   private async run (pieceId: number, piece: Accepted): Promise<void> {
-    if (this.failure != null) return
     const reference = await this.init.runLocal(piece.inputs)
     this.checkedPieces++
     this.extraRows += piece.rows
@@ -177,19 +195,15 @@ export interface QuorumVerifierInit {
  */
 export class QuorumVerifier implements Verifier {
   private readonly init: QuorumVerifierInit
-  /** Answers held for pieces not yet decided: piece -> peer -> outputs. */
-  private readonly held = new Map<number, Map<string, Record<string, Tensor>>>()
-  /** The commitments that came with them. */
-  private readonly commitments = new Map<string, SignedCommitment>()
+  /** Answers held for pieces not yet decided, with the commitments that came with them: piece -> peer -> answer. */
+  private readonly held = new Map<number, Map<string, { outputs: Record<string, Tensor>, commitment?: SignedCommitment }>>()
   private readonly caught = new Set<string>()
   private readonly disputed = new Set<number>()
   private checkedPieces = 0
   private extraRows = 0
   /** Pieces decided by peers' answers alone, with the winners and outputs: checked here if a winner is later proven wrong. */
   private readonly decided = new Map<number, { winners: string[], outputs: Record<string, Tensor>, rechecked: boolean }>()
-  private queue: Promise<void> = Promise.resolve()
-  private pending = 0
-  private failure?: Error
+  private readonly checks = new SerialChecks()
 
   constructor (init: QuorumVerifierInit) {
     this.init = init
@@ -197,15 +211,14 @@ export class QuorumVerifier implements Verifier {
 
   /** A peer's answer to `pieceId` was accepted by the scheduler: hold it, and decide the piece once it has its answers. */
   answer (pieceId: number, peer: string, rows: number, outputs: Record<string, Tensor>, commitment?: SignedCommitment): void {
-    const answers = this.held.get(pieceId) ?? new Map<string, Record<string, Tensor>>()
+    const answers = this.held.get(pieceId) ?? new Map()
     this.held.set(pieceId, answers)
-    answers.set(peer, outputs)
-    if (commitment != null) this.commitments.set(`${pieceId}@${peer}`, commitment)
+    answers.set(peer, { outputs, commitment })
     if (answers.size > 1) this.extraRows += rows
     const scheduler = this.init.scheduler()
     const ballot = scheduler?.ballot(pieceId)
     if (scheduler == null || ballot == null) return
-    const outputsOf = ballot.map(p => answers.get(p)!)
+    const outputsOf = ballot.map(p => answers.get(p)!.outputs)
     const agree = (i: number, j: number): boolean => compareOutputs(outputsOf[i], outputsOf[j], { sameRuntime: false, tolerance: this.init.tolerance }).agree
     const local = ballot.indexOf(this.init.localPeerId)
     const verdict = local >= 0 ? this.besideLocal(ballot.length, local, agree) : majority(ballot.length, agree)
@@ -219,8 +232,7 @@ export class QuorumVerifier implements Verifier {
     const winners = verdict.agreeing.map(i => ballot[i])
     if (ballot.length > 1) this.checkedPieces++
     this.held.delete(pieceId)
-    for (const i of verdict.outvoted) this.init.onWrongAnswer?.(pieceId, ballot[i], this.commitments.get(`${pieceId}@${ballot[i]}`))
-    for (const p of ballot) this.commitments.delete(`${pieceId}@${p}`)
+    for (const i of verdict.outvoted) this.init.onWrongAnswer?.(pieceId, ballot[i], answers.get(ballot[i])!.commitment)
     scheduler.agreed(pieceId, winners)
     const decided = outputsOf[verdict.agreeing[0]]
     this.init.onDecided(pieceId, decided)
@@ -237,8 +249,7 @@ export class QuorumVerifier implements Verifier {
 
   /** Resolves once every recheck has ended; rejects, naming the piece, if one could not be made. */
   async settled (): Promise<void> {
-    while (this.pending > 0) await this.queue
-    if (this.failure != null) throw this.failure
+    await this.checks.settled()
   }
 
   convict (pieceId: number, peer: string, commitment?: SignedCommitment): void {
@@ -267,9 +278,7 @@ export class QuorumVerifier implements Verifier {
     this.init.onCaught(peer)
     // its answers to pieces not yet decided no longer count
     for (const [id, answers] of this.held) {
-      if (!answers.delete(peer)) continue
-      this.commitments.delete(`${id}@${peer}`)
-      this.init.scheduler()?.retract(id, peer)
+      if (answers.delete(peer)) this.init.scheduler()?.retract(id, peer)
     }
     // pieces it won beside another peer only are checked here: that peer may have colluded
     for (const [id, piece] of this.decided) if (piece.winners.includes(peer)) this.recheck(id, piece)
@@ -278,22 +287,14 @@ export class QuorumVerifier implements Verifier {
   private recheck (pieceId: number, piece: { winners: string[], outputs: Record<string, Tensor>, rechecked: boolean }): void {
     if (piece.rechecked) return
     piece.rechecked = true
-    this.pending++
-    this.queue = this.queue.then(async () => {
-      try {
-        if (this.failure != null) return
-        const reference = await this.init.runLocal(pieceId)
-        this.extraRows += Object.values(reference)[0]?.dims[0] ?? 0
-        if (compareOutputs(piece.outputs, reference, { sameRuntime: false, tolerance: this.init.tolerance }).agree) return
-        this.disputed.add(pieceId)
-        this.init.onDecided(pieceId, reference)
-        this.init.log?.('piece %d, decided by %s, disagrees with this node\'s run', pieceId, piece.winners.join(', '))
-        for (const w of piece.winners) this.catch(w, pieceId)
-      } catch (err: any) {
-        this.failure ??= new Error(`piece ${pieceId} (decided by ${piece.winners.join(', ')}) could not be verified: ${String(err?.message ?? err)}`)
-      } finally {
-        this.pending--
-      }
-    })
+    this.checks.add(async () => {
+      const reference = await this.init.runLocal(pieceId)
+      this.extraRows += Object.values(reference)[0]?.dims[0] ?? 0
+      if (compareOutputs(piece.outputs, reference, { sameRuntime: false, tolerance: this.init.tolerance }).agree) return
+      this.disputed.add(pieceId)
+      this.init.onDecided(pieceId, reference)
+      this.init.log?.('piece %d, decided by %s, disagrees with this node\'s run', pieceId, piece.winners.join(', '))
+      for (const w of piece.winners) this.catch(w, pieceId)
+    }, why => `piece ${pieceId} (decided by ${piece.winners.join(', ')}) could not be verified: ${why}`)
   }
 }
