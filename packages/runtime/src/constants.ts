@@ -59,3 +59,17 @@ export const MIN_INSPECT_HEAP_BYTES = 64 * 2 ** 20
  * minutes, short enough that a model refused for a passing reason (a busy machine) comes back.
  */
 export const SANDBOX_REFUSE_MS = 10 * 60_000
+
+/**
+ * The largest model `splitModel` takes: protobuf's own limit (2 GiB), which an ONNX file whose weights
+ * are stored inside it cannot pass either. A model stored with external data files is refused, as by
+ * every node.
+ */
+export const DEFAULT_MAX_SPLIT_BYTES = 2 * 1024 ** 3 - 1
+
+/**
+ * What a free dimension after the batch axis is in the sample `splitModel` measures with, when no
+ * sample is given: 32, a sequence length or image side most models take (a convolutional network
+ * that halves an image five times still has one pixel left).
+ */
+export const SPLIT_SAMPLE_DIM = 32
