@@ -291,3 +291,20 @@ export const STRAY_BLOCK_SWEEP_MS = 10 * 60_000
  */
 export const MAX_NEW_PEERS_PER_RELAY = 1000
 export const RELAY_QUOTA_WINDOW_MS = 10 * 60_000
+
+/**
+ * Micro-batches per stage a pipeline job aims for (when the batch has the rows): with S stages and M
+ * micro-batches the pipeline takes about (M + S - 1) micro-batch times, so 4 per stage keeps the time
+ * filling and draining it under a fifth of the job, and gives each stage's peers several to share.
+ */
+export const MICRO_BATCHES_PER_STAGE = 4
+
+/**
+ * How long a pipeline stage may have work waiting with no peer at all to serve it (none that takes
+ * work, and this node does not hold the stage) before the job fails naming the stage: 10 s, a few ad
+ * intervals, for a peer that is starting or fetching to show up.
+ */
+export const STAGE_WAIT_MS = 10_000
+
+/** The most pipeline manifests a node keeps (`<data dir>/pipelines`); each is at most 64 KiB. */
+export const MAX_PIPELINES = 256

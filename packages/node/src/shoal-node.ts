@@ -1,25 +1,28 @@
 import { readFile, rm } from 'node:fs/promises'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { PeerId } from '@libp2p/interface'
-import { INFER_PROTOCOL, MAX_AD_MODELS } from '@shoal/protocol'
+import { encodePipelineManifest, INFER_PROTOCOL, isPipelineCid, MAX_AD_MODELS, PIPELINE_FORMAT } from '@shoal/protocol'
+import type { PipelineManifest } from '@shoal/protocol'
 import type { Capacity } from '@shoal/protocol'
-import { calibrate, inspectModel, inspectModelInChild, ProcessSessions, SessionCache, slowed, ThreadedSessions } from '@shoal/runtime'
+import { calibrate, inspectModel, inspectModelInChild, modelCid as computeModelCid, ProcessSessions, SessionCache, slowed, splitModel, ThreadedSessions } from '@shoal/runtime'
+import type { SplitOptions, SplitResult } from '@shoal/runtime'
 import { checkFraction, TrustRecords } from '@shoal/scheduler'
 import { raceSignal } from 'race-signal'
 import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
-import type { Calibration, PieceRuntime, Tensor } from '@shoal/runtime'
+import type { Calibration, ModelInfo, PieceRuntime, Tensor } from '@shoal/runtime'
 import { apiRoutes, ApiServer } from './api/index.js'
-import { INCOMPATIBLE_VERSIONS, KEPT_FINISHED_JOBS, MAX_JOB_PEERS, MAX_PROVEN_PEERS, NAME_REPUBLISH_MS, NAME_TIMEOUT_MS, SHOAL_VERSION } from './constants.js'
+import { INCOMPATIBLE_VERSIONS, KEPT_FINISHED_JOBS, MAX_JOB_PEERS, MAX_PIPELINES, MAX_PROVEN_PEERS, NAME_REPUBLISH_MS, NAME_TIMEOUT_MS, SHOAL_VERSION } from './constants.js'
 import { createShoalLibp2p, detectHardware } from './mesh/index.js'
 import { swarmKeyFingerprint } from './mesh/swarm-key.js'
 import type { MeshTuning, ShoalLibp2p, PeerEvent } from './mesh/index.js'
 import { dataDirFiles, loadOrCreateIdentity, prepareDataDir, writePrivateFile } from './data-dir.js'
 import { ListenError } from './errors.js'
-import { parseModelCid, ModelStore, parseNameRef } from './models/index.js'
+import { parseModelCid, ModelStore, parseNameRef, PipelineError, PipelineStore } from './models/index.js'
+import type { PipelineEntry } from './models/index.js'
 import type { ModelSwarm, NameService } from './models/index.js'
 import { DirectPool, runRemotePiece } from './pieces/index.js'
 import type { Channel, LinkShape, SignedCommitment } from './pieces/index.js'
-import { CanaryPool, Job, JobError } from './jobs/index.js'
+import { CanaryPool, Job, JobError, PipelineJob } from './jobs/index.js'
 import type { JobOptions, WrongAnswer } from './jobs/index.js'
 import type { ModelEntry, FetchOptions, FetchSummary, Manifest, Resolved } from './models/index.js'
 import type { NodeConfig } from './config.js'
@@ -163,7 +166,9 @@ export class ShoalNode {
   private sessions?: PieceRuntime
   /** The parts start() started, to stop in reverse. */
   private lifecycle?: Lifecycle
-  private readonly jobs = new Map<string, Job>()
+  private readonly jobs = new Map<string, Job | PipelineJob>()
+  /** Pipeline manifests this node holds (`<data dir>/pipelines`). */
+  readonly pipelines: PipelineStore
   /** What start() found and mended or could not (a data dir open to other users), for the operator. */
   readonly startWarnings: string[] = []
   /** Rows whose answers this node knows, per model, for its jobs' canaries (`JobOptions.canaries`). */
@@ -194,6 +199,7 @@ export class ShoalNode {
   constructor (init: ShoalNodeInit) {
     this.init = init
     this.config = init.config
+    this.pipelines = new PipelineStore(init.config.dataDir, MAX_PIPELINES)
     this.models = new ModelStore({
       dataDir: init.config.dataDir,
       maxModelBytes: init.config.maxModelBytes,
@@ -260,6 +266,7 @@ export class ShoalNode {
     this.lifecycle = new Lifecycle()
       .add('model store', async () => {
         await this.models.start()
+        await this.pipelines.start()
         await this.loadTrust()
       }, async () => { this.models.stop() })
       .add('sandbox', async () => { await this.startSandbox(calibration) }, async () => {
@@ -393,6 +400,32 @@ export class ShoalNode {
     return { ...entry, manifest: await this.names.publish(options.name, entry.cid) }
   }
 
+  /**
+   * Keeps a pipeline manifest (docs/protocol.md 9) and, with `name`, publishes a signed name for it.
+   * Its stages need not be here: peers fetch them from whoever holds them.
+   */
+  async addPipeline (bytes: Uint8Array, options: { name?: string } = {}): Promise<PipelineEntry & { name?: Manifest }> {
+    if (options.name != null) parseNameRef(options.name)
+    const entry = await this.pipelines.add(bytes)
+    if (options.name == null) return entry
+    return { ...entry, name: await this.names.publish(options.name, entry.cid) }
+  }
+
+  /**
+   * Cuts a model into `stages` stages (@shoal/runtime's splitModel, run in this process with ONNX
+   * Runtime: for a model one trusts, such as one's own), adds every stage to the store (pinned with
+   * `pin`) and keeps the pipeline's manifest, named with `name`. The whole model is not stored: it may
+   * be over this node's --max-model-size.
+   */
+  async splitModel (bytes: Uint8Array, options: SplitOptions & { name?: string, pin?: boolean }): Promise<{ pipeline: PipelineEntry & { name?: Manifest }, split: SplitResult }> {
+    if (options.name != null) parseNameRef(options.name)
+    const split = await splitModel(bytes, options)
+    const stages = []
+    for (const stage of split.stages) stages.push(await this.addModel(stage.bytes, { pin: options.pin }))
+    const manifest = pipelineManifestOf(await computeModelCid(bytes), await inspectModel(bytes, { maxBytes: Number.MAX_SAFE_INTEGER, cid: '-' }), split, stages.map(s => s.cid))
+    return { pipeline: await this.addPipeline(encodePipelineManifest(manifest), { name: options.name }), split }
+  }
+
   /** Gets a model into this node's store from the peers that hold it (a no-op if it is here). */
   async fetchModel (cid: string, options: FetchOptions = {}): Promise<FetchSummary> {
     return await this.swarm.fetch(cid, options)
@@ -415,7 +448,8 @@ export class ShoalNode {
    * Starts a batch job on a model in this node's store. The returned job runs at once; `job.run()`'s
    * promise (also `job.done`) gives its outputs.
    */
-  submitJob (modelCid: string, inputs: Record<string, Tensor>, options: JobOptions = {}): Job {
+  submitJob (modelCid: string, inputs: Record<string, Tensor>, options: JobOptions = {}): Job | PipelineJob {
+    if (isPipelineCid(modelCid)) return this.submitPipelineJob(modelCid, inputs, options)
     const model = this.models.info(modelCid)
     if (model == null) throw new JobError(`model ${modelCid} is not in this node's store: add it first (shoal model add, or POST /v1/models)`)
     const libp2p = this.libp2p
@@ -461,6 +495,42 @@ export class ShoalNode {
       const { excluded, checkedPieces } = job.progress().verification
       if (checkedPieces > 0) this.saveVerification()
       for (const peer of excluded) void this.libp2pNode?.hangUp(peerIdFromString(peer)).catch(() => {})
+    })
+    return job
+  }
+
+  /** Starts a batch job through a pipeline this node holds (its stages may be anywhere in the mesh). */
+  submitPipelineJob (cid: string, inputs: Record<string, Tensor>, options: JobOptions = {}): PipelineJob {
+    const entry = this.pipelines.get(cid)
+    if (entry == null) throw new JobError(`pipeline ${cid} is not on this node: add its manifest first (shoal model split, or POST /v1/pipelines)`)
+    const libp2p = this.libp2p
+    const capacity = libp2p.services.capacity
+    const job = new PipelineJob({
+      localPeerId: this.peerId,
+      localGflops: Math.max(0, ...(this.calibrationResult?.providers ?? []).map(p => p.gflops)),
+      localSlots: this.config.maxConcurrency,
+      cid,
+      manifest: entry.manifest,
+      peers: stageCid => this.jobCandidates(stageCid),
+      holds: stageCid => this.models.has(stageCid),
+      onPeersChanged: listener => capacity.peers.onEvent(event => { if (event.type !== 'update') listener() }),
+      runRemote: async (peerId, request, signal) => await runRemotePiece(
+        async (peer, protocol, options) => await libp2p.dialProtocol(peer, protocol, options),
+        peerIdFromString(peerId), request, signal,
+        async (peer, signal, fresh) => await this.directChannelTo(peer, signal, fresh)
+      ),
+      runLocal: async (stageCid, tensors, signal) => await raceSignal(this.sessions!.run(stageCid, async () => await this.models.bytes(stageCid), tensors, { own: true }), signal),
+      maxResponseBytes: this.config.maxRequestBytes * 4,
+      log: libp2p.logger.forComponent('shoal:job')
+    }, inputs, options)
+    job.validate()
+    job.onPieceAttempt(attempt => { if (attempt.outcome === 'done' && attempt.peerId !== this.peerId) this.proven.add(attempt.peerId) })
+    this.jobs.set(job.id, job)
+    const releases = entry.manifest.stages.filter(s => this.models.has(s.cid)).map(s => this.models.use(s.cid))
+    job.run().catch(() => {}).finally(() => {
+      this.countJob(job)
+      for (const release of releases) release()
+      this.forgetOldJobs()
     })
     return job
   }
@@ -555,7 +625,7 @@ export class ShoalNode {
 
 
   /** Adds an ended job to the metrics. */
-  private countJob (job: Job): void {
+  private countJob (job: Job | PipelineJob): void {
     const p = job.progress()
     const local = p.perPeer[this.peerId] ?? 0
     this.metrics.jobs.inc({ state: job.result != null ? 'done' : 'failed' })
@@ -575,11 +645,11 @@ export class ShoalNode {
     for (const job of finished.slice(0, Math.max(0, finished.length - KEPT_FINISHED_JOBS))) this.jobs.delete(job.id)
   }
 
-  job (id: string): Job | undefined {
+  job (id: string): Job | PipelineJob | undefined {
     return this.jobs.get(id)
   }
 
-  listJobs (): Job[] {
+  listJobs (): Array<Job | PipelineJob> {
     return [...this.jobs.values()]
   }
 
@@ -703,4 +773,25 @@ function dhtRoutingTableSize (libp2p: ShoalLibp2p): number {
 /** Models run and are inspected in child processes unless SHOAL_SANDBOX=0 or SHOAL_INFERENCE_THREAD=0 says otherwise. */
 function sandboxed (): boolean {
   return process.env.SHOAL_SANDBOX !== '0' && process.env.SHOAL_INFERENCE_THREAD !== '0'
+}
+
+/** The manifest of a model split into stages stored under `stageCids`. */
+export function pipelineManifestOf (modelCid: string, whole: ModelInfo, split: SplitResult, stageCids: string[]): PipelineManifest {
+  const io = (list: ModelInfo['inputs']): PipelineManifest['inputs'] => list.map(t => {
+    if (t.dtype == null) throw new PipelineError(`model tensor "${t.name}" is of a type Shoal does not carry`)
+    return { name: t.name, dtype: t.dtype, dims: t.dims }
+  })
+  const dims = new Map<string, Array<number | string>>([...whole.inputs, ...whole.outputs].map(t => [t.name, t.dims]))
+  return {
+    format: PIPELINE_FORMAT,
+    model: modelCid,
+    inputs: io(whole.inputs),
+    outputs: io(whole.outputs),
+    stages: split.stages.map((stage, i) => ({
+      cid: stageCids[i],
+      bytes: stage.bytes.byteLength,
+      inputs: stage.inputs.map(t => ({ name: t.name, dtype: t.dtype, dims: dims.get(t.name) ?? t.dims })),
+      outputs: stage.outputs.map(t => ({ name: t.name, dtype: t.dtype, dims: dims.get(t.name) ?? t.dims }))
+    }))
+  }
 }

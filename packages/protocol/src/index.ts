@@ -16,3 +16,5 @@ export { AnswerCommitment, InferRequest, InferResponse, TensorInfo } from './pb/
 export { COMMITMENT_PREFIX, commitmentMismatch, commitmentPayload, sha256Of } from './commitment.js'
 export { DirectOffer, DirectRequest } from './pb/direct.js'
 export { BlockRequest, BlockResponse } from './pb/block.js'
+export { decodePipelineManifest, encodePipelineManifest, isPipelineCid, MAX_MANIFEST_BYTES, MAX_STAGES, PIPELINE_FORMAT, pipelineManifestCid, validatePipelineManifest } from './pipeline-manifest.js'
+export type { PipelineManifest, PipelineStage, PipelineTensor } from './pipeline-manifest.js'

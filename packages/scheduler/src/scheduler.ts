@@ -109,6 +109,13 @@ export interface SchedulerOptions {
    * most pieces together and agree on wrong answers.
    */
   random?: () => number
+  /**
+   * Pieces the job will have in all, when they do not all exist at the start: a pipeline stage gets a
+   * micro-batch's piece once the stage before has answered it (`add`). The job is done when this many
+   * are; end-game copies wait until every piece has been added (before, an idle peer is idle because
+   * the stage before is behind, not because the job is ending). Default: the pieces given.
+   */
+  total?: number
 }
 
 interface Flight {
@@ -195,6 +202,7 @@ export class Scheduler {
       modelFetchMs: 0,
       quorum: 1,
       random: Math.random,
+      total: pieces.length,
       // an option given as undefined keeps its default
       ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as SchedulerOptions,
       maxAnswers: 0
@@ -206,7 +214,16 @@ export class Scheduler {
 
   get state (): 'running' | 'done' | 'failed' {
     if (this.failure != null) return 'failed'
-    return this.done.size === this.pieces.size ? 'done' : 'running'
+    return this.done.size === this.pieces.size && this.pieces.size >= this.options.total ? 'done' : 'running'
+  }
+
+  /** Pieces that became ready to run (see SchedulerOptions.total): they join the back of the queue. */
+  add (pieces: Piece[]): void {
+    for (const piece of pieces) {
+      if (this.pieces.has(piece.id)) throw new RangeError(`piece ${piece.id} is already in the job`)
+      this.pieces.set(piece.id, piece)
+      this.pending.push(piece.id)
+    }
   }
 
   get error (): JobFailure | undefined {
@@ -399,7 +416,7 @@ export class Scheduler {
     if (this.failure != null) return this.next(now)
     // no end-game copies under a quorum: they would go to the fastest idle peers, and two colluders
     // could then answer a piece together after all, whatever peer the second copy was drawn for
-    if (this.pending.length === 0 && this.options.endgame && this.options.quorum === 1) assign.push(...this.endgame(now))
+    if (this.pending.length === 0 && this.options.endgame && this.options.quorum === 1 && this.pieces.size >= this.options.total) assign.push(...this.endgame(now))
     return { assign, cancel: this.cancellations.splice(0) }
   }
 
@@ -428,7 +445,7 @@ export class Scheduler {
       .filter(s => this.window(s) > 0)
       .reduce((sum, s) => sum + 1 / this.msPerRow(s), 0)
     return {
-      total: this.pieces.size,
+      total: Math.max(this.options.total, this.pieces.size),
       done: this.done.size,
       pending: this.pending.length,
       inFlight: new Set(this.flights.map(f => f.pieceId)).size,

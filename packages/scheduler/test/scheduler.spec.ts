@@ -452,3 +452,39 @@ describe('options', () => {
     expect(s.next(0).assign[0].deadline).toBe(5000)
   })
 })
+
+describe('pieces that become ready later (pipeline stages)', () => {
+  it('is not done until every expected piece was added and answered, and starts no end-game copy before', () => {
+    const pieces = planPieces(40, 10)
+    const s = new Scheduler(pieces.slice(0, 1), { ...base, total: pieces.length })
+    s.setPeers([{ peerId: 'a', gflops: 100, slots: 2 }, { peerId: 'b', gflops: 100, slots: 2 }], 0)
+    const first = s.next(0).assign
+    // one piece, two idle peers: no copy while more pieces are to come
+    expect(first).toHaveLength(1)
+    expect(s.succeeded(0, first[0].peerId, 10)).toBe(true)
+    expect(s.next(10).assign).toEqual([])
+    expect(s.state).toBe('running')
+    expect(s.progress(10)).toMatchObject({ total: 4, done: 1 })
+    s.add(pieces.slice(1))
+    const rest = s.next(10).assign
+    expect(rest.map(a => a.pieceId).sort()).toEqual([1, 2, 3])
+    for (const a of rest) s.succeeded(a.pieceId, a.peerId, 20)
+    expect(s.state).toBe('done')
+    expect(() => s.add([pieces[0]])).toThrow(RangeError)
+  })
+
+  it('runs end-game copies once the last piece is in', () => {
+    const pieces = planPieces(20, 10)
+    const s = new Scheduler(pieces.slice(0, 1), { ...base, total: 2 })
+    s.setPeers(['a', 'b', 'c'].map(peerId => ({ peerId, gflops: 100, slots: 1 })), 0)
+    expect(s.next(0).assign).toHaveLength(1)
+    expect(s.next(1).assign).toEqual([])
+    // piece 0 is overdue at 50 ms (10 rows at 1 ms each): an idle peer would finish a copy sooner
+    expect(s.next(50).assign).toEqual([])
+    s.add(pieces.slice(1))
+    const second = s.next(50).assign
+    // the new piece to one idle peer, and the last idle one takes a copy now that nothing more will come
+    expect(second.filter(a => !a.duplicate).map(a => a.pieceId)).toEqual([1])
+    expect(second.filter(a => a.duplicate)).toHaveLength(1)
+  })
+})

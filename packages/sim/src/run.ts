@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import { join } from 'node:path'
 import { SHOAL_VERSION } from '@shoal/node'
-import type { Job, JobProgress, ShoalNode } from '@shoal/node'
+import type { Job, JobProgress, PipelineJob, ShoalNode } from '@shoal/node'
 import { SessionCache, ThreadedSessions } from '@shoal/runtime'
 import type { Tensor } from '@shoal/runtime'
 import { CLIENT_TUNING, CONVERGENCE_TIMEOUT_MS, SAMPLE_INTERVAL_MS } from './constants.js'
@@ -258,7 +258,7 @@ class Run {
   private async runJob (planned: PlannedJob, model: SimModel): Promise<JobMetrics> {
     const client = this.client!
     const submittedAtMs = this.now()
-    let job: Job
+    let job: Job | PipelineJob
     try {
       job = client.submitJob(model.info.cid, modelInputs(model, planned.batch, planned.inputSeed), { ...planned.options, local: 'fallback' })
     } catch (err: any) {

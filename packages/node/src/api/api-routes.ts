@@ -9,7 +9,7 @@ import type { Route } from './api-server.js'
 import { MAX_API_BODY_BYTES, SHOAL_VERSION } from '../constants.js'
 import { METRICS_CONTENT_TYPE } from '../metrics.js'
 import { MAX_CANARIES } from '../jobs/index.js'
-import type { Job, JobOptions } from '../jobs/index.js'
+import type { Job, JobOptions, PipelineJob } from '../jobs/index.js'
 import type { ModelEntry, FetchProgress } from '../models/index.js'
 import { parseNameRef } from '../models/index.js'
 import type { ShoalNode } from '../shoal-node.js'
@@ -24,7 +24,7 @@ export interface JobView {
   outputs: Array<{ name: string, dtype: string, dims: number[] }>
 }
 
-function jobView (job: Job): JobView {
+function jobView (job: Job | PipelineJob): JobView {
   const progress = job.progress()
   return {
     jobId: job.id,
@@ -113,7 +113,7 @@ function parseOptions (raw: any): JobOptions {
 
 /** The node's HTTP API (docs/api.md). */
 export function apiRoutes (node: ShoalNode): Record<string, Route> {
-  const findJob = (id: string): Job => {
+  const findJob = (id: string): Job | PipelineJob => {
     const job = node.job(id)
     if (job == null) throw new HttpError(404, `no job ${id} on this node`)
     return job

@@ -2,3 +2,5 @@
 export { Job, JobError, MAX_CANARIES } from './job.js'
 export { CanaryPool } from './canaries.js'
 export type { JobOptions, WrongAnswer } from './job.js'
+export { PipelineJob } from './pipeline-job.js'
+export type { PipelineJobDeps, PipelineProgress, StageProgress } from './pipeline-job.js'

@@ -132,7 +132,8 @@ export interface JobResult {
   progress: JobProgress
 }
 
-function causeOf (err: any): FailureCause {
+/** What a failed piece run means to the scheduler. */
+export function causeOf (err: any): FailureCause {
   if (err instanceof PeerUnreachableError) return { kind: 'unreachable', message: err.message }
   if (isMalformedAnswer(err)) return { kind: 'error', code: 'BAD_ANSWER', message: err.message }
   if (err instanceof PieceError) {

@@ -6,6 +6,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { fromString as uint8ArrayFromString } from 'uint8arrays/from-string'
 import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
 import { writePrivateFile } from '../data-dir.js'
+import { isPipelineCid } from '@shoal/protocol'
 import { isModelCid } from './model-dag.js'
 
 /**
@@ -109,7 +110,7 @@ export async function verifyNameRecord (key: Uint8Array, record: Uint8Array): Pr
   if (typeof outer.signature !== 'string' || typeof manifest !== 'object' || manifest == null) throw new NameError('name record lacks a signature or a manifest')
   const { name, version, cid, publisher, issuedAt } = manifest
   if (name !== ref.name || version !== ref.version || publisher !== ref.publisher) throw new NameError(`name record for ${parts[2]}/${parts[3]} holds a manifest for ${String(publisher)}/${String(name)}@${String(version)}`)
-  if (typeof cid !== 'string' || !isModelCid(cid)) throw new NameError('name record\'s cid is not a model CID')
+  if (typeof cid !== 'string' || !(isModelCid(cid) || isPipelineCid(cid))) throw new NameError('name record\'s cid is not a model or pipeline CID')
   if (!Number.isSafeInteger(issuedAt) || issuedAt < 0) throw new NameError('name record\'s issuedAt is not a time')
   const publicKey = peerIdFromString(publisher).publicKey
   if (publicKey == null) throw new NameError(`publisher ${publisher} has no public key in its peer id, so its names cannot be checked`)

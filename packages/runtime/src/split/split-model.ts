@@ -25,6 +25,8 @@ export interface StageTensor {
   dtype: Dtype
   /** Its bytes per row of the batch, measured on the sample run. */
   bytesPerRow: number
+  /** Its dimensions: numbers where two runs of different sizes agreed, else symbols ("batch" grows with the rows). */
+  dims: Array<number | string>
 }
 
 export interface SplitStage {
@@ -278,7 +280,7 @@ function buildStage (model: ModelProto, parts: Parts, from: number, to: number, 
   const tensor = (name: string): StageTensor => {
     const size = sizes.get(name)
     if (size == null) throw new SplitError(`the type of tensor "${name}" between stages could not be measured`)
-    return { name, dtype: size.dtype, bytesPerRow: size.bytesPerRow }
+    return { name, dtype: size.dtype, bytesPerRow: size.bytesPerRow, dims: size.dims }
   }
   const valueInfo = (name: string): OnnxNs.IValueInfoProto => {
     const known = declared.get(name)

@@ -1,0 +1,421 @@
+import { randomUUID } from 'node:crypto'
+import { describeCause, planPieces, Scheduler } from '@shoal/scheduler'
+import type { Assignment, FailureCause, Piece, Progress, SchedulerPeer } from '@shoal/scheduler'
+import type { PipelineManifest, PipelineTensor } from '@shoal/protocol'
+import { concatRows, mismatchWithModel, sliceRows } from '@shoal/runtime'
+import type { Tensor } from '@shoal/runtime'
+import { ASSUMED_FETCH_BYTES_PER_MS, MAX_LISTED_FAILURES, MODEL_FETCH_SETUP_MS, MICRO_BATCHES_PER_STAGE, STAGE_WAIT_MS } from '../constants.js'
+import type { PieceRequest, PieceResult } from '../pieces/index.js'
+import { causeOf, JobError } from './job.js'
+import type { JobOptions, JobProgress, JobResult, PieceAttempt, PieceFailure } from './job.js'
+
+export interface PipelineJobDeps {
+  localPeerId: string
+  localGflops: number
+  localSlots: number
+  /** The pipeline's CID. */
+  cid: string
+  manifest: PipelineManifest
+  /** Remote peers that may take pieces of this stage's model now (hasModel: its ad lists the stage). */
+  peers: (stageCid: string) => SchedulerPeer[]
+  /** Whether this node holds a stage's model (only then can it run the stage itself). */
+  holds: (stageCid: string) => boolean
+  onPeersChanged: (listener: () => void) => () => void
+  runRemote: (peerId: string, request: PieceRequest, signal: AbortSignal) => Promise<PieceResult>
+  runLocal: (modelCid: string, inputs: Record<string, Tensor>, signal: AbortSignal) => Promise<PieceResult>
+  maxResponseBytes: number
+  now?: () => number
+  log?: (format: string, ...args: unknown[]) => void
+}
+
+/** A stage's part of a pipeline job, as `GET /v1/jobs/:id` shows it. */
+export interface StageProgress {
+  stage: number
+  cid: string
+  done: number
+  inFlight: number
+  /** Micro-batches run again on this stage after a copy failed (its inputs came from the boundary this node holds). */
+  replays: number
+  perPeer: Record<string, number>
+}
+
+export interface PipelineProgress extends JobProgress {
+  pipeline: {
+    cid: string
+    microBatches: number
+    rowsPerMicroBatch: number
+    stages: StageProgress[]
+    /** Tensor bytes held here at most at once (micro-batch boundaries not yet consumed). */
+    peakHeldBytes: number
+  }
+}
+
+interface Stage {
+  index: number
+  cid: string
+  inputs: PipelineTensor[]
+  outputs: PipelineTensor[]
+  scheduler: Scheduler
+  /** Tensors of this stage's outputs no later stage reads (job outputs only). */
+  lastReaders: Map<string, number>
+}
+
+/**
+ * A batch through a pipeline of stages (docs/architecture.md, "Pipelines"): the batch is cut into
+ * micro-batches, and each stage runs them in order as the stage before gives them, so that stage k
+ * works on one micro-batch while stage k + 1 works on the one before. Every stage has its own
+ * `Scheduler` (pieces are micro-batches; several peers may serve one stage, the fastest expected
+ * first, by the time their answers took), fed with `add` as micro-batches become ready.
+ *
+ * Activations go back through this node between stages: it holds each micro-batch's tensors at every
+ * stage boundary until the last stage that reads them has answered, so a stage host that dies (or
+ * answers wrongly, or times out) costs a replay of its micro-batches on another host of the same
+ * stage from the boundary held here, never a restart. A stage no peer serves (none holds or may fetch
+ * its model, within `STAGE_WAIT_MS`) or whose pieces fail on every attempt fails the job, naming it.
+ */
+export class PipelineJob {
+  readonly id = randomUUID()
+  private readonly deps: PipelineJobDeps
+  private readonly inputs: Record<string, Tensor>
+  private readonly options: JobOptions
+  private readonly now: () => number
+  private readonly listeners = new Set<(p: JobProgress) => void>()
+  private readonly attemptListeners = new Set<(a: PieceAttempt) => void>()
+  private readonly flights = new Map<string, AbortController>()
+  private readonly failures: PieceFailure[] = []
+  private failedAttempts = 0
+  private bytesSent = 0
+  private bytesReceived = 0
+  private directPieces = 0
+  private readonly perProvider: Record<string, number> = {}
+  private stages: Stage[] = []
+  private microBatches: Piece[] = []
+  /** Each micro-batch's tensors at the boundaries not yet consumed, by name. */
+  private readonly held = new Map<number, Map<string, Tensor>>()
+  private heldBytes = 0
+  private peakHeldBytes = 0
+  private readonly outputs = new Map<number, Record<string, Tensor>>()
+  private state: JobProgress['state'] = 'planning'
+  private startedAt = 0
+  private rowsPerMicroBatch = 0
+  private cancelled?: string
+  private wake: () => void = () => {}
+  private running?: Promise<JobResult>
+  result?: JobResult
+  error?: Error
+
+  constructor (deps: PipelineJobDeps, inputs: Record<string, Tensor>, options: JobOptions = {}) {
+    this.deps = deps
+    this.inputs = inputs
+    this.options = options
+    this.now = deps.now ?? (() => performance.now())
+  }
+
+  get modelCid (): string {
+    return this.deps.cid
+  }
+
+  onProgress (listener: (p: JobProgress) => void): () => void {
+    this.listeners.add(listener)
+    return () => this.listeners.delete(listener)
+  }
+
+  onPieceAttempt (listener: (a: PieceAttempt) => void): () => void {
+    this.attemptListeners.add(listener)
+    return () => this.attemptListeners.delete(listener)
+  }
+
+  /** Throws JobError if the inputs cannot feed the pipeline, or the job asks for what pipelines do not do. */
+  validate (): void {
+    this.check()
+  }
+
+  async run (): Promise<JobResult> {
+    this.running ??= this.execute().then(result => { this.result = result; return result }, err => { this.error = err; throw err })
+    return await this.running
+  }
+
+  cancel (reason = 'the job was cancelled'): void {
+    this.cancelled ??= reason
+    this.wake()
+  }
+
+  progress (): PipelineProgress {
+    const now = this.now()
+    const per = this.stages.map(s => s.scheduler.progress(now))
+    const sum = (f: (p: Progress) => number): number => per.reduce((n, p) => n + f(p), 0)
+    const perPeer: Record<string, number> = {}
+    for (const p of per) for (const [peer, n] of Object.entries(p.perPeer)) perPeer[peer] = (perPeer[peer] ?? 0) + n
+    const last = per[per.length - 1]
+    const peers = new Set(this.stages.flatMap(s => this.stagePeers(s).map(p => p.peerId)))
+    return {
+      total: this.microBatches.length * this.stages.length,
+      done: sum(p => p.done),
+      pending: sum(p => p.pending),
+      inFlight: sum(p => p.inFlight),
+      retries: sum(p => p.retries),
+      duplicates: sum(p => p.duplicates),
+      perPeer,
+      etaMs: last?.etaMs ?? null,
+      jobId: this.id,
+      bytesSent: this.bytesSent,
+      bytesReceived: this.bytesReceived,
+      directPieces: this.directPieces,
+      perProvider: { ...this.perProvider },
+      state: this.state,
+      elapsedMs: this.startedAt === 0 ? 0 : Math.round(now - this.startedAt),
+      peers: peers.size,
+      rowsPerPiece: this.rowsPerMicroBatch,
+      failures: [...this.failures],
+      failedAttempts: this.failedAttempts,
+      verification: { policy: 'off', checkedPieces: 0, extraRows: 0, mismatches: 0, excluded: [], canaryRows: 0 },
+      pipeline: {
+        cid: this.deps.cid,
+        microBatches: this.microBatches.length,
+        rowsPerMicroBatch: this.rowsPerMicroBatch,
+        stages: this.stages.map((s, i) => ({ stage: i + 1, cid: s.cid, done: per[i].done, inFlight: per[i].inFlight, replays: per[i].retries, perPeer: per[i].perPeer })),
+        peakHeldBytes: this.peakHeldBytes
+      }
+    }
+  }
+
+  private check (): number {
+    const { manifest } = this.deps
+    if (this.options.verify != null && this.options.verify !== 'off') {
+      throw new JobError(`--verify ${this.options.verify} is not available for pipeline jobs yet: a stage's answer feeds the next stage before a check could end; run with --verify off`)
+    }
+    if ((this.options.canaries ?? 0) > 0) throw new JobError('canary rows are not available for pipeline jobs')
+    const entries = Object.entries(this.inputs)
+    if (entries.length === 0) throw new JobError('no inputs given')
+    for (const [name, t] of entries) if (t.dims.length === 0) throw new JobError(`input "${name}" is a scalar: it has no batch axis to split`)
+    const rows = entries[0][1].dims[0]
+    const differ = entries.find(([, t]) => t.dims[0] !== rows)
+    if (differ != null) throw new JobError(`inputs disagree on the batch size (axis 0): "${entries[0][0]}" has ${rows} rows, "${differ[0]}" has ${differ[1].dims[0]}`)
+    if (rows === 0) throw new JobError('the batch is empty (0 rows)')
+    const fixed = this.fixedBatch()
+    if (fixed != null && rows % fixed !== 0) throw new JobError(`the pipeline's batch axis is fixed at ${fixed} rows; ${rows} rows cannot be cut into such micro-batches`)
+    const mismatch = mismatchWithModel({ inputs: manifest.inputs }, entries.map(([name, t]) => ({ name, dtype: t.dtype, dims: fixed != null ? [fixed, ...t.dims.slice(1)] : t.dims })))
+    if (mismatch != null) throw new JobError(mismatch)
+    return rows
+  }
+
+  private fixedBatch (): number | undefined {
+    return this.deps.manifest.inputs.map(i => i.dims[0]).find((d): d is number => typeof d === 'number' && d > 0)
+  }
+
+  private async execute (): Promise<JobResult> {
+    this.startedAt = this.now()
+    try {
+      const rows = this.check()
+      const stageCount = this.deps.manifest.stages.length
+      // several micro-batches per stage keep every stage busy once the pipeline is full
+      this.rowsPerMicroBatch = this.fixedBatch() ?? Math.min(rows, this.options.rowsPerPiece ?? Math.max(1, Math.ceil(rows / (MICRO_BATCHES_PER_STAGE * stageCount))))
+      this.microBatches = planPieces(rows, this.rowsPerMicroBatch)
+      this.plan()
+      const result = await this.schedule()
+      this.state = 'done'
+      this.emit()
+      return result
+    } catch (err) {
+      this.state = 'failed'
+      this.emit()
+      throw err
+    }
+  }
+
+  private plan (): void {
+    const { manifest } = this.deps
+    const lastRead = new Map<string, number>()
+    manifest.stages.forEach((stage, i) => { for (const t of stage.inputs) lastRead.set(t.name, i) })
+    this.stages = manifest.stages.map((stage, index) => ({
+      index,
+      cid: stage.cid,
+      inputs: stage.inputs,
+      outputs: stage.outputs,
+      lastReaders: lastRead,
+      scheduler: new Scheduler(index === 0 ? this.microBatches : [], {
+        // no probe: speeds start from advertised throughput and follow the answers
+        refMsPerRow: 1,
+        refGflops: this.deps.localGflops,
+        localPeerId: this.deps.localPeerId,
+        local: this.options.local ?? 'fallback',
+        maxAttempts: this.options.maxAttempts,
+        timeoutFloorMs: this.options.timeoutFloorMs,
+        endgame: this.options.endgame,
+        total: this.microBatches.length,
+        modelFetchMs: MODEL_FETCH_SETUP_MS + stage.bytes / ASSUMED_FETCH_BYTES_PER_MS
+      })
+    }))
+    for (const mb of this.microBatches) {
+      const held = new Map<string, Tensor>()
+      for (const [name, t] of Object.entries(this.inputs)) held.set(name, sliceRows(t, mb.start, mb.rows))
+      this.held.set(mb.id, held)
+    }
+  }
+
+  private stagePeers (stage: Stage): SchedulerPeer[] {
+    const local = this.deps.holds(stage.cid) ? [{ peerId: this.deps.localPeerId, gflops: this.deps.localGflops, slots: this.deps.localSlots }] : []
+    return [...local, ...this.deps.peers(stage.cid)]
+  }
+
+  private async schedule (): Promise<JobResult> {
+    const update = (): void => { for (const s of this.stages) s.scheduler.setPeers(this.stagePeers(s), this.now()) }
+    update()
+    const unsubscribe = this.deps.onPeersChanged(() => { update(); this.wake() })
+    // since when each stage has had work waiting and no peer at all to serve it
+    const unserved = new Map<number, number>()
+    try {
+      while (this.stages.some(s => s.scheduler.state === 'running')) {
+        if (this.cancelled != null) throw new JobError(this.cancelled)
+        const failed = this.stages.find(s => s.scheduler.state === 'failed')
+        if (failed != null) throw new JobError(`stage ${failed.index + 1} of ${this.stages.length} (${failed.cid}) could not be served: ${failed.scheduler.error?.message ?? 'it failed'}`)
+        const now = this.now()
+        let wakeAt: number | undefined
+        for (const stage of this.stages) {
+          const decision = stage.scheduler.next(now)
+          for (const c of decision.cancel) this.flights.get(`${stage.index}:${c.pieceId}@${c.peerId}`)?.abort()
+          for (const a of decision.assign) this.dispatch(stage, a)
+          const at = stage.scheduler.nextWakeAt(now)
+          if (at != null) wakeAt = Math.min(wakeAt ?? at, at)
+          const p = stage.scheduler.progress(now)
+          if (p.pending > 0 && this.stagePeers(stage).every(peer => peer.slots <= 0)) {
+            const since = unserved.get(stage.index) ?? now
+            unserved.set(stage.index, since)
+            if (now - since >= STAGE_WAIT_MS) throw new JobError(`stage ${stage.index + 1} of ${this.stages.length} (${stage.cid}) has no peer to serve it: none that can take work holds its model or may fetch it, and this node does not hold it`)
+            wakeAt = Math.min(wakeAt ?? since + STAGE_WAIT_MS, since + STAGE_WAIT_MS)
+          } else {
+            unserved.delete(stage.index)
+          }
+        }
+        this.emit()
+        if (!this.stages.some(s => s.scheduler.state === 'running')) break
+        await new Promise<void>(resolve => {
+          const timer = wakeAt == null ? undefined : setTimeout(resolve, Math.max(0, wakeAt - this.now()) + 1)
+          this.wake = () => { clearTimeout(timer); resolve() }
+        })
+      }
+      const failed = this.stages.find(s => s.scheduler.state === 'failed')
+      if (failed != null) throw new JobError(`stage ${failed.index + 1} of ${this.stages.length} (${failed.cid}) could not be served: ${failed.scheduler.error?.message ?? 'it failed'}`)
+    } finally {
+      unsubscribe()
+      for (const controller of this.flights.values()) controller.abort()
+    }
+    const outputs: Record<string, Tensor> = {}
+    for (const output of this.deps.manifest.outputs) outputs[output.name] = concatRows(this.microBatches.map(mb => this.outputs.get(mb.id)![output.name]))
+    return { jobId: this.id, outputs, progress: this.progress() }
+  }
+
+  private dispatch (stage: Stage, assignment: Assignment): void {
+    const { pieceId, peerId, deadline } = assignment
+    const mb = this.microBatches[pieceId]
+    const key = `${stage.index}:${pieceId}@${peerId}`
+    const controller = new AbortController()
+    this.flights.set(key, controller)
+    const held = this.held.get(pieceId)!
+    const inputs: Record<string, Tensor> = {}
+    for (const t of stage.inputs) inputs[t.name] = held.get(t.name)!
+    const remote = peerId !== this.deps.localPeerId
+    if (remote) this.bytesSent += Object.values(inputs).reduce((n, t) => n + t.data.byteLength, 0)
+    const startedAt = this.now()
+    let outcome: PieceAttempt['outcome'] = 'failed'
+    let reason: string | undefined
+    const run = remote
+      ? this.deps.runRemote(peerId, { jobId: `${this.id}/${stage.index + 1}`, pieceId, modelCid: stage.cid, inputs, deadlineMs: deadline - this.now(), maxResponseBytes: this.deps.maxResponseBytes }, controller.signal)
+      : this.deps.runLocal(stage.cid, inputs, controller.signal)
+    run.then(answer => {
+      if (remote) this.bytesReceived += Object.values(answer.outputs).reduce((n, t) => n + t.data.byteLength, 0)
+      if (answer.direct === true) this.directPieces++
+      if (controller.signal.aborted) { outcome = 'cancelled'; return }
+      const problem = this.checkOutputs(stage, answer.outputs, mb.rows)
+      if (problem != null) {
+        reason = describeCause(problem)
+        stage.scheduler.failed(pieceId, peerId, problem, this.now())
+        return
+      }
+      if (!stage.scheduler.succeeded(pieceId, peerId, this.now())) { outcome = 'duplicate'; return }
+      outcome = 'done'
+      this.perProvider[answer.provider] = (this.perProvider[answer.provider] ?? 0) + 1
+      this.stageDone(stage, mb, answer.outputs)
+    }, err => {
+      if (controller.signal.aborted) { outcome = 'cancelled'; return }
+      const cause = causeOf(err)
+      reason = 'message' in cause ? describeCause(cause) : `${describeCause(cause)}: ${String(err.message ?? err)}`
+      stage.scheduler.failed(pieceId, peerId, cause, this.now())
+    }).finally(() => {
+      this.flights.delete(key)
+      if (outcome === 'failed') this.recordFailure(peerId, stage, pieceId, reason ?? 'unknown')
+      const attempt: PieceAttempt = { pieceId: stage.index * this.microBatches.length + pieceId, peerId, rows: mb.rows, startedAt, endedAt: this.now(), outcome, ...(reason != null ? { reason } : {}) }
+      for (const listener of this.attemptListeners) {
+        try {
+          listener(attempt)
+        } catch {}
+      }
+      this.wake()
+    })
+  }
+
+  /** A micro-batch's stage answer was taken: its outputs join the boundary, the next stage gets the micro-batch, and what no later stage reads is let go. */
+  private stageDone (stage: Stage, mb: Piece, outputs: Record<string, Tensor>): void {
+    const held = this.held.get(mb.id)!
+    const jobOutputs = new Set(this.deps.manifest.outputs.map(o => o.name))
+    for (const t of stage.outputs) {
+      // copied when the answer's buffer holds more than this tensor (a frame of several): only what is needed stays held
+      const tensor = outputs[t.name]
+      const kept = tensor.data.byteLength === tensor.data.buffer.byteLength ? tensor : { ...tensor, data: tensor.data.slice() }
+      if (jobOutputs.has(t.name)) this.outputs.set(mb.id, { ...this.outputs.get(mb.id), [t.name]: kept })
+      if ((stage.lastReaders.get(t.name) ?? -1) > stage.index) {
+        held.set(t.name, kept)
+        this.heldBytes += kept.data.byteLength
+      }
+    }
+    for (const [name, t] of [...held]) {
+      if ((stage.lastReaders.get(name) ?? -1) <= stage.index) {
+        held.delete(name)
+        // job inputs are views of the caller's tensors: they were never counted
+        if (!Object.hasOwn(this.inputs, name)) this.heldBytes -= t.data.byteLength
+      }
+    }
+    this.peakHeldBytes = Math.max(this.peakHeldBytes, this.heldBytes)
+    const next = this.stages[stage.index + 1]
+    if (next != null) next.scheduler.add([mb])
+    else this.held.delete(mb.id)
+  }
+
+  /**
+   * An answer is used only if it has every output of the stage the manifest lists, with its element
+   * type, its rank and its fixed dimensions, and the micro-batch's rows where the manifest says
+   * "batch". A refused answer is a failed attempt (BAD_ANSWER); the micro-batch goes to another peer.
+   */
+  private checkOutputs (stage: Stage, outputs: Record<string, Tensor>, rows: number): FailureCause | undefined {
+    const refuse = (message: string): FailureCause => ({ kind: 'error', code: 'BAD_ANSWER', message })
+    for (const want of stage.outputs) {
+      const t = outputs[want.name]
+      if (t == null) return refuse(`the answer lacks output "${want.name}"`)
+      if (t.dtype !== want.dtype) return refuse(`output "${want.name}" is ${t.dtype}, the stage's is ${want.dtype}`)
+      if (want.dims.length > 0 && (t.dims.length !== want.dims.length || want.dims.some((d, i) => (typeof d === 'number' && d > 0 && t.dims[i] !== d) || (d === 'batch' && t.dims[i] !== rows)))) {
+        return refuse(`output "${want.name}" has shape [${t.dims.join(', ')}], the stage's is [${want.dims.join(', ')}] for ${rows} rows`)
+      }
+    }
+    const jobOutputs = this.deps.manifest.outputs
+    for (const want of jobOutputs) {
+      const t = outputs[want.name]
+      if (t != null && (t.dims.length === 0 || t.dims[0] !== rows)) return refuse(`output "${want.name}" has shape [${t.dims.join(', ')}] for a micro-batch of ${rows} rows`)
+    }
+    return undefined
+  }
+
+  private recordFailure (peerId: string, stage: Stage, piece: number, reason: string): void {
+    this.failedAttempts++
+    if (this.failures.length < MAX_LISTED_FAILURES) this.failures.push({ peerId, piece, reason: `stage ${stage.index + 1}: ${reason}` })
+    this.deps.log?.('job %s: micro-batch %d of stage %d on %s failed - %s', this.id, piece, stage.index + 1, peerId, reason)
+  }
+
+  private emit (): void {
+    const progress = this.progress()
+    for (const listener of this.listeners) {
+      try {
+        listener(progress)
+      } catch {}
+    }
+  }
+}
