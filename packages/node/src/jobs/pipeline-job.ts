@@ -37,6 +37,8 @@ export interface StageProgress {
   /** Micro-batches run again on this stage after a copy failed (its inputs came from the boundary this node holds). */
   replays: number
   perPeer: Record<string, number>
+  /** Micro-batches of this stage in flight on each peer now. */
+  running: Record<string, number>
 }
 
 export interface PipelineProgress extends JobProgress {
@@ -173,10 +175,19 @@ export class PipelineJob {
         cid: this.deps.cid,
         microBatches: this.microBatches.length,
         rowsPerMicroBatch: this.rowsPerMicroBatch,
-        stages: this.stages.map((s, i) => ({ stage: i + 1, cid: s.cid, done: per[i].done, inFlight: per[i].inFlight, replays: per[i].retries, perPeer: per[i].perPeer })),
+        stages: this.stages.map((s, i) => ({ stage: i + 1, cid: s.cid, done: per[i].done, inFlight: per[i].inFlight, replays: per[i].retries, perPeer: per[i].perPeer, running: this.runningOn(s) })),
         peakHeldBytes: this.peakHeldBytes
       }
     }
+  }
+
+  private runningOn (stage: Stage): Record<string, number> {
+    const running: Record<string, number> = {}
+    for (const key of this.flights.keys()) {
+      const [where, peer] = key.split('@')
+      if (where.startsWith(`${stage.index}:`)) running[peer] = (running[peer] ?? 0) + 1
+    }
+    return running
   }
 
   private check (): number {

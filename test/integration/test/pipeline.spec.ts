@@ -1,0 +1,102 @@
+import { readFile } from 'node:fs/promises'
+import type { ShoalNode } from '@shoal/node'
+import { buildTransformerModel, transformerInputs } from '@shoal/runtime/transformer-model'
+import type { TransformerShape } from '@shoal/runtime/transformer-model'
+import { afterEach, describe, expect, it } from 'vitest'
+import { DETECTION_MODEL, images, localRun, sameBytes, startNode, stopAll, waitFor } from './helpers.js'
+
+let nodes: ShoalNode[] = []
+afterEach(async () => {
+  await stopAll(nodes)
+  nodes = []
+})
+
+const SHAPE: TransformerShape = { sequence: 16, vocabulary: 256, width: 64, heads: 4, layers: 4, seed: 3 }
+// the whole transformer is about 950 kB; each of its four stages under 300 kB
+const WORKER_LIMIT = 400_000
+
+/** A submitter that computes nothing and workers that see it, with these flags. */
+async function pipelineMesh (workers: number, submitterFlags: Record<string, unknown>, workerFlags: Record<string, unknown>, slowdown?: number): Promise<ShoalNode[]> {
+  const submitter = await startNode([], { maxConcurrency: 0, ...submitterFlags })
+  const rest = await Promise.all(Array.from({ length: workers }, async () => await startNode([submitter.addrs[0]], workerFlags, { slowdown })))
+  const all = [submitter, ...rest]
+  await waitFor(() => submitter.peers().length === workers, 'the submitter to see every worker')
+  return all
+}
+
+describe('a model no single peer may hold runs as a pipeline across the mesh', () => {
+  it('a GPT-like transformer in 4 stages over 4 workers: logits equal the whole model run here, bit for bit; the whole model is refused by every worker', async () => {
+    const whole = buildTransformerModel(SHAPE)
+    nodes = await pipelineMesh(4, { maxModelBytes: WORKER_LIMIT }, { maxModelBytes: WORKER_LIMIT })
+    const [submitter, ...workers] = nodes
+    // the submitter may not hold the whole model either: it keeps the stages only
+    await expect(submitter.addModel(whole)).rejects.toThrow(/over the limit/)
+    const { pipeline, split } = await submitter.splitModel(whole, { stages: 4, sample: { input_ids: transformerInputs(SHAPE, 2) } })
+    expect(pipeline.manifest.stages).toHaveLength(4)
+    expect(split.check.identical).toBe(true)
+    for (const stage of pipeline.manifest.stages) expect(stage.bytes).toBeLessThan(WORKER_LIMIT)
+    expect(submitter.models.list().map(m => m.cid).sort()).toEqual(pipeline.manifest.stages.map(s => s.cid).sort())
+
+    const input = transformerInputs(SHAPE, 24, 11)
+    const job = submitter.submitJob(pipeline.cid, { input_ids: input }, { verify: 'off', rowsPerPiece: 2 })
+    const result = await job.run()
+    const reference = await localRun(whole, { input_ids: input })
+    expect(sameBytes(result.outputs.logits, reference.logits)).toBe(true)
+    const progress = result.progress as any
+    expect(progress.pipeline.microBatches).toBe(12)
+    expect(progress.pipeline.stages.map((s: any) => s.done)).toEqual([12, 12, 12, 12])
+    // every piece went to workers (the submitter computes nothing), and the workers fetched the stages they served
+    expect(progress.perPeer[submitter.peerId]).toBeUndefined()
+    expect(Object.keys(progress.perPeer).every(p => workers.some(w => w.peerId === p))).toBe(true)
+
+    // a batch job on the whole model, from a node that may hold it: every worker refuses it
+    const holder = await startNode([submitter.addrs[0]], { maxConcurrency: 0 })
+    nodes.push(holder)
+    await waitFor(() => holder.peers().filter(p => workers.some(w => w.peerId === p.peerId)).length === 4, 'the holder to see every worker')
+    const model = await holder.addModel(whole)
+    const refused = holder.submitJob(model.cid, { input_ids: input }, { verify: 'off', rowsPerPiece: 24, maxAttempts: 4 })
+    const error = await refused.run().then(() => undefined, err => err)
+    expect(error?.name).toBe('JobError')
+    expect(error.message).toMatch(/--max-model-size/)
+    const refusers = new Set(refused.progress().failures.filter(f => /--max-model-size/.test(f.reason)).map(f => f.peerId))
+    expect(refusers.size).toBe(4)
+  })
+
+  it('a stage host killed mid-job: the job completes with the same outputs, its micro-batches replayed from the boundary held here', async () => {
+    const whole = buildTransformerModel(SHAPE)
+    // slowed 3x, so that the job is still running when a worker dies
+    nodes = await pipelineMesh(4, {}, { maxModelBytes: WORKER_LIMIT }, 3)
+    const [submitter, ...workers] = nodes
+    const { pipeline } = await submitter.splitModel(whole, { stages: 4, sample: { input_ids: transformerInputs(SHAPE, 2) } })
+    const input = transformerInputs(SHAPE, 32, 5)
+    const job = submitter.submitJob(pipeline.cid, { input_ids: input }, { verify: 'off', rowsPerPiece: 2, timeoutFloorMs: 20_000 })
+    let victim: ShoalNode | undefined
+    job.onProgress(p => {
+      const stages = (p as any).pipeline.stages as Array<{ done: number, running: Record<string, number> }>
+      if (victim != null || stages[0].done < 3) return
+      // a worker with a micro-batch in flight: its death must cost a replay
+      victim = workers.find(w => stages.some(s => (s.running[w.peerId] ?? 0) > 0))
+      if (victim != null) void victim.kill()
+    })
+    const result = await job.run()
+    expect(victim).toBeDefined()
+    const reference = await localRun(whole, { input_ids: input })
+    expect(sameBytes(result.outputs.logits, reference.logits)).toBe(true)
+    const stages = (result.progress as any).pipeline.stages as Array<{ replays: number }>
+    expect(stages.reduce((n, s) => n + s.replays, 0)).toBeGreaterThan(0)
+    expect(result.progress.failures.some(f => f.peerId === victim!.peerId)).toBe(true)
+  })
+
+  it('PP-OCRv4 text detection in 3 stages over 3 workers equals the whole model, bit for bit', async () => {
+    const detection = await readFile(DETECTION_MODEL)
+    nodes = await pipelineMesh(3, {}, {})
+    const [submitter] = nodes
+    const x = images(6, 64, 64)
+    const { pipeline, split } = await submitter.splitModel(detection, { stages: 3, sample: { x: images(1, 64, 64) } })
+    expect(split.check.identical).toBe(true)
+    const result = await submitter.submitJob(pipeline.cid, { x }, { verify: 'off', rowsPerPiece: 2 }).run()
+    const reference = await localRun(detection, { x })
+    const name = Object.keys(reference)[0]
+    expect(sameBytes(result.outputs[name], reference[name])).toBe(true)
+  })
+})
