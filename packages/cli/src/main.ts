@@ -19,6 +19,7 @@ const FILES: Record<string, () => Promise<{ commands: Record<string, Command> }>
   'model add': async () => await import('./commands/model.js'),
   'model ls': async () => await import('./commands/model.js'),
   'model get': async () => await import('./commands/model.js'),
+  'model split': async () => await import('./commands/model-split.js'),
   'model rm': async () => await import('./commands/model.js'),
   'model pin': async () => await import('./commands/model.js'),
   'model unpin': async () => await import('./commands/model.js'),

@@ -12,6 +12,8 @@ export type { ApiInfo, Evidence, NodeStatus, PeerView, Standing } from './shoal-
 export type { JobView } from './api/api-routes.js'
 export type { JobOptions, JobProgress } from './jobs/job.js'
 export type { ModelEntry } from './models/model-store.js'
+export type { PipelineEntry } from './models/pipelines.js'
+export { pipelineManifestOf } from './models/pipelines.js'
 export type { FetchProgress, FetchSummary } from './models/model-swarm.js'
 export type { Contribution } from './metrics.js'
 export type { Manifest, Resolved } from './models/names.js'

@@ -1,15 +1,14 @@
 import { readFile, rm } from 'node:fs/promises'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { PeerId } from '@libp2p/interface'
-import { encodePipelineManifest, INFER_PROTOCOL, isPipelineCid, MAX_AD_MODELS, PIPELINE_FORMAT } from '@shoal/protocol'
-import type { PipelineManifest } from '@shoal/protocol'
+import { encodePipelineManifest, INFER_PROTOCOL, isPipelineCid, MAX_AD_MODELS } from '@shoal/protocol'
 import type { Capacity } from '@shoal/protocol'
 import { calibrate, inspectModel, inspectModelInChild, modelCid as computeModelCid, ProcessSessions, SessionCache, slowed, splitModel, ThreadedSessions } from '@shoal/runtime'
 import type { SplitOptions, SplitResult } from '@shoal/runtime'
 import { checkFraction, TrustRecords } from '@shoal/scheduler'
 import { raceSignal } from 'race-signal'
 import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
-import type { Calibration, ModelInfo, PieceRuntime, Tensor } from '@shoal/runtime'
+import type { Calibration, PieceRuntime, Tensor } from '@shoal/runtime'
 import { apiRoutes, ApiServer } from './api/index.js'
 import { INCOMPATIBLE_VERSIONS, KEPT_FINISHED_JOBS, MAX_JOB_PEERS, MAX_PIPELINES, MAX_PROVEN_PEERS, NAME_REPUBLISH_MS, NAME_TIMEOUT_MS, SHOAL_VERSION } from './constants.js'
 import { createShoalLibp2p, detectHardware } from './mesh/index.js'
@@ -17,7 +16,7 @@ import { swarmKeyFingerprint } from './mesh/swarm-key.js'
 import type { MeshTuning, ShoalLibp2p, PeerEvent } from './mesh/index.js'
 import { dataDirFiles, loadOrCreateIdentity, prepareDataDir, writePrivateFile } from './data-dir.js'
 import { ListenError } from './errors.js'
-import { parseModelCid, ModelStore, parseNameRef, PipelineError, PipelineStore } from './models/index.js'
+import { parseModelCid, ModelStore, parseNameRef, pipelineManifestOf, PipelineStore } from './models/index.js'
 import type { PipelineEntry } from './models/index.js'
 import type { ModelSwarm, NameService } from './models/index.js'
 import { DirectPool, runRemotePiece } from './pieces/index.js'
@@ -439,7 +438,7 @@ export class ShoalNode {
   /** A model reference as a user writes it (a CID, `name@version` or `PEERID/name@version`) to a CID. */
   async resolveModel (ref: string, alsoTrust: string[] = []): Promise<{ cid: string, name: Resolved | null }> {
     // no @: it can only be a CID, and the error says why it is not one
-    if (!ref.includes('@')) return { cid: parseModelCid(ref).toString(), name: null }
+    if (!ref.includes('@')) return { cid: isPipelineCid(ref) ? ref : parseModelCid(ref).toString(), name: null }
     const name = await this.names.resolve(ref, alsoTrust)
     return { cid: name.cid, name }
   }
@@ -775,23 +774,3 @@ function sandboxed (): boolean {
   return process.env.SHOAL_SANDBOX !== '0' && process.env.SHOAL_INFERENCE_THREAD !== '0'
 }
 
-/** The manifest of a model split into stages stored under `stageCids`. */
-export function pipelineManifestOf (modelCid: string, whole: ModelInfo, split: SplitResult, stageCids: string[]): PipelineManifest {
-  const io = (list: ModelInfo['inputs']): PipelineManifest['inputs'] => list.map(t => {
-    if (t.dtype == null) throw new PipelineError(`model tensor "${t.name}" is of a type Shoal does not carry`)
-    return { name: t.name, dtype: t.dtype, dims: t.dims }
-  })
-  const dims = new Map<string, Array<number | string>>([...whole.inputs, ...whole.outputs].map(t => [t.name, t.dims]))
-  return {
-    format: PIPELINE_FORMAT,
-    model: modelCid,
-    inputs: io(whole.inputs),
-    outputs: io(whole.outputs),
-    stages: split.stages.map((stage, i) => ({
-      cid: stageCids[i],
-      bytes: stage.bytes.byteLength,
-      inputs: stage.inputs.map(t => ({ name: t.name, dtype: t.dtype, dims: dims.get(t.name) ?? t.dims })),
-      outputs: stage.outputs.map(t => ({ name: t.name, dtype: t.dtype, dims: dims.get(t.name) ?? t.dims }))
-    }))
-  }
-}

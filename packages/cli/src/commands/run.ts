@@ -4,6 +4,7 @@ import { ApiClient } from '@shoal/node/client'
 import { isModelCid } from '@shoal/node/model-cid'
 import type { JobOptions, JobView } from '@shoal/node/client'
 import { looksLikeNameRef } from '@shoal/node/names'
+import { isPipelineCid } from '@shoal/protocol'
 import { DATA_DIR_FLAG, JSON_FLAG, parse } from '../args.js'
 import type { Command, CommandSpec } from '../args.js'
 import { UsageError } from '../errors.js'
@@ -163,8 +164,14 @@ function toleranceOf (text: string): { rtol: number, atol: number } {
 /** The model's CID once it is in the node's store: a file is added, a CID or name fetched (with its own progress line). */
 async function modelInStore (client: ApiClient, modelArg: string, trust: string[], io: Io, progress: boolean): Promise<string> {
   if (await stat(modelArg).then(s => s.isFile(), () => false)) return (await client.addModel(await readFile(modelArg))).cid
+  // a pipeline runs from its manifest on the node; its stages come to the workers that serve them
+  if (isPipelineCid(modelArg)) return modelArg
+  if (looksLikeNameRef(modelArg)) {
+    const { cid } = await client.resolve(modelArg, trust)
+    if (isPipelineCid(cid)) return cid
+  }
   if (isModelCid(modelArg) || looksLikeNameRef(modelArg)) return (await fetchWithProgress(client, modelArg, trust, io, progress)).cid
-  throw new UsageError(`${modelArg} is neither a model file, a model CID nor NAME@VERSION`)
+  throw new UsageError(`${modelArg} is neither a model file, a model or pipeline CID nor NAME@VERSION`)
 }
 
 async function outputDir (output: string): Promise<string> {
@@ -213,9 +220,13 @@ function textReport (wallMs: number, view: JobView, written: Record<string, stri
   const lines = [
     `done: ${p.total} pieces of ${p.rowsPerPiece} rows on ${Object.keys(p.perPeer).length} peers in ${formatDuration(wallMs)} (${p.retries} retries, ${p.duplicates} duplicates${p.directPieces > 0 ? `, ${p.directPieces} over direct connections` : ''})`,
     ...Object.entries(p.perPeer).sort((a, b) => b[1] - a[1]).map(([peer, n]) => `  ${peer}  ${n} piece${n === 1 ? '' : 's'}`),
+    ...(p.pipeline == null
+      ? []
+      : [`  pipeline: ${p.pipeline.stages.length} stages, ${p.pipeline.microBatches} micro-batches of ${p.pipeline.rowsPerMicroBatch} rows; ` +
+          (p.pipeline.stages.some(s => s.replays > 0) ? `replayed: ${p.pipeline.stages.filter(s => s.replays > 0).map(s => `stage ${s.stage} ${s.replays}`).join(', ')}` : 'nothing replayed')]),
     `  execution providers: ${Object.entries(p.perProvider).map(([name, n]) => `${name} ${n}`).join(', ')}`,
     ...(p.verification.policy === 'off'
-      ? []
+      ? p.pipeline != null ? ['  verification: none (pipeline jobs are not verified in this release)'] : []
       : [`  verification (${p.verification.policy}): ${p.verification.checkedPieces} pieces checked ${p.verification.policy === 'full' ? 'by a second peer' : 'here'} (${p.verification.extraRows} extra rows), ${p.verification.mismatches} ${p.verification.policy === 'full' ? 'disputed' : 'wrong'}${p.verification.canaryRows > 0 ? `, ${p.verification.canaryRows} canary rows` : ''}${p.verification.excluded.length > 0 ? `; excluded: ${p.verification.excluded.join(', ')}` : ''}`]),
     ...failureLines(view),
     'outputs:',

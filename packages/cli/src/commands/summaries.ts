@@ -9,6 +9,7 @@ export const SUMMARIES: Record<string, string> = {
   'model add': 'check an ONNX model and add it to the running node\'s store; prints its CID',
   'model ls': 'list the models in the running node\'s store',
   'model get': 'fetch a model into the running node\'s store from the peers that hold it',
+  'model split': 'cut an ONNX model into stages for a pipeline across the mesh; prints the pipeline CID',
   'model rm': 'remove a model from the running node\'s store',
   'model pin': 'keep a model: never evicted when the storage quota is full',
   'model unpin': 'let a model be evicted again when the storage quota is full',

@@ -4,6 +4,7 @@ import { ApiError, NoRunningNodeError } from '../errors.js'
 import type { ApiInfo, NodeStatus, PeerView } from '../shoal-node.js'
 import type { JobView } from './api-routes.js'
 import type { JobOptions } from '../jobs/index.js'
+import type { PipelineEntry } from '../models/pipelines.js'
 import type { ModelEntry, FetchProgress, Manifest, Resolved } from '../models/index.js'
 
 /**
@@ -66,6 +67,16 @@ export class ApiClient {
     if (options.pin === true) query.set('pin', 'true')
     const q = query.size > 0 ? `?${query.toString()}` : ''
     return await this.request('POST', `/v1/models${q}`, bytes, 10 * 60_000)
+  }
+
+  /** Adds a pipeline manifest (its exact bytes); with `name` also publishes a signed name for it. */
+  async addPipeline (bytes: Uint8Array, options: { name?: string } = {}): Promise<PipelineEntry & { name?: Manifest }> {
+    const q = options.name != null ? `?${new URLSearchParams({ name: options.name }).toString()}` : ''
+    return await this.request('POST', `/v1/pipelines${q}`, bytes)
+  }
+
+  async pipelines (): Promise<PipelineEntry[]> {
+    return await this.get('/v1/pipelines')
   }
 
   async models (): Promise<ModelEntry[]> {

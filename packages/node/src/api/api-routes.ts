@@ -4,12 +4,13 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { formatNpy, parseNpy, TensorFileError } from '@shoal/runtime'
 import type { Tensor } from '@shoal/runtime'
 import { VERIFY_POLICIES } from '@shoal/scheduler'
+import { isPipelineCid, MAX_MANIFEST_BYTES } from '@shoal/protocol'
 import { HttpError, JsonBody, RawBody, readBody, readJson } from './api-server.js'
 import type { Route } from './api-server.js'
 import { MAX_API_BODY_BYTES, SHOAL_VERSION } from '../constants.js'
 import { METRICS_CONTENT_TYPE } from '../metrics.js'
 import { MAX_CANARIES } from '../jobs/index.js'
-import type { Job, JobOptions, PipelineJob } from '../jobs/index.js'
+import type { Job, JobOptions, PipelineJob, PipelineProgress } from '../jobs/index.js'
 import type { ModelEntry, FetchProgress } from '../models/index.js'
 import { parseNameRef } from '../models/index.js'
 import type { ShoalNode } from '../shoal-node.js'
@@ -19,7 +20,8 @@ export interface JobView {
   jobId: string
   state: 'planning' | 'running' | 'done' | 'failed'
   model: string
-  progress: ReturnType<Job['progress']>
+  /** A pipeline job's progress also has `pipeline` (its stages, micro-batches and replays). */
+  progress: ReturnType<Job['progress']> & { pipeline?: PipelineProgress['pipeline'] }
   error: string | null
   outputs: Array<{ name: string, dtype: string, dims: number[] }>
 }
@@ -142,6 +144,23 @@ export function apiRoutes (node: ShoalNode): Record<string, Route> {
       return await node.addModel(bytes, { name, pin: pin ? true : undefined })
     },
     'GET /v1/models/:cid': (_req, _url, params) => findModel(params.cid),
+    'POST /v1/pipelines': async (req, url) => {
+      const name = url.searchParams.get('name') ?? undefined
+      if (name != null) parseNameRef(name)
+      const bytes = await readBody(req, MAX_MANIFEST_BYTES)
+      try {
+        return await node.addPipeline(bytes, { name })
+      } catch (err: any) {
+        if (err.name === 'PipelineError') throw new HttpError(400, err.message)
+        throw err
+      }
+    },
+    'GET /v1/pipelines': () => node.pipelines.list(),
+    'GET /v1/pipelines/:cid': (_req, _url, params) => {
+      const entry = node.pipelines.get(params.cid)
+      if (entry == null) throw new HttpError(404, `pipeline ${params.cid} is not on this node`)
+      return entry
+    },
     'DELETE /v1/models/:cid': async (_req, _url, params) => {
       findModel(params.cid)
       await node.removeModel(params.cid)
@@ -177,8 +196,8 @@ export function apiRoutes (node: ShoalNode): Record<string, Route> {
       const inputs: Record<string, Tensor> = {}
       for (const [name, spec] of Object.entries(body.inputs)) inputs[name] = await readInput(name, spec, node.config.maxRequestBytes * 64)
       const { cid } = await node.resolveModel(body.model, trustOf(body))
-      // a model this node lacks comes from the swarm first
-      if (!node.models.has(cid)) await node.fetchModel(cid)
+      // a model this node lacks comes from the swarm first (a pipeline's stages come to its workers)
+      if (!isPipelineCid(cid) && !node.models.has(cid)) await node.fetchModel(cid)
       const job = node.submitJob(cid, inputs, parseOptions(body.options))
       return new JsonBody({ jobId: job.id }, 202)
     },

@@ -1,7 +1,8 @@
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { decodePipelineManifest, isPipelineCid, pipelineManifestCid } from '@shoal/protocol'
+import { decodePipelineManifest, isPipelineCid, PIPELINE_FORMAT, pipelineManifestCid } from '@shoal/protocol'
 import type { PipelineManifest } from '@shoal/protocol'
+import type { ModelInfo, SplitResult } from '@shoal/runtime'
 
 export class PipelineError extends Error {
   override name = 'PipelineError'
@@ -68,5 +69,26 @@ export class PipelineStore {
   async remove (cid: string): Promise<void> {
     if (!this.entries.delete(cid)) throw new PipelineError(`pipeline ${cid} is not on this node`)
     await rm(join(this.dir, `${cid}.json`), { force: true })
+  }
+}
+
+/** The manifest of a model split into stages stored under `stageCids`. */
+export function pipelineManifestOf (modelCid: string, whole: ModelInfo, split: SplitResult, stageCids: string[]): PipelineManifest {
+  const io = (list: ModelInfo['inputs']): PipelineManifest['inputs'] => list.map(t => {
+    if (t.dtype == null) throw new PipelineError(`model tensor "${t.name}" is of a type Shoal does not carry`)
+    return { name: t.name, dtype: t.dtype, dims: t.dims }
+  })
+  const dims = new Map<string, Array<number | string>>([...whole.inputs, ...whole.outputs].map(t => [t.name, t.dims]))
+  return {
+    format: PIPELINE_FORMAT,
+    model: modelCid,
+    inputs: io(whole.inputs),
+    outputs: io(whole.outputs),
+    stages: split.stages.map((stage, i) => ({
+      cid: stageCids[i],
+      bytes: stage.bytes.byteLength,
+      inputs: stage.inputs.map(t => ({ name: t.name, dtype: t.dtype, dims: dims.get(t.name) ?? t.dims })),
+      outputs: stage.outputs.map(t => ({ name: t.name, dtype: t.dtype, dims: dims.get(t.name) ?? t.dims }))
+    }))
   }
 }
