@@ -48,9 +48,12 @@ describe('model names', () => {
     // garbage and oversize
     await expect(verifyNameRecord(dhtKey, fromString('{"payload": 5'))).rejects.toThrow(/not \{"payload", "signature"\} JSON/)
     await expect(verifyNameRecord(dhtKey, new Uint8Array(MAX_NAME_RECORD_BYTES + 1))).rejects.toThrow(/over the limit/)
-    // a manifest whose cid is not a model CID, properly signed
+    // a manifest whose cid is neither a model's nor a pipeline's, properly signed
     const badCid = await signManifest({ ...manifest, cid: 'hello' }, key)
-    await expect(verifyNameRecord(dhtKey, badCid)).rejects.toThrow(/not a model CID/)
+    await expect(verifyNameRecord(dhtKey, badCid)).rejects.toThrow(/not a model or pipeline CID/)
+    // a name may point at a pipeline (a CID of codec json)
+    const pipeline = 'bagaaieraiqjw7i2vwntyuekgvulpp2det2kpwt6cd7tx5ayqybqpmhfk76fa'
+    expect((await verifyNameRecord(dhtKey, await signManifest({ ...manifest, cid: pipeline }, key))).cid).toBe(pipeline)
   })
 
   it('of several records for one name, the DHT keeps the one issued last', async () => {

@@ -132,6 +132,31 @@ export interface JobResult {
   progress: JobProgress
 }
 
+/** The batch size its inputs fix (the first fixed axis 0), else undefined. */
+export function fixedBatchOf (inputs: Pick<ModelInfo, 'inputs'>['inputs']): number | undefined {
+  return inputs.map(i => i.dims[0]).find((d): d is number => typeof d === 'number' && d > 0)
+}
+
+/**
+ * The batch size of a job's inputs, once they agree with each other on axis 0 and fit the model's
+ * inputs (`mismatchWithModel`); a JobError says what is wrong. A model whose batch axis is fixed at n
+ * takes pieces of exactly n rows: the batch must divide.
+ */
+export function batchRows (tensors: Record<string, Tensor>, inputs: Pick<ModelInfo, 'inputs'>['inputs']): number {
+  const entries = Object.entries(tensors)
+  if (entries.length === 0) throw new JobError('no inputs given')
+  for (const [name, t] of entries) if (t.dims.length === 0) throw new JobError(`input "${name}" is a scalar: it has no batch axis to split`)
+  const rows = entries[0][1].dims[0]
+  const differ = entries.find(([, t]) => t.dims[0] !== rows)
+  if (differ != null) throw new JobError(`inputs disagree on the batch size (axis 0): "${entries[0][0]}" has ${rows} rows, "${differ[0]}" has ${differ[1].dims[0]}`)
+  if (rows === 0) throw new JobError('the batch is empty (0 rows)')
+  const fixed = fixedBatchOf(inputs)
+  if (fixed != null && rows % fixed !== 0) throw new JobError(`the model's batch axis is fixed at ${fixed} rows; ${rows} rows cannot be cut into such pieces`)
+  const mismatch = mismatchWithModel({ inputs }, entries.map(([name, t]) => ({ name, dtype: t.dtype, dims: fixed != null ? [fixed, ...t.dims.slice(1)] : t.dims })))
+  if (mismatch != null) throw new JobError(mismatch)
+  return rows
+}
+
 /** What a failed piece run means to the scheduler. */
 export function causeOf (err: any): FailureCause {
   if (err instanceof PeerUnreachableError) return { kind: 'unreachable', message: err.message }
@@ -299,24 +324,12 @@ export class Job {
 
   /** The batch size, after checking that the inputs agree with each other and with the model. */
   private check (): number {
-    const entries = Object.entries(this.inputs)
-    if (entries.length === 0) throw new JobError('no inputs given')
-    for (const [name, t] of entries) if (t.dims.length === 0) throw new JobError(`input "${name}" is a scalar: it has no batch axis to split`)
-    const rows = entries[0][1].dims[0]
-    const differ = entries.find(([, t]) => t.dims[0] !== rows)
-    if (differ != null) throw new JobError(`inputs disagree on the batch size (axis 0): "${entries[0][0]}" has ${rows} rows, "${differ[0]}" has ${differ[1].dims[0]}`)
-    if (rows === 0) throw new JobError('the batch is empty (0 rows)')
-    // a model whose batch axis is fixed at n takes pieces of exactly n rows: the batch must divide
-    const fixed = this.fixedBatch()
-    if (fixed != null && rows % fixed !== 0) throw new JobError(`the model's batch axis is fixed at ${fixed} rows; ${rows} rows cannot be cut into such pieces`)
-    const mismatch = mismatchWithModel(this.deps.model, entries.map(([name, t]) => ({ name, dtype: t.dtype, dims: fixed != null ? [fixed, ...t.dims.slice(1)] : t.dims })))
-    if (mismatch != null) throw new JobError(mismatch)
-    return rows
+    return batchRows(this.inputs, this.deps.model.inputs)
   }
 
   /** The model's batch size if its inputs fix it, else undefined. */
   private fixedBatch (): number | undefined {
-    return this.deps.model.inputs.map(i => i.dims[0]).find((d): d is number => typeof d === 'number' && d > 0)
+    return fixedBatchOf(this.deps.model.inputs)
   }
 
   private async pieceRows (rows: number): Promise<number> {

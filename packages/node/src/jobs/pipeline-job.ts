@@ -2,11 +2,11 @@ import { randomUUID } from 'node:crypto'
 import { describeCause, planPieces, Scheduler } from '@shoal/scheduler'
 import type { Assignment, FailureCause, Piece, Progress, SchedulerPeer } from '@shoal/scheduler'
 import type { PipelineManifest, PipelineTensor } from '@shoal/protocol'
-import { concatRows, mismatchWithModel, sliceRows } from '@shoal/runtime'
+import { concatRows, sliceRows } from '@shoal/runtime'
 import type { Tensor } from '@shoal/runtime'
 import { ASSUMED_FETCH_BYTES_PER_MS, MAX_LISTED_FAILURES, MODEL_FETCH_SETUP_MS, MICRO_BATCHES_PER_STAGE, STAGE_WAIT_MS } from '../constants.js'
 import type { PieceRequest, PieceResult } from '../pieces/index.js'
-import { causeOf, JobError } from './job.js'
+import { batchRows, causeOf, fixedBatchOf, JobError } from './job.js'
 import type { JobOptions, JobProgress, JobResult, PieceAttempt, PieceFailure } from './job.js'
 
 export interface PipelineJobDeps {
@@ -196,22 +196,11 @@ export class PipelineJob {
       throw new JobError(`--verify ${this.options.verify} is not available for pipeline jobs yet: a stage's answer feeds the next stage before a check could end; run with --verify off`)
     }
     if ((this.options.canaries ?? 0) > 0) throw new JobError('canary rows are not available for pipeline jobs')
-    const entries = Object.entries(this.inputs)
-    if (entries.length === 0) throw new JobError('no inputs given')
-    for (const [name, t] of entries) if (t.dims.length === 0) throw new JobError(`input "${name}" is a scalar: it has no batch axis to split`)
-    const rows = entries[0][1].dims[0]
-    const differ = entries.find(([, t]) => t.dims[0] !== rows)
-    if (differ != null) throw new JobError(`inputs disagree on the batch size (axis 0): "${entries[0][0]}" has ${rows} rows, "${differ[0]}" has ${differ[1].dims[0]}`)
-    if (rows === 0) throw new JobError('the batch is empty (0 rows)')
-    const fixed = this.fixedBatch()
-    if (fixed != null && rows % fixed !== 0) throw new JobError(`the pipeline's batch axis is fixed at ${fixed} rows; ${rows} rows cannot be cut into such micro-batches`)
-    const mismatch = mismatchWithModel({ inputs: manifest.inputs }, entries.map(([name, t]) => ({ name, dtype: t.dtype, dims: fixed != null ? [fixed, ...t.dims.slice(1)] : t.dims })))
-    if (mismatch != null) throw new JobError(mismatch)
-    return rows
+    return batchRows(this.inputs, manifest.inputs)
   }
 
   private fixedBatch (): number | undefined {
-    return this.deps.manifest.inputs.map(i => i.dims[0]).find((d): d is number => typeof d === 'number' && d > 0)
+    return fixedBatchOf(this.deps.manifest.inputs)
   }
 
   private async execute (): Promise<JobResult> {
