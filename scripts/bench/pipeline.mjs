@@ -7,11 +7,11 @@ import { buildTransformerModel, transformerInputs } from '@shoal/runtime/transfo
 import { record, table } from '../record.mjs'
 import { startNodeProcess, tempDir, waitFor } from '../lib.mjs'
 
-const SHAPE = { sequence: 32, vocabulary: 512, width: 128, heads: 4, layers: 8, seed: 5 }
+const SHAPE = { sequence: 64, vocabulary: 512, width: 256, heads: 8, layers: 8, seed: 5 }
 const STAGES = Number(process.env.SHOAL_BENCH_STAGES ?? 4)
 const WORKERS = Number(process.env.SHOAL_BENCH_PIPELINE_WORKERS ?? 3)
 const ROWS = Number(process.env.SHOAL_BENCH_PIPELINE_ROWS ?? 96)
-const MICRO = Number(process.env.SHOAL_BENCH_MICRO_ROWS ?? 4)
+const MICRO = Number(process.env.SHOAL_BENCH_MICRO_ROWS ?? 8)
 const calibration = { providers: [{ name: 'cpu', gflops: 50 }], failed: [], gpu: null, measuredAt: 0 }
 
 const median = values => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]

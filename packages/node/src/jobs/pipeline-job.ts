@@ -258,8 +258,23 @@ export class PipelineJob {
     return [...local, ...this.deps.peers(stage.cid)]
   }
 
+  /**
+   * A stage's peers with the slots the other stages leave them: a peer serving several stages has one
+   * set of slots, and each stage's scheduler alone would fill it (measured: a worker of 2 slots serving
+   * 3 stages was sent up to 6 pieces at once, refused the rest as OVERLOADED and was backed off for
+   * seconds, and a 4-stage job ran slower than its stages one after another).
+   */
+  private peersFor (stage: Stage): SchedulerPeer[] {
+    const elsewhere = new Map<string, number>()
+    for (const key of this.flights.keys()) {
+      const [where, peer] = key.split('@')
+      if (!where.startsWith(`${stage.index}:`)) elsewhere.set(peer, (elsewhere.get(peer) ?? 0) + 1)
+    }
+    return this.stagePeers(stage).map(p => ({ ...p, slots: Math.max(0, p.slots - (elsewhere.get(p.peerId) ?? 0)) }))
+  }
+
   private async schedule (): Promise<JobResult> {
-    const update = (): void => { for (const s of this.stages) s.scheduler.setPeers(this.stagePeers(s), this.now()) }
+    const update = (): void => { for (const s of this.stages) s.scheduler.setPeers(this.peersFor(s), this.now()) }
     update()
     const unsubscribe = this.deps.onPeersChanged(() => { update(); this.wake() })
     // since when each stage has had work waiting and no peer at all to serve it
@@ -271,7 +286,9 @@ export class PipelineJob {
         if (failed != null) throw new JobError(`stage ${failed.index + 1} of ${this.stages.length} (${failed.cid}) could not be served: ${failed.scheduler.error?.message ?? 'it failed'}`)
         const now = this.now()
         let wakeAt: number | undefined
-        for (const stage of this.stages) {
+        // the last stages first: a micro-batch further along frees its boundary sooner, and the pipeline drains
+        for (const stage of [...this.stages].reverse()) {
+          stage.scheduler.setPeers(this.peersFor(stage), now)
           const decision = stage.scheduler.next(now)
           for (const c of decision.cancel) this.flights.get(`${stage.index}:${c.pieceId}@${c.peerId}`)?.abort()
           for (const a of decision.assign) this.dispatch(stage, a)
