@@ -24,6 +24,8 @@ export interface PipelineJobDeps {
   runRemote: (peerId: string, request: PieceRequest, signal: AbortSignal) => Promise<PieceResult>
   runLocal: (modelCid: string, inputs: Record<string, Tensor>, signal: AbortSignal) => Promise<PieceResult>
   maxResponseBytes: number
+  /** How long a stage may wait with no peer at all to serve it (default STAGE_WAIT_MS). */
+  stageWaitMs?: number
   now?: () => number
   log?: (format: string, ...args: unknown[]) => void
 }
@@ -298,8 +300,9 @@ export class PipelineJob {
           if (p.pending > 0 && this.stagePeers(stage).every(peer => peer.slots <= 0)) {
             const since = unserved.get(stage.index) ?? now
             unserved.set(stage.index, since)
-            if (now - since >= STAGE_WAIT_MS) throw new JobError(`stage ${stage.index + 1} of ${this.stages.length} (${stage.cid}) has no peer to serve it: none that can take work holds its model or may fetch it, and this node does not hold it`)
-            wakeAt = Math.min(wakeAt ?? since + STAGE_WAIT_MS, since + STAGE_WAIT_MS)
+            const wait = this.deps.stageWaitMs ?? STAGE_WAIT_MS
+            if (now - since >= wait) throw new JobError(`stage ${stage.index + 1} of ${this.stages.length} (${stage.cid}) has no peer to serve it: none that can take work holds its model or may fetch it, and this node does not hold it`)
+            wakeAt = Math.min(wakeAt ?? since + wait, since + wait)
           } else {
             unserved.delete(stage.index)
           }

@@ -1,0 +1,152 @@
+import { describe, expect, it } from 'vitest'
+import { PIPELINE_FORMAT } from '@shoal/protocol'
+import type { PipelineManifest } from '@shoal/protocol'
+import type { Tensor } from '@shoal/runtime'
+import type { SchedulerPeer } from '@shoal/scheduler'
+import { PipelineJob } from '../src/jobs/pipeline-job.js'
+import type { PipelineJobDeps } from '../src/jobs/pipeline-job.js'
+import type { PieceRequest, PieceResult } from '../src/pieces/infer-client.js'
+
+// three stages over float32 [batch, 2]: h = x + 1, g = h * 2, y = g - x (stage 3 reads a job input too)
+const CIDS = ['bafkreistageone', 'bafkreistagetwo', 'bafkreistagethree']
+const t = (name: string) => ({ name, dtype: 'float32' as const, dims: ['batch', 2] })
+const MANIFEST: PipelineManifest = {
+  format: PIPELINE_FORMAT,
+  model: 'bafkreiwhole',
+  inputs: [t('x')],
+  outputs: [t('y')],
+  stages: [
+    { cid: CIDS[0], bytes: 10, inputs: [t('x')], outputs: [t('h')] },
+    { cid: CIDS[1], bytes: 10, inputs: [t('h')], outputs: [t('g')] },
+    { cid: CIDS[2], bytes: 10, inputs: [t('g'), t('x')], outputs: [t('y')] }
+  ]
+}
+
+const floats = (tensor: Tensor): Float32Array => new Float32Array(tensor.data.slice().buffer)
+const tensor = (dims: number[], values: Float32Array): Tensor => ({ dtype: 'float32', dims, data: new Uint8Array(values.buffer) })
+
+/** What an honest host of each stage answers. */
+function compute (cid: string, inputs: Record<string, Tensor>): Record<string, Tensor> {
+  if (cid === CIDS[0]) return { h: tensor(inputs.x.dims, floats(inputs.x).map(v => v + 1)) }
+  if (cid === CIDS[1]) return { g: tensor(inputs.h.dims, floats(inputs.h).map(v => v * 2)) }
+  const x = floats(inputs.x)
+  return { y: tensor(inputs.g.dims, floats(inputs.g).map((v, i) => v - x[i])) }
+}
+
+const batch = (rows: number): Tensor => tensor([rows, 2], Float32Array.from({ length: rows * 2 }, (_, i) => i))
+
+interface Fake {
+  deps: PipelineJobDeps
+  /** Most pieces in flight on each peer at once, all stages together. */
+  peak: Record<string, number>
+  served: Array<{ peer: string, stage: string }>
+}
+
+function fake (peers: SchedulerPeer[], answer: (peer: string, request: PieceRequest) => Promise<PieceResult> | undefined = () => undefined, overrides: Partial<PipelineJobDeps> = {}): Fake {
+  const running: Record<string, number> = {}
+  const peak: Record<string, number> = {}
+  const served: Fake['served'] = []
+  const deps: PipelineJobDeps = {
+    localPeerId: 'me',
+    localGflops: 50,
+    localSlots: 0,
+    cid: 'bagaaierapipeline',
+    manifest: MANIFEST,
+    peers: () => peers,
+    holds: () => false,
+    onPeersChanged: () => () => {},
+    runRemote: async (peer, request) => {
+      running[peer] = (running[peer] ?? 0) + 1
+      peak[peer] = Math.max(peak[peer] ?? 0, running[peer])
+      try {
+        await new Promise(resolve => setTimeout(resolve, 2))
+        const special = answer(peer, request)
+        if (special != null) return await special
+        served.push({ peer, stage: request.modelCid })
+        return { outputs: compute(request.modelCid, request.inputs), computeMs: 1, provider: 'cpu' }
+      } finally {
+        running[peer]--
+      }
+    },
+    runLocal: async (cid, inputs) => ({ outputs: compute(cid, inputs), computeMs: 1, provider: 'cpu' }),
+    maxResponseBytes: 1 << 20,
+    ...overrides
+  }
+  return { deps, peak, served }
+}
+
+/** The answer of one machine: the three stages over the whole batch. */
+function expected (x: Tensor): Tensor {
+  const h = compute(CIDS[0], { x }).h
+  const g = compute(CIDS[1], { h }).g
+  return compute(CIDS[2], { g, x }).y
+}
+
+describe('a pipeline job', () => {
+  it('runs every micro-batch through every stage in order, outputs joined as one machine gives them, never more on a peer than its slots across stages', async () => {
+    const peers = [{ peerId: 'a', gflops: 50, slots: 2 }, { peerId: 'b', gflops: 50, slots: 1 }]
+    const { deps, peak, served } = fake(peers)
+    const x = batch(24)
+    const result = await new PipelineJob(deps, { x }, { rowsPerPiece: 2 }).run()
+    expect(Buffer.from(result.outputs.y.data).equals(Buffer.from(expected(x).data))).toBe(true)
+    expect(result.outputs.y.dims).toEqual([24, 2])
+    const progress = result.progress as any
+    expect(progress.pipeline.microBatches).toBe(12)
+    expect(progress.pipeline.stages.map((s: any) => s.done)).toEqual([12, 12, 12])
+    expect(peak.a).toBeLessThanOrEqual(2)
+    expect(peak.b).toBeLessThanOrEqual(1)
+    // both peers served, and every stage was served
+    expect(new Set(served.map(s => s.peer))).toEqual(new Set(['a', 'b']))
+    expect(new Set(served.map(s => s.stage))).toEqual(new Set(CIDS))
+    // everything held at the boundaries was let go by the end, and something was held meanwhile
+    expect(progress.pipeline.peakHeldBytes).toBeGreaterThan(0)
+  })
+
+  it('replays a micro-batch whose stage host fails, from the boundary it holds; outputs unchanged', async () => {
+    let failures = 0
+    const { deps } = fake([{ peerId: 'a', gflops: 50, slots: 2 }, { peerId: 'b', gflops: 50, slots: 2 }], (peer, request) => {
+      // b's connection breaks on its first pieces of stage 2 (as a host that dies mid-piece)
+      if (peer === 'b' && request.modelCid === CIDS[1] && failures < 3) {
+        failures++
+        return Promise.reject(new Error('the stream was reset'))
+      }
+      return undefined
+    })
+    const x = batch(16)
+    const result = await new PipelineJob(deps, { x }, { rowsPerPiece: 2 }).run()
+    expect(Buffer.from(result.outputs.y.data).equals(Buffer.from(expected(x).data))).toBe(true)
+    expect(failures).toBeGreaterThan(0)
+    const stages = (result.progress as any).pipeline.stages
+    expect(stages[1].replays).toBe(failures)
+    expect(stages[0].replays + stages[2].replays).toBe(0)
+  })
+
+  it('refuses an answer missing a stage output or of the wrong rows, and takes another peer\'s', async () => {
+    const { deps } = fake([{ peerId: 'liar', gflops: 500, slots: 2 }, { peerId: 'b', gflops: 50, slots: 2 }], (peer, request) => {
+      if (peer !== 'liar') return undefined
+      if (request.modelCid === CIDS[0]) return Promise.resolve({ outputs: {}, computeMs: 1, provider: 'cpu' })
+      return Promise.resolve({ outputs: { y: batch(1), g: batch(1) }, computeMs: 1, provider: 'cpu' })
+    })
+    const x = batch(8)
+    const job = new PipelineJob(deps, { x }, { rowsPerPiece: 2, maxAttempts: 20 })
+    const result = await job.run()
+    expect(Buffer.from(result.outputs.y.data).equals(Buffer.from(expected(x).data))).toBe(true)
+    const reasons = result.progress.failures.filter(f => f.peerId === 'liar').map(f => f.reason)
+    expect(reasons.some(r => /stage 1: .*lacks output "h"/.test(r))).toBe(true)
+    expect(reasons.some(r => /has shape \[1, 2\]/.test(r))).toBe(true)
+  })
+
+  it('fails naming the stage when nobody can serve it', async () => {
+    // only the local node holds stage 1 and no peer is there: stage 2 waits, then the job fails
+    const { deps } = fake([], undefined, { holds: cid => cid === CIDS[0], localSlots: 1, stageWaitMs: 50 })
+    const error = await new PipelineJob(deps, { x: batch(4) }, { rowsPerPiece: 2 }).run().then(() => undefined, err => err)
+    expect(error?.name).toBe('JobError')
+    expect(error.message).toMatch(/stage 2 of 3 \(bafkreistagetwo\) has no peer to serve it/)
+  })
+
+  it('refuses inputs that do not fit and verification it cannot do', () => {
+    const { deps } = fake([])
+    expect(() => new PipelineJob(deps, { x: tensor([2, 3], new Float32Array(6)) }).validate()).toThrow(/shape/)
+    expect(() => new PipelineJob(deps, { x: batch(2) }, { verify: 'spot' }).validate()).toThrow(/not available for pipeline jobs/)
+  })
+})
