@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 out=${OUT:-/tmp/shoal-device-out}
 mkdir -p "$out"
 parts=("$@")
-[ ${#parts[@]} -eq 0 ] && parts=(gpu scaling transfer models)
+[ ${#parts[@]} -eq 0 ] && parts=(gpu scaling transfer models pipeline)
 {
   echo "cores: $(nproc)"
   grep -m1 'model name' /proc/cpuinfo
@@ -47,8 +47,13 @@ run_part () {
     models)
       SHOAL_BENCH_RECORD_AS=device timeout 400 node scripts/bench.mjs models --record
       ;;
+    pipeline)
+      # a worker (and so a core) per stage: the pipeline's ideal is its slowest stage's rate
+      SHOAL_BENCH_RECORD_AS=device SHOAL_BENCH_PIPELINE_WORKERS=8 SHOAL_BENCH_PIPELINE_ROWS=384 \
+        timeout 400 node scripts/bench.mjs pipeline --record
+      ;;
     *)
-      echo "unknown part $part (gpu, scaling, transfer, models)"
+      echo "unknown part $part (gpu, scaling, transfer, models, pipeline)"
       return 2
       ;;
   esac
