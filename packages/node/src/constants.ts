@@ -308,3 +308,9 @@ export const STAGE_WAIT_MS = 10_000
 
 /** The most pipeline manifests a node keeps (`<data dir>/pipelines`); each is at most 64 KiB. */
 export const MAX_PIPELINES = 256
+
+/**
+ * How long fetching a pipeline manifest may take in all: 30 s, as a model fetch waits for a provider
+ * (a manifest is one block of at most 64 KiB: what takes time is finding who has it).
+ */
+export const MANIFEST_FETCH_TIMEOUT_MS = 30_000

@@ -327,7 +327,8 @@ export class ShoalNode {
         noProviderTimeoutMs: this.init.noProviderTimeoutMs,
         metrics: this.metrics,
         // benchmarks compare the two exchanges (pnpm bench models)
-        fetchOver: process.env.SHOAL_FETCH_OVER === 'bitswap' ? 'bitswap' : 'shoal'
+        fetchOver: process.env.SHOAL_FETCH_OVER === 'bitswap' ? 'bitswap' : 'shoal',
+        manifests: { bytes: cid => this.pipelines.bytes(cid), cids: () => this.pipelines.list().map(p => p.cid) }
       },
       names: { dataDir: config.dataDir, trusted: config.trustedPublishers, republishMs: NAME_REPUBLISH_MS, timeoutMs: NAME_TIMEOUT_MS }
     })
@@ -406,6 +407,7 @@ export class ShoalNode {
   async addPipeline (bytes: Uint8Array, options: { name?: string } = {}): Promise<PipelineEntry & { name?: Manifest }> {
     if (options.name != null) parseNameRef(options.name)
     const entry = await this.pipelines.add(bytes)
+    this.libp2pNode?.services.swarm.announce(entry.cid)
     if (options.name == null) return entry
     return { ...entry, name: await this.names.publish(options.name, entry.cid) }
   }
@@ -496,6 +498,17 @@ export class ShoalNode {
       for (const peer of excluded) void this.libp2pNode?.hangUp(peerIdFromString(peer)).catch(() => {})
     })
     return job
+  }
+
+  /**
+   * Gets a pipeline's manifest from the peers that have it (a no-op if it is here): its publisher, or
+   * any node that ran it. Its stages are not fetched: the workers that serve them do that.
+   */
+  async fetchPipeline (cid: string, options: { hints?: string[] } = {}): Promise<PipelineEntry> {
+    const held = this.pipelines.get(cid)
+    if (held != null) return held
+    const bytes = await this.swarm.fetchManifest(cid, options)
+    return await this.addPipeline(bytes)
   }
 
   /** Starts a batch job through a pipeline this node holds (its stages may be anywhere in the mesh). */

@@ -3,7 +3,7 @@ import type { ShoalNode } from '@shoal/node'
 import { buildTransformerModel, transformerInputs } from '@shoal/runtime/transformer-model'
 import type { TransformerShape } from '@shoal/runtime/transformer-model'
 import { afterEach, describe, expect, it } from 'vitest'
-import { DETECTION_MODEL, images, localRun, sameBytes, startNode, stopAll, waitFor } from './helpers.js'
+import { DETECTION_MODEL, images, localRun, metricValue, sameBytes, startNode, stopAll, waitFor } from './helpers.js'
 
 let nodes: ShoalNode[] = []
 afterEach(async () => {
@@ -98,5 +98,34 @@ describe('a model no single peer may hold runs as a pipeline across the mesh', (
     const reference = await localRun(detection, { x })
     const name = Object.keys(reference)[0]
     expect(sameBytes(result.outputs[name], reference[name])).toBe(true)
+  })
+
+  it('a pipeline published by name on one node runs from another: its manifest comes from the peers (a holder sending other bytes is passed over), its stages reach the workers', async () => {
+    const whole = buildTransformerModel(SHAPE)
+    nodes = await pipelineMesh(3, {}, { maxModelBytes: WORKER_LIMIT })
+    const [submitter] = nodes
+    const publisher = await startNode([submitter.addrs[0]], { maxConcurrency: 0 })
+    nodes.push(publisher)
+    const { pipeline } = await publisher.splitModel(whole, { stages: 4, name: 'gpt@1', sample: { input_ids: transformerInputs(SHAPE, 2) } })
+    // a second holder of the manifest that corrupts what it serves
+    const liar = await startNode([submitter.addrs[0]], { maxConcurrency: 0 })
+    nodes.push(liar)
+    await liar.fetchPipeline(pipeline.cid, { hints: [publisher.peerId] })
+    liar.swarm.corruptServedBlocks = true
+    await waitFor(() => submitter.peers().length === 5, 'the submitter to see the publisher and the liar')
+    let resolved: { cid: string } | undefined
+    await waitFor(async () => {
+      resolved = await submitter.resolveModel('gpt@1', [publisher.peerId]).catch(() => undefined)
+      return resolved != null
+    }, 'the name to resolve through the DHT', 20_000)
+    expect(resolved!.cid).toBe(pipeline.cid)
+    const fetched = await submitter.fetchPipeline(resolved!.cid, { hints: [liar.peerId, publisher.peerId] })
+    expect(fetched.manifest).toEqual(pipeline.manifest)
+    // the liar was asked first and answered: its bytes did not hash to the CID
+    expect(metricValue(await liar.metrics.text(), 'shoal_model_served_bytes_total')).toBeGreaterThan(0)
+    const input = transformerInputs(SHAPE, 8, 3)
+    const result = await submitter.submitJob(pipeline.cid, { input_ids: input }, { verify: 'off', rowsPerPiece: 2 }).run()
+    const reference = await localRun(whole, { input_ids: input })
+    expect(sameBytes(result.outputs.logits, reference.logits)).toBe(true)
   })
 })

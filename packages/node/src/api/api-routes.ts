@@ -197,7 +197,8 @@ export function apiRoutes (node: ShoalNode): Record<string, Route> {
       for (const [name, spec] of Object.entries(body.inputs)) inputs[name] = await readInput(name, spec, node.config.maxRequestBytes * 64)
       const { cid } = await node.resolveModel(body.model, trustOf(body))
       // a model this node lacks comes from the swarm first (a pipeline's stages come to its workers)
-      if (!isPipelineCid(cid) && !node.models.has(cid)) await node.fetchModel(cid)
+      if (isPipelineCid(cid)) await node.fetchPipeline(cid)
+      else if (!node.models.has(cid)) await node.fetchModel(cid)
       const job = node.submitJob(cid, inputs, parseOptions(body.options))
       return new JsonBody({ jobId: job.id }, 202)
     },

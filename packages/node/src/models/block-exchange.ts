@@ -9,7 +9,7 @@ import { BLOCK_ANSWER_TIMEOUT_MS, BLOCK_SERVE_CONCURRENCY, BLOCK_SERVE_PER_PEER,
 import { frames, readData, readMessage, writeData, writeMessage } from '../pieces/frames.js'
 import type { Frames } from '../pieces/frames.js'
 import type { BlockExchange } from './fetch-engine.js'
-import { decodeModelCid } from './model-cid.js'
+import { decodeBlockCid } from './model-cid.js'
 import type { ServedBlocks } from './bitswap-exchange.js'
 import type { SwarmHost } from './swarm-host.js'
 
@@ -109,7 +109,7 @@ export class ShoalBlockExchange implements BlockExchange {
         }
         let cid: CID
         try {
-          cid = decodeModelCid(request.cid)
+          cid = decodeBlockCid(request.cid)
         } catch {
           await this.answer(lp, { code: BlockResponse.Code.BAD_REQUEST, size: 0 })
           break

@@ -37,6 +37,24 @@ export function decodeModelCid (bytes: Uint8Array): CID {
   return cid
 }
 
+/** The codec of a pipeline manifest's CID (docs/protocol.md 8.1): multiformats' json. */
+export const PIPELINE_CODEC = 0x0200
+
+/**
+ * Decodes the CID of a `/shoal/block/1.0.0` request: a model block's (`decodeModelCid`), or a pipeline
+ * manifest's (CIDv1, json, sha2-256), which is served as one block.
+ */
+export function decodeBlockCid (bytes: Uint8Array): CID {
+  let cid: CID
+  try {
+    cid = CID.decode(bytes)
+  } catch (err: any) {
+    throw new ModelDagError(`not a CID in binary (${err.message})`)
+  }
+  if (cid.code === PIPELINE_CODEC && cid.version === 1 && cid.multihash.code === sha256.code && cid.multihash.size === 32) return cid
+  return decodeModelCid(bytes)
+}
+
 /** True if `text` is a model CID in the canonical (base32) form. */
 export function isModelCid (text: string): boolean {
   try {

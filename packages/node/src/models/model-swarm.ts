@@ -2,7 +2,7 @@ import { serviceCapabilities, serviceDependencies } from '@libp2p/interface'
 import type { ContentRouting, Logger } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { CID } from 'multiformats/cid'
-import { KEPT_FINISHED_FETCHES, MAX_PIECE_FETCHES, MAX_PIECE_FETCHES_PER_PEER } from '../constants.js'
+import { BLOCK_ANSWER_TIMEOUT_MS, KEPT_FINISHED_FETCHES, MANIFEST_FETCH_TIMEOUT_MS, MAX_PIECE_FETCHES, MAX_PIECE_FETCHES_PER_PEER } from '../constants.js'
 import { FetchBusyError, ModelFetchError } from '../errors.js'
 import type { NodeMetrics } from '../metrics.js'
 import { BitswapExchange } from './bitswap-exchange.js'
@@ -11,6 +11,8 @@ import { FallbackExchange, ShoalBlockExchange } from './block-exchange.js'
 import { BlockFetch } from './fetch-engine.js'
 import type { BlockExchange } from './fetch-engine.js'
 import { decodeBlock, ModelDagError, parseModelCid } from './model-dag.js'
+import { PIPELINE_CODEC } from './model-cid.js'
+import { CID as CIDClass } from 'multiformats/cid'
 import type { ModelEntry, ModelStore } from './model-store.js'
 import { Standing } from './standing.js'
 import { swarmHost } from './swarm-host.js'
@@ -80,6 +82,8 @@ export interface ModelSwarmInit {
    * not serve it; `bitswap` over bitswap alone (for comparing the two). It serves both either way.
    */
   fetchOver?: 'shoal' | 'bitswap'
+  /** The pipeline manifests this node holds, served as blocks of their own (docs/protocol.md 8.1). */
+  manifests?: { bytes: (cid: string) => Uint8Array | undefined, cids: () => string[] }
 }
 
 /** Leaf size of the model profile (docs/protocol.md 7.1). */
@@ -119,10 +123,11 @@ export class ModelSwarm {
     this.host = swarmHost(components)
     this.log = components.logger.forComponent('shoal:swarm')
     const store = init.store
+    const manifest = (cid: CID): Uint8Array | undefined => cid.code === PIPELINE_CODEC ? init.manifests?.bytes(cid.toString()) : undefined
     const served: ServedBlocks = {
-      has: async cid => await store.hasBlock(cid),
+      has: async cid => manifest(cid) != null || await store.hasBlock(cid),
       get: async cid => {
-        const block = await store.readBlock(cid)
+        const block = manifest(cid) ?? await store.readBlock(cid)
         this.init.metrics?.blockServed(block.byteLength)
         if (!this.corruptServedBlocks) return block
         const copy = new Uint8Array(block)
@@ -148,6 +153,7 @@ export class ModelSwarm {
   /** Once libp2p has started: the models held are announced in the DHT. */
   afterStart (): void {
     for (const model of this.init.store.list()) this.announce(model.cid)
+    for (const cid of this.init.manifests?.cids() ?? []) this.announce(cid)
   }
 
   async stop (): Promise<void> {
@@ -157,16 +163,58 @@ export class ModelSwarm {
     await this.bitswap.stop()
   }
 
-  /** Announces in the DHT that this node holds `cid` (kad-dht refreshes the record until cancelled). */
+  /** Announces in the DHT that this node holds `cid`, a model or a pipeline manifest (kad-dht refreshes the record until cancelled). */
   announce (cid: string): void {
     const run = async (): Promise<void> => {
-      await this.components.contentRouting.provide(parseModelCid(cid) as any, { signal: AbortSignal.timeout(60_000) })
+      await this.components.contentRouting.provide(blockCid(cid) as any, { signal: AbortSignal.timeout(60_000) })
     }
     run().catch(err => { this.log('announcing %s failed - %s', cid, err.message) })
   }
 
   async unannounce (cid: string): Promise<void> {
     await this.components.dht.cancelReprovide(parseModelCid(cid)).catch(() => {})
+  }
+
+  /**
+   * Gets a pipeline manifest's bytes from a peer that has them: `hints` first, then the DHT's providers,
+   * then every peer in the peer table, one at a time, each block checked against the CID (a provider that
+   * sends other bytes is skipped). Fails naming what was tried once no one had it within `timeoutMs`.
+   */
+  async fetchManifest (cid: string, options: { hints?: string[], timeoutMs?: number, signal?: AbortSignal } = {}): Promise<Uint8Array> {
+    const root = blockCid(cid)
+    if (root.code !== PIPELINE_CODEC) throw new ModelFetchError(`${cid} is not a pipeline CID`)
+    const signal = AbortSignal.any([AbortSignal.timeout(options.timeoutMs ?? this.init.noProviderTimeoutMs ?? MANIFEST_FETCH_TIMEOUT_MS), this.stopping.signal, ...(options.signal != null ? [options.signal] : [])])
+    const self = this.components.peerId.toString()
+    const asked = new Set<string>([self])
+    const problems: string[] = []
+    const ask = async (peer: string): Promise<Uint8Array | undefined> => {
+      if (asked.has(peer)) return undefined
+      asked.add(peer)
+      try {
+        return (await this.blocks.want(peer, root, AbortSignal.any([signal, AbortSignal.timeout(BLOCK_ANSWER_TIMEOUT_MS)]))) ?? undefined
+      } catch (err: any) {
+        if (problems.length < 8) problems.push(`${peer}: ${String(err.message)}`)
+        return undefined
+      }
+    }
+    for (const peer of options.hints ?? []) {
+      const bytes = await ask(peer)
+      if (bytes != null) return bytes
+    }
+    try {
+      for await (const provider of this.components.contentRouting.findProviders(root as any, { signal })) {
+        const bytes = await ask(provider.id.toString())
+        if (bytes != null) return bytes
+      }
+    } catch (err: any) {
+      if (signal.aborted && this.stopping.signal.aborted) throw new ModelFetchError('the node is stopping')
+    }
+    for (const entry of this.components.capacity.peers.list()) {
+      if (signal.aborted) break
+      const bytes = await ask(entry.capacity.peerId)
+      if (bytes != null) return bytes
+    }
+    throw new ModelFetchError(`no peer gave pipeline ${cid} (asked ${asked.size - 1}${problems.length > 0 ? `: ${problems.join('; ')}` : ''}): its publisher or a node that ran it must be reachable`)
   }
 
   /** Peers whose capacity ads list the model. */
@@ -357,4 +405,13 @@ function isPeerId (text: string): boolean {
 /** ModelSwarm as a libp2p service (the service named `swarm`). */
 export function modelSwarm (init: ModelSwarmInit): (components: ModelSwarmComponents) => ModelSwarm {
   return components => new ModelSwarm(components, init)
+}
+
+/** A model's CID, or a pipeline manifest's (announced and served alike). */
+function blockCid (text: string): CID {
+  try {
+    const cid = CIDClass.parse(text)
+    if (cid.code === PIPELINE_CODEC && cid.version === 1) return cid
+  } catch {}
+  return parseModelCid(text)
 }

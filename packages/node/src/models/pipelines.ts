@@ -21,6 +21,7 @@ export interface PipelineEntry {
 export class PipelineStore {
   private readonly dir: string
   private readonly entries = new Map<string, PipelineEntry>()
+  private readonly raw = new Map<string, Uint8Array>()
 
   constructor (dataDir: string, private readonly max: number) {
     this.dir = join(dataDir, 'pipelines')
@@ -36,6 +37,7 @@ export class PipelineStore {
         // a file whose bytes no longer hash to its name is not that pipeline
         if (await pipelineManifestCid(bytes) !== cid) continue
         this.entries.set(cid, { cid, manifest: decodePipelineManifest(bytes) })
+        this.raw.set(cid, new Uint8Array(bytes))
       } catch {}
     }
   }
@@ -55,11 +57,17 @@ export class PipelineStore {
     await writeFile(join(this.dir, `${cid}.json`), bytes, { mode: 0o600 })
     const entry = { cid, manifest }
     this.entries.set(cid, entry)
+    this.raw.set(cid, new Uint8Array(bytes))
     return entry
   }
 
   get (cid: string): PipelineEntry | undefined {
     return this.entries.get(cid)
+  }
+
+  /** A manifest's exact bytes (what its CID hashes), to serve to peers. */
+  bytes (cid: string): Uint8Array | undefined {
+    return this.raw.get(cid)
   }
 
   list (): PipelineEntry[] {
@@ -68,6 +76,7 @@ export class PipelineStore {
 
   async remove (cid: string): Promise<void> {
     if (!this.entries.delete(cid)) throw new PipelineError(`pipeline ${cid} is not on this node`)
+    this.raw.delete(cid)
     await rm(join(this.dir, `${cid}.json`), { force: true })
   }
 }
