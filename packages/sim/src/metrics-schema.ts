@@ -41,7 +41,13 @@ const job = {
     bytesMoved: count,
     lostPieces: count,
     correct: { type: ['boolean', 'null'] },
-    verification
+    verification,
+    pipeline: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['stages', 'microBatches', 'replays'],
+      properties: { stages: count, microBatches: count, replays: { type: 'array', items: count } }
+    }
   }
 }
 

@@ -39,6 +39,8 @@ export interface JobMetrics {
   /** Outputs equal, byte for byte, to one run of the whole batch (ONNX Runtime, or the delay compute's stand-in); null: not checked. */
   correct: boolean | null
   verification: VerificationMetrics
+  /** A pipeline job: its stages, micro-batches, and the micro-batches replayed on each stage after a stage host failed. */
+  pipeline?: { stages: number, microBatches: number, replays: number[] }
 }
 
 export interface NodeMetrics {

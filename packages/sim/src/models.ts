@@ -1,7 +1,9 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { buildCalibrationModel } from '@shoal/runtime/calibration-model'
-import { byteLength, inspectModel, SessionCache, syntheticBatch } from '@shoal/runtime'
+import { byteLength, inspectModel, modelCid, SessionCache, splitModel, syntheticBatch } from '@shoal/runtime'
+import { encodePipelineManifest, pipelineManifestCid } from '@shoal/protocol'
+import { pipelineManifestOf } from '@shoal/node/client'
 import type { Dtype, ModelInfo, PieceRun, PieceRunOptions, PieceRuntime, Tensor } from '@shoal/runtime'
 import { CALIBRATION_RUNS } from './constants.js'
 import { SimError } from './errors.js'
@@ -25,10 +27,20 @@ export interface SimModel extends ModelProfile {
   info: ModelInfo
   /** Dims of one row of each input (float32), the batch axis left out. */
   rowShapes: Record<string, number[]>
+  /** When jobs run the model as a pipeline: its stages and manifest. */
+  pipeline?: SimPipeline
 }
 
-export function modelKey (spec: ModelSpec): string {
-  return spec.kind === 'generated' ? `generated:${spec.width}x${spec.layers}${spec.msPerRow != null ? `@${spec.msPerRow}ms` : ''}` : `package:${spec.name}/${spec.file}`
+/** A scenario model cut into stages (`shoal model split`): what the client adds, and each stage's profile. */
+export interface SimPipeline {
+  cid: string
+  manifest: Uint8Array
+  stages: Array<ModelProfile & { cid: string, bytes: Uint8Array, inputs: string[] }>
+}
+
+export function modelKey (spec: ModelSpec, pipeline?: { stages: number }): string {
+  const base = spec.kind === 'generated' ? `generated:${spec.width}x${spec.layers}${spec.msPerRow != null ? `@${spec.msPerRow}ms` : ''}` : `package:${spec.name}/${spec.file}`
+  return pipeline != null ? `${base}|${pipeline.stages} stages` : base
 }
 
 async function modelBytes (spec: ModelSpec): Promise<Uint8Array> {
@@ -154,4 +166,58 @@ export class DelayRuntime implements PieceRuntime {
   async close (): Promise<void> {
     this.closed = true
   }
+}
+
+/**
+ * Cuts a loaded model into `stages` stages and profiles each on this machine as `loadModel` profiles a
+ * model (a row's cost from runs of 4 rows, each output's row shape), on the inputs the stages before it
+ * give. With a set cost per row (delay compute), each stage costs its share of it by weight.
+ */
+export async function loadPipeline (model: SimModel, stages: number, setMsPerRow?: number): Promise<SimPipeline> {
+  const split = await splitModel(model.bytes, { stages, sample: modelInputs(model, 1, 1) }).catch((err: Error) => { throw new SimError(`${model.label} cannot be cut into ${stages} stages: ${err.message}`) })
+  const cids = await Promise.all(split.stages.map(async stage => await modelCid(stage.bytes)))
+  const manifest = encodePipelineManifest(pipelineManifestOf(model.info.cid, model.info, split, cids))
+  const sessions = new SessionCache({ providers: ['cpu'], cpuThreads: 1 })
+  const profiled: SimPipeline['stages'] = []
+  try {
+    const rows = 4
+    let held: Record<string, Tensor> = modelInputs(model, rows, 1)
+    const weights = split.stages.reduce((n, st) => n + st.weightBytes, 0)
+    for (const [i, stage] of split.stages.entries()) {
+      const inputs = Object.fromEntries(stage.inputs.map(t => [t.name, held[t.name]]))
+      const times: number[] = []
+      let outputs: Record<string, Tensor> = {}
+      for (let r = 0; r <= CALIBRATION_RUNS; r++) {
+        const result = await sessions.run(cids[i], async () => stage.bytes, inputs)
+        if (r > 0) times.push(result.computeMs)
+        outputs = result.outputs
+      }
+      times.sort((a, b) => a - b)
+      const outputRows: ModelProfile['outputRows'] = {}
+      for (const [name, t] of Object.entries(outputs)) {
+        if (t.dims[0] !== rows) throw new SimError(`${model.label}: stage ${i + 1}'s output "${name}" does not keep the batch axis, which simulated stages need`)
+        outputRows[name] = { dtype: t.dtype, dims: t.dims.slice(1) }
+      }
+      const measured = Math.max(times[Math.floor(times.length / 2)] / rows, 0.001)
+      const share = weights > 0 ? stage.weightBytes / weights : 1 / split.stages.length
+      const set = setMsPerRow != null ? setMsPerRow * share : undefined
+      profiled.push({ cid: cids[i], bytes: stage.bytes, inputs: stage.inputs.map(t => t.name), msPerRow: set ?? measured, outputRows })
+      held = { ...held, ...outputs }
+    }
+  } catch (err: any) {
+    if (err instanceof SimError) throw err
+    throw new SimError(`${model.label}'s stages do not run here: ${err.message}`)
+  } finally {
+    await sessions.close()
+  }
+  return { cid: await pipelineManifestCid(manifest), manifest, stages: profiled }
+}
+
+/** The delay compute's stand-in answer of a pipeline: each stage's stand-in of the tensors it reads, in order. */
+export function delayPipelineOutputs (pipeline: SimPipeline, outputNames: string[], inputs: Record<string, Tensor>, rows: number): Record<string, Tensor> {
+  let held: Record<string, Tensor> = { ...inputs }
+  for (const stage of pipeline.stages) {
+    held = { ...held, ...delayOutputs(stage, Object.fromEntries(stage.inputs.map(name => [name, held[name]])), rows) }
+  }
+  return Object.fromEntries(outputNames.map(name => [name, held[name]]))
 }

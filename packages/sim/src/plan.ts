@@ -30,6 +30,8 @@ export interface PlannedJob {
   /** Seeds the job's synthetic inputs. */
   inputSeed: number
   options: Pick<JobSpec, 'rowsPerPiece' | 'targetPieceMs' | 'maxAttempts' | 'endgame' | 'verify' | 'canaries'>
+  /** The model runs as a pipeline of this many stages. */
+  pipeline?: { stages: number }
 }
 
 /** Everything that will happen in a run, fixed in advance by the scenario and its seed. */
@@ -188,7 +190,8 @@ class Planner {
           model: spec.model,
           batch: spec.batch,
           inputSeed: Math.floor(this.random() * 0xffffffff),
-          options: { rowsPerPiece: spec.rowsPerPiece, targetPieceMs: spec.targetPieceMs, maxAttempts: spec.maxAttempts, endgame: spec.endgame, verify: spec.verify, canaries: spec.canaries }
+          options: { rowsPerPiece: spec.rowsPerPiece, targetPieceMs: spec.targetPieceMs, maxAttempts: spec.maxAttempts, endgame: spec.endgame, verify: spec.verify, canaries: spec.canaries },
+          ...(spec.pipeline != null ? { pipeline: spec.pipeline } : {})
         })
       }
     }

@@ -43,8 +43,8 @@ ${throughputPlot(m, end)}
 ${jobsPlot(m, end)}
 <h2>Jobs</h2>
 <table>
-<tr><th>job</th><th>state</th><th>rows</th><th>wall</th><th>pieces</th><th>retries</th><th>duplicates</th><th>lost</th><th>moved</th><th>verify</th><th>extra rows</th><th>wrong</th><th>excluded</th><th>correct</th></tr>
-${m.jobs.map(j => `<tr><td>${esc(j.id)}</td><td>${j.state}${j.error != null ? ` <span class="note">${esc(j.error)}</span>` : ''}</td><td>${j.batch}</td><td>${j.wallMs == null ? '-' : fmtMs(j.wallMs)}</td><td>${j.pieces}</td><td>${j.retries}</td><td>${j.duplicates}</td><td>${j.lostPieces}</td><td>${fmtBytes(j.bytesMoved)}</td><td>${j.verification.policy}</td><td>${j.verification.extraRows}</td><td>${j.verification.mismatches}</td><td>${esc(j.verification.excluded.join(', '))}</td><td>${j.correct == null ? 'not checked' : j.correct ? 'yes' : '<b class="note">NO</b>'}</td></tr>`).join('\n')}
+<tr><th>job</th><th>state</th><th>rows</th><th>wall</th><th>stages (replayed on each)</th><th>pieces</th><th>retries</th><th>duplicates</th><th>lost</th><th>moved</th><th>verify</th><th>extra rows</th><th>wrong</th><th>excluded</th><th>correct</th></tr>
+${m.jobs.map(j => `<tr><td>${esc(j.id)}</td><td>${j.state}${j.error != null ? ` <span class="note">${esc(j.error)}</span>` : ''}</td><td>${j.batch}</td><td>${j.wallMs == null ? '-' : fmtMs(j.wallMs)}</td><td>${j.pipeline == null ? '-' : `${j.pipeline.stages} (${j.pipeline.replays.join(' / ')})`}</td><td>${j.pieces}</td><td>${j.retries}</td><td>${j.duplicates}</td><td>${j.lostPieces}</td><td>${fmtBytes(j.bytesMoved)}</td><td>${j.verification.policy}</td><td>${j.verification.extraRows}</td><td>${j.verification.mismatches}</td><td>${esc(j.verification.excluded.join(', '))}</td><td>${j.correct == null ? 'not checked' : j.correct ? 'yes' : '<b class="note">NO</b>'}</td></tr>`).join('\n')}
 </table>
 <h2>Nodes</h2>
 <table>

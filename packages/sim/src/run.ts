@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import { join } from 'node:path'
 import { SHOAL_VERSION } from '@shoal/node'
-import type { Job, JobProgress, PipelineJob, ShoalNode } from '@shoal/node'
+import type { Job, JobProgress, PipelineJob, PipelineProgress, ShoalNode } from '@shoal/node'
 import { SessionCache, ThreadedSessions } from '@shoal/runtime'
 import type { Tensor } from '@shoal/runtime'
 import { CLIENT_TUNING, CONVERGENCE_TIMEOUT_MS, SAMPLE_INTERVAL_MS } from './constants.js'
@@ -11,8 +11,8 @@ import { effectiveSpeed, InProcessHost, simNode } from './hosts.js'
 import type { HostContext, SimHost } from './hosts.js'
 import { eventRecords, nodeMetrics, throughput } from './metrics.js'
 import type { AttemptRecord, JobMetrics, NodeRecord, SimMetrics, VerificationMetrics } from './metrics.js'
-import { delayOutputs, loadModel, modelInputs, modelKey } from './models.js'
-import type { SimModel } from './models.js'
+import { delayOutputs, delayPipelineOutputs, loadModel, loadPipeline, modelInputs, modelKey } from './models.js'
+import type { ModelProfile, SimModel } from './models.js'
 import { packageVersion } from './packages.js'
 import { planScenario } from './plan.js'
 import type { Plan, PlannedJob, PlannedNode } from './plan.js'
@@ -67,15 +67,25 @@ export async function runSimulation (scenario: Scenario, options: SimOptions = {
   const plan = planScenario(scenario)
   const workDir = await mkdtemp(join(os.tmpdir(), 'shoal-sim-'))
   const models = new Map<string, SimModel>()
-  const byCid = new Map<string, SimModel>()
+  const byCid = new Map<string, ModelProfile>()
   for (const job of plan.jobs) {
-    const key = modelKey(job.model)
+    const key = modelKey(job.model, job.pipeline)
     if (models.has(key)) continue
-    log(`loading ${key} and measuring a row on this machine`)
-    const model = await loadModel(job.model)
-    models.set(key, model)
-    byCid.set(model.info.cid, model)
-    log(`  ${model.label}: ${model.info.cid}, ${model.bytes.byteLength} bytes, ${model.msPerRow.toFixed(3)} ms a row`)
+    const baseKey = modelKey(job.model)
+    let base = models.get(baseKey)
+    if (base == null) {
+      log(`loading ${baseKey} and measuring a row on this machine`)
+      base = await loadModel(job.model)
+      models.set(baseKey, base)
+      byCid.set(base.info.cid, base)
+      log(`  ${base.label}: ${base.info.cid}, ${base.bytes.byteLength} bytes, ${base.msPerRow.toFixed(3)} ms a row`)
+    }
+    if (job.pipeline == null) continue
+    log(`cutting ${baseKey} into ${job.pipeline.stages} stages`)
+    const pipeline = await loadPipeline(base, job.pipeline.stages, job.model.kind === 'generated' ? job.model.msPerRow : undefined)
+    models.set(key, { ...base, key, label: `${base.label}, ${job.pipeline.stages} stages`, pipeline })
+    for (const stage of pipeline.stages) byCid.set(stage.cid, stage)
+    log(`  pipeline ${pipeline.cid}: stages of ${pipeline.stages.map(st => `${st.bytes.byteLength} bytes, ${st.msPerRow.toFixed(3)} ms a row`).join('; ')}`)
   }
   const ctx: HostContext = {
     workDir,
@@ -134,7 +144,14 @@ class Run {
     await client.start()
     this.client = client
     this.record(CLIENT, client.peerId)
-    for (const model of models.values()) await client.addModel(model.bytes)
+    for (const model of models.values()) {
+      if (model.pipeline == null) {
+        await client.addModel(model.bytes)
+        continue
+      }
+      for (const stage of model.pipeline.stages) await client.addModel(stage.bytes)
+      await client.addPipeline(model.pipeline.manifest)
+    }
     const initial = this.plan.nodes.filter(n => n.initial)
     this.log(`starting ${initial.length} nodes${this.options.processes === true ? ', each in its own process' : this.pool != null ? ` over ${this.options.threads!} threads` : ''}`)
     // a few at a time: hundreds of handshakes at once on two cores time out
@@ -163,7 +180,7 @@ class Run {
     const jobsDone = this.plan.jobs.map(async planned => {
       await sleep(planned.atMs - this.now(), this.ended.signal)
       if (this.ended.signal.aborted) return
-      jobMetrics.push(await this.runJob(planned, models.get(modelKey(planned.model))!))
+      jobMetrics.push(await this.runJob(planned, models.get(modelKey(planned.model, planned.pipeline))!))
     })
     const everything = Promise.all([...eventsDone, ...jobsDone])
     const timedOut = await Promise.race([
@@ -260,7 +277,7 @@ class Run {
     const submittedAtMs = this.now()
     let job: Job | PipelineJob
     try {
-      job = client.submitJob(model.info.cid, modelInputs(model, planned.batch, planned.inputSeed), { ...planned.options, local: 'fallback' })
+      job = client.submitJob(model.pipeline?.cid ?? model.info.cid, modelInputs(model, planned.batch, planned.inputSeed), { ...planned.options, local: 'fallback' })
     } catch (err: any) {
       return { ...this.unfinished(planned), state: 'failed', error: err.message, submittedAtMs, endedAtMs: submittedAtMs, wallMs: 0 }
     }
@@ -294,7 +311,7 @@ class Run {
       error = err.message
     }
     const endedAtMs = this.now()
-    const p = job.progress()
+    const p: JobProgress & { pipeline?: PipelineProgress['pipeline'] } = job.progress()
     const state = error == null ? 'done' : 'failed'
     this.log(`${(endedAtMs / 1000).toFixed(1)} s: ${planned.id} ${state} after ${endedAtMs - submittedAtMs} ms (${p.done}/${p.total} pieces, ${p.retries} retries, ${p.duplicates} duplicates)${error != null ? `: ${error}` : ''}`)
     return {
@@ -316,7 +333,8 @@ class Run {
       bytesMoved: p.bytesSent + p.bytesReceived,
       lostPieces: p.total - p.done,
       correct: null,
-      verification: this.verificationOf(p.verification)
+      verification: this.verificationOf(p.verification),
+      ...(p.pipeline != null ? { pipeline: { stages: p.pipeline.stages.length, microBatches: p.pipeline.microBatches, replays: p.pipeline.stages.map(st => st.replays) } } : {})
     }
   }
 
@@ -326,7 +344,7 @@ class Run {
 
   private unfinished (planned: PlannedJob): JobMetrics {
     return {
-      id: planned.id, model: modelKey(planned.model), batch: planned.batch, inputSeed: planned.inputSeed,
+      id: planned.id, model: modelKey(planned.model, planned.pipeline), batch: planned.batch, inputSeed: planned.inputSeed,
       submittedAtMs: planned.atMs, endedAtMs: null, wallMs: null, state: 'unfinished',
       pieces: 0, piecesDone: 0, retries: 0, duplicates: 0, bytesSent: 0, bytesReceived: 0, bytesMoved: 0, lostPieces: 0, correct: null,
       verification: { policy: planned.options.verify ?? 'spot', checkedPieces: 0, extraRows: 0, mismatches: 0, excluded: [], canaryRows: 0 }
@@ -346,7 +364,10 @@ class Run {
         if (outputs == null) continue
         const model = models.get(job.model)!
         const inputs = modelInputs(model, job.batch, job.inputSeed)
-        const reference = sessions != null ? (await sessions.run(model.info.cid, async () => model.bytes, inputs)).outputs : delayOutputs(model, inputs, job.batch)
+        // a pipeline's answer is the whole model's (ONNX Runtime), or its stages' stand-ins one after another (delay)
+        const reference = sessions != null
+          ? (await sessions.run(model.info.cid, async () => model.bytes, inputs)).outputs
+          : model.pipeline != null ? delayPipelineOutputs(model.pipeline, model.info.outputs.map(o => o.name), inputs, job.batch) : delayOutputs(model, inputs, job.batch)
         job.correct = Object.entries(reference).every(([name, t]) => {
           const got = outputs[name]
           return got != null && got.dims.join() === t.dims.join() && Buffer.from(got.data).equals(Buffer.from(t.data))

@@ -91,7 +91,13 @@ const job = {
     maxAttempts: { type: 'integer', minimum: 1, maximum: 100 },
     endgame: { type: 'boolean' },
     verify: { enum: ['off', 'spot', 'full'] },
-    canaries: { type: 'integer', minimum: 0, maximum: 8 }
+    canaries: { type: 'integer', minimum: 0, maximum: 8 },
+    pipeline: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['stages'],
+      properties: { stages: { type: 'integer', minimum: 2, maximum: 16 } }
+    }
   }
 }
 

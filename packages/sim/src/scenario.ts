@@ -54,6 +54,8 @@ export interface JobSpec {
   verify?: 'off' | 'spot' | 'full'
   /** Canary rows per remote piece (docs/trust.md); default 0. */
   canaries?: number
+  /** Run the model as a pipeline of this many stages (`shoal model split`), each stage a model of its own. */
+  pipeline?: { stages: number }
 }
 
 export interface ChurnEventSpec {
@@ -242,7 +244,8 @@ function normalise (raw: any): Scenario {
       maxAttempts: j.maxAttempts,
       endgame: j.endgame,
       verify: j.verify,
-      canaries: j.canaries
+      canaries: j.canaries,
+      ...(j.pipeline != null ? { pipeline: { stages: j.pipeline.stages } } : {})
     }))
   }
 }
@@ -272,6 +275,8 @@ function checkMeaning (s: Scenario): Array<Omit<ScenarioProblem, 'line'>> {
     if (j.model.kind === 'generated' && j.model.msPerRow != null && s.compute !== 'delay') problems.push({ path: `workload.jobs[${i}].model.generated.msPerRow`, message: 'a set cost per row needs compute: delay (ONNX Runtime takes what it takes)' })
     const last = j.atMs + (j.count - 1) * j.everyMs
     if (last > s.durationMs) problems.push({ path: `workload.jobs[${i}].at`, message: `the job${j.count > 1 ? 's start until' : ' starts at'} ${last} ms, after the scenario's duration (${s.durationMs} ms)` })
+    if (j.pipeline != null && j.verify != null && j.verify !== 'off') problems.push({ path: `workload.jobs[${i}].verify`, message: 'pipeline jobs are not verified yet: leave verify out or say off' })
+    if (j.pipeline != null && (j.canaries ?? 0) > 0) problems.push({ path: `workload.jobs[${i}].canaries`, message: 'pipeline jobs take no canary rows' })
     if (j.rowsPerPiece != null && j.rowsPerPiece > j.batch) problems.push({ path: `workload.jobs[${i}].rowsPerPiece`, message: `rowsPerPiece (${j.rowsPerPiece}) is larger than the batch (${j.batch})` })
   })
   if (s.adIntervalMs < MIN_AD_INTERVAL_MS || s.adIntervalMs > MAX_COUNTED_AD_INTERVAL_MS) problems.push({ path: 'adInterval', message: `an ad interval is between ${MIN_AD_INTERVAL_MS} ms and ${MAX_COUNTED_AD_INTERVAL_MS} ms, got ${s.adIntervalMs} ms` })

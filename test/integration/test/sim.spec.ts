@@ -43,8 +43,8 @@ function expectClean (metrics: SimMetrics): void {
 describe('shoal sim: the example scenarios, reduced', async () => {
   const names = (await readdir(EXAMPLES)).filter(f => f.endsWith('.yaml')).sort()
 
-  it('ships the seven documented examples', () => {
-    expect(names).toEqual(['cheaters.yaml', 'churn-30.yaml', 'flash-crowd.yaml', 'gpu-mix.yaml', 'mesh-50.yaml', 'steady.yaml', 'stragglers.yaml'])
+  it('ships the eight documented examples', () => {
+    expect(names).toEqual(['cheaters.yaml', 'churn-30.yaml', 'flash-crowd.yaml', 'gpu-mix.yaml', 'mesh-50.yaml', 'pipeline.yaml', 'steady.yaml', 'stragglers.yaml'])
   })
 
   // cheaters.yaml has its own test below (one run of it costs 10 s)
@@ -65,6 +65,33 @@ describe('shoal sim: the example scenarios, reduced', async () => {
       for (const id of ['timeline', 'throughput', 'jobs']) expect(html).toContain(`<svg id="${id}"`)
     }, 120_000)
   }
+})
+
+describe('shoal sim: pipelines', () => {
+  it('pipeline.yaml: a model in 4 stages, stage hosts killed mid-run: every job exact, replays counted per stage, stages in the report', async () => {
+    const scenario = reduced(await example('pipeline.yaml'))
+    expect(scenario.jobs.every(j => j.pipeline?.stages === 4)).toBe(true)
+    const metrics = await runSimulation(scenario, { file: 'pipeline.yaml' })
+    expectClean(metrics)
+    for (const job of metrics.jobs) {
+      expect(job.pipeline).toMatchObject({ stages: 4 })
+      expect(job.pipeline!.replays).toHaveLength(4)
+      // every micro-batch went through every stage
+      expect(job.pieces).toBe(job.pipeline!.microBatches * 4)
+    }
+    expect(metrics.events.filter(e => e.kind === 'kill').length).toBeGreaterThan(0)
+    const html = await readFile((await writeOutputs(await tempDir('shoal-sim-out-'), metrics)).report, 'utf8')
+    expect(html).toContain('stages (replayed on each)')
+    expect(html).toMatch(/<td>4 \(\d+ \/ \d+ \/ \d+ \/ \d+\)<\/td>/)
+  }, 120_000)
+
+  it('refuses a pipeline job asking for verification, naming the field', () => {
+    expect(() => parseScenario(`nodes: [{ count: 2 }]
+workload:
+  jobs:
+    - { at: 0s, batch: 8, verify: spot, pipeline: { stages: 2 } }
+`, 'p.yaml')).toThrow(/workload.jobs\[0\].verify.*not verified yet/)
+  })
 })
 
 describe('shoal sim: nodes behind routers', () => {
