@@ -473,23 +473,27 @@ export class ShoalNode {
       runLocal: async (cid, tensors, signal) => await raceSignal(this.sessions!.run(cid, async () => await this.models.bytes(cid), tensors, { own: true }), signal),
       maxResponseBytes: this.config.maxRequestBytes * 4,
       trust: this.trust,
-      // a catch is saved at once (trust.json, evidence.json): a crash later in the job must not lose it
-      onWrongAnswer: wrong => {
-        if (wrong.commitment != null) this.keepEvidence(wrong, wrong.commitment)
-        this.saveVerification()
-      },
+      onWrongAnswer: wrong => { this.wrongAnswer(wrong) },
       canaries: this.canaries,
       log: libp2p.logger.forComponent('shoal:job')
     }, inputs, options)
     job.validate()
+    this.track(job, [this.models.use(modelCid)])
+    return job
+  }
+
+  /**
+   * Keeps a submitted job for the API and runs it; when it ends: counted, its models released, its
+   * verification saved and the peers it caught disconnected.
+   */
+  private track (job: Job | PipelineJob, releases: Array<() => void>): void {
     // a peer that completed a piece for us may take pieces without a live connection (3.6)
     job.onPieceAttempt(attempt => { if (attempt.outcome === 'done' && attempt.peerId !== this.peerId) this.proven.add(attempt.peerId) })
     this.jobs.set(job.id, job)
-    const release = this.models.use(modelCid)
     // the outcome is kept on the job (result or error) for the API; old ones are forgotten
     job.run().catch(() => {}).finally(() => {
       this.countJob(job)
-      release()
+      for (const release of releases) release()
       this.forgetOldJobs()
       // a peer caught by this job stays excluded across restarts, and is disconnected meanwhile
       // records earned in the job carry over to the next start (the cost of checks falls as they grow)
@@ -497,7 +501,12 @@ export class ShoalNode {
       if (checkedPieces > 0) this.saveVerification()
       for (const peer of excluded) void this.libp2pNode?.hangUp(peerIdFromString(peer)).catch(() => {})
     })
-    return job
+  }
+
+  /** An answer proven wrong: its evidence kept, and the verification saved at once (a crash later in the job must not lose it). */
+  private wrongAnswer (wrong: WrongAnswer): void {
+    if (wrong.commitment != null) this.keepEvidence(wrong, wrong.commitment)
+    this.saveVerification()
   }
 
   /**
@@ -533,17 +542,18 @@ export class ShoalNode {
       ),
       runLocal: async (stageCid, tensors, signal) => await raceSignal(this.sessions!.run(stageCid, async () => await this.models.bytes(stageCid), tensors, { own: true }), signal),
       maxResponseBytes: this.config.maxRequestBytes * 4,
+      // under spot this node runs every stage to check answers: a stage it lacks is fetched, and kept while the job runs
+      fetchStage: async stageCid => {
+        await this.fetchModel(stageCid)
+        releases.push(this.models.use(stageCid))
+      },
+      trust: this.trust,
+      onWrongAnswer: wrong => { this.wrongAnswer(wrong) },
       log: libp2p.logger.forComponent('shoal:job')
     }, inputs, options)
     job.validate()
-    job.onPieceAttempt(attempt => { if (attempt.outcome === 'done' && attempt.peerId !== this.peerId) this.proven.add(attempt.peerId) })
-    this.jobs.set(job.id, job)
     const releases = entry.manifest.stages.filter(s => this.models.has(s.cid)).map(s => this.models.use(s.cid))
-    job.run().catch(() => {}).finally(() => {
-      this.countJob(job)
-      for (const release of releases) release()
-      this.forgetOldJobs()
-    })
+    this.track(job, releases)
     return job
   }
 

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { PIPELINE_FORMAT } from '@shoal/protocol'
 import type { PipelineManifest } from '@shoal/protocol'
 import type { Tensor } from '@shoal/runtime'
+import { TrustRecords } from '@shoal/scheduler'
 import type { SchedulerPeer } from '@shoal/scheduler'
 import { PipelineJob } from '../src/jobs/pipeline-job.js'
 import type { PipelineJobDeps } from '../src/jobs/pipeline-job.js'
@@ -87,7 +88,7 @@ describe('a pipeline job', () => {
     const peers = [{ peerId: 'a', gflops: 50, slots: 2 }, { peerId: 'b', gflops: 50, slots: 1 }]
     const { deps, peak, served } = fake(peers)
     const x = batch(24)
-    const result = await new PipelineJob(deps, { x }, { rowsPerPiece: 2 }).run()
+    const result = await new PipelineJob(deps, { x }, { rowsPerPiece: 2, verify: 'off' }).run()
     expect(Buffer.from(result.outputs.y.data).equals(Buffer.from(expected(x).data))).toBe(true)
     expect(result.outputs.y.dims).toEqual([24, 2])
     const progress = result.progress as any
@@ -113,7 +114,7 @@ describe('a pipeline job', () => {
       return undefined
     })
     const x = batch(16)
-    const result = await new PipelineJob(deps, { x }, { rowsPerPiece: 2 }).run()
+    const result = await new PipelineJob(deps, { x }, { rowsPerPiece: 2, verify: 'off' }).run()
     expect(Buffer.from(result.outputs.y.data).equals(Buffer.from(expected(x).data))).toBe(true)
     expect(failures).toBeGreaterThan(0)
     const stages = (result.progress as any).pipeline.stages
@@ -128,7 +129,7 @@ describe('a pipeline job', () => {
       return Promise.resolve({ outputs: { y: batch(1), g: batch(1) }, computeMs: 1, provider: 'cpu' })
     })
     const x = batch(8)
-    const job = new PipelineJob(deps, { x }, { rowsPerPiece: 2, maxAttempts: 20 })
+    const job = new PipelineJob(deps, { x }, { rowsPerPiece: 2, maxAttempts: 20, verify: 'off' })
     const result = await job.run()
     expect(Buffer.from(result.outputs.y.data).equals(Buffer.from(expected(x).data))).toBe(true)
     const reasons = result.progress.failures.filter(f => f.peerId === 'liar').map(f => f.reason)
@@ -139,7 +140,7 @@ describe('a pipeline job', () => {
   it('fails naming the stage when nobody can serve it', async () => {
     // only the local node holds stage 1 and no peer is there: stage 2 waits, then the job fails
     const { deps } = fake([], undefined, { holds: cid => cid === CIDS[0], localSlots: 1, stageWaitMs: 50 })
-    const error = await new PipelineJob(deps, { x: batch(4) }, { rowsPerPiece: 2 }).run().then(() => undefined, err => err)
+    const error = await new PipelineJob(deps, { x: batch(4) }, { rowsPerPiece: 2, verify: 'off' }).run().then(() => undefined, err => err)
     expect(error?.name).toBe('JobError')
     expect(error.message).toMatch(/stage 2 of 3 \(bafkreistagetwo\) has no peer to serve it/)
   })
@@ -147,6 +148,57 @@ describe('a pipeline job', () => {
   it('refuses inputs that do not fit and verification it cannot do', () => {
     const { deps } = fake([])
     expect(() => new PipelineJob(deps, { x: tensor([2, 3], new Float32Array(6)) }).validate()).toThrow(/shape/)
-    expect(() => new PipelineJob(deps, { x: batch(2) }, { verify: 'spot' }).validate()).toThrow(/not available for pipeline jobs/)
+    expect(() => new PipelineJob(deps, { x: batch(2) }, { verify: 'full' }).validate()).toThrow(/--verify full is not available for pipeline jobs/)
+    expect(() => new PipelineJob(deps, { x: batch(2) }, { canaries: 1 }).validate()).toThrow(/canary/)
+  })
+})
+
+/** A peer that answers stage 2 wrong (g = h * 3), every time. */
+const cheatOnStage2 = (cheater: string) => (peer: string, request: PieceRequest): Promise<PieceResult> | undefined => {
+  if (peer !== cheater || request.modelCid !== CIDS[1]) return undefined
+  return Promise.resolve({ outputs: { g: tensor(request.inputs.h.dims, floats(request.inputs.h).map(v => v * 3)) }, computeMs: 1, provider: 'cpu' })
+}
+
+describe('a pipeline job under spot verification', () => {
+  const peers = [{ peerId: 'honest', gflops: 50, slots: 2 }, { peerId: 'cheat', gflops: 500, slots: 2 }]
+
+  it('checks a newcomer\'s stage answers before they move on: a wrong one is replaced, its peer excluded, the outputs exact', async () => {
+    const trust = new TrustRecords(Date.now)
+    const wrong: string[] = []
+    const { deps } = fake(peers, cheatOnStage2('cheat'), { holds: () => true, trust, onWrongAnswer: w => wrong.push(w.peerId) })
+    const x = batch(16)
+    const result = await new PipelineJob(deps, { x }, { rowsPerPiece: 2 }).run()
+    expect(Buffer.from(result.outputs.y.data).equals(Buffer.from(expected(x).data))).toBe(true)
+    const v = result.progress.verification
+    expect(v.policy).toBe('spot')
+    expect(v.mismatches).toBeGreaterThan(0)
+    expect(v.excluded).toEqual(['cheat'])
+    expect(wrong.every(p => p === 'cheat') && wrong.length === v.mismatches).toBe(true)
+    expect(trust.get('cheat').excludedUntil).toBeGreaterThan(Date.now())
+  })
+
+  it('an established peer caught late: the micro-batches it answered unchecked are run again here, every stage, and the outputs are exact', async () => {
+    const trust = new TrustRecords(Date.now)
+    for (let i = 0; i < 500; i++) { trust.verified('cheat'); trust.verified('honest') }
+    // its first answers are not drawn for a check, then one is
+    let draws = 0
+    const random = (): number => ++draws <= 6 ? 0.999 : 0
+    const { deps } = fake(peers, cheatOnStage2('cheat'), { holds: () => true, trust, random })
+    const x = batch(24)
+    const result = await new PipelineJob(deps, { x }, { rowsPerPiece: 2 }).run()
+    expect(Buffer.from(result.outputs.y.data).equals(Buffer.from(expected(x).data))).toBe(true)
+    expect(result.progress.verification.excluded).toEqual(['cheat'])
+    // more rows computed here than the checks alone: whole micro-batches run again
+    expect(result.progress.verification.extraRows).toBeGreaterThan(result.progress.verification.checkedPieces * 2)
+  })
+
+  it('fetches a stage it lacks before checking, and fails with a clear error when it cannot', async () => {
+    const fetched: string[] = []
+    const { deps } = fake(peers.slice(0, 1), undefined, { holds: cid => fetched.includes(cid), fetchStage: async cid => { fetched.push(cid) } })
+    await new PipelineJob(deps, { x: batch(4) }, { rowsPerPiece: 2 }).run()
+    expect(fetched.sort()).toEqual([...CIDS].sort())
+    const { deps: refusing } = fake(peers.slice(0, 1), undefined, { fetchStage: async () => { throw new Error('over this node\'s --max-model-size') } })
+    const error = await new PipelineJob(refusing, { x: batch(4) }).run().then(() => undefined, err => err)
+    expect(error?.message).toMatch(/cannot check answers to stage 1 .*--max-model-size.*--verify off/)
   })
 })

@@ -275,7 +275,7 @@ function checkMeaning (s: Scenario): Array<Omit<ScenarioProblem, 'line'>> {
     if (j.model.kind === 'generated' && j.model.msPerRow != null && s.compute !== 'delay') problems.push({ path: `workload.jobs[${i}].model.generated.msPerRow`, message: 'a set cost per row needs compute: delay (ONNX Runtime takes what it takes)' })
     const last = j.atMs + (j.count - 1) * j.everyMs
     if (last > s.durationMs) problems.push({ path: `workload.jobs[${i}].at`, message: `the job${j.count > 1 ? 's start until' : ' starts at'} ${last} ms, after the scenario's duration (${s.durationMs} ms)` })
-    if (j.pipeline != null && j.verify != null && j.verify !== 'off') problems.push({ path: `workload.jobs[${i}].verify`, message: 'pipeline jobs are not verified yet: leave verify out or say off' })
+    if (j.pipeline != null && j.verify === 'full') problems.push({ path: `workload.jobs[${i}].verify`, message: 'pipeline jobs are verified by spot checks only: say spot (the default) or off' })
     if (j.pipeline != null && (j.canaries ?? 0) > 0) problems.push({ path: `workload.jobs[${i}].canaries`, message: 'pipeline jobs take no canary rows' })
     if (j.rowsPerPiece != null && j.rowsPerPiece > j.batch) problems.push({ path: `workload.jobs[${i}].rowsPerPiece`, message: `rowsPerPiece (${j.rowsPerPiece}) is larger than the batch (${j.batch})` })
   })

@@ -1,9 +1,11 @@
 import { readFile } from 'node:fs/promises'
-import type { ShoalNode } from '@shoal/node'
+import { resolveConfig, ShoalNode } from '@shoal/node'
+import { SessionCache } from '@shoal/runtime'
+import type { PieceRuntime } from '@shoal/runtime'
 import { buildTransformerModel, transformerInputs } from '@shoal/runtime/transformer-model'
 import type { TransformerShape } from '@shoal/runtime/transformer-model'
 import { afterEach, describe, expect, it } from 'vitest'
-import { DETECTION_MODEL, images, localRun, metricValue, sameBytes, startNode, stopAll, waitFor } from './helpers.js'
+import { DETECTION_MODEL, FIXED_CALIBRATION, images, localRun, metricValue, sameBytes, startNode, stopAll, tempDir, TEST_AD_INTERVAL_MS, waitFor } from './helpers.js'
 
 let nodes: ShoalNode[] = []
 afterEach(async () => {
@@ -128,4 +130,42 @@ describe('a model no single peer may hold runs as a pipeline across the mesh', (
     const reference = await localRun(whole, { input_ids: input })
     expect(sameBytes(result.outputs.logits, reference.logits)).toBe(true)
   })
+
+  it('under spot verification (the default) a stage host that perturbs its answers is caught and excluded; the logits are still exact', async () => {
+    const whole = buildTransformerModel(SHAPE)
+    nodes = await pipelineMesh(2, {}, {})
+    const [submitter] = nodes
+    const liar = await perturbingWorker([submitter.addrs[0]])
+    nodes.push(liar)
+    await waitFor(() => submitter.peers().length === 3, 'the submitter to see the liar')
+    const { pipeline } = await submitter.splitModel(whole, { stages: 2, sample: { input_ids: transformerInputs(SHAPE, 2) } })
+    const input = transformerInputs(SHAPE, 16, 8)
+    const job = submitter.submitJob(pipeline.cid, { input_ids: input }, { rowsPerPiece: 2 })
+    const result = await job.run()
+    const reference = await localRun(whole, { input_ids: input })
+    expect(sameBytes(result.outputs.logits, reference.logits)).toBe(true)
+    const v = result.progress.verification
+    expect(v.policy).toBe('spot')
+    expect(v.excluded).toEqual([liar.peerId])
+    expect(v.mismatches).toBeGreaterThan(0)
+  })
 })
+
+/** A worker that runs each piece for real and answers every value times 1.001: ten times the tolerance. */
+async function perturbingWorker (bootstrap: string[]): Promise<ShoalNode> {
+  const real = new SessionCache({ providers: ['cpu'], cpuThreads: 1 })
+  const runtime: PieceRuntime = {
+    run: async (cid, load, inputs, options) => {
+      const result = await real.run(cid, load, inputs, options)
+      for (const t of Object.values(result.outputs)) {
+        if (t.dtype === 'float32') t.data = new Uint8Array(new Float32Array(t.data.slice().buffer).map(v => v * 1.001).buffer)
+      }
+      return result
+    },
+    close: async () => { await real.close() }
+  }
+  const config = await resolveConfig({ dataDir: await tempDir(), flags: { listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, mdns: false, adIntervalMs: TEST_AD_INTERVAL_MS, cpuThreads: 1 }, env: {} })
+  const node = new ShoalNode({ config, calibration: { ...FIXED_CALIBRATION, providers: [{ name: 'cpu', gflops: 500 }] }, api: false, meshKeeperIntervalMs: 500, noProviderTimeoutMs: 3000, runtime })
+  await node.start()
+  return node
+}

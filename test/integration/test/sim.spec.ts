@@ -85,12 +85,12 @@ describe('shoal sim: pipelines', () => {
     expect(html).toMatch(/<td>4 \(\d+ \/ \d+ \/ \d+ \/ \d+\)<\/td>/)
   }, 120_000)
 
-  it('refuses a pipeline job asking for verification, naming the field', () => {
+  it('refuses a pipeline job asking for full verification, naming the field', () => {
     expect(() => parseScenario(`nodes: [{ count: 2 }]
 workload:
   jobs:
-    - { at: 0s, batch: 8, verify: spot, pipeline: { stages: 2 } }
-`, 'p.yaml')).toThrow(/workload.jobs\[0\].verify.*not verified yet/)
+    - { at: 0s, batch: 8, verify: full, pipeline: { stages: 2 } }
+`, 'p.yaml')).toThrow(/workload.jobs\[0\].verify.*spot checks only/)
   })
 })
 

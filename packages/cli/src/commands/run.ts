@@ -226,7 +226,7 @@ function textReport (wallMs: number, view: JobView, written: Record<string, stri
           (p.pipeline.stages.some(s => s.replays > 0) ? `replayed: ${p.pipeline.stages.filter(s => s.replays > 0).map(s => `stage ${s.stage} ${s.replays}`).join(', ')}` : 'nothing replayed')]),
     `  execution providers: ${Object.entries(p.perProvider).map(([name, n]) => `${name} ${n}`).join(', ')}`,
     ...(p.verification.policy === 'off'
-      ? p.pipeline != null ? ['  verification: none (pipeline jobs are not verified in this release)'] : []
+      ? []
       : [`  verification (${p.verification.policy}): ${p.verification.checkedPieces} pieces checked ${p.verification.policy === 'full' ? 'by a second peer' : 'here'} (${p.verification.extraRows} extra rows), ${p.verification.mismatches} ${p.verification.policy === 'full' ? 'disputed' : 'wrong'}${p.verification.canaryRows > 0 ? `, ${p.verification.canaryRows} canary rows` : ''}${p.verification.excluded.length > 0 ? `; excluded: ${p.verification.excluded.join(', ')}` : ''}`]),
     ...failureLines(view),
     'outputs:',

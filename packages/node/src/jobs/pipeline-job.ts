@@ -1,13 +1,15 @@
 import { randomUUID } from 'node:crypto'
-import { describeCause, planPieces, Scheduler } from '@shoal/scheduler'
+import { describeCause, needsCheck, planPieces, Scheduler, TrustRecords } from '@shoal/scheduler'
 import type { Assignment, FailureCause, Piece, Progress, SchedulerPeer } from '@shoal/scheduler'
 import type { PipelineManifest, PipelineTensor } from '@shoal/protocol'
-import { concatRows, sliceRows } from '@shoal/runtime'
+import { compareOutputs, concatRows, sliceRows } from '@shoal/runtime'
 import type { Tensor } from '@shoal/runtime'
 import { ASSUMED_FETCH_BYTES_PER_MS, MAX_LISTED_FAILURES, MODEL_FETCH_SETUP_MS, MICRO_BATCHES_PER_STAGE, STAGE_WAIT_MS } from '../constants.js'
 import type { PieceRequest, PieceResult } from '../pieces/index.js'
 import { batchRows, causeOf, fixedBatchOf, JobError } from './job.js'
-import type { JobOptions, JobProgress, JobResult, PieceAttempt, PieceFailure } from './job.js'
+import type { JobOptions, JobProgress, JobResult, PieceAttempt, PieceFailure, WrongAnswer } from './job.js'
+import { SerialChecks } from './verifier.js'
+import type { VerificationView } from './verifier.js'
 
 export interface PipelineJobDeps {
   localPeerId: string
@@ -24,6 +26,14 @@ export interface PipelineJobDeps {
   runRemote: (peerId: string, request: PieceRequest, signal: AbortSignal) => Promise<PieceResult>
   runLocal: (modelCid: string, inputs: Record<string, Tensor>, signal: AbortSignal) => Promise<PieceResult>
   maxResponseBytes: number
+  /** Gets a stage's model into this node's store (to check answers to it, under `spot`). */
+  fetchStage?: (stageCid: string) => Promise<void>
+  /** The node's records of its peers' verified and wrong answers (shared by its jobs). */
+  trust?: TrustRecords
+  /** Draws for `spot` (tests pass a seeded one). */
+  random?: () => number
+  /** An answer of this job proven wrong (the node keeps it as evidence). */
+  onWrongAnswer?: (wrong: WrongAnswer) => void
   /** How long a stage may wait with no peer at all to serve it (default STAGE_WAIT_MS). */
   stageWaitMs?: number
   now?: () => number
@@ -99,6 +109,17 @@ export class PipelineJob {
   private heldBytes = 0
   private peakHeldBytes = 0
   private readonly outputs = new Map<number, Record<string, Tensor>>()
+  private readonly policy: 'off' | 'spot'
+  private readonly trust: TrustRecords
+  private readonly random: () => number
+  private readonly checks = new SerialChecks()
+  /** Aborted by cancel(): stops this node's own runs (checks), which no scheduler watches. */
+  private readonly stopping = new AbortController()
+  /** Peers proven wrong in this job: they get no more pieces. */
+  private readonly excluded = new Set<string>()
+  /** Each micro-batch's remote answers taken unchecked, by peer: run again here if that peer is caught. */
+  private readonly unchecked = new Map<number, Set<string>>()
+  private readonly verification = { checkedPieces: 0, extraRows: 0, mismatches: 0 }
   private state: JobProgress['state'] = 'planning'
   private startedAt = 0
   private rowsPerMicroBatch = 0
@@ -113,6 +134,9 @@ export class PipelineJob {
     this.inputs = inputs
     this.options = options
     this.now = deps.now ?? (() => performance.now())
+    this.policy = options.verify === 'off' ? 'off' : 'spot'
+    this.trust = deps.trust ?? new TrustRecords(Date.now)
+    this.random = deps.random ?? Math.random
   }
 
   get modelCid (): string {
@@ -141,6 +165,7 @@ export class PipelineJob {
 
   cancel (reason = 'the job was cancelled'): void {
     this.cancelled ??= reason
+    this.stopping.abort(new JobError(reason))
     this.wake()
   }
 
@@ -172,7 +197,7 @@ export class PipelineJob {
       rowsPerPiece: this.rowsPerMicroBatch,
       failures: [...this.failures],
       failedAttempts: this.failedAttempts,
-      verification: { policy: 'off', checkedPieces: 0, extraRows: 0, mismatches: 0, excluded: [], canaryRows: 0 },
+      verification: { ...this.verificationView(), canaryRows: 0 },
       pipeline: {
         cid: this.deps.cid,
         microBatches: this.microBatches.length,
@@ -181,6 +206,10 @@ export class PipelineJob {
         peakHeldBytes: this.peakHeldBytes
       }
     }
+  }
+
+  private verificationView (): VerificationView {
+    return { policy: this.policy, ...this.verification, excluded: [...this.excluded] }
   }
 
   private runningOn (stage: Stage): Record<string, number> {
@@ -194,8 +223,8 @@ export class PipelineJob {
 
   private check (): number {
     const { manifest } = this.deps
-    if (this.options.verify != null && this.options.verify !== 'off') {
-      throw new JobError(`--verify ${this.options.verify} is not available for pipeline jobs yet: a stage's answer feeds the next stage before a check could end; run with --verify off`)
+    if (this.options.verify === 'full') {
+      throw new JobError('--verify full is not available for pipeline jobs: use spot (the default: this node checks stage answers against its own runs) or off')
     }
     if ((this.options.canaries ?? 0) > 0) throw new JobError('canary rows are not available for pipeline jobs')
     return batchRows(this.inputs, manifest.inputs)
@@ -213,6 +242,7 @@ export class PipelineJob {
       // several micro-batches per stage keep every stage busy once the pipeline is full
       this.rowsPerMicroBatch = this.fixedBatch() ?? Math.min(rows, this.options.rowsPerPiece ?? Math.max(1, Math.ceil(rows / (MICRO_BATCHES_PER_STAGE * stageCount))))
       this.microBatches = planPieces(rows, this.rowsPerMicroBatch)
+      if (this.policy === 'spot') await this.holdStages()
       this.plan()
       const result = await this.schedule()
       this.state = 'done'
@@ -222,6 +252,19 @@ export class PipelineJob {
       this.state = 'failed'
       this.emit()
       throw err
+    }
+  }
+
+  /** Under `spot` this node runs every stage to check answers: stages it lacks are fetched first. */
+  private async holdStages (): Promise<void> {
+    for (const [i, stage] of this.deps.manifest.stages.entries()) {
+      if (this.deps.holds(stage.cid)) continue
+      try {
+        if (this.deps.fetchStage == null) throw new Error('this node cannot fetch it')
+        await this.deps.fetchStage(stage.cid)
+      } catch (err: any) {
+        throw new JobError(`cannot check answers to stage ${i + 1} (${stage.cid}): this node does not hold it and fetching it failed (${String(err.message ?? err)}); run with --verify off to accept peers' answers unchecked`)
+      }
     }
   }
 
@@ -257,7 +300,7 @@ export class PipelineJob {
 
   private stagePeers (stage: Stage): SchedulerPeer[] {
     const local = this.deps.holds(stage.cid) ? [{ peerId: this.deps.localPeerId, gflops: this.deps.localGflops, slots: this.deps.localSlots }] : []
-    return [...local, ...this.deps.peers(stage.cid)]
+    return [...local, ...this.deps.peers(stage.cid).filter(p => !this.excluded.has(p.peerId))]
   }
 
   /**
@@ -320,6 +363,12 @@ export class PipelineJob {
       unsubscribe()
       for (const controller of this.flights.values()) controller.abort()
     }
+    try {
+      await this.checks.settled()
+      await this.rerunTainted()
+    } catch (err: any) {
+      throw new JobError(this.cancelled ?? err.message)
+    }
     const outputs: Record<string, Tensor> = {}
     for (const output of this.deps.manifest.outputs) outputs[output.name] = concatRows(this.microBatches.map(mb => this.outputs.get(mb.id)![output.name]))
     return { jobId: this.id, outputs, progress: this.progress() }
@@ -355,6 +404,15 @@ export class PipelineJob {
       if (!stage.scheduler.succeeded(pieceId, peerId, this.now())) { outcome = 'duplicate'; return }
       outcome = 'done'
       this.perProvider[answer.provider] = (this.perProvider[answer.provider] ?? 0) + 1
+      if (remote && this.policy === 'spot' && (this.excluded.has(peerId) || needsCheck('spot', this.trust.get(peerId).record, this.random))) {
+        this.checkAnswer(stage, mb, peerId, inputs, answer)
+        return
+      }
+      if (remote && this.policy === 'spot') {
+        let peers = this.unchecked.get(mb.id)
+        if (peers == null) this.unchecked.set(mb.id, peers = new Set())
+        peers.add(peerId)
+      }
       this.stageDone(stage, mb, answer.outputs)
     }, err => {
       if (controller.signal.aborted) { outcome = 'cancelled'; return }
@@ -372,6 +430,57 @@ export class PipelineJob {
       }
       this.wake()
     })
+  }
+
+  /** Checks a peer's stage answer against this node's run; the micro-batch moves on once it is decided. */
+  private checkAnswer (stage: Stage, mb: Piece, peer: string, inputs: Record<string, Tensor>, answer: PieceResult): void {
+    this.checks.add(async () => {
+      const reference = (await this.deps.runLocal(stage.cid, inputs, this.stopping.signal)).outputs
+      this.verification.checkedPieces++
+      this.verification.extraRows += mb.rows
+      const names = stage.outputs.map(t => t.name)
+      const pick = (outputs: Record<string, Tensor>): Record<string, Tensor> => Object.fromEntries(names.map(n => [n, outputs[n]]))
+      const agreement = compareOutputs(pick(answer.outputs), pick(reference), { sameRuntime: false, tolerance: this.options.tolerance })
+      if (agreement.agree) {
+        if (!this.excluded.has(peer)) this.trust.verified(peer)
+        this.stageDone(stage, mb, answer.outputs)
+      } else {
+        this.verification.mismatches++
+        this.deps.log?.('micro-batch %d of stage %d from %s disagrees with this node\'s run - %s', mb.id, stage.index + 1, peer, agreement.reason)
+        this.deps.onWrongAnswer?.({ jobId: this.id, pieceId: mb.id, modelCid: stage.cid, peerId: peer, ...(answer.commitment != null ? { commitment: answer.commitment } : {}) })
+        this.catch(peer)
+        this.stageDone(stage, mb, reference)
+      }
+      this.wake()
+    }, why => `micro-batch ${mb.id} of stage ${stage.index + 1} (from ${peer}) could not be verified: ${why}`)
+  }
+
+  /** A peer proven wrong: recorded, kept from the rest of the job (every stage). */
+  private catch (peer: string): void {
+    if (this.excluded.has(peer)) return
+    this.excluded.add(peer)
+    this.trust.caught(peer)
+    for (const s of this.stages) s.scheduler.setPeers(this.peersFor(s), this.now())
+  }
+
+  /**
+   * The micro-batches a caught peer answered without a check, run again here through every stage from
+   * the job's inputs, their outputs replaced (their boundaries were let go as the pipeline moved on).
+   */
+  private async rerunTainted (): Promise<void> {
+    for (const mb of this.microBatches) {
+      const peers = this.unchecked.get(mb.id)
+      if (peers == null || ![...peers].some(p => this.excluded.has(p))) continue
+      const held: Record<string, Tensor> = {}
+      for (const [name, t] of Object.entries(this.inputs)) held[name] = sliceRows(t, mb.start, mb.rows)
+      for (const stage of this.stages) {
+        const inputs = Object.fromEntries(stage.inputs.map(t => [t.name, held[t.name]]))
+        Object.assign(held, (await this.deps.runLocal(stage.cid, inputs, this.stopping.signal)).outputs)
+        this.verification.extraRows += mb.rows
+      }
+      this.verification.checkedPieces++
+      this.outputs.set(mb.id, Object.fromEntries(this.deps.manifest.outputs.map(o => [o.name, held[o.name]])))
+    }
   }
 
   /** A micro-batch's stage answer was taken: its outputs join the boundary, the next stage gets the micro-batch, and what no later stage reads is let go. */

@@ -49,7 +49,7 @@ export interface PieceVerifierInit {
  * first check that cannot be made is the job's failure (its message names the piece); later ones are
  * then skipped.
  */
-class SerialChecks {
+export class SerialChecks {
   private queue: Promise<void> = Promise.resolve()
   private pending = 0
   failure?: Error
