@@ -1,6 +1,5 @@
 import { constants } from 'node:fs'
 import { access, chmod, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
 import { dataDirFiles } from './data-dir-layout.js'

@@ -22,7 +22,7 @@ import type { ModelSwarm, NameService } from './models/index.js'
 import { DirectPool, runRemotePiece } from './pieces/index.js'
 import type { Channel, LinkShape, SignedCommitment } from './pieces/index.js'
 import { CanaryPool, Job, JobError, PipelineJob } from './jobs/index.js'
-import type { JobOptions, WrongAnswer } from './jobs/index.js'
+import type { JobOptions, SubmitterDeps, WrongAnswer } from './jobs/index.js'
 import type { ModelEntry, FetchOptions, FetchSummary, Manifest, Resolved } from './models/index.js'
 import type { NodeConfig } from './config.js'
 import { Lifecycle } from './lifecycle.js'
@@ -453,16 +453,25 @@ export class ShoalNode {
     if (isPipelineCid(modelCid)) return this.submitPipelineJob(modelCid, inputs, options)
     const model = this.models.info(modelCid)
     if (model == null) throw new JobError(`model ${modelCid} is not in this node's store: add it first (shoal model add, or POST /v1/models)`)
-    const libp2p = this.libp2p
-    const capacity = libp2p.services.capacity
-    const localGflops = Math.max(0, ...(this.calibrationResult?.providers ?? []).map(p => p.gflops))
     const job = new Job({
-      localPeerId: this.peerId,
-      localGflops,
-      localSlots: this.config.maxConcurrency,
+      ...this.submitterDeps(),
       model,
       peers: () => this.jobCandidates(modelCid),
-      onPeersChanged: listener => capacity.peers.onEvent(event => { if (event.type !== 'update') listener() }),
+      canaries: this.canaries
+    }, inputs, options)
+    job.validate()
+    this.track(job, [this.models.use(modelCid)])
+    return job
+  }
+
+  /** What every job gets of this node: its peers' changes, how pieces run here and on peers, its records. */
+  private submitterDeps (): SubmitterDeps {
+    const libp2p = this.libp2p
+    return {
+      localPeerId: this.peerId,
+      localGflops: Math.max(0, ...(this.calibrationResult?.providers ?? []).map(p => p.gflops)),
+      localSlots: this.config.maxConcurrency,
+      onPeersChanged: listener => libp2p.services.capacity.peers.onEvent(event => { if (event.type !== 'update') listener() }),
       runRemote: async (peerId, request, signal) => await runRemotePiece(
         async (peer, protocol, options) => await libp2p.dialProtocol(peer, protocol, options),
         peerIdFromString(peerId), request, signal,
@@ -474,12 +483,8 @@ export class ShoalNode {
       maxResponseBytes: this.config.maxRequestBytes * 4,
       trust: this.trust,
       onWrongAnswer: wrong => { this.wrongAnswer(wrong) },
-      canaries: this.canaries,
       log: libp2p.logger.forComponent('shoal:job')
-    }, inputs, options)
-    job.validate()
-    this.track(job, [this.models.use(modelCid)])
-    return job
+    }
   }
 
   /**
@@ -523,33 +528,18 @@ export class ShoalNode {
   /** Starts a batch job through a pipeline this node holds (its stages may be anywhere in the mesh). */
   submitPipelineJob (cid: string, inputs: Record<string, Tensor>, options: JobOptions = {}): PipelineJob {
     const entry = this.pipelines.get(cid)
-    if (entry == null) throw new JobError(`pipeline ${cid} is not on this node: add its manifest first (shoal model split, or POST /v1/pipelines)`)
-    const libp2p = this.libp2p
-    const capacity = libp2p.services.capacity
+    if (entry == null) throw new JobError(`pipeline ${cid} is not on this node: fetch its manifest first (fetchPipeline; shoal run and POST /v1/jobs do), or add it (shoal model split, POST /v1/pipelines)`)
     const job = new PipelineJob({
-      localPeerId: this.peerId,
-      localGflops: Math.max(0, ...(this.calibrationResult?.providers ?? []).map(p => p.gflops)),
-      localSlots: this.config.maxConcurrency,
+      ...this.submitterDeps(),
       cid,
       manifest: entry.manifest,
       peers: stageCid => this.jobCandidates(stageCid),
       holds: stageCid => this.models.has(stageCid),
-      onPeersChanged: listener => capacity.peers.onEvent(event => { if (event.type !== 'update') listener() }),
-      runRemote: async (peerId, request, signal) => await runRemotePiece(
-        async (peer, protocol, options) => await libp2p.dialProtocol(peer, protocol, options),
-        peerIdFromString(peerId), request, signal,
-        async (peer, signal, fresh) => await this.directChannelTo(peer, signal, fresh)
-      ),
-      runLocal: async (stageCid, tensors, signal) => await raceSignal(this.sessions!.run(stageCid, async () => await this.models.bytes(stageCid), tensors, { own: true }), signal),
-      maxResponseBytes: this.config.maxRequestBytes * 4,
       // under spot this node runs every stage to check answers: a stage it lacks is fetched, and kept while the job runs
       fetchStage: async stageCid => {
         await this.fetchModel(stageCid)
         releases.push(this.models.use(stageCid))
-      },
-      trust: this.trust,
-      onWrongAnswer: wrong => { this.wrongAnswer(wrong) },
-      log: libp2p.logger.forComponent('shoal:job')
+      }
     }, inputs, options)
     job.validate()
     const releases = entry.manifest.stages.filter(s => this.models.has(s.cid)).map(s => this.models.use(s.cid))

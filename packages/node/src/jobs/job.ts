@@ -1,21 +1,18 @@
-import { randomUUID } from 'node:crypto'
 import { choosePieceRows, describeCause, planPieces, Scheduler, TrustRecords } from '@shoal/scheduler'
 import type { Assignment, FailureCause, Piece, Progress, SchedulerPeer, VerifyPolicy } from '@shoal/scheduler'
 import { InferResponse } from '@shoal/protocol'
 import { compareOutputs, concatRows, mismatchWithModel, sliceRows, TOLERANCE_SCALE, VERIFY_TOLERANCE } from '@shoal/runtime'
 import type { ModelInfo, Tensor, Tolerance } from '@shoal/runtime'
-import { ASSUMED_FETCH_BYTES_PER_MS, MAX_LISTED_FAILURES, MODEL_FETCH_SETUP_MS, PROBE_TIMEOUT_MS } from '../constants.js'
+import { ASSUMED_FETCH_BYTES_PER_MS, MODEL_FETCH_SETUP_MS, PROBE_TIMEOUT_MS } from '../constants.js'
 import { PieceError, isMalformedAnswer, PeerUnreachableError } from '../pieces/index.js'
 import type { PieceRequest, PieceResult, SignedCommitment } from '../pieces/index.js'
+import { JobError, SubmittedJob } from './job-base.js'
 import { CanaryPool, placeCanaries, shapeOf, splitCanaries, withCanaries } from './canaries.js'
 import type { CanaryPlan } from './canaries.js'
 import { PieceVerifier, QuorumVerifier } from './verifier.js'
 import type { VerificationView, Verifier } from './verifier.js'
 
-/** A job that cannot run or did not finish; the message says which piece and why. */
-export class JobError extends Error {
-  override name = 'JobError'
-}
+export { JobError }
 
 export interface JobOptions {
   /** 'fallback' (default): this node runs pieces only while no peer can; 'share': it always takes a share. */
@@ -46,14 +43,12 @@ export interface JobOptions {
 /** The most canary rows a piece may carry. */
 export const MAX_CANARIES = 8
 
-export interface JobDeps {
+/** What a job needs of the node that submits it (batch and pipeline jobs alike). */
+export interface SubmitterDeps {
   localPeerId: string
   localGflops: number
   localSlots: number
-  model: ModelInfo
-  /** Remote peers that can take pieces now. */
-  peers: () => SchedulerPeer[]
-  /** Subscribe to changes of `peers()`; returns the unsubscribe function. */
+  /** Subscribe to changes of the peers that can take pieces; returns the unsubscribe function. */
   onPeersChanged: (listener: () => void) => () => void
   runRemote: (peerId: string, request: PieceRequest, signal: AbortSignal) => Promise<PieceResult>
   runLocal: (modelCid: string, inputs: Record<string, Tensor>, signal: AbortSignal) => Promise<PieceResult>
@@ -64,11 +59,17 @@ export interface JobDeps {
   random?: () => number
   /** An answer of this job proven wrong, with its worker's signed commitment when it sent one (the node keeps it as evidence). */
   onWrongAnswer?: (wrong: WrongAnswer) => void
-  /** Rows whose answers the node knows, shared by its jobs (canaries); default: the job's own. */
-  canaries?: CanaryPool
   now?: () => number
   /** Debug log (`shoal:job`): every failed attempt and why. */
   log?: (format: string, ...args: unknown[]) => void
+}
+
+export interface JobDeps extends SubmitterDeps {
+  model: ModelInfo
+  /** Remote peers that can take pieces now. */
+  peers: () => SchedulerPeer[]
+  /** Rows whose answers the node knows, shared by its jobs (canaries); default: the job's own. */
+  canaries?: CanaryPool
 }
 
 /** An answer proven wrong by verification. */
@@ -177,20 +178,15 @@ export function causeOf (err: any): FailureCause {
  * One batch job, submitted on this node: checks the inputs against the model, cuts the batch into
  * pieces along axis 0, hands them to peers through the scheduler, and joins the outputs in order.
  */
-export class Job {
-  readonly id = randomUUID()
+export class Job extends SubmittedJob {
   private readonly deps: JobDeps
   private readonly inputs: Record<string, Tensor>
   private readonly options: JobOptions
   private readonly now: () => number
-  private readonly listeners = new Set<(p: JobProgress) => void>()
-  private readonly attemptListeners = new Set<(a: PieceAttempt) => void>()
   private bytesSent = 0
   private bytesReceived = 0
   private directPieces = 0
   private readonly perProvider: Record<string, number> = {}
-  private readonly failures: PieceFailure[] = []
-  private failedAttempts = 0
   private readonly flights = new Map<string, AbortController>()
   private readonly results = new Map<number, Record<string, Tensor>>()
   /** Each output's dimensions after the batch axis, from this node's probe run (when it ran). */
@@ -212,16 +208,9 @@ export class Job {
   private rowsPerPiece = 0
   /** Measured on this node by the probe run; 1 (to be corrected by observation) when not measured. */
   private msPerRow = 1
-  private wake: () => void = () => {}
-  private cancelled?: string
-  /** Aborted by cancel(): stops the probe runs too, which no scheduler loop watches. */
-  private readonly stopping = new AbortController()
-  private running?: Promise<JobResult>
-  /** Set once the job has ended. */
-  result?: JobResult
-  error?: Error
 
   constructor (deps: JobDeps, inputs: Record<string, Tensor>, options: JobOptions = {}) {
+    super()
     this.deps = deps
     this.inputs = inputs
     this.options = options
@@ -267,36 +256,12 @@ export class Job {
     }
   }
 
-  onProgress (listener: (p: JobProgress) => void): () => void {
-    this.listeners.add(listener)
-    return () => this.listeners.delete(listener)
-  }
-
-  /** Every piece attempt as it ends (simulations draw timelines from these). */
-  onPieceAttempt (listener: (a: PieceAttempt) => void): () => void {
-    this.attemptListeners.add(listener)
-    return () => this.attemptListeners.delete(listener)
-  }
-
   progress (): JobProgress {
     const p = this.scheduler?.progress(this.now()) ?? { total: 0, done: 0, pending: 0, inFlight: 0, retries: 0, duplicates: 0, perPeer: {}, etaMs: null }
     return { ...p, jobId: this.id, bytesSent: this.bytesSent, bytesReceived: this.bytesReceived, directPieces: this.directPieces, perProvider: { ...this.perProvider }, state: this.state, elapsedMs: this.startedAt === 0 ? 0 : Math.round(this.now() - this.startedAt), peers: this.allPeers().length, rowsPerPiece: this.rowsPerPiece, failures: [...this.failures], failedAttempts: this.failedAttempts, verification: { ...this.verifier.view(), canaryRows: this.canaryRows } }
   }
 
-  /** Runs the job (once: later calls return the same promise). */
-  async run (): Promise<JobResult> {
-    this.running ??= this.execute().then(result => { this.result = result; return result }, err => { this.error = err; throw err })
-    return await this.running
-  }
-
-  /** Stops the job: pieces in flight are cancelled and `run()` rejects with a JobError. */
-  cancel (reason = 'the job was cancelled'): void {
-    this.cancelled ??= reason
-    this.stopping.abort(new JobError(reason))
-    this.wake()
-  }
-
-  private async execute (): Promise<JobResult> {
+  protected async execute (): Promise<JobResult> {
     this.startedAt = this.now()
     try {
       const rows = this.check()
@@ -505,11 +470,7 @@ export class Job {
       this.flights.delete(key)
       if (outcome === 'failed') this.recordFailure(peerId, pieceId, reason ?? 'unknown')
       const attempt: PieceAttempt = { pieceId, peerId, rows: piece.rows, startedAt, endedAt: this.now(), outcome, ...(reason != null ? { reason } : {}) }
-      for (const listener of this.attemptListeners) {
-        try {
-          listener(attempt)
-        } catch {}
-      }
+      this.emitAttempt(attempt)
       this.wake()
     })
   }
@@ -585,8 +546,7 @@ export class Job {
   }
 
   private recordFailure (peerId: string, piece: number, reason: string): void {
-    this.failedAttempts++
-    if (this.failures.length < MAX_LISTED_FAILURES) this.failures.push({ peerId, piece, reason })
+    this.addFailure({ peerId, piece, reason })
     this.deps.log?.('job %s: piece %d on %s failed - %s', this.id, piece, peerId, reason)
   }
 
@@ -615,14 +575,5 @@ export class Job {
       }
     }
     return undefined
-  }
-
-  private emit (): void {
-    const progress = this.progress()
-    for (const listener of this.listeners) {
-      try {
-        listener(progress)
-      } catch {}
-    }
   }
 }

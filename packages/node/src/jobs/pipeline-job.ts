@@ -1,20 +1,17 @@
-import { randomUUID } from 'node:crypto'
 import { describeCause, needsCheck, planPieces, Scheduler, TrustRecords } from '@shoal/scheduler'
 import type { Assignment, FailureCause, Piece, Progress, SchedulerPeer } from '@shoal/scheduler'
 import type { PipelineManifest, PipelineTensor } from '@shoal/protocol'
 import { compareOutputs, concatRows, sliceRows } from '@shoal/runtime'
 import type { Tensor } from '@shoal/runtime'
-import { ASSUMED_FETCH_BYTES_PER_MS, MAX_LISTED_FAILURES, MODEL_FETCH_SETUP_MS, MICRO_BATCHES_PER_STAGE, STAGE_WAIT_MS } from '../constants.js'
-import type { PieceRequest, PieceResult } from '../pieces/index.js'
-import { batchRows, causeOf, fixedBatchOf, JobError } from './job.js'
-import type { JobOptions, JobProgress, JobResult, PieceAttempt, PieceFailure, WrongAnswer } from './job.js'
+import { ASSUMED_FETCH_BYTES_PER_MS, MODEL_FETCH_SETUP_MS, MICRO_BATCHES_PER_STAGE, STAGE_WAIT_MS } from '../constants.js'
+import type { PieceResult } from '../pieces/index.js'
+import { batchRows, causeOf, fixedBatchOf } from './job.js'
+import { JobError, SubmittedJob } from './job-base.js'
+import type { JobOptions, JobProgress, JobResult, PieceAttempt, SubmitterDeps } from './job.js'
 import { SerialChecks } from './verifier.js'
 import type { VerificationView } from './verifier.js'
 
-export interface PipelineJobDeps {
-  localPeerId: string
-  localGflops: number
-  localSlots: number
+export interface PipelineJobDeps extends SubmitterDeps {
   /** The pipeline's CID. */
   cid: string
   manifest: PipelineManifest
@@ -22,22 +19,10 @@ export interface PipelineJobDeps {
   peers: (stageCid: string) => SchedulerPeer[]
   /** Whether this node holds a stage's model (only then can it run the stage itself). */
   holds: (stageCid: string) => boolean
-  onPeersChanged: (listener: () => void) => () => void
-  runRemote: (peerId: string, request: PieceRequest, signal: AbortSignal) => Promise<PieceResult>
-  runLocal: (modelCid: string, inputs: Record<string, Tensor>, signal: AbortSignal) => Promise<PieceResult>
-  maxResponseBytes: number
   /** Gets a stage's model into this node's store (to check answers to it, under `spot`). */
   fetchStage?: (stageCid: string) => Promise<void>
-  /** The node's records of its peers' verified and wrong answers (shared by its jobs). */
-  trust?: TrustRecords
-  /** Draws for `spot` (tests pass a seeded one). */
-  random?: () => number
-  /** An answer of this job proven wrong (the node keeps it as evidence). */
-  onWrongAnswer?: (wrong: WrongAnswer) => void
   /** How long a stage may wait with no peer at all to serve it (default STAGE_WAIT_MS). */
   stageWaitMs?: number
-  now?: () => number
-  log?: (format: string, ...args: unknown[]) => void
 }
 
 /** A stage's part of a pipeline job, as `GET /v1/jobs/:id` shows it. */
@@ -87,17 +72,12 @@ interface Stage {
  * stage from the boundary held here, never a restart. A stage no peer serves (none holds or may fetch
  * its model, within `STAGE_WAIT_MS`) or whose pieces fail on every attempt fails the job, naming it.
  */
-export class PipelineJob {
-  readonly id = randomUUID()
+export class PipelineJob extends SubmittedJob {
   private readonly deps: PipelineJobDeps
   private readonly inputs: Record<string, Tensor>
   private readonly options: JobOptions
   private readonly now: () => number
-  private readonly listeners = new Set<(p: JobProgress) => void>()
-  private readonly attemptListeners = new Set<(a: PieceAttempt) => void>()
   private readonly flights = new Map<string, AbortController>()
-  private readonly failures: PieceFailure[] = []
-  private failedAttempts = 0
   private bytesSent = 0
   private bytesReceived = 0
   private directPieces = 0
@@ -113,8 +93,6 @@ export class PipelineJob {
   private readonly trust: TrustRecords
   private readonly random: () => number
   private readonly checks = new SerialChecks()
-  /** Aborted by cancel(): stops this node's own runs (checks), which no scheduler watches. */
-  private readonly stopping = new AbortController()
   /** Peers proven wrong in this job: they get no more pieces. */
   private readonly excluded = new Set<string>()
   /** Each micro-batch's remote answers taken unchecked, by peer: run again here if that peer is caught. */
@@ -123,13 +101,9 @@ export class PipelineJob {
   private state: JobProgress['state'] = 'planning'
   private startedAt = 0
   private rowsPerMicroBatch = 0
-  private cancelled?: string
-  private wake: () => void = () => {}
-  private running?: Promise<JobResult>
-  result?: JobResult
-  error?: Error
 
   constructor (deps: PipelineJobDeps, inputs: Record<string, Tensor>, options: JobOptions = {}) {
+    super()
     this.deps = deps
     this.inputs = inputs
     this.options = options
@@ -143,30 +117,9 @@ export class PipelineJob {
     return this.deps.cid
   }
 
-  onProgress (listener: (p: JobProgress) => void): () => void {
-    this.listeners.add(listener)
-    return () => this.listeners.delete(listener)
-  }
-
-  onPieceAttempt (listener: (a: PieceAttempt) => void): () => void {
-    this.attemptListeners.add(listener)
-    return () => this.attemptListeners.delete(listener)
-  }
-
   /** Throws JobError if the inputs cannot feed the pipeline, or the job asks for what pipelines do not do. */
   validate (): void {
     this.check()
-  }
-
-  async run (): Promise<JobResult> {
-    this.running ??= this.execute().then(result => { this.result = result; return result }, err => { this.error = err; throw err })
-    return await this.running
-  }
-
-  cancel (reason = 'the job was cancelled'): void {
-    this.cancelled ??= reason
-    this.stopping.abort(new JobError(reason))
-    this.wake()
   }
 
   progress (): PipelineProgress {
@@ -234,7 +187,7 @@ export class PipelineJob {
     return fixedBatchOf(this.deps.manifest.inputs)
   }
 
-  private async execute (): Promise<JobResult> {
+  protected async execute (): Promise<JobResult> {
     this.startedAt = this.now()
     try {
       const rows = this.check()
@@ -423,11 +376,7 @@ export class PipelineJob {
       this.flights.delete(key)
       if (outcome === 'failed') this.recordFailure(peerId, stage, pieceId, reason ?? 'unknown')
       const attempt: PieceAttempt = { pieceId: stage.index * this.microBatches.length + pieceId, peerId, rows: mb.rows, startedAt, endedAt: this.now(), outcome, ...(reason != null ? { reason } : {}) }
-      for (const listener of this.attemptListeners) {
-        try {
-          listener(attempt)
-        } catch {}
-      }
+      this.emitAttempt(attempt)
       this.wake()
     })
   }
@@ -534,17 +483,7 @@ export class PipelineJob {
   }
 
   private recordFailure (peerId: string, stage: Stage, piece: number, reason: string): void {
-    this.failedAttempts++
-    if (this.failures.length < MAX_LISTED_FAILURES) this.failures.push({ peerId, piece, reason: `stage ${stage.index + 1}: ${reason}` })
+    this.addFailure({ peerId, piece, reason: `stage ${stage.index + 1}: ${reason}` })
     this.deps.log?.('job %s: micro-batch %d of stage %d on %s failed - %s', this.id, piece, stage.index + 1, peerId, reason)
-  }
-
-  private emit (): void {
-    const progress = this.progress()
-    for (const listener of this.listeners) {
-      try {
-        listener(progress)
-      } catch {}
-    }
   }
 }

@@ -23,15 +23,20 @@ export function parseModelCid (text: string): CID {
   return cid
 }
 
-/** Decodes a block's CID in binary, as `/shoal/block/1.0.0` carries it: the same rules as `parseModelCid`. */
-export function decodeModelCid (bytes: Uint8Array): CID {
-  let cid: CID
+function binaryCid (bytes: Uint8Array): CID {
   try {
-    cid = CID.decode(bytes)
+    return CID.decode(bytes)
   } catch (err: any) {
     throw new ModelDagError(`not a CID in binary (${err.message})`)
   }
-  if (cid.version !== 1 || cid.multihash.code !== sha256.code || cid.multihash.size !== 32 || (cid.code !== raw.code && cid.code !== DAG_PB)) {
+}
+
+const isSha256v1 = (cid: CID): boolean => cid.version === 1 && cid.multihash.code === sha256.code && cid.multihash.size === 32
+
+/** Decodes a block's CID in binary, as `/shoal/block/1.0.0` carries it: the same rules as `parseModelCid`. */
+export function decodeModelCid (bytes: Uint8Array): CID {
+  const cid = binaryCid(bytes)
+  if (!isSha256v1(cid) || (cid.code !== raw.code && cid.code !== DAG_PB)) {
     throw new ModelDagError(`${cid.toString()} is not a Shoal model CID (those are CIDv1, sha2-256, raw or dag-pb)`)
   }
   return cid
@@ -45,14 +50,8 @@ export const PIPELINE_CODEC = 0x0200
  * manifest's (CIDv1, json, sha2-256), which is served as one block.
  */
 export function decodeBlockCid (bytes: Uint8Array): CID {
-  let cid: CID
-  try {
-    cid = CID.decode(bytes)
-  } catch (err: any) {
-    throw new ModelDagError(`not a CID in binary (${err.message})`)
-  }
-  if (cid.code === PIPELINE_CODEC && cid.version === 1 && cid.multihash.code === sha256.code && cid.multihash.size === 32) return cid
-  return decodeModelCid(bytes)
+  const cid = binaryCid(bytes)
+  return cid.code === PIPELINE_CODEC && isSha256v1(cid) ? cid : decodeModelCid(bytes)
 }
 
 /** True if `text` is a model CID in the canonical (base32) form. */
