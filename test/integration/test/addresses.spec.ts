@@ -24,7 +24,9 @@ describe('the addresses a node tells others', () => {
     // and each says how it can be reached (shoal node status)
     expect(submitter.status().reachability).toBe('lan')
     expect(hidden.status().reachability).toBe('outbound-only')
-    // a LAN node (every listen address loopback: automatic) tells its loopback address
+    // a LAN node (every listen address loopback: automatic) tells its loopback address (its ad may
+    // reach the forwarded node a heartbeat after the others reached the submitter)
+    await waitFor(() => forwarded.peers().some(p => p.peerId === submitter.peerId), 'the submitter\'s ad at the forwarded node')
     expect(forwarded.peers().find(p => p.peerId === submitter.peerId)?.addrs[0]).toMatch(/^\/ip4\/127\.0\.0\.1\/tcp\/\d+$/)
     // the hidden one is reached through the connection it opened itself
     const bytes = withDynamicBatch(buildCalibrationModel({ batch: 1, width: 16, layers: 1 }))
