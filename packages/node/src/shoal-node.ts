@@ -423,7 +423,7 @@ export class ShoalNode {
     const split = await splitModel(bytes, options)
     const stages = []
     for (const stage of split.stages) stages.push(await this.addModel(stage.bytes, { pin: options.pin }))
-    const manifest = pipelineManifestOf(await computeModelCid(bytes), await inspectModel(bytes, { maxBytes: Number.MAX_SAFE_INTEGER, cid: '-' }), split, stages.map(s => s.cid))
+    const manifest = pipelineManifestOf(await computeModelCid(bytes), await inspectModel(bytes, { maxBytes: Number.MAX_SAFE_INTEGER, cid: '-', allowExternalData: true }), split, stages.map(s => s.cid))
     return { pipeline: await this.addPipeline(encodePipelineManifest(manifest), { name: options.name }), split }
   }
 

@@ -71,9 +71,11 @@ function onnx (): OnnxModule['onnx'] {
  * a worker read its own disk: ONNX Runtime resolves relative paths against the working directory);
  * operators from domains ONNX Runtime does not implement itself, in any graph or function.
  * `cid`, when the caller has already computed the bytes' CID (cutting them into blocks), saves
- * hashing them again.
+ * hashing them again. `allowExternalData` is for the splitter alone (`splitModel`), which reads a
+ * publisher's own external data files and stores every stage with its weights inside: a node never
+ * sets it.
  */
-export async function inspectModel (bytes: Uint8Array, options: { maxBytes?: number, cid?: string } = {}): Promise<ModelInfo> {
+export async function inspectModel (bytes: Uint8Array, options: { maxBytes?: number, cid?: string, allowExternalData?: boolean } = {}): Promise<ModelInfo> {
   checkModelSize(bytes.byteLength, options.maxBytes ?? DEFAULT_MAX_MODEL_BYTES)
   scanModel(bytes)
   const { ModelProto } = onnx()
@@ -87,7 +89,7 @@ export async function inspectModel (bytes: Uint8Array, options: { maxBytes?: num
   if (graph == null || model.opsetImport.length === 0 || (graph.node ?? []).length === 0) {
     throw new ModelRejectedError('not-onnx', 'not an ONNX model (no graph, nodes or opset imports)')
   }
-  checkEverything(model)
+  checkEverything(model, options.allowExternalData === true)
 
   const initializers = new Set((graph.initializer ?? []).map(t => t.name))
   const io = (v: import('onnx-proto').onnx.IValueInfoProto): ModelIo => ({
@@ -138,7 +140,7 @@ interface Visit { value: any, key: string, parent?: Visit }
  * domain ONNX Runtime implements or from one of the model's local functions. Walking the whole tree,
  * rather than the places a tensor is known to sit, is what keeps a newly found place from being a hole.
  */
-function checkEverything (model: import('onnx-proto').onnx.ModelProto): void {
+function checkEverything (model: import('onnx-proto').onnx.ModelProto, allowExternalData: boolean): void {
   const EXTERNAL = onnx().TensorProto.DataLocation.EXTERNAL
   const localFunctionDomains = new Set((model.functions ?? []).map(f => f.domain ?? ''))
   const stack: Visit[] = [{ value: model, key: 'model' }]
@@ -150,7 +152,7 @@ function checkEverything (model: import('onnx-proto').onnx.ModelProto): void {
         throw new ModelRejectedError('custom-domain', `operator ${value.opType as string} (node "${(value.name as string | undefined) ?? ''}" in ${where(visit)}) is from custom domain "${domain}", which ONNX Runtime cannot run without a custom-op library`)
       }
     }
-    if (value.dataLocation === EXTERNAL || (Array.isArray(value.externalData) && value.externalData.length > 0)) {
+    if (!allowExternalData && (value.dataLocation === EXTERNAL || (Array.isArray(value.externalData) && value.externalData.length > 0))) {
       throw new ModelRejectedError('external-data', `tensor "${(value.name as string | undefined) ?? ''}" in ${where(visit)} is stored in an external data file; save the model with its data inside (onnx.save_model(m, path, save_as_external_data=False))`)
     }
     for (const [key, child] of Object.entries(value)) {

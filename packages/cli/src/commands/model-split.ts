@@ -30,7 +30,9 @@ for one peer's --max-model-size: the running node stores the stages (not the who
 manifest that lists them, and \`shoal run <pipeline CID>\` runs batches through them across the mesh.
 Stages are balanced by weight bytes (initializers and Constant nodes); each cut goes where the fewest,
 smallest tensors cross, within a quarter of a stage of the even split. A node with subgraphs (If, Loop)
-is never cut. The cut runs here, in this process, with ONNX Runtime: the model runs once on the sample to
+is never cut. A model whose weights are in external data files (ONNX's format past 2 GiB) is read with
+them from beside FILE, and each stage holds its weights inside (at most 2 GiB each: ask for more stages
+otherwise). The cut runs here, in this process, with ONNX Runtime: the model runs once on the sample to
 measure the tensors between stages, and the stages run one after another on it to check that they give
 the whole model's outputs (bit for bit, or the largest difference is printed).
 With --json: {cid, name?, stages: [{cid, bytes, inputs, outputs}], cuts: [{position, live, bytesPerRow}], check: {identical, maxAbsDiff}}.`
@@ -66,13 +68,14 @@ export async function modelSplit (argv: string[], io: Io): Promise<number> {
   const sample = await readSample((values.sample as string[] | undefined) ?? [])
   // the node is asked first: a split of a large model is not wasted on a node that is not running
   const client = await ApiClient.connect(dataDirOf(values, io))
-  const split = await splitModel(bytes, { stages, sample })
+  // the model's path: weights in external data files are read from beside it
+  const split = await splitModel(bytes, { stages, sample, path: resolve(positionals[0]) })
   const stored = []
   for (const [i, stage] of split.stages.entries()) {
     if (values.json !== true) io.log(`adding stage ${i + 1} of ${split.stages.length} (${formatBytes(stage.bytes.byteLength)})`)
     stored.push(await client.addModel(stage.bytes, { pin: values.pin === true }))
   }
-  const manifest = pipelineManifestOf(await modelCid(bytes), await inspectModel(bytes, { maxBytes: Number.MAX_SAFE_INTEGER, cid: '-' }), split, stored.map(s => s.cid))
+  const manifest = pipelineManifestOf(await modelCid(bytes), await inspectModel(bytes, { maxBytes: Number.MAX_SAFE_INTEGER, cid: '-', allowExternalData: true }), split, stored.map(s => s.cid))
   const pipeline = await client.addPipeline(encodePipelineManifest(manifest), { name: values.name as string | undefined })
   if (values.json === true) {
     io.stdout(JSON.stringify({

@@ -1,4 +1,7 @@
+import { randomUUID } from 'node:crypto'
+import { rm, writeFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
 import type { onnx as OnnxNs } from 'onnx-proto'
 import { DEFAULT_MAX_SPLIT_BYTES, SPLIT_SAMPLE_DIM } from '../constants.js'
 import { inspectModel } from '../model.js'
@@ -6,6 +9,7 @@ import { fromOrtTensor, toOrtTensor } from '../session.js'
 import { byteLength, ITEM_SIZE, syntheticBatch } from '../tensor.js'
 import type { Dtype, Tensor } from '../tensor.js'
 import { checkTopological, chooseCuts, SplitError } from './cut-plan.js'
+import { ExternalData, isExternal } from './external-data.js'
 import type { Cut, GraphOutline, OutlineNode } from './cut-plan.js'
 
 type Onnx = typeof OnnxNs
@@ -52,6 +56,12 @@ export interface SplitOptions {
   slack?: number
   /** Refuses a larger model (default DEFAULT_MAX_SPLIT_BYTES). */
   maxBytes?: number
+  /**
+   * The model's file, for a model whose weights are in external data files beside it (ONNX's format for
+   * models over protobuf's 2 GiB): they are read from its directory, and each stage holds its weights
+   * inside. Without it such a model is refused.
+   */
+  path?: string
 }
 
 export interface SplitResult {
@@ -82,19 +92,47 @@ const DTYPE_ONNX = Object.fromEntries(Object.entries(ONNX_DTYPE).map(([k, v]) =>
  * alone does not give), and the stages are checked against the whole model on the same sample.
  */
 export async function splitModel (bytes: Uint8Array, options: SplitOptions): Promise<SplitResult> {
-  // the whole model passes the same checks as a model added to a store
-  await inspectModel(bytes, { maxBytes: options.maxBytes ?? DEFAULT_MAX_SPLIT_BYTES, cid: '-' })
+  // the whole model passes the same checks as a model added to a store (external data aside, read below)
+  await inspectModel(bytes, { maxBytes: options.maxBytes ?? DEFAULT_MAX_SPLIT_BYTES, cid: '-', allowExternalData: true })
   const model = onnx().ModelProto.decode(bytes)
   const graph = model.graph!
   const parts = outlineOf(graph)
   checkTopological(parts.outline)
-  const sample = options.sample ?? sampleInputs(graph, parts.initializers)
-  const sizes = await measure(model, parts.outline, sample, graph, parts.initializers)
-  const cuts = chooseCuts(parts.outline, { stages: options.stages, sizes: new Map([...sizes].map(([name, m]) => [name, m.bytesPerRow])), slack: options.slack, positions: options.positions })
-  const bounds = [0, ...cuts.map(c => c.position), parts.outline.nodes.length]
-  const stages: SplitStage[] = []
-  for (let s = 0; s + 1 < bounds.length; s++) stages.push(buildStage(model, parts, bounds[s], bounds[s + 1], sizes, `${s + 1} of ${bounds.length - 1}`))
-  return { stages, cuts, check: await checkStages(bytes, stages, sample) }
+  const external = externalIn(model, parts)
+  if (external && options.path == null) throw new SplitError('the model stores weights in external data files: give its path, so that they are read from beside it')
+  const whole: ModelSource = external ? { path: options.path! } : { bytes }
+  const data = external ? new ExternalData(dirname(options.path!)) : undefined
+  try {
+    const sample = options.sample ?? sampleInputs(graph, parts.initializers)
+    const sizes = await measure(model, parts.outline, sample, graph, parts.initializers, whole)
+    const cuts = chooseCuts(parts.outline, { stages: options.stages, sizes: new Map([...sizes].map(([name, m]) => [name, m.bytesPerRow])), slack: options.slack, positions: options.positions })
+    const bounds = [0, ...cuts.map(c => c.position), parts.outline.nodes.length]
+    const stages: SplitStage[] = []
+    for (let s = 0; s + 1 < bounds.length; s++) stages.push(await buildStage(model, parts, bounds[s], bounds[s + 1], sizes, `${s + 1} of ${bounds.length - 1}`, data))
+    return { stages, cuts, check: await checkStages(whole, stages, sample) }
+  } finally {
+    await data?.close()
+  }
+}
+
+/** A model to run: its bytes, or its file (with external data beside it). */
+type ModelSource = { bytes: Uint8Array } | { path: string }
+
+/** Whether the model's weights (initializers, Constant nodes) are in external data; refuses it inside subgraphs. */
+function externalIn (model: ModelProto, parts: Parts): boolean {
+  const stack: any[] = [...(model.graph?.node ?? [])]
+  for (let node = stack.pop(); node != null; node = stack.pop()) {
+    for (const attr of node.attribute ?? []) {
+      for (const g of [attr.g, ...(attr.graphs ?? [])]) {
+        if (g == null) continue
+        if ((g.initializer ?? []).some(isExternal) || (g.node ?? []).some((n: NodeProto) => (n.attribute ?? []).some(a => a.t != null && isExternal(a.t)))) {
+          throw new SplitError(`node "${String(node.name ?? node.opType)}" has a subgraph whose weights are in external data, which the splitter does not read: save the model with those inside`)
+        }
+        stack.push(...(g.node ?? []))
+      }
+    }
+  }
+  return [...parts.initializers.values()].some(isExternal) || [...parts.constants.values()].some(c => (c.attribute ?? []).some(a => a.t != null && isExternal(a.t)))
 }
 
 interface Parts {
@@ -196,8 +234,10 @@ function ort (): OrtModule {
   return ortModule
 }
 
-async function runModel (bytes: Uint8Array, inputs: Record<string, Tensor>): Promise<Record<string, Tensor>> {
-  const session = await ort().InferenceSession.create(bytes, { logSeverityLevel: 3 })
+async function runModel (model: ModelSource | Uint8Array, inputs: Record<string, Tensor>): Promise<Record<string, Tensor>> {
+  const source = model instanceof Uint8Array ? { bytes: model } : model
+  const options = { logSeverityLevel: 3 as const }
+  const session = 'path' in source ? await ort().InferenceSession.create(source.path, options) : await ort().InferenceSession.create(source.bytes, options)
   try {
     const feeds: Record<string, any> = {}
     for (const name of session.inputNames) {
@@ -232,7 +272,7 @@ interface Measured {
  * Runtime's fusions need them (without, a stage's SkipLayerNormalization was not fused where the whole
  * model's was, and their answers differed in the last bits).
  */
-async function measure (model: ModelProto, outline: GraphOutline, sample: Record<string, Tensor>, graph: GraphProto, initializers: Map<string, TensorProto>): Promise<Map<string, Measured>> {
+async function measure (model: ModelProto, outline: GraphOutline, sample: Record<string, Tensor>, graph: GraphProto, initializers: Map<string, TensorProto>, whole: ModelSource): Promise<Map<string, Measured>> {
   const rows = Object.values(sample)[0]?.dims[0] ?? 1
   const wanted = new Set<string>()
   const produced = new Set(outline.nodes.flatMap(n => n.outputs))
@@ -245,11 +285,17 @@ async function measure (model: ModelProto, outline: GraphOutline, sample: Record
   probe.graph!.output = probeOutputs
   const probeBytes = onnx().ModelProto.encode(probe).finish()
   const other = sampleInputs(graph, initializers, rows + 1, Object.fromEntries(Object.entries(sample).map(([name, t]) => [name, t.dims])))
+  // a model with external data runs from a file beside its data (ONNX Runtime reads it from there)
+  const probeFile = 'path' in whole ? join(dirname(whole.path), `.shoal-split-probe-${process.pid}-${randomUUID()}.onnx`) : undefined
   let runs: Array<Record<string, Tensor>>
   try {
-    runs = [await runModel(probeBytes, sample), await runModel(probeBytes, other)]
+    if (probeFile != null) await writeFile(probeFile, probeBytes, { mode: 0o600 })
+    const source: ModelSource = probeFile != null ? { path: probeFile } : { bytes: probeBytes }
+    runs = [await runModel(source, sample), await runModel(source, other)]
   } catch (err: any) {
     throw new SplitError(`the model did not run on the sample inputs (${String(err.message ?? err)}); give inputs it accepts (--sample NAME=FILE.npy)`)
+  } finally {
+    if (probeFile != null) await rm(probeFile, { force: true })
   }
   const sizes = new Map<string, Measured>()
   for (const [a, b] of [[runs[0], runs[1]], [sample, other]]) {
@@ -262,7 +308,7 @@ async function measure (model: ModelProto, outline: GraphOutline, sample: Record
   return sizes
 }
 
-function buildStage (model: ModelProto, parts: Parts, from: number, to: number, sizes: Map<string, Measured>, label: string): SplitStage {
+async function buildStage (model: ModelProto, parts: Parts, from: number, to: number, sizes: Map<string, Measured>, label: string, data?: ExternalData): Promise<SplitStage> {
   const graph = model.graph!
   const { outline, main } = parts
   const produced = new Set<string>()
@@ -291,8 +337,18 @@ function buildStage (model: ModelProto, parts: Parts, from: number, to: number, 
     return { name, type: { tensorType: { elemType: DTYPE_ONNX[size.dtype], shape: { dim } } } }
   }
   const inside = new Set([...reads, ...produced])
-  const constantNodes = [...weightNames].filter(w => parts.constants.has(w)).map(w => parts.constants.get(w)!)
-  const initializer = [...weightNames].filter(w => parts.initializers.has(w)).map(w => parts.initializers.get(w)!)
+  // weights in external data come inside the stage: a stage is a model any node checks and runs alone
+  const inline = async (t: TensorProto): Promise<TensorProto> => data != null && isExternal(t) ? await data.inline(t) : t
+  const constantNodes: NodeProto[] = []
+  for (const w of weightNames) {
+    const c = parts.constants.get(w)
+    if (c == null) continue
+    constantNodes.push({ ...c, attribute: await Promise.all((c.attribute ?? []).map(async a => a.t != null ? { ...a, t: await inline(a.t) } : a)) })
+  }
+  const initializer: TensorProto[] = []
+  for (const w of weightNames) if (parts.initializers.has(w)) initializer.push(await inline(parts.initializers.get(w)!))
+  const heldBytes = initializer.reduce((n, t) => n + tensorBytes(t), 0) + constantNodes.reduce((n, c) => n + constantBytes(c), 0)
+  if (heldBytes > DEFAULT_MAX_SPLIT_BYTES) throw new SplitError(`stage ${label} would hold ${heldBytes} bytes of weights, over protobuf's 2 GiB for one model: cut it into more stages`)
   const stage = onnx().ModelProto.create({
     irVersion: model.irVersion,
     opsetImport: model.opsetImport,
@@ -311,12 +367,11 @@ function buildStage (model: ModelProto, parts: Parts, from: number, to: number, 
       valueInfo: (graph.valueInfo ?? []).filter(v => inside.has(v.name ?? '') && !reads.includes(v.name ?? '') && !outputs.includes(v.name ?? ''))
     }
   })
-  const weightBytes = initializer.reduce((n, t) => n + tensorBytes(t), 0) + constantNodes.reduce((n, c) => n + constantBytes(c), 0)
-  return { bytes: onnx().ModelProto.encode(stage).finish(), nodes: to - from, weightBytes, inputs: reads.map(tensor), outputs: outputs.map(tensor) }
+  return { bytes: onnx().ModelProto.encode(stage).finish(), nodes: to - from, weightBytes: heldBytes, inputs: reads.map(tensor), outputs: outputs.map(tensor) }
 }
 
 /** Runs the stages one after another on the sample and compares with the whole model's outputs. */
-async function checkStages (whole: Uint8Array, stages: SplitStage[], sample: Record<string, Tensor>): Promise<SplitResult['check']> {
+async function checkStages (whole: ModelSource, stages: SplitStage[], sample: Record<string, Tensor>): Promise<SplitResult['check']> {
   const expected = await runModel(whole, sample)
   const held: Record<string, Tensor> = { ...sample }
   for (const stage of stages) {
