@@ -314,3 +314,21 @@ export const MAX_PIPELINES = 256
  * (a manifest is one block of at most 64 KiB: what takes time is finding who has it).
  */
 export const MANIFEST_FETCH_TIMEOUT_MS = 30_000
+
+/** The most targets one request tries (its first, a hedge, and retries after failures) before it fails. */
+export const REQUEST_MAX_TARGETS = 4
+
+/** A request's whole deadline unless the caller sets one: a minute, as a piece's probe gets. */
+export const REQUEST_TIMEOUT_MS = 60_000
+
+/** Models whose request routers (latencies per target) a node keeps; the least recently used are forgotten. */
+export const MAX_REQUEST_ROUTERS = 64
+
+/**
+ * What a request target that never answered a model is expected to spend opening a session of it:
+ * 100 ms plus the model at 50 MB/s, an estimate (a session costs a fixed setup and time that grows
+ * with the model). Routing then prefers a target already measured, and a cold target's first answer
+ * is not hedged as if it were late.
+ */
+export const SESSION_START_MS = 100
+export const ASSUMED_SESSION_BYTES_PER_MS = 50_000

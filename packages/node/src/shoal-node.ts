@@ -5,12 +5,12 @@ import { encodePipelineManifest, INFER_PROTOCOL, isPipelineCid, MAX_AD_MODELS } 
 import type { Capacity } from '@shoal/protocol'
 import { calibrate, inspectModel, inspectModelInChild, modelCid as computeModelCid, ProcessSessions, SessionCache, slowed, splitModel, ThreadedSessions } from '@shoal/runtime'
 import type { SplitOptions, SplitResult } from '@shoal/runtime'
-import { checkFraction, TrustRecords } from '@shoal/scheduler'
+import { checkFraction, RequestRouter, TrustRecords } from '@shoal/scheduler'
 import { raceSignal } from 'race-signal'
 import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
-import type { Calibration, PieceRuntime, Tensor } from '@shoal/runtime'
+import type { Calibration, ModelInfo, PieceRuntime, Tensor } from '@shoal/runtime'
 import { apiRoutes, ApiServer } from './api/index.js'
-import { INCOMPATIBLE_VERSIONS, KEPT_FINISHED_JOBS, MAX_JOB_PEERS, MAX_PIPELINES, MAX_PROVEN_PEERS, NAME_REPUBLISH_MS, NAME_TIMEOUT_MS, SHOAL_VERSION } from './constants.js'
+import { INCOMPATIBLE_VERSIONS, KEPT_FINISHED_JOBS, MAX_JOB_PEERS, MAX_PIPELINES, MAX_PROVEN_PEERS, NAME_REPUBLISH_MS, NAME_TIMEOUT_MS, SHOAL_VERSION, ASSUMED_FETCH_BYTES_PER_MS, MODEL_FETCH_SETUP_MS, MAX_REQUEST_ROUTERS, SESSION_START_MS, ASSUMED_SESSION_BYTES_PER_MS } from './constants.js'
 import { createShoalLibp2p, detectHardware } from './mesh/index.js'
 import { swarmKeyFingerprint } from './mesh/swarm-key.js'
 import type { MeshTuning, ShoalLibp2p, PeerEvent } from './mesh/index.js'
@@ -21,8 +21,8 @@ import type { PipelineEntry } from './models/index.js'
 import type { ModelSwarm, NameService } from './models/index.js'
 import { DirectPool, runRemotePiece } from './pieces/index.js'
 import type { Channel, LinkShape, SignedCommitment } from './pieces/index.js'
-import { CanaryPool, Job, JobError, PipelineJob } from './jobs/index.js'
-import type { JobOptions, SubmitterDeps, WrongAnswer } from './jobs/index.js'
+import { CanaryPool, Job, JobError, PipelineJob, runRequest } from './jobs/index.js'
+import type { JobOptions, RequestOptions, RequestResult, SubmitterDeps, WrongAnswer } from './jobs/index.js'
 import type { ModelEntry, FetchOptions, FetchSummary, Manifest, Resolved } from './models/index.js'
 import type { NodeConfig } from './config.js'
 import { Lifecycle } from './lifecycle.js'
@@ -166,6 +166,8 @@ export class ShoalNode {
   /** The parts start() started, to stop in reverse. */
   private lifecycle?: Lifecycle
   private readonly jobs = new Map<string, Job | PipelineJob>()
+  /** Per model, where its requests went and how long they took (`infer`). */
+  private readonly routers = new Map<string, RequestRouter>()
   /** Pipeline manifests this node holds (`<data dir>/pipelines`). */
   readonly pipelines: PipelineStore
   /** What start() found and mended or could not (a data dir open to other users), for the operator. */
@@ -525,6 +527,50 @@ export class ShoalNode {
     return await this.addPipeline(bytes)
   }
 
+  /**
+   * Answers one inference request (a small batch, whole) through the peer expected to answer first, or
+   * here when that is faster: no planning, no probe (jobs/request.ts). The model must be in this node's
+   * store (the API fetches it first): its declared inputs check the request's.
+   */
+  async infer (modelCid: string, inputs: Record<string, Tensor>, options: RequestOptions = {}): Promise<RequestResult> {
+    const model = this.models.info(modelCid)
+    if (model == null) throw new JobError(`model ${modelCid} is not in this node's store: add it first (shoal model add), or fetch it (shoal model get)`)
+    const release = this.models.use(modelCid)
+    try {
+      const deps = this.submitterDeps()
+      return await runRequest({
+        localPeerId: this.peerId,
+        localCanRun: this.config.maxConcurrency > 0,
+        model,
+        candidates: () => this.jobCandidates(modelCid),
+        router: this.routerFor(model),
+        runRemote: deps.runRemote,
+        runLocal: deps.runLocal,
+        maxResponseBytes: deps.maxResponseBytes,
+        trust: this.trust,
+        onWrongAnswer: deps.onWrongAnswer
+      }, inputs, options)
+    } finally {
+      release()
+    }
+  }
+
+  /** The request router of a model (latencies per target), kept for the MAX_REQUEST_ROUTERS most recently used models. */
+  private routerFor (model: ModelInfo): RequestRouter {
+    let router = this.routers.get(model.cid)
+    if (router != null) this.routers.delete(model.cid)
+    router ??= new RequestRouter({
+      // no probe: a row is assumed to cost 1 ms on this node, until answers say what it costs
+      refMsPerRow: 1,
+      refGflops: Math.max(0, ...(this.calibrationResult?.providers ?? []).map(p => p.gflops)),
+      modelFetchMs: MODEL_FETCH_SETUP_MS + model.bytes / ASSUMED_FETCH_BYTES_PER_MS,
+      coldStartMs: SESSION_START_MS + model.bytes / ASSUMED_SESSION_BYTES_PER_MS
+    })
+    this.routers.set(model.cid, router)
+    for (const cid of [...this.routers.keys()].slice(0, Math.max(0, this.routers.size - MAX_REQUEST_ROUTERS))) this.routers.delete(cid)
+    return router
+  }
+
   /** Starts a batch job through a pipeline this node holds (its stages may be anywhere in the mesh). */
   submitPipelineJob (cid: string, inputs: Record<string, Tensor>, options: JobOptions = {}): PipelineJob {
     const entry = this.pipelines.get(cid)
@@ -565,7 +611,7 @@ export class ShoalNode {
    * (an ad costs nothing to forge: thousands relayed over one connection claiming 10^7 GFLOP/s once
    * stalled every job), at most MAX_JOB_PEERS of them, holders of the model first, then the fastest.
    */
-  private jobCandidates (modelCid: string): Array<{ peerId: string, gflops: number, slots: number, hasModel: boolean }> {
+  private jobCandidates (modelCid: string): Array<{ peerId: string, gflops: number, slots: number, hasModel: boolean, queueLength: number }> {
     const libp2p = this.libp2p
     const connected = new Set(libp2p.getConnections().map(c => c.remotePeer.toString()))
     return libp2p.services.capacity.peers.list()
@@ -577,7 +623,8 @@ export class ShoalNode {
         peerId: e.capacity.peerId,
         gflops: Math.max(...e.capacity.providers.map(p => p.gflops)),
         slots: e.capacity.limits.maxConcurrency,
-        hasModel: e.capacity.models.includes(modelCid)
+        hasModel: e.capacity.models.includes(modelCid),
+        queueLength: e.capacity.queueLength
       }))
       .sort((a, b) => Number(b.hasModel) - Number(a.hasModel) || b.gflops - a.gflops)
       .slice(0, MAX_JOB_PEERS)

@@ -27,3 +27,13 @@ export const OBSERVED_RESULTS = 4
 export const DEFAULT_TARGET_PIECE_MS = 500
 /** ...with at least this many pieces per peer, so that work spreads and stragglers cost little. */
 export const MIN_PIECES_PER_PEER = 4
+
+/** A request target's round trip before it was measured: a LAN's few ms, so that measured peers do not all look worse. */
+export const DEFAULT_ROUND_TRIP_MS = 5
+/** The least wait before a request is hedged: a p95 of a few ms would hedge nearly every request. */
+export const DEFAULT_HEDGE_FLOOR_MS = 20
+/** Latencies kept per request target: enough for a p95. */
+export const DEFAULT_LATENCY_WINDOW = 32
+/** A request target that failed is passed over for this long, doubling per consecutive failure, at most REQUEST_MAX_BACKOFF_MS. */
+export const REQUEST_BACKOFF_MS = 1000
+export const REQUEST_MAX_BACKOFF_MS = 30_000

@@ -11,3 +11,5 @@ export type { Assignment, Cancellation, Decision, FailureCause, JobFailure, Prog
 export * from './constants.js'
 export { checkFraction, DEFAULT_SPOT, DEFAULT_TRUST, majority, needsCheck, TrustRecords, VERIFY_POLICIES } from './verification.js'
 export type { PeerTrust, SpotOptions, TrustOptions, VerifyPolicy } from './verification.js'
+export { RequestRouter } from './requests.js'
+export type { RequestCandidate, Route, RouterOptions } from './requests.js'

@@ -1,0 +1,173 @@
+import { randomUUID } from 'node:crypto'
+import { needsCheck } from '@shoal/scheduler'
+import type { RequestCandidate, RequestRouter, Route, TrustRecords } from '@shoal/scheduler'
+import { compareOutputs } from '@shoal/runtime'
+import type { ModelInfo, Tensor, Tolerance } from '@shoal/runtime'
+import { REQUEST_MAX_TARGETS, REQUEST_TIMEOUT_MS } from '../constants.js'
+import type { PieceRequest, PieceResult } from '../pieces/index.js'
+import { batchRows, causeOf } from './job.js'
+import type { WrongAnswer } from './job.js'
+import { JobError } from './job-base.js'
+
+export interface RequestOptions {
+  /** 'spot' (default): an answer from a peer whose record asks for it is checked against this node's run before it is returned; 'off': none is. */
+  verify?: 'off' | 'spot'
+  tolerance?: Tolerance
+  /** Hedge after the chosen target's recent p95 (default true). */
+  hedge?: boolean
+  /** The whole request's deadline (default REQUEST_TIMEOUT_MS). */
+  timeoutMs?: number
+}
+
+export interface RequestDeps {
+  localPeerId: string
+  /** This node may run it (it takes work and holds the model). */
+  localCanRun: boolean
+  model: ModelInfo
+  candidates: () => RequestCandidate[]
+  router: RequestRouter
+  runRemote: (peerId: string, request: PieceRequest, signal: AbortSignal) => Promise<PieceResult>
+  runLocal: (modelCid: string, inputs: Record<string, Tensor>, signal: AbortSignal) => Promise<PieceResult>
+  maxResponseBytes: number
+  trust: TrustRecords
+  random?: () => number
+  onWrongAnswer?: (wrong: WrongAnswer) => void
+  now?: () => number
+}
+
+/** What a request answers (`shoal infer --json`, `POST /v1/infer`). */
+export interface RequestResult {
+  outputs: Record<string, Tensor>
+  /** Who answered: a peer, or this node. */
+  peerId: string
+  /** A second copy was sent because the first target was slow. */
+  hedged: boolean
+  provider: string
+  wallMs: number
+  /** Targets that failed before the answer (each cost a retry, not an error). */
+  failures: Array<{ peerId: string, reason: string }>
+  /** The answer was checked against this node's run. */
+  checked: boolean
+}
+
+/**
+ * One inference request: the whole batch to the target expected to answer first (`RequestRouter`), a
+ * hedge to the next after that target's recent p95, the first valid answer wins and the other copy is
+ * cancelled. A target that fails (error, disconnect, a malformed answer) costs a retry on the next
+ * best, never an error, while any target is left (at most REQUEST_MAX_TARGETS tried). No planning and
+ * no probe run: the inputs are checked against the model's declared inputs only.
+ */
+export async function runRequest (deps: RequestDeps, inputs: Record<string, Tensor>, options: RequestOptions = {}): Promise<RequestResult> {
+  const now = deps.now ?? (() => performance.now())
+  const rows = batchRows(inputs, deps.model.inputs)
+  const started = now()
+  const deadline = AbortSignal.timeout(options.timeoutMs ?? REQUEST_TIMEOUT_MS)
+  const jobId = `request:${randomUUID()}`
+  const tried = new Set<string>()
+  const failures: RequestResult['failures'] = []
+  const local: RequestCandidate[] = deps.localCanRun ? [{ peerId: deps.localPeerId, gflops: 0, hasModel: true, queueLength: 0 }] : []
+  const flights = new Map<string, AbortController>()
+  let hedged = false
+
+  const next = (): Route | undefined => {
+    const routes = deps.router.rank([...local, ...deps.candidates()], rows, now(), tried, deps.localPeerId)
+    return tried.size < REQUEST_MAX_TARGETS ? routes[0] : undefined
+  }
+
+  return await new Promise<RequestResult>((resolve, reject) => {
+    let done = false
+    let hedgeTimer: ReturnType<typeof setTimeout> | undefined
+    const finish = (result?: RequestResult, error?: Error): void => {
+      if (done) return
+      done = true
+      clearTimeout(hedgeTimer)
+      deadline.removeEventListener('abort', onDeadline)
+      for (const c of flights.values()) c.abort()
+      if (error != null) reject(error)
+      else resolve(result!)
+    }
+    const onDeadline = (): void => { finish(undefined, new JobError(`no answer within ${options.timeoutMs ?? REQUEST_TIMEOUT_MS} ms${failures.length > 0 ? ` (${failures.map(f => `${f.peerId}: ${f.reason}`).join('; ')})` : ''}`)) }
+    deadline.addEventListener('abort', onDeadline)
+
+    const launch = (route: Route): void => {
+      tried.add(route.peerId)
+      const controller = new AbortController()
+      flights.set(route.peerId, controller)
+      const remote = route.peerId !== deps.localPeerId
+      const sentAt = now()
+      const signal = AbortSignal.any([controller.signal, deadline])
+      const run = remote
+        ? deps.runRemote(route.peerId, { jobId, pieceId: 0, modelCid: deps.model.cid, inputs, deadlineMs: Math.max(1000, (options.timeoutMs ?? REQUEST_TIMEOUT_MS) - (now() - started)), maxResponseBytes: deps.maxResponseBytes }, signal)
+        : deps.runLocal(deps.model.cid, inputs, signal)
+      run.then(async answer => {
+        if (done || controller.signal.aborted) return
+        const problem = shapeProblem(deps.model, answer.outputs, rows)
+        if (problem != null) throw new Error(`BAD_ANSWER: ${problem}`)
+        deps.router.answered(route.peerId, rows, now() - sentAt)
+        let outputs = pick(deps.model, answer.outputs)
+        let checked = false
+        if (remote && (options.verify ?? 'spot') === 'spot' && deps.localCanRun && needsCheck('spot', deps.trust.get(route.peerId).record, deps.random ?? Math.random)) {
+          // a wrong answer must not reach the caller: this node's own run decides
+          const reference = pick(deps.model, (await deps.runLocal(deps.model.cid, inputs, deadline)).outputs)
+          checked = true
+          if (compareOutputs(outputs, reference, { sameRuntime: false, tolerance: options.tolerance }).agree) {
+            deps.trust.verified(route.peerId)
+          } else {
+            deps.trust.caught(route.peerId)
+            deps.onWrongAnswer?.({ jobId, pieceId: 0, modelCid: deps.model.cid, peerId: route.peerId, ...(answer.commitment != null ? { commitment: answer.commitment } : {}) })
+            outputs = reference
+            finish({ outputs, peerId: deps.localPeerId, hedged, provider: 'cpu', wallMs: now() - started, failures: [...failures, { peerId: route.peerId, reason: 'a wrong answer (this node\'s run disagreed)' }], checked })
+            return
+          }
+        }
+        finish({ outputs, peerId: route.peerId, hedged, provider: answer.provider, wallMs: now() - started, failures, checked })
+      }).catch((err: any) => {
+        flights.delete(route.peerId)
+        if (done) return
+        const cause = causeOf(err)
+        failures.push({ peerId: route.peerId, reason: 'message' in cause ? `${cause.kind === 'error' ? `${cause.code}: ` : ''}${cause.message}` : `${cause.kind}: ${String(err?.message ?? err)}` })
+        deps.router.failed(route.peerId, now())
+        // a copy still running may answer; else the next target
+        if (flights.size > 0) return
+        const route2 = next()
+        if (route2 == null) finish(undefined, new JobError(`every target failed: ${failures.map(f => `${f.peerId}: ${f.reason}`).join('; ')}`))
+        else launch(route2)
+      })
+      if (options.hedge !== false && !hedged) {
+        clearTimeout(hedgeTimer)
+        hedgeTimer = setTimeout(() => {
+          if (done || flights.size === 0) return
+          const second = next()
+          if (second == null) return
+          hedged = true
+          launch(second)
+        }, deps.router.hedgeAfterMs(route))
+      }
+    }
+
+    const first = next()
+    if (first == null) {
+      finish(undefined, new JobError('no peer can answer this request, and this node cannot run it (it takes no work, or lacks the model)'))
+      return
+    }
+    launch(first)
+  })
+}
+
+/** The model's outputs of an answer. */
+function pick (model: ModelInfo, outputs: Record<string, Tensor>): Record<string, Tensor> {
+  return Object.fromEntries(model.outputs.map(o => [o.name, outputs[o.name]]))
+}
+
+/** Why an answer does not fit the model and the request's rows, if it does not. */
+function shapeProblem (model: ModelInfo, outputs: Record<string, Tensor>, rows: number): string | undefined {
+  for (const o of model.outputs) {
+    const t = outputs[o.name]
+    if (t == null) return `the answer lacks output "${o.name}"`
+    if (o.dtype != null && t.dtype !== o.dtype) return `output "${o.name}" is ${t.dtype}, the model's is ${o.dtype}`
+    const batchFree = typeof o.dims[0] !== 'number' || o.dims[0] <= 0
+    if (o.dims.length > 0 && (t.dims.length !== o.dims.length || o.dims.some((d, i) => typeof d === 'number' && d > 0 && t.dims[i] !== d))) return `output "${o.name}" has shape [${t.dims.join(', ')}], the model's is [${o.dims.join(', ')}]`
+    if (batchFree && t.dims[0] !== rows) return `output "${o.name}" has ${String(t.dims[0])} rows for a request of ${rows}`
+  }
+  return undefined
+}
