@@ -16,6 +16,7 @@ const FILES: Record<string, () => Promise<{ commands: Record<string, Command> }>
   peers: async () => await import('./commands/peers.js'),
   id: async () => await import('./commands/id.js'),
   run: async () => await import('./commands/run.js'),
+  infer: async () => await import('./commands/infer.js'),
   'model add': async () => await import('./commands/model.js'),
   'model ls': async () => await import('./commands/model.js'),
   'model get': async () => await import('./commands/model.js'),

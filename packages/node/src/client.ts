@@ -8,6 +8,8 @@
  * multiformats.)
  */
 export { ApiClient } from './api/api-client.js'
+export type { InferView } from './api/api-client.js'
+export type { RequestOptions } from './jobs/request.js'
 export type { ApiInfo, Evidence, NodeStatus, PeerView, Standing } from './shoal-node.js'
 export type { JobView } from './api/api-routes.js'
 export type { JobOptions, JobProgress } from './jobs/job.js'

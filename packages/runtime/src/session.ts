@@ -30,7 +30,8 @@ const TYPED: Record<Dtype, new (buffer: ArrayBuffer, byteOffset: number, length:
 export function toOrtTensor (tensor: Tensor): OrtTensor {
   const size = ITEM_SIZE[tensor.dtype]
   let data = tensor.data
-  if (data.byteOffset % size !== 0) data = data.slice()
+  // a copy (Uint8Array's: a Buffer's slice() is a view of the same bytes, at the same unaligned offset)
+  if (data.byteOffset % size !== 0) data = Uint8Array.prototype.slice.call(data)
   const count = data.byteLength / size
   const typed = new TYPED[tensor.dtype](data.buffer as ArrayBuffer, data.byteOffset, count)
   return new (ort().Tensor)(tensor.dtype, typed as any, tensor.dims)

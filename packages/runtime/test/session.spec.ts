@@ -79,3 +79,17 @@ describe('session cache', () => {
     await slow.close()
   })
 })
+
+describe('tensors handed to ONNX Runtime', () => {
+  it('take bytes at any offset, a Buffer\'s included (its slice() is a view, not a copy)', async () => {
+    const { toOrtTensor } = await import('../src/session.js')
+    const values = Float32Array.from([1.5, -2, 3.25])
+    // a Buffer whose bytes sit at an odd offset of their memory, as a .npy decoded from base64 or IPC gives them
+    const memory = Buffer.alloc(values.byteLength + 1)
+    memory.set(new Uint8Array(values.buffer), 1)
+    const data = memory.subarray(1)
+    expect(data.byteOffset % 4).not.toBe(0)
+    const ort = toOrtTensor({ dtype: 'float32', dims: [3], data })
+    expect(Array.from(ort.data as Float32Array)).toEqual([1.5, -2, 3.25])
+  })
+})

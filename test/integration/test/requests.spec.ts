@@ -1,9 +1,12 @@
 import { resolveConfig, ShoalNode } from '@shoal/node'
 import { buildCalibrationModel } from '@shoal/runtime/calibration-model'
-import { SessionCache } from '@shoal/runtime'
+import { readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { formatNpy, parseNpy, SessionCache } from '@shoal/runtime'
 import type { PieceRuntime, Tensor } from '@shoal/runtime'
 import { afterEach, describe, expect, it } from 'vitest'
-import { FIXED_CALIBRATION, localRun, sameBytes, startNode, stopAll, tempDir, TEST_AD_INTERVAL_MS, waitFor, withDynamicBatch } from './helpers.js'
+import { FIXED_CALIBRATION, localRun, runCli, sameBytes, spawnNode, startNode, stopAll, tempDir, TEST_AD_INTERVAL_MS, waitFor, withDynamicBatch } from './helpers.js'
+import type { NodeProcess } from './helpers.js'
 
 let nodes: ShoalNode[] = []
 afterEach(async () => {
@@ -93,3 +96,50 @@ describe('inference requests', () => {
     expect(sameBytes(result.outputs.output, (await localRun(MODEL, { input })).output)).toBe(true)
   })
 })
+
+describe('inference requests from the command line and the HTTP API', () => {
+  let procs: NodeProcess[] = []
+  afterEach(() => {
+    for (const p of procs) p.proc.kill('SIGKILL')
+    procs = []
+  })
+
+  it('shoal infer writes the outputs and says who answered; POST /v1/infer takes and gives JSON tensors, and refuses bad ones', async () => {
+    const work = await tempDir('shoal-infer-')
+    await writeFile(join(work, 'mlp.onnx'), MODEL)
+    const input = x(3)
+    await writeFile(join(work, 'x.npy'), formatNpy(input))
+    const dataDir = await tempDir()
+    procs = [await spawnNode(['--data-dir', dataDir, '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--no-gpu', '--cpu-threads', '1'])]
+    const reference = (await localRun(MODEL, { input })).output
+    const cli = await runCli(['infer', join(work, 'mlp.onnx'), '--input', `input=${join(work, 'x.npy')}`, '--output', join(work, 'out'), '--json', '--data-dir', dataDir])
+    expect(cli.stderr).toBe('')
+    expect(cli.code).toBe(0)
+    const report = JSON.parse(cli.stdout)
+    // alone, the node answers itself
+    expect(report).toMatchObject({ peerId: procs[0].peerId, hedged: false, provider: 'cpu', failures: [] })
+    expect(sameBytes(parseNpy(await readFile(report.outputs.output)), reference)).toBe(true)
+    const usage = await runCli(['infer', join(work, 'mlp.onnx'), '--input', `input=${join(work, 'x.npy')}`, '--output', join(work, 'out'), '--verify', 'full', '--data-dir', dataDir])
+    expect(usage.code).toBe(2)
+    expect(usage.stderr).toMatch(/--verify must be off or spot/)
+
+    const api = JSON.parse(await readFile(join(dataDir, 'api.json'), 'utf8'))
+    const post = async (body: unknown): Promise<{ status: number, json: any }> => {
+      const res = await fetch(`${api.url as string}/v1/infer`, { method: 'POST', headers: { authorization: `Bearer ${api.token as string}`, 'content-type': 'application/json' }, body: JSON.stringify(body) })
+      return { status: res.status, json: await res.json() }
+    }
+    const model = report.outputs != null ? (await (await fetch(`${api.url as string}/v1/models`, { headers: { authorization: `Bearer ${api.token as string}` } })).json())[0].cid : undefined
+    const values = Array.from(new Float32Array(input.data.slice().buffer))
+    const answer = await post({ model, inputs: { input: { dtype: 'float32', dims: input.dims, values } } })
+    expect(answer.status).toBe(200)
+    expect(answer.json.outputs.output.dims).toEqual([3, 64])
+    expect(answer.json.outputs.output.values).toEqual(Array.from(new Float32Array(reference.data.slice().buffer)))
+    const bad = await post({ model, inputs: { input: { dtype: 'float32', dims: [3, 64], values: [1, 2] } } })
+    expect(bad.status).toBe(400)
+    expect(bad.json.error.message).toMatch(/values must be a flat array of 192 elements/)
+    const wrongShape = await post({ model, inputs: { input: { dtype: 'float32', dims: [1, 3], values: [1, 2, 3] } } })
+    expect(wrongShape.status).toBe(400)
+    expect(wrongShape.json.error.message).toMatch(/input "input" has shape \[1, 3\]/)
+  })
+})
+

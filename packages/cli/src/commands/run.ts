@@ -136,8 +136,13 @@ async function checkRunArgs (values: Record<string, unknown>, positionals: strin
     canaries = Number(values.canaries)
     if (!Number.isSafeInteger(canaries) || canaries < 0 || canaries > 8) throw new UsageError('--canaries must be a whole number from 0 to 8')
   }
+  return { model: positionals[0], output, inputs: await inputArgs(inputSpecs), rowsPerPiece, verify: verify as JobOptions['verify'], tolerance, canaries }
+}
+
+/** `--input NAME=FILE.npy` flags: each file's absolute path, once checked that it is a file. */
+export async function inputArgs (specs: string[]): Promise<Record<string, { path: string }>> {
   const inputs: Record<string, { path: string }> = {}
-  for (const spec of inputSpecs) {
+  for (const spec of specs) {
     const eq = spec.indexOf('=')
     if (eq <= 0 || eq === spec.length - 1) throw new UsageError(`--input ${spec}: expected NAME=FILE.npy`)
     const name = spec.slice(0, eq)
@@ -150,7 +155,7 @@ async function checkRunArgs (values: Record<string, unknown>, positionals: strin
     }
     inputs[name] = { path }
   }
-  return { model: positionals[0], output, inputs, rowsPerPiece, verify: verify as JobOptions['verify'], tolerance, canaries }
+  return inputs
 }
 
 /** `--tolerance RTOL[,ATOL]`: two numbers, finite and at least 0; ATOL 1e-6 unless given. */
@@ -162,7 +167,7 @@ function toleranceOf (text: string): { rtol: number, atol: number } {
 }
 
 /** The model's CID once it is in the node's store: a file is added, a CID or name fetched (with its own progress line). */
-async function modelInStore (client: ApiClient, modelArg: string, trust: string[], io: Io, progress: boolean): Promise<string> {
+export async function modelInStore (client: ApiClient, modelArg: string, trust: string[], io: Io, progress: boolean): Promise<string> {
   if (await stat(modelArg).then(s => s.isFile(), () => false)) return (await client.addModel(await readFile(modelArg))).cid
   // a pipeline runs from its manifest on the node; its stages come to the workers that serve them
   if (isPipelineCid(modelArg)) return modelArg
@@ -174,7 +179,7 @@ async function modelInStore (client: ApiClient, modelArg: string, trust: string[
   throw new UsageError(`${modelArg} is neither a model file, a model or pipeline CID nor NAME@VERSION`)
 }
 
-async function outputDir (output: string): Promise<string> {
+export async function outputDir (output: string): Promise<string> {
   const outDir = resolve(output)
   try {
     await mkdir(outDir, { recursive: true })

@@ -6,6 +6,7 @@ export const SUMMARIES: Record<string, string> = {
   'peers': 'list the peers the running node sees, with their capacity',
   'id': 'print the node\'s peer id (and addresses, if it is running)',
   'run': 'run a batch through a model, split across the mesh',
+  infer: 'answer one request now: a small batch, whole, to the peer expected to answer first',
   'model add': 'check an ONNX model and add it to the running node\'s store; prints its CID',
   'model ls': 'list the models in the running node\'s store',
   'model get': 'fetch a model into the running node\'s store from the peers that hold it',

@@ -5,6 +5,7 @@ import type { ApiInfo, NodeStatus, PeerView } from '../shoal-node.js'
 import type { JobView } from './api-routes.js'
 import type { JobOptions } from '../jobs/index.js'
 import type { PipelineEntry } from '../models/pipelines.js'
+import type { RequestOptions } from '../jobs/request.js'
 import type { ModelEntry, FetchProgress, Manifest, Resolved } from '../models/index.js'
 
 /**
@@ -109,6 +110,11 @@ export class ApiClient {
     return await this.request('POST', '/v1/jobs', JSON.stringify(body))
   }
 
+  /** One inference request (`POST /v1/infer`), inputs as .npy bytes; outputs come back as .npy bytes. */
+  async infer (body: { model: string, inputs: Record<string, { npy: string }>, options?: RequestOptions, trust?: string[] }): Promise<InferView> {
+    return await this.request('POST', '/v1/infer', JSON.stringify({ ...body, outputs: 'npy' }), 10 * 60_000)
+  }
+
   async job (id: string): Promise<JobView> {
     return await this.get(`/v1/jobs/${encodeURIComponent(id)}`)
   }
@@ -199,4 +205,15 @@ export function parseResponse (raw: Buffer): { status: number, type: string | un
     rest = rest.subarray(0, length)
   }
   return { status, type: fields.get('content-type'), body: rest }
+}
+
+/** What `POST /v1/infer` answers with `outputs: "npy"`. */
+export interface InferView {
+  wallMs: number
+  peerId: string
+  hedged: boolean
+  provider: string
+  checked: boolean
+  failures: Array<{ peerId: string, reason: string }>
+  outputs: Record<string, { dtype: string, dims: number[], npy: string }>
 }

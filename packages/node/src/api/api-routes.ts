@@ -10,7 +10,8 @@ import type { Route } from './api-server.js'
 import { MAX_API_BODY_BYTES, SHOAL_VERSION } from '../constants.js'
 import { METRICS_CONTENT_TYPE } from '../metrics.js'
 import { MAX_CANARIES } from '../jobs/index.js'
-import type { Job, JobOptions, PipelineJob, PipelineProgress } from '../jobs/index.js'
+import type { Job, JobOptions, PipelineJob, PipelineProgress, RequestOptions } from '../jobs/index.js'
+import { tensorFromJson, tensorToJson } from './json-tensors.js'
 import type { ModelEntry, FetchProgress } from '../models/index.js'
 import { parseNameRef } from '../models/index.js'
 import type { ShoalNode } from '../shoal-node.js'
@@ -83,6 +84,24 @@ function peerIdsOf (value: unknown, field: string): string[] {
     }
   }
   return value
+}
+
+function parseRequestOptions (raw: any): RequestOptions {
+  const options: RequestOptions = {}
+  if (raw == null) return options
+  if (raw.verify != null) {
+    if (raw.verify !== 'off' && raw.verify !== 'spot') throw new HttpError(400, 'options.verify must be "off" or "spot" for a request')
+    options.verify = raw.verify
+  }
+  if (raw.hedge != null) {
+    if (typeof raw.hedge !== 'boolean') throw new HttpError(400, 'options.hedge must be true or false')
+    options.hedge = raw.hedge
+  }
+  if (raw.timeoutMs != null) {
+    if (!Number.isSafeInteger(raw.timeoutMs) || raw.timeoutMs < 1 || raw.timeoutMs > 600_000) throw new HttpError(400, 'options.timeoutMs must be a whole number of ms from 1 to 600000')
+    options.timeoutMs = raw.timeoutMs
+  }
+  return options
 }
 
 function parseOptions (raw: any): JobOptions {
@@ -201,6 +220,21 @@ export function apiRoutes (node: ShoalNode): Record<string, Route> {
       else if (!node.models.has(cid)) await node.fetchModel(cid)
       const job = node.submitJob(cid, inputs, parseOptions(body.options))
       return new JsonBody({ jobId: job.id }, 202)
+    },
+    'POST /v1/infer': async (req) => {
+      const body = await readJson(req, MAX_API_BODY_BYTES + node.config.maxRequestBytes * 2)
+      if (typeof body?.model !== 'string') throw new HttpError(400, 'body must have "model": a model CID, name@version or PEERID/name@version')
+      if (typeof body.inputs !== 'object' || body.inputs == null || Object.keys(body.inputs).length === 0) throw new HttpError(400, 'body must have "inputs": {name: {"npy": ...} or {"dtype", "dims", "values"}}')
+      const format = body.outputs ?? 'json'
+      if (format !== 'json' && format !== 'npy') throw new HttpError(400, 'outputs must be "json" (values) or "npy" (base64 of .npy files)')
+      const inputs: Record<string, Tensor> = {}
+      for (const [name, spec] of Object.entries<any>(body.inputs)) inputs[name] = spec?.values != null ? tensorFromJson(name, spec) : await readInput(name, spec, node.config.maxRequestBytes)
+      const { cid } = await node.resolveModel(body.model, trustOf(body))
+      if (isPipelineCid(cid)) throw new HttpError(400, `${body.model} is a pipeline: run it as a job (POST /v1/jobs); requests go to one peer whole`)
+      if (!node.models.has(cid)) await node.fetchModel(cid)
+      const result = await node.infer(cid, inputs, parseRequestOptions(body.options))
+      const outputs = Object.fromEntries(Object.entries(result.outputs).map(([name, t]) => [name, format === 'json' ? tensorToJson(t) : { dtype: t.dtype, dims: t.dims, npy: Buffer.from(formatNpy(t)).toString('base64') }]))
+      return { wallMs: Math.round(result.wallMs * 10) / 10, peerId: result.peerId, hedged: result.hedged, provider: result.provider, checked: result.checked, failures: result.failures, outputs }
     },
     'GET /v1/jobs': () => node.listJobs().map(jobView),
     'GET /v1/jobs/:id': (_req, _url, params) => jobView(findJob(params.id)),
