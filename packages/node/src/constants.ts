@@ -332,3 +332,10 @@ export const MAX_REQUEST_ROUTERS = 64
  */
 export const SESSION_START_MS = 100
 export const ASSUMED_SESSION_BYTES_PER_MS = 50_000
+
+/** The most requests in flight to one peer: its inbound infer streams per connection are 32 (docs/protocol.md 9); a few stay for pieces. */
+export const REQUEST_STREAMS_PER_PEER = 24
+
+/** A request a target answered OVERLOADED is asked again after this, doubling each time, at most OVERLOADED_RETRY_MAX_MS (within the request's deadline). */
+export const OVERLOADED_RETRY_MS = 5
+export const OVERLOADED_RETRY_MAX_MS = 500

@@ -10,7 +10,7 @@ import { raceSignal } from 'race-signal'
 import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
 import type { Calibration, ModelInfo, PieceRuntime, Tensor } from '@shoal/runtime'
 import { apiRoutes, ApiServer } from './api/index.js'
-import { INCOMPATIBLE_VERSIONS, KEPT_FINISHED_JOBS, MAX_JOB_PEERS, MAX_PIPELINES, MAX_PROVEN_PEERS, NAME_REPUBLISH_MS, NAME_TIMEOUT_MS, SHOAL_VERSION, ASSUMED_FETCH_BYTES_PER_MS, MODEL_FETCH_SETUP_MS, MAX_REQUEST_ROUTERS, SESSION_START_MS, ASSUMED_SESSION_BYTES_PER_MS } from './constants.js'
+import { INCOMPATIBLE_VERSIONS, KEPT_FINISHED_JOBS, MAX_JOB_PEERS, MAX_PIPELINES, MAX_PROVEN_PEERS, NAME_REPUBLISH_MS, NAME_TIMEOUT_MS, SHOAL_VERSION, ASSUMED_FETCH_BYTES_PER_MS, MODEL_FETCH_SETUP_MS, MAX_REQUEST_ROUTERS, REQUEST_STREAMS_PER_PEER, SESSION_START_MS, ASSUMED_SESSION_BYTES_PER_MS } from './constants.js'
 import { createShoalLibp2p, detectHardware } from './mesh/index.js'
 import { swarmKeyFingerprint } from './mesh/swarm-key.js'
 import type { MeshTuning, ShoalLibp2p, PeerEvent } from './mesh/index.js'
@@ -21,7 +21,7 @@ import type { PipelineEntry } from './models/index.js'
 import type { ModelSwarm, NameService } from './models/index.js'
 import { DirectPool, runRemotePiece } from './pieces/index.js'
 import type { Channel, LinkShape, SignedCommitment } from './pieces/index.js'
-import { CanaryPool, Job, JobError, PipelineJob, runRequest } from './jobs/index.js'
+import { CanaryPool, Job, JobError, PipelineJob, RequestSlots, runRequest } from './jobs/index.js'
 import type { JobOptions, RequestOptions, RequestResult, SubmitterDeps, WrongAnswer } from './jobs/index.js'
 import type { ModelEntry, FetchOptions, FetchSummary, Manifest, Resolved } from './models/index.js'
 import type { NodeConfig } from './config.js'
@@ -166,6 +166,12 @@ export class ShoalNode {
   /** The parts start() started, to stop in reverse. */
   private lifecycle?: Lifecycle
   private readonly jobs = new Map<string, Job | PipelineJob>()
+  /** Requests in flight to each peer: its advertised concurrency (it refuses more as OVERLOADED), at most the streams it takes per connection. */
+  private readonly requestSlots = new RequestSlots(peerId => {
+    const ad = this.libp2pNode?.services.capacity.peers.list().find(e => e.capacity.peerId === peerId)
+    return Math.min(REQUEST_STREAMS_PER_PEER, ad?.capacity.limits.maxConcurrency ?? 1)
+  })
+
   /** Per model, where its requests went and how long they took (`infer`). */
   private readonly routers = new Map<string, RequestRouter>()
   /** Pipeline manifests this node holds (`<data dir>/pipelines`). */
@@ -547,6 +553,7 @@ export class ShoalNode {
         runRemote: deps.runRemote,
         runLocal: deps.runLocal,
         maxResponseBytes: deps.maxResponseBytes,
+        admit: async (peerId, signal) => await this.requestSlots.acquire(peerId, signal),
         trust: this.trust,
         onWrongAnswer: deps.onWrongAnswer
       }, inputs, options)

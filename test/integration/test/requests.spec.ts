@@ -63,6 +63,18 @@ describe('inference requests', () => {
     expect(sameBytes(result.outputs.output, (await localRun(MODEL, { input })).output)).toBe(true)
   })
 
+  it('64 at once to one worker all get their answer: those past its share wait here, none is refused', async () => {
+    const { submitter, workers, cid } = await mesh([{ gflops: 50 }])
+    const input = x(1)
+    const reference = (await localRun(MODEL, { input })).output
+    const results = await Promise.all(Array.from({ length: 64 }, async () => await submitter.infer(cid, { input }, { verify: 'off' })))
+    for (const r of results) {
+      expect(r.peerId).toBe(workers[0].peerId)
+      expect(r.failures).toEqual([])
+      expect(sameBytes(r.outputs.output, reference)).toBe(true)
+    }
+  })
+
   it('run here when this node is expected to answer first', async () => {
     const { submitter, cid } = await mesh([{ gflops: 50 }], 2)
     const result = await submitter.infer(cid, { input: x(2) }, { verify: 'off' })

@@ -3,7 +3,7 @@ import { needsCheck } from '@shoal/scheduler'
 import type { RequestCandidate, RequestRouter, Route, TrustRecords } from '@shoal/scheduler'
 import { compareOutputs } from '@shoal/runtime'
 import type { ModelInfo, Tensor, Tolerance } from '@shoal/runtime'
-import { REQUEST_MAX_TARGETS, REQUEST_TIMEOUT_MS } from '../constants.js'
+import { OVERLOADED_RETRY_MAX_MS, OVERLOADED_RETRY_MS, REQUEST_MAX_TARGETS, REQUEST_TIMEOUT_MS } from '../constants.js'
 import type { PieceRequest, PieceResult } from '../pieces/index.js'
 import { batchRows, causeOf } from './job.js'
 import type { WrongAnswer } from './job.js'
@@ -29,6 +29,8 @@ export interface RequestDeps {
   runRemote: (peerId: string, request: PieceRequest, signal: AbortSignal) => Promise<PieceResult>
   runLocal: (modelCid: string, inputs: Record<string, Tensor>, signal: AbortSignal) => Promise<PieceResult>
   maxResponseBytes: number
+  /** Waits for room to send a request to this peer; resolves with the function that frees it. */
+  admit?: (peerId: string, signal: AbortSignal) => Promise<() => void>
   trust: TrustRecords
   random?: () => number
   onWrongAnswer?: (wrong: WrongAnswer) => void
@@ -68,6 +70,8 @@ export async function runRequest (deps: RequestDeps, inputs: Record<string, Tens
   const local: RequestCandidate[] = deps.localCanRun ? [{ peerId: deps.localPeerId, gflops: 0, hasModel: true, queueLength: 0 }] : []
   const flights = new Map<string, AbortController>()
   let hedged = false
+  /** Times a target answered OVERLOADED. */
+  let busy = 0
 
   const next = (): Route | undefined => {
     const routes = deps.router.rank([...local, ...deps.candidates()], rows, now(), tried, deps.localPeerId)
@@ -97,7 +101,15 @@ export async function runRequest (deps: RequestDeps, inputs: Record<string, Tens
       const sentAt = now()
       const signal = AbortSignal.any([controller.signal, deadline])
       const run = remote
-        ? deps.runRemote(route.peerId, { jobId, pieceId: 0, modelCid: deps.model.cid, inputs, deadlineMs: Math.max(1000, (options.timeoutMs ?? REQUEST_TIMEOUT_MS) - (now() - started)), maxResponseBytes: deps.maxResponseBytes }, signal)
+        ? (async () => {
+            // at most a peer's share of requests in flight to it: the rest wait here, not in streams it would refuse
+            const release = await deps.admit?.(route.peerId, signal) ?? (() => {})
+            try {
+              return await deps.runRemote(route.peerId, { jobId, pieceId: 0, modelCid: deps.model.cid, inputs, deadlineMs: Math.max(1000, (options.timeoutMs ?? REQUEST_TIMEOUT_MS) - (now() - started)), maxResponseBytes: deps.maxResponseBytes }, signal)
+            } finally {
+              release()
+            }
+          })()
         : deps.runLocal(deps.model.cid, inputs, signal)
       run.then(async answer => {
         if (done || controller.signal.aborted) return
@@ -125,6 +137,13 @@ export async function runRequest (deps: RequestDeps, inputs: Record<string, Tens
         flights.delete(route.peerId)
         if (done) return
         const cause = causeOf(err)
+        // busy (its slots taken by others' pieces): not a failure; asked again shortly, unless another copy runs
+        if (cause.kind === 'overloaded' && flights.size === 0) {
+          busy++
+          tried.delete(route.peerId)
+          setTimeout(() => { if (!done) launch(next() ?? route) }, Math.min(OVERLOADED_RETRY_MAX_MS, OVERLOADED_RETRY_MS * 2 ** Math.min(busy, 8)))
+          return
+        }
         failures.push({ peerId: route.peerId, reason: 'message' in cause ? `${cause.kind === 'error' ? `${cause.code}: ` : ''}${cause.message}` : `${cause.kind}: ${String(err?.message ?? err)}` })
         deps.router.failed(route.peerId, now())
         // a copy still running may answer; else the next target
@@ -170,4 +189,39 @@ function shapeProblem (model: ModelInfo, outputs: Record<string, Tensor>, rows: 
     if (batchFree && t.dims[0] !== rows) return `output "${o.name}" has ${String(t.dims[0])} rows for a request of ${rows}`
   }
   return undefined
+}
+
+/**
+ * Requests in flight to each peer, at most `limit(peer)` at once; the others wait in order (or until
+ * their signal aborts). A worker takes its advertised concurrency at once and refuses streams past 32
+ * per connection: 64 requests sent at once to one worker lost 15 of them to closed streams.
+ */
+export class RequestSlots {
+  private readonly peers = new Map<string, { used: number, waiting: Array<() => void> }>()
+
+  constructor (private readonly limit: (peerId: string) => number) {}
+
+  async acquire (peerId: string, signal: AbortSignal): Promise<() => void> {
+    let state = this.peers.get(peerId)
+    if (state == null) this.peers.set(peerId, state = { used: 0, waiting: [] })
+    const s = state
+    while (s.used >= Math.max(1, this.limit(peerId))) {
+      signal.throwIfAborted()
+      await new Promise<void>((resolve, reject) => {
+        const wake = (): void => { signal.removeEventListener('abort', onAbort); resolve() }
+        const onAbort = (): void => { s.waiting.splice(s.waiting.indexOf(wake), 1); reject(signal.reason) }
+        s.waiting.push(wake)
+        signal.addEventListener('abort', onAbort, { once: true })
+      })
+    }
+    s.used++
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      s.used--
+      s.waiting.shift()?.()
+      if (s.used === 0 && s.waiting.length === 0) this.peers.delete(peerId)
+    }
+  }
 }

