@@ -3,7 +3,7 @@ import os from 'node:os'
 import { join, resolve } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { DEFAULT_AD_INTERVAL_MS, DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_MAX_MODEL_BYTES, DEFAULT_MAX_PIECE_MS, DEFAULT_MAX_STORAGE_BYTES, MAX_COUNTED_AD_INTERVAL_MS } from './constants.js'
+import { DEFAULT_AD_INTERVAL_MS, DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_MAX_MODEL_BYTES, DEFAULT_MAX_PIECE_MS, DEFAULT_MAX_STORAGE_BYTES, MAX_COUNTED_AD_INTERVAL_MS, DEFAULT_BATCH_WINDOW_MS, MAX_BATCH_WINDOW_MS } from './constants.js'
 import { ConfigError, DataDirError } from './errors.js'
 import { DEFAULT_MAX_REQUEST_BYTES, MIN_AD_INTERVAL_MS } from '@shoal/protocol'
 import { parseSwarmKey } from './mesh/swarm-key.js'
@@ -52,13 +52,15 @@ export interface NodeConfig {
   relayMaxReservations: number
   /** Ask the router for a port mapping (UPnP IGD) and tell the mapped address. */
   upnp: boolean
+  /** How long a small piece waits for others of its model to run with it as one batch, in ms (0: never). */
+  batchWindowMs: number
   /** The key file of the private mesh this node is in (absolute path); null: the public mesh. */
   swarmKey: string | null
   /** That key's 32 bytes, read and checked from the file (null without one). */
   swarmKeyBytes: Uint8Array | null
 }
 
-type Kind = 'multiaddr' | 'bootstrap' | 'peerid' | 'port' | 'count' | 'slots' | 'bytes' | 'boolean' | 'ms' | 'seconds' | 'file' | 'relay'
+type Kind = 'multiaddr' | 'bootstrap' | 'peerid' | 'port' | 'count' | 'slots' | 'bytes' | 'boolean' | 'ms' | 'window' | 'seconds' | 'file' | 'relay'
 
 /** One node option: its flag, environment variable, config-file key and help, in one place. */
 export interface OptionSpec {
@@ -88,6 +90,7 @@ export const NODE_OPTIONS: OptionSpec[] = [
   { key: 'gpu', flag: 'gpu', kind: 'boolean', help: 'let the mesh use this machine\'s GPU (--no-gpu turns it off)', defaultText: 'on' },
   { key: 'cpuThreads', flag: 'cpu-threads', kind: 'count', placeholder: 'N', help: 'CPU threads per inference session', defaultText: 'all logical cores' },
   { key: 'adIntervalMs', flag: 'ad-interval', kind: 'ms', placeholder: 'MS', help: `how often to publish this node's capacity ad, in ms (${MIN_AD_INTERVAL_MS}-${MAX_COUNTED_AD_INTERVAL_MS})`, defaultText: String(DEFAULT_AD_INTERVAL_MS) },
+  { key: 'batchWindowMs', flag: 'batch-window', kind: 'window', placeholder: 'MS', help: `how long a small piece from a peer (a request) waits for others of the same model to run with it as one ONNX Runtime call, in ms (0-${MAX_BATCH_WINDOW_MS}; 0: never)`, defaultText: String(DEFAULT_BATCH_WINDOW_MS) },
   { key: 'maxRequestBytes', flag: 'max-request-size', kind: 'bytes', placeholder: 'SIZE', help: 'largest piece (input tensors) this node accepts from a peer', defaultText: '256MiB' },
   { key: 'maxPieceSeconds', flag: 'max-piece-time', kind: 'seconds', placeholder: 'SECONDS', help: 'longest a piece from a peer may run here, its inputs\' transfer included, whatever deadline the peer asks for (1-86400)', defaultText: String(DEFAULT_MAX_PIECE_MS / 1000) },
   { key: 'maxModelBytes', flag: 'max-model-size', kind: 'bytes', placeholder: 'SIZE', help: 'largest model this node stores or runs', defaultText: '1GiB' },
@@ -133,9 +136,9 @@ function parseValue (spec: OptionSpec, raw: unknown, source: string): unknown {
       if (['0', 'false', 'no', 'off'].includes(text)) return false
       return fail(`expected true or false, got "${String(raw)}"`)
     }
-    case 'port': case 'count': case 'slots': case 'ms': case 'seconds': {
+    case 'port': case 'count': case 'slots': case 'ms': case 'window': case 'seconds': {
       const n = typeof raw === 'number' ? raw : Number(String(raw).trim())
-      const [min, max] = spec.kind === 'port' || spec.kind === 'slots' ? [0, 65535] : spec.kind === 'ms' ? [MIN_AD_INTERVAL_MS, MAX_COUNTED_AD_INTERVAL_MS] : spec.kind === 'seconds' ? [1, 86_400] : [1, 65535]
+      const [min, max] = spec.kind === 'port' || spec.kind === 'slots' ? [0, 65535] : spec.kind === 'ms' ? [MIN_AD_INTERVAL_MS, MAX_COUNTED_AD_INTERVAL_MS] : spec.kind === 'window' ? [0, MAX_BATCH_WINDOW_MS] : spec.kind === 'seconds' ? [1, 86_400] : [1, 65535]
       if (String(raw).trim() === '' || !Number.isInteger(n) || n < min || n > max) fail(`expected an integer from ${min} to ${max}, got "${String(raw)}"`)
       return n
     }
@@ -238,6 +241,7 @@ export async function resolveConfig (init: ResolveConfigInit = {}): Promise<Node
     gpu: true,
     cpuThreads: os.availableParallelism(),
     adIntervalMs: DEFAULT_AD_INTERVAL_MS,
+    batchWindowMs: DEFAULT_BATCH_WINDOW_MS,
     recalibrate: false,
     maxRequestBytes: DEFAULT_MAX_REQUEST_BYTES,
     maxPieceSeconds: DEFAULT_MAX_PIECE_MS / 1000,

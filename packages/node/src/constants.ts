@@ -339,3 +339,13 @@ export const REQUEST_STREAMS_PER_PEER = 24
 /** A request a target answered OVERLOADED is asked again after this, doubling each time, at most OVERLOADED_RETRY_MAX_MS (within the request's deadline). */
 export const OVERLOADED_RETRY_MS = 5
 export const OVERLOADED_RETRY_MAX_MS = 500
+
+/**
+ * Dynamic batching on a worker (`--batch-window`): a small piece waits 2 ms for others of its model
+ * and shape, long enough for requests sent at once to meet, short against a request's round trip.
+ */
+export const DEFAULT_BATCH_WINDOW_MS = 2
+export const MAX_BATCH_WINDOW_MS = 1000
+/** Pieces of more rows run alone (a batch job's pieces are already large enough); a batched run takes at most BATCH_MAX_ROWS. */
+export const BATCH_MAX_PIECE_ROWS = 16
+export const BATCH_MAX_ROWS = 64

@@ -46,6 +46,8 @@ export class NodeMetrics {
   readonly jobChecks = new Counter({ name: 'shoal_job_checked_pieces_total', help: 'Peers\' answers to this node\'s jobs checked against its own run (--verify), by outcome', labelNames: ['outcome'] as const, registers: [this.registry] })
   readonly peersExcluded = new Counter({ name: 'shoal_peers_excluded_total', help: 'Peers excluded from this node\'s jobs for a wrong answer', registers: [this.registry] })
   readonly modelServedBytes = new Counter({ name: 'shoal_model_served_bytes_total', help: 'Model block bytes this node served to other nodes', registers: [this.registry] })
+  readonly batchedRuns = new Counter({ name: 'shoal_batched_runs_total', help: 'ONNX Runtime calls that ran several small pieces from peers together (dynamic batching)', registers: [this.registry] })
+  readonly batchedPieces = new Counter({ name: 'shoal_batched_pieces_total', help: 'Pieces from peers that ran in a batched call', registers: [this.registry] })
   readonly modelFetches = new Counter({ name: 'shoal_model_fetches_total', help: 'Model fetches through the swarm that ended, by outcome (done or failed)', labelNames: ['outcome'] as const, registers: [this.registry] })
   readonly modelFetchedBytes = new Counter({ name: 'shoal_model_fetched_bytes_total', help: 'Model bytes fetched from other nodes (blocks already held not counted)', registers: [this.registry] })
   private readonly contribution: Contribution = { pieces: 0, rows: 0, computeSeconds: 0, modelBytesServed: 0 }

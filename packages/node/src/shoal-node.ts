@@ -3,14 +3,14 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import type { PeerId } from '@libp2p/interface'
 import { encodePipelineManifest, INFER_PROTOCOL, isPipelineCid, MAX_AD_MODELS } from '@shoal/protocol'
 import type { Capacity } from '@shoal/protocol'
-import { calibrate, inspectModel, inspectModelInChild, modelCid as computeModelCid, ProcessSessions, SessionCache, slowed, splitModel, ThreadedSessions } from '@shoal/runtime'
+import { BatchingRuntime, calibrate, inspectModel, inspectModelInChild, modelCid as computeModelCid, ProcessSessions, SessionCache, slowed, splitModel, ThreadedSessions } from '@shoal/runtime'
 import type { SplitOptions, SplitResult } from '@shoal/runtime'
 import { checkFraction, RequestRouter, TrustRecords } from '@shoal/scheduler'
 import { raceSignal } from 'race-signal'
 import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
 import type { Calibration, ModelInfo, PieceRuntime, Tensor } from '@shoal/runtime'
 import { apiRoutes, ApiServer } from './api/index.js'
-import { INCOMPATIBLE_VERSIONS, KEPT_FINISHED_JOBS, MAX_JOB_PEERS, MAX_PIPELINES, MAX_PROVEN_PEERS, NAME_REPUBLISH_MS, NAME_TIMEOUT_MS, SHOAL_VERSION, ASSUMED_FETCH_BYTES_PER_MS, MODEL_FETCH_SETUP_MS, MAX_REQUEST_ROUTERS, REQUEST_STREAMS_PER_PEER, SESSION_START_MS, ASSUMED_SESSION_BYTES_PER_MS } from './constants.js'
+import { INCOMPATIBLE_VERSIONS, KEPT_FINISHED_JOBS, MAX_JOB_PEERS, MAX_PIPELINES, MAX_PROVEN_PEERS, NAME_REPUBLISH_MS, NAME_TIMEOUT_MS, SHOAL_VERSION, ASSUMED_FETCH_BYTES_PER_MS, MODEL_FETCH_SETUP_MS, MAX_REQUEST_ROUTERS, REQUEST_STREAMS_PER_PEER, SESSION_START_MS, BATCH_MAX_PIECE_ROWS, BATCH_MAX_ROWS, ASSUMED_SESSION_BYTES_PER_MS } from './constants.js'
 import { createShoalLibp2p, detectHardware } from './mesh/index.js'
 import { swarmKeyFingerprint } from './mesh/swarm-key.js'
 import type { MeshTuning, ShoalLibp2p, PeerEvent } from './mesh/index.js'
@@ -296,11 +296,23 @@ export class ShoalNode {
   private async startSandbox (calibration: Promise<Calibration & { cached: boolean }>): Promise<void> {
     this.calibrationResult = await calibration
     const sessionInit = { providers: this.calibrationResult.providers.map(p => p.name), cpuThreads: this.config.cpuThreads }
-    this.sessions = this.init.runtime ?? slowed(
+    const runtime = this.init.runtime ?? slowed(
       process.env.SHOAL_INFERENCE_THREAD === '0'
         ? new SessionCache(sessionInit)
         : sandboxed() ? this.sandbox(sessionInit) : new ThreadedSessions(sessionInit),
       this.init.slowdown ?? 1)
+    // small pieces (requests) from peers arriving together run as one call (docs/architecture.md, "Requests")
+    this.sessions = new BatchingRuntime(runtime, {
+      windowMs: this.config.batchWindowMs,
+      maxPieceRows: BATCH_MAX_PIECE_ROWS,
+      maxRows: BATCH_MAX_ROWS,
+      batchable: cid => {
+        const info = this.models.info(cid)
+        const free = (io: ModelInfo['inputs']): boolean => io.length > 0 && io.every(t => t.dims.length > 0 && (typeof t.dims[0] !== 'number' || t.dims[0] <= 0))
+        return info != null && free(info.inputs) && free(info.outputs)
+      },
+      onBatch: pieces => { this.metrics.batchedRuns.inc(); this.metrics.batchedPieces.inc(pieces) }
+    })
   }
 
   /** libp2p with Shoal's services: capacity ads, the mesh keeper, the worker side of pieces, the direct channel, the model swarm, names. */

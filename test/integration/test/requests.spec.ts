@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { formatNpy, parseNpy, SessionCache } from '@shoal/runtime'
 import type { PieceRuntime, Tensor } from '@shoal/runtime'
 import { afterEach, describe, expect, it } from 'vitest'
-import { FIXED_CALIBRATION, localRun, runCli, sameBytes, spawnNode, startNode, stopAll, tempDir, TEST_AD_INTERVAL_MS, waitFor, withDynamicBatch } from './helpers.js'
+import { FIXED_CALIBRATION, localRun, metricValue, runCli, sameBytes, spawnNode, startNode, stopAll, tempDir, TEST_AD_INTERVAL_MS, waitFor, withDynamicBatch } from './helpers.js'
 import type { NodeProcess } from './helpers.js'
 
 let nodes: ShoalNode[] = []
@@ -21,7 +21,7 @@ const x = (rows: number): Tensor => ({ dtype: 'float32', dims: [rows, 64], data:
 interface Delay { ms: number, waiting: number }
 
 /** A worker advertising `gflops` whose runs first wait `delay.ms`. */
-async function worker (bootstrap: string[], gflops: number, delay: Delay): Promise<ShoalNode> {
+async function worker (bootstrap: string[], gflops: number, delay: Delay, flags: Record<string, unknown> = {}): Promise<ShoalNode> {
   const real = new SessionCache({ providers: ['cpu'], cpuThreads: 1 })
   const runtime: PieceRuntime = {
     run: async (cid, load, inputs, options) => {
@@ -35,17 +35,17 @@ async function worker (bootstrap: string[], gflops: number, delay: Delay): Promi
     },
     close: async () => { await real.close() }
   }
-  const config = await resolveConfig({ dataDir: await tempDir(), flags: { listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, mdns: false, adIntervalMs: TEST_AD_INTERVAL_MS, cpuThreads: 1 }, env: {} })
+  const config = await resolveConfig({ dataDir: await tempDir(), flags: { listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, mdns: false, adIntervalMs: TEST_AD_INTERVAL_MS, cpuThreads: 1, ...flags }, env: {} })
   const node = new ShoalNode({ config, calibration: { ...FIXED_CALIBRATION, providers: [{ name: 'cpu', gflops }] }, api: false, meshKeeperIntervalMs: 500, noProviderTimeoutMs: 3000, runtime })
   await node.start()
   return node
 }
 
 /** A submitter (computing nothing unless `localSlots`) and workers of these speeds, every one holding the model. */
-async function mesh (workers: Array<{ gflops: number }>, localSlots = 0): Promise<{ submitter: ShoalNode, workers: ShoalNode[], cid: string, delays: Delay[] }> {
+async function mesh (workers: Array<{ gflops: number, flags?: Record<string, unknown> }>, localSlots = 0): Promise<{ submitter: ShoalNode, workers: ShoalNode[], cid: string, delays: Delay[] }> {
   const submitter = await startNode([], { maxConcurrency: localSlots })
   const delays = workers.map(() => ({ ms: 0, waiting: 0 }))
-  const rest = await Promise.all(workers.map(async (w, i) => await worker([submitter.addrs[0]], w.gflops, delays[i])))
+  const rest = await Promise.all(workers.map(async (w, i) => await worker([submitter.addrs[0]], w.gflops, delays[i], w.flags)))
   nodes = [submitter, ...rest]
   const [model] = await Promise.all(nodes.map(async n => await n.addModel(MODEL)))
   await waitFor(() => submitter.peers().length === workers.length && submitter.peers().every(p => p.models.includes(model.cid)), 'every worker\'s ad, listing the model')
@@ -73,6 +73,16 @@ describe('inference requests', () => {
       expect(r.failures).toEqual([])
       expect(sameBytes(r.outputs.output, reference)).toBe(true)
     }
+  })
+
+  it('sent together, run on the worker as one ONNX Runtime call (dynamic batching), each answer exactly that of its own run', async () => {
+    const { submitter, workers, cid } = await mesh([{ gflops: 50, flags: { maxConcurrency: 16, batchWindowMs: 20 } }])
+    const inputs = Array.from({ length: 16 }, (_, i) => ({ dtype: 'float32' as const, dims: [1, 64], data: new Uint8Array(Float32Array.from({ length: 64 }, (_, k) => Math.cos(i * 64 + k)).buffer) }))
+    const results = await Promise.all(inputs.map(async input => await submitter.infer(cid, { input }, { verify: 'off', hedge: false })))
+    for (const [i, r] of results.entries()) expect(sameBytes(r.outputs.output, (await localRun(MODEL, { input: inputs[i] })).output)).toBe(true)
+    const text = await workers[0].metrics.text()
+    expect(metricValue(text, 'shoal_batched_runs_total')).toBeGreaterThan(0)
+    expect(metricValue(text, 'shoal_batched_pieces_total')).toBeGreaterThan(metricValue(text, 'shoal_batched_runs_total')!)
   })
 
   it('run here when this node is expected to answer first', async () => {

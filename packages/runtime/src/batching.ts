@@ -1,0 +1,129 @@
+import { concatRows, sliceRows } from './tensor.js'
+import type { Tensor } from './tensor.js'
+import type { PieceRun, PieceRunOptions, PieceRuntime } from './session.js'
+
+export interface BatchingInit {
+  /** How long a small piece waits for others of the same model and shape to run with (0: never). */
+  windowMs: number
+  /** Pieces of more rows run alone. */
+  maxPieceRows: number
+  /** The most rows one batched run takes. */
+  maxRows: number
+  /** Whether the model's inputs and outputs all leave the batch axis free (only such models are batched). */
+  batchable: (cid: string) => boolean
+  /** Told of each batched run: how many pieces it joined. */
+  onBatch?: (pieces: number) => void
+}
+
+interface Waiting {
+  inputs: Record<string, Tensor>
+  rows: number
+  options: PieceRunOptions
+  resolve: (run: PieceRun) => void
+  reject: (err: unknown) => void
+}
+
+interface Group {
+  cid: string
+  load: () => Promise<Uint8Array>
+  members: Waiting[]
+  rows: number
+  timer?: ReturnType<typeof setTimeout>
+}
+
+/**
+ * Dynamic batching: small pieces of the same model that arrive within `windowMs` of each other, with
+ * inputs of the same names, types and dimensions after the batch axis, run as one call of the runtime
+ * beneath (their rows joined along axis 0) and get their own rows of the outputs back. A piece waits at
+ * most the window; a group that reaches `maxRows` runs at once. If the joined run fails, or an output
+ * does not keep the batch axis, each piece runs alone, so that one piece never fails another. The
+ * node's own runs (`own`) and pieces of models that fix their batch axis always run alone.
+ */
+export class BatchingRuntime implements PieceRuntime {
+  private readonly groups = new Map<string, Group>()
+
+  constructor (private readonly inner: PieceRuntime, private readonly init: BatchingInit) {}
+
+  get memoryBytes (): (() => number) | undefined {
+    return this.inner.memoryBytes?.bind(this.inner)
+  }
+
+  async run (cid: string, load: () => Promise<Uint8Array>, inputs: Record<string, Tensor>, options: PieceRunOptions = {}): Promise<PieceRun> {
+    const tensors = Object.values(inputs)
+    const rows = tensors[0]?.dims[0] ?? 0
+    if (this.init.windowMs <= 0 || options.own === true || rows < 1 || rows > this.init.maxPieceRows || tensors.some(t => t.dims.length === 0 || t.dims[0] !== rows) || !this.init.batchable(cid)) {
+      return await this.inner.run(cid, load, inputs, options)
+    }
+    const key = `${cid}|${Object.entries(inputs).sort(([a], [b]) => a.localeCompare(b)).map(([name, t]) => `${name}:${t.dtype}:${t.dims.slice(1).join('x')}`).join(',')}`
+    return await new Promise<PieceRun>((resolve, reject) => {
+      let group = this.groups.get(key)
+      if (group != null && group.rows + rows > this.init.maxRows) {
+        this.flush(key)
+        group = undefined
+      }
+      if (group == null) {
+        group = { cid, load, members: [], rows: 0 }
+        this.groups.set(key, group)
+        const g = group
+        g.timer = setTimeout(() => { if (this.groups.get(key) === g) this.flush(key) }, this.init.windowMs)
+      }
+      group.members.push({ inputs, rows, options, resolve, reject })
+      group.rows += rows
+      if (group.rows >= this.init.maxRows) this.flush(key)
+    })
+  }
+
+  private flush (key: string): void {
+    const group = this.groups.get(key)
+    if (group == null) return
+    this.groups.delete(key)
+    clearTimeout(group.timer)
+    void this.runGroup(group)
+  }
+
+  private async runGroup (group: Group): Promise<void> {
+    const { cid, load, members } = group
+    const alone = (m: Waiting): void => { this.inner.run(cid, load, m.inputs, m.options).then(m.resolve, m.reject) }
+    // pieces whose deadline passed while they waited do not hold the others up
+    const live = members.filter(m => m.options.signal?.aborted !== true)
+    for (const m of members) if (!live.includes(m)) m.reject(m.options.signal?.reason ?? new Error('the piece was stopped while it waited'))
+    if (live.length === 0) return
+    if (live.length === 1) {
+      alone(live[0])
+      return
+    }
+    const joined: Record<string, Tensor> = {}
+    for (const name of Object.keys(live[0].inputs)) joined[name] = concatRows(live.map(m => m.inputs[name]))
+    // stopped only when every piece in it is
+    const controller = new AbortController()
+    let stopped = 0
+    for (const m of live) {
+      m.options.signal?.addEventListener('abort', () => { if (++stopped === live.length) controller.abort(m.options.signal?.reason) }, { once: true })
+    }
+    let run: PieceRun
+    try {
+      run = await this.inner.run(cid, load, joined, { owned: true, signal: controller.signal, onStart: () => { for (const m of live) m.options.onStart?.() } })
+    } catch {
+      for (const m of live) alone(m)
+      return
+    }
+    const total = live.reduce((n, m) => n + m.rows, 0)
+    if (Object.values(run.outputs).some(t => t.dims.length === 0 || t.dims[0] !== total)) {
+      for (const m of live) alone(m)
+      return
+    }
+    this.init.onBatch?.(live.length)
+    let start = 0
+    for (const m of live) {
+      const outputs: Record<string, Tensor> = {}
+      for (const [name, t] of Object.entries(run.outputs)) outputs[name] = sliceRows(t, start, m.rows)
+      start += m.rows
+      m.resolve({ outputs, provider: run.provider, computeMs: run.computeMs })
+    }
+  }
+
+  async close (): Promise<void> {
+    for (const key of [...this.groups.keys()]) this.flush(key)
+    await this.inner.close()
+  }
+}
