@@ -112,7 +112,7 @@ export async function run ({ record: save }) {
     '',
     table(['model', 'in flight', 'mesh', 'HTTP server', 'mesh / HTTP'], throughput),
     '',
-    'Dynamic batching on the worker (concurrent requests run as one ONNX Runtime call) is not built yet: at 16 and 64 in flight each request is its own run on both sides.'
+    'The worker batches requests that arrive together (`--batch-window`, 2 ms by default: concurrent requests of one model run as one ONNX Runtime call); the HTTP server runs each request as its own call.'
   ].join('\n')
   process.stdout.write(markdown + '\n')
   if (save) await record('requests', 'pnpm bench requests --record', markdown)

@@ -32,15 +32,20 @@ interface Group {
 }
 
 /**
- * Dynamic batching: small pieces of the same model that arrive within `windowMs` of each other, with
- * inputs of the same names, types and dimensions after the batch axis, run as one call of the runtime
- * beneath (their rows joined along axis 0) and get their own rows of the outputs back. A piece waits at
- * most the window; a group that reaches `maxRows` runs at once. If the joined run fails, or an output
- * does not keep the batch axis, each piece runs alone, so that one piece never fails another. The
- * node's own runs (`own`) and pieces of models that fix their batch axis always run alone.
+ * Dynamic batching: small pieces of the same model, with inputs of the same names, types and dimensions
+ * after the batch axis, that arrive while the runtime beneath is busy run as one call of it once it is
+ * free (their rows joined along axis 0), and each gets its own rows of the outputs back. A piece that
+ * finds the runtime idle runs at once: batching adds no wait to a lone request (measured: waiting the
+ * window for every piece doubled a lone request's overhead through the mesh, 2.3 to 4.4 ms). A piece
+ * waits at most `windowMs` for the runtime to be free; a group that reaches `maxRows` runs at once. If
+ * the joined run fails, or an output does not keep the batch axis, each piece runs alone, so that one
+ * piece never fails another. The node's own runs (`own`) and pieces of models that fix their batch
+ * axis always run alone.
  */
 export class BatchingRuntime implements PieceRuntime {
   private readonly groups = new Map<string, Group>()
+  /** Calls of the runtime beneath in progress. */
+  private running = 0
 
   constructor (private readonly inner: PieceRuntime, private readonly init: BatchingInit) {}
 
@@ -52,9 +57,11 @@ export class BatchingRuntime implements PieceRuntime {
     const tensors = Object.values(inputs)
     const rows = tensors[0]?.dims[0] ?? 0
     if (this.init.windowMs <= 0 || options.own === true || rows < 1 || rows > this.init.maxPieceRows || tensors.some(t => t.dims.length === 0 || t.dims[0] !== rows) || !this.init.batchable(cid)) {
-      return await this.inner.run(cid, load, inputs, options)
+      return await this.call(cid, load, inputs, options)
     }
     const key = `${cid}|${Object.entries(inputs).sort(([a], [b]) => a.localeCompare(b)).map(([name, t]) => `${name}:${t.dtype}:${t.dims.slice(1).join('x')}`).join(',')}`
+    // an idle runtime takes the piece now: there is nothing to wait for
+    if (this.running === 0 && !this.groups.has(key)) return await this.call(cid, load, inputs, options)
     return await new Promise<PieceRun>((resolve, reject) => {
       let group = this.groups.get(key)
       if (group != null && group.rows + rows > this.init.maxRows) {
@@ -73,6 +80,17 @@ export class BatchingRuntime implements PieceRuntime {
     })
   }
 
+  /** A call of the runtime beneath; when it leaves the runtime idle, the pieces waiting run. */
+  private async call (cid: string, load: () => Promise<Uint8Array>, inputs: Record<string, Tensor>, options: PieceRunOptions): Promise<PieceRun> {
+    this.running++
+    try {
+      return await this.inner.run(cid, load, inputs, options)
+    } finally {
+      this.running--
+      if (this.running === 0) for (const key of [...this.groups.keys()]) this.flush(key)
+    }
+  }
+
   private flush (key: string): void {
     const group = this.groups.get(key)
     if (group == null) return
@@ -83,7 +101,7 @@ export class BatchingRuntime implements PieceRuntime {
 
   private async runGroup (group: Group): Promise<void> {
     const { cid, load, members } = group
-    const alone = (m: Waiting): void => { this.inner.run(cid, load, m.inputs, m.options).then(m.resolve, m.reject) }
+    const alone = (m: Waiting): void => { this.call(cid, load, m.inputs, m.options).then(m.resolve, m.reject) }
     // pieces whose deadline passed while they waited do not hold the others up
     const live = members.filter(m => m.options.signal?.aborted !== true)
     for (const m of members) if (!live.includes(m)) m.reject(m.options.signal?.reason ?? new Error('the piece was stopped while it waited'))
@@ -102,7 +120,7 @@ export class BatchingRuntime implements PieceRuntime {
     }
     let run: PieceRun
     try {
-      run = await this.inner.run(cid, load, joined, { owned: true, signal: controller.signal, onStart: () => { for (const m of live) m.options.onStart?.() } })
+      run = await this.call(cid, load, joined, { owned: true, signal: controller.signal, onStart: () => { for (const m of live) m.options.onStart?.() } })
     } catch {
       for (const m of live) alone(m)
       return
