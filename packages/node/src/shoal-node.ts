@@ -1,7 +1,7 @@
 import { readFile, rm } from 'node:fs/promises'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { PeerId } from '@libp2p/interface'
-import { encodePipelineManifest, INFER_PROTOCOL, isPipelineCid, MAX_AD_MODELS } from '@shoal/protocol'
+import { encodePipelineManifest, INFER_PROTOCOL, isPipelineCid, MAX_AD_MODELS, MAX_AD_WARM_MODELS } from '@shoal/protocol'
 import type { Capacity } from '@shoal/protocol'
 import { BatchingRuntime, calibrate, inspectModel, inspectModelInChild, modelCid as computeModelCid, ProcessSessions, SessionCache, slowed, splitModel, ThreadedSessions } from '@shoal/runtime'
 import type { SplitOptions, SplitResult } from '@shoal/runtime'
@@ -630,7 +630,7 @@ export class ShoalNode {
    * (an ad costs nothing to forge: thousands relayed over one connection claiming 10^7 GFLOP/s once
    * stalled every job), at most MAX_JOB_PEERS of them, holders of the model first, then the fastest.
    */
-  private jobCandidates (modelCid: string): Array<{ peerId: string, gflops: number, slots: number, hasModel: boolean, queueLength: number }> {
+  private jobCandidates (modelCid: string): Array<{ peerId: string, gflops: number, slots: number, hasModel: boolean, queueLength: number, warm: boolean }> {
     const libp2p = this.libp2p
     const connected = new Set(libp2p.getConnections().map(c => c.remotePeer.toString()))
     return libp2p.services.capacity.peers.list()
@@ -643,7 +643,8 @@ export class ShoalNode {
         gflops: Math.max(...e.capacity.providers.map(p => p.gflops)),
         slots: e.capacity.limits.maxConcurrency,
         hasModel: e.capacity.models.includes(modelCid),
-        queueLength: e.capacity.queueLength
+        queueLength: e.capacity.queueLength,
+        warm: e.capacity.warmModels?.includes(modelCid) === true
       }))
       .sort((a, b) => Number(b.hasModel) - Number(a.hasModel) || b.gflops - a.gflops)
       .slice(0, MAX_JOB_PEERS)
@@ -792,6 +793,7 @@ export class ShoalNode {
   private localCapacity (): ReturnType<Parameters<typeof createShoalLibp2p>[0]['capacity']['local']> {
     const { config } = this
     const calibration = this.calibrationResult
+    const models = this.models.list().map(m => m.cid).slice(0, MAX_AD_MODELS)
     return {
       hardware: detectHardware(),
       gpu: calibration?.gpu ?? null,
@@ -804,7 +806,9 @@ export class ShoalNode {
       },
       freeSlots: this.libp2pNode?.services.inference.freeSlots ?? config.maxConcurrency,
       queueLength: this.libp2pNode?.services.inference.queueLength ?? 0,
-      models: this.models.list().map(m => m.cid).slice(0, MAX_AD_MODELS)
+      models,
+      // the models whose sessions the runtime keeps (it ran them last), of those held and advertised
+      warmModels: (this.sessions instanceof BatchingRuntime ? this.sessions.recentModels() : []).filter(cid => models.includes(cid)).slice(0, MAX_AD_WARM_MODELS)
     }
   }
 

@@ -4,8 +4,7 @@ import * as Digest from 'multiformats/hashes/digest'
 import { CapacityAd as CapacityAdMessage } from './pb/capacity.js'
 import {
   MAX_AD_ADDRS, MAX_AD_INTERVAL_MS, MAX_AD_MODELS, MAX_AD_PROVIDERS, MAX_AD_TEXT_LENGTH,
-  MAX_CAPACITY_AD_BYTES, MAX_CPU_CORES, MAX_PROVIDER_GFLOPS, MIN_AD_INTERVAL_MS
-} from './constants.js'
+  MAX_CAPACITY_AD_BYTES, MAX_CPU_CORES, MAX_PROVIDER_GFLOPS, MIN_AD_INTERVAL_MS, MAX_AD_WARM_MODELS } from './constants.js'
 import { InvalidMessageError } from './errors.js'
 
 /**
@@ -28,6 +27,8 @@ export interface Capacity {
   freeSlots: number
   queueLength: number
   models: string[]
+  /** Of `models`, those it keeps an open session of (at most MAX_AD_WARM_MODELS); absent from older nodes' ads: none. */
+  warmModels?: string[]
   /** Publisher's sequence number: strictly increasing, also across restarts. */
   seq: number
   timestampMs: number
@@ -85,7 +86,7 @@ export function decodeCapacityAd (bytes: Uint8Array): Capacity {
   let ad: CapacityAdMessage
   try {
     ad = CapacityAdMessage.decode(bytes, {
-      limits: { addrs: MAX_AD_ADDRS, providers: MAX_AD_PROVIDERS, models: MAX_AD_MODELS }
+      limits: { addrs: MAX_AD_ADDRS, providers: MAX_AD_PROVIDERS, models: MAX_AD_MODELS, warmModels: MAX_AD_WARM_MODELS }
     })
   } catch (err: any) {
     invalid('malformed', `not a CapacityAd protobuf (${err.message})`)
@@ -118,6 +119,8 @@ export function decodeCapacityAd (bytes: Uint8Array): Capacity {
   })
   if (new Set(providers.map(p => p.name)).size !== providers.length) invalid('bad-field', 'a provider is listed twice')
   const models = ad.models.map(m => text(m, 'models[]', 1))
+  const warmModels = ad.warmModels.map(m => text(m, 'warm_models[]', 1))
+  if (warmModels.some(m => !models.includes(m))) invalid('bad-field', 'warm_models lists a model that models does not')
   const hw = ad.hardware
   const gpu = text(hw.gpu, 'hardware.gpu')
 
@@ -146,6 +149,7 @@ export function decodeCapacityAd (bytes: Uint8Array): Capacity {
     freeSlots: count(ad.freeSlots, 'free_slots', 65535),
     queueLength: count(ad.queueLength, 'queue_length', 0xffffffff),
     models,
+    warmModels,
     seq: safeNumber(ad.seq, 'seq'),
     timestampMs: safeNumber(ad.timestampMs, 'timestamp_ms'),
     intervalMs: count(ad.intervalMs, 'interval_ms', MAX_AD_INTERVAL_MS, MIN_AD_INTERVAL_MS),
@@ -178,6 +182,7 @@ export function encodeCapacityAd (capacity: Capacity): Uint8Array {
     freeSlots: capacity.freeSlots,
     queueLength: capacity.queueLength,
     models: capacity.models,
+    warmModels: capacity.warmModels ?? [],
     seq: BigInt(capacity.seq),
     timestampMs: BigInt(capacity.timestampMs),
     leaving: capacity.leaving,

@@ -11,6 +11,8 @@ export const MAX_CAPACITY_AD_BYTES = 8192
 export const MAX_AD_ADDRS = 16
 export const MAX_AD_PROVIDERS = 8
 export const MAX_AD_MODELS = 64
+/** Warm models an ad lists at most: a node keeps few sessions open (4 by default). */
+export const MAX_AD_WARM_MODELS = 16
 
 /** Longest free-text field (CPU model, GPU name) kept; longer ones are refused, not truncated. */
 export const MAX_AD_TEXT_LENGTH = 256

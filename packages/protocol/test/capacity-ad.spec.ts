@@ -2,7 +2,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { describe, expect, it } from 'vitest'
 import { CapacityAd } from '../src/pb/capacity.js'
-import { decodeCapacityAd, encodeCapacityAd, InvalidMessageError, MAX_AD_MODELS, MAX_CAPACITY_AD_BYTES } from '../src/index.js'
+import { decodeCapacityAd, encodeCapacityAd, InvalidMessageError, MAX_AD_MODELS, MAX_AD_WARM_MODELS, MAX_CAPACITY_AD_BYTES } from '../src/index.js'
 import type { Capacity } from '../src/index.js'
 
 async function sampleAd (): Promise<Capacity> {
@@ -20,7 +20,8 @@ async function sampleAd (): Promise<Capacity> {
     limits: { maxConcurrency: 2, maxMemoryBytes: 2 ** 32, cpuThreads: 8, noGpu: false },
     freeSlots: 2,
     queueLength: 0,
-    models: [],
+    models: ['bafkreiaaaa', 'bafkreibbbb'],
+    warmModels: ['bafkreibbbb'],
     seq: 1_700_000_000_001,
     timestampMs: 1_700_000_000_000,
     intervalMs: 5000,
@@ -55,6 +56,19 @@ describe('capacity ad codec', () => {
 
   it('refuses an oversized ad before decoding it', () => {
     expect(reasonOf(() => decodeCapacityAd(new Uint8Array(MAX_CAPACITY_AD_BYTES + 1)))).toBe('oversized')
+  })
+
+  it('refuses warm models it does not list as held, and too many of them', async () => {
+    const ad = await sampleAd()
+    expect(() => encodeCapacityAd({ ...ad, warmModels: ['bafkreicccc'] })).toThrow(/warm_models lists a model that models does not/)
+    const wire = CapacityAd.decode(encodeCapacityAd(ad))
+    wire.models = Array.from({ length: MAX_AD_WARM_MODELS + 1 }, (_, i) => `m${i}`)
+    wire.warmModels = wire.models
+    expect(reasonOf(() => decodeCapacityAd(CapacityAd.encode(wire)))).toBe('malformed')
+    // an older node's ad has none: none are warm
+    const older = CapacityAd.decode(encodeCapacityAd(ad))
+    older.warmModels = []
+    expect(decodeCapacityAd(CapacityAd.encode(older)).warmModels).toEqual([])
   })
 
   it('refuses an ad with too many models while decoding', async () => {

@@ -1,3 +1,4 @@
+import { DEFAULT_MAX_SESSIONS } from './constants.js'
 import { concatRows, sliceRows } from './tensor.js'
 import type { Tensor } from './tensor.js'
 import type { PieceRun, PieceRunOptions, PieceRuntime } from './session.js'
@@ -46,6 +47,8 @@ export class BatchingRuntime implements PieceRuntime {
   private readonly groups = new Map<string, Group>()
   /** Calls of the runtime beneath in progress. */
   private running = 0
+  /** Models run last, most recent last (SESSIONS_KEPT of them): those whose sessions the runtime beneath keeps. */
+  private readonly recent: string[] = []
 
   constructor (private readonly inner: PieceRuntime, private readonly init: BatchingInit) {}
 
@@ -84,7 +87,12 @@ export class BatchingRuntime implements PieceRuntime {
   private async call (cid: string, load: () => Promise<Uint8Array>, inputs: Record<string, Tensor>, options: PieceRunOptions): Promise<PieceRun> {
     this.running++
     try {
-      return await this.inner.run(cid, load, inputs, options)
+      const run = await this.inner.run(cid, load, inputs, options)
+      const at = this.recent.indexOf(cid)
+      if (at >= 0) this.recent.splice(at, 1)
+      this.recent.push(cid)
+      if (this.recent.length > DEFAULT_MAX_SESSIONS) this.recent.shift()
+      return run
     } finally {
       this.running--
       if (this.running === 0) for (const key of [...this.groups.keys()]) this.flush(key)
@@ -138,6 +146,14 @@ export class BatchingRuntime implements PieceRuntime {
       start += m.rows
       m.resolve({ outputs, provider: run.provider, computeMs: run.computeMs })
     }
+  }
+
+  /**
+   * The models this runtime ran most recently, newest first: those whose sessions a session cache of
+   * DEFAULT_MAX_SESSIONS keeps (a process restarted after a kill has lost them until they run again).
+   */
+  recentModels (): string[] {
+    return [...this.recent].reverse()
   }
 
   async close (): Promise<void> {

@@ -73,3 +73,10 @@ export const DEFAULT_MAX_SPLIT_BYTES = 2 * 1024 ** 3 - 1
  * that halves an image five times still has one pixel left).
  */
 export const SPLIT_SAMPLE_DIM = 32
+
+/**
+ * Sessions a session cache keeps open (the least recently used one is released past it): 4, enough for
+ * a job's model, a pipeline's stages on one worker or a few requested models, without holding the
+ * memory of every model a worker ever ran.
+ */
+export const DEFAULT_MAX_SESSIONS = 4

@@ -1,3 +1,4 @@
+import { DEFAULT_MAX_SESSIONS } from './constants.js'
 import { createRequire } from 'node:module'
 import type { InferenceSession, Tensor as OrtTensor } from 'onnxruntime-node'
 import { byteLength, ITEM_SIZE } from './tensor.js'
@@ -126,7 +127,7 @@ export class SessionCache implements PieceRuntime {
   private clock = 0
 
   constructor (init: SessionCacheInit) {
-    this.init = { maxSessions: 4, ...init }
+    this.init = { maxSessions: DEFAULT_MAX_SESSIONS, ...init }
   }
 
   /** The session for a model, creating it from `load()` (the model's bytes) on first use. */

@@ -16,6 +16,8 @@ export interface RequestCandidate {
   hasModel: boolean
   /** Pieces waiting behind the one it computes, as its ad says. */
   queueLength: number
+  /** Its ad says it keeps a session of the model open (no session to open first). */
+  warm?: boolean
 }
 
 export interface RouterOptions {
@@ -50,7 +52,8 @@ interface TargetState {
 
 /**
  * Chooses targets for the requests of one model, learning from each answer. Before a target has
- * answered, its expected latency is a round trip, plus opening a session (`coldStartMs`), plus the
+ * answered, its expected latency is a round trip, plus opening a session (`coldStartMs`, unless its ad
+ * says the session is warm), plus the
  * rows at this node's speed scaled by advertised throughput for itself and its queue, plus a model
  * fetch if it lacks the model; afterwards the median of its recent answers per row (which includes its
  * round trip and queueing as they were).
@@ -93,7 +96,7 @@ export class RequestRouter {
     if (s != null && s.msPerRow.length > 0) return median(s.msPerRow) * rows
     const speed = candidate.gflops > 0 && this.options.refGflops > 0 ? this.options.refGflops / candidate.gflops : 1
     const perRow = this.options.refMsPerRow * speed
-    return (local ? 0 : this.options.defaultRoundTripMs) + this.options.coldStartMs + (candidate.queueLength + 1) * perRow * rows + (candidate.hasModel ? 0 : this.options.modelFetchMs)
+    return (local ? 0 : this.options.defaultRoundTripMs) + (candidate.warm === true ? 0 : this.options.coldStartMs) + (candidate.queueLength + 1) * perRow * rows + (candidate.hasModel ? 0 : this.options.modelFetchMs)
   }
 
   /**

@@ -17,6 +17,13 @@ describe('routing a request', () => {
     expect(r.rank([peer('fast', 400, { hasModel: false }), peer('slow', 100)], 4, 0).map(x => x.peerId)).toEqual(['slow', 'fast'])
   })
 
+  it('prefers a peer that keeps a session of the model open over one as fast that must open one', () => {
+    const r = new RequestRouter({ refMsPerRow: 10, refGflops: 100, modelFetchMs: 1000, coldStartMs: 100 })
+    const ranked = r.rank([peer('cold', 100), peer('warm', 100, { warm: true })], 1, 0)
+    expect(ranked.map(x => x.peerId)).toEqual(['warm', 'cold'])
+    expect(ranked[1].expectedMs - ranked[0].expectedMs).toBe(100)
+  })
+
   it('follows measured answers over advertised speed, and counts no round trip for this node', () => {
     const r = router()
     r.answered('liar', 4, 400)

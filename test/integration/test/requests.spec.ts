@@ -61,6 +61,9 @@ describe('inference requests', () => {
     expect(result.hedged).toBe(false)
     expect(result.failures).toEqual([])
     expect(sameBytes(result.outputs.output, (await localRun(MODEL, { input })).output)).toBe(true)
+    // the worker that answered now keeps a session of the model, and its ad says so
+    await waitFor(() => submitter.peers().find(p => p.peerId === workers[1].peerId)?.warmModels?.includes(cid) === true, 'the answering worker\'s ad to list the model as warm')
+    expect(submitter.peers().find(p => p.peerId === workers[0].peerId)?.warmModels).toEqual([])
   })
 
   it('64 at once to one worker all get their answer: those past its share wait here, none is refused', async () => {

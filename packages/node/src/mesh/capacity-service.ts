@@ -12,7 +12,7 @@ import { PeerTable } from './peer-table.js'
 import type { Hardware } from './hardware.js'
 
 /** What the node knows about itself; the service adds identity, addresses, sequence and time. */
-export type LocalCapacity = Pick<Capacity, 'gpu' | 'providers' | 'limits' | 'freeSlots' | 'queueLength' | 'models'> & { hardware: Hardware }
+export type LocalCapacity = Pick<Capacity, 'gpu' | 'providers' | 'limits' | 'freeSlots' | 'queueLength' | 'models' | 'warmModels'> & { hardware: Hardware }
 
 export interface CapacityServiceInit {
   intervalMs: number
@@ -190,6 +190,7 @@ export class CapacityService implements Startable {
       freeSlots: local.freeSlots,
       queueLength: local.queueLength,
       models: local.models,
+      warmModels: local.warmModels ?? [],
       seq: advance ? ++this.seq : this.seq,
       timestampMs: this.now(),
       intervalMs: this.init.intervalMs,

@@ -17,6 +17,7 @@ export interface CapacityAd {
   timestampMs: bigint
   leaving: boolean
   intervalMs: number
+  warmModels: string[]
 }
 
 export namespace CapacityAd {
@@ -100,6 +101,13 @@ export namespace CapacityAd {
           w.uint32(obj.intervalMs)
         }
 
+        if (obj.warmModels != null && obj.warmModels.length > 0) {
+          for (const value of obj.warmModels) {
+            w.uint32(114)
+            w.string(value)
+          }
+        }
+
         if (opts.lengthDelimited !== false) {
           w.ldelim()
         }
@@ -115,7 +123,8 @@ export namespace CapacityAd {
           seq: 0n,
           timestampMs: 0n,
           leaving: false,
-          intervalMs: 0
+          intervalMs: 0,
+          warmModels: []
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -194,6 +203,14 @@ export namespace CapacityAd {
               obj.intervalMs = reader.uint32()
               break
             }
+            case 14: {
+              if (opts.limits?.warmModels != null && obj.warmModels.length === opts.limits.warmModels) {
+                throw new MaxLengthError('Decode error - repeated field "warmModels" had too many elements')
+              }
+
+              obj.warmModels.push(reader.string())
+              break
+            }
             default: {
               reader.skipType(tag & 7)
               break
@@ -206,7 +223,8 @@ export namespace CapacityAd {
         const obj = {
           addrs: 0,
           providers: 0,
-          models: 0
+          models: 0,
+          warmModels: 0
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -331,6 +349,21 @@ export namespace CapacityAd {
                 field: `${prefix}.intervalMs`,
                 value: reader.uint32()
               }
+              break
+            }
+            case 14: {
+              if (opts.limits?.warmModels != null && obj.warmModels === opts.limits.warmModels) {
+                throw new MaxLengthError('Streaming decode error - repeated field "warmModels" had too many elements')
+              }
+
+              yield {
+                field: `${prefix}.warmModels[]`,
+                index: obj.warmModels,
+                value: reader.string()
+              }
+
+              obj.warmModels++
+
               break
             }
             default: {
@@ -464,6 +497,12 @@ export namespace CapacityAd {
     value: number
   }
 
+  export interface CapacityAdWarmModelsFieldEvent {
+    field: '$.warmModels[]'
+    index: number
+    value: string
+  }
+
   export function encode (obj: Partial<CapacityAd>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, CapacityAd.codec())
   }
@@ -472,7 +511,7 @@ export namespace CapacityAd {
     return decodeMessage(buf, CapacityAd.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<CapacityAd>): Generator<CapacityAdPeerIdFieldEvent | CapacityAdVersionFieldEvent | CapacityAdAddrsFieldEvent | CapacityAdHardwareCpuModelFieldEvent | CapacityAdHardwareCpuCoresFieldEvent | CapacityAdHardwareMemoryTotalBytesFieldEvent | CapacityAdHardwareMemoryFreeBytesFieldEvent | CapacityAdHardwareOsFieldEvent | CapacityAdHardwareArchFieldEvent | CapacityAdHardwareGpuFieldEvent | CapacityAdProvidersNameFieldEvent | CapacityAdProvidersGflopsFieldEvent | CapacityAdLimitsMaxConcurrencyFieldEvent | CapacityAdLimitsMaxMemoryBytesFieldEvent | CapacityAdLimitsCpuThreadsFieldEvent | CapacityAdLimitsNoGpuFieldEvent | CapacityAdFreeSlotsFieldEvent | CapacityAdQueueLengthFieldEvent | CapacityAdModelsFieldEvent | CapacityAdSeqFieldEvent | CapacityAdTimestampMsFieldEvent | CapacityAdLeavingFieldEvent | CapacityAdIntervalMsFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<CapacityAd>): Generator<CapacityAdPeerIdFieldEvent | CapacityAdVersionFieldEvent | CapacityAdAddrsFieldEvent | CapacityAdHardwareCpuModelFieldEvent | CapacityAdHardwareCpuCoresFieldEvent | CapacityAdHardwareMemoryTotalBytesFieldEvent | CapacityAdHardwareMemoryFreeBytesFieldEvent | CapacityAdHardwareOsFieldEvent | CapacityAdHardwareArchFieldEvent | CapacityAdHardwareGpuFieldEvent | CapacityAdProvidersNameFieldEvent | CapacityAdProvidersGflopsFieldEvent | CapacityAdLimitsMaxConcurrencyFieldEvent | CapacityAdLimitsMaxMemoryBytesFieldEvent | CapacityAdLimitsCpuThreadsFieldEvent | CapacityAdLimitsNoGpuFieldEvent | CapacityAdFreeSlotsFieldEvent | CapacityAdQueueLengthFieldEvent | CapacityAdModelsFieldEvent | CapacityAdSeqFieldEvent | CapacityAdTimestampMsFieldEvent | CapacityAdLeavingFieldEvent | CapacityAdIntervalMsFieldEvent | CapacityAdWarmModelsFieldEvent> {
     return streamMessage(buf, CapacityAd.codec(), opts)
   }
 }
