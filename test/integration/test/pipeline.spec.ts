@@ -140,7 +140,10 @@ describe('a model no single peer may hold runs as a pipeline across the mesh', (
     const liar = await perturbingWorker([submitter.addrs[0]])
     nodes.push(liar)
     await waitFor(() => submitter.peers().length === 3, 'the submitter to see the liar')
-    const { pipeline } = await submitter.splitModel(whole, { stages: 2, sample: { input_ids: transformerInputs(SHAPE, 2) } })
+    const { pipeline, split } = await submitter.splitModel(whole, { stages: 2, sample: { input_ids: transformerInputs(SHAPE, 2) } })
+    // the liar holds the stages and advertises the most speed: it is sure to get the first micro-batches
+    for (const stage of split.stages) await liar.addModel(stage.bytes)
+    await waitFor(() => pipeline.manifest.stages.every(s => submitter.peers().find(p => p.peerId === liar.peerId)?.models.includes(s.cid) === true), 'the liar\'s ad to list the stages')
     const input = transformerInputs(SHAPE, 16, 8)
     const job = submitter.submitJob(pipeline.cid, { input_ids: input }, { rowsPerPiece: 2 })
     const result = await job.run()
