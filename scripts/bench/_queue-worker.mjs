@@ -3,6 +3,7 @@
 import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { Worker } from 'bullmq'
+import { Redis } from 'ioredis'
 const ort = createRequire(import.meta.resolve('@shoal/runtime'))('onnxruntime-node')
 const [port, modelPath, inputName] = process.argv.slice(2)
 const session = await ort.InferenceSession.create(await readFile(modelPath), { intraOpNumThreads: 1, executionProviders: ['cpu'] })
@@ -12,6 +13,6 @@ const worker = new Worker('pieces', async job => {
   const out = await session.run({ [inputName]: new ort.Tensor('float32', values, job.data.dims) })
   const y = out[session.outputNames[0]]
   return { dims: y.dims, y: Buffer.from(y.data.buffer, y.data.byteOffset, y.data.byteLength).toString('base64') }
-}, { connection: { host: '127.0.0.1', port: Number(port) }, concurrency: 1 })
+}, { connection: new Redis({ host: '127.0.0.1', port: Number(port), maxRetriesPerRequest: null }), concurrency: 1 })
 await worker.waitUntilReady()
 process.stdout.write('ready\n')

