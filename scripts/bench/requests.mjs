@@ -102,6 +102,7 @@ export async function run ({ record: save }) {
     server.proc.kill()
   }
   worker.proc.kill('SIGKILL')
+  const killed = await killDuringStream(submitter)
   await submitter.stop()
   const markdown = [
     `**Latency** of one request of one row, ${LATENCY_RUNS} one after another: an ONNX Runtime call in this process (one thread) against a request through the mesh (an in-process submitter that computes nothing, one worker process of one CPU thread, loopback; a kept direct connection), after 10 warm-up requests:`,
@@ -112,8 +113,57 @@ export async function run ({ record: save }) {
     '',
     table(['model', 'in flight', 'mesh', 'HTTP server', 'mesh / HTTP'], throughput),
     '',
+    `**A worker killed during a stream of requests**: ${killed.total} requests of PP-OCRv4 recognition (one row each), ${KILL_CONCURRENCY} in flight, over two worker processes; one is killed (SIGKILL) a third of the way in:`,
+    '',
+    table(['requests', 'failed', 'retried on the other worker', 'p50 before the kill', 'p99 before', 'p50 after', 'p99 after', 'slowest'], [[String(killed.total), String(killed.failed), String(killed.retried), `${killed.before.p50.toFixed(1)} ms`, `${killed.before.p99.toFixed(1)} ms`, `${killed.after.p50.toFixed(1)} ms`, `${killed.after.p99.toFixed(1)} ms`, `${killed.slowest.toFixed(0)} ms`]]),
+    '',
     'The worker batches requests that arrive together (`--batch-window`, 2 ms by default: concurrent requests of one model run as one ONNX Runtime call); the HTTP server runs each request as its own call.'
   ].join('\n')
   process.stdout.write(markdown + '\n')
   if (save) await record('requests', 'pnpm bench requests --record', markdown)
+}
+
+const KILL_REQUESTS = Number(process.env.SHOAL_BENCH_KILL_REQUESTS ?? 150)
+const KILL_CONCURRENCY = 4
+
+/** Two workers answer a stream of requests; one dies a third of the way in. No request may fail. */
+async function killDuringStream (submitter) {
+  const workers = []
+  for (let i = 0; i < 2; i++) workers.push(startNodeProcess(['--data-dir', await tempDir('shoal-bench-'), '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--no-gpu', '--cpu-threads', '1', '--max-concurrency', '4', '--ad-interval', '500', '--bootstrap', submitter.addrs[0]]))
+  const ready = await Promise.all(workers.map(w => w.ready))
+  await waitFor(() => ready.every(r => submitter.peers().some(p => p.peerId === r.peerId)), 'both workers')
+  const bytes = new Uint8Array(await readFile(ocrModels.recognitionPath))
+  const entry = await submitter.addModel(bytes)
+  const x = syntheticBatch([1, 3, 48, 320], 5)
+  // warm-up: both workers fetch the model and open a session
+  await Promise.all(Array.from({ length: 8 }, async () => await submitter.infer(entry.cid, { x }, { verify: 'off', hedge: false })))
+  const latencies = []
+  let sent = 0
+  let failed = 0
+  let retried = 0
+  let killedAt = -1
+  await Promise.all(Array.from({ length: KILL_CONCURRENCY }, async () => {
+    while (sent < KILL_REQUESTS) {
+      const i = sent++
+      if (i === Math.floor(KILL_REQUESTS / 3)) { killedAt = i; workers[0].proc.kill('SIGKILL') }
+      const t = performance.now()
+      try {
+        const r = await submitter.infer(entry.cid, { x }, { verify: 'off' })
+        if (r.failures.length > 0) retried++
+        latencies.push({ i, ms: performance.now() - t })
+      } catch {
+        failed++
+      }
+    }
+  }))
+  for (const w of workers) w.proc.kill('SIGKILL')
+  const stats = list => ({ p50: percentile(list.map(l => l.ms), 50) ?? 0, p99: percentile(list.map(l => l.ms), 99) ?? 0 })
+  return {
+    total: KILL_REQUESTS,
+    failed,
+    retried,
+    before: stats(latencies.filter(l => l.i < killedAt)),
+    after: stats(latencies.filter(l => l.i >= killedAt)),
+    slowest: Math.max(...latencies.map(l => l.ms))
+  }
 }

@@ -48,6 +48,8 @@ interface TargetState {
   latencies: number[]
   consecutiveFailures: number
   backoffUntil: number
+  /** Requests sent to it and not answered yet (from this router's node). */
+  inFlight: number
 }
 
 /**
@@ -68,8 +70,19 @@ export class RequestRouter {
 
   private state (peerId: string): TargetState {
     let s = this.targets.get(peerId)
-    if (s == null) this.targets.set(peerId, s = { msPerRow: [], latencies: [], consecutiveFailures: 0, backoffUntil: 0 })
+    if (s == null) this.targets.set(peerId, s = { msPerRow: [], latencies: [], consecutiveFailures: 0, backoffUntil: 0, inFlight: 0 })
     return s
+  }
+
+  /** A request went to a target: until it ends (`ended`), the next ones expect to queue behind it. */
+  sent (peerId: string): void {
+    this.state(peerId).inFlight++
+  }
+
+  /** A request to a target ended (answered, failed or cancelled). */
+  ended (peerId: string): void {
+    const s = this.state(peerId)
+    s.inFlight = Math.max(0, s.inFlight - 1)
   }
 
   /** A target answered `rows` rows in `ms` (from sending to the answer). */
@@ -93,10 +106,14 @@ export class RequestRouter {
   /** Expected time to answer `rows` rows at this target. */
   expectedMs (candidate: RequestCandidate, rows: number, local = false): number {
     const s = this.targets.get(candidate.peerId)
-    if (s != null && s.msPerRow.length > 0) return median(s.msPerRow) * rows
+    // requests of ours it is still answering go first: a target that answers fast stops being the
+    // best once enough are queued at it (else every request of a stream went to one peer)
+    const ahead = s?.inFlight ?? 0
+    if (s != null && s.msPerRow.length > 0) return median(s.msPerRow) * rows * (1 + ahead)
     const speed = candidate.gflops > 0 && this.options.refGflops > 0 ? this.options.refGflops / candidate.gflops : 1
     const perRow = this.options.refMsPerRow * speed
-    return (local ? 0 : this.options.defaultRoundTripMs) + (candidate.warm === true ? 0 : this.options.coldStartMs) + (candidate.queueLength + 1) * perRow * rows + (candidate.hasModel ? 0 : this.options.modelFetchMs)
+    const one = (local ? 0 : this.options.defaultRoundTripMs) + (candidate.warm === true ? 0 : this.options.coldStartMs) + (candidate.queueLength + 1) * perRow * rows + (candidate.hasModel ? 0 : this.options.modelFetchMs)
+    return one * (1 + ahead)
   }
 
   /**

@@ -32,6 +32,28 @@ describe('routing a request', () => {
     expect(r.rank([peer('me', 100), peer('other', 100)], 4, 0, new Set(), 'me')[0].peerId).toBe('me')
   })
 
+  it('counts its own requests still in flight at a target: a stream spreads over targets as they fill', () => {
+    const r = router()
+    r.answered('fast', 1, 10)
+    r.answered('slow', 1, 25)
+    expect(r.rank([peer('fast', 100), peer('slow', 100)], 1, 0)[0].peerId).toBe('fast')
+    r.sent('fast')
+    r.sent('fast')
+    // two ahead at fast: 30 ms there, 25 at slow
+    expect(r.rank([peer('fast', 100), peer('slow', 100)], 1, 0)[0].peerId).toBe('slow')
+    r.ended('fast')
+    expect(r.rank([peer('fast', 100), peer('slow', 100)], 1, 0)[0].peerId).toBe('fast')
+    // two targets never measured: requests sent at once alternate between them
+    const fresh = router()
+    const picks: string[] = []
+    for (let i = 0; i < 4; i++) {
+      const best = fresh.rank([peer('a', 100), peer('b', 100)], 1, 0)[0].peerId
+      fresh.sent(best)
+      picks.push(best)
+    }
+    expect(picks.sort()).toEqual(['a', 'a', 'b', 'b'])
+  })
+
   it('passes over a failed target while it backs off, and excluded ones always', () => {
     const r = router()
     r.failed('fast', 0)

@@ -100,6 +100,7 @@ export async function runRequest (deps: RequestDeps, inputs: Record<string, Tens
       const remote = route.peerId !== deps.localPeerId
       const sentAt = now()
       const signal = AbortSignal.any([controller.signal, deadline])
+      deps.router.sent(route.peerId)
       const run = remote
         ? (async () => {
             // at most a peer's share of requests in flight to it: the rest wait here, not in streams it would refuse
@@ -111,6 +112,7 @@ export async function runRequest (deps: RequestDeps, inputs: Record<string, Tens
             }
           })()
         : deps.runLocal(deps.model.cid, inputs, signal)
+      void run.finally(() => { deps.router.ended(route.peerId) }).catch(() => {})
       run.then(async answer => {
         if (done || controller.signal.aborted) return
         const problem = shapeProblem(deps.model, answer.outputs, rows)
