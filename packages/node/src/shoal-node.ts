@@ -3,7 +3,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import type { PeerId } from '@libp2p/interface'
 import { encodePipelineManifest, INFER_PROTOCOL, isPipelineCid, MAX_AD_MODELS, MAX_AD_WARM_MODELS } from '@shoal/protocol'
 import type { Capacity } from '@shoal/protocol'
-import { BatchingRuntime, calibrate, inspectModel, inspectModelInChild, modelCid as computeModelCid, ProcessSessions, SessionCache, slowed, splitModel, ThreadedSessions } from '@shoal/runtime'
+import { BatchingRuntime, calibrate, inspectModel, inspectModelInChild, ProcessSessions, SessionCache, slowed, splitModel, ThreadedSessions } from '@shoal/runtime'
 import type { SplitOptions, SplitResult } from '@shoal/runtime'
 import { checkFraction, RequestRouter, TrustRecords } from '@shoal/scheduler'
 import { raceSignal } from 'race-signal'
@@ -443,7 +443,7 @@ export class ShoalNode {
     const split = await splitModel(bytes, options)
     const stages = []
     for (const stage of split.stages) stages.push(await this.addModel(stage.bytes, { pin: options.pin }))
-    const manifest = pipelineManifestOf(await computeModelCid(bytes), await inspectModel(bytes, { maxBytes: Number.MAX_SAFE_INTEGER, cid: '-', allowExternalData: true }), split, stages.map(s => s.cid))
+    const manifest = pipelineManifestOf(split, stages.map(s => s.cid))
     return { pipeline: await this.addPipeline(encodePipelineManifest(manifest), { name: options.name }), split }
   }
 

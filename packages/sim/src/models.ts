@@ -176,7 +176,7 @@ export class DelayRuntime implements PieceRuntime {
 export async function loadPipeline (model: SimModel, stages: number, setMsPerRow?: number): Promise<SimPipeline> {
   const split = await splitModel(model.bytes, { stages, sample: modelInputs(model, 1, 1) }).catch((err: Error) => { throw new SimError(`${model.label} cannot be cut into ${stages} stages: ${err.message}`) })
   const cids = await Promise.all(split.stages.map(async stage => await modelCid(stage.bytes)))
-  const manifest = encodePipelineManifest(pipelineManifestOf(model.info.cid, model.info, split, cids))
+  const manifest = encodePipelineManifest(pipelineManifestOf(split, cids))
   const sessions = new SessionCache({ providers: ['cpu'], cpuThreads: 1 })
   const profiled: SimPipeline['stages'] = []
   try {

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { ApiClient, pipelineManifestOf } from '@shoal/node/client'
 import { encodePipelineManifest } from '@shoal/protocol'
-import { inspectModel, modelCid, parseNpy, splitModel } from '@shoal/runtime'
+import { parseNpy, splitModel } from '@shoal/runtime'
 import type { Tensor } from '@shoal/runtime'
 import { DATA_DIR_FLAG, JSON_FLAG, parse } from '../args.js'
 import type { Command, CommandSpec } from '../args.js'
@@ -75,7 +75,7 @@ export async function modelSplit (argv: string[], io: Io): Promise<number> {
     if (values.json !== true) io.log(`adding stage ${i + 1} of ${split.stages.length} (${formatBytes(stage.bytes.byteLength)})`)
     stored.push(await client.addModel(stage.bytes, { pin: values.pin === true }))
   }
-  const manifest = pipelineManifestOf(await modelCid(bytes), await inspectModel(bytes, { maxBytes: Number.MAX_SAFE_INTEGER, cid: '-', allowExternalData: true }), split, stored.map(s => s.cid))
+  const manifest = pipelineManifestOf(split, stored.map(s => s.cid))
   const pipeline = await client.addPipeline(encodePipelineManifest(manifest), { name: values.name as string | undefined })
   if (values.json === true) {
     io.stdout(JSON.stringify({

@@ -77,7 +77,8 @@ export class PipelineJob extends SubmittedJob {
   private readonly inputs: Record<string, Tensor>
   private readonly options: JobOptions
   private readonly now: () => number
-  private readonly flights = new Map<string, AbortController>()
+  /** Pieces in flight, by `stage:microBatch@peer`: each with its stage and peer, and what stops it. */
+  private readonly flights = new Map<string, { stage: number, peerId: string, controller: AbortController }>()
   private bytesSent = 0
   private bytesReceived = 0
   private directPieces = 0
@@ -167,10 +168,7 @@ export class PipelineJob extends SubmittedJob {
 
   private runningOn (stage: Stage): Record<string, number> {
     const running: Record<string, number> = {}
-    for (const key of this.flights.keys()) {
-      const [where, peer] = key.split('@')
-      if (where.startsWith(`${stage.index}:`)) running[peer] = (running[peer] ?? 0) + 1
-    }
+    for (const f of this.flights.values()) if (f.stage === stage.index) running[f.peerId] = (running[f.peerId] ?? 0) + 1
     return running
   }
 
@@ -262,13 +260,10 @@ export class PipelineJob extends SubmittedJob {
    * 3 stages was sent up to 6 pieces at once, refused the rest as OVERLOADED and was backed off for
    * seconds, and a 4-stage job ran slower than its stages one after another).
    */
-  private peersFor (stage: Stage): SchedulerPeer[] {
+  private peersFor (stage: Stage, servers = this.stagePeers(stage)): SchedulerPeer[] {
     const elsewhere = new Map<string, number>()
-    for (const key of this.flights.keys()) {
-      const [where, peer] = key.split('@')
-      if (!where.startsWith(`${stage.index}:`)) elsewhere.set(peer, (elsewhere.get(peer) ?? 0) + 1)
-    }
-    return this.stagePeers(stage).map(p => ({ ...p, slots: Math.max(0, p.slots - (elsewhere.get(p.peerId) ?? 0)) }))
+    for (const f of this.flights.values()) if (f.stage !== stage.index) elsewhere.set(f.peerId, (elsewhere.get(f.peerId) ?? 0) + 1)
+    return servers.map(p => ({ ...p, slots: Math.max(0, p.slots - (elsewhere.get(p.peerId) ?? 0)) }))
   }
 
   private async schedule (): Promise<JobResult> {
@@ -286,14 +281,16 @@ export class PipelineJob extends SubmittedJob {
         let wakeAt: number | undefined
         // the last stages first: a micro-batch further along frees its boundary sooner, and the pipeline drains
         for (const stage of [...this.stages].reverse()) {
-          stage.scheduler.setPeers(this.peersFor(stage), now)
+          // the peer table is read once per stage and pass: the peers, then their slots left
+          const servers = this.stagePeers(stage)
+          stage.scheduler.setPeers(this.peersFor(stage, servers), now)
           const decision = stage.scheduler.next(now)
-          for (const c of decision.cancel) this.flights.get(`${stage.index}:${c.pieceId}@${c.peerId}`)?.abort()
+          for (const c of decision.cancel) this.flights.get(`${stage.index}:${c.pieceId}@${c.peerId}`)?.controller.abort()
           for (const a of decision.assign) this.dispatch(stage, a)
           const at = stage.scheduler.nextWakeAt(now)
           if (at != null) wakeAt = Math.min(wakeAt ?? at, at)
           const p = stage.scheduler.progress(now)
-          if (p.pending > 0 && this.stagePeers(stage).every(peer => peer.slots <= 0)) {
+          if (p.pending > 0 && servers.every(peer => peer.slots <= 0)) {
             const since = unserved.get(stage.index) ?? now
             unserved.set(stage.index, since)
             const wait = this.deps.stageWaitMs ?? STAGE_WAIT_MS
@@ -314,7 +311,7 @@ export class PipelineJob extends SubmittedJob {
       if (failed != null) throw new JobError(`stage ${failed.index + 1} of ${this.stages.length} (${failed.cid}) could not be served: ${failed.scheduler.error?.message ?? 'it failed'}`)
     } finally {
       unsubscribe()
-      for (const controller of this.flights.values()) controller.abort()
+      for (const f of this.flights.values()) f.controller.abort()
     }
     try {
       await this.checks.settled()
@@ -332,7 +329,7 @@ export class PipelineJob extends SubmittedJob {
     const mb = this.microBatches[pieceId]
     const key = `${stage.index}:${pieceId}@${peerId}`
     const controller = new AbortController()
-    this.flights.set(key, controller)
+    this.flights.set(key, { stage: stage.index, peerId, controller })
     const held = this.held.get(pieceId)!
     const inputs: Record<string, Tensor> = {}
     for (const t of stage.inputs) inputs[t.name] = held.get(t.name)!

@@ -82,7 +82,8 @@ export class PipelineStore {
 }
 
 /** The manifest of a model split into stages stored under `stageCids`. */
-export function pipelineManifestOf (modelCid: string, whole: ModelInfo, split: SplitResult, stageCids: string[]): PipelineManifest {
+export function pipelineManifestOf (split: SplitResult, stageCids: string[]): PipelineManifest {
+  const whole = split.model
   const io = (list: ModelInfo['inputs']): PipelineManifest['inputs'] => list.map(t => {
     if (t.dtype == null) throw new PipelineError(`model tensor "${t.name}" is of a type Shoal does not carry`)
     return { name: t.name, dtype: t.dtype, dims: t.dims }
@@ -90,7 +91,7 @@ export function pipelineManifestOf (modelCid: string, whole: ModelInfo, split: S
   const dims = new Map<string, Array<number | string>>([...whole.inputs, ...whole.outputs].map(t => [t.name, t.dims]))
   return {
     format: PIPELINE_FORMAT,
-    model: modelCid,
+    model: whole.cid,
     inputs: io(whole.inputs),
     outputs: io(whole.outputs),
     stages: split.stages.map((stage, i) => ({

@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path'
 import type { onnx as OnnxNs } from 'onnx-proto'
 import { DEFAULT_MAX_SPLIT_BYTES, SPLIT_SAMPLE_DIM } from '../constants.js'
 import { inspectModel } from '../model.js'
+import type { ModelInfo } from '../model.js'
 import { fromOrtTensor, toOrtTensor } from '../session.js'
 import { byteLength, ITEM_SIZE, syntheticBatch } from '../tensor.js'
 import type { Dtype, Tensor } from '../tensor.js'
@@ -65,6 +66,8 @@ export interface SplitOptions {
 }
 
 export interface SplitResult {
+  /** The whole model as `inspectModel` describes it (its CID: of the `.onnx` file alone when its weights are in external data). */
+  model: ModelInfo
   stages: SplitStage[]
   cuts: Cut[]
   /**
@@ -93,7 +96,7 @@ const DTYPE_ONNX = Object.fromEntries(Object.entries(ONNX_DTYPE).map(([k, v]) =>
  */
 export async function splitModel (bytes: Uint8Array, options: SplitOptions): Promise<SplitResult> {
   // the whole model passes the same checks as a model added to a store (external data aside, read below)
-  await inspectModel(bytes, { maxBytes: options.maxBytes ?? DEFAULT_MAX_SPLIT_BYTES, cid: '-', allowExternalData: true })
+  const info = await inspectModel(bytes, { maxBytes: options.maxBytes ?? DEFAULT_MAX_SPLIT_BYTES, allowExternalData: true })
   const model = onnx().ModelProto.decode(bytes)
   const graph = model.graph!
   const parts = outlineOf(graph)
@@ -109,7 +112,7 @@ export async function splitModel (bytes: Uint8Array, options: SplitOptions): Pro
     const bounds = [0, ...cuts.map(c => c.position), parts.outline.nodes.length]
     const stages: SplitStage[] = []
     for (let s = 0; s + 1 < bounds.length; s++) stages.push(await buildStage(model, parts, bounds[s], bounds[s + 1], sizes, `${s + 1} of ${bounds.length - 1}`, data))
-    return { stages, cuts, check: await checkStages(whole, stages, sample) }
+    return { model: info, stages, cuts, check: await checkStages(whole, stages, sample) }
   } finally {
     await data?.close()
   }
