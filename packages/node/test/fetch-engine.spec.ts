@@ -285,6 +285,17 @@ describe('the block fetch engine', () => {
     expect(clock.now()).toBeLessThan(8000)
   })
 
+  it('a fetch restricted to given peers fails as soon as each has been dropped, without waiting for others to join', async () => {
+    const { clock, fetch } = setup(3, { none: { holds: 0, latencyMs: 10 } }, { fixedProviders: true, timing: { noProviderTimeoutMs: 5000 } })
+    const error = await clock.run(fetch.run()).catch(err => err)
+    expect(error.message).toMatch(/^no peer asked could provide model \S+ \(none: does not have the model\)$/)
+    expect(clock.now()).toBeLessThan(1000)
+    // without the restriction, the same fetch waits for a provider to join
+    const open = setup(3, { none: { holds: 0, latencyMs: 10 } }, { timing: { noProviderTimeoutMs: 5000 } })
+    await open.clock.run(open.fetch.run()).catch(() => {})
+    expect(open.clock.now()).toBeGreaterThan(5000)
+  })
+
   it('a fetch whose only provider holds part of the model fails, naming it as lacking the rest', async () => {
     const { clock, fetch, stored } = setup(8, { partial: { holds: 4 } }, { timing: { noProviderTimeoutMs: 3000 } })
     const error = await clock.run(fetch.run()).catch(err => err)

@@ -94,6 +94,11 @@ export interface BlockFetchInit {
    * the reason is kept for the error of a fetch that finds no one.
    */
   discover: (add: (peers: string[]) => void, signal: AbortSignal) => Promise<void>
+  /**
+   * `discover` names a fixed set of peers (a fetch restricted to them): once every one of them is
+   * dropped, the fetch fails at once, since no one else will join.
+   */
+  fixedProviders?: boolean
   signal?: AbortSignal
   clock?: FetchClock
   limits?: Partial<FetchLimits>
@@ -162,6 +167,7 @@ export class BlockFetch {
         // a block in flight may take up to the block timeout before its provider counts as failed
         const patience = this.plan.asking > 0 ? Math.max(noProviderTimeoutMs, this.plan.limits.blockTimeoutMs + 1000) : noProviderTimeoutMs
         if (this.plan.stalled(this.clock.now(), patience)) throw this.stalledError()
+        if (this.init.fixedProviders === true && !this.lookingUp && this.plan.candidates > 0 && this.plan.dropped().length >= this.plan.candidates) throw this.droppedError()
         if (this.clock.now() - discoveredAt >= discoveryIntervalMs) {
           discoveredAt = this.clock.now()
           void this.discover()
@@ -383,6 +389,10 @@ export class BlockFetch {
     } finally {
       this.lookingUp = false
     }
+  }
+
+  private droppedError (): ModelFetchError {
+    return new ModelFetchError(`no peer asked could provide model ${this.init.root.toString()} (${this.plan.stallReasons().join('; ')})`)
   }
 
   private stalledError (): ModelFetchError {

@@ -301,6 +301,7 @@ export class ModelSwarm {
       standing: this.standing,
       self: this.components.peerId.toString(),
       signal: AbortSignal.any([options.signal, this.stopping.signal].filter(s => s != null)),
+      fixedProviders: options.only != null,
       timing: this.init.noProviderTimeoutMs != null ? { noProviderTimeoutMs: this.init.noProviderTimeoutMs } : {},
       log: this.log,
       sink: {
