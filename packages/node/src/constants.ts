@@ -231,10 +231,20 @@ export const MAX_LISTED_FAILURES = 100
 export const INCOMPATIBLE_VERSIONS: ReadonlySet<string> = new Set(['0.1.0'])
 
 /**
- * The probe that sizes a job's pieces (one row run twice on the submitter) gets this long per run:
- * creating a session of a large model takes seconds, and one that takes a minute is a model to refuse.
+ * A job's first run on the submitter (one row: inputs the model refuses are caught before any peer
+ * sees them) gets this long: creating a session of a large model takes seconds, and one that takes a
+ * minute is a model to refuse.
  */
 export const PROBE_TIMEOUT_MS = 60_000
+
+/**
+ * Self-sizing pieces carry at most this many bytes of inputs and outputs together: well under a
+ * worker's default request limit (256 MiB), and what one piece holds in the submitter's memory.
+ */
+export const MAX_SIZED_PIECE_BYTES = 32 * 1024 * 1024
+
+/** Models whose cost per row a node remembers from its jobs (the least recently measured forgotten first). */
+export const MAX_MODEL_COSTS = 256
 
 /**
  * The longest a piece from a peer holds a slot by default (--max-piece-time), whatever `deadline_ms`

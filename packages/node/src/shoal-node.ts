@@ -21,6 +21,7 @@ import type { PipelineEntry } from './models/index.js'
 import type { ModelSwarm, NameService } from './models/index.js'
 import { DirectPool, runRemotePiece } from './pieces/index.js'
 import type { Channel, LinkShape, SignedCommitment } from './pieces/index.js'
+import { ModelCosts } from './jobs/model-costs.js'
 import { CanaryPool, Job, JobError, PipelineJob, RequestSlots, runRequest } from './jobs/index.js'
 import type { JobOptions, RequestOptions, RequestResult, SubmitterDeps, WrongAnswer } from './jobs/index.js'
 import type { ModelEntry, FetchOptions, FetchSummary, Manifest, Resolved } from './models/index.js'
@@ -180,6 +181,8 @@ export class ShoalNode {
   readonly startWarnings: string[] = []
   /** Rows whose answers this node knows, per model, for its jobs' canaries (`JobOptions.canaries`). */
   private readonly canaries = new CanaryPool()
+  /** What this node's jobs measured each model's rows to cost: the next job's pieces are sized from it. */
+  private readonly costs = new ModelCosts()
   /** Signed commitments of answers proven wrong, newest last (at most MAX_EVIDENCE; `<data dir>/evidence.json`). */
   private evidenceRecords: Evidence[] = []
   /** The save of trust.json and evidence.json under way, and whether another is wanted after it. */
@@ -502,6 +505,7 @@ export class ShoalNode {
       runLocal: async (cid, tensors, signal) => await raceSignal(this.sessions!.run(cid, async () => await this.models.bytes(cid), tensors, { own: true }), signal),
       maxResponseBytes: this.config.maxRequestBytes * 4,
       trust: this.trust,
+      costs: this.costs,
       onWrongAnswer: wrong => { this.wrongAnswer(wrong) },
       log: libp2p.logger.forComponent('shoal:job')
     }

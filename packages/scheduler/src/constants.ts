@@ -23,10 +23,22 @@ export const DEFAULT_MAX_COPIES = 2
 /** A peer's observed speed: the rows of its last this many results over the time it was busy for them. */
 export const OBSERVED_RESULTS = 4
 
-/** Piece size: a piece should take about this long on the median peer... */
-export const DEFAULT_TARGET_PIECE_MS = 500
-/** ...with at least this many pieces per peer, so that work spreads and stragglers cost little. */
-export const MIN_PIECES_PER_PEER = 4
+/** Self-sizing pieces: at any time, pieces out hold about 1/this of the rows left (factoring's classic 2). */
+export const DEFAULT_FACTOR = 2
+/**
+ * Expected cost of dispatching one piece beyond its compute: a stream or direct-channel request, the
+ * inputs and outputs framed and checked, the answer joined. Measured on loopback at 2-5 ms per small
+ * piece (`pnpm bench requests`); a LAN or the internet adds its round trip, so more is assumed.
+ */
+export const DEFAULT_PIECE_OVERHEAD_MS = 10
+/** ...which must stay under this fraction of a piece's compute: pieces of a measured peer are at least 20 times it. */
+export const DEFAULT_MAX_OVERHEAD = 0.05
+/** No piece is sized to take longer than this on its peer: a peer lost mid-piece costs at most this much work. */
+export const DEFAULT_MAX_PIECE_MS = 10_000
+/** A peer whose speed for the model is only a guess gets this fraction of its share as a first, probing piece. */
+export const PROBE_DIVISOR = 4
+/** A piece on a peer whose speed is a guess gets at least this long before it times out (its expected time may be far off). */
+export const DEFAULT_PROBE_TIMEOUT_MS = 60_000
 
 /** A request target's round trip before it was measured: a LAN's few ms, so that measured peers do not all look worse. */
 export const DEFAULT_ROUND_TRIP_MS = 5

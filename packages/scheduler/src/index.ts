@@ -1,11 +1,11 @@
 /**
  * @packageDocumentation
  *
- * The scheduler of batch jobs: how a batch is cut into pieces (`choosePieceRows`, `planPieces`) and
+ * The scheduler of batch jobs: how a batch is cut into pieces (`planPieces`, or as it runs: `sizePiece`) and
  * which peer runs which piece when (`Scheduler`). Pure logic over plain data and an injected clock.
  */
-export { choosePieceRows, planPieces } from './plan.js'
-export type { Piece, PieceSizeInput } from './plan.js'
+export { planPieces, sizePiece } from './plan.js'
+export type { Piece, PieceSizing, SizeInput } from './plan.js'
 export { Scheduler, describeCause } from './scheduler.js'
 export type { Assignment, Cancellation, Decision, FailureCause, JobFailure, Progress, SchedulerOptions, SchedulerPeer } from './scheduler.js'
 export * from './constants.js'

@@ -1,4 +1,4 @@
-import { DEFAULT_TARGET_PIECE_MS, MIN_PIECES_PER_PEER } from './constants.js'
+import { DEFAULT_FACTOR, DEFAULT_MAX_OVERHEAD, DEFAULT_MAX_PIECE_MS, DEFAULT_PIECE_OVERHEAD_MS, PROBE_DIVISOR } from './constants.js'
 
 /** A contiguous run of rows of the batch (axis 0): rows [start, start + rows). */
 export interface Piece {
@@ -7,44 +7,66 @@ export interface Piece {
   rows: number
 }
 
-export interface PieceSizeInput {
+/**
+ * Self-sizing pieces (guided self-scheduling by factoring): a job's rows are cut into pieces as peers
+ * take work, each piece sized for the peer about to run it.
+ */
+export interface PieceSizing {
+  /** Rows of the whole batch. */
   totalRows: number
-  /** Measured on the submitting node: ms to run one row with its own best provider. */
-  localMsPerRow: number
-  /** The submitting node's advertised throughput, the reference for `localMsPerRow`. */
-  localGflops: number
-  /** Advertised throughput of each peer that may take pieces (the local node included if it takes a share). */
-  peerGflops: number[]
-  targetMs?: number
+  /** No piece has fewer rows (unless fewer are left); default 1. */
   minRows?: number
+  /** No piece has more rows (the model's fixed batch, a memory bound); default the whole batch. */
   maxRows?: number
+  /** Expected cost of dispatching one piece (round trip, stream, framing): pieces compute at least 1/maxOverhead of it. */
+  overheadMs?: number
+  /** Dispatch overhead allowed, as a fraction of a piece's compute (default 0.05). */
+  maxOverhead?: number
+  /** No piece is expected to take longer than this on its peer: a loss costs at most this much work. */
+  maxPieceMs?: number
+  /** Factoring's divisor: at any time, pieces out take about 1/factor of the rows left (default 2). */
+  factor?: number
 }
 
-function median (values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mid = Math.floor(sorted.length / 2)
-  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
+export interface SizeInput {
+  /** Rows not yet cut into pieces. */
+  remainingRows: number
+  /** The peer about to take the piece: its expected ms per row, and whether that was measured (observed, or the model's cost is known) rather than guessed. */
+  peer: { msPerRow: number, known: boolean }
+  /** Every peer that may take pieces (the one above included): expected ms per row and pieces it holds at once. */
+  mesh: Array<{ msPerRow: number, window: number }>
 }
 
 /**
- * Rows per piece, so that a piece takes about `targetMs` on the median peer (scaling the local
- * measurement by advertised throughput), while every peer gets several pieces (so that speed
- * differences and departures are absorbed), within [minRows, maxRows].
+ * Rows of the next piece for one peer. Factoring: the peer's share, by speed, of the rows left divided
+ * by `factor` times the mesh's pieces in flight, so that pieces are large while much is left and
+ * shrink towards the end, where they balance the peers' finishing times. Bounded below so that dispatch
+ * overhead stays under `maxOverhead` of a piece's compute, and above by `maxPieceMs` on this peer. A
+ * peer whose speed is a guess (never measured, cost unknown) gets a probe: a quarter of its share,
+ * whose answer measures it.
  */
-export function choosePieceRows (input: PieceSizeInput): number {
-  const { totalRows } = input
-  if (totalRows <= 0) return 0
-  const gflops = input.peerGflops.filter(g => g > 0)
-  const medianGflops = gflops.length > 0 ? median(gflops) : input.localGflops
-  const msPerRowOnMedian = input.localGflops > 0 && medianGflops > 0
-    ? input.localMsPerRow * input.localGflops / medianGflops
-    : input.localMsPerRow
-  let rows = msPerRowOnMedian > 0 ? Math.floor((input.targetMs ?? DEFAULT_TARGET_PIECE_MS) / msPerRowOnMedian) : totalRows
-  const peers = Math.max(1, input.peerGflops.length)
-  rows = Math.min(rows, Math.ceil(totalRows / (peers * MIN_PIECES_PER_PEER)))
-  rows = Math.max(rows, input.minRows ?? 1, 1)
-  rows = Math.min(rows, input.maxRows ?? totalRows, totalRows)
-  return rows
+export function sizePiece (sizing: PieceSizing, input: SizeInput): number {
+  const left = input.remainingRows
+  if (left <= 0) return 0
+  const factor = sizing.factor ?? DEFAULT_FACTOR
+  const capacity = input.mesh.reduce((sum, p) => sum + p.window / Math.max(p.msPerRow, 1e-6), 0)
+  const speed = 1 / Math.max(input.peer.msPerRow, 1e-6)
+  let rows = Math.ceil(left * speed / (factor * Math.max(capacity, speed)))
+  let lo = sizing.minRows ?? 1
+  let hi = left
+  /** The hard bound: the caller's (a fixed batch, memory). */
+  const most = Math.min(sizing.maxRows ?? sizing.totalRows, left)
+  if (input.peer.known) {
+    const overheadMs = sizing.overheadMs ?? DEFAULT_PIECE_OVERHEAD_MS
+    lo = Math.max(lo, Math.ceil(overheadMs / (sizing.maxOverhead ?? DEFAULT_MAX_OVERHEAD) / input.peer.msPerRow))
+    hi = Math.max(1, Math.floor((sizing.maxPieceMs ?? DEFAULT_MAX_PIECE_MS) / input.peer.msPerRow))
+  } else {
+    rows = Math.ceil(rows / PROBE_DIVISOR)
+  }
+  rows = Math.min(Math.max(lo, Math.min(rows, hi)), most)
+  // a remainder too small to be worth a piece of its own joins this one, when it fits
+  if (left - rows < lo && left <= most) rows = left
+  return Math.max(1, Math.min(rows, left))
 }
 
 /** Cuts `totalRows` into pieces of `rowsPerPiece` (the last may be shorter). */

@@ -1,8 +1,9 @@
 import {
-  DEFAULT_BACKOFF_MS, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BACKOFF_MS, DEFAULT_MAX_COPIES, DEFAULT_TIMEOUT_FACTOR,
-  DEFAULT_TIMEOUT_FLOOR_MS, DEFAULT_WINDOW, OBSERVED_RESULTS
+  DEFAULT_BACKOFF_MS, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BACKOFF_MS, DEFAULT_MAX_COPIES, DEFAULT_PROBE_TIMEOUT_MS,
+  DEFAULT_TIMEOUT_FACTOR, DEFAULT_TIMEOUT_FLOOR_MS, DEFAULT_WINDOW, OBSERVED_RESULTS
 } from './constants.js'
-import type { Piece } from './plan.js'
+import { sizePiece } from './plan.js'
+import type { Piece, PieceSizing } from './plan.js'
 
 /** A peer that may take pieces, as the peer table describes it. */
 export interface SchedulerPeer {
@@ -61,8 +62,15 @@ export interface JobFailure {
 }
 
 export interface Progress {
+  /** Pieces: all the job will have, or (self-sizing) those cut so far, plus one while rows are left to cut. */
   total: number
   done: number
+  /** Rows of the batch, and rows whose piece is done. */
+  totalRows: number
+  doneRows: number
+  /** Rows of the smallest and the largest piece cut so far (0 before any). */
+  minPieceRows: number
+  maxPieceRows: number
   pending: number
   inFlight: number
   /** Pieces put back in the queue after a failure or timeout. */
@@ -116,6 +124,18 @@ export interface SchedulerOptions {
    * the stage before is behind, not because the job is ending). Default: the pieces given.
    */
   total?: number
+  /**
+   * Self-sizing: the batch's rows are cut into pieces as peers take work, each sized for its peer
+   * (`sizePiece`: factoring), instead of given up front. The pieces passed to the constructor must
+   * then be none.
+   */
+  sizing?: PieceSizing
+  /**
+   * `refMsPerRow` is the model's measured cost (an earlier job, request or run of it), not a guess.
+   * When it is a guess, a peer's first piece is a probe and gets at least `probeTimeoutMs`.
+   */
+  refKnown?: boolean
+  probeTimeoutMs?: number
 }
 
 interface Flight {
@@ -165,7 +185,9 @@ interface PeerState {
  */
 export class Scheduler {
   private readonly pieces: Map<number, Piece>
-  private readonly options: Required<Omit<SchedulerOptions, 'localPeerId' | 'maxAnswers'>> & { localPeerId?: string, maxAnswers: number }
+  private readonly options: Required<Omit<SchedulerOptions, 'localPeerId' | 'maxAnswers' | 'sizing'>> & { localPeerId?: string, maxAnswers: number, sizing?: PieceSizing }
+  /** Self-sizing: rows cut into pieces so far (the next piece starts there). */
+  private cutRows = 0
   private readonly pending: number[]
   private readonly done = new Map<number, string>()
   private readonly flights: Flight[] = []
@@ -203,6 +225,8 @@ export class Scheduler {
       quorum: 1,
       random: Math.random,
       total: pieces.length,
+      refKnown: true,
+      probeTimeoutMs: DEFAULT_PROBE_TIMEOUT_MS,
       // an option given as undefined keeps its default
       ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as SchedulerOptions,
       maxAnswers: 0
@@ -210,11 +234,51 @@ export class Scheduler {
     const { quorum } = this.options
     if (!Number.isSafeInteger(quorum) || quorum < 1) throw new RangeError(`quorum must be a whole number of at least 1, not ${quorum}`)
     this.options.maxAnswers = Math.max(quorum, options.maxAnswers ?? (quorum > 1 ? quorum + 1 : 1))
+    const sizing = options.sizing
+    if (sizing != null) {
+      if (pieces.length > 0) throw new RangeError('a self-sizing job cuts its own pieces: pass none')
+      if (!Number.isSafeInteger(sizing.totalRows) || sizing.totalRows < 0) throw new RangeError(`invalid row count ${sizing.totalRows}`)
+    }
+  }
+
+  /** Rows not yet cut into pieces (self-sizing; 0 otherwise). */
+  private get uncut (): number {
+    return this.options.sizing == null ? 0 : this.options.sizing.totalRows - this.cutRows
+  }
+
+  /** The piece of this id (self-sizing pieces exist once cut). */
+  piece (pieceId: number): Piece | undefined {
+    return this.pieces.get(pieceId)
+  }
+
+  /**
+   * The model's cost as the answers measured it: the median over peers with results and an advertised
+   * throughput of their observed ms per row times their GFLOP/s (ms per row on a node of 1 GFLOP/s).
+   * Undefined before any such result.
+   */
+  measuredCost (): number | undefined {
+    const costs = [...this.peers.values()]
+      .filter(s => s.observed.length > 0 && s.peer.gflops > 0)
+      .map(s => this.msPerRow(s) * s.peer.gflops)
+      .sort((a, b) => a - b)
+    if (costs.length === 0) return undefined
+    const mid = Math.floor(costs.length / 2)
+    return costs.length % 2 === 1 ? costs[mid] : (costs[mid - 1] + costs[mid]) / 2
+  }
+
+  /** Every piece cut so far, in row order. */
+  allPieces (): Piece[] {
+    return [...this.pieces.values()].sort((a, b) => a.start - b.start)
   }
 
   get state (): 'running' | 'done' | 'failed' {
     if (this.failure != null) return 'failed'
-    return this.done.size === this.pieces.size && this.pieces.size >= this.options.total ? 'done' : 'running'
+    return this.done.size === this.pieces.size && this.allExist() ? 'done' : 'running'
+  }
+
+  /** Every piece of the job exists: added (see `total`), or every row cut. */
+  private allExist (): boolean {
+    return this.options.sizing != null ? this.uncut === 0 : this.pieces.size >= this.options.total
   }
 
   /** Pieces that became ready to run (see SchedulerOptions.total): they join the back of the queue. */
@@ -413,11 +477,58 @@ export class Scheduler {
       }
       i++
     }
+    if (this.failure == null && this.pending.length === 0) this.cut(now, assign)
     if (this.failure != null) return this.next(now)
     // no end-game copies under a quorum: they would go to the fastest idle peers, and two colluders
     // could then answer a piece together after all, whatever peer the second copy was drawn for
-    if (this.pending.length === 0 && this.options.endgame && this.options.quorum === 1 && this.pieces.size >= this.options.total) assign.push(...this.endgame(now))
+    if (this.pending.length === 0 && this.options.endgame && this.options.quorum === 1 && this.allExist()) assign.push(...this.endgame(now))
     return { assign, cancel: this.cancellations.splice(0) }
+  }
+
+  /**
+   * Self-sizing: while rows are left to cut, the usable peer that would start a new piece soonest gets
+   * one sized for it. Under a quorum the piece then waits in the queue for its further copies.
+   */
+  private cut (now: number, assign: Assignment[]): void {
+    const sizing = this.options.sizing
+    if (sizing == null) return
+    const mesh = [...this.peers.values()].filter(s => this.window(s) > 0 && (this.options.local === 'share' || s.peer.peerId !== this.options.localPeerId || this.onlyLocal()))
+    while (this.uncut > 0) {
+      let best: PeerState | undefined
+      let bestStart = Infinity
+      for (const state of this.peers.values()) {
+        if (!this.usable(state, now)) continue
+        const start = this.startupMs(state) + this.rowsInFlight(state.peer.peerId) * this.msPerRow(state)
+        if (start < bestStart || (start === bestStart && best != null && state.peer.peerId < best.peer.peerId)) {
+          best = state
+          bestStart = start
+        }
+      }
+      if (best == null) return
+      const rows = sizePiece(sizing, {
+        remainingRows: this.uncut,
+        peer: { msPerRow: this.msPerRow(best), known: this.known(best) },
+        mesh: (mesh.includes(best) ? mesh : [...mesh, best]).map(s => ({ msPerRow: this.msPerRow(s), window: this.window(s) }))
+      })
+      const piece: Piece = { id: this.pieces.size, start: this.cutRows, rows }
+      this.cutRows += rows
+      this.pieces.set(piece.id, piece)
+      assign.push(this.start(piece.id, best, now, false))
+      if (this.copiesNeeded(piece.id) > 0) {
+        this.pending.push(piece.id)
+        return
+      }
+    }
+  }
+
+  /** No remote peer may take pieces: the local node in fallback mode works alone. */
+  private onlyLocal (): boolean {
+    return ![...this.peers.values()].some(s => s.peer.peerId !== this.options.localPeerId && this.window(s) > 0)
+  }
+
+  /** Its speed for this model was measured (or the model's cost is known), not guessed. */
+  private known (state: PeerState): boolean {
+    return state.observed.length > 0 || this.options.refKnown
   }
 
   /**
@@ -438,15 +549,27 @@ export class Scheduler {
   progress (now: number): Progress {
     const perPeer: Record<string, number> = {}
     for (const peerId of this.done.values()) perPeer[peerId] = (perPeer[peerId] ?? 0) + 1
-    let remainingRows = 0
-    for (const [id, piece] of this.pieces) if (!this.done.has(id)) remainingRows += piece.rows
+    let remainingRows = this.uncut
+    let doneRows = 0
+    let minPieceRows = Infinity
+    let maxPieceRows = 0
+    for (const [id, piece] of this.pieces) {
+      if (!this.done.has(id)) remainingRows += piece.rows
+      else doneRows += piece.rows
+      minPieceRows = Math.min(minPieceRows, piece.rows)
+      maxPieceRows = Math.max(maxPieceRows, piece.rows)
+    }
     // conservative: a peer's pieces in flight share its hardware, so its rate is one piece's rate
     const rowsPerMs = [...this.peers.values()]
       .filter(s => this.window(s) > 0)
       .reduce((sum, s) => sum + 1 / this.msPerRow(s), 0)
     return {
-      total: Math.max(this.options.total, this.pieces.size),
+      total: this.options.sizing != null ? this.pieces.size + (this.uncut > 0 ? 1 : 0) : Math.max(this.options.total, this.pieces.size),
       done: this.done.size,
+      totalRows: doneRows + remainingRows,
+      doneRows,
+      minPieceRows: maxPieceRows === 0 ? 0 : minPieceRows,
+      maxPieceRows,
       pending: this.pending.length,
       inFlight: new Set(this.flights.map(f => f.pieceId)).size,
       retries: this.retries,
@@ -613,7 +736,8 @@ export class Scheduler {
     const startupMs = this.startupMs(state)
     const aheadRows = this.rowsInFlight(state.peer.peerId)
     const expectedMs = startupMs + (aheadRows + piece.rows) * this.msPerRow(state)
-    const deadline = now + Math.max(this.options.timeoutFloorMs, Math.ceil(expectedMs * this.options.timeoutFactor))
+    const floor = this.known(state) ? this.options.timeoutFloorMs : Math.max(this.options.timeoutFloorMs, this.options.probeTimeoutMs)
+    const deadline = now + Math.max(floor, Math.ceil(expectedMs * this.options.timeoutFactor))
     this.flights.push({ pieceId, peerId: state.peer.peerId, startedAt: now, aheadRows, expectedMs, startupMs, deadline, duplicate })
     if (duplicate) this.duplicates++
     return { pieceId, peerId: state.peer.peerId, deadline, duplicate }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { choosePieceRows, planPieces } from '../src/plan.js'
+import { planPieces, sizePiece } from '../src/plan.js'
+import type { Piece } from '../src/plan.js'
 import { Scheduler } from '../src/scheduler.js'
 import type { SchedulerOptions } from '../src/scheduler.js'
 import { simulate } from './simulate.js'
@@ -22,19 +23,106 @@ function expectEtaWithin (result: SimResult, which: (p: SimResult['progress'][nu
 }
 
 describe('piece planning', () => {
-  it('sizes pieces for the target time on the median peer, several per peer, within limits', () => {
-    // 1 ms/row locally at 100 GFLOP/s; median peer 200 GFLOP/s -> 0.5 ms/row -> 1000 rows in 500 ms
-    expect(choosePieceRows({ totalRows: 100_000, localMsPerRow: 1, localGflops: 100, peerGflops: [100, 200, 400] })).toBe(1000)
-    // but never so big that a peer gets fewer than 4 pieces
-    expect(choosePieceRows({ totalRows: 1200, localMsPerRow: 1, localGflops: 100, peerGflops: [100, 200, 400] })).toBe(100)
-    expect(choosePieceRows({ totalRows: 100_000, localMsPerRow: 1, localGflops: 100, peerGflops: [100], maxRows: 64 })).toBe(64)
-    expect(choosePieceRows({ totalRows: 100, localMsPerRow: 10_000, localGflops: 100, peerGflops: [100] })).toBe(1)
+  it('sizes a piece by factoring: the peer\'s share by speed of half the rows left, within the overhead and time bounds', () => {
+    const mesh = [{ msPerRow: 1, window: 2 }, { msPerRow: 1, window: 2 }]
+    // 1000 rows left, 2 equal peers of 2 pieces each: 1000 / (2 x 4) = 125
+    expect(sizePiece({ totalRows: 1000, overheadMs: 1 }, { remainingRows: 1000, peer: { msPerRow: 1, known: true }, mesh })).toBe(125)
+    // a peer 3 times as fast as the other gets 3 times the share
+    const mixed = [{ msPerRow: 1 / 3, window: 2 }, { msPerRow: 1, window: 2 }]
+    expect(sizePiece({ totalRows: 1000, overheadMs: 0.1 }, { remainingRows: 1000, peer: { msPerRow: 1 / 3, known: true }, mesh: mixed })).toBe(188)
+    expect(sizePiece({ totalRows: 1000, overheadMs: 0.1 }, { remainingRows: 1000, peer: { msPerRow: 1, known: true }, mesh: mixed })).toBe(63)
+    // near the end pieces shrink, but never under 20 x the dispatch overhead of compute (10 ms -> 200 rows at 1 ms)
+    expect(sizePiece({ totalRows: 1000, overheadMs: 10 }, { remainingRows: 900, peer: { msPerRow: 1, known: true }, mesh })).toBe(200)
+    expect(sizePiece({ totalRows: 1000, overheadMs: 1 }, { remainingRows: 100, peer: { msPerRow: 1, known: true }, mesh })).toBe(20)
+    // a remainder under that bound joins the last piece
+    expect(sizePiece({ totalRows: 1000, overheadMs: 1 }, { remainingRows: 30, peer: { msPerRow: 1, known: true }, mesh })).toBe(30)
+    // no piece longer than maxPieceMs on its peer, nor over maxRows
+    expect(sizePiece({ totalRows: 100_000, maxPieceMs: 500 }, { remainingRows: 100_000, peer: { msPerRow: 1, known: true }, mesh })).toBe(500)
+    expect(sizePiece({ totalRows: 100_000, maxRows: 64 }, { remainingRows: 100_000, peer: { msPerRow: 1, known: true }, mesh })).toBe(64)
+    // a peer whose speed is a guess gets a probe of a quarter of its share, with no time bounds
+    expect(sizePiece({ totalRows: 1000, maxPieceMs: 10 }, { remainingRows: 1000, peer: { msPerRow: 1, known: false }, mesh })).toBe(32)
+    expect(sizePiece({ totalRows: 1000 }, { remainingRows: 0, peer: { msPerRow: 1, known: true }, mesh })).toBe(0)
   })
 
   it('covers every row exactly once', () => {
     const pieces = planPieces(10, 4)
     expect(pieces).toEqual([{ id: 0, start: 0, rows: 4 }, { id: 1, start: 4, rows: 4 }, { id: 2, start: 8, rows: 2 }])
     expect(() => planPieces(10, 0)).toThrow(RangeError)
+  })
+})
+
+/** The pieces a self-sizing scheduler cut, checked to cover the batch once, in order. */
+function cutPieces (s: Scheduler, totalRows: number): Piece[] {
+  const pieces = s.allPieces()
+  let next = 0
+  for (const p of pieces) {
+    expect(p.start).toBe(next)
+    expect(p.rows).toBeGreaterThan(0)
+    next += p.rows
+  }
+  expect(next).toBe(totalRows)
+  return pieces
+}
+
+describe('self-sizing pieces', () => {
+  const serial = (peerId: string, gflops: number, trueMsPerRow: number, extra: Partial<SimPeer> = {}): SimPeer => peer(peerId, gflops, trueMsPerRow, { serial: true, overheadMs: 5, ...extra })
+  const mesh = (): SimPeer[] => [serial('fast', 300, 1 / 3), serial('mid', 200, 0.5), serial('slow', 100, 1)]
+
+  it('cuts every row once, large pieces first and smaller ones towards the end', () => {
+    const s = new Scheduler([], { ...base, sizing: { totalRows: 30_000, overheadMs: 5 } })
+    const result = simulate(s, [], mesh())
+    expect(result.state).toBe('done')
+    const pieces = cutPieces(s, 30_000)
+    const firstThird = pieces.filter(p => p.start < 10_000)
+    const lastTenth = pieces.filter(p => p.start >= 27_000)
+    const mean = (ps: Piece[]): number => ps.reduce((n, p) => n + p.rows, 0) / ps.length
+    expect(mean(firstThird)).toBeGreaterThan(3 * mean(lastTenth))
+    expect(s.progress(result.endedAt)).toMatchObject({ totalRows: 30_000, doneRows: 30_000, done: pieces.length, total: pieces.length })
+  })
+
+  it('finishes within 1.2 x the best fixed piece size, and far sooner than one-row pieces, with no size given', () => {
+    const rows = 3000
+    const fixed = (size: number): number => {
+      const pieces = planPieces(rows, size)
+      return simulate(new Scheduler(pieces, base), pieces, mesh()).endedAt
+    }
+    const best = Math.min(...[8, 16, 32, 64, 128, 256].map(fixed))
+    const sized = simulate(new Scheduler([], { ...base, sizing: { totalRows: rows, overheadMs: 5 } }), [], mesh()).endedAt
+    expect(sized).toBeLessThan(best * 1.2)
+    expect(sized).toBeLessThan(fixed(1) / 2)
+    // the ideal: every row at the mesh's combined speed, no overhead
+    expect(sized).toBeLessThan(1.2 * rows / (3 + 2 + 1))
+  })
+
+  it('with a guessed cost, each peer\'s first pieces are probes with a generous deadline; measured peers get sized ones', () => {
+    const s = new Scheduler([], { ...base, refKnown: false, timeoutFloorMs: 200, probeTimeoutMs: 60_000, sizing: { totalRows: 1000 } })
+    s.setPeers([{ peerId: 'a', gflops: 100, slots: 2 }, { peerId: 'b', gflops: 100, slots: 2 }], 0)
+    const first = s.next(0).assign
+    expect(first).toHaveLength(4)
+    // a quarter of the 1000 / 8 share: 32 rows, then shares of what is left
+    expect(s.piece(first[0].pieceId)?.rows).toBe(32)
+    for (const a of first) expect(a.deadline).toBeGreaterThanOrEqual(60_000)
+    // a's first answer measures it: 32 rows in 32 ms
+    expect(s.succeeded(first[0].pieceId, 'a', 32)).toBe(true)
+    const next = s.next(32).assign
+    expect(next.map(a => a.peerId)).toEqual(['a'])
+    const piece = s.piece(next[0].pieceId)!
+    expect(piece.rows).toBeGreaterThan(32)
+    expect(next[0].deadline).toBeLessThan(32 + 60_000)
+    expect(s.measuredCost()).toBeCloseTo(100, 5) // 1 ms per row at 100 GFLOP/s
+  })
+
+  it('a self-sizing scheduler refuses pieces given up front', () => {
+    expect(() => new Scheduler(planPieces(10, 2), { ...base, sizing: { totalRows: 10 } })).toThrow(/cuts its own pieces/)
+  })
+
+  it('under a quorum of 2, every cut piece is answered by two different peers', () => {
+    const s = new Scheduler([], { ...base, quorum: 2, random: () => 0.5, sizing: { totalRows: 400, overheadMs: 1 } })
+    const result = simulate(s, [], [serial('a', 100, 1), serial('b', 100, 1), serial('c', 100, 1)])
+    expect(result.state).toBe('done')
+    const pieces = cutPieces(s, 400)
+    expect(result.verdicts.filter(v => v.agreeing != null).map(v => v.pieceId).sort((x, y) => x - y)).toEqual(pieces.map(p => p.id))
+    for (const v of result.verdicts) expect(new Set(v.peers).size).toBe(v.peers.length)
   })
 })
 

@@ -19,6 +19,8 @@ export interface SimPeer extends SchedulerPeer {
   serial?: boolean
   /** Its first piece takes this much longer: it fetches the model first. */
   fetchMs?: number
+  /** Every piece costs this much beyond its rows (the round trip, framing): what makes tiny pieces slow. */
+  overheadMs?: number
   /** Its answers (with a quorum, answers are compared by this): 'right' unless given; a function of the piece for a cheater that is wrong sometimes. */
   answers?: string | ((pieceId: number) => string)
 }
@@ -95,10 +97,11 @@ export function simulate (scheduler: Scheduler, plan: Piece[], peers: SimPeer[],
       const key = `${a.pieceId}@${a.peerId}`
       running.add(key)
       if (peer.silent === true) continue
-      const rows = pieces.get(a.pieceId)?.rows ?? 1
+      // a self-sizing scheduler's pieces exist once it cut them
+      const rows = (pieces.get(a.pieceId) ?? scheduler.piece(a.pieceId))?.rows ?? 1
       const fetching = fetched.has(peer.peerId) ? 0 : (peer.fetchMs ?? 0)
       fetched.add(peer.peerId)
-      const at = (peer.serial === true ? Math.max(now, freeAt.get(peer.peerId) ?? 0) : now) + fetching + rows * peer.trueMsPerRow
+      const at = (peer.serial === true ? Math.max(now, freeAt.get(peer.peerId) ?? 0) : now) + fetching + (peer.overheadMs ?? 0) + rows * peer.trueMsPerRow
       if (peer.serial === true) freeAt.set(peer.peerId, at)
       events.push({
         at,

@@ -29,7 +29,7 @@ export interface PlannedJob {
   batch: number
   /** Seeds the job's synthetic inputs. */
   inputSeed: number
-  options: Pick<JobSpec, 'rowsPerPiece' | 'targetPieceMs' | 'maxAttempts' | 'endgame' | 'verify' | 'canaries'>
+  options: Pick<JobSpec, 'rowsPerPiece' | 'maxPieceMs' | 'maxAttempts' | 'endgame' | 'verify' | 'canaries'>
   /** The model runs as a pipeline of this many stages. */
   pipeline?: { stages: number }
 }
@@ -190,7 +190,7 @@ class Planner {
           model: spec.model,
           batch: spec.batch,
           inputSeed: Math.floor(this.random() * 0xffffffff),
-          options: { rowsPerPiece: spec.rowsPerPiece, targetPieceMs: spec.targetPieceMs, maxAttempts: spec.maxAttempts, endgame: spec.endgame, verify: spec.verify, canaries: spec.canaries },
+          options: { rowsPerPiece: spec.rowsPerPiece, maxPieceMs: spec.maxPieceMs, maxAttempts: spec.maxAttempts, endgame: spec.endgame, verify: spec.verify, canaries: spec.canaries },
           ...(spec.pipeline != null ? { pipeline: spec.pipeline } : {})
         })
       }

@@ -87,7 +87,7 @@ const job = {
     model,
     batch: { type: 'integer', minimum: 1, maximum: 1_000_000 },
     rowsPerPiece: { type: 'integer', minimum: 1 },
-    targetPieceMs: { type: 'integer', minimum: 1 },
+    maxPieceMs: { type: 'integer', minimum: 1 },
     maxAttempts: { type: 'integer', minimum: 1, maximum: 100 },
     endgame: { type: 'boolean' },
     verify: { enum: ['off', 'spot', 'full'] },

@@ -47,7 +47,7 @@ export interface JobSpec {
   model: ModelSpec
   batch: number
   rowsPerPiece?: number
-  targetPieceMs?: number
+  maxPieceMs?: number
   maxAttempts?: number
   endgame?: boolean
   /** Result verification (docs/trust.md); default spot, as for `shoal run`. */
@@ -240,7 +240,7 @@ function normalise (raw: any): Scenario {
       model: modelSpec(j.model ?? defaultModel),
       batch: j.batch,
       rowsPerPiece: j.rowsPerPiece,
-      targetPieceMs: j.targetPieceMs,
+      maxPieceMs: j.maxPieceMs,
       maxAttempts: j.maxAttempts,
       endgame: j.endgame,
       verify: j.verify,

@@ -1,9 +1,10 @@
-import { choosePieceRows, describeCause, planPieces, Scheduler, TrustRecords } from '@shoal/scheduler'
-import type { Assignment, FailureCause, Piece, Progress, SchedulerPeer, VerifyPolicy } from '@shoal/scheduler'
+import { describeCause, planPieces, Scheduler, TrustRecords } from '@shoal/scheduler'
+import type { Assignment, FailureCause, Piece, PieceSizing, Progress, SchedulerPeer, VerifyPolicy } from '@shoal/scheduler'
 import { InferResponse } from '@shoal/protocol'
-import { compareOutputs, concatRows, mismatchWithModel, sliceRows, TOLERANCE_SCALE, VERIFY_TOLERANCE } from '@shoal/runtime'
+import { compareOutputs, concatRows, mismatchWithModel, rowBytes, sliceRows, TOLERANCE_SCALE, VERIFY_TOLERANCE } from '@shoal/runtime'
 import type { ModelInfo, Tensor, Tolerance } from '@shoal/runtime'
-import { ASSUMED_FETCH_BYTES_PER_MS, MODEL_FETCH_SETUP_MS, PROBE_TIMEOUT_MS } from '../constants.js'
+import { ASSUMED_FETCH_BYTES_PER_MS, MAX_SIZED_PIECE_BYTES, MODEL_FETCH_SETUP_MS, PROBE_TIMEOUT_MS } from '../constants.js'
+import type { ModelCosts } from './model-costs.js'
 import { PieceError, isMalformedAnswer, PeerUnreachableError } from '../pieces/index.js'
 import type { PieceRequest, PieceResult, SignedCommitment } from '../pieces/index.js'
 import { JobError, SubmittedJob } from './job-base.js'
@@ -17,9 +18,14 @@ export { JobError }
 export interface JobOptions {
   /** 'fallback' (default): this node runs pieces only while no peer can; 'share': it always takes a share. */
   local?: 'share' | 'fallback'
-  /** Rows per piece; default: sized so a piece takes about `targetPieceMs` on the median peer. */
+  /**
+   * Rows per piece. Default: pieces size themselves as the job runs (factoring: large while much is
+   * left, smaller towards the end, each sized for its peer's measured speed; `sizePiece` in
+   * @shoal/scheduler).
+   */
   rowsPerPiece?: number
-  targetPieceMs?: number
+  /** Self-sizing pieces: none is sized to take longer than this on its peer (default DEFAULT_MAX_PIECE_MS). */
+  maxPieceMs?: number
   maxAttempts?: number
   timeoutFloorMs?: number
   endgame?: boolean
@@ -57,6 +63,8 @@ export interface SubmitterDeps {
   trust?: TrustRecords
   /** Draws for `spot` (tests pass a seeded one). */
   random?: () => number
+  /** What earlier jobs measured a row of each model to cost (shared by the node's jobs): sizes pieces without a timed run. */
+  costs?: ModelCosts
   /** An answer of this job proven wrong, with its worker's signed commitment when it sent one (the node keeps it as evidence). */
   onWrongAnswer?: (wrong: WrongAnswer) => void
   now?: () => number
@@ -103,7 +111,10 @@ export interface JobProgress extends Progress {
   elapsedMs: number
   /** Peers (this node included) that can take pieces. */
   peers: number
+  /** Rows per piece when fixed (the model's batch, or `rowsPerPiece`); for self-sizing pieces, the largest so far. */
   rowsPerPiece: number
+  /** Pieces sized themselves as the job ran (see JobOptions.rowsPerPiece). */
+  sized: boolean
   /** Failed attempts, the first MAX_LISTED_FAILURES of them: what a worker's operator needs to see why its answers are refused. */
   failures: PieceFailure[]
   /** Every failed attempt, listed or not. */
@@ -191,6 +202,8 @@ export class Job extends SubmittedJob {
   private readonly results = new Map<number, Record<string, Tensor>>()
   /** Each output's dimensions after the batch axis, from this node's probe run (when it ran). */
   private readonly outputShapes = new Map<string, number[]>()
+  /** Each output's bytes per row, from the same run. */
+  private readonly probedOutputs = new Map<string, number>()
   private readonly verifier: Verifier
   private readonly canaryPool: CanaryPool
   private readonly random: () => number
@@ -206,8 +219,11 @@ export class Job extends SubmittedJob {
   private state: JobProgress['state'] = 'planning'
   private startedAt = 0
   private rowsPerPiece = 0
-  /** Measured on this node by the probe run; 1 (to be corrected by observation) when not measured. */
+  /** Self-sizing pieces: the scheduler cuts them (undefined: `pieces` are fixed). */
+  private sizing?: PieceSizing
+  /** A row's cost on this node, from earlier jobs' measurements of the model; a guess of 1 ms (to be corrected by observation) when none. */
   private msPerRow = 1
+  private costKnown = false
 
   constructor (deps: JobDeps, inputs: Record<string, Tensor>, options: JobOptions = {}) {
     super()
@@ -235,8 +251,8 @@ export class Job extends SubmittedJob {
         localPeerId: deps.localPeerId,
         scheduler: () => this.scheduler,
         onDecided: (pieceId, outputs) => this.results.set(pieceId, outputs),
-        runLocal: async pieceId => (await deps.runLocal(deps.model.cid, this.pieceInputs(this.pieces[pieceId]), this.stopping.signal)).outputs,
-        onVerified: (pieceId, outputs, peers) => { if (this.wantsCanaries()) this.canaryPool.add(model, this.pieceInputs(this.pieces[pieceId]), outputs, peers) },
+        runLocal: async pieceId => (await deps.runLocal(deps.model.cid, this.pieceInputs(this.piece(pieceId)), this.stopping.signal)).outputs,
+        onVerified: (pieceId, outputs, peers) => { if (this.wantsCanaries()) this.canaryPool.add(model, this.pieceInputs(this.piece(pieceId)), outputs, peers) },
         onCaught,
         tolerance: options.tolerance,
         log: deps.log
@@ -257,16 +273,14 @@ export class Job extends SubmittedJob {
   }
 
   progress (): JobProgress {
-    const p = this.scheduler?.progress(this.now()) ?? { total: 0, done: 0, pending: 0, inFlight: 0, retries: 0, duplicates: 0, perPeer: {}, etaMs: null }
-    return { ...p, jobId: this.id, bytesSent: this.bytesSent, bytesReceived: this.bytesReceived, directPieces: this.directPieces, perProvider: { ...this.perProvider }, state: this.state, elapsedMs: this.startedAt === 0 ? 0 : Math.round(this.now() - this.startedAt), peers: this.allPeers().length, rowsPerPiece: this.rowsPerPiece, failures: [...this.failures], failedAttempts: this.failedAttempts, verification: { ...this.verifier.view(), canaryRows: this.canaryRows } }
+    const p = this.scheduler?.progress(this.now()) ?? { total: 0, done: 0, totalRows: 0, doneRows: 0, minPieceRows: 0, maxPieceRows: 0, pending: 0, inFlight: 0, retries: 0, duplicates: 0, perPeer: {}, etaMs: null }
+    return { ...p, jobId: this.id, bytesSent: this.bytesSent, bytesReceived: this.bytesReceived, directPieces: this.directPieces, perProvider: { ...this.perProvider }, state: this.state, elapsedMs: this.startedAt === 0 ? 0 : Math.round(this.now() - this.startedAt), peers: this.allPeers().length, rowsPerPiece: this.sizing != null ? p.maxPieceRows : this.rowsPerPiece, sized: this.sizing != null, failures: [...this.failures], failedAttempts: this.failedAttempts, verification: { ...this.verifier.view(), canaryRows: this.canaryRows } }
   }
 
   protected async execute (): Promise<JobResult> {
     this.startedAt = this.now()
     try {
-      const rows = this.check()
-      this.rowsPerPiece = await this.pieceRows(rows)
-      this.pieces = planPieces(rows, this.rowsPerPiece)
+      await this.plan(this.check())
       const result = await this.schedule()
       this.state = 'done'
       this.emit()
@@ -297,25 +311,41 @@ export class Job extends SubmittedJob {
     return fixedBatchOf(this.deps.model.inputs)
   }
 
-  private async pieceRows (rows: number): Promise<number> {
+  /**
+   * Fixed pieces when the model's batch or `rowsPerPiece` fixes their size; else self-sizing ones,
+   * which the scheduler cuts as peers take work. One row run here first (unless the size is fixed and
+   * the outputs' shapes are too) catches inputs the model refuses before any peer sees them; it is not
+   * timed: on a busy node it reads slow, and pieces sized from it come out far too small. A row's cost comes
+   * from what earlier jobs measured of this model, else peers' first pieces measure it.
+   */
+  private async plan (rows: number): Promise<void> {
     const fixed = this.fixedBatch()
     const chosen = fixed ?? (this.options.rowsPerPiece != null ? Math.min(this.options.rowsPerPiece, rows) : undefined)
+    if (chosen == null || this.hasOpenOutputDims()) await this.probe(Math.min(fixed ?? 1, rows))
     if (chosen != null) {
-      // no run is needed to size the pieces; one is to know outputs whose other dimensions the model
-      // leaves open (a peer could otherwise set them, and the join would fail after all the work)
-      if (this.hasOpenOutputDims()) await this.probe(Math.min(fixed ?? 1, rows))
-      return chosen
+      this.rowsPerPiece = chosen
+      this.pieces = planPieces(rows, chosen)
+      return
     }
-    // One row run here (twice: the first creates the session) measures the model's cost, and catches
-    // inputs the model refuses before any peer sees them.
-    this.msPerRow = Math.max(await this.probe(1, true), 0.01)
-    return choosePieceRows({
-      totalRows: rows,
-      localMsPerRow: this.msPerRow,
-      localGflops: this.deps.localGflops,
-      peerGflops: this.allPeers().map(p => p.gflops),
-      targetMs: this.options.targetPieceMs
-    })
+    const cost = this.deps.costs?.msPerRow(this.deps.model.cid, this.deps.localGflops)
+    if (cost != null) {
+      this.msPerRow = cost
+      this.costKnown = true
+    }
+    this.sizing = { totalRows: rows, maxPieceMs: this.options.maxPieceMs, maxRows: Math.max(1, Math.floor(MAX_SIZED_PIECE_BYTES / this.bytesPerRow())) }
+  }
+
+  /** Input and output bytes of one row (outputs as the probe run gave them). */
+  private bytesPerRow (): number {
+    const inputs = Object.values(this.inputs).reduce((n, t) => n + rowBytes(t), 0)
+    let outputs = 0
+    for (const t of this.probedOutputs.values()) outputs += t
+    return Math.max(1, inputs + outputs)
+  }
+
+  /** The piece of this id: fixed, or cut by the scheduler. */
+  private piece (pieceId: number): Piece {
+    return this.sizing != null ? this.scheduler!.piece(pieceId)! : this.pieces[pieceId]
   }
 
   /** Some output has a dimension after the batch axis that the model does not fix, or no known shape. */
@@ -325,32 +355,26 @@ export class Job extends SubmittedJob {
   }
 
   /**
-   * Runs the first `rows` rows here (twice when `timed`: the first creates the session) and records
-   * each output's dimensions after the batch axis: what every answer's must be (this node's own run:
-   * no peer can set them). Shows at once a model that drops the batch axis, and inputs the model
-   * refuses, before any peer is asked. Returns the ms per row of the timed run.
+   * Runs the first `rows` rows here and records each output's dimensions after the batch axis: what
+   * every answer's must be (this node's own run: no peer can set them). Shows at once a model that
+   * drops the batch axis, and inputs the model refuses, before any peer is asked.
    */
-  private async probe (rows: number, timed = false): Promise<number> {
+  private async probe (rows: number): Promise<void> {
     const probe: Record<string, Tensor> = {}
     for (const [name, t] of Object.entries(this.inputs)) probe[name] = sliceRows(t, 0, rows)
-    let started = 0
     let outputs: Record<string, Tensor>
     try {
-      const signal = (): AbortSignal => AbortSignal.any([AbortSignal.timeout(PROBE_TIMEOUT_MS), this.stopping.signal])
-      if (timed) await this.deps.runLocal(this.deps.model.cid, probe, signal())
-      started = this.now()
-      outputs = (await this.deps.runLocal(this.deps.model.cid, probe, signal())).outputs
+      outputs = (await this.deps.runLocal(this.deps.model.cid, probe, AbortSignal.any([AbortSignal.timeout(PROBE_TIMEOUT_MS), this.stopping.signal]))).outputs
     } catch (err: any) {
       if (this.cancelled != null) throw new JobError(this.cancelled)
       throw new JobError(`the model does not run on these inputs: ${err.message}`)
     }
-    const ms = (this.now() - started) / rows
     if (this.wantsCanaries()) this.canaryPool.add(this.deps.model.cid, probe, outputs, [this.deps.localPeerId])
     for (const [name, t] of Object.entries(outputs)) {
       if (t.dims.length === 0 || t.dims[0] !== rows) throw new JobError(`NOT_SPLITTABLE: output "${name}" has shape [${t.dims.join(', ')}] for ${rows === 1 ? 'one row' : `${rows} rows`}: the model does not keep the batch axis, so its batch cannot be split`)
       this.outputShapes.set(name, t.dims.slice(1))
+      this.probedOutputs.set(name, rowBytes(t))
     }
-    return ms
   }
 
   private allPeers (): SchedulerPeer[] {
@@ -358,7 +382,9 @@ export class Job extends SubmittedJob {
   }
 
   private async schedule (): Promise<JobResult> {
-    const scheduler = new Scheduler(this.pieces, {
+    const scheduler = new Scheduler(this.sizing != null ? [] : this.pieces, {
+      sizing: this.sizing,
+      refKnown: this.sizing == null || this.costKnown,
       refMsPerRow: this.msPerRow,
       refGflops: this.deps.localGflops,
       localPeerId: this.deps.localPeerId,
@@ -406,14 +432,16 @@ export class Job extends SubmittedJob {
     }
     const outputs: Record<string, Tensor> = {}
     for (const output of this.deps.model.outputs) {
-      outputs[output.name] = concatRows(this.pieces.map(p => this.results.get(p.id)![output.name]))
+      outputs[output.name] = concatRows((this.sizing != null ? scheduler.allPieces() : this.pieces).map(p => this.results.get(p.id)![output.name]))
     }
+    const cost = scheduler.measuredCost()
+    if (cost != null) this.deps.costs?.record(this.deps.model.cid, cost)
     return { jobId: this.id, outputs, progress: this.progress() }
   }
 
   private dispatch (assignment: Assignment): void {
     const { pieceId, peerId, deadline } = assignment
-    const piece = this.pieces[pieceId]
+    const piece = this.piece(pieceId)
     const key = `${pieceId}@${peerId}`
     const controller = new AbortController()
     this.flights.set(key, controller)

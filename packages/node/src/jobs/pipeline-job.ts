@@ -134,6 +134,11 @@ export class PipelineJob extends SubmittedJob {
     return {
       total: this.microBatches.length * this.stages.length,
       done: sum(p => p.done),
+      // rows are done once the last stage has answered them
+      totalRows: this.microBatches.reduce((n, m) => n + m.rows, 0),
+      doneRows: last?.doneRows ?? 0,
+      minPieceRows: this.microBatches.reduce((n, m) => Math.min(n, m.rows), this.microBatches[0]?.rows ?? 0),
+      maxPieceRows: this.microBatches.reduce((n, m) => Math.max(n, m.rows), 0),
       pending: sum(p => p.pending),
       inFlight: sum(p => p.inFlight),
       retries: sum(p => p.retries),
@@ -149,6 +154,7 @@ export class PipelineJob extends SubmittedJob {
       elapsedMs: this.startedAt === 0 ? 0 : Math.round(now - this.startedAt),
       peers: peers.size,
       rowsPerPiece: this.rowsPerMicroBatch,
+      sized: false,
       failures: [...this.failures],
       failedAttempts: this.failedAttempts,
       verification: { ...this.verificationView(), canaryRows: 0 },
