@@ -5,6 +5,7 @@ import type { ModelInfo, Tensor } from '@shoal/runtime'
 import { TrustRecords } from '@shoal/scheduler'
 import type { SchedulerPeer } from '@shoal/scheduler'
 import { CanaryPool } from '../src/jobs/canaries.js'
+import { ModelCosts } from '../src/jobs/model-costs.js'
 import { Job } from '../src/jobs/job.js'
 import type { JobDeps } from '../src/jobs/job.js'
 import { PieceError } from '../src/pieces/inference-service.js'
@@ -60,13 +61,34 @@ describe('Job: a batch cut into pieces, run by peers, joined in order', () => {
     expect(result.progress.failedAttempts).toBe(0)
   })
 
-  it('sizes pieces from this node\'s own run of one row when no size is given', async () => {
-    const { job: j, localRuns } = job({ a: async r => await honest(r.inputs) }, { x: batch(64) })
+  it('without a size, pieces size themselves: one untimed run of a row here, probes first, and the next job of the model starts from what this one measured', async () => {
+    const costs = new ModelCosts()
+    const sizes: number[] = []
+    const worker = async (r: PieceRequest): Promise<PieceResult> => { sizes.push(r.inputs.x.dims[0]); return await honest(r.inputs) }
+    const { job: j, localRuns } = job({ a: worker }, { x: batch(64) }, { verify: 'off' }, { costs })
     const result = await j.run()
-    // the probe: one row, twice (the first creates the session)
-    expect(localRuns.slice(0, 2)).toEqual([1, 1])
-    expect(result.progress.rowsPerPiece).toBeGreaterThan(0)
+    // one row run here, once: it catches inputs the model refuses, and is not timed
+    expect(localRuns).toEqual([1])
     expect(same(result.outputs.y, batch(64))).toBe(true)
+    expect(result.progress.sized).toBe(true)
+    // the speed was a guess: the first piece is a probe (a quarter of 64 / (2 x 2 pieces in flight))
+    expect(sizes[0]).toBe(4)
+    expect(sizes.reduce((n, r) => n + r, 0)).toBe(64)
+    expect(result.progress).toMatchObject({ totalRows: 64, doneRows: 64, total: sizes.length, rowsPerPiece: Math.max(...sizes) })
+    expect(costs.msPerRow(identity().cid, 50)).toBeGreaterThan(0)
+    // a second job of the model: its cost is known, so no probe piece
+    sizes.length = 0
+    await job({ a: worker }, { x: batch(64) }, { verify: 'off' }, { costs }).job.run()
+    expect(sizes[0]).toBeGreaterThan(4)
+  })
+
+  it('a given rowsPerPiece fixes the pieces, and only a model leaving output dimensions open needs a run here', async () => {
+    const sizes: number[] = []
+    const { job: j, localRuns } = job({ a: async r => { sizes.push(r.inputs.x.dims[0]); return await honest(r.inputs) } }, { x: batch(10) }, { rowsPerPiece: 4, verify: 'off' })
+    const result = await j.run()
+    expect(localRuns).toEqual([])
+    expect(sizes.sort()).toEqual([2, 4, 4])
+    expect(result.progress).toMatchObject({ sized: false, rowsPerPiece: 4, total: 3 })
   })
 
   it('a worker refusing BAD_INPUT or answering other rows fails its attempt, listed with its reason; another peer runs the piece', async () => {

@@ -23,7 +23,7 @@ export const runSpec: CommandSpec = {
     { name: 'input', type: 'string', multiple: true, placeholder: 'NAME=FILE', help: 'a model input and the .npy file holding its whole batch' },
     { name: 'output', type: 'string', placeholder: 'DIR', help: 'directory for the outputs: one NAME.npy per model output' },
     { name: 'share', type: 'boolean', help: 'this node takes a share of the pieces too (default: only when no peer can)' },
-    { name: 'rows-per-piece', type: 'string', placeholder: 'N', help: 'rows per piece (default: sized for ~0.5 s on the median peer)' },
+    { name: 'rows-per-piece', type: 'string', placeholder: 'N', help: 'rows per piece, all alike (default: pieces size themselves as the job runs)' },
     { name: 'verify', type: 'string', placeholder: 'off|spot|full', help: 'check peers\' answers: spot re-runs here every answer of a peer without an established record and a falling share of the others; full runs every piece on two different peers whose answers must agree; off accepts every well-formed answer (default: spot)' },
     { name: 'canaries', type: 'string', placeholder: 'N', help: 'mix N rows whose answers this node already knows into each remote piece (0-8, default 0): a wrong answer to one proves the peer wrong without a second run' },
     { name: 'tolerance', type: 'string', placeholder: 'RTOL[,ATOL]', help: 'how far two answers\' floating-point outputs may differ and agree: |a - b| <= ATOL + RTOL * |b| (default: 1e-4,1e-6); integer outputs must be equal' },
@@ -36,9 +36,13 @@ to that node's store; one given as a CID or a name (NAME@VERSION, resolved throu
 the node itself, its --trust list and --trust here) is fetched from the swarm if the node lacks it.
 Workers that lack the model fetch it from the swarm too. Every input is split along axis 0 (the batch axis): all inputs must have the same
 number of rows. The outputs are exactly what ONNX Runtime returns for the whole batch on one machine.
+Without --rows-per-piece, pieces size themselves as the job runs: large while much is left, smaller
+towards the end so that peers finish together, each sized for its peer's measured speed (the first
+pieces on a peer whose speed for the model is not known yet are short probes); no piece's dispatch
+costs more than 5% of its compute, none is sized to take over 10 s, none carries over 32 MiB.
 
 On a terminal, progress is shown on stderr. At the end a summary is printed; with --json, stdout is one
-JSON object: {jobId, wallMs, pieces, rowsPerPiece, retries, duplicates, directPieces, peers: {peerId: pieces},
+JSON object: {jobId, wallMs, pieces, rowsPerPiece, pieceRows: {min, max}, sized, retries, duplicates, directPieces, peers: {peerId: pieces},
 executionProviders: {provider: pieces}, failures: [{peerId, piece, reason}], failedAttempts,
 verification: {policy, checkedPieces, extraRows, mismatches, excluded: [peerId], canaryRows}, outputs: {name: path}}.
 Peers' answers are checked by default (--verify spot, docs/trust.md): a peer caught answering wrong
@@ -72,9 +76,10 @@ export function outputFileNames (outputs: string[]): Map<string, string> {
 
 function bar (view: JobView, width = 28): string {
   const p = view.progress
-  const filled = p.total === 0 ? 0 : Math.round(width * p.done / p.total)
-  const eta = p.etaMs == null || p.done === p.total ? '' : ` eta ${formatDuration(p.etaMs)}`
-  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${p.done}/${p.total} pieces, ${Object.keys(p.perPeer).length} peers, ${p.inFlight} running, ${p.retries} retries${eta}`
+  // rows, not pieces: self-sizing pieces are cut as the job runs, so their count grows
+  const filled = p.totalRows === 0 ? 0 : Math.round(width * p.doneRows / p.totalRows)
+  const eta = p.etaMs == null || p.doneRows === p.totalRows ? '' : ` eta ${formatDuration(p.etaMs)}`
+  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${p.doneRows}/${p.totalRows} rows, ${p.done} pieces done, ${Object.keys(p.perPeer).length} peers, ${p.inFlight} running, ${p.retries} retries${eta}`
 }
 
 /** Failed attempts grouped by peer and reason: `  3 failed attempts on 12D3Koo...: BAD_ANSWER: ...`. */
@@ -217,13 +222,13 @@ async function writeOutputs (client: ApiClient, jobId: string, view: JobView, ou
 
 function jsonReport (jobId: string, wallMs: number, view: JobView, written: Record<string, string>): Record<string, unknown> {
   const p = view.progress
-  return { jobId, wallMs, pieces: p.total, rowsPerPiece: p.rowsPerPiece, retries: p.retries, duplicates: p.duplicates, directPieces: p.directPieces, peers: p.perPeer, executionProviders: p.perProvider, failures: p.failures, failedAttempts: p.failedAttempts, verification: p.verification, outputs: written }
+  return { jobId, wallMs, pieces: p.total, rowsPerPiece: p.rowsPerPiece, pieceRows: { min: p.minPieceRows, max: p.maxPieceRows }, sized: p.sized, retries: p.retries, duplicates: p.duplicates, directPieces: p.directPieces, peers: p.perPeer, executionProviders: p.perProvider, failures: p.failures, failedAttempts: p.failedAttempts, verification: p.verification, outputs: written }
 }
 
 function textReport (wallMs: number, view: JobView, written: Record<string, string>): string {
   const p = view.progress
   const lines = [
-    `done: ${p.total} pieces of ${p.rowsPerPiece} rows on ${Object.keys(p.perPeer).length} peers in ${formatDuration(wallMs)} (${p.retries} retries, ${p.duplicates} duplicates${p.directPieces > 0 ? `, ${p.directPieces} over direct connections` : ''})`,
+    `done: ${p.total} pieces of ${p.minPieceRows === p.maxPieceRows ? p.maxPieceRows : `${p.minPieceRows}-${p.maxPieceRows}`} rows${p.sized ? ' (sized as it ran)' : ''} on ${Object.keys(p.perPeer).length} peers in ${formatDuration(wallMs)} (${p.retries} retries, ${p.duplicates} duplicates${p.directPieces > 0 ? `, ${p.directPieces} over direct connections` : ''})`,
     ...Object.entries(p.perPeer).sort((a, b) => b[1] - a[1]).map(([peer, n]) => `  ${peer}  ${n} piece${n === 1 ? '' : 's'}`),
     ...(p.pipeline == null
       ? []
