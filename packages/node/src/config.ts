@@ -24,6 +24,8 @@ export interface NodeConfig {
   /** Treat loopback and private addresses as reachable (DHT, dialling). Automatic on a loopback-only node. */
   lan: boolean
   maxConcurrency: number
+  /** Jobs submitted here run on peers only: this node computes their pieces only while no peer can. */
+  peersOnly: boolean
   /** 0: no limit. */
   maxMemoryBytes: number
   gpu: boolean
@@ -86,6 +88,7 @@ export const NODE_OPTIONS: OptionSpec[] = [
   { key: 'mdns', flag: 'mdns', kind: 'boolean', help: 'find peers on the local network with mDNS (--no-mdns turns it off)', defaultText: 'on' },
   { key: 'lan', flag: 'lan', kind: 'boolean', help: 'treat private and loopback addresses as reachable: a home cluster or a simulation', defaultText: 'on when every listen address is loopback' },
   { key: 'maxConcurrency', flag: 'max-concurrency', kind: 'slots', placeholder: 'N', help: 'pieces this node runs at once (0: none, for a bootstrap node or relay that computes nothing; its own jobs then wait for peers)', defaultText: '2' },
+  { key: 'peersOnly', flag: 'peers-only', kind: 'boolean', help: 'jobs submitted on this node run on peers only: it computes their pieces only while no peer can (a laptop on battery); a job\'s own choice (shoal run --share or --peers-only) wins', defaultText: 'off: this node takes a share of its own jobs whenever it would finish a piece first' },
   { key: 'maxMemoryBytes', flag: 'max-memory', kind: 'bytes', placeholder: 'SIZE', help: 'memory this node may use, e.g. 4GiB or 512MB: no piece starts while the process\'s resident memory plus its inputs would exceed it (0: no limit)', defaultText: 'half of total memory' },
   { key: 'gpu', flag: 'gpu', kind: 'boolean', help: 'let the mesh use this machine\'s GPU (--no-gpu turns it off)', defaultText: 'on' },
   { key: 'cpuThreads', flag: 'cpu-threads', kind: 'count', placeholder: 'N', help: 'CPU threads per inference session', defaultText: 'all logical cores' },
@@ -237,6 +240,7 @@ export async function resolveConfig (init: ResolveConfigInit = {}): Promise<Node
     mdns: true,
     lan: undefined,
     maxConcurrency: 2,
+    peersOnly: false,
     maxMemoryBytes: Math.floor(totalMemory / 2),
     gpu: true,
     cpuThreads: os.availableParallelism(),

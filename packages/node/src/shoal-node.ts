@@ -481,7 +481,7 @@ export class ShoalNode {
       model,
       peers: () => this.jobCandidates(modelCid),
       canaries: this.canaries
-    }, inputs, options)
+    }, inputs, this.withLocalDefault(options))
     job.validate()
     this.track(job, [this.models.use(modelCid)])
     return job
@@ -494,6 +494,7 @@ export class ShoalNode {
       localPeerId: this.peerId,
       localGflops: Math.max(0, ...(this.calibrationResult?.providers ?? []).map(p => p.gflops)),
       localSlots: this.config.maxConcurrency,
+      localBusy: () => this.libp2pNode?.services.inference.running ?? 0,
       onPeersChanged: listener => libp2p.services.capacity.peers.onEvent(event => { if (event.type !== 'update') listener() }),
       runRemote: async (peerId, request, signal) => await runRemotePiece(
         async (peer, protocol, options) => await libp2p.dialProtocol(peer, protocol, options),
@@ -594,6 +595,11 @@ export class ShoalNode {
     return router
   }
 
+  /** A job's `local` unless it says: this node takes a share, unless it runs with --peers-only. */
+  private withLocalDefault (options: JobOptions): JobOptions {
+    return options.local != null ? options : { ...options, local: this.config.peersOnly ? 'fallback' : 'share' }
+  }
+
   /** Starts a batch job through a pipeline this node holds (its stages may be anywhere in the mesh). */
   submitPipelineJob (cid: string, inputs: Record<string, Tensor>, options: JobOptions = {}): PipelineJob {
     const entry = this.pipelines.get(cid)
@@ -609,7 +615,7 @@ export class ShoalNode {
         await this.fetchModel(stageCid)
         releases.push(this.models.use(stageCid))
       }
-    }, inputs, options)
+    }, inputs, this.withLocalDefault(options))
     job.validate()
     const releases = entry.manifest.stages.filter(s => this.models.has(s.cid)).map(s => this.models.use(s.cid))
     this.track(job, releases)

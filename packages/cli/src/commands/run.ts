@@ -22,7 +22,8 @@ export const runSpec: CommandSpec = {
   flags: [
     { name: 'input', type: 'string', multiple: true, placeholder: 'NAME=FILE', help: 'a model input and the .npy file holding its whole batch' },
     { name: 'output', type: 'string', placeholder: 'DIR', help: 'directory for the outputs: one NAME.npy per model output' },
-    { name: 'share', type: 'boolean', help: 'this node takes a share of the pieces too (default: only when no peer can)' },
+    { name: 'share', type: 'boolean', help: 'this node takes a share of the pieces, whenever it would finish one first (the default, unless the node runs with --peers-only)' },
+    { name: 'peers-only', type: 'boolean', help: 'this node computes none of this job\'s pieces while a peer can: a submitter that must stay light (a laptop on battery)' },
     { name: 'rows-per-piece', type: 'string', placeholder: 'N', help: 'rows per piece, all alike (default: pieces size themselves as the job runs)' },
     { name: 'verify', type: 'string', placeholder: 'off|spot|full', help: 'check peers\' answers: spot re-runs here every answer of a peer without an established record and a falling share of the others; full runs every piece on two different peers whose answers must agree; off accepts every well-formed answer (default: spot)' },
     { name: 'canaries', type: 'string', placeholder: 'N', help: 'mix N rows whose answers this node already knows into each remote piece (0-8, default 0): a wrong answer to one proves the peer wrong without a second run' },
@@ -108,7 +109,7 @@ export async function run (argv: string[], io: Io): Promise<number> {
   const model = await modelInStore(client, args.model, (values.trust as string[] | undefined) ?? [], io, values.json !== true)
   const outDir = await outputDir(args.output)
   const started = performance.now()
-  const { jobId } = await client.submitJob({ model, inputs: args.inputs, options: { local: values.share === true ? 'share' : 'fallback', rowsPerPiece: args.rowsPerPiece, verify: args.verify, tolerance: args.tolerance, canaries: args.canaries } })
+  const { jobId } = await client.submitJob({ model, inputs: args.inputs, options: { local: values.share === true ? 'share' : values['peers-only'] === true ? 'fallback' : undefined, rowsPerPiece: args.rowsPerPiece, verify: args.verify, tolerance: args.tolerance, canaries: args.canaries } })
   const { view, cancelled } = await followJob(client, jobId, io, io.isTTY && values.json !== true)
   if (view.state === 'failed') {
     io.log(`job ${jobId} failed: ${view.error ?? 'unknown error'}${cancelled ? ' (interrupted)' : ''}`)
@@ -128,6 +129,7 @@ async function checkRunArgs (values: Record<string, unknown>, positionals: strin
   if (output == null) throw new UsageError('--output DIR is required')
   const inputSpecs = (values.input as string[] | undefined) ?? []
   if (inputSpecs.length === 0) throw new UsageError('give at least one --input NAME=FILE.npy')
+  if (values.share === true && values['peers-only'] === true) throw new UsageError('--share and --peers-only contradict each other: give one')
   let rowsPerPiece: number | undefined
   if (values['rows-per-piece'] != null) {
     rowsPerPiece = Number(values['rows-per-piece'])

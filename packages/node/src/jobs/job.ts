@@ -16,7 +16,11 @@ import type { VerificationView, Verifier } from './verifier.js'
 export { JobError }
 
 export interface JobOptions {
-  /** 'fallback' (default): this node runs pieces only while no peer can; 'share': it always takes a share. */
+  /**
+   * 'share' (default): this node takes pieces as a peer does, when it would finish one first (by its
+   * measured speed against the peers'), with the slots it is not using for peers' pieces; 'fallback'
+   * (peers only): it runs pieces only while no peer can.
+   */
   local?: 'share' | 'fallback'
   /**
    * Rows per piece. Default: pieces size themselves as the job runs (factoring: large while much is
@@ -54,6 +58,8 @@ export interface SubmitterDeps {
   localPeerId: string
   localGflops: number
   localSlots: number
+  /** This node's slots in use for peers' pieces now: its own pieces get only the rest. */
+  localBusy?: () => number
   /** Subscribe to changes of the peers that can take pieces; returns the unsubscribe function. */
   onPeersChanged: (listener: () => void) => () => void
   runRemote: (peerId: string, request: PieceRequest, signal: AbortSignal) => Promise<PieceResult>
@@ -167,6 +173,11 @@ export function batchRows (tensors: Record<string, Tensor>, inputs: Pick<ModelIn
   const mismatch = mismatchWithModel({ inputs }, entries.map(([name, t]) => ({ name, dtype: t.dtype, dims: fixed != null ? [fixed, ...t.dims.slice(1)] : t.dims })))
   if (mismatch != null) throw new JobError(mismatch)
   return rows
+}
+
+/** The submitting node as a peer of its own jobs: the slots it does not use for peers' pieces now. */
+export function localPeer (deps: SubmitterDeps): SchedulerPeer {
+  return { peerId: deps.localPeerId, gflops: deps.localGflops, slots: Math.max(0, deps.localSlots - (deps.localBusy?.() ?? 0)) }
 }
 
 /** What a failed piece run means to the scheduler. */
@@ -378,7 +389,7 @@ export class Job extends SubmittedJob {
   }
 
   private allPeers (): SchedulerPeer[] {
-    return [{ peerId: this.deps.localPeerId, gflops: this.deps.localGflops, slots: this.deps.localSlots }, ...this.deps.peers().filter(p => !this.excluded.has(p.peerId))]
+    return [localPeer(this.deps), ...this.deps.peers().filter(p => !this.excluded.has(p.peerId))]
   }
 
   private async schedule (): Promise<JobResult> {
@@ -388,7 +399,7 @@ export class Job extends SubmittedJob {
       refMsPerRow: this.msPerRow,
       refGflops: this.deps.localGflops,
       localPeerId: this.deps.localPeerId,
-      local: this.options.local ?? 'fallback',
+      local: this.options.local ?? 'share',
       maxAttempts: this.options.maxAttempts,
       timeoutFloorMs: this.options.timeoutFloorMs,
       endgame: this.options.endgame,
@@ -405,8 +416,15 @@ export class Job extends SubmittedJob {
       this.wake()
     })
     try {
+      let busy = this.deps.localBusy?.() ?? 0
       while (scheduler.state === 'running') {
         if (this.cancelled != null) throw new JobError(this.cancelled)
+        // the slots this node gives peers' pieces are not its own jobs' to take
+        const nowBusy = this.deps.localBusy?.() ?? 0
+        if (nowBusy !== busy) {
+          busy = nowBusy
+          scheduler.setPeers(this.allPeers(), this.now())
+        }
         const decision = scheduler.next(this.now())
         for (const c of decision.cancel) this.flights.get(`${c.pieceId}@${c.peerId}`)?.abort()
         for (const a of decision.assign) this.dispatch(a)

@@ -5,7 +5,7 @@ import { compareOutputs, concatRows, sliceRows } from '@shoal/runtime'
 import type { Tensor } from '@shoal/runtime'
 import { ASSUMED_FETCH_BYTES_PER_MS, MODEL_FETCH_SETUP_MS, MICRO_BATCHES_PER_STAGE, STAGE_WAIT_MS } from '../constants.js'
 import type { PieceResult } from '../pieces/index.js'
-import { batchRows, causeOf, fixedBatchOf } from './job.js'
+import { batchRows, causeOf, fixedBatchOf, localPeer } from './job.js'
 import { JobError, SubmittedJob } from './job-base.js'
 import type { JobOptions, JobProgress, JobResult, PieceAttempt, SubmitterDeps } from './job.js'
 import { SerialChecks } from './verifier.js'
@@ -240,7 +240,7 @@ export class PipelineJob extends SubmittedJob {
         refMsPerRow: 1,
         refGflops: this.deps.localGflops,
         localPeerId: this.deps.localPeerId,
-        local: this.options.local ?? 'fallback',
+        local: this.options.local ?? 'share',
         maxAttempts: this.options.maxAttempts,
         timeoutFloorMs: this.options.timeoutFloorMs,
         endgame: this.options.endgame,
@@ -256,7 +256,7 @@ export class PipelineJob extends SubmittedJob {
   }
 
   private stagePeers (stage: Stage): SchedulerPeer[] {
-    const local = this.deps.holds(stage.cid) ? [{ peerId: this.deps.localPeerId, gflops: this.deps.localGflops, slots: this.deps.localSlots }] : []
+    const local = this.deps.holds(stage.cid) ? [localPeer(this.deps)] : []
     return [...local, ...this.deps.peers(stage.cid).filter(p => !this.excluded.has(p.peerId))]
   }
 
