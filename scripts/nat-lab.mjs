@@ -255,7 +255,8 @@ export async function runLab ({ log = () => {}, relay = 'unlimited', workers: wa
       { name: 'home', ns: 'h3', behindNat: true, args: [] }
     ]
     for (const s of submitters) {
-      s.node = startNode(topology, s.ns, await dir(`sub-${s.name}`), [...common, ...bootstrap, ...s.args, ...computeNothing])
+      // --peers-only: the lab is about the workers behind routers serving them
+      s.node = startNode(topology, s.ns, await dir(`sub-${s.name}`), [...common, ...bootstrap, ...s.args, '--peers-only', ...computeNothing])
       s.dir = join(work, `sub-${s.name}`)
       nodes.push(s.node)
     }

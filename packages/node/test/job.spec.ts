@@ -40,7 +40,8 @@ function job (workers: Record<string, (request: PieceRequest) => Promise<PieceRe
     maxResponseBytes: 1 << 20,
     ...overrides
   }
-  return { job: new Job(deps, inputs, options), localRuns }
+  // peers only unless a test says: the tests see where pieces ran
+  return { job: new Job(deps, inputs, { local: 'fallback', ...options }), localRuns }
 }
 
 const same = (a: Tensor, b: Tensor): boolean => a.dtype === b.dtype && a.dims.join() === b.dims.join() && Buffer.from(a.data).equals(Buffer.from(b.data))
@@ -80,6 +81,18 @@ describe('Job: a batch cut into pieces, run by peers, joined in order', () => {
     sizes.length = 0
     await job({ a: worker }, { x: batch(64) }, { verify: 'off' }, { costs }).job.run()
     expect(sizes[0]).toBeGreaterThan(4)
+  })
+
+  it('by default this node takes a share with the slots peers\' pieces leave it: none while they fill them', async () => {
+    const x = batch(12)
+    const shared = job({ a: async r => await honest(r.inputs) }, { x }, { local: 'share', rowsPerPiece: 1, verify: 'off', endgame: false })
+    await shared.job.run()
+    expect(shared.localRuns.length).toBeGreaterThan(0)
+    // its one slot serving a peer's piece the whole time: its own job leaves it alone
+    const busy = job({ a: async r => await honest(r.inputs) }, { x }, { local: 'share', rowsPerPiece: 1, verify: 'off', endgame: false }, { localBusy: () => 1 })
+    const result = await busy.job.run()
+    expect(busy.localRuns).toEqual([])
+    expect(result.progress.perPeer).toEqual({ a: 12 })
   })
 
   it('a given rowsPerPiece fixes the pieces, and only a model leaving output dimensions open needs a run here', async () => {

@@ -11,7 +11,7 @@ afterEach(async () => { await stopAll(nodes); nodes = [] })
 describe('HTTP API: models and jobs', () => {
   it('adds a model, runs a job with inline .npy input, serves its output, and refuses bad requests', async () => {
     const dataDir = await tempDir()
-    const config = await resolveConfig({ dataDir, env: {}, flags: { listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, adIntervalMs: 300, cpuThreads: 1 } })
+    const config = await resolveConfig({ dataDir, env: {}, flags: { listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, adIntervalMs: 300, cpuThreads: 1, peersOnly: true } })
     const submitter = new ShoalNode({ config, calibration: FIXED_CALIBRATION })
     await submitter.start()
     nodes.push(submitter)
@@ -52,7 +52,7 @@ describe('HTTP API: models and jobs', () => {
 
   it('serves Prometheus metrics at GET /metrics, with the token written alone for a scrape config', async () => {
     const dataDir = await tempDir()
-    const config = await resolveConfig({ dataDir, env: {}, flags: { listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, adIntervalMs: 300, cpuThreads: 1 } })
+    const config = await resolveConfig({ dataDir, env: {}, flags: { listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, adIntervalMs: 300, cpuThreads: 1, peersOnly: true } })
     const submitter = new ShoalNode({ config, calibration: FIXED_CALIBRATION })
     await submitter.start()
     nodes.push(submitter)

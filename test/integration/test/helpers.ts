@@ -32,10 +32,14 @@ export async function waitFor (condition: () => boolean | Promise<boolean>, what
 /** In-process nodes skip measuring: many nodes measuring at once on 2 cores would only measure each other. */
 export const FIXED_CALIBRATION = { providers: [{ name: 'cpu', gflops: 50 }], failed: [], gpu: null, measuredAt: 0 }
 
+/**
+ * Test nodes submit to peers only (`peersOnly`), so that a test sees where its pieces ran; tests of a
+ * submitter's own share pass `peersOnly: false` (or a job's `local: 'share'`).
+ */
 export async function startNode (bootstrap: string[] = [], extra: Record<string, unknown> = {}, init: { slowdown?: number, gflops?: number, tuning?: MeshTuning, memoryInUse?: () => number, directReuse?: boolean, inputIdleMs?: number } = {}): Promise<ShoalNode> {
   const config = await resolveConfig({
     dataDir: await tempDir(),
-    flags: { listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, mdns: false, adIntervalMs: TEST_AD_INTERVAL_MS, cpuThreads: 1, ...extra },
+    flags: { listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, mdns: false, adIntervalMs: TEST_AD_INTERVAL_MS, cpuThreads: 1, peersOnly: true, ...extra },
     env: {}
   })
   const calibration = init.gflops == null ? FIXED_CALIBRATION : { ...FIXED_CALIBRATION, providers: [{ name: 'cpu', gflops: init.gflops }] }
@@ -46,7 +50,7 @@ export async function startNode (bootstrap: string[] = [], extra: Record<string,
 
 /** An in-process node whose pieces run on `runtime` (a worker that behaves as a test needs), advertising `gflops`. */
 export async function startNodeWith (runtime: PieceRuntime, bootstrap: string[], options: { gflops?: number, flags?: Record<string, unknown> } = {}): Promise<ShoalNode> {
-  const config = await resolveConfig({ dataDir: await tempDir(), flags: { listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, mdns: false, adIntervalMs: TEST_AD_INTERVAL_MS, cpuThreads: 1, ...options.flags }, env: {} })
+  const config = await resolveConfig({ dataDir: await tempDir(), flags: { listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, mdns: false, adIntervalMs: TEST_AD_INTERVAL_MS, cpuThreads: 1, peersOnly: true, ...options.flags }, env: {} })
   const calibration = options.gflops == null ? FIXED_CALIBRATION : { ...FIXED_CALIBRATION, providers: [{ name: 'cpu', gflops: options.gflops }] }
   const node = new ShoalNode({ config, calibration, api: false, meshKeeperIntervalMs: 500, noProviderTimeoutMs: 3000, runtime })
   await node.start()
@@ -83,9 +87,9 @@ export async function runCli (args: string[], env: Record<string, string> = {}):
   return { code, stdout, stderr }
 }
 
-/** Starts `shoal node start` as a process and waits for its ready line. */
+/** Starts `shoal node start` as a process and waits for its ready line; peers only, as `startNode`'s nodes, unless `env` says SHOAL_PEERS_ONLY. */
 export async function spawnNode (args: string[], timeoutMs = 20_000, env: Record<string, string> = {}): Promise<NodeProcess> {
-  const proc = spawn(process.execPath, [SHOAL_BIN, 'node', 'start', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
+  const proc = spawn(process.execPath, [SHOAL_BIN, 'node', 'start', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SHOAL_PEERS_ONLY: 'true', ...env } })
   let stdout = ''
   let stderr = ''
   proc.stderr.on('data', d => { stderr += String(d) })

@@ -232,8 +232,8 @@ describe('a model with a fixed batch size', () => {
 })
 
 describe('the submitting node itself', () => {
-  it('runs every piece itself when no peer can (local fallback), and takes a share when asked', async () => {
-    const alone = await startNode()
+  it('by default the submitter takes a share beside its peers; alone it runs every piece; with peers only it runs none while a peer can', async () => {
+    const alone = await startNode([], { peersOnly: false })
     nodes = [alone]
     const model = await alone.addModel(detection)
     const x = images(4, 64, 64)
@@ -246,11 +246,13 @@ describe('the submitting node itself', () => {
     const worker = await startNode([alone.addrs[0]])
     nodes.push(worker)
     await waitFor(() => alone.peers().length === 1, 'the worker to be seen')
-    const fallback = await alone.submitJob(model.cid, { x: images(8, 64, 64) }, { rowsPerPiece: 1 }).run()
+    const fallback = await alone.submitJob(model.cid, { x: images(8, 64, 64) }, { rowsPerPiece: 1, local: 'fallback' }).run()
     expect(fallback.progress.perPeer[alone.peerId]).toBeUndefined()
-    const shared = await alone.submitJob(model.cid, { x: images(8, 64, 64) }, { rowsPerPiece: 1, local: 'share', endgame: false }).run()
+    expect(fallback.progress.perPeer[worker.peerId]).toBe(8)
+    const shared = await alone.submitJob(model.cid, { x: images(8, 64, 64) }, { rowsPerPiece: 1, endgame: false }).run()
     expect(shared.progress.perPeer[alone.peerId]).toBeGreaterThan(0)
     expect(shared.progress.perPeer[worker.peerId]).toBeGreaterThan(0)
+    expect(sameBytes(shared.outputs[name], (await localRun(detection, { x: images(8, 64, 64) }))[name])).toBe(true)
   })
 })
 

@@ -227,10 +227,12 @@ function jsonReport (jobId: string, wallMs: number, view: JobView, written: Reco
   return { jobId, wallMs, pieces: p.total, rowsPerPiece: p.rowsPerPiece, pieceRows: { min: p.minPieceRows, max: p.maxPieceRows }, sized: p.sized, retries: p.retries, duplicates: p.duplicates, directPieces: p.directPieces, peers: p.perPeer, executionProviders: p.perProvider, failures: p.failures, failedAttempts: p.failedAttempts, verification: p.verification, outputs: written }
 }
 
+const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`
+
 function textReport (wallMs: number, view: JobView, written: Record<string, string>): string {
   const p = view.progress
   const lines = [
-    `done: ${p.total} pieces of ${p.minPieceRows === p.maxPieceRows ? p.maxPieceRows : `${p.minPieceRows}-${p.maxPieceRows}`} rows${p.sized ? ' (sized as it ran)' : ''} on ${Object.keys(p.perPeer).length} peers in ${formatDuration(wallMs)} (${p.retries} retries, ${p.duplicates} duplicates${p.directPieces > 0 ? `, ${p.directPieces} over direct connections` : ''})`,
+    `done: ${plural(p.total, 'piece')} of ${p.minPieceRows === p.maxPieceRows ? p.maxPieceRows : `${p.minPieceRows}-${p.maxPieceRows}`} rows${p.sized ? ' (sized as it ran)' : ''} on ${plural(Object.keys(p.perPeer).length, 'peer')} in ${formatDuration(wallMs)} (${p.retries} retries, ${p.duplicates} duplicates${p.directPieces > 0 ? `, ${p.directPieces} over direct connections` : ''})`,
     ...Object.entries(p.perPeer).sort((a, b) => b[1] - a[1]).map(([peer, n]) => `  ${peer}  ${n} piece${n === 1 ? '' : 's'}`),
     ...(p.pipeline == null
       ? []
