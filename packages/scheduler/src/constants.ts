@@ -15,6 +15,12 @@ export const DEFAULT_TIMEOUT_FLOOR_MS = 5000
 
 /** A peer that failed waits this long before new pieces, doubling per consecutive failure. */
 export const DEFAULT_BACKOFF_MS = 1000
+/**
+ * A peer that answered OVERLOADED (full of other submitters' pieces) is asked again after this long,
+ * doubling per OVERLOADED in a row, at most the failure backoff: its slots free up as pieces end, in
+ * a piece's time, not a failure's.
+ */
+export const OVERLOAD_BACKOFF_MS = 50
 export const DEFAULT_MAX_BACKOFF_MS = 30_000
 
 /** In end-game, at most this many copies of one piece run at once (the original included). */

@@ -1,6 +1,6 @@
 import {
   DEFAULT_BACKOFF_MS, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BACKOFF_MS, DEFAULT_MAX_COPIES, DEFAULT_PROBE_TIMEOUT_MS,
-  DEFAULT_TIMEOUT_FACTOR, DEFAULT_TIMEOUT_FLOOR_MS, DEFAULT_WINDOW, OBSERVED_RESULTS
+  DEFAULT_TIMEOUT_FACTOR, DEFAULT_TIMEOUT_FLOOR_MS, DEFAULT_WINDOW, OBSERVED_RESULTS, OVERLOAD_BACKOFF_MS
 } from './constants.js'
 import { sizePiece } from './plan.js'
 import type { Piece, PieceSizing } from './plan.js'
@@ -164,6 +164,17 @@ interface PeerState {
   /** When the peer last answered (a result or an error). */
   lastAnswerAt?: number
   consecutiveFailures: number
+  /**
+   * Answers of OVERLOADED in a row: a busy peer is healthy, only full (of other submitters' pieces),
+   * so it waits a short, doubling while, not a failure's backoff.
+   */
+  overloads: number
+  /**
+   * Pieces this job may hold on the peer since it answered OVERLOADED: what it held then, one more per
+   * answer after, up to the window. Jobs sharing a worker so settle on a share of its slots each
+   * instead of all asking for all of them and being turned away over and over.
+   */
+  cap?: number
   backoffUntil: number
   /** It has completed a piece of this job, so it holds the model whatever its ad said. */
   proven: boolean
@@ -309,7 +320,7 @@ export class Scheduler {
     for (const peer of peers) {
       const state = this.peers.get(peer.peerId)
       if (state != null) state.peer = peer
-      else this.peers.set(peer.peerId, { peer, observed: [], consecutiveFailures: 0, backoffUntil: 0, proven: false })
+      else this.peers.set(peer.peerId, { peer, observed: [], consecutiveFailures: 0, overloads: 0, backoffUntil: 0, proven: false })
     }
   }
 
@@ -335,6 +346,8 @@ export class Scheduler {
       }
       state.lastAnswerAt = now
       state.consecutiveFailures = 0
+      state.overloads = 0
+      if (state.cap != null) state.cap = state.cap + 1 >= this.options.window ? undefined : state.cap + 1
       state.backoffUntil = 0
       state.proven = true
     }
@@ -416,9 +429,14 @@ export class Scheduler {
     if (state != null) {
       // a peer that answered is no longer busy with this piece; one that timed out or left may be
       if (cause.kind === 'error' || cause.kind === 'overloaded' || cause.kind === 'fatal') state.lastAnswerAt = now
-      state.consecutiveFailures++
-      const backoff = Math.min(this.options.maxBackoffMs, this.options.backoffMs * 2 ** (state.consecutiveFailures - 1))
-      state.backoffUntil = now + backoff
+      if (cause.kind === 'overloaded') {
+        state.overloads++
+        state.cap = Math.max(1, this.inFlight(peerId))
+        state.backoffUntil = now + Math.min(this.options.maxBackoffMs, OVERLOAD_BACKOFF_MS * 2 ** (state.overloads - 1), this.options.backoffMs)
+      } else {
+        state.consecutiveFailures++
+        state.backoffUntil = now + Math.min(this.options.maxBackoffMs, this.options.backoffMs * 2 ** (state.consecutiveFailures - 1))
+      }
     }
     // A crashed peer keeps its ad for up to three ad intervals; without this, each dead peer could
     // use up an attempt of the same piece, and a job losing as many peers as it allows attempts failed.
@@ -661,7 +679,7 @@ export class Scheduler {
   }
 
   private window (state: PeerState): number {
-    return Math.max(0, Math.min(this.options.window, state.peer.slots))
+    return Math.max(0, Math.min(this.options.window, state.peer.slots, state.cap ?? Infinity))
   }
 
   private inFlight (peerId: string): number {

@@ -282,16 +282,35 @@ describe('failures', () => {
     expect(s.error?.attempts).toHaveLength(1)
   })
 
-  it('an overloaded peer backs off without using up the piece\'s attempts', () => {
+  it('an overloaded peer is asked again soon, doubling, without using up the piece\'s attempts', () => {
     const pieces = planPieces(10, 10)
-    const s = new Scheduler(pieces, { ...base, maxAttempts: 1, backoffMs: 100 })
+    const s = new Scheduler(pieces, { ...base, maxAttempts: 1, backoffMs: 1000 })
     s.setPeers([{ peerId: 'busy', gflops: 100, slots: 2 }], 0)
     expect(s.next(0).assign).toHaveLength(1)
     s.failed(0, 'busy', { kind: 'overloaded' }, 5)
     expect(s.state).toBe('running')
-    expect(s.next(50).assign).toEqual([]) // backing off
-    expect(s.nextWakeAt(50)).toBe(105)
-    expect(s.next(105).assign.map(a => a.pieceId)).toEqual([0])
+    expect(s.next(50).assign).toEqual([]) // backing off, for OVERLOAD_BACKOFF_MS (50), not a failure's 1000
+    expect(s.nextWakeAt(50)).toBe(55)
+    expect(s.next(55).assign.map(a => a.pieceId)).toEqual([0])
+    s.failed(0, 'busy', { kind: 'overloaded' }, 60)
+    expect(s.nextWakeAt(60)).toBe(160)
+  })
+
+  it('after OVERLOADED a job holds no more pieces on that peer than it had, and takes back its window one answer at a time', () => {
+    const pieces = planPieces(40, 1)
+    const s = new Scheduler(pieces, { ...base, window: 4 })
+    s.setPeers([{ peerId: 'shared', gflops: 100, slots: 4 }], 0)
+    const first = s.next(0).assign
+    expect(first).toHaveLength(4)
+    // the worker is full of another job's pieces: it turns two away
+    s.failed(first[2].pieceId, 'shared', { kind: 'overloaded' }, 1)
+    s.failed(first[3].pieceId, 'shared', { kind: 'overloaded' }, 1)
+    expect(s.next(150).assign).toEqual([]) // its backoff is over, but it holds 2, as when turned away
+    s.succeeded(first[0].pieceId, 'shared', 151)
+    // after one answer, 2 + 1 = 3 in flight at most
+    expect(s.next(151).assign).toHaveLength(2)
+    s.succeeded(first[1].pieceId, 'shared', 152)
+    expect(s.next(152).assign).toHaveLength(2) // the window again: 4
   })
 
   it('crashed peers still advertised do not use up a piece\'s attempts, and are left alone a while', () => {
