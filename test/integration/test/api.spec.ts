@@ -39,6 +39,8 @@ describe('HTTP API: models and jobs', () => {
     await expect(client.submitJob({ model: model.cid, inputs: { x: { path: 'relative.npy' } } })).rejects.toMatchObject({ status: 400, message: expect.stringMatching(/must be absolute/) })
     await expect(client.submitJob({ model: model.cid, inputs: { x: { npy: 'AAAA' } } })).rejects.toMatchObject({ status: 400, message: expect.stringMatching(/not a \.npy file/) })
     await expect(client.submitJob({ model: model.cid, inputs: { y: { npy: Buffer.from(formatNpy(x)).toString('base64') } } })).rejects.toMatchObject({ status: 400, message: expect.stringMatching(/needs input "x"/) })
+    await expect(client.submitJob({ model: model.cid, inputs: { x: { npy: Buffer.from(formatNpy(x)).toString('base64') } }, options: { maxPieceMs: 0 } } as any)).rejects.toMatchObject({ status: 400, message: expect.stringMatching(/options.maxPieceMs must be a whole number of ms from 1 to 3600000/) })
+    await expect(client.submitJob({ model: model.cid, inputs: { x: { npy: Buffer.from(formatNpy(x)).toString('base64') } }, options: { local: 'everywhere' } } as any)).rejects.toMatchObject({ status: 400, message: expect.stringMatching(/options.local must be "share" or "fallback"/) })
     await expect(client.addModel(new TextEncoder().encode('nope'))).rejects.toMatchObject({ status: 400, message: expect.stringMatching(/not an ONNX model/) })
     // a device or directory never ends or is no file: refused before reading
     await expect(client.submitJob({ model: model.cid, inputs: { x: { path: '/dev/zero' } } })).rejects.toMatchObject({ status: 400, message: expect.stringMatching(/\/dev\/zero is not a regular file/) })

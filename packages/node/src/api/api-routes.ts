@@ -115,6 +115,10 @@ function parseOptions (raw: any): JobOptions {
     if (!Number.isSafeInteger(raw.rowsPerPiece) || raw.rowsPerPiece < 1) throw new HttpError(400, 'options.rowsPerPiece must be a positive integer')
     options.rowsPerPiece = raw.rowsPerPiece
   }
+  if (raw.maxPieceMs != null) {
+    if (!Number.isSafeInteger(raw.maxPieceMs) || raw.maxPieceMs < 1 || raw.maxPieceMs > 3_600_000) throw new HttpError(400, 'options.maxPieceMs must be a whole number of ms from 1 to 3600000')
+    options.maxPieceMs = raw.maxPieceMs
+  }
   if (raw.verify != null) {
     if (!VERIFY_POLICIES.includes(raw.verify)) throw new HttpError(400, 'options.verify must be "off", "spot" or "full"')
     options.verify = raw.verify
