@@ -19,7 +19,7 @@ import { ListenError } from './errors.js'
 import { parseModelCid, ModelStore, parseNameRef, pipelineManifestOf, PipelineStore } from './models/index.js'
 import type { PipelineEntry } from './models/index.js'
 import type { ModelSwarm, NameService } from './models/index.js'
-import { DirectPool, runRemotePiece } from './pieces/index.js'
+import { DirectPool, runRemotePiece, signerFor } from './pieces/index.js'
 import type { Channel, LinkShape, SignedCommitment } from './pieces/index.js'
 import { ModelCosts } from './jobs/model-costs.js'
 import { CanaryPool, Job, JobError, PipelineJob, RequestSlots, runRequest } from './jobs/index.js'
@@ -183,6 +183,7 @@ export class ShoalNode {
   private readonly canaries = new CanaryPool()
   /** What this node's jobs measured each model's rows to cost: the next job's pieces are sized from it. */
   private readonly costs = new ModelCosts()
+  private jobLog?: SubmitterDeps['log']
   /** Signed commitments of answers proven wrong, newest last (at most MAX_EVIDENCE; `<data dir>/evidence.json`). */
   private evidenceRecords: Evidence[] = []
   /** The save of trust.json and evidence.json under way, and whether another is wanted after it. */
@@ -343,7 +344,7 @@ export class ShoalNode {
         shaping: this.init.shaping,
         metrics: this.metrics,
         // every answer carries a commitment signed with the node's key (docs/protocol.md 6.3)
-        sign: async payload => await privateKey.sign(payload)
+        sign: signerFor(privateKey)
       },
       swarm: {
         store: this.models,
@@ -508,7 +509,8 @@ export class ShoalNode {
       trust: this.trust,
       costs: this.costs,
       onWrongAnswer: wrong => { this.wrongAnswer(wrong) },
-      log: libp2p.logger.forComponent('shoal:job')
+      // made once: a logger costs a tenth of a millisecond to make, and a request gets these deps
+      log: this.jobLog ??= libp2p.logger.forComponent('shoal:job')
     }
   }
 

@@ -59,6 +59,9 @@ export interface RequestResult {
  * best, never an error, while any target is left (at most REQUEST_MAX_TARGETS tried). No planning and
  * no probe run: the inputs are checked against the model's declared inputs only.
  */
+/** Why the flights still running when a request ends are stopped (one reason for all: no exception built per abort). */
+const REQUEST_ENDED = new JobError('the request has ended')
+
 export async function runRequest (deps: RequestDeps, inputs: Record<string, Tensor>, options: RequestOptions = {}): Promise<RequestResult> {
   const now = deps.now ?? (() => performance.now())
   const rows = batchRows(inputs, deps.model.inputs)
@@ -86,7 +89,7 @@ export async function runRequest (deps: RequestDeps, inputs: Record<string, Tens
       done = true
       clearTimeout(hedgeTimer)
       deadline.removeEventListener('abort', onDeadline)
-      for (const c of flights.values()) c.abort()
+      for (const c of flights.values()) c.abort(REQUEST_ENDED)
       if (error != null) reject(error)
       else resolve(result!)
     }

@@ -1,6 +1,7 @@
 import type { PeerId, Stream } from '@libp2p/interface'
 import { commitmentMismatch, commitmentPayload, INFER_PROTOCOL, InferRequest, InferResponse, InvalidMessageError, sha256Of, toTensorInfo, validateTensorInfos } from '@shoal/protocol'
 import type { Tensor } from '@shoal/runtime'
+import { PublicKeyCache } from './ed25519-keys.js'
 import { readData, readMessage, streamChannel, writeData, writeMessage } from './frames.js'
 import type { Channel } from './frames.js'
 import { PieceError } from './inference-service.js'
@@ -137,6 +138,9 @@ async function exchange (channel: Channel, peer: PeerId, request: PieceRequest, 
   }
 }
 
+/** Workers' public keys, as key objects (bounded): every answer's commitment is verified with one. */
+const workerKeys = new PublicKeyCache()
+
 /**
  * A commitment that comes with an answer must describe it and be signed by the worker: else the answer
  * is refused as malformed (BAD_ANSWER). None is accepted too (a worker that does not sign), as is one
@@ -154,7 +158,7 @@ async function checkCommitment (response: InferResponse, peer: PeerId, request: 
   })
   if (problem != null) throw new InvalidMessageError('commitment', `infer response: ${problem}`)
   if (peer.publicKey == null) return undefined
-  const ok = await peer.publicKey.verify(commitmentPayload(response.commitment), response.commitmentSignature)
+  const ok = await workerKeys.verify(peer.publicKey, commitmentPayload(response.commitment), response.commitmentSignature)
   if (!ok) throw new InvalidMessageError('commitment', 'infer response: the commitment is not signed by the worker')
   return { commitment: response.commitment, signature: response.commitmentSignature }
 }
