@@ -37,7 +37,9 @@ try {
   const work = await tempDir('shoal-demo-files-')
   await writeFile(join(work, 'x.npy'), formatNpy(x))
   say(`Running PP-OCRv4 text detection on a batch of ${ROWS} images of ${SIZE}x${SIZE}, split across the mesh...`)
-  const run = shoal(['run', ocrModels.detectionPath, '--input', `x=${join(work, 'x.npy')}`, '--output', join(work, 'out'), '--json', '--data-dir', dirs[0], '--rows-per-piece', '2'])
+  // --peers-only: the submitter leaves every piece to the workers, to show the mesh at work (by default
+  // it takes a share itself whenever it would finish a piece first: on a job this small, most of them)
+  const run = shoal(['run', ocrModels.detectionPath, '--input', `x=${join(work, 'x.npy')}`, '--output', join(work, 'out'), '--json', '--data-dir', dirs[0], '--rows-per-piece', '2', '--peers-only'])
 
   // kill one worker once a quarter of the pieces are done
   const victim = 1
