@@ -148,6 +148,8 @@ export interface ShoalNodeInit {
   runtime?: PieceRuntime
   /** Simulation hook: piece traffic to and from this node goes as over this link (latency, bandwidth). */
   shaping?: LinkShape
+  /** Test hook: signs this node's commitments to its answers instead of its key (a worker whose signatures do not verify). */
+  signCommitment?: (payload: Uint8Array) => Promise<Uint8Array>
 }
 
 /**
@@ -344,7 +346,7 @@ export class ShoalNode {
         shaping: this.init.shaping,
         metrics: this.metrics,
         // every answer carries a commitment signed with the node's key (docs/protocol.md 6.3)
-        sign: signerFor(privateKey)
+        sign: this.init.signCommitment ?? signerFor(privateKey)
       },
       swarm: {
         store: this.models,
@@ -687,6 +689,12 @@ export class ShoalNode {
   private keepEvidence (wrong: WrongAnswer, signed: SignedCommitment): void {
     // a few per peer are proof enough; one peer's many wrong answers must not push out everyone else's
     if (this.evidenceRecords.filter(e => e.peerId === wrong.peerId).length >= MAX_EVIDENCE_PER_PEER) return
+    // what was left unchecked when the answer came (hashes, signature): a commitment that fails is no evidence
+    const problem = signed.check?.()
+    if (problem != null) {
+      this.libp2p.logger.forComponent('shoal:job')(`no evidence kept of ${wrong.peerId}'s wrong answer to piece ${wrong.pieceId} of job ${wrong.jobId}: ${problem}`)
+      return
+    }
     this.evidenceRecords.push({
       peerId: wrong.peerId,
       jobId: wrong.jobId,

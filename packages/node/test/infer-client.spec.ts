@@ -84,14 +84,10 @@ describe('a worker\'s signed commitment to its answer (docs/protocol.md 6.3)', a
     expect(result.commitment).toBeUndefined()
   })
 
-  it('one for another piece, other outputs, or signed by another key is refused as malformed (BAD_ANSWER)', async () => {
-    const other = await generateKeyPair('Ed25519')
+  it('one for another piece, listing other outputs, or padded is refused as malformed (BAD_ANSWER) at once', async () => {
     const cases: Array<[string, (c: AnswerCommitment) => Promise<{ commitment: Uint8Array, signature: Uint8Array }>, RegExp]> = [
       ['another piece', async c => await sign({ ...c, pieceId: 4 }), /names job job-1 piece 4/],
-      ['other outputs', async c => await sign({ ...c, outputsSha256: sha256Of([new Uint8Array(16)]) }), /outputs hash is not that of the output bytes received/],
-      ['other inputs', async c => await sign({ ...c, inputsSha256: sha256Of([]) }), /inputs hash is not that of the inputs sent/],
-      ['another key', async c => { const commitment = AnswerCommitment.encode(c); return { commitment, signature: await other.sign(commitmentPayload(commitment)) } }, /not signed by the worker/],
-      ['no prefix', async c => { const commitment = AnswerCommitment.encode(c); return { commitment, signature: await key.sign(commitment) } }, /not signed by the worker/],
+      ['other outputs listed', async c => await sign({ ...c, outputs: [{ ...c.outputs[0], name: 'z' }] }), /outputs are not the answer's/],
       // padded with an unknown field of 20 KiB: signed, but evidence must not be that big
       ['padding', async c => { const encoded = AnswerCommitment.encode(c); const pad = new Uint8Array(20 * 1024 + 4); pad.set([0xfa, 0x3e, 0x80, 0xa0, 0x01]); const commitment = Uint8Array.from([...encoded, ...pad.subarray(0, 5), ...new Uint8Array(20 * 1024)]); return { commitment, signature: await key.sign(commitmentPayload(commitment)) } }, /more bytes than its fields need/]
     ]
@@ -100,5 +96,23 @@ describe('a worker\'s signed commitment to its answer (docs/protocol.md 6.3)', a
       expect(isMalformedAnswer(err), what).toBe(true)
       expect(String((err as Error).message), what).toMatch(message)
     }
+  })
+
+  it('hashes that are not the answer\'s, or a signature of another key, are found when the answer is to be evidence, not paid for on every answer', async () => {
+    const other = await generateKeyPair('Ed25519')
+    const cases: Array<[string, (c: AnswerCommitment) => Promise<{ commitment: Uint8Array, signature: Uint8Array }>, RegExp]> = [
+      ['other output bytes', async c => await sign({ ...c, outputsSha256: sha256Of([new Uint8Array(16)]) }), /outputs hash is not that of the output bytes received/],
+      ['other inputs', async c => await sign({ ...c, inputsSha256: sha256Of([]) }), /inputs hash is not that of the inputs sent/],
+      ['another key', async c => { const commitment = AnswerCommitment.encode(c); return { commitment, signature: await other.sign(commitmentPayload(commitment)) } }, /not signed by the worker/],
+      ['no prefix', async c => { const commitment = AnswerCommitment.encode(c); return { commitment, signature: await key.sign(commitment) } }, /not signed by the worker/]
+    ]
+    for (const [what, commit, message] of cases) {
+      const result: any = await run(commit)
+      expect(result.outputs.y.data, what).toEqual(x.data)
+      expect(result.commitment.check(), what).toMatch(message)
+    }
+    // and a right one passes the same checks
+    const right: any = await run(sign)
+    expect(right.commitment.check()).toBeUndefined()
   })
 })

@@ -40,8 +40,10 @@ function sameTensorInfos (a: TensorInfo[], b: TensorInfo[]): boolean {
 /**
  * Why an encoded commitment does not describe this answer, or undefined when it does: the piece, job
  * and model of the request, the inputs the submitter sent, the outputs and output bytes it received.
+ * Without the two hashes, only what needs no hashing is compared (the rest can wait until the answer
+ * is to be kept as evidence: docs/protocol.md 6.3).
  */
-export function commitmentMismatch (bytes: Uint8Array, expected: Omit<AnswerCommitment, 'outputs'> & { outputs: TensorInfo[] }): string | undefined {
+export function commitmentMismatch (bytes: Uint8Array, expected: Omit<AnswerCommitment, 'outputs' | 'inputsSha256' | 'outputsSha256'> & { outputs: TensorInfo[], inputsSha256?: Uint8Array, outputsSha256?: Uint8Array }): string | undefined {
   let c: AnswerCommitment
   try {
     c = AnswerCommitment.decode(bytes)
@@ -51,8 +53,8 @@ export function commitmentMismatch (bytes: Uint8Array, expected: Omit<AnswerComm
   // padding (unknown fields) would make a peer's evidence as big as a header: twice what its fields need is plenty for any encoder
   if (bytes.byteLength > 2 * AnswerCommitment.encode(c).byteLength + 256) return 'the commitment carries more bytes than its fields need'
   if (c.jobId !== expected.jobId || c.pieceId !== expected.pieceId || c.modelCid !== expected.modelCid) return `the commitment names job ${c.jobId.slice(0, 128)} piece ${c.pieceId} of model ${c.modelCid.slice(0, 128)}, not this piece`
-  if (!equals(c.inputsSha256, expected.inputsSha256)) return 'the commitment\'s inputs hash is not that of the inputs sent'
+  if (expected.inputsSha256 != null && !equals(c.inputsSha256, expected.inputsSha256)) return 'the commitment\'s inputs hash is not that of the inputs sent'
   if (!sameTensorInfos(c.outputs, expected.outputs)) return 'the commitment\'s outputs are not the answer\'s'
-  if (!equals(c.outputsSha256, expected.outputsSha256)) return 'the commitment\'s outputs hash is not that of the output bytes received'
+  if (expected.outputsSha256 != null && !equals(c.outputsSha256, expected.outputsSha256)) return 'the commitment\'s outputs hash is not that of the output bytes received'
   return undefined
 }

@@ -52,7 +52,7 @@ function behavingRuntime (cheat: Behaviour): PieceRuntime {
 }
 
 /** A worker that answers as `cheat` says (by default, zeros: the test's model maps [rows, 64] to [rows, 64], so zeros of the input's shape pass every shape check). */
-async function workerAnswering (bootstrap: string[], cheat: Behaviour = 'zeros'): Promise<ShoalNode> {
+async function workerAnswering (bootstrap: string[], cheat: Behaviour = 'zeros', init: { signCommitment?: (payload: Uint8Array) => Promise<Uint8Array> } = {}): Promise<ShoalNode> {
   const config = await resolveConfig({
     dataDir: await tempDir(),
     flags: { listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, mdns: false, adIntervalMs: TEST_AD_INTERVAL_MS, cpuThreads: 1 },
@@ -64,7 +64,8 @@ async function workerAnswering (bootstrap: string[], cheat: Behaviour = 'zeros')
     api: false,
     meshKeeperIntervalMs: 500,
     noProviderTimeoutMs: 3000,
-    runtime: behavingRuntime(cheat)
+    runtime: behavingRuntime(cheat),
+    ...init
   })
   await node.start()
   return node
@@ -145,6 +146,22 @@ describe('result verification (spot)', () => {
 })
 
 describe('result verification (spot and full) against three kinds of cheater', () => {
+  it('a liar whose signatures do not verify is caught and excluded all the same, but no evidence is kept of it: its commitments are checked once they would be evidence', async () => {
+    const submitter = await startNode()
+    const liar = await workerAnswering([submitter.addrs[0]], 'zeros', { signCommitment: async () => new Uint8Array(64).fill(7) })
+    nodes = [submitter, liar]
+    const bytes = withDynamicBatch(buildCalibrationModel({ batch: 1, width: 64, layers: 2 }))
+    const model = await submitter.addModel(bytes)
+    await liar.addModel(bytes)
+    await waitFor(() => submitter.peers().some(p => p.peerId === liar.peerId && p.models.includes(model.cid)), 'the liar\'s ad to list the model')
+    const x: Tensor = { dtype: 'float32', dims: [16, 64], data: new Uint8Array(Float32Array.from({ length: 16 * 64 }, (_, i) => Math.cos(i) + 2).buffer) }
+    const result = await submitter.submitJob(model.cid, { input: x }, { rowsPerPiece: 4, verify: 'spot' }).run()
+    expect(sameBytes(result.outputs.output, (await localRun(bytes, { input: x })).output)).toBe(true)
+    expect(result.progress.verification.excluded).toEqual([liar.peerId])
+    expect(result.progress.verification.mismatches).toBeGreaterThan(0)
+    expect(submitter.evidence().filter(e => e.peerId === liar.peerId)).toEqual([])
+  })
+
   it('workers answering zeros, perturbing by 1e-3 or replaying an earlier answer are all excluded, and the outputs are a local run\'s', async () => {
     const spotter = await startNode()
     const boot = [spotter.addrs[0]]

@@ -23,7 +23,7 @@ export interface PieceResult {
   provider: string
   /** The piece went over a direct data channel (direct-channel.ts), not a libp2p stream. */
   direct?: boolean
-  /** The worker's signed commitment to this answer, checked (docs/protocol.md 6.3); absent from a worker that does not sign. */
+  /** The worker's signed commitment to this answer (docs/protocol.md 6.3); absent from a worker that does not sign. */
   commitment?: SignedCommitment
 }
 
@@ -31,6 +31,11 @@ export interface PieceResult {
 export interface SignedCommitment {
   commitment: Uint8Array
   signature: Uint8Array
+  /**
+   * The checks left for when the answer is to be kept as evidence: the hashes of the inputs and
+   * outputs, and the signature. Undefined: it passes; else why not. Absent: checked already.
+   */
+  check?: () => string | undefined
 }
 
 /**
@@ -142,23 +147,34 @@ async function exchange (channel: Channel, peer: PeerId, request: PieceRequest, 
 const workerKeys = new PublicKeyCache()
 
 /**
- * A commitment that comes with an answer must describe it and be signed by the worker: else the answer
- * is refused as malformed (BAD_ANSWER). None is accepted too (a worker that does not sign), as is one
- * from a peer whose id does not hold its public key (an RSA key): then there is nothing to check it with.
+ * A commitment that comes with an answer must describe it and be signed by the worker. What needs no
+ * hashing (the piece, job and model it names, the outputs it lists, its size) is checked now: a
+ * commitment that fails refuses the answer as malformed (BAD_ANSWER). The hashes and an Ed25519
+ * signature are checked only if the answer is to be kept as evidence (`check`): an answer never proven
+ * wrong needs no proof, and an unsigned one is accepted anyway, so a bad commitment is no worse than
+ * none; hashing every answer's outputs cost the submitter a fifth of its time on a batch of large
+ * outputs. Other key types are checked in full now. None is accepted (a worker that does not sign),
+ * as is one from a peer whose id does not hold its public key (an RSA key): nothing to check it with.
  */
 async function checkCommitment (response: InferResponse, peer: PeerId, request: PieceRequest, data: Uint8Array): Promise<SignedCommitment | undefined> {
   if (response.commitment.byteLength === 0 && response.commitmentSignature.byteLength === 0) return undefined
-  const problem = commitmentMismatch(response.commitment, {
-    jobId: request.jobId,
-    pieceId: request.pieceId,
-    modelCid: request.modelCid,
-    inputsSha256: sha256Of(Object.values(request.inputs).map(t => t.data)),
-    outputs: response.outputs,
-    outputsSha256: sha256Of([data])
-  })
+  const names = { jobId: request.jobId, pieceId: request.pieceId, modelCid: request.modelCid, outputs: response.outputs }
+  const hashes = (): { inputsSha256: Uint8Array, outputsSha256: Uint8Array } => ({ inputsSha256: sha256Of(Object.values(request.inputs).map(t => t.data)), outputsSha256: sha256Of([data]) })
+  const key = peer.publicKey
+  const signed = { commitment: response.commitment, signature: response.commitmentSignature }
+  if (key?.type === 'Ed25519') {
+    const problem = commitmentMismatch(response.commitment, names)
+    if (problem != null) throw new InvalidMessageError('commitment', `infer response: ${problem}`)
+    return {
+      ...signed,
+      check: () => commitmentMismatch(response.commitment, { ...names, ...hashes() }) ??
+        (workerKeys.verifyEd25519(key, commitmentPayload(response.commitment), response.commitmentSignature) ? undefined : 'the commitment is not signed by the worker')
+    }
+  }
+  const problem = commitmentMismatch(response.commitment, { ...names, ...hashes() })
   if (problem != null) throw new InvalidMessageError('commitment', `infer response: ${problem}`)
-  if (peer.publicKey == null) return undefined
-  const ok = await workerKeys.verify(peer.publicKey, commitmentPayload(response.commitment), response.commitmentSignature)
+  if (key == null) return undefined
+  const ok = await workerKeys.verify(key, commitmentPayload(response.commitment), response.commitmentSignature)
   if (!ok) throw new InvalidMessageError('commitment', 'infer response: the commitment is not signed by the worker')
-  return { commitment: response.commitment, signature: response.commitmentSignature }
+  return signed
 }
