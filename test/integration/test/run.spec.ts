@@ -46,16 +46,20 @@ describe('shoal run, end to end through node processes', () => {
     expect(sameBytes(parseNpy(await readFile(summary.outputs[name])), reference[name])).toBe(true)
     // each worker's `node status` says what it did for the submitter (nothing else ran on them yet):
     // the pieces it answered, its results that won and any end-game copy that finished second
+    // (a worker may have served the other blocks of the model it fetched first: the swarm at work)
     let answered = 0
+    let served = 0
     for (const i of [1, 2]) {
       const status = JSON.parse((await runCli(['node', 'status', '--json', '--data-dir', dirs[i]])).stdout)
       const { pieces } = status.contributed
       expect(pieces).toBeGreaterThanOrEqual(summary.peers[procs[i].peerId] ?? 0)
-      expect(status.contributed).toMatchObject({ rows: pieces * 2, modelBytesServed: 0 })
+      expect(status.contributed.rows).toBe(pieces * 2)
       answered += pieces as number
+      served += status.contributed.modelBytesServed as number
       const text = (await runCli(['node', 'status', '--data-dir', dirs[i]])).stdout
-      expect(text).toMatch(new RegExp(`contributed  ${pieces} pieces? \\(${pieces * 2} rows, .* of compute\\) and 0 B of models served to others since start`))
+      expect(text).toMatch(new RegExp(`contributed  ${pieces} pieces? \\(${pieces * 2} rows, .* of compute\\) and [\\d.]+ [KMG]?i?B of models served to others since start`))
     }
+    expect(served).toBeLessThanOrEqual((await readFile(DETECTION_MODEL)).byteLength)
     expect(answered).toBeLessThanOrEqual(4 + summary.duplicates + summary.retries)
     // the model file given to `run` is now in the node's store
     const models = JSON.parse((await runCli(['model', 'ls', '--json', '--data-dir', dirs[0]])).stdout)
