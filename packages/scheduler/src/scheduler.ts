@@ -434,6 +434,7 @@ export class Scheduler {
         state.cap = Math.max(1, this.inFlight(peerId))
         state.backoffUntil = now + Math.min(this.options.maxBackoffMs, OVERLOAD_BACKOFF_MS * 2 ** (state.overloads - 1), this.options.backoffMs)
       } else {
+        state.overloads = 0
         state.consecutiveFailures++
         state.backoffUntil = now + Math.min(this.options.maxBackoffMs, this.options.backoffMs * 2 ** (state.consecutiveFailures - 1))
       }
@@ -700,7 +701,8 @@ export class Scheduler {
     if (this.inFlight(state.peer.peerId) >= this.window(state)) return false
     if (pieceId != null && !this.eligible(state.peer.peerId, pieceId)) return false
     if (state.peer.peerId === this.options.localPeerId && this.options.local === 'fallback' && (pieceId == null || !this.arbitrated.has(pieceId))) {
-      return ![...this.peers.values()].some(s => s.peer.peerId !== this.options.localPeerId && s.backoffUntil <= now && this.window(s) > 0 && (pieceId == null || this.eligible(s.peer.peerId, pieceId)))
+      // a peer that is only busy (it answered OVERLOADED) can, in a moment: the local node stays out
+      return ![...this.peers.values()].some(s => s.peer.peerId !== this.options.localPeerId && (s.backoffUntil <= now || s.overloads > 0) && this.window(s) > 0 && (pieceId == null || this.eligible(s.peer.peerId, pieceId)))
     }
     return this.window(state) > 0
   }

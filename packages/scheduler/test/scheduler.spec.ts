@@ -407,6 +407,20 @@ describe('local node', () => {
     expect(new Set(s.next(1).assign.map(a => a.peerId))).toEqual(new Set(['me']))
   })
 
+  it('in fallback mode, a peer that is only busy (OVERLOADED) keeps the local node out; one that failed does not', () => {
+    const s = new Scheduler(pieces, { ...base, localPeerId: 'me', local: 'fallback', window: 1 })
+    s.setPeers([{ peerId: 'me', gflops: 100, slots: 1 }, { peerId: 'r', gflops: 100, slots: 1 }], 0)
+    const [first] = s.next(0).assign
+    expect(first.peerId).toBe('r')
+    s.failed(first.pieceId, 'r', { kind: 'overloaded' }, 1)
+    expect(s.next(2).assign).toEqual([]) // r backs off 50 ms; the local node waits for it
+    const [again] = s.next(60).assign
+    expect(again.peerId).toBe('r')
+    // a real failure: r backs off for a second, and meanwhile the local node works
+    s.failed(again.pieceId, 'r', { kind: 'error', code: 'INTERNAL', message: 'crashed' }, 61)
+    expect(s.next(62).assign.map(a => a.peerId)).toEqual(['me'])
+  })
+
   it('in share mode, the local node takes pieces alongside remote peers', () => {
     const s = new Scheduler(pieces, { ...base, localPeerId: 'me', local: 'share' })
     s.setPeers([{ peerId: 'me', gflops: 100, slots: 2 }, { peerId: 'r', gflops: 100, slots: 2 }], 0)
