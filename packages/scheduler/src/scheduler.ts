@@ -482,7 +482,7 @@ export class Scheduler {
         continue
       }
       const piece = this.pieces.get(pieceId)!
-      const peer = this.furtherCopy(pieceId) ? this.designatedPeer(now, piece) : this.bestPeer(now, piece)
+      const peer = this.furtherCopy(pieceId) ? this.designatedPeer(now, piece) : this.bestPeer(now, piece.rows, piece.id)
       if (peer != null) {
         assign.push(this.start(pieceId, peer, now, false))
         continue
@@ -510,19 +510,10 @@ export class Scheduler {
    */
   private cut (now: number, assign: Assignment[]): void {
     const sizing = this.options.sizing
-    if (sizing == null) return
+    if (sizing == null || this.uncut === 0) return
     const mesh = [...this.peers.values()].filter(s => this.window(s) > 0 && (this.options.local === 'share' || s.peer.peerId !== this.options.localPeerId || this.onlyLocal()))
     while (this.uncut > 0) {
-      let best: PeerState | undefined
-      let bestStart = Infinity
-      for (const state of this.peers.values()) {
-        if (!this.usable(state, now)) continue
-        const start = this.startupMs(state) + this.rowsInFlight(state.peer.peerId) * this.msPerRow(state)
-        if (start < bestStart || (start === bestStart && best != null && state.peer.peerId < best.peer.peerId)) {
-          best = state
-          bestStart = start
-        }
-      }
+      const best = this.bestPeer(now, 0)
       if (best == null) return
       const rows = sizePiece(sizing, {
         remainingRows: this.uncut,
@@ -735,13 +726,16 @@ export class Scheduler {
     return this.usable(state, now, piece.id) ? state : undefined
   }
 
-  /** The usable peer expected to finish this piece first, counting what it already has in flight. */
-  private bestPeer (now: number, piece: Piece): PeerState | undefined {
+  /**
+   * The usable peer expected to finish a piece of `rows` rows (that piece, when named) first, counting
+   * what it already has in flight; with 0 rows, the one that would start a new piece soonest.
+   */
+  private bestPeer (now: number, rows: number, pieceId?: number): PeerState | undefined {
     let best: PeerState | undefined
     let bestFinish = Infinity
     for (const state of this.peers.values()) {
-      if (!this.usable(state, now, piece.id)) continue
-      const finish = this.startupMs(state) + (this.rowsInFlight(state.peer.peerId) + piece.rows) * this.msPerRow(state)
+      if (!this.usable(state, now, pieceId)) continue
+      const finish = this.startupMs(state) + (this.rowsInFlight(state.peer.peerId) + rows) * this.msPerRow(state)
       if (finish < bestFinish || (finish === bestFinish && best != null && state.peer.peerId < best.peer.peerId)) {
         best = state
         bestFinish = finish

@@ -71,16 +71,21 @@ async function workerAnswering (bootstrap: string[], cheat: Behaviour = 'zeros',
   return node
 }
 
+/** A submitter and a worker answering zeros, both holding the test's model (an MLP of 64 x 64 layers: its output has its input's shape, [batch, 64]), the worker's ad seen. */
+async function liarMesh (init: { signCommitment?: (payload: Uint8Array) => Promise<Uint8Array> } = {}): Promise<{ submitter: ShoalNode, liar: ShoalNode, bytes: Uint8Array, model: { cid: string } }> {
+  const submitter = await startNode()
+  const liar = await workerAnswering([submitter.addrs[0]], 'zeros', init)
+  nodes = [submitter, liar]
+  const bytes = withDynamicBatch(buildCalibrationModel({ batch: 1, width: 64, layers: 2 }))
+  const model = await submitter.addModel(bytes)
+  await liar.addModel(bytes)
+  await waitFor(() => submitter.peers().some(p => p.peerId === liar.peerId && p.models.includes(model.cid)), 'the liar\'s ad to list the model')
+  return { submitter, liar, bytes, model }
+}
+
 describe('result verification (spot)', () => {
   it('a worker answering zeros is caught, its answers replaced by this node\'s own run, and it gets no pieces afterwards, across restarts', async () => {
-    const submitter = await startNode()
-    const liar = await workerAnswering([submitter.addrs[0]])
-    nodes = [submitter, liar]
-    // an MLP of 64 x 64 layers: its output has its input's shape, [batch, 64]
-    const bytes = withDynamicBatch(buildCalibrationModel({ batch: 1, width: 64, layers: 2 }))
-    const model = await submitter.addModel(bytes)
-    await liar.addModel(bytes)
-    await waitFor(() => submitter.peers().some(p => p.peerId === liar.peerId && p.models.includes(model.cid)), 'the liar\'s ad to list the model')
+    const { submitter, liar, bytes, model } = await liarMesh()
     const x: Tensor = { dtype: 'float32', dims: [32, 64], data: new Uint8Array(Float32Array.from({ length: 32 * 64 }, (_, i) => Math.sin(i) + 2).buffer) }
     const reference = await localRun(bytes, { input: x })
 
@@ -147,13 +152,7 @@ describe('result verification (spot)', () => {
 
 describe('result verification (spot and full) against three kinds of cheater', () => {
   it('a liar whose signatures do not verify is caught and excluded all the same, but no evidence is kept of it: its commitments are checked once they would be evidence', async () => {
-    const submitter = await startNode()
-    const liar = await workerAnswering([submitter.addrs[0]], 'zeros', { signCommitment: async () => new Uint8Array(64).fill(7) })
-    nodes = [submitter, liar]
-    const bytes = withDynamicBatch(buildCalibrationModel({ batch: 1, width: 64, layers: 2 }))
-    const model = await submitter.addModel(bytes)
-    await liar.addModel(bytes)
-    await waitFor(() => submitter.peers().some(p => p.peerId === liar.peerId && p.models.includes(model.cid)), 'the liar\'s ad to list the model')
+    const { submitter, liar, bytes, model } = await liarMesh({ signCommitment: async () => new Uint8Array(64).fill(7) })
     const x: Tensor = { dtype: 'float32', dims: [16, 64], data: new Uint8Array(Float32Array.from({ length: 16 * 64 }, (_, i) => Math.cos(i) + 2).buffer) }
     const result = await submitter.submitJob(model.cid, { input: x }, { rowsPerPiece: 4, verify: 'spot' }).run()
     expect(sameBytes(result.outputs.output, (await localRun(bytes, { input: x })).output)).toBe(true)

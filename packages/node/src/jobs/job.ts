@@ -175,6 +175,25 @@ export function batchRows (tensors: Record<string, Tensor>, inputs: Pick<ModelIn
   return rows
 }
 
+/**
+ * Why an answer's output has another shape than it must, if it does: its dimensions after the batch
+ * axis as this node's own run gave them (`probed`), else as far as the model fixes them (never as an
+ * earlier answer: a wrong first answer would make the honest ones refused). The batch axis is the
+ * caller's to check.
+ */
+export function shapeProblem (output: ModelInfo['outputs'][number], t: Tensor, rows: number, probed?: number[]): string | undefined {
+  if (probed != null) {
+    if (t.dims.slice(1).join() === probed.join()) return undefined
+    return `output "${output.name}" has shape [${t.dims.join(', ')}] where [${[rows, ...probed].join(', ')}] was expected`
+  }
+  if (output.dims.length === 0) return undefined
+  const fixed = (d: number | string, i: number): boolean => i > 0 && typeof d === 'number' && d > 0
+  if (t.dims.length !== output.dims.length || output.dims.some((d, i) => fixed(d, i) && t.dims[i] !== d)) {
+    return `output "${output.name}" has shape [${t.dims.join(', ')}], the model's is [${output.dims.join(', ')}]`
+  }
+  return undefined
+}
+
 /** The submitting node as a peer of its own jobs: the slots it does not use for peers' pieces now. */
 export function localPeer (deps: SubmitterDeps): SchedulerPeer {
   return { peerId: deps.localPeerId, gflops: deps.localGflops, slots: Math.max(0, deps.localSlots - (deps.localBusy?.() ?? 0)) }
@@ -577,19 +596,6 @@ export class Job extends SubmittedJob {
   }
 
   /** Why a peer's output does not have the dimensions after the batch axis it must have, if it does not. */
-  private shapeProblem (output: ModelInfo['outputs'][number], t: Tensor, rows: number): string | undefined {
-    const probed = this.outputShapes.get(output.name)
-    if (probed != null) {
-      if (t.dims.slice(1).join() === probed.join()) return undefined
-      return `output "${output.name}" has shape [${t.dims.join(', ')}] where [${[rows, ...probed].join(', ')}] was expected`
-    }
-    if (output.dims.length === 0) return undefined
-    const fixed = (d: number | string, i: number): boolean => i > 0 && typeof d === 'number' && d > 0
-    if (t.dims.length !== output.dims.length || output.dims.some((d, i) => fixed(d, i) && t.dims[i] !== d)) {
-      return `output "${output.name}" has shape [${t.dims.join(', ')}], the model's is [${output.dims.join(', ')}]`
-    }
-    return undefined
-  }
 
   private recordFailure (peerId: string, piece: number, reason: string): void {
     this.addFailure({ peerId, piece, reason })
@@ -612,7 +618,7 @@ export class Job extends SubmittedJob {
       if (output.dtype != null && t.dtype !== output.dtype) return refuse(`output "${output.name}" is ${t.dtype}, the model's is ${output.dtype}`)
       // a peer's other dimensions: as this node's probe run gave them, else as far as the model fixes
       // them (never as an earlier answer: a wrong first answer would make the honest ones refused)
-      const problem = remote ? this.shapeProblem(output, t, piece.rows) : undefined
+      const problem = remote ? shapeProblem(output, t, piece.rows, this.outputShapes.get(output.name)) : undefined
       if (problem != null) return refuse(problem)
       if (t.dims.length === 0 || t.dims[0] !== piece.rows) {
         const message = `output "${output.name}" has shape [${t.dims.join(', ')}] for a piece of ${piece.rows} rows`

@@ -5,7 +5,7 @@ import { compareOutputs } from '@shoal/runtime'
 import type { ModelInfo, Tensor, Tolerance } from '@shoal/runtime'
 import { OVERLOADED_RETRY_MAX_MS, OVERLOADED_RETRY_MS, REQUEST_MAX_TARGETS, REQUEST_TIMEOUT_MS } from '../constants.js'
 import type { PieceRequest, PieceResult } from '../pieces/index.js'
-import { batchRows, causeOf } from './job.js'
+import { batchRows, causeOf, shapeProblem } from './job.js'
 import type { WrongAnswer } from './job.js'
 import { JobError } from './job-base.js'
 
@@ -52,6 +52,9 @@ export interface RequestResult {
   checked: boolean
 }
 
+/** Why the flights still running when a request ends are stopped (one reason for all: no exception built per abort). */
+const REQUEST_ENDED = new JobError('the request has ended')
+
 /**
  * One inference request: the whole batch to the target expected to answer first (`RequestRouter`), a
  * hedge to the next after that target's recent p95, the first valid answer wins and the other copy is
@@ -59,9 +62,6 @@ export interface RequestResult {
  * best, never an error, while any target is left (at most REQUEST_MAX_TARGETS tried). No planning and
  * no probe run: the inputs are checked against the model's declared inputs only.
  */
-/** Why the flights still running when a request ends are stopped (one reason for all: no exception built per abort). */
-const REQUEST_ENDED = new JobError('the request has ended')
-
 export async function runRequest (deps: RequestDeps, inputs: Record<string, Tensor>, options: RequestOptions = {}): Promise<RequestResult> {
   const now = deps.now ?? (() => performance.now())
   const rows = batchRows(inputs, deps.model.inputs)
@@ -118,7 +118,7 @@ export async function runRequest (deps: RequestDeps, inputs: Record<string, Tens
       void run.finally(() => { deps.router.ended(route.peerId) }).catch(() => {})
       run.then(async answer => {
         if (done || controller.signal.aborted) return
-        const problem = shapeProblem(deps.model, answer.outputs, rows)
+        const problem = answerProblem(deps.model, answer.outputs, rows)
         if (problem != null) throw new Error(`BAD_ANSWER: ${problem}`)
         deps.router.answered(route.peerId, rows, now() - sentAt)
         let outputs = pick(deps.model, answer.outputs)
@@ -184,14 +184,14 @@ function pick (model: ModelInfo, outputs: Record<string, Tensor>): Record<string
 }
 
 /** Why an answer does not fit the model and the request's rows, if it does not. */
-function shapeProblem (model: ModelInfo, outputs: Record<string, Tensor>, rows: number): string | undefined {
+function answerProblem (model: ModelInfo, outputs: Record<string, Tensor>, rows: number): string | undefined {
   for (const o of model.outputs) {
     const t = outputs[o.name]
     if (t == null) return `the answer lacks output "${o.name}"`
     if (o.dtype != null && t.dtype !== o.dtype) return `output "${o.name}" is ${t.dtype}, the model's is ${o.dtype}`
-    const batchFree = typeof o.dims[0] !== 'number' || o.dims[0] <= 0
-    if (o.dims.length > 0 && (t.dims.length !== o.dims.length || o.dims.some((d, i) => typeof d === 'number' && d > 0 && t.dims[i] !== d))) return `output "${o.name}" has shape [${t.dims.join(', ')}], the model's is [${o.dims.join(', ')}]`
-    if (batchFree && t.dims[0] !== rows) return `output "${o.name}" has ${String(t.dims[0])} rows for a request of ${rows}`
+    const problem = shapeProblem(o, t, rows)
+    if (problem != null) return problem
+    if (t.dims.length === 0 || t.dims[0] !== rows) return `output "${o.name}" has shape [${t.dims.join(', ')}] for a request of ${rows} rows`
   }
   return undefined
 }

@@ -2,7 +2,7 @@
 export { directChannelService } from './direct-channel.js'
 export type { DirectChannelService } from './direct-channel.js'
 export { DirectPool } from './direct-pool.js'
-export { PublicKeyCache, signerFor } from './ed25519-keys.js'
+export { signerFor } from './ed25519-keys.js'
 export type { Channel } from './frames.js'
 export { PeerUnreachableError, isMalformedAnswer, runRemotePiece } from './infer-client.js'
 export type { PieceRequest, PieceResult, SignedCommitment } from './infer-client.js'
