@@ -218,23 +218,25 @@ describe('a peer written from the spec alone', () => {
     await waitFor(() => submitter.peers().length === 0, 'the widening peer to leave the table')
   })
   it('serves its models over /shoal/block/1.0.0: a Shoal worker without the model fetches it from this submitter and runs the piece', async () => {
-    const worker = await startNode()
+    // each step within its own time, so that a stall (seen once in a while in full runs, never alone) says where
+    const step = async <T>(what: string | (() => string), work: Promise<T>, ms: number): Promise<T> => await Promise.race([work, new Promise<never>((_resolve, reject) => { setTimeout(() => reject(new Error(`${typeof what === 'string' ? what : what()}: not done within ${ms} ms`)), ms).unref() })])
+    const worker = await step('starting the worker', startNode(), 10_000)
     nodes.push(worker)
-    const peer = await withPeer({ models: [MODEL] }, worker)
+    const peer = await step('starting the outside peer and dialling the worker', withPeer({ models: [MODEL] }, worker), 10_000)
     peers.push(peer)
     const cid = await rawModelCid(MODEL)
     // a block it does not hold is answered DONT_HAVE: for a root, the provider "does not have the model"
     const other = await rawModelCid(buildCalibrationModel({ batch: 1, width: 8, layers: 1 }))
-    await expect(worker.fetchModel(other, { only: [peer.peerId.toString()] })).rejects.toThrow(/does not have the model/)
+    await expect(step('the fetch of a model the peer lacks', worker.fetchModel(other, { only: [peer.peerId.toString()] }), 10_000)).rejects.toThrow(/does not have the model/)
     const rows = sliceRows(BATCH, 0, 6)
     // a deadline inside the test's: should the fetch stall, the worker's answer says why
-    const answer = await peer.infer(worker.peerId, cid, { input: rows }, { pieceId: 1, deadlineMs: 20_000 })
+    const answer = await step(() => `the piece (blocks served: ${peer.blocksServed}, block streams: ${peer.blockStreams})`, peer.infer(worker.peerId, cid, { input: rows }, { pieceId: 1, deadlineMs: 20_000 }), 25_000)
     expect(answer.code, `${answer.message} (blocks served: ${peer.blocksServed}, block streams: ${peer.blockStreams})`).toBe('OK')
     const expected = await localRun(MODEL, { input: rows })
     for (const [name, t] of Object.entries(expected)) expect(sameBytes(answer.outputs[name] as Tensor, t)).toBe(true)
     expect(peer.blocksServed).toBe(1)
     expect(worker.models.list().map(m => m.cid)).toContain(cid)
-  })
+  }, 60_000)
 })
 
 describe('refused answers, seen by the user of a Shoal node', () => {
