@@ -1,7 +1,7 @@
 import { streamPair } from '@libp2p/utils'
 import { InferRequest, MAX_FRAME_BYTES } from '@shoal/protocol'
 import { describe, expect, it } from 'vitest'
-import { frames, readData, readDataParts, readMessage, writeData, writeMessage } from '../src/pieces/frames.js'
+import { frames, readData, readDataInto, readDataParts, readMessage, writeData, writeMessage } from '../src/pieces/frames.js'
 import type { Frames } from '../src/pieces/frames.js'
 import { Uint8ArrayList } from 'uint8arraylist'
 
@@ -44,6 +44,22 @@ describe('frames', () => {
     // each part has a buffer of its own, which a receiver can move to another thread
     expect(parts.every(p => p.byteOffset === 0 && p.byteLength === p.buffer.byteLength)).toBe(true)
     expect(queued).toHaveLength(0)
+  })
+
+  it('reads into buffers it is given, and writes nothing into them once its signal aborts', async () => {
+    const into = [new Uint8Array(4), new Uint8Array(4)]
+    const controller = new AbortController()
+    let reads = 0
+    // the second frame arrives as the reader is aborted: it must not land in the caller's buffer
+    const lp: Frames = {
+      read: async () => {
+        if (++reads === 2) controller.abort(new Error('the piece was cancelled'))
+        return new Uint8ArrayList(Uint8Array.from([reads, reads, reads, reads]))
+      },
+      write: async () => {}
+    }
+    await expect(readDataInto(lp, into, controller.signal, 'test')).rejects.toThrow(/cancelled/)
+    expect(into.map(p => [...p])).toEqual([[1, 1, 1, 1], [0, 0, 0, 0]])
   })
 
   it('refuses a header that is not the expected message', async () => {

@@ -51,7 +51,7 @@ describe('a worker\'s signed commitment to its answer (docs/protocol.md 6.3)', a
   const worker = peerIdFromPrivateKey(key)
 
   /** Runs the piece against a fake worker answering y = x, with the commitment `commit` makes (or none). */
-  async function run (commit?: (c: AnswerCommitment) => { commitment: Uint8Array, signature: Uint8Array } | Promise<{ commitment: Uint8Array, signature: Uint8Array }>): Promise<unknown> {
+  async function run (commit?: (c: AnswerCommitment) => { commitment: Uint8Array, signature: Uint8Array } | Promise<{ commitment: Uint8Array, signature: Uint8Array }>, piece = request): Promise<unknown> {
     const [client, server] = await streamPair()
     void (async () => {
       const lp = frames(server)
@@ -63,7 +63,7 @@ describe('a worker\'s signed commitment to its answer (docs/protocol.md 6.3)', a
       await writeData(lp, [data], signal())
       await server.close()
     })()
-    return await runRemotePiece(async () => client, worker, request, signal()).catch(err => err)
+    return await runRemotePiece(async () => client, worker, piece, signal()).catch(err => err)
   }
   const sign = async (c: AnswerCommitment): Promise<{ commitment: Uint8Array, signature: Uint8Array }> => {
     const commitment = AnswerCommitment.encode(c)
@@ -76,6 +76,21 @@ describe('a worker\'s signed commitment to its answer (docs/protocol.md 6.3)', a
     const c = AnswerCommitment.decode(result.commitment.commitment)
     expect(c).toMatchObject({ jobId: 'job-1', pieceId: 3, modelCid: 'bafkreiabc' })
     expect(await worker.publicKey.verify(commitmentPayload(result.commitment.commitment), result.commitment.signature)).toBe(true)
+  })
+
+  it('the answer is read into the buffers `into` gives for its header (its hashes still checkable), or into its own when they do not fit', async () => {
+    const region = new Uint8Array(64)
+    const headers: unknown[] = []
+    const result: any = await run(sign, { ...request, into: h => { headers.push(h); return [region.subarray(16, 32)] } })
+    expect(headers).toEqual([[{ name: 'y', dtype: 'float32', dims: [2, 2], byteLength: 16 }]])
+    expect(result.outputs.y.data.buffer).toBe(region.buffer)
+    expect(result.outputs.y.data.byteOffset).toBe(16)
+    expect(region.subarray(16, 32)).toEqual(x.data)
+    expect(result.commitment.check()).toBeUndefined()
+    const small = new Uint8Array(8)
+    const own: any = await run(sign, { ...request, into: () => [small] })
+    expect(own.outputs.y.data).toEqual(x.data)
+    expect(own.outputs.y.data.buffer).not.toBe(small.buffer)
   })
 
   it('an answer without one is taken (a worker that does not sign), with no evidence', async () => {

@@ -44,6 +44,14 @@ function job (workers: Record<string, (request: PieceRequest) => Promise<PieceRe
   return { job: new Job(deps, inputs, { local: 'fallback', ...options }), localRuns }
 }
 
+/** A worker's answer as the infer client hands it over: read into the buffers the job gives for its header, if it gives any. */
+function viaWire (request: PieceRequest, result: PieceResult): PieceResult {
+  const entries = Object.entries(result.outputs)
+  const views = request.into?.(entries.map(([name, t]) => ({ name, dtype: t.dtype, dims: t.dims, byteLength: t.data.byteLength })))
+  const data = entries.map(([, t], i) => { if (views == null) return t.data.slice(); views[i].set(t.data); return views[i] })
+  return { ...result, outputs: Object.fromEntries(entries.map(([name, t], i) => [name, { ...t, data: data[i] }])) }
+}
+
 const same = (a: Tensor, b: Tensor): boolean => a.dtype === b.dtype && a.dims.join() === b.dims.join() && Buffer.from(a.data).equals(Buffer.from(b.data))
 
 describe('Job: a batch cut into pieces, run by peers, joined in order', () => {
@@ -176,6 +184,47 @@ describe('Job: a batch cut into pieces, run by peers, joined in order', () => {
     await new Promise(resolve => setTimeout(resolve, 20))
     j.cancel('the user changed their mind')
     await expect(running).rejects.toThrow(/the user changed their mind/)
+  })
+
+  it('answers are read straight into the job\'s outputs; what a claimant that failed half-way, or a cheater caught, left there is replaced', async () => {
+    const x = batch(40)
+    const buffers = new Set<ArrayBufferLike>()
+    let flakyClaims = 0
+    const workers = {
+      a: async (r: PieceRequest) => {
+        const answer = viaWire(r, await honest(r.inputs))
+        buffers.add(answer.outputs.y.data.buffer)
+        return answer
+      },
+      cheater: async (r: PieceRequest) => viaWire(r, { outputs: { y: { ...r.inputs.x, data: new Uint8Array(r.inputs.x.data.byteLength) } }, computeMs: 1, provider: 'cpu' }),
+      // reads half an answer into the job's outputs, then its connection breaks
+      flaky: async (r: PieceRequest) => {
+        const views = flakyClaims < 2 ? r.into?.([{ name: 'y', dtype: 'float32', dims: r.inputs.x.dims, byteLength: r.inputs.x.data.byteLength }]) : undefined
+        if (views != null) { flakyClaims++; views[0].fill(0xff, 0, views[0].byteLength / 2) }
+        throw new Error('connection reset')
+      }
+    }
+    const { job: j } = job(workers, { x }, { rowsPerPiece: 2, verify: 'spot' })
+    const result = await j.run()
+    expect(same(result.outputs.y, x)).toBe(true)
+    expect(flakyClaims).toBe(2)
+    expect(result.progress.verification.excluded).toEqual(['cheater'])
+    // no join: the outputs are the buffer the honest worker's first answers were read into (a retry's are its own)
+    expect(buffers.has(result.outputs.y.data.buffer)).toBe(true)
+    expect(buffers.size).toBeGreaterThan(1)
+  })
+
+  it('an answer of another layout than this node\'s run shows is not read into the outputs', async () => {
+    const claims: Array<number | undefined> = []
+    const worker = async (r: PieceRequest): Promise<PieceResult> => {
+      claims.push(r.into?.([{ name: 'y', dtype: 'float32', dims: [r.inputs.x.dims[0], 5], byteLength: r.inputs.x.dims[0] * 20 }])?.length)
+      claims.push(r.into?.([{ name: 'y', dtype: 'float64', dims: r.inputs.x.dims, byteLength: r.inputs.x.data.byteLength * 2 }])?.length)
+      return viaWire(r, await honest(r.inputs))
+    }
+    const x = batch(8)
+    const { job: j } = job({ a: worker }, { x }, { rowsPerPiece: 2, verify: 'off' })
+    expect(same((await j.run()).outputs.y, x)).toBe(true)
+    expect(claims).toEqual(Array(8).fill(undefined))
   })
 
   it('slices nothing wrongly: each piece carries exactly its rows', async () => {
@@ -361,10 +410,13 @@ describe('Job: canary rows (rows whose answers this node knows, mixed into piece
 
   it('an honest worker\'s answers pass their canaries: the outputs are the piece\'s rows only, and the canary rows are counted', async () => {
     const x = batch(8)
-    const { job: j } = job({ a: async r => await honest(r.inputs) }, { x }, { rowsPerPiece: 2, verify: 'off', canaries: 1 }, { canaries: known() })
+    const readInPlace: boolean[] = []
+    const { job: j } = job({ a: async r => { readInPlace.push(r.into != null); return await honest(r.inputs) } }, { x }, { rowsPerPiece: 2, verify: 'off', canaries: 1 }, { canaries: known() })
     const result = await j.run()
     expect(same(result.outputs.y, x)).toBe(true)
     expect(result.progress.verification).toMatchObject({ mismatches: 0, excluded: [], canaryRows: 4 })
+    // an answer with canary rows in it is not laid out as the job's outputs: it is read on its own
+    expect(readInPlace).toEqual([false, false, false, false])
   })
 
   it('rows this node ran or verified become canaries for later pieces', async () => {

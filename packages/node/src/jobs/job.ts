@@ -2,7 +2,7 @@ import { describeCause, planPieces, Scheduler, TrustRecords } from '@shoal/sched
 import type { Assignment, FailureCause, Piece, PieceSizing, Progress, SchedulerPeer, VerifyPolicy } from '@shoal/scheduler'
 import { InferResponse } from '@shoal/protocol'
 import { compareOutputs, concatRows, mismatchWithModel, rowBytes, sliceRows, TOLERANCE_SCALE, VERIFY_TOLERANCE } from '@shoal/runtime'
-import type { ModelInfo, Tensor, Tolerance } from '@shoal/runtime'
+import type { Dtype, ModelInfo, Tensor, Tolerance } from '@shoal/runtime'
 import { ASSUMED_FETCH_BYTES_PER_MS, MAX_SIZED_PIECE_BYTES, MODEL_FETCH_SETUP_MS, PROBE_TIMEOUT_MS } from '../constants.js'
 import type { ModelCosts } from './model-costs.js'
 import { PieceError, isMalformedAnswer, PeerUnreachableError } from '../pieces/index.js'
@@ -10,6 +10,8 @@ import type { PieceRequest, PieceResult, SignedCommitment } from '../pieces/inde
 import { JobError, SubmittedJob } from './job-base.js'
 import { CanaryPool, placeCanaries, shapeOf, splitCanaries, withCanaries } from './canaries.js'
 import type { CanaryPlan } from './canaries.js'
+import { OutputRegions } from './output-regions.js'
+import type { RowLayout } from './output-regions.js'
 import { PieceVerifier, QuorumVerifier } from './verifier.js'
 import type { VerificationView, Verifier } from './verifier.js'
 
@@ -234,6 +236,10 @@ export class Job extends SubmittedJob {
   private readonly outputShapes = new Map<string, number[]>()
   /** Each output's bytes per row, from the same run. */
   private readonly probedOutputs = new Map<string, number>()
+  /** Each output's dtype, from the same run. */
+  private readonly probedDtypes = new Map<string, Dtype>()
+  /** The job's outputs, into which answers are read in place (when their layout is known). */
+  private regions?: OutputRegions
   private readonly verifier: Verifier
   private readonly canaryPool: CanaryPool
   private readonly random: () => number
@@ -352,6 +358,9 @@ export class Job extends SubmittedJob {
     const fixed = this.fixedBatch()
     const chosen = fixed ?? (this.options.rowsPerPiece != null ? Math.min(this.options.rowsPerPiece, rows) : undefined)
     if (chosen == null || this.hasOpenOutputDims()) await this.probe(Math.min(fixed ?? 1, rows))
+    const layout = this.rowLayout()
+    // a model of fixed batch pads pieces, and under `full` several answers to a piece are kept at once
+    if (layout != null && fixed == null && this.quorum == null) this.regions = new OutputRegions(layout, rows)
     if (chosen != null) {
       this.rowsPerPiece = chosen
       this.pieces = planPieces(rows, chosen)
@@ -363,6 +372,22 @@ export class Job extends SubmittedJob {
       this.costKnown = true
     }
     this.sizing = { totalRows: rows, maxPieceMs: this.options.maxPieceMs, maxRows: Math.max(1, Math.floor(MAX_SIZED_PIECE_BYTES / this.bytesPerRow())) }
+  }
+
+  /**
+   * Each output's row layout, as this node's probe run showed it, or as the model fixes it; undefined
+   * if some output has neither (its answers are then read into buffers of their own and joined).
+   */
+  private rowLayout (): Map<string, RowLayout> | undefined {
+    const layout = new Map<string, RowLayout>()
+    for (const o of this.deps.model.outputs) {
+      const probed = this.outputShapes.get(o.name)
+      const dtype = this.probedDtypes.get(o.name) ?? o.dtype
+      const dims = probed ?? (o.dims.length > 0 && o.dims.slice(1).every(d => typeof d === 'number' && d > 0) ? o.dims.slice(1) as number[] : undefined)
+      if (dtype == null || dims == null) return undefined
+      layout.set(o.name, { dtype, dims })
+    }
+    return layout
   }
 
   /** Input and output bytes of one row (outputs as the probe run gave them). */
@@ -404,6 +429,7 @@ export class Job extends SubmittedJob {
       if (t.dims.length === 0 || t.dims[0] !== rows) throw new JobError(`NOT_SPLITTABLE: output "${name}" has shape [${t.dims.join(', ')}] for ${rows === 1 ? 'one row' : `${rows} rows`}: the model does not keep the batch axis, so its batch cannot be split`)
       this.outputShapes.set(name, t.dims.slice(1))
       this.probedOutputs.set(name, rowBytes(t))
+      this.probedDtypes.set(name, t.dtype)
     }
   }
 
@@ -467,9 +493,15 @@ export class Job extends SubmittedJob {
     } catch (err: any) {
       throw new JobError(this.cancelled ?? err.message)
     }
-    const outputs: Record<string, Tensor> = {}
-    for (const output of this.deps.model.outputs) {
-      outputs[output.name] = concatRows((this.sizing != null ? scheduler.allPieces() : this.pieces).map(p => this.results.get(p.id)![output.name]))
+    const pieces = this.sizing != null ? scheduler.allPieces() : this.pieces
+    const names = this.deps.model.outputs.map(o => o.name)
+    let outputs: Record<string, Tensor>
+    if (this.regions != null) {
+      // (every exchange was aborted above: none writes into the outputs any more)
+      outputs = this.regions.join(pieces, this.results, names)
+    } else {
+      outputs = {}
+      for (const name of names) outputs[name] = concatRows(pieces.map(p => this.results.get(p.id)![name]))
     }
     const cost = scheduler.measuredCost()
     if (cost != null) this.deps.costs?.record(this.deps.model.cid, cost)
@@ -491,6 +523,9 @@ export class Job extends SubmittedJob {
     const startedAt = this.now()
     let outcome: PieceAttempt['outcome'] = 'failed'
     let reason: string | undefined
+    // an answer without canaries may be read straight into the job's outputs
+    const regions = remote && canaries == null ? this.regions : undefined
+    let inPlace = false
     const run = !remote
       ? this.deps.runLocal(this.deps.model.cid, inputs, controller.signal)
       : this.deps.runRemote(peerId, {
@@ -499,7 +534,16 @@ export class Job extends SubmittedJob {
         modelCid: this.deps.model.cid,
         inputs: sent,
         deadlineMs: deadline - this.now(),
-        maxResponseBytes: this.deps.maxResponseBytes
+        maxResponseBytes: this.deps.maxResponseBytes,
+        ...(regions != null
+          ? {
+              into: headers => {
+                const views = this.results.has(pieceId) ? undefined : regions.claim(piece, headers)
+                inPlace = views != null
+                return views
+              }
+            }
+          : {})
       }, controller.signal)
     run.then(answer => {
       if (remote) this.bytesReceived += Object.values(answer.outputs).reduce((n, t) => n + t.data.byteLength, 0)
@@ -508,7 +552,8 @@ export class Job extends SubmittedJob {
       const { result: taken, problem: canaryProblem } = this.takeCanaries(answer, canaries, pieceId, peerId, piece)
       const problem = canaryProblem ?? this.checkOutputs(taken.outputs, piece, remote)
       // only the model's outputs are kept (and compared): a peer's extra outputs are ignored, and do not hold memory
-      const result = problem == null ? { ...taken, outputs: this.modelOutputs(taken.outputs) } : taken
+      // (an answer read in place has the model's outputs and nothing else)
+      const result = problem == null && !inPlace ? { ...taken, outputs: this.modelOutputs(taken.outputs) } : taken
       if (problem != null) {
         reason = describeCause(problem)
         this.scheduler?.failed(pieceId, peerId, problem, this.now())

@@ -86,13 +86,22 @@ export async function readData (lp: Frames, total: number, signal: AbortSignal, 
  * frame may end inside a part or run across parts. Each buffer is the caller's alone.
  */
 export async function readDataParts (lp: Frames, sizes: number[], signal: AbortSignal, what: string, onFrame?: () => void): Promise<Uint8Array[]> {
-  const parts = sizes.map(size => new Uint8Array(size))
-  const total = sizes.reduce((n, size) => n + size, 0)
+  return await readDataInto(lp, sizes.map(size => new Uint8Array(size)), signal, what, onFrame)
+}
+
+/**
+ * Reads data frames into the given buffers, filling each in turn (their total the caller has
+ * validated). Nothing is written into them after `signal` aborts.
+ */
+export async function readDataInto (lp: Frames, parts: Uint8Array[], signal: AbortSignal, what: string, onFrame?: () => void): Promise<Uint8Array[]> {
+  const total = parts.reduce((n, part) => n + part.byteLength, 0)
   let part = 0
   let offset = 0
   let read = 0
   while (read < total) {
     const frame = await lp.read({ signal })
+    // nothing is written once the signal aborts (a caller's buffers are its own again)
+    signal.throwIfAborted()
     onFrame?.()
     if (frame.byteLength === 0 || read + frame.byteLength > total) {
       throw new InvalidMessageError('bad-tensor', `${what}: data frames do not add up to the ${total} bytes announced`)

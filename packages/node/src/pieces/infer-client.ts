@@ -1,8 +1,9 @@
 import type { PeerId, Stream } from '@libp2p/interface'
 import { commitmentMismatch, commitmentPayload, INFER_PROTOCOL, InferRequest, InferResponse, InvalidMessageError, sha256Of, toTensorInfo, validateTensorInfos } from '@shoal/protocol'
+import type { TensorHeader } from '@shoal/protocol'
 import type { Tensor } from '@shoal/runtime'
 import { PublicKeyCache } from './ed25519-keys.js'
-import { readData, readMessage, streamChannel, writeData, writeMessage } from './frames.js'
+import { readDataInto, readMessage, streamChannel, writeData, writeMessage } from './frames.js'
 import type { Channel } from './frames.js'
 import { PieceError } from './inference-service.js'
 
@@ -15,6 +16,13 @@ export interface PieceRequest {
   deadlineMs: number
   /** Largest answer accepted (output bytes). */
   maxResponseBytes: number
+  /**
+   * Where the answer's outputs are to be read: asked once the answer's (validated) header is in,
+   * one buffer per output in the header's order, each of its byte length; undefined (or no `into`):
+   * fresh buffers. The caller answers only for a header it expects; its buffers are written until
+   * this call settles or its signal aborts, whichever comes first, whatever comes of the answer.
+   */
+  into?: (outputs: TensorHeader[]) => Uint8Array[] | undefined
 }
 
 export interface PieceResult {
@@ -126,14 +134,14 @@ async function exchange (channel: Channel, peer: PeerId, request: PieceRequest, 
       throw new PieceError(response.code, response.message.slice(0, 1000))
     }
     const headers = validateTensorInfos(response.outputs, request.maxResponseBytes, 'infer response')
-    const data = await readData(lp, headers.reduce((n, h) => n + h.byteLength, 0), signal, 'infer response')
+    const given = request.into?.(headers)
+    const parts = given != null && given.length === headers.length && given.every((b, i) => b.byteLength === headers[i].byteLength)
+      ? given
+      : splitBuffer(new Uint8Array(headers.reduce((n, h) => n + h.byteLength, 0)), headers)
+    await readDataInto(lp, parts, signal, 'infer response')
     const outputs: Record<string, Tensor> = {}
-    let offset = 0
-    for (const h of headers) {
-      outputs[h.name] = { dtype: h.dtype, dims: h.dims, data: data.subarray(offset, offset + h.byteLength) }
-      offset += h.byteLength
-    }
-    const commitment = await checkCommitment(response, peer, request, data)
+    for (const [i, h] of headers.entries()) outputs[h.name] = { dtype: h.dtype, dims: h.dims, data: parts[i] }
+    const commitment = await checkCommitment(response, peer, request, parts)
     await channel.close({ signal }).catch(() => {})
     const computeMs = response.computeUs > 0 ? response.computeUs / 1000 : response.computeMs
     return { outputs, computeMs, provider: response.provider, direct, ...(commitment != null ? { commitment } : {}) }
@@ -141,6 +149,12 @@ async function exchange (channel: Channel, peer: PeerId, request: PieceRequest, 
     channel.abort(err instanceof Error ? err : new Error(String(err)))
     throw err
   }
+}
+
+/** One buffer cut into the headers' byte lengths, in order. */
+function splitBuffer (data: Uint8Array, headers: TensorHeader[]): Uint8Array[] {
+  let offset = 0
+  return headers.map(h => data.subarray(offset, (offset += h.byteLength)))
 }
 
 /** Workers' public keys, as key objects (bounded): every answer's commitment is verified with one. */
@@ -156,10 +170,10 @@ const workerKeys = new PublicKeyCache()
  * outputs. Other key types are checked in full now. None is accepted (a worker that does not sign),
  * as is one from a peer whose id does not hold its public key (an RSA key): nothing to check it with.
  */
-async function checkCommitment (response: InferResponse, peer: PeerId, request: PieceRequest, data: Uint8Array): Promise<SignedCommitment | undefined> {
+async function checkCommitment (response: InferResponse, peer: PeerId, request: PieceRequest, data: Uint8Array[]): Promise<SignedCommitment | undefined> {
   if (response.commitment.byteLength === 0 && response.commitmentSignature.byteLength === 0) return undefined
   const names = { jobId: request.jobId, pieceId: request.pieceId, modelCid: request.modelCid, outputs: response.outputs }
-  const hashes = (): { inputsSha256: Uint8Array, outputsSha256: Uint8Array } => ({ inputsSha256: sha256Of(Object.values(request.inputs).map(t => t.data)), outputsSha256: sha256Of([data]) })
+  const hashes = (): { inputsSha256: Uint8Array, outputsSha256: Uint8Array } => ({ inputsSha256: sha256Of(Object.values(request.inputs).map(t => t.data)), outputsSha256: sha256Of(data) })
   const key = peer.publicKey
   const signed = { commitment: response.commitment, signature: response.commitmentSignature }
   if (key?.type === 'Ed25519') {
