@@ -4,7 +4,7 @@ import type { TLSSocket } from 'node:tls'
 import { InferRequest, MAX_FRAME_BYTES } from '@shoal/protocol'
 import { afterEach, describe, expect, it } from 'vitest'
 import { SocketFrames } from '../src/pieces/direct-channel.js'
-import { readData, readMessage, writeData, writeMessage } from '../src/pieces/frames.js'
+import { readData, readMessage, SMALL_WRITE_BYTES, writeData, writeMessage, writeMessageAndData } from '../src/pieces/frames.js'
 
 // SocketFrames runs over TLS in production; its framing only needs a socket, so these tests use a
 // plain loopback TCP pair and write raw bytes where they need to.
@@ -44,6 +44,28 @@ describe('SocketFrames: the direct channel\'s framing', () => {
     await sent
     expect(Buffer.from(received.subarray(0, data.byteLength)).equals(Buffer.from(data))).toBe(true)
     expect(Buffer.from(received.subarray(data.byteLength)).equals(Buffer.from(data))).toBe(true)
+  })
+
+  it('a small header and its data go out in one write; large data after the header, in frames', async () => {
+    const [a, b] = await socketPair()
+    const writes: number[] = []
+    const write = a.write.bind(a)
+    a.write = ((chunk: Uint8Array, ...rest: any[]) => { writes.push(chunk.byteLength); return write(chunk, ...rest) }) as typeof a.write
+    const sender = framesOn(a)
+    const receiver = framesOn(b)
+    const header = { jobId: 'j', pieceId: 3, modelCid: 'm', inputs: [], deadlineMs: 5 }
+    const small = [Uint8Array.from([1, 2, 3]), new Uint8Array(0), Uint8Array.from([4])]
+    await writeMessageAndData(sender.frames, InferRequest, header, small, signal())
+    expect(writes).toHaveLength(1)
+    expect(await readMessage(receiver.frames, InferRequest, signal(), 'test')).toMatchObject({ jobId: 'j', pieceId: 3 })
+    expect([...await readData(receiver.frames, 4, signal(), 'test')]).toEqual([1, 2, 3, 4])
+    writes.length = 0
+    const large = new Uint8Array(SMALL_WRITE_BYTES + 1).fill(9)
+    const sent = writeMessageAndData(sender.frames, InferRequest, header, [large], signal())
+    expect(await readMessage(receiver.frames, InferRequest, signal(), 'test')).toMatchObject({ pieceId: 3 })
+    expect(Buffer.from(await readData(receiver.frames, large.byteLength, signal(), 'test')).equals(Buffer.from(large))).toBe(true)
+    await sent
+    expect(writes.length).toBeGreaterThan(1)
   })
 
   it('reassembles frames whose bytes arrive one at a time, and splits several frames sent at once', async () => {

@@ -16,7 +16,7 @@ import {
   DIRECT_TICKETS_PER_PEER, DIRECT_TICKETS_TOTAL, HEADER_TIMEOUT_MS
 } from '../constants.js'
 import { ListenError } from '../errors.js'
-import { frames, readMessage, writeMessage } from './frames.js'
+import { frames, readMessage, SMALL_WRITE_BYTES, writeMessage } from './frames.js'
 import type { Channel, Frames } from './frames.js'
 
 /**
@@ -30,9 +30,6 @@ import type { Channel, Frames } from './frames.js'
  * handshake uses that key as an external pre-shared key, so each side proves it holds it, and the
  * worker knows which peer a connection belongs to. No certificates.
  */
-
-/** Frames up to this size are copied behind their length prefix and written once. */
-const SMALL_FRAME_BYTES = 64 * 1024
 
 /** A frame channel over a TLS socket: the same framing as `frames()` on a libp2p stream. */
 export class SocketFrames implements Channel {
@@ -59,7 +56,8 @@ export class SocketFrames implements Channel {
     socket.on('close', () => { this.ended = true; this.notify() })
     this.frames = {
       read: async (options) => await this.read(options),
-      write: async (bytes, options) => { await this.write(bytes, options) }
+      write: async (bytes, options) => { await this.write(bytes, options) },
+      writeSmall: async (frames, options) => { await this.write(new Uint8ArrayList(...frames.flatMap(f => [encodeVarint(f.byteLength), f])), options, true) }
     }
   }
 
@@ -151,13 +149,16 @@ export class SocketFrames implements Channel {
     return frame
   }
 
-  private async write (bytes: Uint8Array | Uint8ArrayList, options: AbortOptions = {}): Promise<void> {
+  /** Writes one frame, or (`framed`) bytes that are frames already, prefixes and all. */
+  private async write (bytes: Uint8Array | Uint8ArrayList, options: AbortOptions = {}, framed = false): Promise<void> {
     options.signal?.throwIfAborted()
     if (this.failure != null) throw this.failure
     // a write to a closed socket would wait for a 'drain' that never comes
     if (this.socket.destroyed || this.socket.writableEnded) throw new Error('the direct connection is closed')
     let more: boolean
-    if (bytes.byteLength <= SMALL_FRAME_BYTES) {
+    if (framed) {
+      more = this.socket.write(bytes.subarray())
+    } else if (bytes.byteLength <= SMALL_WRITE_BYTES) {
       // a header goes out as one TLS record (the socket does not wait to fill a packet)
       const frame = new Uint8ArrayList(encodeVarint(bytes.byteLength), bytes)
       more = this.socket.write(frame.subarray())

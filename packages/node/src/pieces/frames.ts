@@ -11,7 +11,12 @@ import { DATA_FRAME_BYTES, InvalidMessageError, MAX_FRAME_BYTES, MAX_HEADER_FRAM
 export interface Frames {
   read: (options?: AbortOptions) => Promise<Uint8ArrayList>
   write: (bytes: Uint8Array | Uint8ArrayList, options?: AbortOptions) => Promise<void>
+  /** Several small frames in one write (one TLS record, one system call), where the channel can. */
+  writeSmall?: (frames: Uint8Array[], options?: AbortOptions) => Promise<void>
 }
+
+/** Frames of at most this many bytes in all are copied behind their length prefixes and go out in one write where the channel can (`writeSmall`). */
+export const SMALL_WRITE_BYTES = 64 * 1024
 
 /**
  * One exchange's frames and the means to end it: a libp2p stream (`streamChannel`), or a direct TLS
@@ -52,9 +57,13 @@ export function streamChannel (stream: Stream): Channel {
 }
 
 export async function writeMessage<T> (lp: Frames, codec: { encode: (m: T) => Uint8Array }, message: T, signal: AbortSignal): Promise<void> {
+  await lp.write(encodeHeader(codec, message), { signal })
+}
+
+function encodeHeader<T> (codec: { encode: (m: T) => Uint8Array }, message: T): Uint8Array {
   const bytes = codec.encode(message)
   if (bytes.byteLength > MAX_HEADER_FRAME_BYTES) throw new InvalidMessageError('too-large', `header of ${bytes.byteLength} bytes is over the ${MAX_HEADER_FRAME_BYTES}-byte limit`)
-  await lp.write(bytes, { signal })
+  return bytes
 }
 
 export async function readMessage<T> (lp: Frames, codec: { decode: (b: Uint8Array) => T }, signal: AbortSignal, what: string, maxBytes = MAX_HEADER_FRAME_BYTES): Promise<T> {
@@ -65,6 +74,22 @@ export async function readMessage<T> (lp: Frames, codec: { decode: (b: Uint8Arra
   } catch (err: any) {
     throw new InvalidMessageError('malformed', `${what}: not a valid message (${err.message})`)
   }
+}
+
+/**
+ * A header and its data frames: in one write when they are small and the channel can (a request's
+ * or an answer's round trip on a kept direct connection is then two system calls, not four);
+ * else the header, then the data (`onDataError`: what to do when writing the data fails).
+ */
+export async function writeMessageAndData<T> (lp: Frames, codec: { encode: (m: T) => Uint8Array }, message: T, buffers: Uint8Array[], signal: AbortSignal, onDataError?: (err: any) => void): Promise<void> {
+  const total = buffers.reduce((n, b) => n + b.byteLength, 0)
+  if (lp.writeSmall != null && total <= SMALL_WRITE_BYTES) {
+    await lp.writeSmall([encodeHeader(codec, message), ...buffers.filter(b => b.byteLength > 0)], { signal })
+    return
+  }
+  await writeMessage(lp, codec, message, signal)
+  const data = writeData(lp, buffers, signal)
+  await (onDataError != null ? data.catch(onDataError) : data)
 }
 
 /** Sends buffers back to back as data frames of at most 1 MiB (views, no copies). */

@@ -3,7 +3,7 @@ import { commitmentMismatch, commitmentPayload, INFER_PROTOCOL, InferRequest, In
 import type { TensorHeader } from '@shoal/protocol'
 import type { Tensor } from '@shoal/runtime'
 import { PublicKeyCache } from './ed25519-keys.js'
-import { readDataInto, readMessage, streamChannel, writeData, writeMessage } from './frames.js'
+import { readDataInto, readMessage, streamChannel, writeMessageAndData } from './frames.js'
 import type { Channel } from './frames.js'
 import { PieceError } from './inference-service.js'
 
@@ -119,15 +119,14 @@ async function exchange (channel: Channel, peer: PeerId, request: PieceRequest, 
   const direct = channel.kind === 'direct'
   try {
     const lp = channel.frames
-    await writeMessage(lp, InferRequest, {
+    // A worker that refuses early (overloaded, bad header) may stop reading: its answer still comes.
+    await writeMessageAndData(lp, InferRequest, {
       jobId: request.jobId,
       pieceId: request.pieceId,
       modelCid: request.modelCid,
       inputs: entries.map(([name, t]) => toTensorInfo({ name, dtype: t.dtype, dims: t.dims, byteLength: t.data.byteLength })),
       deadlineMs: Math.max(1, Math.round(request.deadlineMs))
-    }, signal)
-    // A worker that refuses early (overloaded, bad header) may stop reading: its answer still comes.
-    await writeData(lp, entries.map(([, t]) => t.data), signal).catch(() => {})
+    }, entries.map(([, t]) => t.data), signal, () => {})
     const response = await readMessage(lp, InferResponse, signal, 'infer response')
     state.answered = true
     if (response.code !== InferResponse.Code.OK) {

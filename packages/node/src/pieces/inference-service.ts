@@ -10,7 +10,7 @@ import { mismatchWithModel, SandboxError } from '@shoal/runtime'
 import { raceSignal } from 'race-signal'
 import type { PieceRuntime, Tensor } from '@shoal/runtime'
 import { DEFAULT_MAX_PIECE_MS, FETCH_ANSWER_MARGIN_MS, HEADER_TIMEOUT_MS, INPUT_IDLE_MS, MAX_INBOUND_INFER_STREAMS, MIN_INPUT_BYTES_PER_S, SLOT_KEEP_MS, SLOT_WAIT_MS } from '../constants.js'
-import { drainData, readDataParts, readMessage, streamChannel, writeData, writeMessage } from './frames.js'
+import { drainData, readDataParts, readMessage, streamChannel, writeMessageAndData } from './frames.js'
 import type { Channel } from './frames.js'
 import type { NodeMetrics } from '../metrics.js'
 import { isModelCid } from '../models/index.js'
@@ -293,8 +293,7 @@ export class InferenceService implements Startable {
   private async answer (channel: Channel, response: Partial<InferResponse> & { code: InferResponse.Code, message: string }, signal: AbortSignal, data: Uint8Array[] = []): Promise<void> {
     this.init.metrics?.workerPieces.inc({ outcome: String(response.code).toLowerCase() })
     try {
-      await writeMessage(channel.frames, InferResponse, { outputs: [], computeMs: 0, computeUs: 0, provider: '', commitment: new Uint8Array(0), commitmentSignature: new Uint8Array(0), ...response }, signal)
-      await writeData(channel.frames, data, signal)
+      await writeMessageAndData(channel.frames, InferResponse, { outputs: [], computeMs: 0, computeUs: 0, provider: '', commitment: new Uint8Array(0), commitmentSignature: new Uint8Array(0), ...response }, data, signal)
       // after an error nothing more on this connection: the client may still be sending the piece's data
       await channel.close({ signal, final: response.code !== Code.OK })
     } catch (err: any) {
