@@ -73,4 +73,47 @@ describe('SlotShares: a worker\'s slots among the peers that want them', () => {
     expect(shares.take('x', 0)).toBeUndefined()
     expect(shares.running).toBe(1)
   })
+
+  describe('with contribution credit', () => {
+    const credit: Record<string, number> = { contributor: 500, other: 20 }
+    const byCredit = (slots: number): SlotShares => new SlotShares(slots, 40_000, 5000, 4096, p => credit[p] ?? 0, 0.15)
+
+    it('a contended slot goes to the waiting peer of most credit, whoever asks first', () => {
+      const shares = byCredit(1)
+      fill(shares, 'busy', 1)
+      expect(shares.take('freeRider', 1)).toMatch(/running 1 pieces/)
+      expect(shares.take('contributor', 2)).toMatch(/running 1 pieces/)
+      shares.release('busy', 3)
+      expect(shares.take('freeRider', 4)).toMatch(/kept for peers that did more work for this node/)
+      expect(shares.take('contributor', 5)).toBeUndefined()
+    })
+
+    it('one contended slot in seven (a 15% share) goes to the newcomer that waited longest, so that it can start earning', () => {
+      const shares = byCredit(1)
+      fill(shares, 'contributor', 1)
+      let holder = 'contributor'
+      const served: string[] = []
+      for (let t = 1; served.length < 21 && t < 100; t++) {
+        // both ask while the slot is busy, and wait
+        expect(shares.take('freeRider', t)).toBeDefined()
+        expect(shares.take('contributor', t)).toBeDefined()
+        shares.release(holder, t)
+        // the slot is free and both ask again, the free rider first
+        holder = ['freeRider', 'contributor'].find(p => shares.take(p, t) == null)!
+        served.push(holder)
+      }
+      const newcomer = served.filter(p => p === 'freeRider').length
+      expect(newcomer).toBeGreaterThanOrEqual(2)
+      expect(newcomer).toBeLessThanOrEqual(4)
+      expect(served.filter(p => p === 'contributor').length).toBeGreaterThan(14)
+    })
+
+    it('no peer is turned away for having no credit while a slot is free that nobody waits for', () => {
+      const shares = byCredit(2)
+      fill(shares, 'freeRider', 2)
+      expect(shares.take('freeRider', 1)).toMatch(/running 2 pieces/)
+      shares.release('freeRider', 2)
+      expect(shares.take('freeRider', 3)).toBeUndefined()
+    })
+  })
 })

@@ -70,3 +70,19 @@ export const BLOCK_PROTOCOL = '/shoal/block/1.0.0'
 export const MAX_BLOCK_MESSAGE_BYTES = 256
 /** Largest block of a model: the 1 MiB leaf of the model profile (dag-pb nodes are smaller). */
 export const MAX_BLOCK_BYTES = DATA_FRAME_BYTES
+
+/**
+ * Protocol id of receipts (docs/protocol.md 6.4): a submitter's signed receipts for work a worker did,
+ * and a node's proof to others of the work it did.
+ */
+export const RECEIPT_PROTOCOL = '/shoal/receipt/1.0.0'
+/** Largest ReceiptBatch frame accepted (and ReceiptAck, far smaller). */
+export const MAX_RECEIPT_BATCH_BYTES = 64 * 1024
+/** Most receipts in each list of a ReceiptBatch. */
+export const MAX_RECEIPTS_PER_BATCH = 128
+/** Largest encoded Receipt accepted: its fields need under 400 bytes. */
+export const MAX_RECEIPT_BYTES = 512
+/** A receipt may be dated at most this far ahead of the receiver's clock. */
+export const MAX_RECEIPT_CLOCK_SKEW_MS = 10 * 60 * 1000
+/** Most work units one receipt may state per row: 10^9 MFLOP (a petaFLOP) a row is beyond any model Shoal runs. */
+export const MAX_RECEIPT_WORK_PER_ROW = 1_000_000_000

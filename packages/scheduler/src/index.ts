@@ -13,3 +13,5 @@ export { checkFraction, DEFAULT_SPOT, DEFAULT_TRUST, majority, needsCheck, Trust
 export type { PeerTrust, SpotOptions, TrustOptions, VerifyPolicy } from './verification.js'
 export { RequestRouter } from './requests.js'
 export type { RequestCandidate, Route, RouterOptions } from './requests.js'
+export { CreditLedger, DEFAULT_CREDIT } from './credit.js'
+export type { CreditFile, CreditOptions, PeerCredit, PresentedReceipt } from './credit.js'

@@ -7,8 +7,13 @@
  * waiting peers is kept at most `keepMs`: if none of them comes for it by then, the waiting peers are
  * forgotten and the slot goes to whoever asks (a peer that only pretends to wait costs a worker
  * `keepMs` of one slot, not its slots). Pieces already running are never interrupted.
- * Per peer id: identities are free to mint, so this shares a worker among the peers it sees; weighing
- * them by what they gave is contribution credit's job. Pure: the caller passes the clock.
+ * Per peer id: identities are free to mint, so this shares a worker among the peers it sees.
+ *
+ * With `priority` (a peer's contribution credit with this node), slots wanted by more waiting peers
+ * than are free go to the waiting peers of most credit first, except that one such slot in every
+ * `1 / newcomerShare` goes to the peer of no credit that has waited longest: a newcomer can start
+ * earning however busy the worker. A slot that nobody waits for goes to whoever asks: no peer is
+ * turned away for having no credit while a slot is idle. Pure: the caller passes the clock.
  */
 export class SlotShares {
   private readonly held = new Map<string, number>()
@@ -18,11 +23,16 @@ export class SlotShares {
   /** Since when a slot has been free while peers wait (null: none is). */
   private keptSince: number | null = null
 
+  /** Slots given while more peers waited than slots were free (the newcomers' turn comes round in these). */
+  private contended = 0
+
   constructor (
     private readonly slots: number,
     private readonly waitMs: number,
     private readonly keepMs: number,
-    private readonly maxWaiting = 4096
+    private readonly maxWaiting = 4096,
+    private readonly priority?: (peer: string) => number,
+    private readonly newcomerShare = 0.15
   ) {}
 
   /** Slots in use. */
@@ -52,6 +62,13 @@ export class SlotShares {
       this.wait(peer, now)
       return `the free slot${free === 1 ? ' is' : 's are'} kept for ${others === 1 ? 'a peer' : `${others} peers`} turned away before you; try again shortly`
     }
+    if (this.priority != null && this.waiting.has(peer) && this.waiting.size > free) {
+      if (!this.firstInLine(free).has(peer)) {
+        this.wait(peer, now)
+        return `the free slot${free === 1 ? ' is' : 's are'} kept for peers that did more work for this node; try again shortly`
+      }
+      this.contended++
+    }
     this.waiting.delete(peer)
     this.held.set(peer, this.holding(peer) + 1)
     this.total++
@@ -66,6 +83,22 @@ export class SlotShares {
     else this.held.set(peer, mine - 1)
     this.total--
     if (this.waiting.size > 0) this.keptSince ??= now
+  }
+
+  /**
+   * The waiting peers the next `free` slots are kept for: the most credited first (the longest
+   * waiting among equals), with the newcomers' turn in every `1 / newcomerShare` contended slot.
+   */
+  private firstInLine (free: number): Set<string> {
+    const credit = new Map([...this.waiting.keys()].map(p => [p, this.priority!(p)]))
+    // the waiting map is oldest first; sort is stable
+    const order = [...this.waiting.keys()].sort((a, b) => credit.get(b)! - credit.get(a)!)
+    const every = Math.max(1, Math.round(1 / this.newcomerShare))
+    if (this.contended % every === every - 1) {
+      const newcomer = [...this.waiting.keys()].find(p => !(credit.get(p)! > 0))
+      if (newcomer != null) order.unshift(newcomer)
+    }
+    return new Set(order.slice(0, free))
   }
 
   private wait (peer: string, now: number): void {
