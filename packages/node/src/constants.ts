@@ -359,3 +359,21 @@ export const MAX_BATCH_WINDOW_MS = 1000
 /** Pieces of more rows run alone (a batch job's pieces are already large enough); a batched run takes at most BATCH_MAX_ROWS. */
 export const BATCH_MAX_PIECE_ROWS = 16
 export const BATCH_MAX_ROWS = 64
+
+/** Receipts this node keeps for its work (docs/trust.md, "Credit"), the oldest dropped first. */
+export const MAX_EARNED_RECEIPTS = 4096
+
+/** A peer is shown this node's receipts at most once in this long (when this node first sends it a piece after it). */
+export const RECEIPT_PRESENT_INTERVAL_MS = 10 * 60 * 1000
+
+/** A peer's next receipt batch is read no sooner than this after its last (checking one costs up to 256 signature checks). */
+export const RECEIPT_MIN_INTERVAL_MS = 250
+
+/** The longest a receipt exchange may take, either way. */
+export const RECEIPT_TIMEOUT_MS = 10_000
+
+/** credit.json and receipts.json are written at most this often. */
+export const CREDIT_SAVE_DELAY_MS = 1_000
+
+/** The share of contended slots kept for peers with no credit here (docs/trust.md, "Credit"). */
+export const NEWCOMER_SHARE = 0.15

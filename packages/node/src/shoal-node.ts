@@ -1,5 +1,5 @@
 import { readFile, rm } from 'node:fs/promises'
-import { peerIdFromString } from '@libp2p/peer-id'
+import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import type { PeerId } from '@libp2p/interface'
 import { encodePipelineManifest, INFER_PROTOCOL, isPipelineCid, MAX_AD_MODELS, MAX_AD_WARM_MODELS } from '@shoal/protocol'
 import type { Capacity } from '@shoal/protocol'
@@ -26,6 +26,8 @@ import type { JobOptions, RequestOptions, RequestResult, SubmitterDeps, WrongAns
 import type { ModelEntry, FetchOptions, FetchSummary, Manifest, Resolved } from './models/index.js'
 import type { NodeConfig } from './config.js'
 import { Lifecycle } from './lifecycle.js'
+import { CreditKeeper } from './credit/index.js'
+import type { CreditView } from './credit/index.js'
 import { NodeMetrics } from './metrics.js'
 import type { Contribution } from './metrics.js'
 
@@ -107,6 +109,8 @@ export interface NodeStatus {
   memory: { rssBytes: number, heapUsedBytes: number }
   /** What this node has done for others since it started. */
   contributed: Contribution
+  /** Contribution credit: receipts this node holds for its work, what it signed for peers', peers' credit here (docs/trust.md, "Credit"). */
+  credit: CreditView
 }
 
 /** Where a running node's API is, as written to `<dataDir>/api.json`. */
@@ -149,6 +153,8 @@ export interface ShoalNodeInit {
   shaping?: LinkShape
   /** Test hook: signs this node's commitments to its answers instead of its key (a worker whose signatures do not verify). */
   signCommitment?: (payload: Uint8Array) => Promise<Uint8Array>
+  /** Test hook: signs this node's receipts instead of its key. */
+  signReceipt?: (payload: Uint8Array) => Promise<Uint8Array>
 }
 
 /**
@@ -207,6 +213,8 @@ export class ShoalNode {
   readonly metrics: NodeMetrics
   /** Peers' records of verified and wrong answers, shared by this node's jobs (`<data dir>/trust.json`). */
   readonly trust = new TrustRecords(Date.now)
+  /** Contribution credit: receipts given and earned, peers' credit (`<data dir>/credit.json`, `receipts.json`). */
+  private creditKeeper?: CreditKeeper
 
   constructor (init: ShoalNodeInit) {
     this.init = init
@@ -275,11 +283,13 @@ export class ShoalNode {
       : calibrate({ cpuThreads: config.cpuThreads, noGpu: !config.gpu, cacheFile: dataDirFiles(config.dataDir).calibration, recalibrate: config.recalibrate })
     calibration.catch(() => {}) // awaited by the sandbox's start; a failed store start must not leave it unhandled
     const privateKey = await loadOrCreateIdentity(config.dataDir)
+    const credit = this.creditKeeper = new CreditKeeper({ dataDir: config.dataDir, privateKey, peerId: peerIdFromPrivateKey(privateKey), ...(this.init.signReceipt != null ? { signReceipt: this.init.signReceipt } : {}) })
     this.lifecycle = new Lifecycle()
       .add('model store', async () => {
         await this.models.start()
         await this.pipelines.start()
         await this.loadTrust()
+        this.startWarnings.push(...await credit.load())
       }, async () => { this.models.stop() })
       .add('sandbox', async () => { await this.startSandbox(calibration) }, async () => {
         await this.sessions?.close()
@@ -287,6 +297,8 @@ export class ShoalNode {
       })
       // (the stopped libp2p stays: its peer id and addresses still name the node)
       .add('libp2p', async () => { await this.startLibp2p(privateKey) }, async () => { await this.libp2pNode?.stop() })
+      // receipts on their way go out before libp2p stops; credit.json and receipts.json are saved
+      .add('credit', async () => { await credit.start(this.libp2p) }, async () => { await credit.stop() })
       .add('API', async () => { await this.startApi() }, async () => { await this.stopApi() })
     await this.lifecycle.start()
   }
@@ -345,7 +357,9 @@ export class ShoalNode {
         shaping: this.init.shaping,
         metrics: this.metrics,
         // every answer carries a commitment signed with the node's key (docs/protocol.md 6.3)
-        sign: this.init.signCommitment ?? signerFor(privateKey)
+        sign: this.init.signCommitment ?? signerFor(privateKey),
+        // contended slots go to the submitters that did most for this node (docs/trust.md, "Credit")
+        priority: peer => this.creditKeeper?.priority(peer) ?? 0
       },
       swarm: {
         store: this.models,
@@ -498,11 +512,15 @@ export class ShoalNode {
       localSlots: this.config.maxConcurrency,
       localBusy: () => this.libp2pNode?.services.inference.running ?? 0,
       onPeersChanged: listener => libp2p.services.capacity.peers.onEvent(event => { if (event.type !== 'update') listener() }),
-      runRemote: async (peerId, request, signal) => await runRemotePiece(
-        async (peer, protocol, options) => await libp2p.dialProtocol(peer, protocol, options),
-        peerIdFromString(peerId), request, signal,
-        async (peer, signal, fresh) => await this.directChannelTo(peer, signal, fresh)
-      ),
+      runRemote: async (peerId, request, signal) => {
+        // a worker weighs this node's pieces by what it did for others: it is shown the receipts, now and then
+        this.creditKeeper?.presentTo(peerId)
+        return await runRemotePiece(
+          async (peer, protocol, options) => await libp2p.dialProtocol(peer, protocol, options),
+          peerIdFromString(peerId), request, signal,
+          async (peer, signal, fresh) => await this.directChannelTo(peer, signal, fresh)
+        )
+      },
       // an aborted local run goes on in its sandbox process, its result dropped (this node chose the model: it is not killed)
       // its own runs are not refused for what peers' pieces of the model did (a peer's too-short deadline)
       runLocal: async (cid, tensors, signal) => await raceSignal(this.sessions!.run(cid, async () => await this.models.bytes(cid), tensors, { own: true }), signal),
@@ -510,6 +528,7 @@ export class ShoalNode {
       trust: this.trust,
       costs: this.costs,
       onWrongAnswer: wrong => { this.wrongAnswer(wrong) },
+      onCredited: job => { void this.creditKeeper?.credited(job).catch(err => { this.jobLog?.('receipts of job %s: %s', job.jobId, err.message) }) },
       // made once: a logger costs a tenth of a millisecond to make, and a request gets these deps
       log: this.jobLog ??= libp2p.logger.forComponent('shoal:job')
     }
@@ -805,7 +824,8 @@ export class ShoalNode {
       privateMesh: this.config.swarmKeyBytes != null ? swarmKeyFingerprint(this.config.swarmKeyBytes) : null,
       reachability: this.reachability(),
       memory: { rssBytes: process.memoryUsage.rss(), heapUsedBytes: process.memoryUsage().heapUsed },
-      contributed: this.metrics.contributed()
+      contributed: this.metrics.contributed(),
+      credit: this.creditKeeper!.view()
     }
   }
 

@@ -10,6 +10,7 @@ import { Job } from '../src/jobs/job.js'
 import type { JobDeps } from '../src/jobs/job.js'
 import { PieceError } from '../src/pieces/inference-service.js'
 import type { PieceRequest, PieceResult } from '../src/pieces/infer-client.js'
+import type { CreditedJob } from '../src/credit/index.js'
 
 const Code = InferResponse.Code
 
@@ -286,6 +287,35 @@ describe('Job: result verification (spot, checked against this node\'s own run)'
       runLocal: async () => { throw new Error('the sandbox is gone') }
     })
     await expect(j.run()).rejects.toThrow(/^piece 0 \(from stranger\) could not be verified: the sandbox is gone$/)
+  })
+})
+
+describe('Job: what it credits peers with (their receipts)', () => {
+  const zeros = async (inputs: Record<string, Tensor>): Promise<PieceResult> => ({ outputs: { y: { ...inputs.x, data: new Uint8Array(inputs.x.data.byteLength) } }, computeMs: 1, provider: 'cpu' })
+  const credited = async (workers: Parameters<typeof job>[0], options: ConstructorParameters<typeof Job>[2], overrides: Partial<JobDeps> = {}): Promise<CreditedJob> => {
+    let got: CreditedJob | undefined
+    const { job: j } = job(workers, { x: batch(16) }, options, { ...overrides, onCredited: c => { got = c } })
+    await j.run()
+    return got!
+  }
+
+  it('each piece kept from a peer, with how it was checked; a peer caught lying gets nothing, nor do pieces this node ran', async () => {
+    const spot = await credited({ a: async r => await honest(r.inputs), cheater: async r => await zeros(r.inputs) }, { rowsPerPiece: 2, verify: 'spot' })
+    expect(spot.pieces.length).toBeGreaterThan(0)
+    expect(spot.pieces.every(p => p.peerId === 'a' && p.verified === 'spot' && p.rows === 2)).toBe(true)
+    expect(spot.unitsPerRow).toBeGreaterThan(0)
+    const off = await credited({ a: async r => await honest(r.inputs) }, { rowsPerPiece: 4, verify: 'off' })
+    expect(off.pieces.map(p => [p.pieceId, p.peerId, p.rows, p.verified])).toEqual([[0, 'a', 4, 'unchecked'], [1, 'a', 4, 'unchecked'], [2, 'a', 4, 'unchecked'], [3, 'a', 4, 'unchecked']])
+  })
+
+  it('under full, both peers whose answers agreed; with canaries, the pieces that carried them', async () => {
+    const full = await credited({ a: async r => await honest(r.inputs), b: async r => await honest(r.inputs) }, { rowsPerPiece: 8, verify: 'full' })
+    expect(full.pieces.map(p => `${p.pieceId}:${p.peerId}:${p.verified}`).sort()).toEqual(['0:a:quorum', '0:b:quorum', '1:a:quorum', '1:b:quorum'])
+    const pool = new CanaryPool()
+    const row: Tensor = { dtype: 'float32', dims: [1, 4], data: new Uint8Array(Float32Array.from([9, 8, 7, 6]).buffer) }
+    pool.add('bafkreitest', { x: row }, { y: row }, ['me'])
+    const canary = await credited({ a: async r => await honest(r.inputs) }, { rowsPerPiece: 8, verify: 'off', canaries: 1 }, { canaries: pool })
+    expect(canary.pieces.map(p => p.verified)).toEqual(['canary', 'canary'])
   })
 })
 

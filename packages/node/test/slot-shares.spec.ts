@@ -108,6 +108,18 @@ describe('SlotShares: a worker\'s slots among the peers that want them', () => {
       expect(served.filter(p => p === 'contributor').length).toBeGreaterThan(14)
     })
 
+    it('a slot is not held for a peer of more credit that stopped asking (its job ended)', () => {
+      const shares = byCredit(1)
+      fill(shares, 'busy', 1)
+      expect(shares.take('contributor', 0)).toBeDefined()
+      expect(shares.take('freeRider', 0)).toBeDefined()
+      shares.release('busy', 100)
+      // the contributor asked 100 ms ago: the slot is its
+      expect(shares.take('freeRider', 100)).toMatch(/kept for peers that did more work/)
+      // 1.5 s on it has not come back: the free rider, still asking, takes it
+      expect(shares.take('freeRider', 1700)).toBeUndefined()
+    })
+
     it('no peer is turned away for having no credit while a slot is free that nobody waits for', () => {
       const shares = byCredit(2)
       fill(shares, 'freeRider', 2)

@@ -1,6 +1,6 @@
 import { describeCause, planPieces, Scheduler, TrustRecords } from '@shoal/scheduler'
 import type { Assignment, FailureCause, Piece, PieceSizing, Progress, SchedulerPeer, VerifyPolicy } from '@shoal/scheduler'
-import { InferResponse } from '@shoal/protocol'
+import { AnswerCommitment, InferResponse } from '@shoal/protocol'
 import { compareOutputs, concatRows, mismatchWithModel, rowBytes, sliceRows, TOLERANCE_SCALE, VERIFY_TOLERANCE } from '@shoal/runtime'
 import type { Dtype, ModelInfo, Tensor, Tolerance } from '@shoal/runtime'
 import { ASSUMED_FETCH_BYTES_PER_MS, MAX_SIZED_PIECE_BYTES, MODEL_FETCH_SETUP_MS, PROBE_TIMEOUT_MS } from '../constants.js'
@@ -11,6 +11,7 @@ import { JobError, SubmittedJob } from './job-base.js'
 import { CanaryPool, placeCanaries, shapeOf, splitCanaries, withCanaries } from './canaries.js'
 import type { CanaryPlan } from './canaries.js'
 import { OutputRegions } from './output-regions.js'
+import type { CreditedJob, CreditedPiece, Verified } from '../credit/index.js'
 import type { RowLayout } from './output-regions.js'
 import { PieceVerifier, QuorumVerifier } from './verifier.js'
 import type { VerificationView, Verifier } from './verifier.js'
@@ -75,6 +76,8 @@ export interface SubmitterDeps {
   costs?: ModelCosts
   /** An answer of this job proven wrong, with its worker's signed commitment when it sent one (the node keeps it as evidence). */
   onWrongAnswer?: (wrong: WrongAnswer) => void
+  /** The job ended: the pieces whose peers' answers it kept, for their receipts (credit/credit-keeper.ts). */
+  onCredited?: (job: CreditedJob) => void
   now?: () => number
   /** Debug log (`shoal:job`): every failed attempt and why. */
   log?: (format: string, ...args: unknown[]) => void
@@ -196,6 +199,16 @@ export function shapeProblem (output: ModelInfo['outputs'][number], t: Tensor, r
   return undefined
 }
 
+/** The outputs hash a worker's encoded commitment states, if it decodes. */
+function commitmentOutputsHash (commitment: Uint8Array): Uint8Array | undefined {
+  try {
+    const hash = AnswerCommitment.decode(commitment).outputsSha256
+    return hash.byteLength === 32 ? hash : undefined
+  } catch {
+    return undefined
+  }
+}
+
 /** The submitting node as a peer of its own jobs: the slots it does not use for peers' pieces now. */
 export function localPeer (deps: SubmitterDeps): SchedulerPeer {
   return { peerId: deps.localPeerId, gflops: deps.localGflops, slots: Math.max(0, deps.localSlots - (deps.localBusy?.() ?? 0)) }
@@ -240,6 +253,8 @@ export class Job extends SubmittedJob {
   private readonly probedDtypes = new Map<string, Dtype>()
   /** The job's outputs, into which answers are read in place (when their layout is known). */
   private regions?: OutputRegions
+  /** Whose answer each piece's outputs are, and how it was verified: receipts for the peers' (docs/trust.md, "Credit"). */
+  private readonly kept = new Map<number, { peers: string[], verified: Verified, commitment?: Uint8Array }>()
   private readonly verifier: Verifier
   private readonly canaryPool: CanaryPool
   private readonly random: () => number
@@ -286,7 +301,10 @@ export class Job extends SubmittedJob {
         trust,
         localPeerId: deps.localPeerId,
         scheduler: () => this.scheduler,
-        onDecided: (pieceId, outputs) => this.results.set(pieceId, outputs),
+        onDecided: (pieceId, outputs, winners, checked) => {
+          this.results.set(pieceId, outputs)
+          this.kept.set(pieceId, { peers: winners, verified: checked ? 'quorum' : 'unchecked' })
+        },
         runLocal: async pieceId => (await deps.runLocal(deps.model.cid, this.pieceInputs(this.piece(pieceId)), this.stopping.signal)).outputs,
         onVerified: (pieceId, outputs, peers) => { if (this.wantsCanaries()) this.canaryPool.add(model, this.pieceInputs(this.piece(pieceId)), outputs, peers) },
         onCaught,
@@ -300,7 +318,11 @@ export class Job extends SubmittedJob {
         trust,
         random: deps.random,
         runLocal: async inputs => (await deps.runLocal(deps.model.cid, inputs, this.stopping.signal)).outputs,
-        onVerified: (inputs, outputs, peer) => { if (this.wantsCanaries()) this.canaryPool.add(model, inputs, outputs, [peer]) },
+        onVerified: (inputs, outputs, peer, pieceId) => {
+          const kept = this.kept.get(pieceId)
+          if (kept?.peers[0] === peer) kept.verified = 'spot'
+          if (this.wantsCanaries()) this.canaryPool.add(model, inputs, outputs, [peer])
+        },
         onCaught,
         tolerance: options.tolerance,
         log: deps.log
@@ -325,7 +347,30 @@ export class Job extends SubmittedJob {
       this.state = 'failed'
       this.emit()
       throw err
+    } finally {
+      this.credit()
     }
+  }
+
+  /**
+   * The pieces whose peers' answers the job kept, for their receipts: a peer proven wrong in the job
+   * gets none, and a piece decided by this node's own run is nobody's. Given to `onCredited` when
+   * the job ends, done or not (what was kept was work done).
+   */
+  private credit (): void {
+    if (this.deps.onCredited == null || this.scheduler == null || this.kept.size === 0) return
+    const rows = new Map((this.sizing != null ? this.scheduler.allPieces() : this.pieces).map(p => [p.id, p.rows]))
+    const pieces: CreditedPiece[] = []
+    const wrong = new Set([...this.excluded, ...this.verifier.view().excluded])
+    for (const [pieceId, kept] of this.kept) {
+      for (const peerId of kept.peers) {
+        if (peerId === this.deps.localPeerId || wrong.has(peerId)) continue
+        const outputsSha256 = kept.commitment != null && kept.peers.length === 1 ? commitmentOutputsHash(kept.commitment) : undefined
+        pieces.push({ pieceId, peerId, rows: rows.get(pieceId) ?? 0, verified: kept.verified, ...(outputsSha256 != null ? { outputsSha256 } : {}) })
+      }
+    }
+    const unitsPerRow = this.scheduler.measuredCost() ?? this.deps.costs?.msPerRow(this.deps.model.cid, 1) ?? 1
+    this.deps.onCredited({ jobId: this.id, modelCid: this.deps.model.cid, unitsPerRow, pieces: pieces.filter(p => p.rows > 0) })
   }
 
   get modelCid (): string {
@@ -562,8 +607,13 @@ export class Job extends SubmittedJob {
           this.quorum.answer(pieceId, peerId, piece.rows, result.outputs, result.commitment)
         } else {
           this.results.set(pieceId, result.outputs)
+          this.kept.set(pieceId, { peers: [peerId], verified: canaries != null ? 'canary' : 'unchecked', ...(result.commitment != null ? { commitment: result.commitment.commitment } : {}) })
           if (!remote && this.wantsCanaries()) this.canaryPool.add(this.deps.model.cid, inputs, result.outputs, [peerId])
-          if (remote) this.spot?.accept(pieceId, { peer: peerId, rows: piece.rows, inputs, outputs: result.outputs, replace: outputs => this.results.set(pieceId, outputs), commitment: result.commitment })
+          const replace = (outputs: Record<string, Tensor>): void => {
+            this.results.set(pieceId, outputs)
+            this.kept.set(pieceId, { peers: [this.deps.localPeerId], verified: 'unchecked' })
+          }
+          if (remote) this.spot?.accept(pieceId, { peer: peerId, rows: piece.rows, inputs, outputs: result.outputs, replace, commitment: result.commitment })
         }
         this.perProvider[result.provider] = (this.perProvider[result.provider] ?? 0) + 1
         outcome = 'done'

@@ -38,7 +38,7 @@ export interface PieceVerifierInit {
   /** An answer proven wrong, with the worker's signed commitment to it when it sent one: evidence. */
   onWrongAnswer?: (pieceId: number, peer: string, commitment?: SignedCommitment) => void
   /** A peer's answer was verified by this node's run (its rows may serve as canaries). */
-  onVerified?: (inputs: Record<string, Tensor>, outputs: Record<string, Tensor>, peer: string) => void
+  onVerified?: (inputs: Record<string, Tensor>, outputs: Record<string, Tensor>, peer: string, pieceId: number) => void
   /** How far two answers' floating-point outputs may differ (default @shoal/runtime's VERIFY_TOLERANCE). */
   tolerance?: Tolerance
   log?: (format: string, ...args: unknown[]) => void
@@ -140,7 +140,7 @@ export class PieceVerifier implements Verifier {
     const agreement = compareOutputs(piece.outputs, reference, { sameRuntime: false, tolerance: this.init.tolerance })
     if (agreement.agree) {
       if (!this.caught.has(piece.peer)) this.init.trust.verified(piece.peer)
-      this.init.onVerified?.(piece.inputs, reference, piece.peer)
+      this.init.onVerified?.(piece.inputs, reference, piece.peer, pieceId)
       return
     }
     this.mismatches++
@@ -173,8 +173,8 @@ export interface QuorumVerifierInit {
   localPeerId: string
   /** The job's scheduler, with a quorum of 2 (it runs each piece on two peers). */
   scheduler: () => Pick<Scheduler, 'ballot' | 'agreed' | 'disagreed' | 'retract'> | undefined
-  /** A piece's answer is decided: these are its outputs. */
-  onDecided: (pieceId: number, outputs: Record<string, Tensor>) => void
+  /** A piece's answer is decided: these are its outputs, and the peers whose answers they are (with `checked`: two or more agreed, or this node's run agreed). */
+  onDecided: (pieceId: number, outputs: Record<string, Tensor>, winners: string[], checked: boolean) => void
   /** This node's own run of a piece: to check pieces two peers decided, once one of them is proven wrong. */
   runLocal: (pieceId: number) => Promise<Record<string, Tensor>>
   onCaught: (peer: string) => void
@@ -235,7 +235,7 @@ export class QuorumVerifier implements Verifier {
     for (const i of verdict.outvoted) this.init.onWrongAnswer?.(pieceId, ballot[i], answers.get(ballot[i])!.commitment)
     scheduler.agreed(pieceId, winners)
     const decided = outputsOf[verdict.agreeing[0]]
-    this.init.onDecided(pieceId, decided)
+    this.init.onDecided(pieceId, decided, winners, ballot.length > 1)
     // only this node's run earns a peer record or makes a canary: two colluding peers that agree
     // with each other must not raise each other's records
     if (local >= 0) {
@@ -292,7 +292,7 @@ export class QuorumVerifier implements Verifier {
       this.extraRows += Object.values(reference)[0]?.dims[0] ?? 0
       if (compareOutputs(piece.outputs, reference, { sameRuntime: false, tolerance: this.init.tolerance }).agree) return
       this.disputed.add(pieceId)
-      this.init.onDecided(pieceId, reference)
+      this.init.onDecided(pieceId, reference, [this.init.localPeerId], true)
       this.init.log?.('piece %d, decided by %s, disagrees with this node\'s run', pieceId, piece.winners.join(', '))
       for (const w of piece.winners) this.catch(w, pieceId)
     }, why => `piece ${pieceId} (decided by ${piece.winners.join(', ')}) could not be verified: ${why}`)

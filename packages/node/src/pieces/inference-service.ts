@@ -9,7 +9,7 @@ import type { TensorHeader, TensorInfo } from '@shoal/protocol'
 import { mismatchWithModel, SandboxError } from '@shoal/runtime'
 import { raceSignal } from 'race-signal'
 import type { PieceRuntime, Tensor } from '@shoal/runtime'
-import { DEFAULT_MAX_PIECE_MS, FETCH_ANSWER_MARGIN_MS, HEADER_TIMEOUT_MS, INPUT_IDLE_MS, MAX_INBOUND_INFER_STREAMS, MIN_INPUT_BYTES_PER_S, SLOT_KEEP_MS, SLOT_WAIT_MS } from '../constants.js'
+import { DEFAULT_MAX_PIECE_MS, FETCH_ANSWER_MARGIN_MS, HEADER_TIMEOUT_MS, INPUT_IDLE_MS, MAX_INBOUND_INFER_STREAMS, MIN_INPUT_BYTES_PER_S, NEWCOMER_SHARE, SLOT_KEEP_MS, SLOT_WAIT_MS } from '../constants.js'
 import { drainData, readDataParts, readMessage, streamChannel, writeMessageAndData } from './frames.js'
 import type { Channel } from './frames.js'
 import type { NodeMetrics } from '../metrics.js'
@@ -43,6 +43,8 @@ export interface InferenceServiceInit {
   metrics?: NodeMetrics
   /** Signs with the node's key: every OK answer carries a signed commitment (docs/protocol.md 6.3). Without it answers are unsigned. */
   sign?: (payload: Uint8Array) => Promise<Uint8Array>
+  /** A submitter's contribution credit with this node: contended slots go to the most credited first (slot-shares.ts). */
+  priority?: (peer: string) => number
 }
 
 /**
@@ -101,7 +103,7 @@ export class InferenceService implements Startable {
   constructor (components: InferenceServiceComponents, init: InferenceServiceInit) {
     this.components = components
     this.init = init
-    this.slots = new SlotShares(init.maxConcurrency, SLOT_WAIT_MS, SLOT_KEEP_MS)
+    this.slots = new SlotShares(init.maxConcurrency, SLOT_WAIT_MS, SLOT_KEEP_MS, undefined, init.priority, NEWCOMER_SHARE)
     this.log = components.logger.forComponent('shoal:inference')
   }
 

@@ -12,8 +12,10 @@
  * With `priority` (a peer's contribution credit with this node), slots wanted by more waiting peers
  * than are free go to the waiting peers of most credit first, except that one such slot in every
  * `1 / newcomerShare` goes to the peer of no credit that has waited longest: a newcomer can start
- * earning however busy the worker. A slot that nobody waits for goes to whoever asks: no peer is
- * turned away for having no credit while a slot is idle. Pure: the caller passes the clock.
+ * earning however busy the worker. Only peers still asking rank (refused within `askingMs`, longer
+ * than a submitter backs off after OVERLOADED): a slot is not held for one whose job has ended. A slot
+ * that nobody else waits for goes to whoever asks: no peer is turned away for having no credit while a
+ * slot is idle. Pure: the caller passes the clock.
  */
 export class SlotShares {
   private readonly held = new Map<string, number>()
@@ -32,7 +34,8 @@ export class SlotShares {
     private readonly keepMs: number,
     private readonly maxWaiting = 4096,
     private readonly priority?: (peer: string) => number,
-    private readonly newcomerShare = 0.15
+    private readonly newcomerShare = 0.15,
+    private readonly askingMs = 1500
   ) {}
 
   /** Slots in use. */
@@ -63,7 +66,8 @@ export class SlotShares {
       return `the free slot${free === 1 ? ' is' : 's are'} kept for ${others === 1 ? 'a peer' : `${others} peers`} turned away before you; try again shortly`
     }
     if (this.priority != null && this.waiting.has(peer) && this.waiting.size > free) {
-      if (!this.firstInLine(free).has(peer)) {
+      const first = this.firstInLine(free, peer, now)
+      if (first.size >= free && !first.has(peer)) {
         this.wait(peer, now)
         return `the free slot${free === 1 ? ' is' : 's are'} kept for peers that did more work for this node; try again shortly`
       }
@@ -89,13 +93,15 @@ export class SlotShares {
    * The waiting peers the next `free` slots are kept for: the most credited first (the longest
    * waiting among equals), with the newcomers' turn in every `1 / newcomerShare` contended slot.
    */
-  private firstInLine (free: number): Set<string> {
-    const credit = new Map([...this.waiting.keys()].map(p => [p, this.priority!(p)]))
+  private firstInLine (free: number, asker: string, now: number): Set<string> {
+    // only peers still asking rank: one that stopped (its job ended) must not hold a slot it will never take
+    const asking = [...this.waiting].filter(([p, at]) => p === asker || now - at <= this.askingMs).map(([p]) => p)
+    const credit = new Map(asking.map(p => [p, this.priority!(p)]))
     // the waiting map is oldest first; sort is stable
-    const order = [...this.waiting.keys()].sort((a, b) => credit.get(b)! - credit.get(a)!)
+    const order = [...asking].sort((a, b) => credit.get(b)! - credit.get(a)!)
     const every = Math.max(1, Math.round(1 / this.newcomerShare))
     if (this.contended % every === every - 1) {
-      const newcomer = [...this.waiting.keys()].find(p => !(credit.get(p)! > 0))
+      const newcomer = asking.find(p => !(credit.get(p)! > 0))
       if (newcomer != null) order.unshift(newcomer)
     }
     return new Set(order.slice(0, free))
