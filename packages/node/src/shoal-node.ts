@@ -511,7 +511,19 @@ export class ShoalNode {
       localGflops: Math.max(0, ...(this.calibrationResult?.providers ?? []).map(p => p.gflops)),
       localSlots: this.config.maxConcurrency,
       localBusy: () => this.libp2pNode?.services.inference.running ?? 0,
-      onPeersChanged: listener => libp2p.services.capacity.peers.onEvent(event => { if (event.type !== 'update') listener() }),
+      // a job's peers are those with an ad and a connection (or a proven record): either may change.
+      // Every peer's ads come again and again, so a change of time (an exclusion that ended) is seen too
+      onPeersChanged: listener => {
+        const off = libp2p.services.capacity.peers.onEvent(() => { listener() })
+        const onConnection = (): void => { listener() }
+        libp2p.addEventListener('peer:connect', onConnection)
+        libp2p.addEventListener('peer:disconnect', onConnection)
+        return () => {
+          off()
+          libp2p.removeEventListener('peer:connect', onConnection)
+          libp2p.removeEventListener('peer:disconnect', onConnection)
+        }
+      },
       runRemote: async (peerId, request, signal) => {
         // a worker weighs this node's pieces by what it did for others: it is shown the receipts, now and then
         this.creditKeeper?.presentTo(peerId)

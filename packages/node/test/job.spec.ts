@@ -239,6 +239,37 @@ describe('Job: a batch cut into pieces, run by peers, joined in order', () => {
   })
 })
 
+  it('a peer that turns up while the job waits gets its pieces; news that changes none of the job\'s peers does not wake it', async () => {
+    const listeners = new Set<() => void>()
+    const peers: SchedulerPeer[] = []
+    let reads = 0
+    const asked: string[] = []
+    const { job: j } = job({}, { x: batch(4) }, { rowsPerPiece: 2, verify: 'off' }, {
+      // this node gives no slots: the job can only wait for a peer
+      localSlots: 0,
+      peers: () => { reads++; return [...peers] },
+      onPeersChanged: listener => { listeners.add(listener); return () => listeners.delete(listener) },
+      runRemote: async (peerId, request) => { asked.push(peerId); return await honest(request.inputs) }
+    })
+    let wakes = 0
+    const waiting = new Promise<void>(resolve => j.onProgress(p => { wakes++; if (p.state === 'running') resolve() }))
+    const run = j.run()
+    await waiting
+    expect(j.progress()).toMatchObject({ state: 'running', done: 0, inFlight: 0 })
+    const [readsBefore, wakesBefore] = [reads, wakes]
+    // an ad or a connection of someone not a candidate: the peers are read, the job is not woken
+    for (const l of listeners) l()
+    await new Promise(resolve => setImmediate(resolve))
+    expect([reads, wakes]).toEqual([readsBefore + 1, wakesBefore])
+    expect(asked).toEqual([])
+    peers.push({ peerId: 'late', gflops: 50, slots: 1 })
+    for (const l of listeners) l()
+    const result = await run
+    expect(result.progress.perPeer).toEqual({ late: 2 })
+    expect(same(result.outputs.y, batch(4))).toBe(true)
+    expect(listeners.size).toBe(0)
+  })
+
 describe('Job: result verification (spot, checked against this node\'s own run)', () => {
   const zeros = async (inputs: Record<string, Tensor>): Promise<PieceResult> => ({ outputs: { y: { ...inputs.x, data: new Uint8Array(inputs.x.data.byteLength) } }, computeMs: 1, provider: 'cpu' })
   const perturbed = async (inputs: Record<string, Tensor>): Promise<PieceResult> => {

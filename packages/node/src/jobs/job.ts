@@ -500,9 +500,14 @@ export class Job extends SubmittedJob {
     })
     this.scheduler = scheduler
     this.state = 'running'
-    scheduler.setPeers(this.allPeers(), this.now())
+    let peers = this.allPeers()
+    scheduler.setPeers(peers, this.now())
+    // told of every ad and connection in the mesh: the job acts only when its own peers changed
     const unsubscribe = this.deps.onPeersChanged(() => {
-      scheduler.setPeers(this.allPeers(), this.now())
+      const now = this.allPeers()
+      if (samePeers(now, peers)) return
+      peers = now
+      scheduler.setPeers(peers, this.now())
       this.wake()
     })
     try {
@@ -513,7 +518,8 @@ export class Job extends SubmittedJob {
         const nowBusy = this.deps.localBusy?.() ?? 0
         if (nowBusy !== busy) {
           busy = nowBusy
-          scheduler.setPeers(this.allPeers(), this.now())
+          peers = this.allPeers()
+          scheduler.setPeers(peers, this.now())
         }
         const decision = scheduler.next(this.now())
         for (const c of decision.cancel) this.flights.get(`${c.pieceId}@${c.peerId}`)?.abort()
@@ -723,4 +729,12 @@ export class Job extends SubmittedJob {
     }
     return undefined
   }
+}
+
+/** The same peers, in the same order, with the same slots, speed and model. */
+function samePeers (a: SchedulerPeer[], b: SchedulerPeer[]): boolean {
+  return a.length === b.length && a.every((p, i) => {
+    const q = b[i]
+    return p.peerId === q.peerId && p.slots === q.slots && p.gflops === q.gflops && p.hasModel === q.hasModel
+  })
 }
