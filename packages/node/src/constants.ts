@@ -369,6 +369,16 @@ export const RECEIPT_PRESENT_INTERVAL_MS = 10 * 60 * 1000
 /** A peer's next receipt batch is read no sooner than this after its last (checking one costs up to 256 signature checks). */
 export const RECEIPT_MIN_INTERVAL_MS = 250
 
+/** Receipt batches to one peer are at least this far apart (twice what the receiver allows: clocks and delays differ). */
+export const RECEIPT_SEND_SPACING_MS = 2 * RECEIPT_MIN_INTERVAL_MS
+
+/** Receipts waiting to be sent to one peer, and peers with receipts waiting (the oldest dropped first). */
+export const MAX_QUEUED_RECEIPTS_PER_PEER = 1024
+export const MAX_RECEIPT_OUTBOX_PEERS = 1024
+
+/** Requests a peer answered are receipted together: one receipt per peer and model for each such window. */
+export const REQUEST_RECEIPT_WINDOW_MS = 1000
+
 /** The longest a receipt exchange may take, either way. */
 export const RECEIPT_TIMEOUT_MS = 10_000
 

@@ -606,7 +606,13 @@ export class ShoalNode {
         maxResponseBytes: deps.maxResponseBytes,
         admit: async (peerId, signal) => await this.requestSlots.acquire(peerId, signal),
         trust: this.trust,
-        onWrongAnswer: deps.onWrongAnswer
+        onWrongAnswer: deps.onWrongAnswer,
+        // a row's work units: the model's measured cost, or what this answer took at the peer's advertised speed
+        onKept: kept => {
+          const gflops = this.jobCandidates(modelCid).find(c => c.peerId === kept.peerId)?.gflops ?? 0
+          const unitsPerRow = this.costs.msPerRow(modelCid, 1) ?? Math.max(1e-3, kept.ms / kept.rows * gflops)
+          this.creditKeeper?.requestAnswered({ peerId: kept.peerId, modelCid, rows: kept.rows, unitsPerRow, checked: kept.checked })
+        }
       }, inputs, options)
     } finally {
       release()

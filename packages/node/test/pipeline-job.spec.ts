@@ -7,6 +7,7 @@ import type { SchedulerPeer } from '@shoal/scheduler'
 import { PipelineJob } from '../src/jobs/pipeline-job.js'
 import type { PipelineJobDeps } from '../src/jobs/pipeline-job.js'
 import type { PieceRequest, PieceResult } from '../src/pieces/infer-client.js'
+import type { CreditedJob } from '../src/credit/index.js'
 
 // three stages over float32 [batch, 2]: h = x + 1, g = h * 2, y = g - x (stage 3 reads a job input too)
 const CIDS = ['bafkreistageone', 'bafkreistagetwo', 'bafkreistagethree']
@@ -190,6 +191,24 @@ describe('a pipeline job under spot verification', () => {
     expect(result.progress.verification.excluded).toEqual(['cheat'])
     // more rows computed here than the checks alone: whole micro-batches run again
     expect(result.progress.verification.extraRows).toBeGreaterThan(result.progress.verification.checkedPieces * 2)
+  })
+
+  it('credits each stage\'s answers kept from peers, one job id per stage, checked ones as spot; a peer caught gets nothing', async () => {
+    const trust = new TrustRecords(Date.now)
+    const credited: CreditedJob[] = []
+    const { deps } = fake(peers, cheatOnStage2('cheat'), { holds: () => true, trust, onCredited: job => credited.push(job) })
+    const job = new PipelineJob(deps, { x: batch(16) }, { rowsPerPiece: 2 })
+    const result = await job.run()
+    expect(result.progress.verification.excluded).toEqual(['cheat'])
+    expect(credited.map(c => [c.jobId, c.modelCid])).toEqual(CIDS.map((cid, i) => [`${result.jobId}/${i + 1}`, cid]))
+    for (const c of credited) {
+      // the honest peer's answers only (checked as a newcomer's all are, until its record says otherwise)
+      expect(c.pieces.every(p => p.peerId === 'honest' && ['spot', 'unchecked'].includes(p.verified) && p.rows === 2)).toBe(true)
+      expect(new Set(c.pieces.map(p => p.pieceId)).size).toBe(c.pieces.length)
+      expect(c.unitsPerRow).toBeGreaterThan(0)
+    }
+    // its first answers, a newcomer's, were all checked
+    expect(credited[0].pieces.some(p => p.verified === 'spot')).toBe(true)
   })
 
   it('fetches a stage it lacks before checking, and fails with a clear error when it cannot', async () => {

@@ -75,6 +75,24 @@ describe('contribution credit: receipts for work done (docs/trust.md, "Credit")'
     expect(again.status().credit.earned.receipts).toBe(4)
   })
 
+  it('requests a worker answered are receipted together, one receipt a second for the worker and model; two jobs run at once both reach it', async () => {
+    const submitter = await startNode([], { maxConcurrency: 0 })
+    const worker = await startNode([submitter.addrs[0]])
+    nodes = [submitter, worker]
+    const { cid } = await submitter.addModel(model)
+    await worker.addModel(model)
+    await waitFor(() => submitter.peers().some(p => p.models.includes(cid)), 'the worker\'s ad')
+    for (let i = 0; i < 5; i++) expect((await submitter.infer(cid, rows(3, i), { verify: 'off' })).peerId).toBe(worker.peerId)
+    await waitFor(() => worker.status().credit.earned.receipts === 1, 'the requests\' receipt')
+    expect(worker.status().credit.earned).toMatchObject({ receipts: 1, rows: 15, submitters: 1 })
+    expect(submitter.status().credit.peers[0]).toMatchObject({ peerId: worker.peerId })
+    // two jobs whose receipts go out at the same moment: the worker reads one batch per 250 ms, so the second waits its turn
+    await Promise.all([1, 2].map(async seed => await submitter.submitJob(cid, rows(4, seed), { rowsPerPiece: 2, verify: 'off' }).run()))
+    await waitFor(() => worker.status().credit.earned.receipts === 5, 'both jobs\' receipts')
+    expect(worker.status().credit.earned.rows).toBe(15 + 8)
+    expect(submitter.status().credit.issued.receipts).toBe(5)
+  })
+
   it('what an attacker sends is kept out: receipts it signed for another worker, forged signatures, a stranger\'s for itself, junk; the node serves on', async () => {
     const target = await startNode()
     nodes = [target]

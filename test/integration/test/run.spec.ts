@@ -60,6 +60,15 @@ describe('shoal run, end to end through node processes', () => {
       expect(text).toMatch(new RegExp(`contributed  ${pieces} pieces? \\(${pieces * 2} rows, .* of compute\\) and [\\d.]+ [KMG]?i?B of models served to others since start`))
     }
     expect(served).toBeLessThanOrEqual((await readFile(DETECTION_MODEL)).byteLength)
+    // the submitter signed a receipt for each piece it kept, and each worker holds its own (docs/trust.md, "Credit")
+    for (const i of [1, 2]) {
+      const won = summary.peers[procs[i].peerId] ?? 0
+      await waitFor(async () => JSON.parse((await runCli(['node', 'status', '--json', '--data-dir', dirs[i]])).stdout).credit.earned.receipts === won, `worker ${i}'s receipts`)
+      const text = (await runCli(['node', 'status', '--data-dir', dirs[i]])).stdout
+      expect(text).toMatch(won === 0 ? /earned {7}no receipts yet/ : new RegExp(`earned {7}${won} receipts? from 1 submitter \\(${won * 2} rows, [\\d.]+[kMG]? work units\\)`))
+    }
+    const given = (await runCli(['node', 'status', '--data-dir', dirs[0]])).stdout
+    expect(given).toMatch(/credit {7}signed 4 receipts \([\d.]+[kMG]? units\) for peers' work; [12] peers? ha(s|ve) credit here \(most: \w{8} [\d.]+/)
     expect(answered).toBeLessThanOrEqual(4 + summary.duplicates + summary.retries)
     // the model file given to `run` is now in the node's store
     const models = JSON.parse((await runCli(['model', 'ls', '--json', '--data-dir', dirs[0]])).stdout)

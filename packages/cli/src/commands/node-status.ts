@@ -1,5 +1,5 @@
 import { ApiClient } from '@shoal/node/client'
-import type { Contribution } from '@shoal/node/client'
+import type { Contribution, CreditView } from '@shoal/node/client'
 import { DATA_DIR_FLAG, JSON_FLAG, parse } from '../args.js'
 import type { Command, CommandSpec } from '../args.js'
 import { formatBytes, formatDuration } from '../format.js'
@@ -18,6 +18,27 @@ export const nodeStatusSpec: CommandSpec = {
 function contribution (c: Contribution): string {
   const pieces = `${c.pieces} ${c.pieces === 1 ? 'piece' : 'pieces'} (${c.rows} rows, ${formatDuration(c.computeSeconds * 1000)} of compute)`
   return `${pieces} and ${formatBytes(c.modelBytesServed)} of models served to others since start`
+}
+
+/** Work units, short: 1234567 -> 1.2M. */
+function units (n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(1)}G`
+  if (n >= 1e6) return `${(n / 1e6).toFixed(1)}M`
+  if (n >= 1e4) return `${(n / 1e3).toFixed(1)}k`
+  return String(Math.round(n))
+}
+
+/** What the node earned and gave (docs/trust.md, "Credit"): its receipts, what it signed, who has credit here. */
+function credit (c: CreditView): string[] {
+  const e = c.earned
+  const earned = e.receipts === 0
+    ? 'no receipts yet: submitters sign one for each piece of theirs this node runs'
+    : `${e.receipts} ${e.receipts === 1 ? 'receipt' : 'receipts'} from ${e.submitters} ${e.submitters === 1 ? 'submitter' : 'submitters'} (${e.rows} rows, ${units(e.work)} work units)`
+  const top = c.peers.slice(0, 3).map(p => `${p.peerId.slice(-8)} ${units(p.direct + p.transitive)}`).join(', ')
+  return [
+    `earned       ${earned}`,
+    `credit       signed ${c.issued.receipts} ${c.issued.receipts === 1 ? 'receipt' : 'receipts'} (${units(c.issued.work)} units) for peers' work; ${c.peers.length === 0 ? 'no peer has credit here yet' : `${c.peers.length}${c.peers.length === 50 ? '+' : ''} ${c.peers.length === 1 ? 'peer has' : 'peers have'} credit here (most: ${top})`}; credit halves every ${c.halfLifeDays} days`
+  ]
 }
 
 /** What each reachability means for the volunteer (docs/operators.md, "Ports and reachability"). */
@@ -53,7 +74,8 @@ export async function nodeStatus (argv: string[], io: Io): Promise<number> {
     ...status.calibration.failed.map(f => `             ${f.name} does not work here: ${f.error}`),
     `limits       ${c.limits.maxConcurrency} pieces at once, ${c.limits.cpuThreads} CPU threads, memory ${c.limits.maxMemoryBytes === 0 ? 'unlimited' : formatBytes(c.limits.maxMemoryBytes)}${c.limits.noGpu ? ', no GPU' : ''}`,
     `work         ${c.freeSlots} free slots, ${c.queueLength} queued`,
-    `contributed  ${contribution(status.contributed)}`
+    `contributed  ${contribution(status.contributed)}`,
+    ...credit(status.credit)
   ].join('\n') + '\n')
   return 0
 }

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { peerIdFromMultihash, peerIdFromString } from '@libp2p/peer-id'
 import type { Connection, PeerId, PrivateKey, Stream } from '@libp2p/interface'
@@ -8,12 +9,16 @@ import type { SignedReceipt } from '@shoal/protocol'
 import { CreditLedger } from '@shoal/scheduler'
 import type { PeerCredit, PresentedReceipt } from '@shoal/scheduler'
 import * as Digest from 'multiformats/hashes/digest'
-import { CREDIT_SAVE_DELAY_MS, MAX_EARNED_RECEIPTS, RECEIPT_MIN_INTERVAL_MS, RECEIPT_PRESENT_INTERVAL_MS, RECEIPT_TIMEOUT_MS } from '../constants.js'
+import {
+  CREDIT_SAVE_DELAY_MS, MAX_EARNED_RECEIPTS, MAX_QUEUED_RECEIPTS_PER_PEER, MAX_RECEIPT_OUTBOX_PEERS, RECEIPT_MIN_INTERVAL_MS, RECEIPT_PRESENT_INTERVAL_MS,
+  RECEIPT_SEND_SPACING_MS, RECEIPT_TIMEOUT_MS, REQUEST_RECEIPT_WINDOW_MS
+} from '../constants.js'
 import { writePrivateFile } from '../data-dir.js'
 import { dataDirFiles } from '../data-dir-layout.js'
 import { PublicKeyCache, signerFor } from '../pieces/ed25519-keys.js'
 import { frames, readMessage, writeMessage } from '../pieces/frames.js'
 import { EarnedReceipts } from './earned-receipts.js'
+import { ReceiptOutbox } from './receipt-outbox.js'
 import type { EarnedReceipt, EarnedSummary } from './earned-receipts.js'
 
 /** How a piece's kept answer was verified, as a receipt states it. */
@@ -93,13 +98,25 @@ export class CreditKeeper {
   private issuedWork = 0
   private saveTimer?: ReturnType<typeof setTimeout>
   private saving: Promise<void> = Promise.resolve()
-  private readonly sends = new Set<Promise<void>>()
+  private readonly outbox: ReceiptOutbox
+  /** Requests answered by each peer, by model, since the last window's receipts (bounded by the outbox's peers). */
+  private readonly answered = new Map<string, { peerId: string, modelCid: string, rows: number, work: number, unchecked: boolean }>()
+  private answeredTimer?: ReturnType<typeof setTimeout>
+  private readonly signing = new Set<Promise<void>>()
 
   constructor (private readonly init: CreditKeeperInit) {
     this.now = init.now ?? Date.now
     this.ledger = new CreditLedger(this.now, {}, init.peerId.toString())
     this.sign = init.signReceipt ?? signerFor(init.privateKey)
     this.self = init.peerId.toMultihash().bytes
+    this.outbox = new ReceiptOutbox({
+      send: async (peer, batch) => { await this.send(peer, batch) },
+      spacingMs: RECEIPT_SEND_SPACING_MS,
+      maxPerPeer: MAX_QUEUED_RECEIPTS_PER_PEER,
+      maxPeers: MAX_RECEIPT_OUTBOX_PEERS,
+      now: this.now,
+      ...(init.log != null ? { log: init.log } : {})
+    })
   }
 
   /** Reads credit.json and receipts.json; what cannot be read is left out, with a warning returned. */
@@ -126,8 +143,13 @@ export class CreditKeeper {
   /** Stops serving, lets receipts on their way go (bounded by their deadline) and saves. */
   async stop (): Promise<void> {
     await this.net?.unhandle(RECEIPT_PROTOCOL).catch(() => {})
+    clearTimeout(this.answeredTimer)
+    this.answeredTimer = undefined
+    this.signAnswered()
+    await Promise.allSettled([...this.signing])
+    // what is on its way goes (bounded by its deadline); what still waits for its turn is dropped
+    await this.outbox.close()
     this.net = undefined
-    await Promise.allSettled([...this.sends])
     clearTimeout(this.saveTimer)
     this.saveTimer = undefined
     await this.save()
@@ -155,42 +177,92 @@ export class CreditKeeper {
     if (job.pieces.length === 0) return
     const byPeer = new Map<string, SignedReceipt[]>()
     for (const piece of job.pieces) {
-      if (piece.peerId === this.init.peerId.toString()) continue
-      let worker: PeerId
-      try {
-        worker = peerIdOf(piece.peerId)
-      } catch {
-        continue
-      }
-      const work = Math.max(1, Math.ceil(piece.rows * job.unitsPerRow))
-      const receipt = Receipt.encode({
+      const signed = await this.receipt(piece.peerId, {
         jobId: job.jobId,
         pieceId: piece.pieceId,
         modelCid: job.modelCid,
-        worker: new Uint8Array(worker.toMultihash().bytes),
-        submitter: new Uint8Array(this.self),
         rows: piece.rows,
-        work: BigInt(work),
+        work: Math.max(1, Math.ceil(piece.rows * job.unitsPerRow)),
         verified: VERIFIED[piece.verified],
-        outputsSha256: new Uint8Array(piece.outputsSha256 ?? []),
-        issuedAtMs: BigInt(Math.floor(this.now()))
+        outputsSha256: new Uint8Array(piece.outputsSha256 ?? [])
       })
-      const signature = await this.sign(receiptPayload(receipt))
-      this.ledger.given(piece.peerId, work)
-      this.issuedReceipts++
-      this.issuedWork += work
+      if (signed == null) continue
       const list = byPeer.get(piece.peerId) ?? []
-      list.push({ receipt, signature: new Uint8Array(signature) })
+      list.push(signed)
       byPeer.set(piece.peerId, list)
     }
     this.saveSoon()
-    for (const [peer, receipts] of byPeer) {
-      this.background(async () => {
-        for (let i = 0; i < receipts.length; i += MAX_RECEIPTS_PER_BATCH) {
-          await this.send(peer, { issued: receipts.slice(i, i + MAX_RECEIPTS_PER_BATCH), presented: [] })
-        }
-      }, `receipts to ${peer}`)
+    for (const [peer, receipts] of byPeer) this.outbox.issue(peer, receipts)
+  }
+
+  /**
+   * A request `peerId` answered and this node kept: credited and receipted with the other
+   * requests it answers for the model within REQUEST_RECEIPT_WINDOW_MS (one receipt for them all,
+   * job id `requests:<uuid>`: a stream of small requests costs one signature a second, not one each).
+   */
+  requestAnswered (answer: { peerId: string, modelCid: string, rows: number, unitsPerRow: number, checked: boolean }): void {
+    if (answer.peerId === this.init.peerId.toString() || answer.rows < 1) return
+    const key = `${answer.peerId}\n${answer.modelCid}`
+    let entry = this.answered.get(key)
+    if (entry == null) {
+      if (this.answered.size >= MAX_RECEIPT_OUTBOX_PEERS) return
+      entry = { peerId: answer.peerId, modelCid: answer.modelCid, rows: 0, work: 0, unchecked: false }
+      this.answered.set(key, entry)
     }
+    entry.rows += answer.rows
+    entry.work += answer.rows * answer.unitsPerRow
+    entry.unchecked ||= !answer.checked
+    if (this.answeredTimer == null) {
+      this.answeredTimer = setTimeout(() => { this.answeredTimer = undefined; this.signAnswered() }, REQUEST_RECEIPT_WINDOW_MS)
+      this.answeredTimer.unref?.()
+    }
+  }
+
+  /** One receipt for each peer and model of the requests answered in the window that ended. */
+  private signAnswered (): void {
+    const entries = [...this.answered.values()]
+    this.answered.clear()
+    if (entries.length === 0) return
+    const task = (async () => {
+      for (const e of entries) {
+        const signed = await this.receipt(e.peerId, {
+          jobId: `requests:${randomUUID()}`,
+          pieceId: 0,
+          modelCid: e.modelCid,
+          rows: Math.min(e.rows, 0xffffffff),
+          work: Math.max(1, Math.ceil(e.work)),
+          verified: e.unchecked ? Receipt.Verification.UNCHECKED : Receipt.Verification.SPOT,
+          outputsSha256: new Uint8Array(0)
+        })
+        if (signed != null) this.outbox.issue(e.peerId, [signed])
+      }
+      this.saveSoon()
+    })().catch(err => { this.init.log?.('receipts of requests: %s', err.message ?? err) })
+    this.signing.add(task)
+    void task.finally(() => this.signing.delete(task))
+  }
+
+  /** Signs a receipt for `peer`'s work and credits it here; undefined for this node itself or a peer id that is not one. */
+  private async receipt (peer: string, fields: Omit<Receipt, 'worker' | 'submitter' | 'issuedAtMs' | 'work'> & { work: number }): Promise<SignedReceipt | undefined> {
+    if (peer === this.init.peerId.toString()) return undefined
+    let worker: PeerId
+    try {
+      worker = peerIdOf(peer)
+    } catch {
+      return undefined
+    }
+    const receipt = Receipt.encode({
+      ...fields,
+      worker: new Uint8Array(worker.toMultihash().bytes),
+      submitter: new Uint8Array(this.self),
+      work: BigInt(fields.work),
+      issuedAtMs: BigInt(Math.floor(this.now()))
+    })
+    const signature = await this.sign(receiptPayload(receipt))
+    this.ledger.given(peer, fields.work)
+    this.issuedReceipts++
+    this.issuedWork += fields.work
+    return { receipt, signature: new Uint8Array(signature) }
   }
 
   /** This node is about to ask `peer` for work: it is shown this node's receipts, once in a while. */
@@ -199,14 +271,7 @@ export class CreditKeeper {
     const last = this.presentedTo.get(peer)
     if (last != null && this.now() - last < RECEIPT_PRESENT_INTERVAL_MS) return
     remember(this.presentedTo, peer, this.now())
-    const presented = this.earned.toPresent()
-    this.background(async () => { await this.send(peer, { issued: [], presented }) }, `receipts shown to ${peer}`)
-  }
-
-  private background (task: () => Promise<void>, what: string): void {
-    const run = task().catch(err => { this.init.log?.('%s: %s', what, err.message ?? err) })
-    this.sends.add(run)
-    void run.finally(() => this.sends.delete(run))
+    this.outbox.present(peer, this.earned.toPresent())
   }
 
   private async send (peer: string, batch: ReceiptBatch): Promise<ReceiptAck> {

@@ -200,7 +200,7 @@ export function shapeProblem (output: ModelInfo['outputs'][number], t: Tensor, r
 }
 
 /** The outputs hash a worker's encoded commitment states, if it decodes. */
-function commitmentOutputsHash (commitment: Uint8Array): Uint8Array | undefined {
+export function commitmentOutputsHash (commitment: Uint8Array): Uint8Array | undefined {
   try {
     const hash = AnswerCommitment.decode(commitment).outputsSha256
     return hash.byteLength === 32 ? hash : undefined

@@ -5,7 +5,8 @@ import { compareOutputs, concatRows, sliceRows } from '@shoal/runtime'
 import type { Tensor } from '@shoal/runtime'
 import { ASSUMED_FETCH_BYTES_PER_MS, MODEL_FETCH_SETUP_MS, MICRO_BATCHES_PER_STAGE, STAGE_WAIT_MS } from '../constants.js'
 import type { PieceResult } from '../pieces/index.js'
-import { batchRows, causeOf, fixedBatchOf, localPeer } from './job.js'
+import { batchRows, causeOf, commitmentOutputsHash, fixedBatchOf, localPeer } from './job.js'
+import type { CreditedPiece, Verified } from '../credit/index.js'
 import { JobError, SubmittedJob } from './job-base.js'
 import type { JobOptions, JobProgress, JobResult, PieceAttempt, SubmitterDeps } from './job.js'
 import { SerialChecks } from './verifier.js'
@@ -96,6 +97,8 @@ export class PipelineJob extends SubmittedJob {
   private readonly checks = new SerialChecks()
   /** Peers proven wrong in this job: they get no more pieces. */
   private readonly excluded = new Set<string>()
+  /** Each stage's answers kept from peers, by `stage:micro-batch`, for their receipts. */
+  private readonly kept = new Map<string, { stage: number, pieceId: number, peerId: string, rows: number, verified: Verified, commitment?: Uint8Array }>()
   /** Each micro-batch's remote answers taken unchecked, by peer: run again here if that peer is caught. */
   private readonly unchecked = new Map<number, Set<string>>()
   private readonly verification = { checkedPieces: 0, extraRows: 0, mismatches: 0 }
@@ -209,7 +212,31 @@ export class PipelineJob extends SubmittedJob {
       this.state = 'failed'
       this.emit()
       throw err
+    } finally {
+      this.credit()
     }
+  }
+
+  /**
+   * Each stage's answers kept from peers, for their receipts (one job id per stage, as its pieces
+   * had): a peer caught in the job gets none. Given to `onCredited` when the job ends, done or not.
+   */
+  private credit (): void {
+    if (this.deps.onCredited == null || this.kept.size === 0) return
+    for (const stage of this.stages) {
+      const pieces: CreditedPiece[] = []
+      for (const k of this.kept.values()) {
+        if (k.stage !== stage.index || this.excluded.has(k.peerId)) continue
+        const outputsSha256 = k.commitment != null ? commitmentOutputsHash(k.commitment) : undefined
+        pieces.push({ pieceId: k.pieceId, peerId: k.peerId, rows: k.rows, verified: k.verified, ...(outputsSha256 != null ? { outputsSha256 } : {}) })
+      }
+      if (pieces.length === 0) continue
+      this.deps.onCredited({ jobId: `${this.id}/${stage.index + 1}`, modelCid: stage.cid, unitsPerRow: stage.scheduler.measuredCost() ?? 1, pieces })
+    }
+  }
+
+  private keep (stage: Stage, mb: Piece, peerId: string, verified: Verified, answer: PieceResult): void {
+    this.kept.set(`${stage.index}:${mb.id}`, { stage: stage.index, pieceId: mb.id, peerId, rows: mb.rows, verified, ...(answer.commitment != null ? { commitment: answer.commitment.commitment } : {}) })
   }
 
   /** Under `spot` this node runs every stage to check answers: stages it lacks are fetched first. */
@@ -369,6 +396,7 @@ export class PipelineJob extends SubmittedJob {
         if (peers == null) this.unchecked.set(mb.id, peers = new Set())
         peers.add(peerId)
       }
+      if (remote) this.keep(stage, mb, peerId, 'unchecked', answer)
       this.stageDone(stage, mb, answer.outputs)
     }, err => {
       if (controller.signal.aborted) { outcome = 'cancelled'; return }
@@ -395,6 +423,7 @@ export class PipelineJob extends SubmittedJob {
       const agreement = compareOutputs(pick(answer.outputs), pick(reference), { sameRuntime: false, tolerance: this.options.tolerance })
       if (agreement.agree) {
         if (!this.excluded.has(peer)) this.trust.verified(peer)
+        this.keep(stage, mb, peer, 'spot', answer)
         this.stageDone(stage, mb, answer.outputs)
       } else {
         this.verification.mismatches++

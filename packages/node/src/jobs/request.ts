@@ -34,6 +34,8 @@ export interface RequestDeps {
   trust: TrustRecords
   random?: () => number
   onWrongAnswer?: (wrong: WrongAnswer) => void
+  /** A peer's answer was kept (for its receipt): the request's rows, the time from sending to the answer, whether it was checked. */
+  onKept?: (kept: { peerId: string, rows: number, ms: number, checked: boolean }) => void
   now?: () => number
 }
 
@@ -137,6 +139,7 @@ export async function runRequest (deps: RequestDeps, inputs: Record<string, Tens
             return
           }
         }
+        if (remote) deps.onKept?.({ peerId: route.peerId, rows, ms: now() - sentAt, checked })
         finish({ outputs, peerId: route.peerId, hedged, provider: answer.provider, wallMs: now() - started, failures, checked })
       }).catch((err: any) => {
         flights.delete(route.peerId)
