@@ -13,6 +13,8 @@ import { SUMMARIES } from './commands/summaries.js'
 const FILES: Record<string, () => Promise<{ commands: Record<string, Command> }>> = {
   'node start': async () => await import('./commands/node-start.js'),
   'node status': async () => await import('./commands/node-status.js'),
+  'node pause': async () => await import('./commands/node-pause.js'),
+  'node resume': async () => await import('./commands/node-pause.js'),
   peers: async () => await import('./commands/peers.js'),
   id: async () => await import('./commands/id.js'),
   run: async () => await import('./commands/run.js'),

@@ -7,6 +7,7 @@ import { DEFAULT_AD_INTERVAL_MS, DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_MAX_M
 import { ConfigError, DataDirError } from './errors.js'
 import { DEFAULT_MAX_REQUEST_BYTES, MIN_AD_INTERVAL_MS } from '@shoal/protocol'
 import { parseSwarmKey } from './mesh/swarm-key.js'
+import { parseHourRange, parseModelPattern } from './preferences.js'
 
 /** Everything that shapes a running node. Built by `resolveConfig` from defaults, config file, flags and env. */
 export interface NodeConfig {
@@ -56,13 +57,25 @@ export interface NodeConfig {
   upnp: boolean
   /** How long a small piece waits for others of its model to run with it as one batch, in ms (0: never). */
   batchWindowMs: number
+  /** Models this node serves, if only some (preferences.ts patterns: CID, NAME, NAME@VERSION, publisher:PEERID); empty: all. */
+  serveModels: string[]
+  /** Models this node refuses to serve (the same patterns); a refusal wins over `serveModels`. */
+  refuseModels: string[]
+  /** Local hours when it takes pieces (HH:MM-HH:MM each); empty: always. */
+  hours: string[]
+  /** Take pieces only while other programs leave the machine idle. */
+  whenIdle: boolean
+  /** Take pieces only on AC power (where the OS tells). */
+  onlyOnAc: boolean
+  /** At most this percentage of the machine's logical cores for peers' pieces (1-100): pieces at once x threads each. */
+  cpuShare: number
   /** The key file of the private mesh this node is in (absolute path); null: the public mesh. */
   swarmKey: string | null
   /** That key's 32 bytes, read and checked from the file (null without one). */
   swarmKeyBytes: Uint8Array | null
 }
 
-type Kind = 'multiaddr' | 'bootstrap' | 'peerid' | 'port' | 'count' | 'slots' | 'bytes' | 'boolean' | 'ms' | 'window' | 'seconds' | 'file' | 'relay'
+type Kind = 'multiaddr' | 'bootstrap' | 'peerid' | 'port' | 'count' | 'slots' | 'bytes' | 'boolean' | 'ms' | 'window' | 'seconds' | 'file' | 'relay' | 'model' | 'hours' | 'percent'
 
 /** One node option: its flag, environment variable, config-file key and help, in one place. */
 export interface OptionSpec {
@@ -103,8 +116,23 @@ export const NODE_OPTIONS: OptionSpec[] = [
   { key: 'relayMaxReservations', flag: 'relay-max-reservations', kind: 'count', placeholder: 'N', help: 'peers a relay holds a reservation for at once', defaultText: '15' },
   { key: 'swarmKey', flag: 'swarm-key', kind: 'file', placeholder: 'FILE', help: 'join the private mesh of this pre-shared key (shoal key generate makes one): only nodes with the same key can connect to this one', defaultText: 'none: the public mesh' },
   { key: 'trustedPublishers', flag: 'trust', kind: 'peerid', multiple: true, placeholder: 'PEERID', help: 'accept model names (name@version) signed by this peer; repeat for several (this node\'s own names are always trusted)', defaultText: 'none' },
+  { key: 'serveModels', flag: 'serve-model', kind: 'model', multiple: true, placeholder: 'PATTERN', help: 'serve pieces only of models that match: a CID, a name (resnet, or resnet@1.0) or publisher:PEERID (names match only models this node knows by that name); repeat for several', defaultText: 'every model' },
+  { key: 'refuseModels', flag: 'refuse-model', kind: 'model', multiple: true, placeholder: 'PATTERN', help: 'never serve pieces of models that match (the same patterns; a refusal wins over --serve-model); repeat for several', defaultText: 'none' },
+  { key: 'hours', flag: 'hours', kind: 'hours', multiple: true, placeholder: 'HH:MM-HH:MM', help: 'take pieces only during these local hours (22:00-07:00 runs over midnight; 9-17 is 09:00-17:00); repeat for several ranges. Outside them the node finishes what it runs and takes nothing new', defaultText: 'all day' },
+  { key: 'whenIdle', flag: 'when-idle', kind: 'boolean', help: 'take pieces only while other programs use less than a quarter of the machine\'s CPU (idle again after 30 s below it)', defaultText: 'off' },
+  { key: 'onlyOnAc', flag: 'only-on-ac', kind: 'boolean', help: 'take pieces only on AC power (Linux and macOS tell; elsewhere, or on a machine without a battery, the node serves)', defaultText: 'off' },
+  { key: 'cpuShare', flag: 'cpu-share', kind: 'percent', placeholder: 'PERCENT', help: 'use at most this share of the machine\'s logical cores for peers\' pieces, 1-100: pieces at once times threads per piece are lowered to fit (at least one of each)', defaultText: '100' },
   { key: 'recalibrate', flag: 'recalibrate', kind: 'boolean', help: 'measure execution providers again instead of using the cached calibration', defaultText: 'off', flagOnly: true }
 ]
+
+function isPeerIdText (text: string): boolean {
+  try {
+    peerIdFromString(text)
+    return true
+  } catch {
+    return false
+  }
+}
 
 /** SHOAL_MAX_CONCURRENCY for max-concurrency, and so on. */
 export function envName (spec: Pick<OptionSpec, 'flag'>): string {
@@ -159,6 +187,31 @@ function parseValue (spec: OptionSpec, raw: unknown, source: string): unknown {
           return fail(`"${String(text)}" is not a peer id (${err.message})`)
         }
       })
+    }
+    case 'model': {
+      return listOf(raw).map(text => {
+        try {
+          parseModelPattern(String(text), isPeerIdText)
+          return String(text).trim()
+        } catch (err: any) {
+          return fail(err.message)
+        }
+      })
+    }
+    case 'hours': {
+      return listOf(raw).map(text => {
+        try {
+          parseHourRange(String(text))
+          return String(text).trim()
+        } catch (err: any) {
+          return fail(err.message)
+        }
+      })
+    }
+    case 'percent': {
+      const n = typeof raw === 'number' ? raw : Number(String(raw).trim().replace(/%$/, ''))
+      if (String(raw).trim() === '' || !Number.isFinite(n) || n < 1 || n > 100) fail(`expected a percentage from 1 to 100, got "${String(raw)}"`)
+      return n
     }
     case 'relay': {
       const text = String(raw).toLowerCase()
@@ -256,7 +309,13 @@ export async function resolveConfig (init: ResolveConfigInit = {}): Promise<Node
     relayMaxReservations: 15,
     upnp: false,
     swarmKey: null,
-    swarmKeyBytes: null
+    swarmKeyBytes: null,
+    serveModels: [],
+    refuseModels: [],
+    hours: [],
+    whenIdle: false,
+    onlyOnAc: false,
+    cpuShare: 100
   }
   for (const spec of NODE_OPTIONS) {
     const layers: Array<['file' | 'flag' | 'env', unknown]> = [
@@ -272,7 +331,17 @@ export async function resolveConfig (init: ResolveConfigInit = {}): Promise<Node
   if ((values.listen as string[]).length === 0) throw new ConfigError('no listen address: give at least one --listen')
   if (values.lan === undefined) values.lan = (values.listen as string[]).every(isLoopback)
   if (values.swarmKey != null) values.swarmKeyBytes = await readSwarmKey(values.swarmKey as string)
-  return values as unknown as NodeConfig
+  const config = values as unknown as NodeConfig
+  if (config.cpuShare < 100) Object.assign(config, withinCpuShare(config, os.availableParallelism()))
+  return config
+}
+
+/** Pieces at once and threads per piece lowered so that together they use at most `cpuShare` of `cores` (at least 1 each). */
+export function withinCpuShare (config: Pick<NodeConfig, 'maxConcurrency' | 'cpuThreads' | 'cpuShare'>, cores: number): { maxConcurrency: number, cpuThreads: number } {
+  const budget = Math.max(1, Math.floor(cores * config.cpuShare / 100))
+  const maxConcurrency = config.maxConcurrency === 0 ? 0 : Math.min(config.maxConcurrency, budget)
+  const cpuThreads = Math.max(1, Math.min(config.cpuThreads, Math.floor(budget / Math.max(1, maxConcurrency))))
+  return { maxConcurrency, cpuThreads }
 }
 
 /** A swarm key file's key, or a ConfigError naming the file and what is wrong. */

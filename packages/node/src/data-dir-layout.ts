@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 
 /** The files a node keeps in its data directory. */
-export function dataDirFiles (dataDir: string): { identity: string, config: string, calibration: string, api: string, apiToken: string, trust: string, evidence: string, credit: string, receipts: string } {
+export function dataDirFiles (dataDir: string): { identity: string, config: string, calibration: string, api: string, apiToken: string, trust: string, evidence: string, credit: string, receipts: string, paused: string } {
   return {
     identity: join(dataDir, 'identity.key'),
     config: join(dataDir, 'config.json'),
@@ -15,6 +15,8 @@ export function dataDirFiles (dataDir: string): { identity: string, config: stri
     // what peers did for this node (docs/trust.md, "Credit")
     credit: join(dataDir, 'credit.json'),
     // the receipts submitters signed for this node's work
-    receipts: join(dataDir, 'receipts.json')
+    receipts: join(dataDir, 'receipts.json'),
+    // present while the volunteer paused the node (shoal node pause)
+    paused: join(dataDir, 'paused.json')
   }
 }

@@ -1,7 +1,7 @@
 import { readFile, rm } from 'node:fs/promises'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import type { PeerId } from '@libp2p/interface'
-import { encodePipelineManifest, INFER_PROTOCOL, isPipelineCid, MAX_AD_MODELS, MAX_AD_WARM_MODELS } from '@shoal/protocol'
+import { encodePipelineManifest, INFER_PROTOCOL, isPipelineCid, MAX_AD_MODELS, MAX_AD_REFUSED_MODELS, MAX_AD_WARM_MODELS } from '@shoal/protocol'
 import type { Capacity } from '@shoal/protocol'
 import { BatchingRuntime, calibrate, inspectModel, inspectModelInChild, ProcessSessions, SessionCache, slowed, splitModel, ThreadedSessions } from '@shoal/runtime'
 import type { SplitOptions, SplitResult } from '@shoal/runtime'
@@ -29,6 +29,10 @@ import { Lifecycle } from './lifecycle.js'
 import { CreditKeeper } from './credit/index.js'
 import type { CreditView } from './credit/index.js'
 import { NodeMetrics } from './metrics.js'
+import { parseModelPattern, servesModel } from './preferences.js'
+import type { ModelPattern } from './preferences.js'
+import { ServingGate } from './serving-gate.js'
+import type { ServingView } from './serving-gate.js'
 import type { Contribution } from './metrics.js'
 
 /**
@@ -111,6 +115,8 @@ export interface NodeStatus {
   contributed: Contribution
   /** Contribution credit: receipts this node holds for its work, what it signed for peers', peers' credit here (docs/trust.md, "Credit"). */
   credit: CreditView
+  /** Whether it takes new pieces now, and its volunteer's preferences that decide it (docs/operators.md, "What you give"). */
+  serving: ServingView & { serveModels: string[], refuseModels: string[], cpuShare: number }
 }
 
 /** Where a running node's API is, as written to `<dataDir>/api.json`. */
@@ -155,6 +161,10 @@ export interface ShoalNodeInit {
   signCommitment?: (payload: Uint8Array) => Promise<Uint8Array>
   /** Test hook: signs this node's receipts instead of its key. */
   signReceipt?: (payload: Uint8Array) => Promise<Uint8Array>
+  /** Test hook: the machine's state and the time of day as the volunteer's preferences see them. */
+  machine?: { busy?: () => boolean | null, onAc?: () => Promise<boolean | null>, minuteOfDay?: () => number }
+  /** Test hook: how often the preferences are checked (default SERVING_CHECK_MS). */
+  servingCheckMs?: number
 }
 
 /**
@@ -215,10 +225,20 @@ export class ShoalNode {
   readonly trust = new TrustRecords(Date.now)
   /** Contribution credit: receipts given and earned, peers' credit (`<data dir>/credit.json`, `receipts.json`). */
   private creditKeeper?: CreditKeeper
+  private servingGate?: ServingGate
+  /** The volunteer's model preferences, parsed. */
+  private readonly modelPrefs: { serve: ModelPattern[], refuse: ModelPattern[] }
+  /** Names this node resolved, by the CID they name (bounded): what --serve-model and --refuse-model names match. */
+  private readonly knownNames = new Map<string, Manifest[]>()
 
   constructor (init: ShoalNodeInit) {
     this.init = init
     this.config = init.config
+    const isPeerId = (text: string): boolean => { try { peerIdFromString(text); return true } catch { return false } }
+    this.modelPrefs = {
+      serve: init.config.serveModels.map(t => parseModelPattern(t, isPeerId)),
+      refuse: init.config.refuseModels.map(t => parseModelPattern(t, isPeerId))
+    }
     this.pipelines = new PipelineStore(init.config.dataDir, MAX_PIPELINES)
     this.models = new ModelStore({
       dataDir: init.config.dataDir,
@@ -291,6 +311,22 @@ export class ShoalNode {
         await this.loadTrust()
         this.startWarnings.push(...await credit.load())
       }, async () => { this.models.stop() })
+      // the volunteer's pause, hours, idleness and power: whether the node takes pieces (before its first ad)
+      .add('preferences', async () => {
+        this.servingGate = new ServingGate({
+          pausedFile: dataDirFiles(config.dataDir).paused,
+          hours: config.hours,
+          whenIdle: config.whenIdle,
+          onlyOnAc: config.onlyOnAc,
+          childPids: () => this.sessions?.childPids?.() ?? [],
+          busyCores: () => (this.libp2pNode?.services.inference.running ?? 0) * config.cpuThreads,
+          onChange: () => this.libp2pNode?.services.capacity.changed(),
+          log: (format, ...args) => { this.libp2pNode?.logger.forComponent('shoal:serving')(format, ...args) },
+          ...(this.init.machine != null ? { machine: this.init.machine } : {}),
+          ...(this.init.servingCheckMs != null ? { checkMs: this.init.servingCheckMs } : {})
+        })
+        await this.servingGate.start()
+      }, async () => { this.servingGate?.stop() })
       .add('sandbox', async () => { await this.startSandbox(calibration) }, async () => {
         await this.sessions?.close()
         this.sessions = undefined
@@ -359,7 +395,10 @@ export class ShoalNode {
         // every answer carries a commitment signed with the node's key (docs/protocol.md 6.3)
         sign: this.init.signCommitment ?? signerFor(privateKey),
         // contended slots go to the submitters that did most for this node (docs/trust.md, "Credit")
-        priority: peer => this.creditKeeper?.priority(peer) ?? 0
+        priority: peer => this.creditKeeper?.priority(peer) ?? 0,
+        // the volunteer's preferences (docs/operators.md, "What you give")
+        notServing: () => this.servingGate == null || this.servingGate.accepting ? undefined : this.servingGate.view().reasons.join('; '),
+        servesModel: cid => this.servesModel(cid)
       },
       swarm: {
         store: this.models,
@@ -481,6 +520,7 @@ export class ShoalNode {
     // no @: it can only be a CID, and the error says why it is not one
     if (!ref.includes('@')) return { cid: isPipelineCid(ref) ? ref : parseModelCid(ref).toString(), name: null }
     const name = await this.names.resolve(ref, alsoTrust)
+    this.knowName(name)
     return { cid: name.cid, name }
   }
 
@@ -599,7 +639,7 @@ export class ShoalNode {
         localPeerId: this.peerId,
         localCanRun: this.config.maxConcurrency > 0,
         model,
-        candidates: () => this.jobCandidates(modelCid),
+        candidates: () => this.jobCandidates(modelCid).filter(c => c.slots > 0),
         router: this.routerFor(model),
         runRemote: deps.runRemote,
         runLocal: deps.runLocal,
@@ -685,13 +725,16 @@ export class ShoalNode {
     const connected = new Set(libp2p.getConnections().map(c => c.remotePeer.toString()))
     return libp2p.services.capacity.peers.list()
       .filter(e => e.capacity.providers.length > 0 && e.capacity.limits.maxConcurrency > 0 && !INCOMPATIBLE_VERSIONS.has(e.capacity.version))
+      // its volunteer's choice of models
+      .filter(e => !(e.capacity.refusedModels?.includes(modelCid) ?? false) && !(e.capacity.listedOnly === true && !e.capacity.models.includes(modelCid)))
       .filter(e => connected.has(e.capacity.peerId) || this.proven.has(e.capacity.peerId))
       // a peer proven wrong gets no pieces until its exclusion ends
       .filter(e => !this.trust.excluded(e.capacity.peerId))
       .map(e => ({
         peerId: e.capacity.peerId,
         gflops: Math.max(...e.capacity.providers.map(p => p.gflops)),
-        slots: e.capacity.limits.maxConcurrency,
+        // a paused peer stays one of a job's peers (its pieces running finish) but gets no new ones
+        slots: e.capacity.paused === true ? 0 : e.capacity.limits.maxConcurrency,
         hasModel: e.capacity.models.includes(modelCid),
         queueLength: e.capacity.queueLength,
         warm: e.capacity.warmModels?.includes(modelCid) === true
@@ -843,14 +886,43 @@ export class ShoalNode {
       reachability: this.reachability(),
       memory: { rssBytes: process.memoryUsage.rss(), heapUsedBytes: process.memoryUsage().heapUsed },
       contributed: this.metrics.contributed(),
-      credit: this.creditKeeper!.view()
+      credit: this.creditKeeper!.view(),
+      serving: { ...this.servingGate!.view(), serveModels: this.config.serveModels, refuseModels: this.config.refuseModels, cpuShare: this.config.cpuShare }
     }
   }
 
-  private localCapacity (): ReturnType<Parameters<typeof createShoalLibp2p>[0]['capacity']['local']> {
+  /** Whether the volunteer lets this node serve pieces of the model (--serve-model, --refuse-model). */
+  private servesModel (cid: string): boolean {
+    const { serve, refuse } = this.modelPrefs
+    if (serve.length === 0 && refuse.length === 0) return true
+    const names = [...(this.knownNames.get(cid) ?? []), ...this.names.list().filter(m => m.cid === cid)]
+    return servesModel(serve, refuse, { cid, names })
+  }
+
+  private knowName (name: Manifest): void {
+    const list = (this.knownNames.get(name.cid) ?? []).filter(m => m.publisher !== name.publisher || m.name !== name.name || m.version !== name.version)
+    this.knownNames.delete(name.cid)
+    this.knownNames.set(name.cid, [...list, name].slice(-8))
+    if (this.knownNames.size > 1024) this.knownNames.delete(this.knownNames.keys().next().value as string)
+  }
+
+  /** Takes no new pieces from now on, also after a restart (`shoal node pause`); pieces running finish. */
+  async pause (): Promise<ServingView> {
+    return await this.servingGate!.pause()
+  }
+
+  /** Takes pieces again, as its preferences allow (`shoal node resume`). */
+  async resume (): Promise<ServingView> {
+    return await this.servingGate!.resume()
+  }
+
+  private localCapacity ():  ReturnType<Parameters<typeof createShoalLibp2p>[0]['capacity']['local']> {
     const { config } = this
     const calibration = this.calibrationResult
-    const models = this.models.list().map(m => m.cid).slice(0, MAX_AD_MODELS)
+    const held = this.models.list().map(m => m.cid)
+    const models = held.filter(cid => this.servesModel(cid)).slice(0, MAX_AD_MODELS)
+    // the refusals it can name: CIDs given, and models it holds that its preferences refuse
+    const refused = [...new Set([...this.modelPrefs.refuse.flatMap(p => p.kind === 'cid' ? [p.cid] : []), ...held.filter(cid => !models.includes(cid))])]
     return {
       hardware: detectHardware(),
       gpu: calibration?.gpu ?? null,
@@ -865,7 +937,10 @@ export class ShoalNode {
       queueLength: this.libp2pNode?.services.inference.queueLength ?? 0,
       models,
       // the models whose sessions the runtime keeps (it ran them last), of those held and advertised
-      warmModels: (this.sessions instanceof BatchingRuntime ? this.sessions.recentModels() : []).filter(cid => models.includes(cid)).slice(0, MAX_AD_WARM_MODELS)
+      warmModels: (this.sessions instanceof BatchingRuntime ? this.sessions.recentModels() : []).filter(cid => models.includes(cid)).slice(0, MAX_AD_WARM_MODELS),
+      paused: this.servingGate?.accepting === false,
+      listedOnly: this.modelPrefs.serve.length > 0,
+      refusedModels: refused.filter(cid => !models.includes(cid)).slice(0, MAX_AD_REFUSED_MODELS)
     }
   }
 

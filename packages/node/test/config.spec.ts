@@ -2,7 +2,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { NODE_OPTIONS, envName, parseBytes, resolveConfig } from '../src/config.js'
+import { NODE_OPTIONS, envName, parseBytes, resolveConfig, withinCpuShare } from '../src/config.js'
 
 async function dataDirWith (config?: unknown): Promise<string> {
   const dir = await mkdtemp(join(os.tmpdir(), 'shoal-config-'))
@@ -49,6 +49,22 @@ describe('node config', () => {
     expect((await resolveConfig({ dataDir, flags: { maxPieceSeconds: '30' }, env: {} })).maxPieceSeconds).toBe(30)
     await expect(resolveConfig({ dataDir, env: { SHOAL_MAX_PIECE_TIME: '0' } })).rejects.toThrow(/SHOAL_MAX_PIECE_TIME: expected an integer from 1 to 86400/)
     await expect(resolveConfig({ dataDir, env: { SHOAL_MAX_PIECE_TIME: '86401' } })).rejects.toThrow(/expected an integer from 1 to 86400/)
+  })
+
+  it('reads a volunteer\'s preferences: models, hours, idleness, power, a CPU share; names what is wrong', async () => {
+    const dataDir = await dataDirWith({ hours: ['22:00-07:00'], refuseModels: ['bigmodel'] })
+    const config = await resolveConfig({ dataDir, flags: { serveModels: ['publisher:12D3KooWLTLBgx3PB4HcuTwQ3kbbVhN7vDwd9XXMiUFD5JVJ9s3c', 'resnet@1.0'], whenIdle: true, cpuShare: '50%' }, env: { SHOAL_HOURS: '9-12,13:00-17:30', SHOAL_ONLY_ON_AC: 'yes' } })
+    expect(config).toMatchObject({ hours: ['9-12', '13:00-17:30'], refuseModels: ['bigmodel'], serveModels: ['publisher:12D3KooWLTLBgx3PB4HcuTwQ3kbbVhN7vDwd9XXMiUFD5JVJ9s3c', 'resnet@1.0'], whenIdle: true, onlyOnAc: true, cpuShare: 50 })
+    await expect(resolveConfig({ dataDir, flags: { hours: ['9am-5pm'] }, env: {} })).rejects.toThrow(/--hours: "9am-5pm" is not a range of hours/)
+    await expect(resolveConfig({ dataDir, flags: { refuseModels: ['two words'] }, env: {} })).rejects.toThrow(/--refuse-model: "two words" is not a model pattern/)
+    await expect(resolveConfig({ dataDir, flags: { cpuShare: '0' }, env: {} })).rejects.toThrow(/--cpu-share: expected a percentage from 1 to 100/)
+  })
+
+  it('a CPU share lowers pieces at once and threads per piece to fit, at least one of each', () => {
+    expect(withinCpuShare({ maxConcurrency: 2, cpuThreads: 8, cpuShare: 50 }, 8)).toEqual({ maxConcurrency: 2, cpuThreads: 2 })
+    expect(withinCpuShare({ maxConcurrency: 4, cpuThreads: 8, cpuShare: 25 }, 8)).toEqual({ maxConcurrency: 2, cpuThreads: 1 })
+    expect(withinCpuShare({ maxConcurrency: 2, cpuThreads: 2, cpuShare: 10 }, 4)).toEqual({ maxConcurrency: 1, cpuThreads: 1 })
+    expect(withinCpuShare({ maxConcurrency: 0, cpuThreads: 4, cpuShare: 50 }, 4)).toEqual({ maxConcurrency: 0, cpuThreads: 2 })
   })
 
   it('turns lan on by itself only when every listen address is loopback', async () => {

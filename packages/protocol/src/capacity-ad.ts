@@ -4,7 +4,7 @@ import * as Digest from 'multiformats/hashes/digest'
 import { CapacityAd as CapacityAdMessage } from './pb/capacity.js'
 import {
   MAX_AD_ADDRS, MAX_AD_INTERVAL_MS, MAX_AD_MODELS, MAX_AD_PROVIDERS, MAX_AD_TEXT_LENGTH,
-  MAX_CAPACITY_AD_BYTES, MAX_CPU_CORES, MAX_PROVIDER_GFLOPS, MIN_AD_INTERVAL_MS, MAX_AD_WARM_MODELS } from './constants.js'
+  MAX_CAPACITY_AD_BYTES, MAX_CPU_CORES, MAX_PROVIDER_GFLOPS, MIN_AD_INTERVAL_MS, MAX_AD_WARM_MODELS, MAX_AD_REFUSED_MODELS } from './constants.js'
 import { InvalidMessageError } from './errors.js'
 
 /**
@@ -29,6 +29,12 @@ export interface Capacity {
   models: string[]
   /** Of `models`, those it keeps an open session of (at most MAX_AD_WARM_MODELS); absent from older nodes' ads: none. */
   warmModels?: string[]
+  /** It takes no new pieces now (paused, or outside its volunteer's hours, idleness or power); absent from older nodes' ads: false. */
+  paused?: boolean
+  /** It takes pieces only of the models in `models`. */
+  listedOnly?: boolean
+  /** Models it refuses pieces of (at most MAX_AD_REFUSED_MODELS). */
+  refusedModels?: string[]
   /** Publisher's sequence number: strictly increasing, also across restarts. */
   seq: number
   timestampMs: number
@@ -86,7 +92,7 @@ export function decodeCapacityAd (bytes: Uint8Array): Capacity {
   let ad: CapacityAdMessage
   try {
     ad = CapacityAdMessage.decode(bytes, {
-      limits: { addrs: MAX_AD_ADDRS, providers: MAX_AD_PROVIDERS, models: MAX_AD_MODELS, warmModels: MAX_AD_WARM_MODELS }
+      limits: { addrs: MAX_AD_ADDRS, providers: MAX_AD_PROVIDERS, models: MAX_AD_MODELS, warmModels: MAX_AD_WARM_MODELS, refusedModels: MAX_AD_REFUSED_MODELS }
     })
   } catch (err: any) {
     invalid('malformed', `not a CapacityAd protobuf (${err.message})`)
@@ -121,6 +127,9 @@ export function decodeCapacityAd (bytes: Uint8Array): Capacity {
   const models = ad.models.map(m => text(m, 'models[]', 1))
   const warmModels = ad.warmModels.map(m => text(m, 'warm_models[]', 1))
   if (warmModels.some(m => !models.includes(m))) invalid('bad-field', 'warm_models lists a model that models does not')
+  const refusedModels = ad.refusedModels.map(m => text(m, 'refused_models[]', 1))
+  if (refusedModels.some(m => models.includes(m))) invalid('bad-field', 'refused_models lists a model that models lists too')
+  if (ad.paused && ad.freeSlots !== 0) invalid('bad-field', 'a paused node has no free slots')
   const hw = ad.hardware
   const gpu = text(hw.gpu, 'hardware.gpu')
 
@@ -150,6 +159,9 @@ export function decodeCapacityAd (bytes: Uint8Array): Capacity {
     queueLength: count(ad.queueLength, 'queue_length', 0xffffffff),
     models,
     warmModels,
+    paused: ad.paused,
+    listedOnly: ad.listedOnly,
+    refusedModels,
     seq: safeNumber(ad.seq, 'seq'),
     timestampMs: safeNumber(ad.timestampMs, 'timestamp_ms'),
     intervalMs: count(ad.intervalMs, 'interval_ms', MAX_AD_INTERVAL_MS, MIN_AD_INTERVAL_MS),
@@ -183,6 +195,9 @@ export function encodeCapacityAd (capacity: Capacity): Uint8Array {
     queueLength: capacity.queueLength,
     models: capacity.models,
     warmModels: capacity.warmModels ?? [],
+    paused: capacity.paused ?? false,
+    listedOnly: capacity.listedOnly ?? false,
+    refusedModels: capacity.refusedModels ?? [],
     seq: BigInt(capacity.seq),
     timestampMs: BigInt(capacity.timestampMs),
     leaving: capacity.leaving,

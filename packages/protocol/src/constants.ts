@@ -13,6 +13,8 @@ export const MAX_AD_PROVIDERS = 8
 export const MAX_AD_MODELS = 64
 /** Warm models an ad lists at most: a node keeps few sessions open (4 by default). */
 export const MAX_AD_WARM_MODELS = 16
+/** Models an ad may list as refused. */
+export const MAX_AD_REFUSED_MODELS = 16
 
 /** Longest free-text field (CPU model, GPU name) kept; longer ones are refused, not truncated. */
 export const MAX_AD_TEXT_LENGTH = 256

@@ -2,7 +2,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { describe, expect, it } from 'vitest'
 import { CapacityAd } from '../src/pb/capacity.js'
-import { decodeCapacityAd, encodeCapacityAd, InvalidMessageError, MAX_AD_MODELS, MAX_AD_WARM_MODELS, MAX_CAPACITY_AD_BYTES } from '../src/index.js'
+import { decodeCapacityAd, encodeCapacityAd, InvalidMessageError, MAX_AD_MODELS, MAX_AD_WARM_MODELS, MAX_AD_REFUSED_MODELS, MAX_CAPACITY_AD_BYTES } from '../src/index.js'
 import type { Capacity } from '../src/index.js'
 
 async function sampleAd (): Promise<Capacity> {
@@ -22,6 +22,9 @@ async function sampleAd (): Promise<Capacity> {
     queueLength: 0,
     models: ['bafkreiaaaa', 'bafkreibbbb'],
     warmModels: ['bafkreibbbb'],
+    paused: false,
+    listedOnly: true,
+    refusedModels: ['bafkreicccc'],
     seq: 1_700_000_000_001,
     timestampMs: 1_700_000_000_000,
     intervalMs: 5000,
@@ -69,6 +72,22 @@ describe('capacity ad codec', () => {
     const older = CapacityAd.decode(encodeCapacityAd(ad))
     older.warmModels = []
     expect(decodeCapacityAd(CapacityAd.encode(older)).warmModels).toEqual([])
+  })
+
+  it('a paused node, one serving only what it lists, and the models it refuses: checked, and absent from an older node\'s ad', async () => {
+    const ad = await sampleAd()
+    const paused = { ...ad, paused: true, freeSlots: 0 }
+    expect(decodeCapacityAd(encodeCapacityAd(paused))).toMatchObject({ paused: true, freeSlots: 0 })
+    expect(() => encodeCapacityAd({ ...ad, paused: true })).toThrow(/a paused node has no free slots/)
+    expect(() => encodeCapacityAd({ ...ad, refusedModels: ['bafkreiaaaa'] })).toThrow(/refused_models lists a model that models lists too/)
+    const wire = CapacityAd.decode(encodeCapacityAd(ad))
+    wire.refusedModels = Array.from({ length: MAX_AD_REFUSED_MODELS + 1 }, (_, i) => `m${i}`)
+    expect(reasonOf(() => decodeCapacityAd(CapacityAd.encode(wire)))).toBe('malformed')
+    const older = CapacityAd.decode(encodeCapacityAd(ad))
+    older.paused = false
+    older.listedOnly = false
+    older.refusedModels = []
+    expect(decodeCapacityAd(CapacityAd.encode(older))).toMatchObject({ paused: false, listedOnly: false, refusedModels: [] })
   })
 
   it('refuses an ad with too many models while decoding', async () => {

@@ -56,6 +56,10 @@ export class BatchingRuntime implements PieceRuntime {
     return this.inner.memoryBytes?.bind(this.inner)
   }
 
+  get childPids (): (() => number[]) | undefined {
+    return this.inner.childPids?.bind(this.inner)
+  }
+
   async run (cid: string, load: () => Promise<Uint8Array>, inputs: Record<string, Tensor>, options: PieceRunOptions = {}): Promise<PieceRun> {
     const tensors = Object.values(inputs)
     const rows = tensors[0]?.dims[0] ?? 0

@@ -122,6 +122,11 @@ export class ProcessSessions implements PieceRuntime {
     while (!this.closed && this.pool.slots.length < Math.max(1, this.init.processes ?? 1)) this.spawn()
   }
 
+  /** The children's process ids. */
+  childPids (): number[] {
+    return this.pool.slots.flatMap(slot => slot.child.pid != null ? [slot.child.pid] : [])
+  }
+
   /** Resident memory of the children now, in bytes (0 where /proc cannot tell). */
   memoryBytes (): number {
     return this.pool.slots.reduce((sum, slot) => sum + residentBytes(slot.child.pid), 0)

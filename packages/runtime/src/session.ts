@@ -84,6 +84,8 @@ export interface PieceRuntime {
   close: () => Promise<void>
   /** Memory the runtime holds outside the node's own process (child processes), in bytes. */
   memoryBytes?: () => number
+  /** The child processes where it runs models (their CPU time is the node's own, for --when-idle). */
+  childPids?: () => number[]
 }
 
 export interface SessionCacheInit {
@@ -107,7 +109,8 @@ export function slowed (runtime: PieceRuntime, slowdown: number): PieceRuntime {
       return { ...result, computeMs: result.computeMs * slowdown }
     },
     close: async () => { await runtime.close() },
-    memoryBytes: () => runtime.memoryBytes?.() ?? 0
+    memoryBytes: () => runtime.memoryBytes?.() ?? 0,
+    childPids: () => runtime.childPids?.() ?? []
   }
 }
 

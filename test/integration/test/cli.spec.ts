@@ -82,6 +82,17 @@ describe('shoal CLI, three node processes', () => {
     const text = await runCli(['node', 'status', '--data-dir', dirs[1]])
     expect(text.stdout).toMatch(/peer table\s+2 peers/)
     expect(text.stdout).toContain(`direct       TLS on 127.0.0.1 port ${status.direct.port as number}`)
+    expect(text.stdout).toContain('serving      taking pieces from peers')
+  })
+
+  it('`shoal node pause` and `resume`: no new pieces, shown by status and in the ad the peers see, until resumed', async () => {
+    const paused = await runCli(['node', 'pause', '--data-dir', dirs[1]])
+    expect(paused.stdout).toBe('paused: taking no new pieces: paused (shoal node resume) (pieces running finish)\n')
+    expect((await runCli(['node', 'status', '--data-dir', dirs[1]])).stdout).toContain('serving      taking no new pieces: paused (shoal node resume)')
+    await waitFor(async () => JSON.parse((await runCli(['peers', '--json', '--data-dir', dirs[0]])).stdout).some((p: any) => p.peerId === procs[1].peerId && p.paused === true && p.freeSlots === 0), 'the paused ad')
+    const resumed = JSON.parse((await runCli(['node', 'resume', '--json', '--data-dir', dirs[1]])).stdout)
+    expect(resumed).toMatchObject({ accepting: true, reasons: [], paused: false })
+    await waitFor(async () => JSON.parse((await runCli(['peers', '--json', '--data-dir', dirs[0]])).stdout).some((p: any) => p.peerId === procs[1].peerId && p.paused === false && p.freeSlots > 0), 'the ad after resuming')
   })
 
   it('a node stopped with SIGTERM says goodbye, exits 0, and leaves the others\' tables', async () => {

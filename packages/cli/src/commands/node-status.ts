@@ -1,10 +1,11 @@
 import { ApiClient } from '@shoal/node/client'
-import type { Contribution, CreditView } from '@shoal/node/client'
+import type { Contribution, CreditView, NodeStatus } from '@shoal/node/client'
 import { DATA_DIR_FLAG, JSON_FLAG, parse } from '../args.js'
 import type { Command, CommandSpec } from '../args.js'
 import { formatBytes, formatDuration } from '../format.js'
 import type { Io } from '../io.js'
 import { dataDirOf } from './peers.js'
+import { servingLine } from './node-pause.js'
 import { SUMMARIES } from './summaries.js'
 
 export const nodeStatusSpec: CommandSpec = {
@@ -18,6 +19,19 @@ export const nodeStatusSpec: CommandSpec = {
 function contribution (c: Contribution): string {
   const pieces = `${c.pieces} ${c.pieces === 1 ? 'piece' : 'pieces'} (${c.rows} rows, ${formatDuration(c.computeSeconds * 1000)} of compute)`
   return `${pieces} and ${formatBytes(c.modelBytesServed)} of models served to others since start`
+}
+
+/** The volunteer's preferences, where any is set. */
+function preferences (s: NodeStatus['serving']): string[] {
+  const set = [
+    ...(s.serveModels.length > 0 ? [`only models ${s.serveModels.join(', ')}`] : []),
+    ...(s.refuseModels.length > 0 ? [`never models ${s.refuseModels.join(', ')}`] : []),
+    ...(s.hours.length > 0 ? [`hours ${s.hours.join(', ')}`] : []),
+    ...(s.whenIdle ? [`when idle (the machine now ${s.machineBusy == null ? 'not yet measured' : s.machineBusy ? 'in use' : 'idle'})`] : []),
+    ...(s.onlyOnAc ? [`only on AC power (now ${s.onAc == null ? 'not told by the OS: serving' : s.onAc ? 'on AC' : 'on battery'})`] : []),
+    ...(s.cpuShare < 100 ? [`${s.cpuShare}% of the CPU cores`] : [])
+  ]
+  return set.length === 0 ? [] : [`preferences  ${set.join('; ')}`]
 }
 
 /** Work units, short: 1234567 -> 1.2M. */
@@ -74,6 +88,8 @@ export async function nodeStatus (argv: string[], io: Io): Promise<number> {
     ...status.calibration.failed.map(f => `             ${f.name} does not work here: ${f.error}`),
     `limits       ${c.limits.maxConcurrency} pieces at once, ${c.limits.cpuThreads} CPU threads, memory ${c.limits.maxMemoryBytes === 0 ? 'unlimited' : formatBytes(c.limits.maxMemoryBytes)}${c.limits.noGpu ? ', no GPU' : ''}`,
     `work         ${c.freeSlots} free slots, ${c.queueLength} queued`,
+    `serving      ${servingLine(status.serving)}`,
+    ...preferences(status.serving),
     `contributed  ${contribution(status.contributed)}`,
     ...credit(status.credit)
   ].join('\n') + '\n')

@@ -43,7 +43,7 @@ export function peersTable (peers: PeerView[], now = Date.now()): string {
     formatBytes(p.memory.totalBytes),
     p.gpu ?? '-',
     p.providers.map(x => `${x.name} ${x.gflops.toFixed(1)}`).join(', ') || '-',
-    `${p.freeSlots}/${p.limits.maxConcurrency}`,
+    p.paused === true ? `paused/${p.limits.maxConcurrency}` : `${p.freeSlots}/${p.limits.maxConcurrency}`,
     standingText(p.standing, now),
     CONNECTION[p.connection] ?? p.connection,
     `${formatDuration(p.lastSeenMs)} ago`

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { dataDirFiles } from '../data-dir-layout.js'
 import { ApiError, NoRunningNodeError } from '../errors.js'
 import type { ApiInfo, NodeStatus, PeerView } from '../shoal-node.js'
+import type { ServingView } from '../serving-gate.js'
 import type { JobView } from './api-routes.js'
 import type { JobOptions } from '../jobs/index.js'
 import type { PipelineEntry } from '../models/pipelines.js'
@@ -134,6 +135,15 @@ export class ApiClient {
 
   async status (): Promise<NodeStatus> {
     return await this.get('/v1/status')
+  }
+
+  /** The node takes no new pieces (and after a restart) until `resume`; pieces running finish. */
+  async pause (): Promise<ServingView> {
+    return await this.request('POST', '/v1/node/pause', '{}')
+  }
+
+  async resume (): Promise<ServingView> {
+    return await this.request('POST', '/v1/node/resume', '{}')
   }
 
   async peers (): Promise<PeerView[]> {

@@ -157,6 +157,8 @@ export function apiRoutes (node: ShoalNode): Record<string, Route> {
     'GET /metrics': async () => new RawBody(Buffer.from(await node.metrics.text()), METRICS_CONTENT_TYPE),
     'GET /v1/id': () => ({ peerId: node.peerId, addrs: node.addrs, version: SHOAL_VERSION }),
     'GET /v1/status': () => node.status(),
+    'POST /v1/node/pause': async () => await node.pause(),
+    'POST /v1/node/resume': async () => await node.resume(),
     'GET /v1/peers': () => node.peers(),
     'GET /v1/models': () => node.models.list(),
     'POST /v1/models': async (req, url) => {

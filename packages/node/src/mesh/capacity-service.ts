@@ -12,7 +12,7 @@ import { PeerTable } from './peer-table.js'
 import type { Hardware } from './hardware.js'
 
 /** What the node knows about itself; the service adds identity, addresses, sequence and time. */
-export type LocalCapacity = Pick<Capacity, 'gpu' | 'providers' | 'limits' | 'freeSlots' | 'queueLength' | 'models' | 'warmModels'> & { hardware: Hardware }
+export type LocalCapacity = Pick<Capacity, 'gpu' | 'providers' | 'limits' | 'freeSlots' | 'queueLength' | 'models' | 'warmModels' | 'paused' | 'listedOnly' | 'refusedModels'> & { hardware: Hardware }
 
 export interface CapacityServiceInit {
   intervalMs: number
@@ -191,6 +191,9 @@ export class CapacityService implements Startable {
       queueLength: local.queueLength,
       models: local.models,
       warmModels: local.warmModels ?? [],
+      paused: local.paused ?? false,
+      listedOnly: local.listedOnly ?? false,
+      refusedModels: local.refusedModels ?? [],
       seq: advance ? ++this.seq : this.seq,
       timestampMs: this.now(),
       intervalMs: this.init.intervalMs,

@@ -45,6 +45,13 @@ export interface InferenceServiceInit {
   sign?: (payload: Uint8Array) => Promise<Uint8Array>
   /** A submitter's contribution credit with this node: contended slots go to the most credited first (slot-shares.ts). */
   priority?: (peer: string) => number
+  /**
+   * Why this node takes no new pieces now (paused, or outside its volunteer's hours, idleness or
+   * power: serving-gate.ts); undefined while it does. Running pieces always finish.
+   */
+  notServing?: () => string | undefined
+  /** Whether its volunteer lets it serve this model (preferences.ts). */
+  servesModel?: (cid: string) => boolean
 }
 
 /**
@@ -115,6 +122,7 @@ export class InferenceService implements Startable {
   }
 
   get freeSlots (): number {
+    if (this.init.notServing?.() != null) return 0
     return Math.max(0, this.init.maxConcurrency - this.slots.running)
   }
 
@@ -156,7 +164,9 @@ export class InferenceService implements Startable {
       return
     }
     const total = inputs.reduce((n, t) => n + t.byteLength, 0)
-    const refusal = this.admit(remotePeer.toString(), total)
+    const refusal = this.init.servesModel?.(request.modelCid) === false
+      ? { code: Code.MODEL_UNAVAILABLE, message: `this node's volunteer does not serve model ${request.modelCid} (--serve-model, --refuse-model)` }
+      : this.admit(remotePeer.toString(), total)
     if (refusal != null) {
       this.log('refused piece %d of job %s from %p: %s - %s', request.pieceId, request.jobId, remotePeer, refusal.code, refusal.message)
       await drainData(lp, total, signal).catch(() => {})
@@ -246,9 +256,12 @@ export class InferenceService implements Startable {
     const idleMs = this.init.inputIdleMs ?? INPUT_IDLE_MS
     const budgetMs = idleMs + Math.ceil(total * 1000 / MIN_INPUT_BYTES_PER_S)
     let timer: ReturnType<typeof setTimeout> | undefined
+    const stall = (): PieceError => new PieceError(Code.DEADLINE_EXCEEDED, `the piece's inputs stopped arriving (nothing for ${idleMs} ms)`)
+    let lastFrameAt = performance.now()
     const watch = (): void => {
+      lastFrameAt = performance.now()
       clearTimeout(timer)
-      timer = setTimeout(() => { stalled.abort(new PieceError(Code.DEADLINE_EXCEEDED, `the piece's inputs stopped arriving (nothing for ${idleMs} ms)`)) }, idleMs)
+      timer = setTimeout(() => { stalled.abort(stall()) }, idleMs)
     }
     const slow = AbortSignal.timeout(budgetMs)
     watch()
@@ -256,6 +269,8 @@ export class InferenceService implements Startable {
       return await readDataParts(lp, sizes, AbortSignal.any([deadline, stalled.signal, slow]), 'infer request', watch)
     } catch (err) {
       if (stalled.signal.aborted && !deadline.aborted) throw stalled.signal.reason
+      // both limits passed (a loaded machine fires timers late, in either order): nothing coming at all is the stall
+      if (slow.aborted && !deadline.aborted && performance.now() - lastFrameAt >= idleMs) throw stall()
       if (slow.aborted && !deadline.aborted) throw new PieceError(Code.DEADLINE_EXCEEDED, `the piece's ${total} bytes of inputs arrived slower than ${MIN_INPUT_BYTES_PER_S} bytes/s`)
       throw err
     } finally {
@@ -270,6 +285,8 @@ export class InferenceService implements Startable {
    * (OVERLOADED: not the piece's fault, later or elsewhere it may run).
    */
   private admit (peer: string, inputBytes: number): { code: InferResponse.Code, message: string } | undefined {
+    const resting = this.init.notServing?.()
+    if (resting != null) return { code: Code.OVERLOADED, message: `this node takes no new pieces now: ${resting}` }
     const limit = this.init.maxMemoryBytes
     if (limit > 0) {
       if (inputBytes > limit) {

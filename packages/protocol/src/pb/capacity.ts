@@ -18,6 +18,9 @@ export interface CapacityAd {
   leaving: boolean
   intervalMs: number
   warmModels: string[]
+  paused: boolean
+  listedOnly: boolean
+  refusedModels: string[]
 }
 
 export namespace CapacityAd {
@@ -108,6 +111,23 @@ export namespace CapacityAd {
           }
         }
 
+        if ((obj.paused != null && obj.paused !== false)) {
+          w.uint32(120)
+          w.bool(obj.paused)
+        }
+
+        if ((obj.listedOnly != null && obj.listedOnly !== false)) {
+          w.uint32(128)
+          w.bool(obj.listedOnly)
+        }
+
+        if (obj.refusedModels != null && obj.refusedModels.length > 0) {
+          for (const value of obj.refusedModels) {
+            w.uint32(138)
+            w.string(value)
+          }
+        }
+
         if (opts.lengthDelimited !== false) {
           w.ldelim()
         }
@@ -124,7 +144,10 @@ export namespace CapacityAd {
           timestampMs: 0n,
           leaving: false,
           intervalMs: 0,
-          warmModels: []
+          warmModels: [],
+          paused: false,
+          listedOnly: false,
+          refusedModels: []
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -211,6 +234,22 @@ export namespace CapacityAd {
               obj.warmModels.push(reader.string())
               break
             }
+            case 15: {
+              obj.paused = reader.bool()
+              break
+            }
+            case 16: {
+              obj.listedOnly = reader.bool()
+              break
+            }
+            case 17: {
+              if (opts.limits?.refusedModels != null && obj.refusedModels.length === opts.limits.refusedModels) {
+                throw new MaxLengthError('Decode error - repeated field "refusedModels" had too many elements')
+              }
+
+              obj.refusedModels.push(reader.string())
+              break
+            }
             default: {
               reader.skipType(tag & 7)
               break
@@ -224,7 +263,8 @@ export namespace CapacityAd {
           addrs: 0,
           providers: 0,
           models: 0,
-          warmModels: 0
+          warmModels: 0,
+          refusedModels: 0
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -366,6 +406,35 @@ export namespace CapacityAd {
 
               break
             }
+            case 15: {
+              yield {
+                field: `${prefix}.paused`,
+                value: reader.bool()
+              }
+              break
+            }
+            case 16: {
+              yield {
+                field: `${prefix}.listedOnly`,
+                value: reader.bool()
+              }
+              break
+            }
+            case 17: {
+              if (opts.limits?.refusedModels != null && obj.refusedModels === opts.limits.refusedModels) {
+                throw new MaxLengthError('Streaming decode error - repeated field "refusedModels" had too many elements')
+              }
+
+              yield {
+                field: `${prefix}.refusedModels[]`,
+                index: obj.refusedModels,
+                value: reader.string()
+              }
+
+              obj.refusedModels++
+
+              break
+            }
             default: {
               reader.skipType(tag & 7)
               break
@@ -503,6 +572,22 @@ export namespace CapacityAd {
     value: string
   }
 
+  export interface CapacityAdPausedFieldEvent {
+    field: '$.paused'
+    value: boolean
+  }
+
+  export interface CapacityAdListedOnlyFieldEvent {
+    field: '$.listedOnly'
+    value: boolean
+  }
+
+  export interface CapacityAdRefusedModelsFieldEvent {
+    field: '$.refusedModels[]'
+    index: number
+    value: string
+  }
+
   export function encode (obj: Partial<CapacityAd>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, CapacityAd.codec())
   }
@@ -511,7 +596,7 @@ export namespace CapacityAd {
     return decodeMessage(buf, CapacityAd.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<CapacityAd>): Generator<CapacityAdPeerIdFieldEvent | CapacityAdVersionFieldEvent | CapacityAdAddrsFieldEvent | CapacityAdHardwareCpuModelFieldEvent | CapacityAdHardwareCpuCoresFieldEvent | CapacityAdHardwareMemoryTotalBytesFieldEvent | CapacityAdHardwareMemoryFreeBytesFieldEvent | CapacityAdHardwareOsFieldEvent | CapacityAdHardwareArchFieldEvent | CapacityAdHardwareGpuFieldEvent | CapacityAdProvidersNameFieldEvent | CapacityAdProvidersGflopsFieldEvent | CapacityAdLimitsMaxConcurrencyFieldEvent | CapacityAdLimitsMaxMemoryBytesFieldEvent | CapacityAdLimitsCpuThreadsFieldEvent | CapacityAdLimitsNoGpuFieldEvent | CapacityAdFreeSlotsFieldEvent | CapacityAdQueueLengthFieldEvent | CapacityAdModelsFieldEvent | CapacityAdSeqFieldEvent | CapacityAdTimestampMsFieldEvent | CapacityAdLeavingFieldEvent | CapacityAdIntervalMsFieldEvent | CapacityAdWarmModelsFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<CapacityAd>): Generator<CapacityAdPeerIdFieldEvent | CapacityAdVersionFieldEvent | CapacityAdAddrsFieldEvent | CapacityAdHardwareCpuModelFieldEvent | CapacityAdHardwareCpuCoresFieldEvent | CapacityAdHardwareMemoryTotalBytesFieldEvent | CapacityAdHardwareMemoryFreeBytesFieldEvent | CapacityAdHardwareOsFieldEvent | CapacityAdHardwareArchFieldEvent | CapacityAdHardwareGpuFieldEvent | CapacityAdProvidersNameFieldEvent | CapacityAdProvidersGflopsFieldEvent | CapacityAdLimitsMaxConcurrencyFieldEvent | CapacityAdLimitsMaxMemoryBytesFieldEvent | CapacityAdLimitsCpuThreadsFieldEvent | CapacityAdLimitsNoGpuFieldEvent | CapacityAdFreeSlotsFieldEvent | CapacityAdQueueLengthFieldEvent | CapacityAdModelsFieldEvent | CapacityAdSeqFieldEvent | CapacityAdTimestampMsFieldEvent | CapacityAdLeavingFieldEvent | CapacityAdIntervalMsFieldEvent | CapacityAdWarmModelsFieldEvent | CapacityAdPausedFieldEvent | CapacityAdListedOnlyFieldEvent | CapacityAdRefusedModelsFieldEvent> {
     return streamMessage(buf, CapacityAd.codec(), opts)
   }
 }
