@@ -189,6 +189,22 @@ export const SLOT_WAIT_MS = 40_000
  */
 export const SLOT_KEEP_MS = 5_000
 
+/**
+ * A piece that finds every slot taken waits at the worker this long for one (its header read, its
+ * data not yet) before it is answered OVERLOADED: a slot that frees goes at once to a waiting piece,
+ * the submitter of most credit first (docs/trust.md, "Credit"), instead of idling until a refused
+ * submitter's backoff ends. At most SLOT_QUEUE_PER_SLOT pieces per slot wait (at least 8), and a peer
+ * no more pieces than the worker has slots.
+ */
+export const SLOT_QUEUE_MS = 1000
+export const SLOT_QUEUE_PER_SLOT = 4
+
+/**
+ * A slot its holder just released is kept this long for it when it has more credit than every piece
+ * waiting (its next piece is usually a round trip away); then the best waiting piece gets it.
+ */
+export const PRIORITY_HOLD_MS = 50
+
 /** An unused direct-channel ticket expires after this long. */
 export const DIRECT_TICKET_TTL_MS = 10_000
 

@@ -165,6 +165,11 @@ export interface ShoalNodeInit {
   machine?: { busy?: () => boolean | null, onAc?: () => Promise<boolean | null>, minuteOfDay?: () => number }
   /** Test hook: how often the preferences are checked (default SERVING_CHECK_MS). */
   servingCheckMs?: number
+  /**
+   * Simulation hook: false serves the submitters waiting for this node's slots in turn, whatever
+   * their credit (receipts are still signed and kept): what credit changes is measured against it.
+   */
+  creditPriority?: boolean
 }
 
 /**
@@ -395,7 +400,7 @@ export class ShoalNode {
         // every answer carries a commitment signed with the node's key (docs/protocol.md 6.3)
         sign: this.init.signCommitment ?? signerFor(privateKey),
         // contended slots go to the submitters that did most for this node (docs/trust.md, "Credit")
-        priority: peer => this.creditKeeper?.priority(peer) ?? 0,
+        ...(this.init.creditPriority === false ? {} : { priority: (peer: string) => this.creditKeeper?.priority(peer) ?? 0 }),
         // the volunteer's preferences (docs/operators.md, "What you give")
         notServing: () => this.servingGate == null || this.servingGate.accepting ? undefined : this.servingGate.view().reasons.join('; '),
         servesModel: cid => this.servesModel(cid)

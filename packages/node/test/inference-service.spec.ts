@@ -5,6 +5,7 @@ import { SandboxError } from '@shoal/runtime'
 import type { ModelInfo, PieceRuntime, Tensor } from '@shoal/runtime'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { InferenceService } from '../src/pieces/inference-service.js'
+import { SLOT_QUEUE_MS } from '../src/constants.js'
 import type { InferenceServiceInit } from '../src/pieces/inference-service.js'
 import type { Channel } from '../src/pieces/frames.js'
 import type { ModelStore } from '../src/models/model-store.js'
@@ -12,6 +13,8 @@ import type { ModelStore } from '../src/models/model-store.js'
 const Code = InferResponse.Code
 const CID = 'bafkreihw7vb6xbex4ulmzu5spywar5ud2h3iymaadfopmckshftzx2l6rm'
 const PEER = peerIdFromString('12D3KooWJWoaqZhDaoEFshF7Rh1bpY9ohihFhzcW6d69Lr2NASuq')
+const PEER_B = peerIdFromString('12D3KooWLTLBgx3PB4HcuTwQ3kbbVhN7vDwd9XXMiUFD5JVJ9s3c')
+const PEER_C = peerIdFromString('12D3KooWRBhwfeP2Y4TCx1SM6s9rUoHhR5STiGwxBhgFRcw3UERE')
 const MODEL: ModelInfo = { cid: CID, bytes: 100, opsets: [], inputs: [{ name: 'x', dtype: 'float32', dims: ['batch', 2] }], outputs: [{ name: 'y', dtype: 'float32', dims: ['batch', 2] }] }
 
 /** A channel in memory: the client's frames are queued in; what the worker writes is kept. */
@@ -131,6 +134,47 @@ describe('InferenceService: the worker side of a piece', () => {
     expect(answer.code).toBe(Code.DEADLINE_EXCEEDED)
     expect(performance.now() - started).toBeLessThan(5000)
     expect(s.freeSlots).toBe(2)
+  })
+
+  it('a piece that finds every slot taken waits for one; the freed slot goes to the waiting submitter of most credit', async () => {
+    const credit: Record<string, number> = { [PEER_B.toString()]: 100 }
+    // the first piece runs until the test lets it end; the others at once
+    let endFirst!: () => void
+    const gate = new Promise<void>(resolve => { endFirst = resolve })
+    let runs = 0
+    const run: PieceRuntime['run'] = async (_cid, _load, inputs) => { if (runs++ === 0) await gate; return { outputs: { y: inputs.x }, provider: 'cpu', computeMs: 1 } }
+    const s = service({ maxConcurrency: 1, priority: p => credit[p] ?? 0 }, run)
+    const order: string[] = []
+    const send = async (peer: typeof PEER, name: string): Promise<InferResponse> => {
+      const c = channel()
+      c.send(header(1))
+      c.send(x(1).data)
+      await s.serve(c, peer)
+      order.push(name)
+      return InferResponse.decode(c.written[0])
+    }
+    const first = send(PEER, 'first')
+    await new Promise(resolve => setTimeout(resolve, 5))
+    // two more while the one slot is taken: a newcomer first, then a submitter of credit; neither is refused
+    const newcomer = send(PEER_C, 'newcomer')
+    await new Promise(resolve => setTimeout(resolve, 5))
+    const credited = send(PEER_B, 'credited')
+    await new Promise(resolve => setTimeout(resolve, 5))
+    expect(s.running).toBe(1)
+    endFirst()
+    const answers = await Promise.all([first, newcomer, credited])
+    expect(answers.map(a => a.code)).toEqual([Code.OK, Code.OK, Code.OK])
+    expect(order).toEqual(['first', 'credited', 'newcomer'])
+  })
+
+  it('a piece that waited for a slot in vain is answered OVERLOADED', async () => {
+    const s = service({ maxConcurrency: 1 }, async () => await new Promise(() => {}))
+    void piece(s, 1)
+    await new Promise(resolve => setTimeout(resolve, 5))
+    const started = performance.now()
+    const answer = await piece(s, 1)
+    expect(answer.code).toBe(Code.OVERLOADED)
+    expect(performance.now() - started).toBeGreaterThanOrEqual(SLOT_QUEUE_MS - 5)
   })
 
   it('drops a piece whose inputs stop arriving, and frees its slot', async () => {

@@ -120,6 +120,44 @@ describe('SlotShares: a worker\'s slots among the peers that want them', () => {
       expect(shares.take('freeRider', 1700)).toBeUndefined()
     })
 
+    it('of pieces waiting at the worker, a free slot goes to the one of most credit; one in seven to the earliest without credit; in arrival order without priority', () => {
+      const shares = byCredit(1)
+      expect(shares.pick(['freeRider', 'contributor', 'other'])).toBe(1)
+      expect(shares.pick(['freeRider'])).toBe(0)
+      expect(new SlotShares(1, 40_000, 5000).pick(['freeRider', 'contributor'])).toBe(0)
+      // the newcomers' turn: the seventh contended grant
+      const picks: string[] = []
+      for (let i = 0; i < 14; i++) {
+        const askers = ['freeRider', 'contributor']
+        const chosen = askers[shares.pick(askers)]
+        picks.push(chosen)
+        shares.grant(chosen, i, true)
+        shares.release(chosen, i)
+      }
+      expect(picks.filter(p => p === 'freeRider')).toHaveLength(2)
+      expect([picks[6], picks[13]]).toEqual(['freeRider', 'freeRider'])
+    })
+
+    it('a slot its holder of more credit than every waiting piece just released is kept for it a moment, then anyone\'s', () => {
+      const shares = byCredit(1)
+      fill(shares, 'contributor', 1)
+      shares.release('contributor', 100)
+      expect(shares.reserveFor('contributor', ['freeRider'], 150)).toBe(true)
+      expect(shares.free(120)).toBe(false)
+      expect(shares.take('freeRider', 120)).toMatch(/kept a moment for a peer that did more work/)
+      expect(shares.take('contributor', 130)).toBeUndefined()
+      expect(shares.holding('contributor')).toBe(1)
+      // not kept when someone waiting has as much credit, for a holder of none, or once the moment is over
+      shares.release('contributor', 200)
+      expect(shares.reserveFor('other', ['contributor'], 250)).toBe(false)
+      expect(shares.reserveFor('freeRider', ['other'], 250)).toBe(false)
+      expect(shares.reserveFor('contributor', ['freeRider'], 250)).toBe(true)
+      expect(shares.free(251)).toBe(true)
+      expect(shares.take('freeRider', 251)).toBeUndefined()
+      // without priority nothing is ever kept this way
+      expect(new SlotShares(1, 40_000, 5000).reserveFor('contributor', ['freeRider'], 1e9)).toBe(false)
+    })
+
     it('no peer is turned away for having no credit while a slot is free that nobody waits for', () => {
       const shares = byCredit(2)
       fill(shares, 'freeRider', 2)

@@ -18,6 +18,8 @@ export interface SimHost {
   readonly thread?: number
   /** Peers this node has a live capacity ad from. */
   knownPeers: () => Promise<number>
+  /** What it earned and gave by the end (docs/trust.md, "Credit"); null if it cannot tell (it is gone). */
+  credit: () => Promise<NodeCredit | null>
   /** Gone as after a crash: no leaving ad, connections cut. */
   kill: () => Promise<void>
   /** A clean leave: leaving ad, then stop. */
@@ -34,11 +36,30 @@ export interface HostContext {
   maxSpeed: number
   /** Every node adds the models to its store when it starts (else workers fetch them through the swarm). */
   preload: boolean
+  /** Workers order waiting submitters by contribution credit (false: in turn, to measure what credit changes). */
+  credit: boolean
   /**
    * With real compute in one process: one session cache for every node. Nodes on one machine share its
    * cores anyway, and ten sessions of one model created at once on two cores took seconds each.
    */
   shared?: PieceRuntime
+}
+
+/** A node's contribution credit, as metrics.json shows it per node. */
+export interface NodeCredit {
+  /** Receipts it holds for its work, their work units, and the submitters that signed them. */
+  earnedReceipts: number
+  earnedWork: number
+  submitters: number
+  /** Work units of the receipts it signed for peers' work. */
+  issuedWork: number
+  /** Peers with credit at this node. */
+  creditors: number
+}
+
+export function nodeCredit (node: ShoalNode): NodeCredit {
+  const c = node.status().credit
+  return { earnedReceipts: c.earned.receipts, earnedWork: c.earned.work, submitters: c.earned.submitters, issuedWork: c.issued.work, creditors: c.peers.length }
 }
 
 /** A node's speed with its GPU counted: what the scheduler is told, and what delays are divided by. */
@@ -83,7 +104,7 @@ export async function simNode (node: PlannedNode, bootstrap: string[], ctx: Host
     dataDir: join(ctx.workDir, node.name),
     env: {},
     // no memory limit: nodes sharing a process would each measure all of them (memory is not simulated)
-    flags: { listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, mdns: false, adIntervalMs: ctx.adIntervalMs, cpuThreads: 1, maxConcurrency: node.concurrency, maxMemoryBytes: 0 }
+    flags: { listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, mdns: false, adIntervalMs: ctx.adIntervalMs, cpuThreads: 1, maxConcurrency: node.serve === false ? 0 : node.concurrency, maxMemoryBytes: 0 }
   })
   return new ShoalNode({
     config,
@@ -91,13 +112,14 @@ export async function simNode (node: PlannedNode, bootstrap: string[], ctx: Host
     api: false,
     runtime: simRuntime(node, ctx),
     shaping: node.network,
+    creditPriority: ctx.credit,
     tuning: node.nat ? { ...tuning, behindNat: true } : tuning
   })
 }
 
 /** The context as a node in another thread or process gets it: plain data, no models, no shared sessions. */
 export function portableContext (ctx: HostContext): Omit<HostContext, 'models' | 'shared'> {
-  return { workDir: ctx.workDir, compute: ctx.compute, adIntervalMs: ctx.adIntervalMs, maxSpeed: ctx.maxSpeed, preload: ctx.preload }
+  return { workDir: ctx.workDir, compute: ctx.compute, adIntervalMs: ctx.adIntervalMs, maxSpeed: ctx.maxSpeed, preload: ctx.preload, credit: ctx.credit }
 }
 
 /** The models as a node in another thread or process needs them: cost and output shapes, bytes with `preload`. */
@@ -138,6 +160,10 @@ export class InProcessHost implements SimHost {
 
   async knownPeers (): Promise<number> {
     return this.node.libp2p.services.capacity.peers.size
+  }
+
+  async credit (): Promise<NodeCredit | null> {
+    return nodeCredit(this.node)
   }
 
   async kill (): Promise<void> {

@@ -18,12 +18,21 @@ const cheat = {
   ]
 }
 
+const credit = {
+  anyOf: [
+    { type: 'null' },
+    { type: 'object', additionalProperties: false, required: ['earnedReceipts', 'earnedWork', 'submitters', 'issuedWork', 'creditors'], properties: { earnedReceipts: count, earnedWork: count, submitters: count, issuedWork: count, creditors: count } }
+  ]
+}
+
 const job = {
   type: 'object',
   additionalProperties: false,
-  required: ['id', 'model', 'batch', 'inputSeed', 'submittedAtMs', 'endedAtMs', 'wallMs', 'state', 'pieces', 'piecesDone', 'retries', 'duplicates', 'bytesSent', 'bytesReceived', 'bytesMoved', 'lostPieces', 'correct', 'verification'],
+  required: ['id', 'from', 'submitter', 'model', 'batch', 'inputSeed', 'submittedAtMs', 'endedAtMs', 'wallMs', 'state', 'pieces', 'piecesDone', 'retries', 'duplicates', 'bytesSent', 'bytesReceived', 'bytesMoved', 'lostPieces', 'correct', 'verification'],
   properties: {
     id: { type: 'string' },
+    from: { type: 'string' },
+    submitter: { type: ['string', 'null'] },
     model: { type: 'string' },
     batch: count,
     inputSeed: count,
@@ -51,6 +60,13 @@ const job = {
   }
 }
 
+const served = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['from', 'jobs', 'done', 'meanWallMs', 'maxWallMs', 'firstSubmittedMs', 'lastEndedMs'],
+  properties: { from: { type: 'string' }, jobs: count, done: count, meanWallMs: msOrNull, maxWallMs: msOrNull, firstSubmittedMs: ms, lastEndedMs: msOrNull }
+}
+
 const node = {
   type: 'object',
   additionalProperties: false,
@@ -68,14 +84,15 @@ const node = {
     end: { enum: ['kill', 'leave'] },
     cheat,
     excludedAtMs: msOrNull,
-    nat: { type: 'boolean' }
+    nat: { type: 'boolean' },
+    credit
   }
 }
 
 export const METRICS_SCHEMA = {
   type: 'object',
   additionalProperties: false,
-  required: ['format', 'scenario', 'versions', 'computeMode', 'processes', 'threads', 'models', 'nodes', 'startupMs', 'convergenceMs', 'runMs', 'lostPieces', 'jobs', 'nodeStats', 'events', 'attempts', 'throughput'],
+  required: ['format', 'scenario', 'versions', 'computeMode', 'processes', 'threads', 'models', 'nodes', 'startupMs', 'convergenceMs', 'runMs', 'lostPieces', 'jobs', 'served', 'nodeStats', 'events', 'attempts', 'throughput'],
   properties: {
     format: { const: 'shoal-sim-metrics/1' },
     scenario: {
@@ -108,6 +125,7 @@ export const METRICS_SCHEMA = {
     runMs: ms,
     lostPieces: count,
     jobs: { type: 'array', items: job },
+    served: { type: 'array', items: served },
     nodeStats: { type: 'array', items: node },
     events: {
       type: 'array',

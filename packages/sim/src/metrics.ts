@@ -1,3 +1,4 @@
+import type { NodeCredit } from './hosts.js'
 import { THROUGHPUT_BUCKETS } from './constants.js'
 import type { Plan, PlannedEvent } from './plan.js'
 import type { CheatSpec } from './scenario.js'
@@ -17,6 +18,10 @@ export interface VerificationMetrics {
 /** Times are milliseconds of scenario time: 0 is when the initial mesh had converged and the clock started. */
 export interface JobMetrics {
   id: string
+  /** The group that submitted it (`client`: the simulation's client node). */
+  from: string
+  /** The node that submitted it (null: it never was). */
+  submitter: string | null
   model: string
   batch: number
   inputSeed: number
@@ -45,6 +50,8 @@ export interface JobMetrics {
 
 export interface NodeMetrics {
   name: string
+  /** What it earned and gave by the end of the run (null: it was down then). */
+  credit?: NodeCredit | null
   group: string
   peerId: string
   /** Intervals of scenario time the node was up. */
@@ -102,11 +109,44 @@ export interface SimMetrics {
   runMs: number
   lostPieces: number
   jobs: JobMetrics[]
+  /** Each submitting group's jobs: how many, and how long they took (`servedByGroup`). */
+  served: ServedRecord[]
   nodeStats: NodeMetrics[]
   events: EventRecord[]
   attempts: AttemptRecord[]
   /** Rows completed per second, in equal buckets over the run. */
   throughput: Array<{ fromMs: number, toMs: number, rowsPerSecond: number }>
+}
+
+/** How each submitting group's jobs were served: how many ended, and their wall times. */
+export interface ServedRecord {
+  from: string
+  jobs: number
+  done: number
+  meanWallMs: number | null
+  maxWallMs: number | null
+  /** When its first job was submitted and its last ended, in scenario time. */
+  firstSubmittedMs: number
+  lastEndedMs: number | null
+}
+
+/** Per submitting group (the client included), in order of first submission. Pure. */
+export function servedByGroup (jobs: JobMetrics[]): ServedRecord[] {
+  const groups = new Map<string, JobMetrics[]>()
+  for (const j of [...jobs].sort((a, b) => a.submittedAtMs - b.submittedAtMs)) groups.set(j.from, [...(groups.get(j.from) ?? []), j])
+  return [...groups].map(([from, list]) => {
+    const walls = list.filter(j => j.state === 'done' && j.wallMs != null).map(j => j.wallMs!)
+    const ends = list.flatMap(j => j.endedAtMs != null ? [j.endedAtMs] : [])
+    return {
+      from,
+      jobs: list.length,
+      done: walls.length,
+      meanWallMs: walls.length === 0 ? null : Math.round(walls.reduce((a, b) => a + b, 0) / walls.length),
+      maxWallMs: walls.length === 0 ? null : Math.max(...walls),
+      firstSubmittedMs: list[0].submittedAtMs,
+      lastEndedMs: ends.length === 0 ? null : Math.max(...ends)
+    }
+  })
 }
 
 /** The part of the metrics `shoal sim --json` prints: everything but the per-attempt and per-node detail. */

@@ -9,6 +9,8 @@ export interface PlannedNode {
   gpu: boolean
   /** Behind a router (refuses inbound connections; reached over the ones it opens). */
   nat: boolean
+  /** false: it takes no pieces (a free rider); it may submit jobs. */
+  serve?: boolean
   network?: GroupSpec['network']
   /** Up from the start, or started by a join event. */
   initial: boolean
@@ -24,6 +26,8 @@ export interface PlannedEvent {
 
 export interface PlannedJob {
   id: string
+  /** The group whose nodes submit it (in turn, among those up then); undefined: the client. */
+  from?: string
   atMs: number
   model: ModelSpec
   batch: number
@@ -109,7 +113,7 @@ class Planner {
   private addNode (group: GroupSpec, initial: boolean): PlannedNode {
     const n = this.counters.get(group.name) ?? 0
     this.counters.set(group.name, n + 1)
-    const node: PlannedNode = { name: `${group.name}-${n}`, group: group.name, speed: group.speed, concurrency: group.concurrency, gpu: group.gpu, nat: group.nat, network: group.network, initial }
+    const node: PlannedNode = { name: `${group.name}-${n}`, group: group.name, speed: group.speed, concurrency: group.concurrency, gpu: group.gpu, nat: group.nat, network: group.network, initial, ...(group.serve ? {} : { serve: false }) }
     // a cheater's seed comes from its name, not from the generator: adding one leaves the rest of the plan as it was
     if (group.cheat != null) node.cheat = { ...group.cheat, seed: (this.scenario.seed ^ hashName(node.name)) >>> 0 }
     this.nodes.push(node)
@@ -186,6 +190,7 @@ class Planner {
       for (let i = 0; i < spec.count; i++) {
         jobs.push({
           id: `job-${jobs.length}`,
+          ...(spec.from != null ? { from: spec.from } : {}),
           atMs: spec.atMs + i * spec.everyMs,
           model: spec.model,
           batch: spec.batch,

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url'
 import { PROCESS_START_TIMEOUT_MS, PROCESS_REPLY_TIMEOUT_MS } from './constants.js'
 import { SimError } from './errors.js'
 import { modelProfiles, portableContext } from './hosts.js'
-import type { HostContext, SimHost } from './hosts.js'
+import type { HostContext, NodeCredit, SimHost } from './hosts.js'
 import type { PlannedNode } from './plan.js'
 import type { ChildMessage, ParentMessage } from './process-node.js'
 
@@ -21,7 +21,7 @@ export class ProcessHost implements SimHost {
   private readonly child: ChildProcess
   private readonly exited: Promise<void>
   private requests = 0
-  private readonly waiting = new Map<number, (count: number) => void>()
+  private readonly waiting = new Map<number, (reply: ChildMessage) => void>()
 
   private constructor (name: string, child: ChildProcess, ready: { peerId: string, addrs: string[] }, exited: Promise<void>) {
     this.name = name
@@ -30,8 +30,8 @@ export class ProcessHost implements SimHost {
     this.addrs = ready.addrs
     this.exited = exited
     child.on('message', (message: ChildMessage) => {
-      if (message.type === 'peers') {
-        this.waiting.get(message.id)?.(message.count)
+      if (message.type === 'peers' || message.type === 'credit') {
+        this.waiting.get(message.id)?.(message)
         this.waiting.delete(message.id)
       }
     })
@@ -61,15 +61,26 @@ export class ProcessHost implements SimHost {
     return new ProcessHost(planned.name, child, ready, exited)
   }
 
-  async knownPeers (): Promise<number> {
+  /** Asks the child; undefined when it does not answer in time (or is gone). */
+  private async ask (type: 'peers' | 'credit'): Promise<ChildMessage | undefined> {
     const id = ++this.requests
-    return await new Promise<number>(resolve => {
-      const timer = setTimeout(() => { this.waiting.delete(id); resolve(0) }, PROCESS_REPLY_TIMEOUT_MS)
-      this.waiting.set(id, count => { clearTimeout(timer); resolve(count) })
-      const message: ParentMessage = { type: 'peers', id }
-      if (!this.child.connected) { clearTimeout(timer); resolve(0); return }
+    return await new Promise(resolve => {
+      const timer = setTimeout(() => { this.waiting.delete(id); resolve(undefined) }, PROCESS_REPLY_TIMEOUT_MS)
+      this.waiting.set(id, reply => { clearTimeout(timer); resolve(reply) })
+      const message: ParentMessage = { type, id }
+      if (!this.child.connected) { clearTimeout(timer); resolve(undefined); return }
       this.child.send(message)
     })
+  }
+
+  async knownPeers (): Promise<number> {
+    const reply = await this.ask('peers')
+    return reply?.type === 'peers' ? reply.count : 0
+  }
+
+  async credit (): Promise<NodeCredit | null> {
+    const reply = await this.ask('credit')
+    return reply?.type === 'credit' ? reply.credit : null
   }
 
   async kill (): Promise<void> {

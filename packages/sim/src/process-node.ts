@@ -3,20 +3,21 @@
  * questioned by the parent over Node's IPC channel.
  */
 import type { ShoalNode } from '@shoal/node'
-import { preloadModels, simNode } from './hosts.js'
-import type { HostContext } from './hosts.js'
+import { nodeCredit, preloadModels, simNode } from './hosts.js'
+import type { HostContext, NodeCredit } from './hosts.js'
 import type { ModelProfile } from './models.js'
 import type { PlannedNode } from './plan.js'
 
 export type ParentMessage =
   | { type: 'start', node: PlannedNode, bootstrap: string[], context: Omit<HostContext, 'models'>, models: Array<ModelProfile & { cid: string }> }
-  | { type: 'peers', id: number }
+  | { type: 'peers' | 'credit', id: number }
   | { type: 'leave' }
 
 export type ChildMessage =
   | { type: 'ready', peerId: string, addrs: string[] }
   | { type: 'error', message: string }
   | { type: 'peers', id: number, count: number }
+  | { type: 'credit', id: number, credit: NodeCredit | null }
 
 let node: ShoalNode | undefined
 
@@ -43,6 +44,9 @@ process.on('message', (message: ParentMessage) => {
       }
       case 'peers':
         send({ type: 'peers', id: message.id, count: node?.libp2p.services.capacity.peers.size ?? 0 })
+        break
+      case 'credit':
+        send({ type: 'credit', id: message.id, credit: node == null ? null : nodeCredit(node) })
         break
       case 'leave':
         await node?.stop().catch(() => {})

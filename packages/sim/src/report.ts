@@ -41,19 +41,30 @@ ${throughputPlot(m, end)}
 <h2>Job completion times</h2>
 <p class="muted">Each job from submission to its last output.</p>
 ${jobsPlot(m, end)}
+${m.served.length > 1 || m.served.some(s => s.from !== 'client') ? servedTable(m) : ''}
 <h2>Jobs</h2>
 <table>
-<tr><th>job</th><th>state</th><th>rows</th><th>wall</th><th>stages (replayed on each)</th><th>pieces</th><th>retries</th><th>duplicates</th><th>lost</th><th>moved</th><th>verify</th><th>extra rows</th><th>wrong</th><th>excluded</th><th>correct</th></tr>
-${m.jobs.map(j => `<tr><td>${esc(j.id)}</td><td>${j.state}${j.error != null ? ` <span class="note">${esc(j.error)}</span>` : ''}</td><td>${j.batch}</td><td>${j.wallMs == null ? '-' : fmtMs(j.wallMs)}</td><td>${j.pipeline == null ? '-' : `${j.pipeline.stages} (${j.pipeline.replays.join(' / ')})`}</td><td>${j.pieces}</td><td>${j.retries}</td><td>${j.duplicates}</td><td>${j.lostPieces}</td><td>${fmtBytes(j.bytesMoved)}</td><td>${j.verification.policy}</td><td>${j.verification.extraRows}</td><td>${j.verification.mismatches}</td><td>${esc(j.verification.excluded.join(', '))}</td><td>${j.correct == null ? 'not checked' : j.correct ? 'yes' : '<b class="note">NO</b>'}</td></tr>`).join('\n')}
+<tr><th>job</th><th>from</th><th>state</th><th>rows</th><th>wall</th><th>stages (replayed on each)</th><th>pieces</th><th>retries</th><th>duplicates</th><th>lost</th><th>moved</th><th>verify</th><th>extra rows</th><th>wrong</th><th>excluded</th><th>correct</th></tr>
+${m.jobs.map(j => `<tr><td>${esc(j.id)}</td><td>${esc(j.submitter ?? j.from)}</td><td>${j.state}${j.error != null ? ` <span class="note">${esc(j.error)}</span>` : ''}</td><td>${j.batch}</td><td>${j.wallMs == null ? '-' : fmtMs(j.wallMs)}</td><td>${j.pipeline == null ? '-' : `${j.pipeline.stages} (${j.pipeline.replays.join(' / ')})`}</td><td>${j.pieces}</td><td>${j.retries}</td><td>${j.duplicates}</td><td>${j.lostPieces}</td><td>${fmtBytes(j.bytesMoved)}</td><td>${j.verification.policy}</td><td>${j.verification.extraRows}</td><td>${j.verification.mismatches}</td><td>${esc(j.verification.excluded.join(', '))}</td><td>${j.correct == null ? 'not checked' : j.correct ? 'yes' : '<b class="note">NO</b>'}</td></tr>`).join('\n')}
 </table>
 <h2>Nodes</h2>
 <table>
-<tr><th>node</th><th>group</th><th>up</th><th>busy</th><th>pieces done</th><th>failed</th><th>end</th><th>cheats</th><th>excluded at</th></tr>
-${m.nodeStats.map(n => `<tr><td>${esc(n.name)}</td><td>${esc(n.group)}${n.nat ? ' (NAT)' : ''}</td><td>${fmtMs(n.upMs)}</td><td>${Math.round(n.busyFraction * 100)}%</td><td>${n.piecesDone}</td><td>${n.piecesFailed}</td><td>${n.end ?? ''}</td><td>${n.cheat == null ? '' : `${n.cheat.mode} ${Math.round(n.cheat.rate * 100)}%`}</td><td>${n.excludedAtMs == null ? '' : fmtMs(n.excludedAtMs)}</td></tr>`).join('\n')}
+<tr><th>node</th><th>group</th><th>up</th><th>busy</th><th>pieces done</th><th>failed</th><th>end</th><th>cheats</th><th>excluded at</th><th>receipts earned (work)</th><th>credit given (work)</th></tr>
+${m.nodeStats.map(n => `<tr><td>${esc(n.name)}</td><td>${esc(n.group)}${n.nat ? ' (NAT)' : ''}</td><td>${fmtMs(n.upMs)}</td><td>${Math.round(n.busyFraction * 100)}%</td><td>${n.piecesDone}</td><td>${n.piecesFailed}</td><td>${n.end ?? ''}</td><td>${n.cheat == null ? '' : `${n.cheat.mode} ${Math.round(n.cheat.rate * 100)}%`}</td><td>${n.excludedAtMs == null ? '' : fmtMs(n.excludedAtMs)}</td><td>${n.credit == null ? '-' : `${n.credit.earnedReceipts} (${n.credit.earnedWork})`}</td><td>${n.credit == null ? '-' : `${n.credit.issuedWork} to ${n.credit.creditors}`}</td></tr>`).join('\n')}
 </table>
 </body>
 </html>
 `
+}
+
+/** Who got served when: each submitting group's jobs, their mean and longest times, and when they were served. */
+function servedTable (m: SimMetrics): string {
+  return `<h2>Who got served</h2>
+<p class="muted">Jobs by the group that submitted them${m.jobs.some(j => j.from !== 'client') ? '; free riders (serve: false) take no pieces, so they have no credit with anyone' : ''}.</p>
+<table>
+<tr><th>from</th><th>jobs</th><th>done</th><th>mean time</th><th>longest</th><th>first submitted</th><th>last ended</th></tr>
+${m.served.map(s => `<tr><td>${esc(s.from)}</td><td>${s.jobs}</td><td>${s.done}</td><td>${s.meanWallMs == null ? '-' : fmtMs(s.meanWallMs)}</td><td>${s.maxWallMs == null ? '-' : fmtMs(s.maxWallMs)}</td><td>${fmtMs(s.firstSubmittedMs)}</td><td>${s.lastEndedMs == null ? '-' : fmtMs(s.lastEndedMs)}</td></tr>`).join('\n')}
+</table>`
 }
 
 const WIDTH = 960

@@ -7,9 +7,9 @@ import { SessionCache, ThreadedSessions } from '@shoal/runtime'
 import type { Tensor } from '@shoal/runtime'
 import { CLIENT_TUNING, CONVERGENCE_TIMEOUT_MS, SAMPLE_INTERVAL_MS } from './constants.js'
 import { SimError } from './errors.js'
-import { effectiveSpeed, InProcessHost, simNode } from './hosts.js'
-import type { HostContext, SimHost } from './hosts.js'
-import { eventRecords, nodeMetrics, throughput } from './metrics.js'
+import { effectiveSpeed, InProcessHost, nodeCredit, simNode } from './hosts.js'
+import type { HostContext, NodeCredit, SimHost } from './hosts.js'
+import { eventRecords, nodeMetrics, servedByGroup, throughput } from './metrics.js'
 import type { AttemptRecord, JobMetrics, NodeRecord, SimMetrics, VerificationMetrics } from './metrics.js'
 import { delayOutputs, delayPipelineOutputs, loadModel, loadPipeline, modelInputs, modelKey } from './models.js'
 import type { ModelProfile, SimModel } from './models.js'
@@ -65,6 +65,9 @@ export async function runSimulation (scenario: Scenario, options: SimOptions = {
   if (!Number.isInteger(threads) || threads < 1) throw new SimError(`threads must be a whole number of at least 1, not ${threads}`)
   if (threads > 1 && options.processes === true) throw new SimError('threads and processes exclude each other: with processes every node has its own already')
   const plan = planScenario(scenario)
+  if ((options.processes === true || threads > 1) && plan.jobs.some(j => j.from != null)) {
+    throw new SimError('jobs submitted by a node group (workload.jobs[].from) need every node in this process: run without --processes and --threads')
+  }
   const workDir = await mkdtemp(join(os.tmpdir(), 'shoal-sim-'))
   const models = new Map<string, SimModel>()
   const byCid = new Map<string, ModelProfile>()
@@ -94,6 +97,7 @@ export async function runSimulation (scenario: Scenario, options: SimOptions = {
     models: byCid,
     maxSpeed: Math.max(1, ...plan.nodes.map(effectiveSpeed)),
     preload: scenario.models === 'preload',
+    credit: scenario.credit,
     // one inference thread for every node of a one-process run: their pieces compute one at a time, as
     // they did on the shared event loop, but no longer stop it (gossip, transfers and timers go on)
     shared: scenario.compute === 'onnx' && options.processes !== true && threads === 1 ? new ThreadedSessions({ providers: ['cpu'], cpuThreads: 1 }) : undefined
@@ -121,6 +125,8 @@ class Run {
   private readonly attempts: AttemptRecord[] = []
   private readonly outputs = new Map<string, Record<string, Tensor>>()
   private t0 = 0
+  /** Jobs each group has submitted so far: the next goes to its next node up, in turn. */
+  private readonly submittedBy = new Map<string, number>()
   /** Aborted when the run ends: events and jobs still waiting for their time do not happen. */
   private readonly ended = new AbortController()
 
@@ -203,6 +209,9 @@ class Run {
     await this.verify(jobs, models)
 
     const nodes = [...this.records.values()]
+    // what each node up at the end earned and gave
+    const credit = new Map<string, NodeCredit | null>([['client', nodeCredit(client)]])
+    await Promise.all([...this.hosts].map(async ([name, host]) => { credit.set(name, await host.credit().catch(() => null)) }))
     return {
       format: 'shoal-sim-metrics/1',
       scenario: { name: scenario.name, file: this.options.file ?? '', seed: scenario.seed, durationMs: scenario.durationMs },
@@ -217,7 +226,8 @@ class Run {
       runMs,
       lostPieces: jobs.reduce((n, j) => n + j.lostPieces, 0),
       jobs,
-      nodeStats: nodeMetrics(nodes, this.attempts, runMs),
+      served: servedByGroup(jobs),
+      nodeStats: nodeMetrics(nodes, this.attempts, runMs).map(n => ({ ...n, credit: credit.get(n.name) ?? null })),
       events: eventRecords(this.plan, doneAt),
       attempts: this.attempts,
       throughput: throughput(this.attempts, runMs)
@@ -272,11 +282,27 @@ class Run {
     await (event.kind === 'kill' ? host.kill() : host.leave()).catch(() => {})
   }
 
+  /** The node that submits a job: the client, or the next node up of the job's group, in turn. */
+  private submitterOf (planned: PlannedJob): { name: string, node: ShoalNode } | string {
+    if (planned.from == null) return { name: 'client', node: this.client! }
+    const up = [...this.hosts.values()]
+      .filter((h): h is InProcessHost => h instanceof InProcessHost && this.records.get(h.name)?.group === planned.from)
+      .sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }))
+    if (up.length === 0) return `no node of group "${planned.from}" is up to submit it`
+    const turn = this.submittedBy.get(planned.from) ?? 0
+    this.submittedBy.set(planned.from, turn + 1)
+    const host = up[turn % up.length]
+    return { name: host.name, node: host.node }
+  }
+
   private async runJob (planned: PlannedJob, model: SimModel): Promise<JobMetrics> {
-    const client = this.client!
     const submittedAtMs = this.now()
+    const submitter = this.submitterOf(planned)
+    if (typeof submitter === 'string') return { ...this.unfinished(planned), state: 'failed', error: submitter, submittedAtMs, endedAtMs: submittedAtMs, wallMs: 0 }
+    const client = submitter.node
     let job: Job | PipelineJob
     try {
+      await holdModel(client, model)
       job = client.submitJob(model.pipeline?.cid ?? model.info.cid, modelInputs(model, planned.batch, planned.inputSeed), { ...planned.options, local: 'fallback' })
     } catch (err: any) {
       return { ...this.unfinished(planned), state: 'failed', error: err.message, submittedAtMs, endedAtMs: submittedAtMs, wallMs: 0 }
@@ -316,6 +342,8 @@ class Run {
     this.log(`${(endedAtMs / 1000).toFixed(1)} s: ${planned.id} ${state} after ${endedAtMs - submittedAtMs} ms (${p.done}/${p.total} pieces, ${p.retries} retries, ${p.duplicates} duplicates)${error != null ? `: ${error}` : ''}`)
     return {
       id: planned.id,
+      from: planned.from ?? 'client',
+      submitter: submitter.name,
       model: model.key,
       batch: planned.batch,
       inputSeed: planned.inputSeed,
@@ -344,7 +372,7 @@ class Run {
 
   private unfinished (planned: PlannedJob): JobMetrics {
     return {
-      id: planned.id, model: modelKey(planned.model, planned.pipeline), batch: planned.batch, inputSeed: planned.inputSeed,
+      id: planned.id, from: planned.from ?? 'client', submitter: null, model: modelKey(planned.model, planned.pipeline), batch: planned.batch, inputSeed: planned.inputSeed,
       submittedAtMs: planned.atMs, endedAtMs: null, wallMs: null, state: 'unfinished',
       pieces: 0, piecesDone: 0, retries: 0, duplicates: 0, bytesSent: 0, bytesReceived: 0, bytesMoved: 0, lostPieces: 0, correct: null,
       verification: { policy: planned.options.verify ?? 'spot', checkedPieces: 0, extraRows: 0, mismatches: 0, excluded: [], canaryRows: 0 }
@@ -385,6 +413,16 @@ class Run {
     await this.pool?.close()
     await this.client?.stop().catch(() => {})
   }
+}
+
+/** A node submits only jobs of models in its store: a group's node gets the job's model (its stages and manifest) first. */
+async function holdModel (node: ShoalNode, model: SimModel): Promise<void> {
+  if (model.pipeline == null) {
+    if (!node.models.has(model.info.cid)) await node.addModel(model.bytes)
+    return
+  }
+  for (const stage of model.pipeline.stages) if (!node.models.has(stage.cid)) await node.addModel(stage.bytes)
+  await node.addPipeline(model.pipeline.manifest)
 }
 
 function versions (): SimMetrics['versions'] {

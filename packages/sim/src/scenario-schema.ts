@@ -35,6 +35,7 @@ const group = {
     concurrency: { type: 'integer', minimum: 1, maximum: 64 },
     gpu: { type: 'boolean' },
     nat: { type: 'boolean' },
+    serve: { type: 'boolean' },
     network,
     cheat: {
       type: 'object',
@@ -84,6 +85,7 @@ const job = {
     at: duration,
     count: { type: 'integer', minimum: 1, maximum: 10000 },
     every: duration,
+    from: { type: 'string' },
     model,
     batch: { type: 'integer', minimum: 1, maximum: 1_000_000 },
     rowsPerPiece: { type: 'integer', minimum: 1 },
@@ -126,6 +128,7 @@ export const SCENARIO_SCHEMA = {
     duration: duration,
     compute: { enum: ['onnx', 'delay'] },
     adInterval: duration,
+    credit: { type: 'boolean' },
     nodes: { type: 'array', minItems: 1, maxItems: 64, items: group },
     churn: {
       type: 'object',

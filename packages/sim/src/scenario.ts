@@ -20,6 +20,8 @@ export interface GroupSpec {
   gpu: boolean
   /** Behind a router that forwards no port: refuses inbound connections, tells no address. */
   nat: boolean
+  /** false: a free rider, which submits jobs (`workload.jobs[].from`) and takes no pieces. */
+  serve: boolean
   network?: { latencyMs: number, bytesPerSecond: number | null }
   /** The group's nodes answer wrong: a share `rate` of their pieces, each way `mode` says. */
   cheat?: CheatSpec
@@ -41,6 +43,8 @@ export type ModelSpec =
   | { kind: 'package', name: string, file: string, rowShape?: number[] }
 
 export interface JobSpec {
+  /** The group whose nodes submit it, in turn (undefined: the client). */
+  from?: string
   atMs: number
   count: number
   everyMs: number
@@ -74,6 +78,8 @@ export interface Scenario {
   durationMs: number
   compute: 'onnx' | 'delay'
   adIntervalMs: number
+  /** Workers serve waiting submitters by their contribution credit (default); false: in turn. */
+  credit: boolean
   /** preload: every node holds the models from the start; fetch: workers get them through the swarm. */
   models: 'preload' | 'fetch'
   groups: GroupSpec[]
@@ -196,6 +202,7 @@ function normalise (raw: any): Scenario {
     concurrency: g.concurrency ?? DEFAULT_CONCURRENCY,
     gpu: g.gpu ?? false,
     nat: g.nat ?? false,
+    serve: g.serve ?? true,
     network: g.network == null
       ? undefined
       : { latencyMs: parseDuration(g.network.latency ?? 0), bytesPerSecond: g.network.bandwidth == null ? null : parseRate(g.network.bandwidth) },
@@ -212,6 +219,7 @@ function normalise (raw: any): Scenario {
     adIntervalMs: raw.adInterval != null
       ? parseDuration(raw.adInterval)
       : Math.min(MAX_AUTO_AD_INTERVAL_MS, Math.max(MIN_AUTO_AD_INTERVAL_MS, AD_INTERVAL_PER_NODE_MS * groups.reduce((n, g) => n + g.count, 0))),
+    credit: raw.credit ?? true,
     models: raw.workload.models ?? 'preload',
     groups,
     churn: {
@@ -234,6 +242,7 @@ function normalise (raw: any): Scenario {
           }
     },
     jobs: raw.workload.jobs.map((j: any) => ({
+      ...(j.from != null ? { from: j.from } : {}),
       atMs: parseDuration(j.at),
       count: j.count ?? 1,
       everyMs: parseDuration(j.every ?? 0),
@@ -277,6 +286,7 @@ function checkMeaning (s: Scenario): Array<Omit<ScenarioProblem, 'line'>> {
     if (last > s.durationMs) problems.push({ path: `workload.jobs[${i}].at`, message: `the job${j.count > 1 ? 's start until' : ' starts at'} ${last} ms, after the scenario's duration (${s.durationMs} ms)` })
     if (j.pipeline != null && j.verify === 'full') problems.push({ path: `workload.jobs[${i}].verify`, message: 'pipeline jobs are verified by spot checks only: say spot (the default) or off' })
     if (j.pipeline != null && (j.canaries ?? 0) > 0) problems.push({ path: `workload.jobs[${i}].canaries`, message: 'pipeline jobs take no canary rows' })
+    if (j.from != null && !names.has(j.from)) problems.push({ path: `workload.jobs[${i}].from`, message: `no node group is named "${j.from}" (groups: ${[...names].join(', ')})` })
     if (j.rowsPerPiece != null && j.rowsPerPiece > j.batch) problems.push({ path: `workload.jobs[${i}].rowsPerPiece`, message: `rowsPerPiece (${j.rowsPerPiece}) is larger than the batch (${j.batch})` })
   })
   if (s.adIntervalMs < MIN_AD_INTERVAL_MS || s.adIntervalMs > MAX_COUNTED_AD_INTERVAL_MS) problems.push({ path: 'adInterval', message: `an ad interval is between ${MIN_AD_INTERVAL_MS} ms and ${MAX_COUNTED_AD_INTERVAL_MS} ms, got ${s.adIntervalMs} ms` })

@@ -83,6 +83,10 @@ export class ThreadPool {
         const r = await thread.ask({ type: 'peers', name }, PROCESS_REPLY_TIMEOUT_MS)
         return r.type === 'peers' ? r.count : 0
       },
+      credit: async () => {
+        const r = await thread.ask({ type: 'credit', name }, PROCESS_REPLY_TIMEOUT_MS)
+        return r.type === 'credit' ? r.credit : null
+      },
       kill: async () => { await stop('kill') },
       leave: async () => { await stop('leave') }
     }

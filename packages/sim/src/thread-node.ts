@@ -6,14 +6,14 @@
 import { parentPort } from 'node:worker_threads'
 import type { ShoalNode } from '@shoal/node'
 import { SessionCache } from '@shoal/runtime'
-import { preloadModels, simNode } from './hosts.js'
-import type { HostContext } from './hosts.js'
+import { nodeCredit, preloadModels, simNode } from './hosts.js'
+import type { HostContext, NodeCredit } from './hosts.js'
 import type { ModelProfile } from './models.js'
 import type { PlannedNode } from './plan.js'
 
 export type ToThread =
   | { type: 'start', id: number, node: PlannedNode, bootstrap: string[], context: Omit<HostContext, 'models' | 'shared'>, models: Array<ModelProfile & { cid: string }> }
-  | { type: 'peers', id: number, name: string }
+  | { type: 'peers' | 'credit', id: number, name: string }
   | { type: 'kill' | 'leave', id: number, name: string }
   | { type: 'close', id: number }
 
@@ -21,6 +21,7 @@ export type FromThread =
   | { type: 'ready', id: number, peerId: string, addrs: string[] }
   | { type: 'error', id: number, message: string }
   | { type: 'peers', id: number, count: number }
+  | { type: 'credit', id: number, credit: NodeCredit | null }
   | { type: 'done', id: number }
 
 const nodes = new Map<string, ShoalNode>()
@@ -51,6 +52,11 @@ async function handle (message: ToThread): Promise<void> {
     case 'peers':
       reply({ type: 'peers', id: message.id, count: nodes.get(message.name)?.libp2p.services.capacity.peers.size ?? 0 })
       return
+    case 'credit': {
+      const node = nodes.get(message.name)
+      reply({ type: 'credit', id: message.id, credit: node == null ? null : nodeCredit(node) })
+      return
+    }
     case 'kill':
     case 'leave': {
       const node = nodes.get(message.name)

@@ -1,6 +1,6 @@
 import { Ajv } from 'ajv'
 import { describe, expect, it } from 'vitest'
-import { METRICS_SCHEMA, nodeMetrics, renderReport, summary, throughput, unionLength } from '../src/index.js'
+import { METRICS_SCHEMA, nodeMetrics, renderReport, servedByGroup, summary, throughput, unionLength } from '../src/index.js'
 import type { SimMetrics } from '../src/index.js'
 
 function sample (): SimMetrics {
@@ -27,7 +27,8 @@ function sample (): SimMetrics {
     convergenceMs: 20,
     runMs: 1000,
     lostPieces: 0,
-    jobs: [{ id: 'job-0', model: 'generated:8x1', batch: 30, inputSeed: 3, submittedAtMs: 0, endedAtMs: 900, wallMs: 900, state: 'done', pieces: 3, piecesDone: 3, retries: 1, duplicates: 0, bytesSent: 100, bytesReceived: 50, bytesMoved: 150, lostPieces: 0, correct: null, verification: { policy: 'spot', checkedPieces: 3, extraRows: 30, mismatches: 1, excluded: ['a-1'], canaryRows: 0 } }],
+    served: [],
+    jobs: [{ id: 'job-0', from: 'client', submitter: 'client', model: 'generated:8x1', batch: 30, inputSeed: 3, submittedAtMs: 0, endedAtMs: 900, wallMs: 900, state: 'done', pieces: 3, piecesDone: 3, retries: 1, duplicates: 0, bytesSent: 100, bytesReceived: 50, bytesMoved: 150, lostPieces: 0, correct: null, verification: { policy: 'spot', checkedPieces: 3, extraRows: 30, mismatches: 1, excluded: ['a-1'], canaryRows: 0 } }],
     nodeStats: nodeMetrics(nodes, attempts, 1000),
     events: [{ atMs: 300, kind: 'kill', node: 'a-1', doneAtMs: 300 }],
     attempts,
@@ -73,6 +74,27 @@ describe('metrics', () => {
     expect(s).toMatchObject({ nodes: 2, convergenceMs: 20, computeMode: 'delay' })
     expect(s.attempts).toBeUndefined()
     expect(s.nodeStats).toBeUndefined()
+  })
+})
+
+describe('who got served', () => {
+  it('per submitting group, in order of first submission: jobs, how many ended, mean and longest times; unfinished jobs count but have no time', () => {
+    const job = (id: string, from: string, submittedAtMs: number, wallMs: number | null): any => ({ id, from, submittedAtMs, endedAtMs: wallMs == null ? null : submittedAtMs + wallMs, wallMs, state: wallMs == null ? 'unfinished' : 'done' })
+    const served = servedByGroup([job('j0', 'riders', 100, 3000), job('j1', 'givers', 0, 1000), job('j2', 'givers', 50, 2000), job('j3', 'riders', 200, null)])
+    expect(served).toEqual([
+      { from: 'givers', jobs: 2, done: 2, meanWallMs: 1500, maxWallMs: 2000, firstSubmittedMs: 0, lastEndedMs: 2050 },
+      { from: 'riders', jobs: 2, done: 1, meanWallMs: 3000, maxWallMs: 3000, firstSubmittedMs: 100, lastEndedMs: 3100 }
+    ])
+    const m = sample()
+    m.jobs = [{ ...m.jobs[0], from: 'givers', submitter: 'givers-0' }]
+    m.served = servedByGroup(m.jobs)
+    m.nodeStats[0].credit = { earnedReceipts: 3, earnedWork: 120, submitters: 1, issuedWork: 40, creditors: 2 }
+    const html = renderReport(m)
+    expect(html).toContain('<h2>Who got served</h2>')
+    expect(html).toContain('<td>givers</td><td>1</td><td>1</td><td>900 ms</td>')
+    expect(html).toContain('<td>job-0</td><td>givers-0</td>')
+    expect(html).toContain('<td>3 (120)</td><td>40 to 2</td>')
+    expect(renderReport(sample())).not.toContain('Who got served')
   })
 })
 

@@ -79,6 +79,23 @@ describe('plans', () => {
     ])
   })
 
+  it('free riders take no pieces; jobs from a group keep their group, the rest are the client\'s; a group that does not exist is named', () => {
+    const plan = planScenario(parseScenario(`seed: 1
+credit: false
+nodes:
+  - { name: givers, count: 2 }
+  - { name: riders, count: 2, serve: false }
+workload:
+  jobs:
+    - { at: 0s, batch: 10, count: 2, from: riders }
+    - { at: 1s, batch: 10 }
+`))
+    expect(plan.nodes.map(n => [n.name, n.serve ?? true])).toEqual([['givers-0', true], ['givers-1', true], ['riders-0', false], ['riders-1', false]])
+    expect(plan.jobs.map(j => j.from)).toEqual(['riders', 'riders', undefined])
+    expect(parseScenario('nodes: [{ count: 1 }]\nworkload: { jobs: [{ at: 0s, batch: 1 }] }').credit).toBe(true)
+    expect(() => parseScenario('nodes: [{ name: a, count: 1 }]\nworkload: { jobs: [{ at: 0s, batch: 1, from: b }] }')).toThrow(/workload.jobs\[0\].from.*no node group is named "b" \(groups: a\)/s)
+  })
+
   it('the generator is a fixed stream per seed', () => {
     const a = seededRandom(1)
     const b = seededRandom(1)

@@ -9,7 +9,7 @@ import type { TensorHeader, TensorInfo } from '@shoal/protocol'
 import { mismatchWithModel, SandboxError } from '@shoal/runtime'
 import { raceSignal } from 'race-signal'
 import type { PieceRuntime, Tensor } from '@shoal/runtime'
-import { DEFAULT_MAX_PIECE_MS, FETCH_ANSWER_MARGIN_MS, HEADER_TIMEOUT_MS, INPUT_IDLE_MS, MAX_INBOUND_INFER_STREAMS, MIN_INPUT_BYTES_PER_S, NEWCOMER_SHARE, SLOT_KEEP_MS, SLOT_WAIT_MS } from '../constants.js'
+import { DEFAULT_MAX_PIECE_MS, FETCH_ANSWER_MARGIN_MS, HEADER_TIMEOUT_MS, INPUT_IDLE_MS, MAX_INBOUND_INFER_STREAMS, MIN_INPUT_BYTES_PER_S, NEWCOMER_SHARE, PRIORITY_HOLD_MS, SLOT_KEEP_MS, SLOT_QUEUE_MS, SLOT_QUEUE_PER_SLOT, SLOT_WAIT_MS } from '../constants.js'
 import { drainData, readDataParts, readMessage, streamChannel, writeMessageAndData } from './frames.js'
 import type { Channel } from './frames.js'
 import type { NodeMetrics } from '../metrics.js'
@@ -106,6 +106,8 @@ export class InferenceService implements Startable {
   private readonly log: Logger
   private readonly slots: SlotShares
   private waitingPieces = 0
+  /** Pieces waiting for a slot (their headers read), in arrival order. */
+  private readonly queued: Array<{ peer: string, inputBytes: number, granted: (ok: boolean) => void }> = []
 
   constructor (components: InferenceServiceComponents, init: InferenceServiceInit) {
     this.components = components
@@ -143,6 +145,8 @@ export class InferenceService implements Startable {
 
   async stop (): Promise<void> {
     await this.components.registrar.unhandle(INFER_PROTOCOL)
+    // pieces waiting for a slot are answered OVERLOADED: they may run elsewhere
+    for (const entry of this.queued.splice(0)) entry.granted(false)
   }
 
   /** Serves one piece on `channel` (a libp2p stream or a direct connection) for `remotePeer`. */
@@ -164,9 +168,11 @@ export class InferenceService implements Startable {
       return
     }
     const total = inputs.reduce((n, t) => n + t.byteLength, 0)
-    const refusal = this.init.servesModel?.(request.modelCid) === false
+    let refusal = this.init.servesModel?.(request.modelCid) === false
       ? { code: Code.MODEL_UNAVAILABLE, message: `this node's volunteer does not serve model ${request.modelCid} (--serve-model, --refuse-model)` }
       : this.admit(remotePeer.toString(), total)
+    // every slot taken: the piece waits a moment for one, rather than idle a slot that frees meanwhile
+    if (refusal?.slot === true && await this.waitForSlot(remotePeer.toString(), total, signal)) refusal = undefined
     if (refusal != null) {
       this.log('refused piece %d of job %s from %p: %s - %s', request.pieceId, request.jobId, remotePeer, refusal.code, refusal.message)
       await drainData(lp, total, signal).catch(() => {})
@@ -240,8 +246,59 @@ export class InferenceService implements Startable {
     } finally {
       release()
       computing()
-      this.slots.release(remotePeer.toString(), Date.now())
+      const now = Date.now()
+      this.slots.release(remotePeer.toString(), now)
+      // a submitter of more credit than any waiting keeps its slot a moment for its next piece
+      const self = remotePeer.toString()
+      if (this.queued.length > 0 && !this.queued.some(q => q.peer === self) && this.slots.reserveFor(self, this.queued.map(q => q.peer), now + PRIORITY_HOLD_MS)) {
+        setTimeout(() => { this.grantWaiting() }, PRIORITY_HOLD_MS + 1).unref?.()
+      } else {
+        this.grantWaiting()
+      }
       this.init.onLoadChange?.()
+    }
+  }
+
+  /**
+   * Waits up to SLOT_QUEUE_MS for a slot (at most SLOT_QUEUE_PER_SLOT pieces per slot wait, at least
+   * 8, and a peer's no more than the node's slots); true once one is granted to it.
+   */
+  private async waitForSlot (peer: string, inputBytes: number, signal: AbortSignal): Promise<boolean> {
+    const max = Math.max(8, this.init.maxConcurrency * SLOT_QUEUE_PER_SLOT)
+    if (this.queued.length >= max || this.queued.filter(q => q.peer === peer).length >= Math.max(1, this.init.maxConcurrency)) return false
+    return await new Promise<boolean>(resolve => {
+      const entry = {
+        peer,
+        inputBytes,
+        granted: (ok: boolean) => {
+          clearTimeout(timer)
+          signal.removeEventListener('abort', giveUp)
+          resolve(ok)
+        }
+      }
+      const giveUp = (): void => {
+        const i = this.queued.indexOf(entry)
+        if (i >= 0) this.queued.splice(i, 1)
+        entry.granted(false)
+      }
+      const timer = setTimeout(giveUp, SLOT_QUEUE_MS)
+      signal.addEventListener('abort', giveUp, { once: true })
+      this.queued.push(entry)
+      // a slot may be free but kept for peers turned away before: those come first, within SLOT_KEEP_MS
+    })
+  }
+
+  /** Free slots go to waiting pieces at once: the submitter of most credit first (slot-shares.ts `pick`). */
+  private grantWaiting (): void {
+    while (this.queued.length > 0 && this.slots.free(Date.now()) && this.init.notServing?.() == null) {
+      const i = this.slots.pick(this.queued.map(q => q.peer))
+      const [entry] = this.queued.splice(i, 1)
+      if (this.memoryRefusal(entry.inputBytes) != null) {
+        entry.granted(false)
+        continue
+      }
+      this.slots.grant(entry.peer, Date.now(), this.queued.some(q => q.peer !== entry.peer))
+      entry.granted(true)
     }
   }
 
@@ -284,22 +341,28 @@ export class InferenceService implements Startable {
    * will), or the memory limit, no free slot, or free slots kept for peers turned away before
    * (OVERLOADED: not the piece's fault, later or elsewhere it may run).
    */
-  private admit (peer: string, inputBytes: number): { code: InferResponse.Code, message: string } | undefined {
+  private admit (peer: string, inputBytes: number): { code: InferResponse.Code, message: string, slot?: true } | undefined {
     const resting = this.init.notServing?.()
     if (resting != null) return { code: Code.OVERLOADED, message: `this node takes no new pieces now: ${resting}` }
-    const limit = this.init.maxMemoryBytes
-    if (limit > 0) {
-      if (inputBytes > limit) {
-        return { code: Code.BAD_INPUT, message: `the piece's ${inputBytes} bytes of inputs are over this node's memory limit of ${limit} bytes (--max-memory)` }
-      }
-      // the node's own process and the sandbox's children, where the models run
-      const inUse = (this.init.memoryInUse ?? (() => process.memoryUsage.rss() + (this.init.sessions.memoryBytes?.() ?? 0)))()
-      if (inUse + inputBytes > limit) {
-        return { code: Code.OVERLOADED, message: `using ${inUse} bytes of memory; with this piece's ${inputBytes} bytes of inputs that is over its limit of ${limit} bytes (--max-memory)` }
-      }
-    }
+    const memory = this.memoryRefusal(inputBytes)
+    if (memory != null) return memory
     const busy = this.slots.take(peer, Date.now())
-    return busy == null ? undefined : { code: Code.OVERLOADED, message: busy }
+    return busy == null ? undefined : { code: Code.OVERLOADED, message: busy, slot: true }
+  }
+
+  /** Why the memory limit keeps a piece of `inputBytes` out now, if it does. */
+  private memoryRefusal (inputBytes: number): { code: InferResponse.Code, message: string } | undefined {
+    const limit = this.init.maxMemoryBytes
+    if (limit <= 0) return undefined
+    if (inputBytes > limit) {
+      return { code: Code.BAD_INPUT, message: `the piece's ${inputBytes} bytes of inputs are over this node's memory limit of ${limit} bytes (--max-memory)` }
+    }
+    // the node's own process and the sandbox's children, where the models run
+    const inUse = (this.init.memoryInUse ?? (() => process.memoryUsage.rss() + (this.init.sessions.memoryBytes?.() ?? 0)))()
+    if (inUse + inputBytes > limit) {
+      return { code: Code.OVERLOADED, message: `using ${inUse} bytes of memory; with this piece's ${inputBytes} bytes of inputs that is over its limit of ${limit} bytes (--max-memory)` }
+    }
+    return undefined
   }
 
   /** The signed commitment to an answer (docs/protocol.md 6.3). */

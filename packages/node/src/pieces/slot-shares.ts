@@ -27,6 +27,8 @@ export class SlotShares {
 
   /** Slots given while more peers waited than slots were free (the newcomers' turn comes round in these). */
   private contended = 0
+  /** A free slot kept a moment for the peer that released it (`reserveFor`). */
+  private reservation?: { peer: string, until: number }
 
   constructor (
     private readonly slots: number,
@@ -54,6 +56,18 @@ export class SlotShares {
    */
   take (peer: string, now: number): string | undefined {
     this.expire(now)
+    if (this.reservation != null && now < this.reservation.until) {
+      if (this.reservation.peer !== peer) {
+        this.wait(peer, now)
+        return 'the free slot is kept a moment for a peer that did more work for this node; try again shortly'
+      }
+      this.reservation = undefined
+      this.waiting.delete(peer)
+      this.held.set(peer, this.holding(peer) + 1)
+      this.total++
+      return undefined
+    }
+    this.reservation = undefined
     if (this.total >= this.slots) {
       this.wait(peer, now)
       return `running ${this.total} pieces, the most this node takes at once`
@@ -78,6 +92,56 @@ export class SlotShares {
     this.total++
     if (this.waiting.size === 0 || this.total >= this.slots) this.keptSince = null
     return undefined
+  }
+
+  /**
+   * Of requests waiting at this node for a slot now (`askers`, in their arrival order), the one a free
+   * slot goes to: the asker of most credit (the earliest among equals), except that one such grant in
+   * every `1 / newcomerShare` goes to the earliest asker of no credit; without priority, the earliest.
+   */
+  pick (askers: string[]): number {
+    if (this.priority == null || askers.length < 2) return 0
+    const credit = askers.map(p => this.priority!(p))
+    const every = Math.max(1, Math.round(1 / this.newcomerShare))
+    if (new Set(askers).size > 1 && this.contended % every === every - 1) {
+      const newcomer = credit.findIndex(c => !(c > 0))
+      if (newcomer >= 0) return newcomer
+    }
+    let best = 0
+    for (let i = 1; i < askers.length; i++) if (credit[i] > credit[best]) best = i
+    return best
+  }
+
+  /** Gives `peer` a free slot now (a waiting request `pick` chose); `contended` when others waited with it. */
+  grant (peer: string, now: number, contended: boolean): void {
+    this.expire(now)
+    if (contended) this.contended++
+    this.waiting.delete(peer)
+    this.held.set(peer, this.holding(peer) + 1)
+    this.total++
+    if (this.waiting.size === 0 || this.total >= this.slots) this.keptSince = null
+  }
+
+  /** Whether a slot is free for a waiting piece now: not all taken, none kept a moment for one peer. */
+  free (now: number): boolean {
+    if (this.reservation != null && now >= this.reservation.until) this.reservation = undefined
+    return this.total < this.slots && this.reservation == null
+  }
+
+  /**
+   * `peer` just released a slot while `askers` wait: keeps it for `peer` until `until` when its credit
+   * is above every asker's (and it is not the newcomers' turn). True if it did.
+   */
+  reserveFor (peer: string, askers: string[], until: number): boolean {
+    if (this.priority == null || this.total >= this.slots) return false
+    const mine = this.priority(peer)
+    if (!(mine > 0)) return false
+    const credit = askers.map(p => this.priority!(p))
+    const every = Math.max(1, Math.round(1 / this.newcomerShare))
+    if (this.contended % every === every - 1 && credit.some(c => !(c > 0))) return false
+    if (credit.some(c => c >= mine)) return false
+    this.reservation = { peer, until }
+    return true
   }
 
   release (peer: string, now: number): void {
