@@ -43,12 +43,12 @@ function expectClean (metrics: SimMetrics): void {
 describe('shoal sim: the example scenarios, reduced', async () => {
   const names = (await readdir(EXAMPLES)).filter(f => f.endsWith('.yaml')).sort()
 
-  it('ships the eight documented examples', () => {
-    expect(names).toEqual(['cheaters.yaml', 'churn-30.yaml', 'flash-crowd.yaml', 'gpu-mix.yaml', 'mesh-50.yaml', 'pipeline.yaml', 'steady.yaml', 'stragglers.yaml'])
+  it('ships the nine documented examples', () => {
+    expect(names).toEqual(['cheaters.yaml', 'churn-30.yaml', 'flash-crowd.yaml', 'free-riders.yaml', 'gpu-mix.yaml', 'mesh-50.yaml', 'pipeline.yaml', 'steady.yaml', 'stragglers.yaml'])
   })
 
-  // cheaters.yaml has its own test below (one run of it costs 10 s)
-  for (const name of names.filter(n => n !== 'cheaters.yaml')) {
+  // cheaters.yaml and free-riders.yaml have their own tests below (one run of either costs 10 s)
+  for (const name of names.filter(n => n !== 'cheaters.yaml' && n !== 'free-riders.yaml')) {
     it(`${name} finishes every job with no lost piece; metrics and report are written`, async () => {
       const scenario = reduced(await example(name))
       const metrics = await runSimulation(scenario, { file: name })
@@ -142,6 +142,28 @@ describe('shoal sim: cheating nodes', () => {
     const html = await readFile(files.report, 'utf8')
     expect(html).toContain('excluded at')
     expect(html).toContain('⊘')
+  }, 120_000)
+})
+
+describe('shoal sim: contributors and free riders', () => {
+  it('free-riders.yaml: jobs come from the groups\' nodes in turn; free riders serve nothing and earn nothing, contributors earn receipts; the report says who got served', async () => {
+    const scenario = reduced(await example('free-riders.yaml'))
+    const metrics = await runSimulation(scenario, { file: 'free-riders.yaml' })
+    expectClean(metrics)
+    const from = metrics.jobs.map(j => [j.from, j.submitter])
+    expect(from.filter(([f]) => f === 'contributor').map(([, n]) => n).sort()).toEqual(['contributor-0', 'contributor-0', 'contributor-1', 'contributor-1', 'contributor-2', 'contributor-3'])
+    expect(from.filter(([f]) => f === 'freerider').map(([, n]) => n).sort()).toEqual(['freerider-0', 'freerider-1', 'freerider-2'])
+    const riders = metrics.nodeStats.filter(n => n.group === 'freerider')
+    const contributors = metrics.nodeStats.filter(n => n.group === 'contributor')
+    for (const r of riders) expect([r.piecesDone, r.credit?.earnedReceipts]).toEqual([0, 0])
+    // each that submitted signed receipts for the contributors' work
+    for (const r of riders.filter(r => from.some(([, n]) => n === r.name))) expect(r.credit!.issuedWork).toBeGreaterThan(0)
+    expect(contributors.every(c => c.piecesDone > 0 && c.credit!.earnedReceipts > 0)).toBe(true)
+    expect(metrics.served.map(s => [s.from, s.jobs, s.done])).toEqual([['contributor', 6, 6], ['freerider', 3, 3]])
+    const html = await readFile((await writeOutputs(await tempDir('shoal-sim-out-'), metrics)).report, 'utf8')
+    expect(html).toContain('<h2>Who got served</h2>')
+    // free riders cannot submit from other processes' nodes: a clear error, not a silent client job
+    await expect(runSimulation(scenario, { threads: 2 })).rejects.toThrow(/need every node in this process/)
   }, 120_000)
 })
 
