@@ -15,6 +15,7 @@ const FILES: Record<string, () => Promise<{ commands: Record<string, Command> }>
   'node status': async () => await import('./commands/node-status.js'),
   'node pause': async () => await import('./commands/node-pause.js'),
   'node resume': async () => await import('./commands/node-pause.js'),
+  'node dashboard': async () => await import('./commands/node-dashboard.js'),
   peers: async () => await import('./commands/peers.js'),
   id: async () => await import('./commands/id.js'),
   run: async () => await import('./commands/run.js'),

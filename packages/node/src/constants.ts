@@ -401,5 +401,9 @@ export const RECEIPT_TIMEOUT_MS = 10_000
 /** credit.json and receipts.json are written at most this often. */
 export const CREDIT_SAVE_DELAY_MS = 1_000
 
+/** What the node did for others is sampled this often for the dashboard's history, the newest MAX_HISTORY_SAMPLES kept (24 hours). */
+export const HISTORY_SAMPLE_MS = 30_000
+export const MAX_HISTORY_SAMPLES = 2880
+
 /** The share of contended slots kept for peers with no credit here (docs/trust.md, "Credit"). */
 export const NEWCOMER_SHARE = 0.15

@@ -10,7 +10,8 @@ import { raceSignal } from 'race-signal'
 import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
 import type { Calibration, ModelInfo, PieceRuntime, Tensor } from '@shoal/runtime'
 import { apiRoutes, ApiServer } from './api/index.js'
-import { INCOMPATIBLE_VERSIONS, KEPT_FINISHED_JOBS, MAX_JOB_PEERS, MAX_PIPELINES, MAX_PROVEN_PEERS, NAME_REPUBLISH_MS, NAME_TIMEOUT_MS, SHOAL_VERSION, ASSUMED_FETCH_BYTES_PER_MS, MODEL_FETCH_SETUP_MS, MAX_REQUEST_ROUTERS, REQUEST_STREAMS_PER_PEER, SESSION_START_MS, BATCH_MAX_PIECE_ROWS, BATCH_MAX_ROWS, ASSUMED_SESSION_BYTES_PER_MS } from './constants.js'
+import { DASHBOARD_HEADERS, DASHBOARD_PAGES } from './api/dashboard.js'
+import { INCOMPATIBLE_VERSIONS, KEPT_FINISHED_JOBS, MAX_JOB_PEERS, MAX_PIPELINES, MAX_PROVEN_PEERS, NAME_REPUBLISH_MS, NAME_TIMEOUT_MS, SHOAL_VERSION, ASSUMED_FETCH_BYTES_PER_MS, MODEL_FETCH_SETUP_MS, MAX_REQUEST_ROUTERS, REQUEST_STREAMS_PER_PEER, SESSION_START_MS, BATCH_MAX_PIECE_ROWS, BATCH_MAX_ROWS, ASSUMED_SESSION_BYTES_PER_MS, HISTORY_SAMPLE_MS, MAX_HISTORY_SAMPLES } from './constants.js'
 import { createShoalLibp2p, detectHardware } from './mesh/index.js'
 import { swarmKeyFingerprint } from './mesh/swarm-key.js'
 import type { MeshTuning, ShoalLibp2p, PeerEvent } from './mesh/index.js'
@@ -115,6 +116,8 @@ export interface NodeStatus {
   contributed: Contribution
   /** Contribution credit: receipts this node holds for its work, what it signed for peers', peers' credit here (docs/trust.md, "Credit"). */
   credit: CreditView
+  /** Its models: how many, the bytes they take, and the storage quota (--max-storage). */
+  storage: { models: number, usedBytes: number, maxBytes: number }
   /** Whether it takes new pieces now, and its volunteer's preferences that decide it (docs/operators.md, "What you give"). */
   serving: ServingView & { serveModels: string[], refuseModels: string[], cpuShare: number }
 }
@@ -125,6 +128,18 @@ export interface ApiInfo {
   token: string
   pid: number
   peerId: string
+}
+
+/** What the node had done for others at a moment (the dashboard's history, `GET /v1/history`). */
+export interface HistorySample {
+  /** ms since the epoch. */
+  at: number
+  pieces: number
+  rows: number
+  computeSeconds: number
+  /** Work units of the receipts it holds, and of those it signed for peers. */
+  earnedWork: number
+  issuedWork: number
 }
 
 export interface ShoalNodeInit {
@@ -231,6 +246,8 @@ export class ShoalNode {
   /** Contribution credit: receipts given and earned, peers' credit (`<data dir>/credit.json`, `receipts.json`). */
   private creditKeeper?: CreditKeeper
   private servingGate?: ServingGate
+  private readonly samples: HistorySample[] = []
+  private historyTimer?: ReturnType<typeof setInterval>
   /** The volunteer's model preferences, parsed. */
   private readonly modelPrefs: { serve: ModelPattern[], refuse: ModelPattern[] }
   /** Names this node resolved, by the CID they name (bounded): what --serve-model and --refuse-model names match. */
@@ -340,6 +357,11 @@ export class ShoalNode {
       .add('libp2p', async () => { await this.startLibp2p(privateKey) }, async () => { await this.libp2pNode?.stop() })
       // receipts on their way go out before libp2p stops; credit.json and receipts.json are saved
       .add('credit', async () => { await credit.start(this.libp2p) }, async () => { await credit.stop() })
+      .add('history', async () => {
+        this.sample()
+        this.historyTimer = setInterval(() => { this.sample() }, HISTORY_SAMPLE_MS)
+        this.historyTimer.unref?.()
+      }, async () => { clearInterval(this.historyTimer) })
       .add('API', async () => { await this.startApi() }, async () => { await this.stopApi() })
     await this.lifecycle.start()
   }
@@ -428,7 +450,7 @@ export class ShoalNode {
   private async startApi (): Promise<void> {
     if (this.init.api === false) return
     const files = dataDirFiles(this.config.dataDir)
-    this.api = new ApiServer({ port: this.config.apiPort, routes: apiRoutes(this) })
+    this.api = new ApiServer({ port: this.config.apiPort, routes: apiRoutes(this), pages: DASHBOARD_PAGES, pageHeaders: DASHBOARD_HEADERS })
     await this.api.start()
     const info: ApiInfo = { url: this.api.url, token: this.api.token, pid: process.pid, peerId: this.peerId }
     await writePrivateFile(files.api, JSON.stringify(info, null, 2) + '\n')
@@ -892,6 +914,7 @@ export class ShoalNode {
       memory: { rssBytes: process.memoryUsage.rss(), heapUsedBytes: process.memoryUsage().heapUsed },
       contributed: this.metrics.contributed(),
       credit: this.creditKeeper!.view(),
+      storage: { models: this.models.list().length, usedBytes: this.models.list().reduce((n, m) => n + m.bytes, 0), maxBytes: this.config.maxStorageBytes },
       serving: { ...this.servingGate!.view(), serveModels: this.config.serveModels, refuseModels: this.config.refuseModels, cpuShare: this.config.cpuShare }
     }
   }
@@ -909,6 +932,21 @@ export class ShoalNode {
     this.knownNames.delete(name.cid)
     this.knownNames.set(name.cid, [...list, name].slice(-8))
     if (this.knownNames.size > 1024) this.knownNames.delete(this.knownNames.keys().next().value as string)
+  }
+
+  private sample (): void {
+    const c = this.metrics.contributed()
+    const credit = this.creditKeeper?.view()
+    this.samples.push({ at: Date.now(), pieces: c.pieces, rows: c.rows, computeSeconds: c.computeSeconds, earnedWork: credit?.earned.work ?? 0, issuedWork: credit?.issued.work ?? 0 })
+    if (this.samples.length > MAX_HISTORY_SAMPLES) this.samples.shift()
+  }
+
+  /** What the node did for others over time, oldest first, one sample every HISTORY_SAMPLE_MS (and one now). */
+  history (): { intervalMs: number, samples: HistorySample[] } {
+    this.sample()
+    const samples = [...this.samples]
+    this.samples.pop()
+    return { intervalMs: HISTORY_SAMPLE_MS, samples }
   }
 
   /** Takes no new pieces from now on, also after a restart (`shoal node pause`); pieces running finish. */

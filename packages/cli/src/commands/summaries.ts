@@ -5,6 +5,7 @@ export const SUMMARIES: Record<string, string> = {
   'node status': 'show what the running node is doing',
   'node pause': 'stop taking new pieces from peers (also across a restart); pieces running finish',
   'node resume': 'take pieces from peers again, as the node\'s preferences allow',
+  'node dashboard': 'print the address of the running node\'s dashboard (a live page on its API port)',
   'peers': 'list the peers the running node sees, with their capacity',
   'id': 'print the node\'s peer id (and addresses, if it is running)',
   'run': 'run a batch through a model, split across the mesh',

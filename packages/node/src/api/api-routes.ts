@@ -157,6 +157,7 @@ export function apiRoutes (node: ShoalNode): Record<string, Route> {
     'GET /metrics': async () => new RawBody(Buffer.from(await node.metrics.text()), METRICS_CONTENT_TYPE),
     'GET /v1/id': () => ({ peerId: node.peerId, addrs: node.addrs, version: SHOAL_VERSION }),
     'GET /v1/status': () => node.status(),
+    'GET /v1/history': () => node.history(),
     'POST /v1/node/pause': async () => await node.pause(),
     'POST /v1/node/resume': async () => await node.resume(),
     'GET /v1/peers': () => node.peers(),

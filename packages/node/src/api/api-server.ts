@@ -90,6 +90,9 @@ export interface ApiServerInit {
   port: number
   /** 'GET /v1/peers' -> handler */
   routes: Record<string, Route>
+  /** Static pages served to GET without the token (they hold no data: the dashboard), by path, with their headers. */
+  pages?: Record<string, { body: Uint8Array, type: string }>
+  pageHeaders?: Record<string, string>
 }
 
 /**
@@ -148,6 +151,12 @@ export class ApiServer {
       const text = JSON.stringify(body) + '\n'
       res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
       res.end(text)
+    }
+    const page = req.method === 'GET' ? this.init.pages?.[new URL(req.url ?? '/', 'http://localhost').pathname] : undefined
+    if (page != null) {
+      res.writeHead(200, { ...this.init.pageHeaders, 'content-type': page.type, 'content-length': page.body.byteLength })
+      res.end(page.body)
+      return
     }
     try {
       if (!this.authorised(req)) throw new HttpError(401, 'missing or wrong API token: send "Authorization: Bearer <token>" with the token from <data dir>/api.json')
