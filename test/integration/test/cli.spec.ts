@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process'
-import { copyFile } from 'node:fs/promises'
+import { copyFile, readFile } from 'node:fs/promises'
 import { connect, createServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import os from 'node:os'
@@ -83,6 +83,22 @@ describe('shoal CLI, three node processes', () => {
     expect(text.stdout).toMatch(/peer table\s+2 peers/)
     expect(text.stdout).toContain(`direct       TLS on 127.0.0.1 port ${status.direct.port as number}`)
     expect(text.stdout).toContain('serving      taking pieces from peers')
+  })
+
+  it('`shoal node dashboard` prints the page\'s address with the token in its fragment; the page needs no token, the data it shows does', async () => {
+    const printed = (await runCli(['node', 'dashboard', '--data-dir', dirs[1]])).stdout.trim()
+    const info = JSON.parse(await readFile(join(dirs[1], 'api.json'), 'utf8'))
+    expect(printed).toBe(`${info.url as string}/dashboard#token=${info.token as string}`)
+    expect(JSON.parse((await runCli(['node', 'dashboard', '--json', '--data-dir', dirs[1]])).stdout)).toEqual({ url: printed })
+    const page = await fetch(printed.slice(0, printed.indexOf('#')))
+    expect(page.status).toBe(200)
+    expect(page.headers.get('content-security-policy')).toMatch(/default-src 'none'; script-src 'self'/)
+    expect(await page.text()).toContain('<script src="/dashboard.js" defer></script>')
+    expect((await fetch(`${info.url as string}/v1/history`)).status).toBe(401)
+    const history = await (await fetch(`${info.url as string}/v1/history`, { headers: { authorization: `Bearer ${info.token as string}` } })).json()
+    expect(history.intervalMs).toBe(30_000)
+    expect(history.samples.length).toBeGreaterThanOrEqual(1)
+    expect(Object.keys(history.samples[0]).sort()).toEqual(['at', 'computeSeconds', 'earnedWork', 'issuedWork', 'pieces', 'rows'])
   })
 
   it('`shoal node pause` and `resume`: no new pieces, shown by status and in the ad the peers see, until resumed', async () => {

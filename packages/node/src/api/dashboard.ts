@@ -22,12 +22,12 @@ const HTML = `<!doctype html>
 <main>
 <section id="serving-card" class="card"><h2>Serving</h2><p id="serving"></p><p id="preferences" class="muted"></p><p><button id="pause" type="button" hidden>Pause</button><button id="resume" type="button" hidden>Resume</button></p></section>
 <section class="card"><h2>Contributed</h2><dl id="contributed"></dl><svg id="history" viewBox="0 0 300 60" preserveAspectRatio="none" role="img" aria-label="pieces done over time"></svg><p id="history-note" class="muted"></p></section>
-<section class="card"><h2>Credit</h2><dl id="credit"></dl><table id="creditors"><thead><tr><th>peer</th><th>direct</th><th>via others</th></tr></thead><tbody></tbody></table></section>
+<section class="card"><h2>Credit</h2><dl id="credit"></dl><div class="scroll"><table id="creditors"><thead><tr><th>peer</th><th>direct</th><th>via others</th></tr></thead><tbody></tbody></table></div></section>
 <section class="card"><h2>Running now</h2><dl id="running"></dl></section>
 <section class="card wide"><h2>Mesh</h2><p id="mesh-note" class="muted"></p><svg id="mesh" viewBox="-110 -110 220 220" role="img" aria-label="the peers this node sees"></svg>
-<table id="peers"><thead><tr><th>peer</th><th>link</th><th>providers</th><th>free</th><th>standing</th><th>models</th></tr></thead><tbody></tbody></table></section>
-<section class="card wide"><h2>Jobs from this node</h2><table id="jobs"><thead><tr><th>job</th><th>state</th><th>progress</th><th>peers</th><th>time</th></tr></thead><tbody></tbody></table><p id="jobs-note" class="muted"></p></section>
-<section class="card wide"><h2>Models</h2><p id="storage" class="muted"></p><table id="models"><thead><tr><th>model</th><th>name</th><th>size</th><th>flags</th></tr></thead><tbody></tbody></table></section>
+<div class="scroll"><table id="peers"><thead><tr><th>peer</th><th>link</th><th>providers</th><th>free</th><th>standing</th><th>models</th></tr></thead><tbody></tbody></table></div></section>
+<section class="card wide"><h2>Jobs from this node</h2><div class="scroll"><table id="jobs"><thead><tr><th>job</th><th>state</th><th>progress</th><th>peers</th><th>time</th></tr></thead><tbody></tbody></table></div><p id="jobs-note" class="muted"></p></section>
+<section class="card wide"><h2>Models</h2><p id="storage" class="muted"></p><div class="scroll"><table id="models"><thead><tr><th>model</th><th>name</th><th>size</th><th>flags</th></tr></thead><tbody></tbody></table></div></section>
 </main>
 </body>
 </html>
@@ -48,7 +48,8 @@ main { display: grid; gap: 12px; padding: 12px 16px 24px; grid-template-columns:
 .mono { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 12px; }
 dl { display: grid; grid-template-columns: auto 1fr; gap: 2px 12px; margin: 0; }
 dt { color: var(--muted); } dd { margin: 0; overflow-wrap: anywhere; }
-table { width: 100%; border-collapse: collapse; font-size: 13px; display: block; overflow-x: auto; }
+table { width: 100%; border-collapse: collapse; font-size: 13px; }
+.scroll { overflow-x: auto; max-width: 100%; }
 th, td { text-align: left; padding: 4px 8px 4px 0; border-bottom: 1px solid var(--line); white-space: nowrap; }
 td.peer { max-width: 12em; overflow: hidden; text-overflow: ellipsis; }
 .ok { color: var(--ok); } .warn { color: var(--warn); } .bad { color: var(--bad); }
@@ -118,7 +119,7 @@ const JS = `'use strict'
     fill('credit', [['receipts earned', e.receipts + ' from ' + e.submitters + ' submitters'], ['work earned', units(e.work) + ' units'], ['receipts signed', s.credit.issued.receipts + ' (' + units(s.credit.issued.work) + ' units)'], ['half-life', s.credit.halfLifeDays + ' days']])
     rows('creditors', s.credit.peers.slice(0, 10), p => [h('td', { class: 'peer mono', title: p.peerId }, short(p.peerId)), units(p.direct), units(p.transitive)], 'No peer has done work for this node yet.')
     const cap = s.capacity
-    fill('running', [['slots', (cap.limits.maxConcurrency - cap.freeSlots) + ' of ' + cap.limits.maxConcurrency + ' busy'], ['waiting', cap.queueLength + ' pieces'], ['providers', cap.providers.map(p => p.name + ' ' + p.gflops + ' GFLOP/s').join(', ') || 'none'], ['memory', bytes(s.memory.rssBytes)], ['reachable', s.reachability]])
+    fill('running', [['slots', s.running + ' of ' + cap.limits.maxConcurrency + ' busy' + (v.accepting ? '' : ' (taking no new pieces)')], ['waiting', cap.queueLength + ' pieces'], ['providers', cap.providers.map(p => p.name + ' ' + p.gflops + ' GFLOP/s').join(', ') || 'none'], ['memory', bytes(s.memory.rssBytes)], ['reachable', s.reachability]])
     $('storage').textContent = s.storage.models + ' models, ' + bytes(s.storage.usedBytes) + ' of ' + bytes(s.storage.maxBytes) + ' used'
   }
 
