@@ -6,10 +6,9 @@ import { lpStream } from '@libp2p/utils'
 import { resolveConfig, ShoalNode } from '@shoal/node'
 import { Receipt, RECEIPT_PROTOCOL, ReceiptAck, ReceiptBatch, receiptPayload } from '@shoal/protocol'
 import { buildCalibrationModel } from '@shoal/runtime/calibration-model'
-import { SessionCache } from '@shoal/runtime'
 import type { PieceRuntime, Tensor } from '@shoal/runtime'
 import { afterEach, describe, expect, it } from 'vitest'
-import { FIXED_CALIBRATION, startNode, stopAll, tempDir, TEST_AD_INTERVAL_MS, waitFor, withDynamicBatch } from './helpers.js'
+import { delayedRuntime, FIXED_CALIBRATION, startNode, stopAll, tempDir, TEST_AD_INTERVAL_MS, waitFor, withDynamicBatch } from './helpers.js'
 
 let nodes: ShoalNode[] = []
 afterEach(async () => {
@@ -20,18 +19,6 @@ afterEach(async () => {
 const model = withDynamicBatch(buildCalibrationModel({ batch: 1, width: 64, layers: 2 }))
 const rows = (n: number, seed = 1): Record<string, Tensor> => ({ input: { dtype: 'float32', dims: [n, 64], data: new Uint8Array(Float32Array.from({ length: n * 64 }, (_, i) => Math.sin(i + seed)).buffer) } })
 
-/** ONNX Runtime's answer, after `delayMs` more: a worker whose pieces take a known time, so that jobs contend for its slots. */
-function delayedRuntime (delayMs: number): PieceRuntime {
-  const real = new SessionCache({ providers: ['cpu'], cpuThreads: 1 })
-  return {
-    run: async (cid, load, inputs, options) => {
-      const result = await real.run(cid, load, inputs, options)
-      await new Promise(resolve => setTimeout(resolve, delayMs))
-      return result
-    },
-    close: async () => { await real.close() }
-  }
-}
 
 async function node (bootstrap: string[], flags: Record<string, unknown> = {}, init: { runtime?: PieceRuntime, dataDir?: string } = {}): Promise<ShoalNode> {
   const config = await resolveConfig({ dataDir: init.dataDir ?? await tempDir(), flags: { listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, mdns: false, adIntervalMs: TEST_AD_INTERVAL_MS, cpuThreads: 1, peersOnly: true, ...flags }, env: {} })

@@ -3,12 +3,11 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { resolveConfig, ShoalNode } from '@shoal/node'
 import { buildCalibrationModel } from '@shoal/runtime/calibration-model'
-import { SessionCache } from '@shoal/runtime'
 import type { PieceRuntime, Tensor } from '@shoal/runtime'
 import { chromium } from 'playwright-core'
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { FIXED_CALIBRATION, stopAll, tempDir, TEST_AD_INTERVAL_MS, waitFor, withDynamicBatch } from './helpers.js'
+import { delayedRuntime, FIXED_CALIBRATION, stopAll, tempDir, TEST_AD_INTERVAL_MS, waitFor, withDynamicBatch } from './helpers.js'
 
 // Debian's Chromium, which the README's test line installs (scripts/system-packages.mjs) when it runs
 // as root, as CI does; without root and without Chromium these tests cannot run, and say so.
@@ -21,17 +20,6 @@ const rows = (n: number): Record<string, Tensor> => ({ input: { dtype: 'float32'
 /** What a hostile peer puts in its ad's GPU name: markup, which the page must show as text. */
 const PAYLOAD = '<img src=x onerror="window.__pwned=1">'
 
-function delayedRuntime (delayMs: number): PieceRuntime {
-  const real = new SessionCache({ providers: ['cpu'], cpuThreads: 1 })
-  return {
-    run: async (cid, load, inputs, options) => {
-      const result = await real.run(cid, load, inputs, options)
-      await new Promise(resolve => setTimeout(resolve, delayMs))
-      return result
-    },
-    close: async () => { await real.close() }
-  }
-}
 
 async function node (bootstrap: string[], options: { api?: boolean, gpu?: string, runtime?: PieceRuntime } = {}): Promise<ShoalNode> {
   const config = await resolveConfig({ dataDir: await tempDir(), flags: { listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, mdns: false, adIntervalMs: TEST_AD_INTERVAL_MS, cpuThreads: 1, peersOnly: true, maxConcurrency: 1 }, env: {} })

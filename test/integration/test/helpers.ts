@@ -156,3 +156,16 @@ export function metricValue (text: string, sample: string): number | undefined {
   const line = text.split('\n').find(l => l.startsWith(sample + ' '))
   return line == null ? undefined : Number(line.slice(sample.length + 1))
 }
+
+/** ONNX Runtime's answer, `delayMs` after it (one thread): a worker whose pieces take a known time, so that tests can see them running or contending. */
+export function delayedRuntime (delayMs: number): PieceRuntime {
+  const real = new SessionCache({ providers: ['cpu'], cpuThreads: 1 })
+  return {
+    run: async (cid, load, inputs, options) => {
+      const result = await real.run(cid, load, inputs, options)
+      await new Promise(resolve => setTimeout(resolve, delayMs))
+      return result
+    },
+    close: async () => { await real.close() }
+  }
+}

@@ -3,10 +3,9 @@ import { resolveConfig, ShoalNode } from '@shoal/node'
 import { runRemotePiece } from '@shoal/node/wire'
 import { InferResponse } from '@shoal/protocol'
 import { buildCalibrationModel } from '@shoal/runtime/calibration-model'
-import { SessionCache } from '@shoal/runtime'
 import type { PieceRuntime, Tensor } from '@shoal/runtime'
 import { afterEach, describe, expect, it } from 'vitest'
-import { FIXED_CALIBRATION, stopAll, tempDir, TEST_AD_INTERVAL_MS, waitFor, withDynamicBatch } from './helpers.js'
+import { delayedRuntime, FIXED_CALIBRATION, stopAll, tempDir, TEST_AD_INTERVAL_MS, waitFor, withDynamicBatch } from './helpers.js'
 
 let nodes: ShoalNode[] = []
 afterEach(async () => {
@@ -18,18 +17,6 @@ const model = withDynamicBatch(buildCalibrationModel({ batch: 1, width: 64, laye
 const other = withDynamicBatch(buildCalibrationModel({ batch: 1, width: 32, layers: 1 }))
 const rows = (n: number, width = 64): Record<string, Tensor> => ({ input: { dtype: 'float32', dims: [n, width], data: new Uint8Array(Float32Array.from({ length: n * width }, (_, i) => Math.cos(i)).buffer) } })
 
-/** ONNX Runtime's answer, `delayMs` later: a piece that is still running when the test pauses its worker. */
-function delayedRuntime (delayMs: number): PieceRuntime {
-  const real = new SessionCache({ providers: ['cpu'], cpuThreads: 1 })
-  return {
-    run: async (cid, load, inputs, options) => {
-      const result = await real.run(cid, load, inputs, options)
-      await new Promise(resolve => setTimeout(resolve, delayMs))
-      return result
-    },
-    close: async () => { await real.close() }
-  }
-}
 
 async function node (bootstrap: string[], flags: Record<string, unknown> = {}, init: Partial<ConstructorParameters<typeof ShoalNode>[0]> & { dataDir?: string } = {}): Promise<ShoalNode> {
   const config = await resolveConfig({ dataDir: init.dataDir ?? await tempDir(), flags: { listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, mdns: false, adIntervalMs: TEST_AD_INTERVAL_MS, cpuThreads: 1, peersOnly: true, ...flags }, env: {} })
