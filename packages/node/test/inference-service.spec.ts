@@ -167,6 +167,24 @@ describe('InferenceService: the worker side of a piece', () => {
     expect(order).toEqual(['first', 'credited', 'newcomer'])
   })
 
+  it('one peer cannot fill the wait: beyond as many waiting pieces as the node has slots, its next are refused at once; others still wait', async () => {
+    const s = service({ maxConcurrency: 1 }, async () => await new Promise(() => {}))
+    void piece(s, 1)
+    await new Promise(resolve => setTimeout(resolve, 5))
+    const waiting = piece(s, 1)
+    const started = performance.now()
+    const flood = await Promise.all(Array.from({ length: 5 }, async () => await piece(s, 1)))
+    expect(flood.map(a => a.code)).toEqual(Array(5).fill(Code.OVERLOADED))
+    expect(performance.now() - started).toBeLessThan(SLOT_QUEUE_MS / 2)
+    // another peer's piece is let wait (it is answered only when the wait ends)
+    const c = channel()
+    c.send(header(1))
+    c.send(x(1).data)
+    const other = s.serve(c, PEER_B).then(() => performance.now() - started)
+    expect(await other).toBeGreaterThanOrEqual(SLOT_QUEUE_MS - 5)
+    expect((await waiting).code).toBe(Code.OVERLOADED)
+  })
+
   it('a piece that waited for a slot in vain is answered OVERLOADED', async () => {
     const s = service({ maxConcurrency: 1 }, async () => await new Promise(() => {}))
     void piece(s, 1)
