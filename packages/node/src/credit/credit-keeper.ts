@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises'
 import { peerIdFromMultihash, peerIdFromString } from '@libp2p/peer-id'
 import type { Connection, PeerId, PrivateKey, Stream } from '@libp2p/interface'
 import {
-  checkReceipt, decodeReceiptBatch, MAX_RECEIPT_BATCH_BYTES, MAX_RECEIPTS_PER_BATCH, Receipt, RECEIPT_PROTOCOL, ReceiptAck, ReceiptBatch, receiptPayload
+  checkReceipt, decodeReceiptBatch, MAX_RECEIPT_BATCH_BYTES, Receipt, RECEIPT_PROTOCOL, ReceiptAck, ReceiptBatch, receiptPayload
 } from '@shoal/protocol'
 import type { SignedReceipt } from '@shoal/protocol'
 import { CreditLedger } from '@shoal/scheduler'
