@@ -678,7 +678,8 @@ export class ShoalNode {
         onWrongAnswer: deps.onWrongAnswer,
         // a row's work units: the model's measured cost, or what this answer took at the peer's advertised speed
         onKept: kept => {
-          const gflops = this.jobCandidates(modelCid).find(c => c.peerId === kept.peerId)?.gflops ?? 0
+          // one peer's ad, not the candidate list again: this runs for every request answered
+          const gflops = Math.max(0, ...(this.libp2p.services.capacity.peers.get(kept.peerId)?.capacity.providers ?? []).map(p => p.gflops))
           const unitsPerRow = this.costs.msPerRow(modelCid, 1) ?? Math.max(1e-3, kept.ms / kept.rows * gflops)
           this.creditKeeper?.requestAnswered({ peerId: kept.peerId, modelCid, rows: kept.rows, unitsPerRow, checked: kept.checked })
         }
@@ -917,9 +918,14 @@ export class ShoalNode {
       contributed: this.metrics.contributed(),
       credit: this.creditKeeper!.view(),
       running: this.libp2pNode?.services.inference.running ?? 0,
-      storage: { models: this.models.list().length, usedBytes: this.models.list().reduce((n, m) => n + m.bytes, 0), maxBytes: this.config.maxStorageBytes },
+      storage: this.storage(),
       serving: { ...this.servingGate!.view(), serveModels: this.config.serveModels, refuseModels: this.config.refuseModels, cpuShare: this.config.cpuShare }
     }
+  }
+
+  private storage (): NodeStatus['storage'] {
+    const models = this.models.list()
+    return { models: models.length, usedBytes: models.reduce((n, m) => n + m.bytes, 0), maxBytes: this.config.maxStorageBytes }
   }
 
   /** Whether the volunteer lets this node serve pieces of the model (--serve-model, --refuse-model). */
@@ -937,19 +943,21 @@ export class ShoalNode {
     if (this.knownNames.size > 1024) this.knownNames.delete(this.knownNames.keys().next().value as string)
   }
 
-  private sample (): void {
+  /** What the node has done for others so far. */
+  private snapshot (): HistorySample {
     const c = this.metrics.contributed()
     const credit = this.creditKeeper?.view()
-    this.samples.push({ at: Date.now(), pieces: c.pieces, rows: c.rows, computeSeconds: c.computeSeconds, earnedWork: credit?.earned.work ?? 0, issuedWork: credit?.issued.work ?? 0 })
+    return { at: Date.now(), pieces: c.pieces, rows: c.rows, computeSeconds: c.computeSeconds, earnedWork: credit?.earned.work ?? 0, issuedWork: credit?.issued.work ?? 0 }
+  }
+
+  private sample (): void {
+    this.samples.push(this.snapshot())
     if (this.samples.length > MAX_HISTORY_SAMPLES) this.samples.shift()
   }
 
   /** What the node did for others over time, oldest first, one sample every HISTORY_SAMPLE_MS (and one now). */
   history (): { intervalMs: number, samples: HistorySample[] } {
-    this.sample()
-    const samples = [...this.samples]
-    this.samples.pop()
-    return { intervalMs: HISTORY_SAMPLE_MS, samples }
+    return { intervalMs: HISTORY_SAMPLE_MS, samples: [...this.samples, this.snapshot()] }
   }
 
   /** Takes no new pieces from now on, also after a restart (`shoal node pause`); pieces running finish. */
@@ -962,13 +970,14 @@ export class ShoalNode {
     return await this.servingGate!.resume()
   }
 
-  private localCapacity ():  ReturnType<Parameters<typeof createShoalLibp2p>[0]['capacity']['local']> {
+  private localCapacity (): ReturnType<Parameters<typeof createShoalLibp2p>[0]['capacity']['local']> {
     const { config } = this
     const calibration = this.calibrationResult
     const held = this.models.list().map(m => m.cid)
-    const models = held.filter(cid => this.servesModel(cid)).slice(0, MAX_AD_MODELS)
-    // the refusals it can name: CIDs given, and models it holds that its preferences refuse
-    const refused = [...new Set([...this.modelPrefs.refuse.flatMap(p => p.kind === 'cid' ? [p.cid] : []), ...held.filter(cid => !models.includes(cid))])]
+    const served = held.filter(cid => this.servesModel(cid))
+    const models = served.slice(0, MAX_AD_MODELS)
+    // the refusals it can name: CIDs given, and models it holds that its preferences refuse (never one it serves)
+    const refused = [...new Set([...this.modelPrefs.refuse.flatMap(p => p.kind === 'cid' ? [p.cid] : []), ...held.filter(cid => !served.includes(cid))])]
     return {
       hardware: detectHardware(),
       gpu: calibration?.gpu ?? null,
@@ -986,7 +995,7 @@ export class ShoalNode {
       warmModels: (this.sessions instanceof BatchingRuntime ? this.sessions.recentModels() : []).filter(cid => models.includes(cid)).slice(0, MAX_AD_WARM_MODELS),
       paused: this.servingGate?.accepting === false,
       listedOnly: this.modelPrefs.serve.length > 0,
-      refusedModels: refused.filter(cid => !models.includes(cid)).slice(0, MAX_AD_REFUSED_MODELS)
+      refusedModels: refused.slice(0, MAX_AD_REFUSED_MODELS)
     }
   }
 

@@ -62,9 +62,7 @@ export class SlotShares {
         return 'the free slot is kept a moment for a peer that did more work for this node; try again shortly'
       }
       this.reservation = undefined
-      this.waiting.delete(peer)
-      this.held.set(peer, this.holding(peer) + 1)
-      this.total++
+      this.hold(peer)
       return undefined
     }
     this.reservation = undefined
@@ -87,10 +85,7 @@ export class SlotShares {
       }
       this.contended++
     }
-    this.waiting.delete(peer)
-    this.held.set(peer, this.holding(peer) + 1)
-    this.total++
-    if (this.waiting.size === 0 || this.total >= this.slots) this.keptSince = null
+    this.hold(peer)
     return undefined
   }
 
@@ -102,8 +97,7 @@ export class SlotShares {
   pick (askers: string[]): number {
     if (this.priority == null || askers.length < 2) return 0
     const credit = askers.map(p => this.priority!(p))
-    const every = Math.max(1, Math.round(1 / this.newcomerShare))
-    if (new Set(askers).size > 1 && this.contended % every === every - 1) {
+    if (new Set(askers).size > 1 && this.newcomersTurn()) {
       const newcomer = credit.findIndex(c => !(c > 0))
       if (newcomer >= 0) return newcomer
     }
@@ -116,10 +110,21 @@ export class SlotShares {
   grant (peer: string, now: number, contended: boolean): void {
     this.expire(now)
     if (contended) this.contended++
+    this.hold(peer)
+  }
+
+  /** `peer` takes a slot: it no longer waits, and the slots stop being kept once nobody does or none is free. */
+  private hold (peer: string): void {
     this.waiting.delete(peer)
     this.held.set(peer, this.holding(peer) + 1)
     this.total++
     if (this.waiting.size === 0 || this.total >= this.slots) this.keptSince = null
+  }
+
+  /** This contended grant is the newcomers' (one in every `1 / newcomerShare`). */
+  private newcomersTurn (): boolean {
+    const every = Math.max(1, Math.round(1 / this.newcomerShare))
+    return this.contended % every === every - 1
   }
 
   /** Whether a slot is free for a waiting piece now: not all taken, none kept a moment for one peer. */
@@ -137,8 +142,7 @@ export class SlotShares {
     const mine = this.priority(peer)
     if (!(mine > 0)) return false
     const credit = askers.map(p => this.priority!(p))
-    const every = Math.max(1, Math.round(1 / this.newcomerShare))
-    if (this.contended % every === every - 1 && credit.some(c => !(c > 0))) return false
+    if (this.newcomersTurn() && credit.some(c => !(c > 0))) return false
     if (credit.some(c => c >= mine)) return false
     this.reservation = { peer, until }
     return true
@@ -163,8 +167,7 @@ export class SlotShares {
     const credit = new Map(asking.map(p => [p, this.priority!(p)]))
     // the waiting map is oldest first; sort is stable
     const order = [...asking].sort((a, b) => credit.get(b)! - credit.get(a)!)
-    const every = Math.max(1, Math.round(1 / this.newcomerShare))
-    if (this.contended % every === every - 1) {
+    if (this.newcomersTurn()) {
       const newcomer = asking.find(p => !(credit.get(p)! > 0))
       if (newcomer != null) order.unshift(newcomer)
     }
