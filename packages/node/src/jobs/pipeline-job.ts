@@ -300,9 +300,8 @@ export class PipelineJob extends SubmittedJob {
   }
 
   private async schedule (): Promise<JobResult> {
-    const update = (): void => { for (const s of this.stages) s.scheduler.setPeers(this.peersFor(s), this.now()) }
-    update()
-    const unsubscribe = this.deps.onPeersChanged(() => { update(); this.wake() })
+    // each pass reads the peers (below): news of the mesh (every ad, every connection) only wakes the loop
+    const unsubscribe = this.deps.onPeersChanged(() => { this.wake() })
     // since when each stage has had work waiting and no peer at all to serve it
     const unserved = new Map<number, number>()
     try {
